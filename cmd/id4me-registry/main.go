@@ -1,0 +1,140 @@
+// Command id4me-registry runs the ID4me registry: its gRPC API, its HTTP listener, its
+// database migrations and its operator bootstrap.
+//
+//	id4me-registry serve [flags]          run the service
+//	id4me-registry migrate [flags]        apply the database migrations and exit
+//	id4me-registry admin bootstrap        create an operator credential; print its secret
+//	id4me-registry version                print the version
+//
+// Every flag has an environment variable: --grpc-addr is ID4ME_GRPC_ADDR, and so on.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "id4me-registry:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: id4me-registry <command> [flags]
+
+commands:
+  serve             run the registry (gRPC API, HTTP listener with /metrics)
+  migrate           apply the database migrations and exit
+  admin bootstrap   create an operator credential and print its secret
+  dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
+  version           print the version
+
+Run "id4me-registry <command> -h" for a command's flags. Every flag can also be set by an
+environment variable: ID4ME_ and the flag's name in upper case, "-" as "_" (--grpc-addr is
+ID4ME_GRPC_ADDR).
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("a command is required")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr)
+	case "admin":
+		if len(args) < 2 || args[1] != "bootstrap" {
+			fmt.Fprint(stderr, usage)
+			return errors.New(`"admin" needs a subcommand: bootstrap`)
+		}
+		return bootstrap(ctx, args[2:], stdout, stderr)
+	case "dev-dns":
+		return devDNS(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " (" + s.Value + ")"
+			}
+		}
+		v += " " + bi.GoVersion
+	}
+	return "id4me-registry " + v
+}
+
+// parseFlags parses args into fs, then fills every flag not given on the command line from
+// its environment variable (ID4ME_<NAME>).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envName(f.Name)
+		v, ok := os.LookupEnv(env)
+		if given[f.Name] || !ok || err != nil {
+			return
+		}
+		if sl, isList := f.Value.(*stringList); isList {
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					sl.Set(item)
+				}
+			}
+			return
+		}
+		if e := f.Value.Set(v); e != nil {
+			err = fmt.Errorf("%s=%q: %w", env, v, e)
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return "ID4ME_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// stringList is a repeatable string flag; its environment variable is comma-separated.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

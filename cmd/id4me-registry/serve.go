@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/registry"
+	"github.com/id4me/id4me-registry/server"
+)
+
+type serveFlags struct {
+	grpcAddr, httpAddr, db                 string
+	tlsCert, tlsKey, clientCA              string
+	dev                                    bool
+	dnsServers                             stringList
+	dnsQuorum                              int
+	dnsTimeout                             time.Duration
+	challengeTTL                           time.Duration
+	challengeMaxAttempts                   int
+	authorityIssuer                        string
+	agentRate                              float64
+	agentBurst                             int
+	logLevel, logFormat                    string
+	shutdownTimeout                        time.Duration
+}
+
+func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
+	f := &serveFlags{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9443", "gRPC listen address")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address (/metrics, /healthz)")
+	fs.StringVar(&f.db, "db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain (PEM); without it a self-signed certificate is made")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
+	fs.StringVar(&f.clientCA, "client-ca", "", "CA certificates (PEM) agents' client certificates must chain to; without it, only pinned keys count")
+	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, http:// loopback endpoints, prints a bootstrap operator credential")
+	fs.Var(&f.dnsServers, "dns-server", "nameserver host:port asked as the authoritative server of every zone (repeatable); default: find each zone's nameservers through the system resolver")
+	fs.IntVar(&f.dnsQuorum, "dns-quorum", 0, "how many answering nameservers must serve the challenge record; 0 means all that answer")
+	fs.DurationVar(&f.dnsTimeout, "dns-timeout", 10*time.Second, "bound on one whole DNS check")
+	fs.DurationVar(&f.challengeTTL, "challenge-ttl", time.Hour, "how long a challenge can be used")
+	fs.IntVar(&f.challengeMaxAttempts, "challenge-max-attempts", 20, "failed DNS checks after which a challenge is invalid")
+	fs.StringVar(&f.authorityIssuer, "authority-issuer", "", "this registry's authority (host or https URL) that _openid records should name; empty skips the check")
+	fs.Float64Var(&f.agentRate, "agent-rate", 100, "calls per second each agent may make (token bucket); 0 for no limit")
+	fs.IntVar(&f.agentBurst, "agent-burst", 200, "burst of the per-agent limit")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long calls in flight may finish after SIGTERM")
+	return fs, f
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := serveFlagSet(stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := loadTLS(f, log)
+	if err != nil {
+		return err
+	}
+	if f.dev && !(isLoopbackListen(f.grpcAddr) && isLoopbackListen(f.httpAddr)) {
+		return errors.New("--dev listens on loopback addresses only; drop --dev to listen elsewhere")
+	}
+
+	store, err := openStore(ctx, f.db, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	metrics := server.NewMetrics(promRegistry)
+	verifier, err := dnsverify.New(dnsverify.Config{
+		Servers: f.dnsServers, Quorum: f.dnsQuorum, Timeout: f.dnsTimeout, OnQuery: metrics.DNSQuery,
+	})
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	svc, err := registry.New(registry.Config{
+		Store: store, DNS: verifier, OpenID: verifier, AuthorityIssuer: f.authorityIssuer,
+		ChallengeTTL: f.challengeTTL, ChallengeMaxAttempts: f.challengeMaxAttempts,
+		AllowLoopbackHTTP: f.dev, Observer: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	limit := rate.Limit(f.agentRate)
+	if f.agentRate <= 0 {
+		limit = rate.Inf
+	}
+	srv, err := server.New(server.Config{
+		Service: svc, Logger: log, TLS: tlsCfg, AllowPlaintextLoopback: f.dev,
+		AgentRate: limit, AgentBurst: f.agentBurst, Prometheus: promRegistry,
+	})
+	if err != nil {
+		return err
+	}
+
+	if f.dev {
+		if err := devBootstrap(ctx, svc, stdout); err != nil {
+			return err
+		}
+	}
+
+	gl, err := net.Listen("tcp", f.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	hl, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "db", redactDSN(f.db), "dev", f.dev, "version", versionString())
+	fmt.Fprintf(stdout, "gRPC on %s, HTTPS on %s (metrics: https://%s/metrics)\n", gl.Addr(), hl.Addr(), hl.Addr())
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeGRPC(gl) }()
+	go func() { errc <- srv.ServeHTTPS(hl) }()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing calls in flight", "timeout", f.shutdownTimeout)
+	case err = <-errc:
+		log.Error("listener failed", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	log.Info("stopped")
+	return err
+}
+
+// devBootstrap makes sure a dev instance has an operator credential, printing a new one.
+func devBootstrap(ctx context.Context, svc *registry.Service, stdout io.Writer) error {
+	n, err := svc.CountOperators(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintln(stdout, "An operator credential exists already; `id4me-registry admin bootstrap --force` makes another.")
+		return nil
+	}
+	_, secret, err := svc.CreateOperatorCredential(ctx, registry.System, "dev bootstrap")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Bootstrap operator credential (shown once):\n  export ID4ME_ADMIN_TOKEN=%s\n", secret)
+	return nil
+}
+
+func loadTLS(f *serveFlags, log *slog.Logger) (*tls.Config, error) {
+	var cert tls.Certificate
+	switch {
+	case f.tlsCert != "" && f.tlsKey != "":
+		c, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		cert = c
+	case f.tlsCert != "" || f.tlsKey != "":
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	default:
+		c, fp, err := server.DevCertificate()
+		if err != nil {
+			return nil, err
+		}
+		cert = c
+		log.Warn("no --tls-cert given: serving a self-signed certificate", "sha256", fp)
+	}
+	if cert.Leaf != nil {
+		sum := sha256.Sum256(cert.Leaf.Raw)
+		log.Debug("server certificate", "sha256", hex.EncodeToString(sum[:]))
+	}
+	return server.ServerTLSConfig(cert, f.clientCA)
+}
+
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}

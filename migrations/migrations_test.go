@@ -1,0 +1,103 @@
+package migrations_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+
+	_ "github.com/glebarez/go-sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/id4me/id4me-registry/migrations"
+)
+
+func TestSQLite(t *testing.T) {
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "m.db")+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	testUp(t, db, migrations.SQLite)
+}
+
+func TestPostgres(t *testing.T) {
+	dsn := os.Getenv("ID4ME_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("ID4ME_TEST_POSTGRES_DSN not set")
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "migrations_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
+
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	testUp(t, db, migrations.Postgres)
+}
+
+func testUp(t *testing.T, db *sql.DB, d migrations.Dialect) {
+	t.Helper()
+	ctx := context.Background()
+	latest, err := migrations.Latest(d)
+	if err != nil || latest < 1 {
+		t.Fatalf("Latest = %d, %v; want ≥ 1", latest, err)
+	}
+	if v, err := migrations.Version(ctx, db, d); err != nil || v != 0 {
+		t.Fatalf("Version of an empty database = %d, %v; want 0", v, err)
+	}
+	st, err := migrations.Status(ctx, db, d)
+	if err != nil || len(st) == 0 || st[0].Applied {
+		t.Fatalf("Status before Up = %+v, %v; want pending migrations", st, err)
+	}
+
+	for i := range 2 { // the second Up has nothing to do
+		if err := migrations.Up(ctx, db, d); err != nil {
+			t.Fatalf("Up #%d: %v", i+1, err)
+		}
+		if v, err := migrations.Version(ctx, db, d); err != nil || v != latest {
+			t.Fatalf("Version after Up #%d = %d, %v; want %d", i+1, v, err, latest)
+		}
+	}
+	st, err = migrations.Status(ctx, db, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if !s.Applied || s.AppliedAt.IsZero() || s.Name == "" {
+			t.Errorf("after Up: %+v, want applied", s)
+		}
+	}
+	if got := st[len(st)-1].Version; got != latest {
+		t.Errorf("newest status version = %d, want %d", got, latest)
+	}
+	// The schema is there: every table answers.
+	for _, table := range []string{"agents", "agent_client_certs", "credentials", "challenges", "identities", "identifiers", "journal"} {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Errorf("table %s: %v", table, err)
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/id4me/id4me-registry/acme"
+)
+
+// challengeView is how a challenge appears in the journal.
+type challengeView struct {
+	ID         string `json:"id"`
+	AgentID    string `json:"agent_id"`
+	Identifier string `json:"identifier"`
+	Purpose    string `json:"purpose"`
+	Status     string `json:"status"`
+	Attempts   int    `json:"attempts"`
+	Problem    string `json:"problem,omitempty"`
+}
+
+func viewChallenge(c Challenge) challengeView {
+	v := challengeView{c.ID, c.AgentID, c.Identifier, string(c.Purpose), string(c.Status), c.Attempts, ""}
+	if c.Problem != nil {
+		v.Problem = c.Problem.Reason
+	}
+	return v
+}
+
+// RecordName returns the owner name of the challenge's TXT record.
+func (c Challenge) RecordName() string { return acme.RecordName(c.Identifier) }
+
+// RecordValue returns the TXT value the challenge expects.
+func (c Challenge) RecordValue() string { return acme.RecordValue(c.KeyAuthorization) }
+
+// CreateChallenge starts a dns-01 challenge for an identifier, bound to the agent and the
+// purpose. A register challenge for a name already registered is refused at once
+// (IDENTIFIER_TAKEN) so the agent does not publish a record in vain.
+func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier string, purpose Purpose) (Challenge, error) {
+	name, err := ParseIdentifier(identifier)
+	if err != nil {
+		return Challenge{}, err
+	}
+	switch purpose {
+	case PurposeRegister:
+	case PurposeTransfer:
+		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_UNSUPPORTED", "transfers are not offered by this registry yet")
+	default:
+		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_REGISTER or PURPOSE_TRANSFER")
+	}
+	agent, err := s.store.GetAgent(ctx, actor.ID)
+	if err != nil {
+		return Challenge{}, err
+	}
+	if _, err := s.store.GetIdentifier(ctx, name.ASCII); err == nil {
+		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is already registered", name.ASCII)
+	} else if KindOf(err) != KindNotFound {
+		return Challenge{}, err
+	}
+	token, err := acme.NewToken()
+	if err != nil {
+		return Challenge{}, fmt.Errorf("challenge token: %w", err)
+	}
+	now := s.now()
+	c := Challenge{
+		ID: newID(ChallengeIDPrefix), AgentID: agent.ID, Identifier: name.ASCII, Purpose: purpose,
+		Token: token, KeyAuthorization: acme.KeyAuthorization(token, agent.AccountKeyThumbprint),
+		Status: ChallengePending, CreateTime: now, ExpireTime: now.Add(s.cfg.ChallengeTTL),
+	}
+	err = s.store.Tx(ctx, func(tx Tx) error {
+		if err := tx.CreateChallenge(ctx, c); err != nil {
+			return err
+		}
+		return s.journal(ctx, tx, now, actor, "challenge.create", "challenge", c.ID, nil, viewChallenge(c))
+	})
+	if err != nil {
+		return Challenge{}, fmt.Errorf("create challenge: %w", err)
+	}
+	return c, nil
+}
+
+// GetChallenge returns one of the agent's challenges, with its status as of now.
+func (s *Service) GetChallenge(ctx context.Context, actor Actor, id string) (Challenge, error) {
+	c, err := s.ownChallenge(ctx, s.store, actor, id)
+	if err != nil {
+		return Challenge{}, err
+	}
+	c.Status = c.StatusAt(s.now())
+	return c, nil
+}
+
+// ownChallenge reads a challenge of the actor's; another agent's reads as not found.
+func (s *Service) ownChallenge(ctx context.Context, r Reader, actor Actor, id string) (Challenge, error) {
+	if id == "" {
+		return Challenge{}, Errorf(KindInvalidArgument, "CHALLENGE_ID_REQUIRED", "id is required")
+	}
+	c, err := r.GetChallenge(ctx, id)
+	if err != nil {
+		return Challenge{}, err
+	}
+	if c.AgentID != actor.ID {
+		return Challenge{}, Errorf(KindNotFound, "CHALLENGE_NOT_FOUND", "challenge %s not found", id)
+	}
+	return c, nil
+}
+
+// unusable returns the error for a challenge that can no longer be checked or used, or nil.
+func unusable(c Challenge, status ChallengeStatus) error {
+	switch status {
+	case ChallengeExpired:
+		return Errorf(KindFailedPrecondition, "CHALLENGE_EXPIRED", "challenge %s expired at %s; create a new one", c.ID, c.ExpireTime.Format("2006-01-02T15:04:05Z07:00"))
+	case ChallengeConsumed:
+		return Errorf(KindFailedPrecondition, "CHALLENGE_CONSUMED", "challenge %s was already used; create a new one", c.ID)
+	case ChallengeInvalid:
+		return Errorf(KindFailedPrecondition, "CHALLENGE_INVALID", "challenge %s failed too many checks; create a new one", c.ID)
+	}
+	return nil
+}
+
+// VerifyChallenge checks the challenge's TXT record on the authoritative nameservers now. A
+// failed check is not an error: the challenge stays pending with a Problem (or turns
+// invalid once its attempts are used up). Checking a valid challenge again returns it as is.
+func (s *Service) VerifyChallenge(ctx context.Context, actor Actor, id string) (Challenge, error) {
+	c, err := s.ownChallenge(ctx, s.store, actor, id)
+	if err != nil {
+		return Challenge{}, err
+	}
+	status := c.StatusAt(s.now())
+	if status == ChallengeValid {
+		return c, nil
+	}
+	if err := unusable(c, status); err != nil {
+		return Challenge{}, err
+	}
+	// The DNS check runs outside any transaction: nothing is locked while we wait on the network.
+	res := s.cfg.DNS.CheckTXT(ctx, c.RecordName(), c.RecordValue())
+	if ctx.Err() != nil {
+		return Challenge{}, Errorf(KindUnavailable, "CANCELLED", "the check was cancelled before it finished")
+	}
+	now := s.now()
+	next := c
+	next.Attempts++
+	outcome := "valid"
+	if res.OK {
+		next.Status, next.Problem, next.ValidateTime = ChallengeValid, nil, now
+	} else {
+		p := &Problem{Reason: "DNS_ERROR", Detail: "the DNS check failed", Queries: res.Queries}
+		if res.Problem != nil {
+			p.Reason, p.Detail = res.Problem.Reason, res.Problem.Detail
+		}
+		next.Problem = p
+		outcome = p.Reason
+		if next.Attempts >= s.cfg.ChallengeMaxAttempts {
+			next.Status = ChallengeInvalid
+		}
+	}
+	err = s.store.Tx(ctx, func(tx Tx) error {
+		if err := tx.UpdateChallenge(ctx, next, c.Status, c.Attempts); err != nil {
+			return err
+		}
+		return s.journal(ctx, tx, now, actor, "challenge.verify", "challenge", c.ID, viewChallenge(c), viewChallenge(next))
+	})
+	if err != nil {
+		return Challenge{}, fmt.Errorf("record challenge check: %w", err)
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ChallengeChecked(outcome)
+	}
+	return next, nil
+}

@@ -1,0 +1,113 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a registry error the way a caller must react to it. The transports map
+// each kind to their own codes (gRPC status codes, HTTP statuses).
+type Kind int
+
+// The kinds of registry errors.
+const (
+	// KindInternal is a failure of the registry itself; the caller may retry later.
+	KindInternal Kind = iota
+	// KindInvalidArgument: the request is malformed or breaks a policy rule.
+	KindInvalidArgument
+	// KindNotFound: the object does not exist, or is not the caller's to see.
+	KindNotFound
+	// KindAlreadyExists: the object (e.g. an identifier) is taken.
+	KindAlreadyExists
+	// KindFailedPrecondition: the object is not in a state that allows the operation.
+	KindFailedPrecondition
+	// KindAborted: a concurrent change won (etag mismatch); re-read and retry.
+	KindAborted
+	// KindPermissionDenied: the caller is known but may not do this.
+	KindPermissionDenied
+	// KindUnauthenticated: the caller's credential is missing or not valid.
+	KindUnauthenticated
+	// KindResourceExhausted: a rate or size limit was hit.
+	KindResourceExhausted
+	// KindUnavailable: a dependency (DNS, database) did not answer in time.
+	KindUnavailable
+)
+
+var kindNames = map[Kind]string{
+	KindInternal:           "internal",
+	KindInvalidArgument:    "invalid argument",
+	KindNotFound:           "not found",
+	KindAlreadyExists:      "already exists",
+	KindFailedPrecondition: "failed precondition",
+	KindAborted:            "aborted",
+	KindPermissionDenied:   "permission denied",
+	KindUnauthenticated:    "unauthenticated",
+	KindResourceExhausted:  "resource exhausted",
+	KindUnavailable:        "unavailable",
+}
+
+// String returns the kind's name.
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Error is a registry error: a kind, a machine-readable reason (UPPER_SNAKE, e.g.
+// IDENTIFIER_TAKEN) and a message a person can act on.
+type Error struct {
+	Kind    Kind
+	Reason  string
+	Message string
+	// Err is the underlying cause, if any; it is not shown to callers.
+	Err error
+}
+
+// Error returns the message, with the cause when there is one.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is an *Error of the same kind whose reason is empty or equal, so
+// errors.Is(err, registry.ErrNotFound) matches every not-found error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok {
+		return false
+	}
+	return t.Kind == e.Kind && (t.Reason == "" || t.Reason == e.Reason)
+}
+
+// Errorf returns an *Error of the given kind and reason with a formatted message.
+func Errorf(kind Kind, reason, format string, args ...any) *Error {
+	return &Error{Kind: kind, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Sentinels for errors.Is; they match any error of their kind.
+var (
+	ErrInvalidArgument    = &Error{Kind: KindInvalidArgument}
+	ErrNotFound           = &Error{Kind: KindNotFound}
+	ErrAlreadyExists      = &Error{Kind: KindAlreadyExists}
+	ErrFailedPrecondition = &Error{Kind: KindFailedPrecondition}
+	ErrAborted            = &Error{Kind: KindAborted}
+	ErrPermissionDenied   = &Error{Kind: KindPermissionDenied}
+	ErrUnauthenticated    = &Error{Kind: KindUnauthenticated}
+	ErrResourceExhausted  = &Error{Kind: KindResourceExhausted}
+	ErrUnavailable        = &Error{Kind: KindUnavailable}
+)
+
+// KindOf returns the kind of err: that of the first *Error in its chain, or KindInternal.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindInternal
+}

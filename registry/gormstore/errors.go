@@ -1,0 +1,134 @@
+package gormstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	sqlite "github.com/glebarez/go-sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// SQLite extended result codes (https://www.sqlite.org/rescode.html).
+const (
+	sqliteBusy                 = 5
+	sqliteConstraintForeignKey = 787
+	sqliteConstraintPrimaryKey = 1555
+	sqliteConstraintUnique     = 2067
+)
+
+// PostgreSQL SQLSTATE codes.
+const (
+	pgUniqueViolation      = "23505"
+	pgForeignKeyViolation  = "23503"
+	pgSerializationFailure = "40001"
+	pgDeadlockDetected     = "40P01"
+)
+
+// Reasons of the errors the store returns besides the *_NOT_FOUND ones.
+const (
+	reasonIdentifierTaken   = "IDENTIFIER_TAKEN"
+	reasonObjectExists      = "OBJECT_EXISTS"
+	reasonConcurrentUpdate  = "CONCURRENT_UPDATE"
+	reasonReferenceNotFound = "REFERENCED_OBJECT_NOT_FOUND"
+	reasonDatabase          = "DATABASE_ERROR"
+	reasonUnavailable       = "DATABASE_UNAVAILABLE"
+)
+
+// dbError turns a database error into a *registry.Error, keeping it as the cause.
+func dbError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *registry.Error
+	if errors.As(err, &re) {
+		return err
+	}
+	var e *registry.Error
+	switch {
+	case isUnique(err):
+		if onIdentifierName(err) {
+			e = registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken, "identifier is taken")
+		} else {
+			e = registry.Errorf(registry.KindAlreadyExists, reasonObjectExists, "object already exists")
+		}
+	case retryable(err):
+		// Tx has given up running the transaction again.
+		e = registry.Errorf(registry.KindAborted, reasonConcurrentUpdate, "transaction lost to a concurrent one")
+	case isForeignKey(err):
+		e = registry.Errorf(registry.KindFailedPrecondition, reasonReferenceNotFound, "a referenced object does not exist")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		e = registry.Errorf(registry.KindUnavailable, reasonUnavailable, "database did not answer in time")
+	default:
+		e = registry.Errorf(registry.KindInternal, reasonDatabase, "database error")
+	}
+	e.Err = err
+	return e
+}
+
+func internal(err error) error {
+	e := registry.Errorf(registry.KindInternal, reasonDatabase, "store error")
+	e.Err = err
+	return e
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == pgUniqueViolation
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqliteConstraintUnique || se.Code() == sqliteConstraintPrimaryKey
+	}
+	return false
+}
+
+func isForeignKey(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == pgForeignKeyViolation
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqliteConstraintForeignKey
+	}
+	return false
+}
+
+// onIdentifierName reports whether a unique violation is on the identifier name.
+func onIdentifierName(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.ConstraintName == "identifiers_pkey"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return strings.Contains(se.Error(), "identifiers.name")
+	}
+	return false
+}
+
+// retryable reports whether a transaction failed only because of a concurrent one and may
+// succeed if run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == pgSerializationFailure || pe.Code == pgDeadlockDetected
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqliteBusy
+	}
+	return false
+}
+
+func notFound(reason, format string, args ...any) error {
+	return registry.Errorf(registry.KindNotFound, reason, format, args...)
+}
+
+func concurrentUpdate(format string, args ...any) error {
+	return registry.Errorf(registry.KindAborted, reasonConcurrentUpdate, format, args...)
+}

@@ -1,0 +1,337 @@
+package gormstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// dbTime is a time as the store keeps it: UTC, truncated to the microsecond (PostgreSQL's
+// precision), NULL for the zero time. On SQLite it is an INTEGER of Unix nanoseconds, so it
+// orders and compares as a number; on PostgreSQL a timestamptz.
+type dbTime time.Time
+
+// GormValue encodes t for the dialect of db.
+func (t dbTime) GormValue(_ context.Context, db *gorm.DB) clause.Expr {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return clause.Expr{SQL: "?", Vars: []any{nil}}
+	}
+	tt = tt.UTC().Truncate(time.Microsecond)
+	if db.Dialector.Name() == "sqlite" {
+		return clause.Expr{SQL: "?", Vars: []any{tt.UnixNano()}}
+	}
+	return clause.Expr{SQL: "?", Vars: []any{tt}}
+}
+
+// Scan decodes a time read from either dialect.
+func (t *dbTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*t = dbTime{}
+	case int64:
+		*t = dbTime(time.Unix(0, v).UTC())
+	case time.Time:
+		*t = dbTime(v.UTC())
+	default:
+		return fmt.Errorf("gormstore: cannot read a time from %T", src)
+	}
+	return nil
+}
+
+// GormDataType tells gorm the field is a time, not a relation.
+func (dbTime) GormDataType() string { return "time" }
+
+type agentRow struct {
+	ID                   string `gorm:"primaryKey"`
+	DisplayName          string
+	ClaimsEndpoint       string
+	Issuer               string
+	AccountKeyJWK        string `gorm:"column:account_key_jwk"`
+	AccountKeyThumbprint string
+	State                string
+	CreateTime           dbTime
+	UpdateTime           dbTime
+	Version              int64
+}
+
+func (agentRow) TableName() string { return "agents" }
+
+func agentToRow(a registry.Agent) agentRow {
+	return agentRow{
+		ID:                   a.ID,
+		DisplayName:          a.DisplayName,
+		ClaimsEndpoint:       a.ClaimsEndpoint,
+		Issuer:               a.Issuer,
+		AccountKeyJWK:        a.AccountKeyJWK,
+		AccountKeyThumbprint: a.AccountKeyThumbprint,
+		State:                string(a.State),
+		CreateTime:           dbTime(a.CreateTime),
+		UpdateTime:           dbTime(a.UpdateTime),
+		Version:              a.Version,
+	}
+}
+
+func (r agentRow) agent(spki []string) registry.Agent {
+	return registry.Agent{
+		ID:                   r.ID,
+		DisplayName:          r.DisplayName,
+		ClaimsEndpoint:       r.ClaimsEndpoint,
+		Issuer:               r.Issuer,
+		AccountKeyJWK:        r.AccountKeyJWK,
+		AccountKeyThumbprint: r.AccountKeyThumbprint,
+		State:                registry.AgentState(r.State),
+		ClientCertSPKI:       spki,
+		CreateTime:           time.Time(r.CreateTime),
+		UpdateTime:           time.Time(r.UpdateTime),
+		Version:              r.Version,
+	}
+}
+
+type certRow struct {
+	SPKISHA256 string `gorm:"column:spki_sha256;primaryKey"`
+	AgentID    string
+}
+
+func (certRow) TableName() string { return "agent_client_certs" }
+
+type credentialRow struct {
+	ID          string `gorm:"primaryKey"`
+	AgentID     *string
+	Description string
+	SecretHash  []byte
+	CreateTime  dbTime
+	RevokeTime  dbTime
+}
+
+func (credentialRow) TableName() string { return "credentials" }
+
+func credentialToRow(c registry.Credential) credentialRow {
+	r := credentialRow{
+		ID:          c.ID,
+		Description: c.Description,
+		SecretHash:  c.SecretHash,
+		CreateTime:  dbTime(c.CreateTime),
+		RevokeTime:  dbTime(c.RevokeTime),
+	}
+	if c.AgentID != "" {
+		r.AgentID = &c.AgentID
+	}
+	if r.SecretHash == nil {
+		r.SecretHash = []byte{} // the column is NOT NULL
+	}
+	return r
+}
+
+func (r credentialRow) credential() registry.Credential {
+	c := registry.Credential{
+		ID:          r.ID,
+		Description: r.Description,
+		SecretHash:  r.SecretHash,
+		CreateTime:  time.Time(r.CreateTime),
+		RevokeTime:  time.Time(r.RevokeTime),
+	}
+	if r.AgentID != nil {
+		c.AgentID = *r.AgentID
+	}
+	return c
+}
+
+type challengeRow struct {
+	ID               string `gorm:"primaryKey"`
+	AgentID          string
+	Identifier       string
+	Purpose          string
+	Token            string
+	KeyAuthorization string
+	Status           string
+	Attempts         int
+	// Problem is the JSON of registry.Problem; NULL when there is none.
+	Problem      *string
+	CreateTime   dbTime
+	ExpireTime   dbTime
+	ValidateTime dbTime
+}
+
+func (challengeRow) TableName() string { return "challenges" }
+
+func challengeToRow(c registry.Challenge) (challengeRow, error) {
+	r := challengeRow{
+		ID:               c.ID,
+		AgentID:          c.AgentID,
+		Identifier:       c.Identifier,
+		Purpose:          string(c.Purpose),
+		Token:            c.Token,
+		KeyAuthorization: c.KeyAuthorization,
+		Status:           string(c.Status),
+		Attempts:         c.Attempts,
+		CreateTime:       dbTime(c.CreateTime),
+		ExpireTime:       dbTime(c.ExpireTime),
+		ValidateTime:     dbTime(c.ValidateTime),
+	}
+	if c.Problem != nil {
+		b, err := json.Marshal(c.Problem)
+		if err != nil {
+			return challengeRow{}, internal(fmt.Errorf("encoding challenge problem: %w", err))
+		}
+		s := string(b)
+		r.Problem = &s
+	}
+	return r, nil
+}
+
+func (r challengeRow) challenge() (registry.Challenge, error) {
+	c := registry.Challenge{
+		ID:               r.ID,
+		AgentID:          r.AgentID,
+		Identifier:       r.Identifier,
+		Purpose:          registry.Purpose(r.Purpose),
+		Token:            r.Token,
+		KeyAuthorization: r.KeyAuthorization,
+		Status:           registry.ChallengeStatus(r.Status),
+		Attempts:         r.Attempts,
+		CreateTime:       time.Time(r.CreateTime),
+		ExpireTime:       time.Time(r.ExpireTime),
+		ValidateTime:     time.Time(r.ValidateTime),
+	}
+	if r.Problem != nil {
+		c.Problem = new(registry.Problem)
+		if err := json.Unmarshal([]byte(*r.Problem), c.Problem); err != nil {
+			return registry.Challenge{}, internal(fmt.Errorf("decoding problem of challenge %s: %w", r.ID, err))
+		}
+	}
+	return c, nil
+}
+
+type identityRow struct {
+	ID          string `gorm:"primaryKey"`
+	SubjectSeed string
+	CreateTime  dbTime
+	RetireTime  dbTime
+}
+
+func (identityRow) TableName() string { return "identities" }
+
+func identityToRow(i registry.Identity) identityRow {
+	return identityRow{
+		ID:          i.ID,
+		SubjectSeed: i.SubjectSeed,
+		CreateTime:  dbTime(i.CreateTime),
+		RetireTime:  dbTime(i.RetireTime),
+	}
+}
+
+func (r identityRow) identity() registry.Identity {
+	return registry.Identity{
+		ID:          r.ID,
+		SubjectSeed: r.SubjectSeed,
+		CreateTime:  time.Time(r.CreateTime),
+		RetireTime:  time.Time(r.RetireTime),
+	}
+}
+
+type identifierRow struct {
+	Name           string `gorm:"primaryKey"`
+	UnicodeName    string
+	AgentID        string
+	IdentityID     string
+	ClaimsEndpoint string
+	// Statuses is the comma-separated list of statuses.
+	Statuses   string
+	CreateTime dbTime
+	UpdateTime dbTime
+	Version    int64
+}
+
+func (identifierRow) TableName() string { return "identifiers" }
+
+func identifierToRow(i registry.Identifier) (identifierRow, error) {
+	st, err := encodeStatuses(i.Statuses)
+	if err != nil {
+		return identifierRow{}, err
+	}
+	return identifierRow{
+		Name:           i.Name,
+		UnicodeName:    i.UnicodeName,
+		AgentID:        i.AgentID,
+		IdentityID:     i.IdentityID,
+		ClaimsEndpoint: i.ClaimsEndpoint,
+		Statuses:       st,
+		CreateTime:     dbTime(i.CreateTime),
+		UpdateTime:     dbTime(i.UpdateTime),
+		Version:        i.Version,
+	}, nil
+}
+
+func (r identifierRow) identifier() registry.Identifier {
+	return registry.Identifier{
+		Name:           r.Name,
+		UnicodeName:    r.UnicodeName,
+		AgentID:        r.AgentID,
+		IdentityID:     r.IdentityID,
+		ClaimsEndpoint: r.ClaimsEndpoint,
+		Statuses:       decodeStatuses(r.Statuses),
+		CreateTime:     time.Time(r.CreateTime),
+		UpdateTime:     time.Time(r.UpdateTime),
+		Version:        r.Version,
+	}
+}
+
+func encodeStatuses(ss []registry.Status) (string, error) {
+	var b strings.Builder
+	for i, s := range ss {
+		if s == "" || strings.ContainsRune(string(s), ',') {
+			return "", registry.Errorf(registry.KindInvalidArgument, "INVALID_STATUS", "status %q cannot be stored", s)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(string(s))
+	}
+	return b.String(), nil
+}
+
+func decodeStatuses(s string) []registry.Status {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]registry.Status, len(parts))
+	for i, p := range parts {
+		out[i] = registry.Status(p)
+	}
+	return out
+}
+
+type journalRow struct {
+	ID         int64 `gorm:"primaryKey;autoIncrement"`
+	Time       dbTime
+	Actor      string
+	Action     string
+	ObjectType string
+	ObjectID   string
+	Before     string
+	After      string
+}
+
+func (journalRow) TableName() string { return "journal" }
+
+func (r journalRow) entry() registry.JournalEntry {
+	return registry.JournalEntry{
+		ID:         r.ID,
+		Time:       time.Time(r.Time),
+		Actor:      r.Actor,
+		Action:     r.Action,
+		ObjectType: r.ObjectType,
+		ObjectID:   r.ObjectID,
+		Before:     r.Before,
+		After:      r.After,
+	}
+}

@@ -1,0 +1,257 @@
+// Package gormstore keeps the registry's state in SQL through gorm: in an embedded SQLite file
+// (pure Go, no cgo) by default, or in PostgreSQL for production.
+//
+// Times are stored in UTC truncated to the microsecond, the precision PostgreSQL keeps, on
+// both dialects: a time read back equals the time written truncated to the microsecond, in
+// UTC. Callers that compare or hash times they hold with times read back (etags) should
+// truncate them before writing. The zero time is stored as NULL and read back as the zero
+// time.
+package gormstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/id4me/id4me-registry/migrations"
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// Store is a registry.Store on SQLite or PostgreSQL.
+type Store struct {
+	reader
+	dialect migrations.Dialect
+	sqlDB   *sql.DB
+	// writeSlot, on SQLite, lets one write transaction of this process run at a time. SQLite
+	// allows one writer anyway; waiting here is cheaper and fairer than waiting in SQLite's
+	// busy handler, which sleeps and polls.
+	writeSlot chan struct{}
+}
+
+var _ registry.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	migrate      bool
+	maxOpenConns int
+}
+
+// WithoutMigrations makes Open leave the schema alone, for the CLI's migrate command, which
+// applies migrations itself (Migrate) and reports their state (SchemaVersion).
+func WithoutMigrations() Option { return func(c *config) { c.migrate = false } }
+
+// WithMaxOpenConns limits the connections Open keeps to the database; by default
+// max(4, GOMAXPROCS) on SQLite and 4 × GOMAXPROCS on PostgreSQL.
+func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
+
+// Open opens the store at dsn and brings its schema up to date.
+//
+// A dsn beginning with postgres:// or postgresql:// is a PostgreSQL URL (pgx syntax, e.g.
+// with sslmode and search_path parameters). Anything else is SQLite: a file path or a file:
+// URI, to which Open adds WAL journaling, synchronous=NORMAL, a busy timeout, foreign keys
+// and immediate write transactions (pragmas given in the DSN take precedence). ":memory:"
+// opens a database private to this Store that lives as long as it.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	cfg := config{migrate: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if dsn == "" {
+		return nil, errors.New("gormstore: empty DSN")
+	}
+
+	var (
+		s         = &Store{}
+		dialector gorm.Dialector
+		err       error
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.dialect = migrations.Postgres
+		pgcfg, perr := pgx.ParseConfig(dsn)
+		if perr != nil {
+			return nil, fmt.Errorf("gormstore: PostgreSQL DSN: %w", perr)
+		}
+		s.sqlDB = stdlib.OpenDB(*pgcfg)
+		n := cmpOr(cfg.maxOpenConns, 4*runtime.GOMAXPROCS(0))
+		s.sqlDB.SetMaxOpenConns(n)
+		s.sqlDB.SetMaxIdleConns(n)
+		s.sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		s.sqlDB.SetConnMaxLifetime(time.Hour)
+		dialector = postgres.New(postgres.Config{Conn: s.sqlDB})
+	} else {
+		s.dialect = migrations.SQLite
+		sdsn, serr := sqliteDSN(dsn)
+		if serr != nil {
+			return nil, serr
+		}
+		if s.sqlDB, err = sql.Open(sqlite.DriverName, sdsn); err != nil {
+			return nil, fmt.Errorf("gormstore: %w", err)
+		}
+		n := cmpOr(cfg.maxOpenConns, max(4, runtime.GOMAXPROCS(0)))
+		s.sqlDB.SetMaxOpenConns(n)
+		// Idle connections are kept for ever: they hold prepared statements and, for an
+		// in-memory database, the database itself, which vanishes with its last connection.
+		s.sqlDB.SetMaxIdleConns(n)
+		s.writeSlot = make(chan struct{}, 1)
+		dialector = sqlite.Dialector{Conn: s.sqlDB}
+	}
+
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		s.sqlDB.Close()
+		return nil, fmt.Errorf("gormstore: connecting to the database: %w", err)
+	}
+	if cfg.migrate {
+		if err := migrations.Up(ctx, s.sqlDB, s.dialect); err != nil {
+			s.sqlDB.Close()
+			return nil, fmt.Errorf("gormstore: %w", err)
+		}
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		// Every write either is one statement or runs inside Store.Tx.
+		SkipDefaultTransaction: true,
+		PrepareStmt:            true,
+		// Statements vary with list sizes (LIMIT n, IN (…)); keep the cache bounded.
+		PrepareStmtMaxSize:   512,
+		PrepareStmtTTL:       time.Hour,
+		Logger:               logger.Discard,
+		DisableAutomaticPing: true,
+	})
+	if err != nil {
+		s.sqlDB.Close()
+		return nil, fmt.Errorf("gormstore: %w", err)
+	}
+	s.reader = reader{db: db}
+	return s, nil
+}
+
+// Dialect returns the store's database dialect.
+func (s *Store) Dialect() migrations.Dialect { return s.dialect }
+
+// DB returns the store's gorm handle, for benchmarks and operator tooling.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Migrate applies pending migrations, as Open does unless told WithoutMigrations.
+func (s *Store) Migrate(ctx context.Context) error {
+	return migrations.Up(ctx, s.sqlDB, s.dialect)
+}
+
+// SchemaVersion returns the version of the newest migration applied to the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	return migrations.Version(ctx, s.sqlDB, s.dialect)
+}
+
+// MigrationStatus lists every migration and whether the database has it.
+func (s *Store) MigrationStatus(ctx context.Context) ([]migrations.MigrationStatus, error) {
+	return migrations.Status(ctx, s.sqlDB, s.dialect)
+}
+
+// Close releases the store's connections.
+func (s *Store) Close() error {
+	if p, ok := s.db.ConnPool.(*gorm.PreparedStmtDB); ok {
+		p.Close()
+	}
+	return s.sqlDB.Close()
+}
+
+// maxAttempts bounds how often Tx runs fn when the database asks for a retry.
+const maxAttempts = 5
+
+// Tx runs fn in one transaction. A transaction that fails on a serialization failure or a
+// deadlock (PostgreSQL) or a busy database (SQLite) is run again, a few times. Tx calls must
+// not nest: on SQLite the inner one would wait for the outer one for ever.
+func (s *Store) Tx(ctx context.Context, fn func(tx registry.Tx) error) error {
+	if s.writeSlot != nil {
+		select {
+		case s.writeSlot <- struct{}{}:
+			defer func() { <-s.writeSlot }()
+		case <-ctx.Done():
+			return dbError(ctx.Err())
+		}
+	}
+	var err error
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			wait := time.Duration(attempt*attempt) * 5 * time.Millisecond
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return dbError(ctx.Err())
+			}
+		}
+		var fnErr error
+		err = s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
+			fnErr = fn(&tx{reader{db: gtx}})
+			return fnErr
+		})
+		if err == nil || !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		var re *registry.Error
+		if errors.As(err, &re) {
+			return err
+		}
+		// fn's own errors are returned as they are; only the database's are translated.
+		return dbError(err)
+	}
+	return nil
+}
+
+// sqliteDSN adds the store's connection settings to a SQLite path or file: URI.
+func sqliteDSN(dsn string) (string, error) {
+	path, rawQuery, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", fmt.Errorf("gormstore: SQLite DSN: %w", err)
+	}
+	memory := false
+	if path == ":memory:" || path == "file::memory:" {
+		// Every connection of the pool must see the same database: SQLite's memdb VFS shares
+		// one among the connections that name it.
+		var b [8]byte
+		rand.Read(b[:])
+		path = "file:/id4me-registry-" + hex.EncodeToString(b[:])
+		q.Set("vfs", "memdb")
+		memory = true
+	}
+	// Pragmas run in order, so the DSN's own come last and win.
+	pragmas := []string{
+		"busy_timeout(10000)",
+		"foreign_keys(1)",
+		"synchronous(NORMAL)",
+	}
+	if !memory {
+		pragmas = append(pragmas, "journal_mode(WAL)")
+	}
+	q["_pragma"] = append(pragmas, q["_pragma"]...)
+	if q.Get("_txlock") == "" {
+		// Write transactions take the write lock when they begin, so two of them wait for
+		// each other (busy_timeout) instead of failing with SQLITE_BUSY on their first write.
+		q.Set("_txlock", "immediate")
+	}
+	return path + "?" + q.Encode(), nil
+}
+
+func cmpOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,202 @@
+package gormstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/id4me/id4me-registry/migrations"
+	"github.com/id4me/id4me-registry/registry"
+	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/registry/storetest"
+)
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) registry.Store {
+		return open(t, filepath.Join(t.TempDir(), "registry.db"))
+	})
+}
+
+func TestSQLiteMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) registry.Store { return open(t, ":memory:") })
+}
+
+func TestPostgres(t *testing.T) {
+	dsn := postgresDSN(t)
+	storetest.Run(t, func(t *testing.T) registry.Store { return open(t, freshSchema(t, dsn)) })
+}
+
+func open(t testing.TB, dsn string) *gormstore.Store {
+	t.Helper()
+	s, err := gormstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// postgresDSN returns $ID4ME_TEST_POSTGRES_DSN or skips the test.
+func postgresDSN(t testing.TB) string {
+	dsn := os.Getenv("ID4ME_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("ID4ME_TEST_POSTGRES_DSN not set")
+	}
+	return dsn
+}
+
+// freshSchema creates a schema that t drops when done, and returns dsn with its search_path.
+func freshSchema(t testing.TB, dsn string) string {
+	t.Helper()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := "storetest_" + hex.EncodeToString(b)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the store's Close, so it runs after it.
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Error(err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func TestOpenMigrates(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "r.db") }},
+		{"sqlite file URI", func(t *testing.T) string { return "file:" + filepath.Join(t.TempDir(), "r.db") + "?mode=rwc" }},
+		{"postgres", func(t *testing.T) string { return freshSchema(t, postgresDSN(t)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := tc.dsn(t)
+			bare := open(t, dsn+"") // migrated at open
+			d := bare.Dialect()
+			latest, err := migrations.Latest(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := bare.SchemaVersion(ctx); err != nil || v != latest {
+				t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, latest)
+			}
+			// Opening again, and migrating again, change nothing.
+			again := open(t, dsn)
+			if err := again.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := again.SchemaVersion(ctx); err != nil || v != latest {
+				t.Fatalf("SchemaVersion after a second migration = %d, %v; want %d", v, err, latest)
+			}
+		})
+	}
+}
+
+func TestOpenWithoutMigrations(t *testing.T) {
+	ctx := context.Background()
+	s, err := gormstore.Open(ctx, filepath.Join(t.TempDir(), "r.db"), gormstore.WithoutMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 0 {
+		t.Fatalf("SchemaVersion = %d, %v; want 0", v, err)
+	}
+	if _, err := s.GetAgent(ctx, "a1"); registry.KindOf(err) != registry.KindInternal {
+		t.Fatalf("GetAgent on an empty schema = %v, want an internal error", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAgent(ctx, "a1"); registry.KindOf(err) != registry.KindNotFound {
+		t.Fatalf("GetAgent after Migrate = %v, want not found", err)
+	}
+}
+
+// TestTxRetry: a transaction that loses to a concurrent one (PostgreSQL serialization failure
+// or deadlock) runs again; one that keeps losing ends in KindAborted.
+func TestTxRetry(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, freshSchema(t, postgresDSN(t)))
+	const failSerialization = `DO $$ BEGIN RAISE EXCEPTION 'lost' USING ERRCODE = '40001'; END $$`
+
+	calls := 0
+	err := s.Tx(ctx, func(tx registry.Tx) error {
+		calls++
+		if calls == 1 {
+			return gormstore.ExecInTx(ctx, tx, failSerialization)
+		}
+		return tx.CreateIdentity(ctx, registry.Identity{ID: "id1", SubjectSeed: "s1", CreateTime: time.Now()})
+	})
+	if err != nil || calls != 2 {
+		t.Fatalf("Tx = %v after %d calls; want success on the second", err, calls)
+	}
+	if _, err := s.GetIdentity(ctx, "id1"); err != nil {
+		t.Fatal(err)
+	}
+
+	calls = 0
+	err = s.Tx(ctx, func(tx registry.Tx) error {
+		calls++
+		return gormstore.ExecInTx(ctx, tx, failSerialization)
+	})
+	if registry.KindOf(err) != registry.KindAborted || calls < 2 {
+		t.Fatalf("Tx = %v after %d calls; want KindAborted after retries", err, calls)
+	}
+}
+
+// TestSQLiteSettings: the connection settings Open promises hold on every connection.
+func TestSQLiteSettings(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "r.db"))
+	db := s.DB().WithContext(ctx)
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"synchronous":  "1", // NORMAL
+		"busy_timeout": "10000",
+	} {
+		var got string
+		if err := db.Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+	// Foreign keys are enforced.
+	err := s.Tx(ctx, func(tx registry.Tx) error {
+		return tx.CreateChallenge(ctx, registry.Challenge{ID: "c1", AgentID: "nobody", CreateTime: time.Now(), ExpireTime: time.Now()})
+	})
+	if registry.KindOf(err) != registry.KindFailedPrecondition {
+		t.Fatalf("challenge of a missing agent: %v, want KindFailedPrecondition", err)
+	}
+}

@@ -1,0 +1,267 @@
+package gormstore
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"gorm.io/gorm/clause"
+
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// tx is a registry.Tx in one database transaction.
+//
+// Inserts say ON CONFLICT DO NOTHING and count the rows they wrote rather than provoke a
+// unique violation: on PostgreSQL a failed statement spoils the whole transaction, and a
+// caller may want to go on after "already exists".
+type tx struct {
+	reader
+}
+
+var _ registry.Tx = (*tx)(nil)
+
+var doNothing = clause.OnConflict{DoNothing: true}
+
+// insert writes row unless it conflicts with a unique key, and reports whether it did.
+func (t *tx) insert(ctx context.Context, row any) (bool, error) {
+	res := t.q(ctx).Clauses(doNothing).Create(row)
+	if res.Error != nil {
+		return false, dbError(res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
+
+// exec runs a conditional statement and returns how many rows it changed.
+func (t *tx) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	res := t.q(ctx).Exec(sql, args...)
+	if res.Error != nil {
+		return 0, dbError(res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// exists reports whether table has a row whose column key equals value.
+func (t *tx) exists(ctx context.Context, table, key, value string) (bool, error) {
+	var n int64
+	if err := t.q(ctx).Table(table).Where(key+" = ?", value).Limit(1).Count(&n).Error; err != nil {
+		return false, dbError(err)
+	}
+	return n > 0, nil
+}
+
+// lostUpdate explains why a conditional statement changed nothing: the row is gone
+// (notFound), or it changed (changed).
+func (t *tx) lostUpdate(ctx context.Context, table, key, value string, notFound, changed error) error {
+	ok, err := t.exists(ctx, table, key, value)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		return changed
+	}
+	return notFound
+}
+
+func objectExists(format string, args ...any) error {
+	return registry.Errorf(registry.KindAlreadyExists, reasonObjectExists, format, args...)
+}
+
+func (t *tx) CreateAgent(ctx context.Context, a registry.Agent) error {
+	row := agentToRow(a)
+	ok, err := t.insert(ctx, &row)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return objectExists("agent %q already exists", a.ID)
+	}
+	return t.pinCerts(ctx, a.ID, a.ClientCertSPKI)
+}
+
+// pinCerts records the agent's client certificate keys; a key pinned already (by another
+// agent: UpdateAgent unpins the agent's own first) is KindAlreadyExists.
+func (t *tx) pinCerts(ctx context.Context, agentID string, spki []string) error {
+	if len(spki) == 0 {
+		return nil
+	}
+	spki = slices.Compact(slices.Sorted(slices.Values(spki)))
+	rows := make([]certRow, len(spki))
+	for i, s := range spki {
+		rows[i] = certRow{SPKISHA256: s, AgentID: agentID}
+	}
+	res := t.q(ctx).Clauses(doNothing).Create(&rows)
+	if res.Error != nil {
+		return dbError(res.Error)
+	}
+	if res.RowsAffected != int64(len(rows)) {
+		return objectExists("a client certificate key of agent %q is pinned by another agent", agentID)
+	}
+	return nil
+}
+
+func (t *tx) UpdateAgent(ctx context.Context, a registry.Agent) error {
+	n, err := t.exec(ctx, `UPDATE agents SET display_name = ?, claims_endpoint = ?, issuer = ?,
+		account_key_jwk = ?, account_key_thumbprint = ?, state = ?, update_time = ?, version = ?
+		WHERE id = ? AND version = ?`,
+		a.DisplayName, a.ClaimsEndpoint, a.Issuer, a.AccountKeyJWK, a.AccountKeyThumbprint,
+		string(a.State), dbTime(a.UpdateTime), a.Version, a.ID, a.Version-1)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return t.lostUpdate(ctx, "agents", "id", a.ID,
+			notFound("AGENT_NOT_FOUND", "agent %q not found", a.ID),
+			concurrentUpdate("agent %q was changed concurrently", a.ID))
+	}
+	if _, err := t.exec(ctx, "DELETE FROM agent_client_certs WHERE agent_id = ?", a.ID); err != nil {
+		return err
+	}
+	return t.pinCerts(ctx, a.ID, a.ClientCertSPKI)
+}
+
+func (t *tx) CreateCredential(ctx context.Context, c registry.Credential) error {
+	row := credentialToRow(c)
+	ok, err := t.insert(ctx, &row)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return objectExists("credential %q already exists", c.ID)
+	}
+	return nil
+}
+
+func (t *tx) RevokeCredential(ctx context.Context, id string, at time.Time) error {
+	if at.IsZero() {
+		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "revoke time must be set")
+	}
+	n, err := t.exec(ctx, "UPDATE credentials SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL", dbTime(at), id)
+	if err != nil || n > 0 {
+		return err
+	}
+	return t.lostUpdate(ctx, "credentials", "id", id,
+		notFound("CREDENTIAL_NOT_FOUND", "credential %q not found", id),
+		registry.Errorf(registry.KindFailedPrecondition, "CREDENTIAL_REVOKED", "credential %q is revoked already", id))
+}
+
+func (t *tx) CreateChallenge(ctx context.Context, c registry.Challenge) error {
+	row, err := challengeToRow(c)
+	if err != nil {
+		return err
+	}
+	ok, err := t.insert(ctx, &row)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return objectExists("challenge %q already exists", c.ID)
+	}
+	return nil
+}
+
+func (t *tx) UpdateChallenge(ctx context.Context, c registry.Challenge, fromStatus registry.ChallengeStatus, fromAttempts int) error {
+	row, err := challengeToRow(c)
+	if err != nil {
+		return err
+	}
+	n, err := t.exec(ctx, `UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?
+		WHERE id = ? AND status = ? AND attempts = ?`,
+		row.Status, row.Attempts, row.Problem, row.ValidateTime, row.ExpireTime,
+		c.ID, string(fromStatus), fromAttempts)
+	if err != nil || n > 0 {
+		return err
+	}
+	return t.lostUpdate(ctx, "challenges", "id", c.ID,
+		notFound("CHALLENGE_NOT_FOUND", "challenge %q not found", c.ID),
+		concurrentUpdate("challenge %q was changed concurrently", c.ID))
+}
+
+func (t *tx) CreateIdentity(ctx context.Context, i registry.Identity) error {
+	row := identityToRow(i)
+	ok, err := t.insert(ctx, &row)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return objectExists("identity %q or its subject seed exists already", i.ID)
+	}
+	return nil
+}
+
+func (t *tx) RetireIdentity(ctx context.Context, id string, at time.Time) error {
+	if at.IsZero() {
+		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "retire time must be set")
+	}
+	n, err := t.exec(ctx, "UPDATE identities SET retire_time = ? WHERE id = ? AND retire_time IS NULL", dbTime(at), id)
+	if err != nil || n > 0 {
+		return err
+	}
+	return t.lostUpdate(ctx, "identities", "id", id,
+		notFound("IDENTITY_NOT_FOUND", "identity %q not found", id),
+		registry.Errorf(registry.KindFailedPrecondition, "IDENTITY_RETIRED", "identity %q is retired already", id))
+}
+
+func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error {
+	row, err := identifierToRow(i)
+	if err != nil {
+		return err
+	}
+	ok, err := t.insert(ctx, &row)
+	if err != nil || ok {
+		return err
+	}
+	// The name or the identity is taken; only the name is the caller's business.
+	taken, err := t.exists(ctx, "identifiers", "name", i.Name)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken, "identifier %q is taken", i.Name)
+	}
+	return objectExists("identity %q has an identifier already", i.IdentityID)
+}
+
+func (t *tx) UpdateIdentifier(ctx context.Context, i registry.Identifier) error {
+	row, err := identifierToRow(i)
+	if err != nil {
+		return err
+	}
+	n, err := t.exec(ctx, `UPDATE identifiers SET unicode_name = ?, agent_id = ?, identity_id = ?,
+		claims_endpoint = ?, statuses = ?, update_time = ?, version = ?
+		WHERE name = ? AND version = ?`,
+		row.UnicodeName, row.AgentID, row.IdentityID, row.ClaimsEndpoint, row.Statuses,
+		row.UpdateTime, row.Version, row.Name, i.Version-1)
+	if err != nil || n > 0 {
+		return err
+	}
+	return t.lostUpdate(ctx, "identifiers", "name", i.Name,
+		notFound("IDENTIFIER_NOT_FOUND", "identifier %q not found", i.Name),
+		concurrentUpdate("identifier %q was changed concurrently", i.Name))
+}
+
+func (t *tx) DeleteIdentifier(ctx context.Context, name string, version int64) error {
+	n, err := t.exec(ctx, "DELETE FROM identifiers WHERE name = ? AND version = ?", name, version)
+	if err != nil || n > 0 {
+		return err
+	}
+	return t.lostUpdate(ctx, "identifiers", "name", name,
+		notFound("IDENTIFIER_NOT_FOUND", "identifier %q not found", name),
+		concurrentUpdate("identifier %q was changed concurrently", name))
+}
+
+func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64, error) {
+	row := journalRow{
+		Time:       dbTime(e.Time),
+		Actor:      e.Actor,
+		Action:     e.Action,
+		ObjectType: e.ObjectType,
+		ObjectID:   e.ObjectID,
+		Before:     e.Before,
+		After:      e.After,
+	}
+	if err := t.q(ctx).Create(&row).Error; err != nil {
+		return 0, dbError(err)
+	}
+	return row.ID, nil
+}

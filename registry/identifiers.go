@@ -1,0 +1,356 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/id4me/id4me-registry/dnsverify"
+)
+
+// IdentifierInfo is an identifier as an agent or operator reads it: the stored identifier,
+// the claims endpoint in effect, and (from GetIdentifier) the check of its _openid record.
+type IdentifierInfo struct {
+	Identifier
+	// EffectiveClaimsEndpoint is the identifier's override, or its agent's default.
+	EffectiveClaimsEndpoint string
+	// OpenID is the check of the _openid record; nil when not checked.
+	OpenID *dnsverify.OpenIDCheck
+}
+
+// identifierView is how an identifier appears in the journal.
+type identifierView struct {
+	Name           string   `json:"name"`
+	AgentID        string   `json:"agent_id"`
+	IdentityID     string   `json:"identity_id"`
+	ClaimsEndpoint string   `json:"claims_endpoint,omitempty"`
+	Statuses       []Status `json:"statuses,omitempty"`
+	Version        int64    `json:"version"`
+	ChallengeID    string   `json:"challenge_id,omitempty"`
+}
+
+func viewIdentifier(i Identifier) identifierView {
+	return identifierView{Name: i.Name, AgentID: i.AgentID, IdentityID: i.IdentityID, ClaimsEndpoint: i.ClaimsEndpoint, Statuses: i.Statuses, Version: i.Version}
+}
+
+func info(i Identifier, a Agent) IdentifierInfo {
+	ep := i.ClaimsEndpoint
+	if ep == "" {
+		ep = a.ClaimsEndpoint
+	}
+	return IdentifierInfo{Identifier: i, EffectiveClaimsEndpoint: ep}
+}
+
+// RegisterIdentifier consumes a valid register challenge of the agent and registers its
+// identifier to the agent with a new identity, all in one transaction. Of any number of
+// concurrent registrations of one name exactly one succeeds; the others are
+// KindAlreadyExists (IDENTIFIER_TAKEN) and their challenges stay valid.
+func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challengeID, claimsEndpoint string) (IdentifierInfo, error) {
+	if claimsEndpoint != "" {
+		if err := checkEndpointURL("claims_endpoint", claimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+			return IdentifierInfo{}, err
+		}
+	}
+	var out IdentifierInfo
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		c, err := s.ownChallenge(ctx, tx, actor, challengeID)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		status := c.StatusAt(now)
+		if err := unusable(c, status); err != nil {
+			return err
+		}
+		if status != ChallengeValid {
+			return Errorf(KindFailedPrecondition, "CHALLENGE_NOT_VALID", "challenge %s is %s; publish the record and verify it first", c.ID, status)
+		}
+		if c.Purpose != PurposeRegister {
+			return Errorf(KindFailedPrecondition, "CHALLENGE_PURPOSE_MISMATCH", "challenge %s is for %s, not register", c.ID, c.Purpose)
+		}
+		agent, err := tx.GetAgent(ctx, actor.ID)
+		if err != nil {
+			return err
+		}
+		name, err := ParseIdentifier(c.Identifier)
+		if err != nil {
+			return err
+		}
+		used := c
+		used.Status = ChallengeConsumed
+		if err := tx.UpdateChallenge(ctx, used, c.Status, c.Attempts); err != nil {
+			return err
+		}
+		identity := Identity{ID: newID(IdentityIDPrefix), SubjectSeed: newSecret(), CreateTime: now}
+		if err := tx.CreateIdentity(ctx, identity); err != nil {
+			return err
+		}
+		i := Identifier{
+			Name: name.ASCII, UnicodeName: name.Unicode, AgentID: agent.ID, IdentityID: identity.ID,
+			ClaimsEndpoint: claimsEndpoint, CreateTime: now, UpdateTime: now, Version: 1,
+		}
+		if err := tx.CreateIdentifier(ctx, i); err != nil {
+			return err
+		}
+		v := viewIdentifier(i)
+		v.ChallengeID = c.ID
+		out = info(i, agent)
+		return s.journal(ctx, tx, now, actor, "identifier.register", "identifier", i.Name, nil, v)
+	})
+	if err != nil {
+		return IdentifierInfo{}, fmt.Errorf("register identifier: %w", err)
+	}
+	return out, nil
+}
+
+// ownIdentifier reads an identifier the actor may see: any, for an operator; its own, for an
+// agent (another agent's reads as not found).
+func (s *Service) ownIdentifier(ctx context.Context, r Reader, actor Actor, identifier string) (Identifier, error) {
+	name, err := ParseIdentifier(identifier)
+	if err != nil {
+		return Identifier{}, err
+	}
+	i, err := r.GetIdentifier(ctx, name.ASCII)
+	if err != nil {
+		return Identifier{}, err
+	}
+	if actor.Kind == ActorAgent && i.AgentID != actor.ID {
+		return Identifier{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "identifier %s not found", name.ASCII)
+	}
+	return i, nil
+}
+
+// GetIdentifier returns an identifier the actor may see, with the check of its _openid record
+// when an authority issuer is configured.
+func (s *Service) GetIdentifier(ctx context.Context, actor Actor, identifier string) (IdentifierInfo, error) {
+	i, err := s.ownIdentifier(ctx, s.store, actor, identifier)
+	if err != nil {
+		return IdentifierInfo{}, err
+	}
+	a, err := s.store.GetAgent(ctx, i.AgentID)
+	if err != nil {
+		return IdentifierInfo{}, err
+	}
+	out := info(i, a)
+	if s.cfg.OpenID != nil && s.cfg.AuthorityIssuer != "" {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.OpenIDCheckTimeout)
+		check := s.cfg.OpenID.CheckOpenID(cctx, i.Name, s.cfg.AuthorityIssuer)
+		cancel()
+		out.OpenID = &check
+	}
+	return out, nil
+}
+
+// ListIdentifiers returns a page of the agent's identifiers ordered by name, and the token
+// of the next page. Pages are found by key, so the last page costs what the first does.
+func (s *Service) ListIdentifiers(ctx context.Context, actor Actor, size int32, token string) ([]IdentifierInfo, string, error) {
+	n, err := pageSize(size)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := decodePageToken("identifiers", token)
+	if err != nil {
+		return nil, "", err
+	}
+	agent, err := s.store.GetAgent(ctx, actor.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	ids, err := s.store.ListIdentifiers(ctx, actor.ID, after, n+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(ids) > n {
+		ids = ids[:n]
+		next = encodePageToken("identifiers", ids[n-1].Name)
+	}
+	out := make([]IdentifierInfo, len(ids))
+	for k, i := range ids {
+		out[k] = info(i, agent)
+	}
+	return out, next, nil
+}
+
+// IdentifierField names a field UpdateIdentifier can change.
+type IdentifierField string
+
+// Identifier fields UpdateIdentifier can change.
+const (
+	IdentifierFieldClaimsEndpoint IdentifierField = "claims_endpoint"
+	IdentifierFieldStatuses       IdentifierField = "statuses"
+)
+
+// IdentifierUpdate is a change an agent asks for.
+type IdentifierUpdate struct {
+	Identifier     string
+	ClaimsEndpoint string
+	// Statuses are the statuses wanted: client statuses are set or cleared to match; server
+	// statuses may be listed only if they are in force (they are left alone either way).
+	Statuses []Status
+	Fields   []IdentifierField
+	// Etag, when set, must match the stored identifier's.
+	Etag string
+}
+
+// UpdateIdentifier changes an agent's identifier: its claims endpoint override and its
+// client statuses. Under clientUpdateProhibited only that status can be removed; under
+// serverUpdateProhibited nothing changes.
+func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u IdentifierUpdate) (IdentifierInfo, error) {
+	if len(u.Fields) == 0 {
+		u.Fields = []IdentifierField{IdentifierFieldClaimsEndpoint, IdentifierFieldStatuses}
+	}
+	for _, f := range u.Fields {
+		switch f {
+		case IdentifierFieldClaimsEndpoint:
+			if u.ClaimsEndpoint != "" {
+				if err := checkEndpointURL("claims_endpoint", u.ClaimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+					return IdentifierInfo{}, err
+				}
+			}
+		case IdentifierFieldStatuses:
+			for _, st := range u.Statuses {
+				if !st.Known() {
+					return IdentifierInfo{}, Errorf(KindInvalidArgument, "STATUS_UNKNOWN", "status %q is not one the registry knows", st)
+				}
+			}
+		default:
+			return IdentifierInfo{}, Errorf(KindInvalidArgument, "UPDATE_MASK_INVALID", "identifier field %q cannot be changed; use claims_endpoint or statuses", f)
+		}
+	}
+	var out IdentifierInfo
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		old, err := s.ownIdentifier(ctx, tx, actor, u.Identifier)
+		if err != nil {
+			return err
+		}
+		if u.Etag != "" && u.Etag != old.Etag() {
+			return Errorf(KindAborted, "ETAG_MISMATCH", "identifier %s changed since it was read; read it again", old.Name)
+		}
+		if old.Has(StatusServerUpdateProhibited) {
+			return Errorf(KindFailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED", "identifier %s has status serverUpdateProhibited", old.Name)
+		}
+		i := old
+		for _, f := range u.Fields {
+			switch f {
+			case IdentifierFieldClaimsEndpoint:
+				i.ClaimsEndpoint = u.ClaimsEndpoint
+			case IdentifierFieldStatuses:
+				if i.Statuses, err = applyClientStatuses(old.Statuses, u.Statuses); err != nil {
+					return err
+				}
+			}
+		}
+		if old.Has(StatusClientUpdateProhibited) && (i.Has(StatusClientUpdateProhibited) || i.ClaimsEndpoint != old.ClaimsEndpoint) {
+			return Errorf(KindFailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED", "identifier %s has status clientUpdateProhibited: remove it first, on its own", old.Name)
+		}
+		agent, err := tx.GetAgent(ctx, i.AgentID)
+		if err != nil {
+			return err
+		}
+		if i.ClaimsEndpoint == old.ClaimsEndpoint && slices.Equal(i.Statuses, old.Statuses) {
+			out = info(old, agent)
+			return nil
+		}
+		i.UpdateTime = s.now()
+		i.Version++
+		if err := tx.UpdateIdentifier(ctx, i); err != nil {
+			return err
+		}
+		out = info(i, agent)
+		return s.journal(ctx, tx, i.UpdateTime, actor, "identifier.update", "identifier", i.Name, viewIdentifier(old), viewIdentifier(i))
+	})
+	if err != nil {
+		return IdentifierInfo{}, fmt.Errorf("update identifier: %w", err)
+	}
+	s.cache.forget(out.Name)
+	return out, nil
+}
+
+// applyClientStatuses returns the statuses in force after an agent asks for want: client
+// statuses as in want, server statuses as they were. Listing a server status not in force
+// is refused.
+func applyClientStatuses(current, want []Status) ([]Status, error) {
+	var next []Status
+	for _, st := range current {
+		if !st.IsClient() {
+			next = append(next, st)
+		}
+	}
+	for _, st := range want {
+		if st.IsClient() {
+			next = append(next, st)
+		} else if !slices.Contains(current, st) {
+			return nil, Errorf(KindPermissionDenied, "STATUS_NOT_CLIENT_SETTABLE", "status %s can be set only by the registry", st)
+		}
+	}
+	slices.Sort(next)
+	return slices.Compact(next), nil
+}
+
+// DeleteIdentifier deletes an agent's identifier and retires its identity for good: a later
+// registration of the name gets a new identity. Delete-prohibited statuses refuse.
+func (s *Service) DeleteIdentifier(ctx context.Context, actor Actor, identifier, etag string) (IdentifierInfo, error) {
+	var out IdentifierInfo
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		i, err := s.ownIdentifier(ctx, tx, actor, identifier)
+		if err != nil {
+			return err
+		}
+		if etag != "" && etag != i.Etag() {
+			return Errorf(KindAborted, "ETAG_MISMATCH", "identifier %s changed since it was read; read it again", i.Name)
+		}
+		for _, st := range []Status{StatusClientDeleteProhibited, StatusServerDeleteProhibited} {
+			if i.Has(st) {
+				return Errorf(KindFailedPrecondition, "IDENTIFIER_DELETE_PROHIBITED", "identifier %s has status %s", i.Name, st)
+			}
+		}
+		agent, err := tx.GetAgent(ctx, i.AgentID)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if err := tx.DeleteIdentifier(ctx, i.Name, i.Version); err != nil {
+			return err
+		}
+		if err := tx.RetireIdentity(ctx, i.IdentityID, now); err != nil {
+			return err
+		}
+		out = info(i, agent)
+		return s.journal(ctx, tx, now, actor, "identifier.delete", "identifier", i.Name, viewIdentifier(i), nil)
+	})
+	if err != nil {
+		return IdentifierInfo{}, fmt.Errorf("delete identifier: %w", err)
+	}
+	s.cache.forget(out.Name)
+	return out, nil
+}
+
+// ListJournal returns a page of the journal, oldest first, and the token of the next page.
+func (s *Service) ListJournal(ctx context.Context, f JournalFilter, size int32, token string) ([]JournalEntry, string, error) {
+	n, err := pageSize(size)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := decodeIntPageToken("journal", token)
+	if err != nil {
+		return nil, "", err
+	}
+	if f.ObjectType == "identifier" && f.ObjectID != "" {
+		name, err := ParseIdentifier(f.ObjectID)
+		if err != nil {
+			return nil, "", err
+		}
+		f.ObjectID = name.ASCII
+	}
+	entries, err := s.store.ListJournal(ctx, f, after, n+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(entries) > n {
+		entries = entries[:n]
+		next = encodePageToken("journal", fmt.Sprint(entries[n-1].ID))
+	}
+	return entries, next, nil
+}

@@ -1,0 +1,135 @@
+package registry
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// Resolution is what an identifier maps to: its agent and the claims endpoint relying
+// parties are sent to.
+type Resolution struct {
+	Identifier     string
+	AgentID        string
+	ClaimsEndpoint string
+	AgentIssuer    string
+	Statuses       []Status
+}
+
+// Resolve maps an identifier to its sponsoring agent. An identifier on hold resolves to
+// nothing (KindNotFound, reason IDENTIFIER_ON_HOLD). Answers are cached for
+// Config.ResolveCacheTTL; changes made through this Service drop the cached answer at once,
+// changes made by other instances sharing the database are seen within the TTL.
+func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, error) {
+	now := s.cfg.Now()
+	if r, ok := s.cache.get(identifier, now); ok {
+		return r, nil
+	}
+	name, err := ParseIdentifier(identifier)
+	if err != nil {
+		return Resolution{}, err
+	}
+	if r, ok := s.cache.get(name.ASCII, now); ok {
+		return r, nil
+	}
+	i, err := s.store.GetIdentifier(ctx, name.ASCII)
+	if err != nil {
+		return Resolution{}, err
+	}
+	if i.Has(StatusServerHold) {
+		return Resolution{}, Errorf(KindNotFound, "IDENTIFIER_ON_HOLD", "identifier %s is on hold and resolves to nothing", i.Name)
+	}
+	a, err := s.store.GetAgent(ctx, i.AgentID)
+	if err != nil {
+		return Resolution{}, err
+	}
+	in := info(i, a)
+	r := Resolution{Identifier: i.Name, AgentID: a.ID, ClaimsEndpoint: in.EffectiveClaimsEndpoint, AgentIssuer: a.Issuer, Statuses: i.Statuses}
+	s.cache.put(i.Name, r, now)
+	return r, nil
+}
+
+// resolveCache keeps recent resolutions, sharded so concurrent readers rarely meet on a lock.
+type resolveCache struct {
+	ttl    time.Duration
+	seed   maphash.Seed
+	shards [64]resolveShard
+}
+
+type resolveShard struct {
+	mu sync.RWMutex
+	m  map[string]cachedResolution
+}
+
+type cachedResolution struct {
+	r       Resolution
+	expires time.Time
+}
+
+const maxCachedPerShard = 4096
+
+func newResolveCache(ttl time.Duration) *resolveCache {
+	c := &resolveCache{ttl: ttl, seed: maphash.MakeSeed()}
+	for k := range c.shards {
+		c.shards[k].m = make(map[string]cachedResolution)
+	}
+	return c
+}
+
+func (c *resolveCache) shard(name string) *resolveShard {
+	return &c.shards[maphash.String(c.seed, name)%uint64(len(c.shards))]
+}
+
+func (c *resolveCache) get(name string, now time.Time) (Resolution, bool) {
+	if c.ttl <= 0 {
+		return Resolution{}, false
+	}
+	sh := c.shard(name)
+	sh.mu.RLock()
+	e, ok := sh.m[name]
+	sh.mu.RUnlock()
+	if !ok || !now.Before(e.expires) {
+		return Resolution{}, false
+	}
+	return e.r, true
+}
+
+func (c *resolveCache) put(name string, r Resolution, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	sh := c.shard(name)
+	sh.mu.Lock()
+	if len(sh.m) >= maxCachedPerShard {
+		// Bounded memory: drop the expired entries, or everything if none has expired.
+		for k, e := range sh.m {
+			if !now.Before(e.expires) {
+				delete(sh.m, k)
+			}
+		}
+		if len(sh.m) >= maxCachedPerShard {
+			clear(sh.m)
+		}
+	}
+	sh.m[name] = cachedResolution{r: r, expires: now.Add(c.ttl)}
+	sh.mu.Unlock()
+}
+
+// forget drops a name's cached resolution.
+func (c *resolveCache) forget(name string) {
+	sh := c.shard(name)
+	sh.mu.Lock()
+	delete(sh.m, name)
+	sh.mu.Unlock()
+}
+
+// purge drops every cached resolution (after an agent changes).
+func (c *resolveCache) purge() {
+	for k := range c.shards {
+		sh := &c.shards[k]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
+}

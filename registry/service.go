@@ -1,0 +1,124 @@
+// Package registry is the ID4me registry's domain: agents, credentials, challenges,
+// identifiers and identities, the policy that decides what may be registered, and the
+// lifecycle service that applies it. It knows nothing of gRPC or HTTP; the server package
+// puts a transport in front of Service.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/id4me/id4me-registry/dnsverify"
+)
+
+// TXTChecker checks that a TXT record is served by a zone's authoritative nameservers.
+// dnsverify.Verifier implements it.
+type TXTChecker interface {
+	CheckTXT(ctx context.Context, name, want string) dnsverify.Result
+}
+
+// OpenIDChecker checks an identifier's _openid record. dnsverify.Verifier implements it.
+type OpenIDChecker interface {
+	CheckOpenID(ctx context.Context, identifier, issuerHost string) dnsverify.OpenIDCheck
+}
+
+// Observer is told of outcomes worth counting (metrics). Its methods must be cheap.
+type Observer interface {
+	// ChallengeChecked is called after every DNS check of a challenge with "valid" or the
+	// problem's reason.
+	ChallengeChecked(outcome string)
+}
+
+// Config configures a Service. Store and DNS are required; the rest have defaults.
+type Config struct {
+	Store Store
+	DNS   TXTChecker
+	// OpenID checks _openid records for GetIdentifier; nil skips the check.
+	OpenID OpenIDChecker
+	// AuthorityIssuer is this registry's authority (host or https URL), the iss an
+	// identifier's _openid record should name; empty skips the check.
+	AuthorityIssuer string
+	// ChallengeTTL is how long a challenge can be used. Default 1h.
+	ChallengeTTL time.Duration
+	// ChallengeMaxAttempts is how many failed DNS checks turn a challenge invalid. Default 20.
+	ChallengeMaxAttempts int
+	// OpenIDCheckTimeout bounds the informational _openid check of GetIdentifier. Default 3s.
+	OpenIDCheckTimeout time.Duration
+	// AllowLoopbackHTTP accepts http:// URLs on loopback hosts for endpoints (dev mode).
+	AllowLoopbackHTTP bool
+	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
+	// are seen within it. Default 2s; negative disables the cache.
+	ResolveCacheTTL time.Duration
+	// Observer is told of challenge outcomes; nil for none.
+	Observer Observer
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Service applies the registry's lifecycle rules. Every method that changes state does it in
+// one store transaction, with its journal entry.
+type Service struct {
+	store Store
+	cfg   Config
+	cache *resolveCache
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("registry: Config.Store is required")
+	}
+	if cfg.DNS == nil {
+		return nil, errors.New("registry: Config.DNS is required")
+	}
+	if cfg.ChallengeTTL <= 0 {
+		cfg.ChallengeTTL = time.Hour
+	}
+	if cfg.ChallengeMaxAttempts <= 0 {
+		cfg.ChallengeMaxAttempts = 20
+	}
+	if cfg.OpenIDCheckTimeout <= 0 {
+		cfg.OpenIDCheckTimeout = 3 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ResolveCacheTTL == 0 {
+		cfg.ResolveCacheTTL = 2 * time.Second
+	}
+	return &Service{store: cfg.Store, cfg: cfg, cache: newResolveCache(cfg.ResolveCacheTTL)}, nil
+}
+
+// now returns the current time, truncated to the microsecond every store keeps.
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// journal appends an entry for a change of object (objType, objID) from before to after;
+// nil before or after mean creation or removal.
+func (s *Service) journal(ctx context.Context, tx Tx, at time.Time, actor Actor, action, objType, objID string, before, after any) error {
+	e := JournalEntry{Time: at, Actor: actor.String(), Action: action, ObjectType: objType, ObjectID: objID}
+	var err error
+	if e.Before, err = journalJSON(before); err != nil {
+		return err
+	}
+	if e.After, err = journalJSON(after); err != nil {
+		return err
+	}
+	if _, err := tx.AppendJournal(ctx, e); err != nil {
+		return fmt.Errorf("append journal: %w", err)
+	}
+	return nil
+}
+
+func journalJSON(v any) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("journal view: %w", err)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,83 @@
+package registry
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps the registry's state. Reads may run outside a transaction; every state change
+// runs inside Tx, so a change and its journal entry are written together or not at all.
+//
+// Implementations return *Error values of KindNotFound for missing objects, KindAlreadyExists
+// (reason IDENTIFIER_TAKEN or OBJECT_EXISTS) for unique violations, and KindAborted (reason
+// CONCURRENT_UPDATE) when a conditional update finds the object changed.
+type Store interface {
+	Reader
+	// Tx runs fn in one read-write transaction: committed if fn returns nil, rolled back
+	// otherwise. fn may be called again if the database asks for a retry, so it must not
+	// have effects outside tx.
+	Tx(ctx context.Context, fn func(tx Tx) error) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Reader reads the registry's state.
+type Reader interface {
+	GetAgent(ctx context.Context, id string) (Agent, error)
+	// ListAgents returns up to limit agents with ID > afterID, ordered by ID.
+	ListAgents(ctx context.Context, afterID string, limit int) ([]Agent, error)
+	// FindAgentByCertSPKI returns the agent that pinned the client certificate key spkiHex.
+	FindAgentByCertSPKI(ctx context.Context, spkiHex string) (Agent, error)
+
+	GetCredential(ctx context.Context, id string) (Credential, error)
+	// ListCredentials returns an agent's tokens (or, with agentID "", the operator
+	// credentials), oldest first.
+	ListCredentials(ctx context.Context, agentID string) ([]Credential, error)
+
+	GetChallenge(ctx context.Context, id string) (Challenge, error)
+
+	GetIdentity(ctx context.Context, id string) (Identity, error)
+
+	GetIdentifier(ctx context.Context, name string) (Identifier, error)
+	// ListIdentifiers returns up to limit identifiers of agentID with Name > afterName,
+	// ordered by Name (keyset pagination: the cost does not grow with the position).
+	ListIdentifiers(ctx context.Context, agentID, afterName string, limit int) ([]Identifier, error)
+
+	// ListJournal returns up to limit entries matching f with ID > afterID, oldest first.
+	ListJournal(ctx context.Context, f JournalFilter, afterID int64, limit int) ([]JournalEntry, error)
+}
+
+// Tx reads and changes the registry's state inside one transaction.
+type Tx interface {
+	Reader
+
+	CreateAgent(ctx context.Context, a Agent) error
+	// UpdateAgent stores a, which must carry the next version: it succeeds only while the
+	// stored version is a.Version-1.
+	UpdateAgent(ctx context.Context, a Agent) error
+
+	CreateCredential(ctx context.Context, c Credential) error
+	// RevokeCredential sets the revoke time of a credential not yet revoked.
+	RevokeCredential(ctx context.Context, id string, at time.Time) error
+
+	CreateChallenge(ctx context.Context, c Challenge) error
+	// UpdateChallenge stores c only while the stored challenge still has status fromStatus
+	// and fromAttempts attempts (the values the caller read), so two concurrent checks or
+	// uses of one challenge cannot both succeed; otherwise KindAborted.
+	UpdateChallenge(ctx context.Context, c Challenge, fromStatus ChallengeStatus, fromAttempts int) error
+
+	CreateIdentity(ctx context.Context, i Identity) error
+	// RetireIdentity marks an identity retired for good.
+	RetireIdentity(ctx context.Context, id string, at time.Time) error
+
+	// CreateIdentifier stores a new identifier; a taken name is KindAlreadyExists with
+	// reason IDENTIFIER_TAKEN.
+	CreateIdentifier(ctx context.Context, i Identifier) error
+	// UpdateIdentifier stores i, which must carry the next version (as UpdateAgent).
+	UpdateIdentifier(ctx context.Context, i Identifier) error
+	// DeleteIdentifier removes an identifier while its stored version is still version.
+	DeleteIdentifier(ctx context.Context, name string, version int64) error
+
+	// AppendJournal writes e and returns its ID.
+	AppendJournal(ctx context.Context, e JournalEntry) (int64, error)
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// ErrorDomain is the domain of every google.rpc.ErrorInfo the registry returns.
+const ErrorDomain = "id4me-registry"
+
+var kindCodes = map[registry.Kind]codes.Code{
+	registry.KindInternal:           codes.Internal,
+	registry.KindInvalidArgument:    codes.InvalidArgument,
+	registry.KindNotFound:           codes.NotFound,
+	registry.KindAlreadyExists:      codes.AlreadyExists,
+	registry.KindFailedPrecondition: codes.FailedPrecondition,
+	registry.KindAborted:            codes.Aborted,
+	registry.KindPermissionDenied:   codes.PermissionDenied,
+	registry.KindUnauthenticated:    codes.Unauthenticated,
+	registry.KindResourceExhausted:  codes.ResourceExhausted,
+	registry.KindUnavailable:        codes.Unavailable,
+}
+
+// statusError builds a gRPC status with an ErrorInfo carrying reason.
+func statusError(code codes.Code, reason, msg string) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// toStatus turns an error from the registry into a gRPC status error with an ErrorInfo. A
+// registry *Error keeps its message; anything else is logged and reported as INTERNAL
+// without its text, which may name internals.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok && !errors.As(err, new(*registry.Error)) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return statusError(codes.Canceled, "CANCELLED", "the call was cancelled")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return statusError(codes.DeadlineExceeded, "DEADLINE_EXCEEDED", "the call ran out of time")
+	}
+	var re *registry.Error
+	if !errors.As(err, &re) || re.Kind == registry.KindInternal {
+		log.ErrorContext(ctx, "internal error", "err", err)
+		return statusError(codes.Internal, "INTERNAL", "internal error; the operator has been told")
+	}
+	return statusError(kindCodes[re.Kind], re.Reason, re.Message)
+}

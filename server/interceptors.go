@@ -1,0 +1,118 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/id4me/id4me-registry/registry"
+)
+
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func methodFromContext(ctx context.Context) (string, bool) {
+	return grpc.Method(ctx)
+}
+
+// slogLogger adapts slog to the logging middleware. The middleware logs the method, code,
+// duration and the fields below; never payloads or metadata, so no secret reaches the log.
+func slogLogger(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+// actorFields adds who called to each log line.
+func actorFields(ctx context.Context) logging.Fields {
+	st := callStateFrom(ctx)
+	if st == nil || st.actor.Kind == "" {
+		return nil
+	}
+	a := st.actor
+	f := logging.Fields{"actor", a.String()}
+	if a.CredentialID != "" {
+		f = append(f, "credential", a.CredentialID)
+	}
+	return f
+}
+
+// recoverPanic turns a panic in a handler into INTERNAL and logs it with its stack.
+func recoverPanic(log *slog.Logger) func(ctx context.Context, p any) error {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return statusError(codes.Internal, "INTERNAL", "internal error; the operator has been told")
+	}
+}
+
+// agentLimiter rate-limits each agent on its own token bucket. Operators are not limited.
+type agentLimiter struct {
+	limit rate.Limit
+	burst int
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+func newAgentLimiter(limit rate.Limit, burst int) *agentLimiter {
+	return &agentLimiter{limit: limit, burst: burst, limiters: make(map[string]*rate.Limiter)}
+}
+
+// Limit implements the ratelimit middleware's Limiter.
+func (l *agentLimiter) Limit(ctx context.Context) error {
+	a := ActorFrom(ctx)
+	if a.Kind != registry.ActorAgent || l.limit == rate.Inf {
+		return nil
+	}
+	l.mu.Lock()
+	lim, ok := l.limiters[a.ID]
+	if !ok {
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.limiters[a.ID] = lim
+	}
+	l.mu.Unlock()
+	if !lim.Allow() {
+		return fmt.Errorf("agent %s is over its limit of %g requests per second", a.ID, float64(l.limit))
+	}
+	return nil
+}
+
+// defaultReasons are the ErrorInfo reasons given to errors that middleware returned without one.
+var defaultReasons = map[codes.Code]string{
+	codes.ResourceExhausted: "RATE_LIMITED",
+	codes.Unauthenticated:   "CREDENTIAL_REQUIRED",
+	codes.PermissionDenied:  "PERMISSION_DENIED",
+	codes.Internal:          "INTERNAL",
+	codes.Unimplemented:     "UNIMPLEMENTED",
+}
+
+// withReason makes sure every error status carries an ErrorInfo, as the API promises, even
+// when a middleware (the rate limiter) built it without one.
+func withReason(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() == codes.OK || len(st.Details()) > 0 {
+		return err
+	}
+	reason, ok := defaultReasons[st.Code()]
+	if !ok {
+		reason = st.Code().String()
+	}
+	return statusError(st.Code(), reason, st.Message())
+}
+
+func reasonUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	return resp, withReason(err)
+}
+
+func reasonStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return withReason(h(srv, ss))
+}

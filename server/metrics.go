@@ -1,0 +1,51 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/id4me/id4me-registry/dnsverify"
+)
+
+// Metrics are the registry's own Prometheus metrics; the per-method gRPC counts and
+// latencies come from the go-grpc-middleware Prometheus provider.
+type Metrics struct {
+	challengeChecks *prometheus.CounterVec
+	dnsQueries      *prometheus.CounterVec
+	dnsDuration     *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		challengeChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "id4me_challenge_checks_total",
+			Help: "DNS checks of challenges, by outcome: valid, or the problem's reason.",
+		}, []string{"outcome"}),
+		dnsQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "id4me_dns_queries_total",
+			Help: "DNS exchanges with nameservers, by transport and outcome (an rcode, or error).",
+		}, []string{"transport", "outcome"}),
+		dnsDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "id4me_dns_query_duration_seconds",
+			Help:    "Duration of DNS exchanges with nameservers.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"transport"}),
+	}
+	reg.MustRegister(m.challengeChecks, m.dnsQueries, m.dnsDuration)
+	return m
+}
+
+// ChallengeChecked counts a challenge check (registry.Observer).
+func (m *Metrics) ChallengeChecked(outcome string) {
+	m.challengeChecks.WithLabelValues(outcome).Inc()
+}
+
+// DNSQuery counts a DNS exchange; it is dnsverify.Config.OnQuery.
+func (m *Metrics) DNSQuery(q dnsverify.Query) {
+	outcome := q.Rcode
+	if q.Err != "" || outcome == "" {
+		outcome = "error"
+	}
+	m.dnsQueries.WithLabelValues(q.Transport, outcome).Inc()
+	m.dnsDuration.WithLabelValues(q.Transport).Observe(q.Duration.Seconds())
+}

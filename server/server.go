@@ -1,0 +1,167 @@
+// Package server puts the registry on the network: the gRPC services (RegistryService,
+// AdminService, ResolverService) with their interceptors (authentication, authorisation,
+// panic recovery, logging, metrics, per-agent rate limits), health and reflection, and the
+// HTTP listener with /metrics.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// Config configures a Server.
+type Config struct {
+	Service *registry.Service
+	Logger  *slog.Logger
+	// TLS is the listeners' TLS configuration (see ServerTLSConfig). Required.
+	TLS *tls.Config
+	// AllowPlaintextLoopback accepts plaintext gRPC from loopback clients (dev mode).
+	AllowPlaintextLoopback bool
+	// AgentRate and AgentBurst bound each agent's calls (token bucket); rate.Inf disables.
+	AgentRate  rate.Limit
+	AgentBurst int
+	// Prometheus is where metrics are registered and served from; nil makes a new registry.
+	Prometheus *prometheus.Registry
+}
+
+// Server is the registry's gRPC server and HTTP handler.
+type Server struct {
+	cfg    Config
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+}
+
+// New builds the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Service == nil || cfg.TLS == nil {
+		return nil, errors.New("server: Config.Service and Config.TLS are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Prometheus == nil {
+		cfg.Prometheus = prometheus.NewRegistry()
+		cfg.Prometheus.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if cfg.AgentRate == 0 {
+		cfg.AgentRate, cfg.AgentBurst = 100, 200
+	}
+	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	cfg.Prometheus.MustRegister(grpcMetrics)
+
+	authn := authenticator{svc: cfg.Service}
+	secured := selector.MatchFunc(needsCredentials)
+	limiter := newAgentLimiter(cfg.AgentRate, cfg.AgentBurst)
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(actorFields)}
+	recoverOpt := recovery.WithRecoveryHandlerContext(recoverPanic(cfg.Logger))
+
+	g := grpc.NewServer(
+		grpc.Creds(newTransportCredentials(cfg.TLS, cfg.AllowPlaintextLoopback)),
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.MaxRecvMsgSize(1<<20),
+		grpc.ChainUnaryInterceptor(
+			withCallStateUnary,
+			grpcMetrics.UnaryServerInterceptor(),
+			logging.UnaryServerInterceptor(slogLogger(cfg.Logger), logOpts...),
+			reasonUnary,
+			recovery.UnaryServerInterceptor(recoverOpt),
+			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authn.authenticate), secured),
+			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), secured),
+		),
+		grpc.ChainStreamInterceptor(
+			withCallStateStream,
+			grpcMetrics.StreamServerInterceptor(),
+			logging.StreamServerInterceptor(slogLogger(cfg.Logger), logOpts...),
+			reasonStream,
+			recovery.StreamServerInterceptor(recoverOpt),
+			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authn.authenticate), secured),
+			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), secured),
+		),
+	)
+	registryv1.RegisterRegistryServiceServer(g, &registryService{svc: cfg.Service, log: cfg.Logger})
+	registryv1.RegisterAdminServiceServer(g, &adminService{svc: cfg.Service, log: cfg.Logger})
+	registryv1.RegisterResolverServiceServer(g, &resolverService{svc: cfg.Service, log: cfg.Logger})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	for _, name := range []string{"", registryv1.RegistryService_ServiceDesc.ServiceName, registryv1.AdminService_ServiceDesc.ServiceName, registryv1.ResolverService_ServiceDesc.ServiceName} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	reflection.Register(g)
+	grpcMetrics.InitializeMetrics(g)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Prometheus, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	hsrv := &http.Server{
+		Handler:           mux,
+		TLSConfig:         cfg.TLS.Clone(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return &Server{cfg: cfg, grpc: g, health: hs, http: hsrv}, nil
+}
+
+// GRPC returns the gRPC server (for tests and benchmarks that serve it themselves).
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// Handler returns the HTTP handler (/metrics, /healthz).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// ServeGRPC serves gRPC on l until Shutdown.
+func (s *Server) ServeGRPC(l net.Listener) error { return s.grpc.Serve(l) }
+
+// ServeHTTPS serves the HTTP handler over TLS on l until Shutdown.
+func (s *Server) ServeHTTPS(l net.Listener) error {
+	err := s.http.ServeTLS(l, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops taking calls, lets the calls in flight finish until ctx ends, then stops.
+// Every state change is one transaction, so a call cut short leaves nothing half-written.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.http.Shutdown(ctx) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+	}
+	<-httpErr
+}
