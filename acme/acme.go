@@ -97,7 +97,7 @@ func ParseAccountKey(jwkJSON string) (AccountKey, error) {
 	// Name an unsupported curve here; go-jose would only say "unsupported key type".
 	var crv string
 	if raw, ok := members["crv"]; ok {
-		_ = json.Unmarshal(raw, &crv) // a non-string crv is refused by go-jose below
+		_ = json.Unmarshal(raw, &crv) // a non-string crv stays "" and is refused below
 	}
 	switch {
 	case kty == "EC" && crv != "P-256" && crv != "P-384" && crv != "P-521":

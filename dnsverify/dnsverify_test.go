@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/id4me/id4me-registry/internal/devdns"
 )
 
 // challengeValue is what an agent publishes for a dns-01 challenge (base64url SHA-256).
@@ -34,17 +36,37 @@ func newVerifier(t *testing.T, cfg Config) *Verifier {
 	return v
 }
 
-// pinned starts one fake authority per record set and returns them with their addresses.
-func pinned(t *testing.T, recordSets ...[]string) ([]*fakeAuthority, []string) {
+// newAuthority starts an authoritative devdns server on loopback holding records (zone-file
+// lines; an SOA makes its owner a zone) and stops it at cleanup.
+func newAuthority(t *testing.T, records ...string) *devdns.Server {
 	t.Helper()
-	var fs []*fakeAuthority
+	s, err := devdns.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("devdns: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Add(records...); err != nil {
+		t.Fatalf("bad test record: %v", err)
+	}
+	return s
+}
+
+// pinned starts one authority per record set and returns them with their addresses.
+func pinned(t *testing.T, recordSets ...[]string) ([]*devdns.Server, []string) {
+	t.Helper()
+	var fs []*devdns.Server
 	var addrs []string
 	for _, records := range recordSets {
-		f := newFakeAuthority(t, records...)
+		f := newAuthority(t, records...)
 		fs = append(fs, f)
 		addrs = append(addrs, f.Addr)
 	}
 	return fs, addrs
+}
+
+// soa returns a zone-file line making zone a zone.
+func soa(zone string) string {
+	return zone + " 300 IN SOA ns1." + zone + " hostmaster." + zone + " 1 7200 3600 1209600 300"
 }
 
 // alice returns the alice.example. zone with extra records.
@@ -61,7 +83,7 @@ func TestCheckTXT(t *testing.T) {
 	tests := []struct {
 		name       string
 		servers    [][]string // records of each pinned server
-		setup      func(t *testing.T, fs []*fakeAuthority)
+		setup      func(t *testing.T, fs []*devdns.Server)
 		quorum     int
 		maxCNAMEs  int
 		check      string
@@ -188,9 +210,9 @@ func TestCheckTXT(t *testing.T) {
 		{
 			name:    "SERVFAIL from every server",
 			servers: [][]string{alice(), alice()},
-			setup: func(t *testing.T, fs []*fakeAuthority) {
+			setup: func(t *testing.T, fs []*devdns.Server) {
 				for _, f := range fs {
-					f.failWith(challengeName, dns.RcodeServerFailure)
+					f.SetRcode(challengeName, dns.RcodeServerFailure)
 				}
 			},
 			wantReason: ReasonError,
@@ -287,7 +309,7 @@ func assertResult(t *testing.T, res Result, wantReason string, details ...string
 
 func TestCheckTXTTruncatedUDPIsRetriedOverTCP(t *testing.T) {
 	fs, addrs := pinned(t, alice(txt(challengeName, challengeValue)))
-	fs[0].truncateUDP(challengeName)
+	fs[0].SetTruncate(true)
 	v := newVerifier(t, Config{Servers: addrs})
 
 	res := v.CheckTXT(context.Background(), challengeName, challengeValue)
@@ -303,7 +325,7 @@ func TestCheckTXTTruncatedUDPIsRetriedOverTCP(t *testing.T) {
 		txtQueries[1].Transport != "tcp" || len(txtQueries[1].Answers) != 1 {
 		t.Fatalf("TXT queries = %+v; want a truncated UDP one then a TCP one with the answer", txtQueries)
 	}
-	if !slices.ContainsFunc(fs[0].queries(), func(q seenQuery) bool { return q.Transport == "tcp" && q.Type == dns.TypeTXT }) {
+	if !slices.ContainsFunc(fs[0].Queries(), func(q devdns.Query) bool { return q.Transport == "tcp" && q.Type == "TXT" }) {
 		t.Error("the server got no TCP query")
 	}
 }
@@ -343,7 +365,7 @@ func TestCheckTXTUnansweredServers(t *testing.T) {
 			}
 			fs, addrs := pinned(t, recordSets...)
 			for i, silent := range tt.silent {
-				fs[i].setSilent(silent)
+				fs[i].SetSilent(silent)
 			}
 			qt := tt.queryTimeout
 			if qt == 0 {
@@ -371,7 +393,7 @@ func TestCheckTXTUnreachableServers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addrs := []string{closedPort(t)}
 			if tt.withGood {
-				good := newFakeAuthority(t, alice(txt(challengeName, challengeValue))...)
+				good := newAuthority(t, alice(txt(challengeName, challengeValue))...)
 				addrs = append(addrs, good.Addr)
 			}
 			v := newVerifier(t, Config{Servers: addrs})
@@ -395,7 +417,7 @@ func closedPort(t *testing.T) string {
 
 func TestCheckTXTHonoursCallerContext(t *testing.T) {
 	fs, addrs := pinned(t, alice(txt(challengeName, challengeValue)))
-	fs[0].setSilent(true)
+	fs[0].SetSilent(true)
 	v := newVerifier(t, Config{Servers: addrs, QueryTimeout: time.Minute, Timeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	t.Cleanup(cancel)
@@ -414,27 +436,31 @@ func TestQueriesToAuthoritativeServersAreNotRecursive(t *testing.T) {
 	assertResult(t, v.CheckTXT(context.Background(), challengeName, challengeValue), "")
 
 	for _, f := range fs {
-		seen := f.queries()
-		if !slices.ContainsFunc(seen, func(q seenQuery) bool { return q.Type == dns.TypeTXT }) {
+		seen := f.Queries()
+		if !slices.ContainsFunc(seen, func(q devdns.Query) bool { return q.Type == "TXT" }) {
 			t.Errorf("%s was not asked for TXT: %+v", f.Addr, seen)
 		}
 		for _, q := range seen {
-			if q.RD {
-				t.Errorf("%s got %s %s with RD set", f.Addr, q.Name, dns.TypeToString[q.Type])
+			if q.RecursionDesired {
+				t.Errorf("%s got %s %s with RD set", f.Addr, q.Name, q.Type)
 			}
 		}
 	}
 }
 
 func TestCheckTXTDiscoversNameservers(t *testing.T) {
-	auth := newFakeAuthority(t, alice(txt(challengeName, challengeValue))...)
-	resolver := newFakeAuthority(t, alice(
+	auth := newAuthority(t, alice(txt(challengeName, challengeValue))...)
+	_, authPort, err := net.SplitHostPort(auth.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := newAuthority(t, alice(
 		"alice.example. 300 IN NS ns1.alice.example.",
 		"alice.example. 300 IN NS ns2.alice.example.",
 		"ns1.alice.example. 300 IN A 127.0.0.1",
 		"ns2.alice.example. 300 IN A 127.0.0.1",
 	)...)
-	v := newVerifier(t, Config{Resolvers: []string{resolver.Addr}, NameserverPort: auth.Port})
+	v := newVerifier(t, Config{Resolvers: []string{resolver.Addr}, NameserverPort: authPort})
 
 	res := v.CheckTXT(context.Background(), challengeName, challengeValue)
 
@@ -452,13 +478,13 @@ func TestCheckTXTDiscoversNameservers(t *testing.T) {
 	if !slices.Equal(asked, wantAsked) {
 		t.Errorf("TXT asked of %q; want %q", asked, wantAsked)
 	}
-	for _, q := range resolver.queries() {
-		if !q.RD || q.Type == dns.TypeTXT {
+	for _, q := range resolver.Queries() {
+		if !q.RecursionDesired || q.Type == "TXT" {
 			t.Errorf("resolver got %+v; want only recursive SOA/NS/A/AAAA queries", q)
 		}
 	}
-	for _, q := range auth.queries() {
-		if q.RD || q.Type != dns.TypeTXT {
+	for _, q := range auth.Queries() {
+		if q.RecursionDesired || q.Type != "TXT" {
 			t.Errorf("authoritative server got %+v; want only non-recursive TXT queries", q)
 		}
 	}
@@ -481,7 +507,7 @@ func TestCheckTXTDiscoveryFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resolver := newFakeAuthority(t, tt.resolver...)
+			resolver := newAuthority(t, tt.resolver...)
 			v := newVerifier(t, Config{Resolvers: []string{resolver.Addr}})
 
 			assertResult(t, v.CheckTXT(context.Background(), challengeName, challengeValue), tt.wantReason, tt.wantDetail...)
@@ -537,7 +563,7 @@ func TestLookupTXT(t *testing.T) {
 	})
 	t.Run("no server answers", func(t *testing.T) {
 		fs, addrs := pinned(t, alice())
-		fs[0].setSilent(true)
+		fs[0].SetSilent(true)
 		v := newVerifier(t, Config{Servers: addrs, QueryTimeout: 100 * time.Millisecond})
 
 		_, err := v.LookupTXT(context.Background(), challengeName)

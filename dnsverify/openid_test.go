@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/id4me/id4me-registry/internal/devdns"
 )
 
 func TestParseOpenIDRecord(t *testing.T) {
@@ -60,7 +62,7 @@ func TestCheckOpenID(t *testing.T) {
 	tests := []struct {
 		name       string
 		servers    [][]string
-		setup      func(t *testing.T, fs []*fakeAuthority)
+		setup      func(t *testing.T, fs []*devdns.Server)
 		identifier string
 		issuer     string
 		want       OpenIDStatus
@@ -125,8 +127,8 @@ func TestCheckOpenID(t *testing.T) {
 		{
 			name:    "SERVFAIL",
 			servers: [][]string{alice()},
-			setup: func(t *testing.T, fs []*fakeAuthority) {
-				fs[0].failWith(openid, dns.RcodeServerFailure)
+			setup: func(t *testing.T, fs []*devdns.Server) {
+				fs[0].SetRcode(openid, dns.RcodeServerFailure)
 			},
 			issuer:     "id.example",
 			want:       OpenIDError,

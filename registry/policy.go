@@ -17,6 +17,11 @@ const (
 	MaxLabelLength      = 63
 )
 
+// maxInputLength bounds the text ParseIdentifier looks at, before any mapping. It is far
+// above any U-label form of a 253-octet name (at most 4 UTF-8 bytes per A-label octet), and
+// keeps work and error messages small.
+const maxInputLength = 4096
+
 // Reasons for refusing an identifier. Each is the Reason of an *Error of KindInvalidArgument.
 const (
 	ReasonIdentifierEmpty        = "IDENTIFIER_EMPTY"
@@ -64,6 +69,11 @@ func (n Name) String() string { return n.ASCII }
 func ParseIdentifier(s string) (Name, error) {
 	if s == "" {
 		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierEmpty, "identifier is empty")
+	}
+	if len(s) > maxInputLength {
+		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
+			"identifier of %d bytes is too long; the limit is %d octets in A-label form",
+			len(s), MaxIdentifierLength)
 	}
 	if !utf8.ValidString(s) {
 		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierMalformed,

@@ -87,6 +87,7 @@ func TestParseIdentifierRefuses(t *testing.T) {
 			strings.Repeat("ü", 58) + ".example", ReasonIdentifierLabelTooLong},
 		{"254 octets", name254, ReasonIdentifierTooLong},
 		{"254 octets and a trailing dot", name254 + ".", ReasonIdentifierTooLong},
+		{"huge input", strings.Repeat("a.", 100000) + "example", ReasonIdentifierTooLong},
 		{"full-width bracketed IPv6", "［2001:db8::1］", ReasonIdentifierIPLiteral},
 		{"one label", "example", ReasonIdentifierTooFewLabels},
 		{"one label with dot", "alice.", ReasonIdentifierTooFewLabels},

@@ -1,6 +1,15 @@
 // Package devdns is a small authoritative DNS server for tests and demos: it serves zones held
 // in memory (or loaded from a zone file) over UDP and TCP on one loopback port, and can be
-// told to misbehave (stay silent, truncate UDP answers) to exercise a verifier's edges.
+// told to misbehave (stay silent, truncate UDP answers, fail a name with an rcode) to exercise
+// a verifier's edges.
+//
+// It answers like an authoritative server: the records at the name (a CNAME there answers any
+// other type, and is not chased), else NODATA (NOERROR) or NXDOMAIN with the zone's SOA in the
+// authority section; an empty non-terminal is NODATA. NS records below a zone's apex are a zone
+// cut: questions at or below it get a referral (the NS records in the authority section, glue
+// addresses in the additional section, AA clear). Names outside every zone are REFUSED. UDP
+// answers larger than the client's EDNS0 buffer (512 bytes without EDNS0) are truncated with the
+// TC bit set.
 package devdns
 
 import (
@@ -24,6 +33,7 @@ type Server struct {
 	mu       sync.RWMutex
 	zones    map[string]bool
 	records  map[string][]dns.RR // by lowercase owner name
+	rcodes   map[string]int      // forced response codes, by lowercase name
 	silent   bool
 	truncate bool
 	queries  []Query
@@ -38,7 +48,7 @@ type Query struct {
 
 // Start serves on addr ("127.0.0.1:0" picks a free port for both transports).
 func Start(addr string) (*Server, error) {
-	s := &Server{zones: map[string]bool{}, records: map[string][]dns.RR{}}
+	s := &Server{zones: map[string]bool{}, records: map[string][]dns.RR{}, rcodes: map[string]int{}}
 	var lastErr error
 	for try := 0; try < 10; try++ {
 		pc, err := net.ListenPacket("udp", addr)
@@ -86,7 +96,9 @@ func (s *Server) AddZone(zone string) {
 }
 
 // Add adds records given in presentation format, e.g.
-// `_acme-challenge.alice.example. 60 IN TXT "value"`.
+// `_acme-challenge.alice.example. 60 IN TXT "value"`. As in a zone file, an SOA record makes
+// its owner a zone, and NS records below a zone's apex delegate the name (see the package doc).
+// It stops at the first record that does not parse, keeping those before it.
 func (s *Server) Add(rrs ...string) error {
 	for _, text := range rrs {
 		rr, err := dns.NewRR(text)
@@ -98,6 +110,9 @@ func (s *Server) Add(rrs ...string) error {
 		}
 		s.mu.Lock()
 		name := strings.ToLower(rr.Header().Name)
+		if rr.Header().Rrtype == dns.TypeSOA {
+			s.zones[name] = true
+		}
 		s.records[name] = append(s.records[name], rr)
 		s.mu.Unlock()
 	}
@@ -168,6 +183,20 @@ func (s *Server) LoadZoneFile(path string) error {
 	return nil
 }
 
+// SetRcode makes every question for name (any type, either transport) be answered with
+// rcode alone: empty sections, AA clear, whether or not the server holds the name. A
+// negative rcode removes the override. For example SetRcode(name, dns.RcodeServerFailure).
+func (s *Server) SetRcode(name string, rcode int) {
+	name = dns.Fqdn(strings.ToLower(name))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rcode < 0 {
+		delete(s.rcodes, name)
+		return
+	}
+	s.rcodes[name] = rcode
+}
+
 // SetSilent makes the server drop every query (true) or answer again (false).
 func (s *Server) SetSilent(silent bool) {
 	s.mu.Lock()
@@ -206,9 +235,16 @@ func (s *Server) handle(transport string) func(dns.ResponseWriter, *dns.Msg) {
 			return
 		}
 		m := s.answer(req, q)
-		if truncate && transport == "udp" {
-			m.Answer, m.Ns, m.Extra = nil, nil, nil
-			m.Truncated = true
+		if transport == "udp" {
+			if truncate {
+				m.Answer, m.Ns, m.Extra = nil, nil, nil
+				m.Truncated = true
+			}
+			size := dns.MinMsgSize
+			if opt := req.IsEdns0(); opt != nil {
+				size = int(opt.UDPSize())
+			}
+			m.Truncate(size)
 		}
 		w.WriteMsg(m)
 	}
@@ -221,9 +257,18 @@ func (s *Server) answer(req *dns.Msg, q dns.Question) *dns.Msg {
 	m.SetReply(req)
 	m.RecursionAvailable = false
 	name := strings.ToLower(q.Name)
+	if rcode, ok := s.rcodes[name]; ok {
+		m.Rcode = rcode
+		return m
+	}
 	zone := s.zoneOf(name)
 	if zone == "" {
 		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	if cut := s.delegation(name, zone); cut != nil {
+		m.Ns = cut
+		m.Extra = s.glue(cut)
 		return m
 	}
 	m.Authoritative = true
@@ -249,25 +294,62 @@ func (s *Server) answer(req *dns.Msg, q dns.Question) *dns.Msg {
 	return m
 }
 
-// zoneOf returns the closest enclosing zone of name the server is authoritative for.
+// zoneOf returns the closest enclosing zone of name the server is authoritative for (the root
+// zone included), "" when there is none.
 func (s *Server) zoneOf(name string) string {
-	for n := name; ; {
-		if s.zones[n] {
-			return n
+	for _, i := range append(dns.Split(name), len(name)-1) { // name, its parents, then the root
+		if s.zones[name[i:]] {
+			return name[i:]
 		}
-		i := strings.IndexByte(n, '.')
-		if i < 0 || i == len(n)-1 {
-			return ""
-		}
-		n = n[i+1:]
 	}
+	return ""
+}
+
+// delegation returns copies of the NS records of the zone cut between zone's apex (excluded)
+// and name (included) nearest the apex, as the zone's data ends there; nil when name is not
+// delegated.
+func (s *Server) delegation(name, zone string) []dns.RR {
+	var cut []dns.RR
+	for _, i := range dns.Split(name) { // name, then its parents
+		n := name[i:]
+		if n == zone {
+			break
+		}
+		var ns []dns.RR
+		for _, rr := range s.records[n] {
+			if rr.Header().Rrtype == dns.TypeNS {
+				ns = append(ns, dns.Copy(rr))
+			}
+		}
+		if ns != nil {
+			cut = ns
+		}
+	}
+	return cut
+}
+
+// glue returns copies of the A and AAAA records held for the targets of NS records.
+func (s *Server) glue(ns []dns.RR) []dns.RR {
+	var out []dns.RR
+	for _, rr := range ns {
+		for _, addr := range s.records[strings.ToLower(rr.(*dns.NS).Ns)] {
+			if t := addr.Header().Rrtype; t == dns.TypeA || t == dns.TypeAAAA {
+				out = append(out, dns.Copy(addr))
+			}
+		}
+	}
+	return out
 }
 
 // hasDescendant reports whether some record lives below name (an empty non-terminal
 // answers NODATA, not NXDOMAIN).
 func (s *Server) hasDescendant(name string) bool {
+	suffix := "." + name
+	if name == "." {
+		suffix = "."
+	}
 	for owner, rrs := range s.records {
-		if len(rrs) > 0 && strings.HasSuffix(owner, "."+name) {
+		if len(rrs) > 0 && owner != name && strings.HasSuffix(owner, suffix) {
 			return true
 		}
 	}

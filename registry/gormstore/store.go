@@ -105,8 +105,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		}
 		n := cmpOr(cfg.maxOpenConns, max(4, runtime.GOMAXPROCS(0)))
 		s.sqlDB.SetMaxOpenConns(n)
-		// Idle connections are kept for ever: they hold prepared statements and, for an
-		// in-memory database, the database itself, which vanishes with its last connection.
+		// Idle connections are kept for ever: an in-memory database vanishes with its last
+		// connection.
 		s.sqlDB.SetMaxIdleConns(n)
 		s.writeSlot = make(chan struct{}, 1)
 		dialector = sqlite.Dialector{Conn: s.sqlDB}

@@ -1,0 +1,206 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "id4me-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "id4me-registry")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		panic("build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cli runs the binary with args and extra environment and returns stdout, stderr.
+func cli(t *testing.T, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+var bearerPattern = regexp.MustCompile(`^op_[a-z2-7]{26}\.[A-Za-z0-9_-]{43}$`)
+
+func TestBootstrapPrintsOnlyTheSecret(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "r.db")
+	out, stderr, err := cli(t, nil, "admin", "bootstrap", "--db", db)
+	if err != nil {
+		t.Fatalf("bootstrap: %v\n%s", err, stderr)
+	}
+	if !bearerPattern.MatchString(strings.TrimSpace(out)) || strings.Count(out, "\n") != 1 {
+		t.Fatalf("bootstrap printed %q, want only the credential", out)
+	}
+	_, stderr, err = cli(t, nil, "admin", "bootstrap", "--db", db)
+	if err == nil || !strings.Contains(stderr, "--force") {
+		t.Fatalf("second bootstrap: err %v, stderr %q; want a refusal naming --force", err, stderr)
+	}
+	// The database can also come from the environment.
+	out, stderr, err = cli(t, []string{"ID4ME_DB=" + db}, "admin", "bootstrap", "--force")
+	if err != nil || !bearerPattern.MatchString(strings.TrimSpace(out)) {
+		t.Fatalf("bootstrap --force via ID4ME_DB: %q, %v\n%s", out, err, stderr)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "r.db")
+	out, stderr, err := cli(t, nil, "migrate", "--db", db)
+	if err != nil || !strings.Contains(out, "migrated from schema version 0 to") {
+		t.Fatalf("migrate: %q, %v\n%s", out, err, stderr)
+	}
+	out, _, err = cli(t, nil, "migrate", "--db", db)
+	if err != nil || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second migrate: %q, %v", out, err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "--dev", "--grpc-addr", "0.0.0.0:0"}} {
+		if _, stderr, err := cli(t, nil, args...); err == nil || stderr == "" {
+			t.Errorf("%v: err %v, stderr %q; want a failure that says why", args, err, stderr)
+		}
+	}
+	out, _, err := cli(t, nil, "version")
+	if err != nil || !strings.HasPrefix(out, "id4me-registry ") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+}
+
+func TestServeDevAndGracefulStop(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "r.db")
+	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--http-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "ID4ME_GRPC_ADDR=127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+
+	var token, grpcAddr string
+	addrLine := regexp.MustCompile(`^gRPC on (\S+), HTTPS on (\S+)`)
+	sc := bufio.NewScanner(stdout)
+	for grpcAddr == "" && sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export ID4ME_ADMIN_TOKEN="); ok {
+			token = v
+		}
+		if m := addrLine.FindStringSubmatch(line); m != nil {
+			grpcAddr = m[1]
+		}
+	}
+	if !bearerPattern.MatchString(token) || grpcAddr == "" {
+		t.Fatalf("serve --dev printed no credential or address; stderr:\n%s", stderr.String())
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+
+	// Plaintext from loopback works in dev mode; so does TLS.
+	plain, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if resp, err := healthpb.NewHealthClient(plain).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health over plaintext: %v, %v", resp, err)
+	}
+	secure, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secure.Close()
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	if _, err := registryv1.NewAdminServiceClient(secure).ListAgents(actx, &registryv1.ListAgentsRequest{}); err != nil {
+		t.Fatalf("ListAgents over TLS with the printed credential: %v", err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop within 30s of SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "stopped") {
+		t.Fatalf("no orderly stop in the log:\n%s", stderr.String())
+	}
+	// A second start on the same database keeps the first credential and prints none.
+	out, stderrText, err := runBriefly(t, db)
+	if err != nil || strings.Contains(out, "ID4ME_ADMIN_TOKEN") || !strings.Contains(out, "exists already") {
+		t.Fatalf("restart printed %q (err %v)\n%s", out, err, stderrText)
+	}
+}
+
+// runBriefly starts serve --dev on db, waits until it listens, and stops it.
+func runBriefly(t *testing.T, db string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", "", err
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "gRPC on ") {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	err = cmd.Wait()
+	return out.String(), stderr.String(), err
+}
