@@ -21,19 +21,19 @@ import (
 )
 
 type serveFlags struct {
-	grpcAddr, httpAddr, db                 string
-	tlsCert, tlsKey, clientCA              string
-	dev                                    bool
-	dnsServers                             stringList
-	dnsQuorum                              int
-	dnsTimeout                             time.Duration
-	challengeTTL                           time.Duration
-	challengeMaxAttempts                   int
-	authorityIssuer                        string
-	agentRate                              float64
-	agentBurst                             int
-	logLevel, logFormat                    string
-	shutdownTimeout                        time.Duration
+	grpcAddr, httpAddr, db    string
+	tlsCert, tlsKey, clientCA string
+	dev                       bool
+	dnsServers                stringList
+	dnsQuorum                 int
+	dnsTimeout                time.Duration
+	challengeTTL              time.Duration
+	challengeMaxAttempts      int
+	authorityIssuer           string
+	agentRate                 float64
+	agentBurst                int
+	logLevel, logFormat       string
+	shutdownTimeout           time.Duration
 }
 
 func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
