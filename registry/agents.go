@@ -210,6 +210,7 @@ func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec 
 		return Agent{}, fmt.Errorf("update agent: %w", err)
 	}
 	s.cache.purge()
+	s.auth.purge()
 	return out, nil
 }
 
@@ -284,6 +285,7 @@ func (s *Service) RevokeAgentToken(ctx context.Context, actor Actor, agentID, to
 	if err != nil {
 		return Credential{}, fmt.Errorf("revoke token: %w", err)
 	}
+	s.auth.purge()
 	return out, nil
 }
 
@@ -300,6 +302,10 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor,
 	if !ok || !(strings.HasPrefix(id, AgentTokenPrefix) || strings.HasPrefix(id, OperatorPrefix)) {
 		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_MALFORMED", "the bearer credential is not one this registry issued")
 	}
+	now := s.cfg.Now()
+	if actor, ok := s.auth.get(id, secret, now); ok {
+		return actor, nil
+	}
 	c, err := s.store.GetCredential(ctx, id)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
@@ -313,23 +319,30 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor,
 	if c.Revoked() {
 		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_REVOKED", "the bearer credential was revoked")
 	}
-	if c.AgentID == "" {
-		return Actor{Kind: ActorOperator, ID: c.ID, CredentialID: c.ID}, nil
+	actor := Actor{Kind: ActorOperator, ID: c.ID, CredentialID: c.ID}
+	if c.AgentID != "" {
+		a, err := s.store.GetAgent(ctx, c.AgentID)
+		if err != nil {
+			return Actor{}, err
+		}
+		if a.State != AgentActive {
+			return Actor{}, Errorf(KindPermissionDenied, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
+		}
+		actor = Actor{Kind: ActorAgent, ID: a.ID, CredentialID: c.ID}
 	}
-	a, err := s.store.GetAgent(ctx, c.AgentID)
-	if err != nil {
-		return Actor{}, err
-	}
-	if a.State != AgentActive {
-		return Actor{}, Errorf(KindPermissionDenied, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
-	}
-	return Actor{Kind: ActorAgent, ID: a.ID, CredentialID: c.ID}, nil
+	s.auth.put(id, c.SecretHash, actor, now)
+	return actor, nil
 }
 
 // AuthenticateCertificate returns the agent that pinned a client certificate's key (hex
 // SHA-256 of its SubjectPublicKeyInfo).
 func (s *Service) AuthenticateCertificate(ctx context.Context, spkiHex string) (Actor, error) {
-	a, err := s.store.FindAgentByCertSPKI(ctx, strings.ToLower(spkiHex))
+	spkiHex = strings.ToLower(spkiHex)
+	now := s.cfg.Now()
+	if actor, ok := s.auth.get("spki:"+spkiHex, "", now); ok {
+		return actor, nil
+	}
+	a, err := s.store.FindAgentByCertSPKI(ctx, spkiHex)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
 			return Actor{}, Errorf(KindUnauthenticated, "CLIENT_CERT_UNKNOWN", "the client certificate is not pinned to any agent")
@@ -339,5 +352,7 @@ func (s *Service) AuthenticateCertificate(ctx context.Context, spkiHex string) (
 	if a.State != AgentActive {
 		return Actor{}, Errorf(KindPermissionDenied, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
 	}
-	return Actor{Kind: ActorAgent, ID: a.ID}, nil
+	actor := Actor{Kind: ActorAgent, ID: a.ID}
+	s.auth.put("spki:"+spkiHex, nil, actor, now)
+	return actor, nil
 }

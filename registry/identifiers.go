@@ -51,8 +51,14 @@ func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challenge
 			return IdentifierInfo{}, err
 		}
 	}
+	// The agent is read before the transaction: it only shapes the answer, and the
+	// transaction should hold the database's write lock as briefly as it can.
+	agent, err := s.store.GetAgent(ctx, actor.ID)
+	if err != nil {
+		return IdentifierInfo{}, err
+	}
 	var out IdentifierInfo
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	err = s.store.Tx(ctx, func(tx Tx) error {
 		c, err := s.ownChallenge(ctx, tx, actor, challengeID)
 		if err != nil {
 			return err
@@ -67,10 +73,6 @@ func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challenge
 		}
 		if c.Purpose != PurposeRegister {
 			return Errorf(KindFailedPrecondition, "CHALLENGE_PURPOSE_MISMATCH", "challenge %s is for %s, not register", c.ID, c.Purpose)
-		}
-		agent, err := tx.GetAgent(ctx, actor.ID)
-		if err != nil {
-			return err
 		}
 		name, err := ParseIdentifier(c.Identifier)
 		if err != nil {

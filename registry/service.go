@@ -52,6 +52,10 @@ type Config struct {
 	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
 	// are seen within it. Default 2s; negative disables the cache.
 	ResolveCacheTTL time.Duration
+	// AuthCacheTTL is how long a successful authentication is remembered; revocations and
+	// suspensions made on other instances take effect within it. Default 2s; negative
+	// disables the cache.
+	AuthCacheTTL time.Duration
 	// Observer is told of challenge outcomes; nil for none.
 	Observer Observer
 	// Now is the clock; default time.Now.
@@ -64,6 +68,7 @@ type Service struct {
 	store Store
 	cfg   Config
 	cache *resolveCache
+	auth  *authCache
 }
 
 // New returns a Service for cfg.
@@ -89,7 +94,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ResolveCacheTTL == 0 {
 		cfg.ResolveCacheTTL = 2 * time.Second
 	}
-	return &Service{store: cfg.Store, cfg: cfg, cache: newResolveCache(cfg.ResolveCacheTTL)}, nil
+	if cfg.AuthCacheTTL == 0 {
+		cfg.AuthCacheTTL = 2 * time.Second
+	}
+	return &Service{store: cfg.Store, cfg: cfg, cache: newResolveCache(cfg.ResolveCacheTTL), auth: newAuthCache(cfg.AuthCacheTTL)}, nil
 }
 
 // now returns the current time, truncated to the microsecond every store keeps.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -82,6 +83,8 @@ func New(cfg Config) (*Server, error) {
 	g := grpc.NewServer(
 		grpc.Creds(newTransportCredentials(cfg.TLS, cfg.AllowPlaintextLoopback)),
 		grpc.ConnectionTimeout(10*time.Second),
+		// Reused handler goroutines keep their grown stacks: the store's calls run deep.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))*4),
 		grpc.MaxRecvMsgSize(1<<20),
 		grpc.ChainUnaryInterceptor(
 			withCallStateUnary,
