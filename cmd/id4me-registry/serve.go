@@ -30,6 +30,8 @@ type serveFlags struct {
 	challengeTTL              time.Duration
 	challengeMaxAttempts      int
 	authorityIssuer           string
+	authCacheTTL              time.Duration
+	resolveCacheTTL           time.Duration
 	agentRate                 float64
 	agentBurst                int
 	logLevel, logFormat       string
@@ -53,6 +55,8 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.challengeTTL, "challenge-ttl", time.Hour, "how long a challenge can be used")
 	fs.IntVar(&f.challengeMaxAttempts, "challenge-max-attempts", 20, "failed DNS checks after which a challenge is invalid")
 	fs.StringVar(&f.authorityIssuer, "authority-issuer", "", "this registry's authority (host or https URL) that _openid records should name; empty skips the check")
+	fs.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 2*time.Second, "how long a successful authentication is remembered; revocations made on other instances take effect within it (negative: off)")
+	fs.DurationVar(&f.resolveCacheTTL, "resolve-cache-ttl", 2*time.Second, "how long ResolveIdentifier may answer from memory; other instances' changes are seen within it (negative: off)")
 	fs.Float64Var(&f.agentRate, "agent-rate", 100, "calls per second each agent may make (token bucket); 0 for no limit")
 	fs.IntVar(&f.agentBurst, "agent-burst", 200, "burst of the per-agent limit")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -94,7 +98,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	svc, err := registry.New(registry.Config{
 		Store: store, DNS: verifier, OpenID: verifier, AuthorityIssuer: f.authorityIssuer,
 		ChallengeTTL: f.challengeTTL, ChallengeMaxAttempts: f.challengeMaxAttempts,
-		AllowLoopbackHTTP: f.dev, Observer: metrics,
+		AllowLoopbackHTTP: f.dev, Observer: metrics, AuthCacheTTL: f.authCacheTTL, ResolveCacheTTL: f.resolveCacheTTL,
 	})
 	if err != nil {
 		return err
