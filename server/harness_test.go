@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/internal/devdns"
+	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/registry/gormstore"
@@ -75,6 +75,8 @@ type env struct {
 }
 
 type envOptions struct {
+	// dsn picks the database; default a SQLite file of the test's own.
+	dsn        func(t testing.TB) string
 	agentRate  rate.Limit
 	agentBurst int
 	noPlain    bool
@@ -113,7 +115,10 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		ns.AddZone("delegated.test.")
 		e.ns = append(e.ns, ns)
 	}
-	store, err := gormstore.Open(ctx, filepath.Join(t.TempDir(), "registry.db"))
+	if opts.dsn == nil {
+		opts.dsn = testdb.SQLite
+	}
+	store, err := gormstore.Open(ctx, opts.dsn(t))
 	if err != nil {
 		t.Fatal(err)
 	}

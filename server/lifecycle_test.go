@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
@@ -405,7 +406,13 @@ func TestClientStatuses(t *testing.T) {
 }
 
 func TestConcurrentRegistrationsOneWinner(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	for _, b := range testdb.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testConcurrentRegistrations(t, b.DSN) })
+	}
+}
+
+func testConcurrentRegistrations(t *testing.T, dsn func(testing.TB) string) {
+	e := newEnv(t, envOptions{dsn: dsn})
 	const n = 32
 	agents := make([]testAgent, n)
 	challenges := make([]*registryv1.Challenge, n)
