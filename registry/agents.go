@@ -151,11 +151,7 @@ func (s *Service) ListAgents(ctx context.Context, size int32, token string) ([]A
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(agents) > n {
-		agents = agents[:n]
-		next = encodePageToken("agents", agents[n-1].ID)
-	}
+	agents, next := trimPage(agents, n, "agents", func(a Agent) string { return a.ID })
 	return agents, next, nil
 }
 

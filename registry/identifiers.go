@@ -162,11 +162,7 @@ func (s *Service) ListIdentifiers(ctx context.Context, actor Actor, size int32, 
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(ids) > n {
-		ids = ids[:n]
-		next = encodePageToken("identifiers", ids[n-1].Name)
-	}
+	ids, next := trimPage(ids, n, "identifiers", func(i Identifier) string { return i.Name })
 	out := make([]IdentifierInfo, len(ids))
 	for k, i := range ids {
 		out[k] = info(i, agent)
@@ -349,10 +345,6 @@ func (s *Service) ListJournal(ctx context.Context, f JournalFilter, size int32, 
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(entries) > n {
-		entries = entries[:n]
-		next = encodePageToken("journal", fmt.Sprint(entries[n-1].ID))
-	}
+	entries, next := trimPage(entries, n, "journal", func(e JournalEntry) string { return fmt.Sprint(e.ID) })
 	return entries, next, nil
 }

@@ -58,3 +58,13 @@ func decodeIntPageToken(kind, token string) (int64, error) {
 	}
 	return n, nil
 }
+
+// trimPage cuts a listing fetched with one item more than the page size down to the page,
+// and returns the token of the next page ("" on the last one).
+func trimPage[T any](items []T, n int, kind string, key func(T) string) ([]T, string) {
+	if len(items) <= n {
+		return items, ""
+	}
+	items = items[:n]
+	return items, encodePageToken(kind, key(items[n-1]))
+}
