@@ -10,9 +10,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"io"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -172,23 +175,67 @@ func TestAdminValidation(t *testing.T) {
 
 // clientCert makes a self-signed client certificate and returns it with its SPKI pin.
 func clientCert(t *testing.T) (tls.Certificate, string) {
+	return issueCert(t, nil, nil, false)
+}
+
+// issueCert makes a certificate signed by parent (self-signed when parent is nil); a CA
+// certificate when isCA. It returns it with its SPKI pin.
+func issueCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, isCA bool) (tls.Certificate, string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "agent"},
+		SerialNumber: serial, Subject: pkix.Name{CommonName: "agent"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if isCA {
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+	}
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent, parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, hex.EncodeToString(sum[:])
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, hex.EncodeToString(sum[:])
+}
+
+// With --client-ca, a pinned certificate must also chain to the CA.
+func TestClientCA(t *testing.T) {
+	ca, _ := issueCert(t, nil, nil, true)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{noPlain: true, clientCA: caFile})
+	signed, signedPin := issueCert(t, ca.Leaf, ca.PrivateKey.(*ecdsa.PrivateKey), false)
+	self, selfPin := clientCert(t)
+	e.newAgentTLS("alpha", signedPin, selfPin)
+	call := func(c tls.Certificate) error {
+		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{c}})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = registryv1.NewRegistryServiceClient(conn).ListIdentifiers(ctx, &registryv1.ListIdentifiersRequest{})
+		return err
+	}
+	if err := call(signed); err != nil {
+		t.Fatalf("CA-signed pinned certificate: %v", err)
+	}
+	if err := call(self); status.Code(err) != codes.Unavailable {
+		t.Fatalf("pinned but not CA-signed certificate: %v, want the handshake refused", err)
+	}
 }
 
 func TestMutualTLSPinnedCertificate(t *testing.T) {
@@ -237,7 +284,7 @@ func TestMutualTLSPinnedCertificate(t *testing.T) {
 
 // newAgentTLS creates an agent that authenticates by a pinned client certificate; the
 // operator calls go over the plaintext-free TLS connection too.
-func (e *env) newAgentTLS(name, pin string) testAgent {
+func (e *env) newAgentTLS(name string, pins ...string) testAgent {
 	e.t.Helper()
 	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
 	if err != nil {
@@ -246,7 +293,7 @@ func (e *env) newAgentTLS(name, pin string) testAgent {
 	e.t.Cleanup(func() { conn.Close() })
 	e.adminAPI = registryv1.NewAdminServiceClient(conn)
 	e.registry = registryv1.NewRegistryServiceClient(conn)
-	return e.newAgent(name, pin)
+	return e.newAgent(name, pins...)
 }
 
 func TestRateLimitPerAgent(t *testing.T) {

@@ -80,7 +80,9 @@ type envOptions struct {
 	agentRate  rate.Limit
 	agentBurst int
 	noPlain    bool
-	quorum     int
+	// clientCA is a PEM file agents' client certificates must chain to.
+	clientCA string
+	quorum   int
 }
 
 // syncBuffer collects log output from many goroutines.
@@ -145,7 +147,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.tlsCfg, err = server.ServerTLSConfig(cert, "")
+	e.tlsCfg, err = server.ServerTLSConfig(cert, opts.clientCA)
 	if err != nil {
 		t.Fatal(err)
 	}
