@@ -5,14 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,7 +16,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for creating and dropping schemas
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -245,45 +240,6 @@ func parallel(workers, n int, work func(worker, item int) error) error {
 	}
 	wg.Wait()
 	return firstErr
-}
-
-// postgresDSN returns $ID4ME_TEST_POSTGRES_DSN or skips.
-func postgresDSN(tb testing.TB) string {
-	dsn := os.Getenv("ID4ME_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		tb.Skip("ID4ME_TEST_POSTGRES_DSN not set")
-	}
-	return dsn
-}
-
-// freshSchema creates a schema that tb's cleanup drops, and returns dsn with it as the
-// search_path. Call it before opening a store on the result, so the store closes first.
-func freshSchema(tb testing.TB, dsn string) string {
-	tb.Helper()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { admin.Close() })
-	var b [8]byte
-	rand.Read(b[:])
-	schema := "bench_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			tb.Error(err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // noDNS is a DNS checker for services that never check a challenge (seeding, resolving).

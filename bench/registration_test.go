@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/migrations"
 	"github.com/id4me/id4me-registry/registry/gormstore"
 )
@@ -36,7 +37,7 @@ func BenchmarkRegistration(b *testing.B) {
 		benchmarkRegistration(b, filepath.Join(b.TempDir(), "registry.db"))
 	})
 	b.Run("postgres", func(b *testing.B) {
-		benchmarkRegistration(b, freshSchema(b, postgresDSN(b)))
+		benchmarkRegistration(b, testdb.Postgres(b))
 	})
 }
 
