@@ -10,12 +10,17 @@ CREATE TABLE agents (
     account_key_jwk        text        NOT NULL,
     account_key_thumbprint text        NOT NULL,
     state                  text        NOT NULL,
+    -- The pinned client certificate keys (hex SHA-256 of the SubjectPublicKeyInfo), sorted,
+    -- comma-separated, '' for none: the same keys as agent_client_certs, written in the same
+    -- transaction, so that reading an agent is one statement.
+    client_cert_spki       text        NOT NULL,
     create_time            timestamptz NOT NULL,
     update_time            timestamptz NOT NULL,
     version                bigint      NOT NULL
 );
 
--- A client certificate key authenticates one agent only, so its hash is the primary key.
+-- A client certificate key authenticates one agent only, so its hash is the primary key. The
+-- table keeps that unique and finds an agent by key; agents.client_cert_spki lists an agent's.
 CREATE TABLE agent_client_certs (
     spki_sha256 text NOT NULL PRIMARY KEY,
     agent_id    text NOT NULL REFERENCES agents (id)

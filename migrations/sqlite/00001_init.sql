@@ -11,12 +11,17 @@ CREATE TABLE agents (
     account_key_jwk        TEXT    NOT NULL,
     account_key_thumbprint TEXT    NOT NULL,
     state                  TEXT    NOT NULL,
+    -- The pinned client certificate keys (hex SHA-256 of the SubjectPublicKeyInfo), sorted,
+    -- comma-separated, '' for none: the same keys as agent_client_certs, written in the same
+    -- transaction, so that reading an agent is one statement.
+    client_cert_spki       TEXT    NOT NULL,
     create_time            INTEGER NOT NULL,
     update_time            INTEGER NOT NULL,
     version                INTEGER NOT NULL
 ) STRICT;
 
--- A client certificate key authenticates one agent only, so its hash is the primary key.
+-- A client certificate key authenticates one agent only, so its hash is the primary key. The
+-- table keeps that unique and finds an agent by key; agents.client_cert_spki lists an agent's.
 CREATE TABLE agent_client_certs (
     spki_sha256 TEXT NOT NULL PRIMARY KEY,
     agent_id    TEXT NOT NULL REFERENCES agents (id)

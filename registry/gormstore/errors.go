@@ -5,8 +5,8 @@ import (
 	"errors"
 	"strings"
 
-	sqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
 
 	"github.com/id4me/id4me-registry/registry"
 )

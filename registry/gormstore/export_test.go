@@ -12,3 +12,9 @@ func ExecInTx(ctx context.Context, t registry.Tx, sql string) error {
 	_, err := t.(*tx).exec(ctx, sql)
 	return err
 }
+
+// Prepared reports whether the store keeps query prepared.
+func Prepared(s *Store, query string) bool { return s.pool.cached(query) != nil }
+
+// SQLInsertJournal is the SQLite text of the journal insert.
+var SQLInsertJournal = sqlInsertJournal.sqlite

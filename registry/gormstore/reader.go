@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 
 	"gorm.io/gorm"
@@ -9,23 +10,17 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// reader reads through db: the connection pool for Store, the transaction for tx.
+// reader reads through db and c: the connection pool for Store, the transaction for tx.
 type reader struct {
 	db *gorm.DB
+	// c runs the store's own statements (statements.go).
+	c        conn
+	postgres bool
 }
 
 var _ registry.Reader = reader{}
 
 func (r reader) q(ctx context.Context) *gorm.DB { return r.db.WithContext(ctx) }
-
-// take reads one row into dst; a missing row is a not-found error with reason.
-func (r reader) take(ctx context.Context, dst any, reason, what, key string, query string, args ...any) error {
-	err := r.q(ctx).Where(query, args...).Take(dst).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return notFound(reason, "%s %q not found", what, key)
-	}
-	return dbError(err)
-}
 
 func checkLimit(limit int) error {
 	if limit <= 0 {
@@ -36,22 +31,10 @@ func checkLimit(limit int) error {
 
 func (r reader) GetAgent(ctx context.Context, id string) (registry.Agent, error) {
 	var row agentRow
-	if err := r.take(ctx, &row, "AGENT_NOT_FOUND", "agent", id, "id = ?", id); err != nil {
+	if err := r.get(ctx, sqlGetAgent, id, row.dest(), "AGENT_NOT_FOUND", "agent"); err != nil {
 		return registry.Agent{}, err
 	}
-	return r.withCerts(ctx, row)
-}
-
-func (r reader) withCerts(ctx context.Context, row agentRow) (registry.Agent, error) {
-	var spki []string
-	err := r.q(ctx).Model(&certRow{}).Where("agent_id = ?", row.ID).Order("spki_sha256").Pluck("spki_sha256", &spki).Error
-	if err != nil {
-		return registry.Agent{}, dbError(err)
-	}
-	if len(spki) == 0 {
-		spki = nil
-	}
-	return row.agent(spki), nil
+	return row.agent(), nil
 }
 
 func (r reader) ListAgents(ctx context.Context, afterID string, limit int) ([]registry.Agent, error) {
@@ -65,40 +48,28 @@ func (r reader) ListAgents(ctx context.Context, afterID string, limit int) ([]re
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(rows))
-	for i, row := range rows {
-		ids[i] = row.ID
-	}
-	var certs []certRow
-	if err := r.q(ctx).Where("agent_id IN ?", ids).Order("spki_sha256").Find(&certs).Error; err != nil {
-		return nil, dbError(err)
-	}
-	byAgent := make(map[string][]string)
-	for _, c := range certs {
-		byAgent[c.AgentID] = append(byAgent[c.AgentID], c.SPKISHA256)
-	}
 	out := make([]registry.Agent, len(rows))
 	for i, row := range rows {
-		out[i] = row.agent(byAgent[row.ID])
+		out[i] = row.agent()
 	}
 	return out, nil
 }
 
 func (r reader) FindAgentByCertSPKI(ctx context.Context, spkiHex string) (registry.Agent, error) {
 	var row agentRow
-	err := r.q(ctx).Where("id = (SELECT agent_id FROM agent_client_certs WHERE spki_sha256 = ?)", spkiHex).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	err := r.c.QueryRowContext(ctx, r.sql(sqlFindAgentByCertSPKI), spkiHex).Scan(row.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
 		return registry.Agent{}, notFound("AGENT_NOT_FOUND", "no agent pinned client certificate key %q", spkiHex)
 	}
 	if err != nil {
 		return registry.Agent{}, dbError(err)
 	}
-	return r.withCerts(ctx, row)
+	return row.agent(), nil
 }
 
 func (r reader) GetCredential(ctx context.Context, id string) (registry.Credential, error) {
 	var row credentialRow
-	if err := r.take(ctx, &row, "CREDENTIAL_NOT_FOUND", "credential", id, "id = ?", id); err != nil {
+	if err := r.get(ctx, sqlGetCredential, id, row.dest(), "CREDENTIAL_NOT_FOUND", "credential"); err != nil {
 		return registry.Credential{}, err
 	}
 	return row.credential(), nil
@@ -127,7 +98,7 @@ func (r reader) ListCredentials(ctx context.Context, agentID string) ([]registry
 
 func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge, error) {
 	var row challengeRow
-	if err := r.take(ctx, &row, "CHALLENGE_NOT_FOUND", "challenge", id, "id = ?", id); err != nil {
+	if err := r.get(ctx, sqlGetChallenge, id, row.dest(), "CHALLENGE_NOT_FOUND", "challenge"); err != nil {
 		return registry.Challenge{}, err
 	}
 	return row.challenge()
@@ -135,7 +106,7 @@ func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge
 
 func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, error) {
 	var row identityRow
-	if err := r.take(ctx, &row, "IDENTITY_NOT_FOUND", "identity", id, "id = ?", id); err != nil {
+	if err := r.get(ctx, sqlGetIdentity, id, row.dest(), "IDENTITY_NOT_FOUND", "identity"); err != nil {
 		return registry.Identity{}, err
 	}
 	return row.identity(), nil
@@ -143,7 +114,7 @@ func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, 
 
 func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identifier, error) {
 	var row identifierRow
-	if err := r.take(ctx, &row, "IDENTIFIER_NOT_FOUND", "identifier", name, "name = ?", name); err != nil {
+	if err := r.get(ctx, sqlGetIdentifier, name, row.dest(), "IDENTIFIER_NOT_FOUND", "identifier"); err != nil {
 		return registry.Identifier{}, err
 	}
 	return row.identifier(), nil

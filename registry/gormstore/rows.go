@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,14 +58,22 @@ type agentRow struct {
 	AccountKeyJWK        string `gorm:"column:account_key_jwk"`
 	AccountKeyThumbprint string
 	State                string
-	CreateTime           dbTime
-	UpdateTime           dbTime
-	Version              int64
+	// ClientCertSPKI is the sorted, comma-separated list of pinned keys (encodeSPKI), kept
+	// beside agent_client_certs so that reading an agent is one statement.
+	ClientCertSPKI string `gorm:"column:client_cert_spki"`
+	CreateTime     dbTime
+	UpdateTime     dbTime
+	Version        int64
 }
 
 func (agentRow) TableName() string { return "agents" }
 
-func agentToRow(a registry.Agent) agentRow {
+// agentToRow returns a's row and its pinned keys, sorted and without duplicates.
+func agentToRow(a registry.Agent) (agentRow, []string, error) {
+	spki, enc, err := encodeSPKI(a.ClientCertSPKI)
+	if err != nil {
+		return agentRow{}, nil, err
+	}
 	return agentRow{
 		ID:                   a.ID,
 		DisplayName:          a.DisplayName,
@@ -73,13 +82,32 @@ func agentToRow(a registry.Agent) agentRow {
 		AccountKeyJWK:        a.AccountKeyJWK,
 		AccountKeyThumbprint: a.AccountKeyThumbprint,
 		State:                string(a.State),
+		ClientCertSPKI:       enc,
 		CreateTime:           dbTime(a.CreateTime),
 		UpdateTime:           dbTime(a.UpdateTime),
 		Version:              a.Version,
-	}
+	}, spki, nil
 }
 
-func (r agentRow) agent(spki []string) registry.Agent {
+// encodeSPKI sorts the pinned keys, drops duplicates and joins them with commas.
+func encodeSPKI(spki []string) ([]string, string, error) {
+	if len(spki) == 0 {
+		return nil, "", nil
+	}
+	spki = slices.Compact(slices.Sorted(slices.Values(spki)))
+	for _, s := range spki {
+		if s == "" || strings.ContainsRune(s, ',') {
+			return nil, "", registry.Errorf(registry.KindInvalidArgument, "CLIENT_CERT_PIN_INVALID", "client certificate key %q cannot be stored", s)
+		}
+	}
+	return spki, strings.Join(spki, ","), nil
+}
+
+func (r agentRow) agent() registry.Agent {
+	var spki []string
+	if r.ClientCertSPKI != "" {
+		spki = strings.Split(r.ClientCertSPKI, ",")
+	}
 	return registry.Agent{
 		ID:                   r.ID,
 		DisplayName:          r.DisplayName,

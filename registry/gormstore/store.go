@@ -1,5 +1,10 @@
-// Package gormstore keeps the registry's state in SQL through gorm: in an embedded SQLite file
-// (pure Go, no cgo) by default, or in PostgreSQL for production.
+// Package gormstore keeps the registry's state in SQL: in an embedded SQLite file
+// (modernc.org/sqlite: pure Go, no cgo) by default, or in PostgreSQL (pgx) for production.
+//
+// The frequent statements (reading an agent, credential, challenge or identifier; the inserts
+// of a registration; journal entries) are fixed SQL texts run through database/sql
+// (statements.go); listings and rare writes go through gorm. On SQLite every statement is
+// prepared once and kept (pool.go); on PostgreSQL pgx keeps them per connection.
 //
 // Times are stored in UTC truncated to the microsecond, the precision PostgreSQL keeps, on
 // both dialects: a time read back equals the time written truncated to the microsecond, in
@@ -20,22 +25,26 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/id4me/id4me-registry/migrations"
 	"github.com/id4me/id4me-registry/registry"
 )
+
+// sqliteDriver is the database/sql name of modernc.org/sqlite.
+const sqliteDriver = "sqlite"
 
 // Store is a registry.Store on SQLite or PostgreSQL.
 type Store struct {
 	reader
 	dialect migrations.Dialect
 	sqlDB   *sql.DB
+	pool    *pool
 	// writeSlot, on SQLite, lets one write transaction of this process run at a time. SQLite
 	// allows one writer anyway; waiting here is cheaper and fairer than waiting in SQLite's
 	// busy handler, which sleeps and polls.
@@ -93,14 +102,15 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.sqlDB.SetMaxIdleConns(n)
 		s.sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 		s.sqlDB.SetConnMaxLifetime(time.Hour)
-		dialector = postgres.New(postgres.Config{Conn: s.sqlDB})
+		s.pool = newPool(s.sqlDB, false)
+		dialector = postgres.New(postgres.Config{Conn: s.pool})
 	} else {
 		s.dialect = migrations.SQLite
 		sdsn, serr := sqliteDSN(dsn)
 		if serr != nil {
 			return nil, serr
 		}
-		if s.sqlDB, err = sql.Open(sqlite.DriverName, sdsn); err != nil {
+		if s.sqlDB, err = sql.Open(sqliteDriver, sdsn); err != nil {
 			return nil, fmt.Errorf("gormstore: %w", err)
 		}
 		n := cmpOr(cfg.maxOpenConns, max(4, runtime.GOMAXPROCS(0)))
@@ -109,7 +119,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		// connection.
 		s.sqlDB.SetMaxIdleConns(n)
 		s.writeSlot = make(chan struct{}, 1)
-		dialector = sqlite.Dialector{Conn: s.sqlDB}
+		s.pool = newPool(s.sqlDB, true)
+		dialector = sqliteDialect{conn: s.pool}
 	}
 
 	if err := s.sqlDB.PingContext(ctx); err != nil {
@@ -125,10 +136,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
 		// Every write either is one statement or runs inside Store.Tx.
 		SkipDefaultTransaction: true,
-		PrepareStmt:            true,
-		// Statements vary with list sizes (LIMIT n, IN (…)); keep the cache bounded.
-		PrepareStmtMaxSize:   512,
-		PrepareStmtTTL:       time.Hour,
+		// The pool prepares statements (pool.go).
+		PrepareStmt:          false,
 		Logger:               logger.Discard,
 		DisableAutomaticPing: true,
 	})
@@ -136,7 +145,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.sqlDB.Close()
 		return nil, fmt.Errorf("gormstore: %w", err)
 	}
-	s.reader = reader{db: db}
+	s.reader = reader{db: db, c: s.pool, postgres: s.dialect == migrations.Postgres}
 	return s, nil
 }
 
@@ -163,9 +172,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]migrations.MigrationStat
 
 // Close releases the store's connections.
 func (s *Store) Close() error {
-	if p, ok := s.db.ConnPool.(*gorm.PreparedStmtDB); ok {
-		p.Close()
-	}
+	s.pool.Close()
 	return s.sqlDB.Close()
 }
 
@@ -194,11 +201,7 @@ func (s *Store) Tx(ctx context.Context, fn func(tx registry.Tx) error) error {
 				return dbError(ctx.Err())
 			}
 		}
-		var fnErr error
-		err = s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
-			fnErr = fn(&tx{reader{db: gtx}})
-			return fnErr
-		})
+		err = s.runTx(ctx, fn)
 		if err == nil || !retryable(err) {
 			break
 		}
@@ -212,6 +215,30 @@ func (s *Store) Tx(ctx context.Context, fn func(tx registry.Tx) error) error {
 		return dbError(err)
 	}
 	return nil
+}
+
+// runTx runs fn in one database transaction: committed if fn returns nil, rolled back
+// otherwise, and if fn panics.
+func (s *Store) runTx(ctx context.Context, fn func(tx registry.Tx) error) error {
+	ptx, err := s.pool.begin(ctx)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			ptx.Rollback()
+		}
+	}()
+	// The gorm handle of the transaction, for the statements that go through gorm, as
+	// gorm.DB.Begin makes it.
+	gtx := s.db.Session(&gorm.Session{Context: ctx, NewDB: true})
+	gtx.Statement.ConnPool = ptx
+	if err := fn(&tx{reader{db: gtx, c: ptx, postgres: s.postgres}}); err != nil {
+		return err
+	}
+	done = true
+	return ptx.Commit()
 }
 
 // sqliteDSN adds the store's connection settings to a SQLite path or file: URI.
@@ -231,22 +258,54 @@ func sqliteDSN(dsn string) (string, error) {
 		q.Set("vfs", "memdb")
 		memory = true
 	}
-	// Pragmas run in order, so the DSN's own come last and win.
-	pragmas := []string{
-		"busy_timeout(10000)",
-		"foreign_keys(1)",
-		"synchronous(NORMAL)",
+	// The driver runs the _pragma values in an order of its own (busy_timeout first, then
+	// sorted), not in the DSN's, so a setting the DSN makes, as a _pragma or as one of the
+	// driver's shorthand keys, replaces the store's rather than following it.
+	set := make(map[string]bool)
+	for _, p := range q["_pragma"] {
+		set[pragmaName(p)] = true
+	}
+	for key, name := range sqliteShorthands {
+		if q.Has(key) {
+			set[name] = true
+		}
+	}
+	defaults := [][2]string{
+		{"busy_timeout", "busy_timeout(10000)"},
+		{"foreign_keys", "foreign_keys(1)"},
+		{"synchronous", "synchronous(NORMAL)"},
 	}
 	if !memory {
-		pragmas = append(pragmas, "journal_mode(WAL)")
+		defaults = append(defaults, [2]string{"journal_mode", "journal_mode(WAL)"})
 	}
-	q["_pragma"] = append(pragmas, q["_pragma"]...)
+	for _, d := range defaults {
+		if !set[d[0]] {
+			q.Add("_pragma", d[1])
+		}
+	}
 	if q.Get("_txlock") == "" {
 		// Write transactions take the write lock when they begin, so two of them wait for
 		// each other (busy_timeout) instead of failing with SQLITE_BUSY on their first write.
 		q.Set("_txlock", "immediate")
 	}
 	return path + "?" + q.Encode(), nil
+}
+
+// sqliteShorthands maps modernc.org/sqlite's DSN keys that set a pragma to the pragma.
+var sqliteShorthands = map[string]string{
+	"_busy_timeout": "busy_timeout", "_timeout": "busy_timeout",
+	"_foreign_keys": "foreign_keys", "_fk": "foreign_keys",
+	"_journal_mode": "journal_mode", "_journal": "journal_mode",
+	"_synchronous": "synchronous", "_sync": "synchronous",
+}
+
+// pragmaName returns the name of the pragma a _pragma value sets: "busy_timeout" for
+// "busy_timeout(5000)" or "busy_timeout = 5000".
+func pragmaName(p string) string {
+	if i := strings.IndexAny(p, "(="); i >= 0 {
+		p = p[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(p))
 }
 
 func cmpOr(v, def int) int {

@@ -200,3 +200,48 @@ func TestSQLiteSettings(t *testing.T) {
 		t.Fatalf("challenge of a missing agent: %v, want KindFailedPrecondition", err)
 	}
 }
+
+// TestSQLiteDSNSettings: pragmas the DSN sets, as _pragma values or the driver's shorthand
+// keys, take precedence over the store's.
+func TestSQLiteDSNSettings(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		query string
+		want  map[string]string
+	}{
+		{"?_pragma=busy_timeout(50)&_pragma=synchronous(FULL)", map[string]string{"busy_timeout": "50", "synchronous": "2", "journal_mode": "wal", "foreign_keys": "1"}},
+		{"?_pragma=busy_timeout%20%3D%2060&_pragma=journal_mode(DELETE)", map[string]string{"busy_timeout": "60", "synchronous": "1", "journal_mode": "delete"}},
+		{"?_busy_timeout=70&_fk=0", map[string]string{"busy_timeout": "70", "foreign_keys": "0", "journal_mode": "wal"}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			s := open(t, filepath.Join(t.TempDir(), "r.db")+tc.query)
+			// Every connection: hold four at once.
+			var conns []*sql.Conn
+			sqlDB, err := s.DB().DB()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 4 {
+				c, err := sqlDB.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+			}
+			for i, c := range conns {
+				for pragma, want := range tc.want {
+					var got string
+					if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+						t.Fatal(err)
+					}
+					if got != want {
+						t.Errorf("connection %d: PRAGMA %s = %s, want %s", i, pragma, got, want)
+					}
+				}
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+	}
+}

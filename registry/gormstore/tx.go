@@ -2,7 +2,6 @@ package gormstore
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -68,7 +67,10 @@ func objectExists(format string, args ...any) error {
 }
 
 func (t *tx) CreateAgent(ctx context.Context, a registry.Agent) error {
-	row := agentToRow(a)
+	row, spki, err := agentToRow(a)
+	if err != nil {
+		return err
+	}
 	ok, err := t.insert(ctx, &row)
 	if err != nil {
 		return err
@@ -76,16 +78,16 @@ func (t *tx) CreateAgent(ctx context.Context, a registry.Agent) error {
 	if !ok {
 		return objectExists("agent %q already exists", a.ID)
 	}
-	return t.pinCerts(ctx, a.ID, a.ClientCertSPKI)
+	return t.pinCerts(ctx, a.ID, spki)
 }
 
-// pinCerts records the agent's client certificate keys; a key pinned already (by another
+// pinCerts records the agent's client certificate keys (sorted, without duplicates) in
+// agent_client_certs, which keeps each key to one agent; a key pinned already (by another
 // agent: UpdateAgent unpins the agent's own first) is KindAlreadyExists.
 func (t *tx) pinCerts(ctx context.Context, agentID string, spki []string) error {
 	if len(spki) == 0 {
 		return nil
 	}
-	spki = slices.Compact(slices.Sorted(slices.Values(spki)))
 	rows := make([]certRow, len(spki))
 	for i, s := range spki {
 		rows[i] = certRow{SPKISHA256: s, AgentID: agentID}
@@ -101,11 +103,16 @@ func (t *tx) pinCerts(ctx context.Context, agentID string, spki []string) error 
 }
 
 func (t *tx) UpdateAgent(ctx context.Context, a registry.Agent) error {
+	row, spki, err := agentToRow(a)
+	if err != nil {
+		return err
+	}
 	n, err := t.exec(ctx, `UPDATE agents SET display_name = ?, claims_endpoint = ?, issuer = ?,
-		account_key_jwk = ?, account_key_thumbprint = ?, state = ?, update_time = ?, version = ?
+		account_key_jwk = ?, account_key_thumbprint = ?, state = ?, client_cert_spki = ?,
+		update_time = ?, version = ?
 		WHERE id = ? AND version = ?`,
-		a.DisplayName, a.ClaimsEndpoint, a.Issuer, a.AccountKeyJWK, a.AccountKeyThumbprint,
-		string(a.State), dbTime(a.UpdateTime), a.Version, a.ID, a.Version-1)
+		row.DisplayName, row.ClaimsEndpoint, row.Issuer, row.AccountKeyJWK, row.AccountKeyThumbprint,
+		row.State, row.ClientCertSPKI, row.UpdateTime, row.Version, row.ID, a.Version-1)
 	if err != nil {
 		return err
 	}
@@ -117,7 +124,7 @@ func (t *tx) UpdateAgent(ctx context.Context, a registry.Agent) error {
 	if _, err := t.exec(ctx, "DELETE FROM agent_client_certs WHERE agent_id = ?", a.ID); err != nil {
 		return err
 	}
-	return t.pinCerts(ctx, a.ID, a.ClientCertSPKI)
+	return t.pinCerts(ctx, a.ID, spki)
 }
 
 func (t *tx) CreateCredential(ctx context.Context, c registry.Credential) error {
@@ -146,28 +153,27 @@ func (t *tx) RevokeCredential(ctx context.Context, id string, at time.Time) erro
 }
 
 func (t *tx) CreateChallenge(ctx context.Context, c registry.Challenge) error {
-	row, err := challengeToRow(c)
+	r, err := challengeToRow(c)
 	if err != nil {
 		return err
 	}
-	ok, err := t.insert(ctx, &row)
+	n, err := t.execSQL(ctx, sqlInsertChallenge, r.ID, r.AgentID, r.Identifier, r.Purpose, r.Token, r.KeyAuthorization,
+		r.Status, r.Attempts, r.Problem, t.time(r.CreateTime), t.time(r.ExpireTime), t.time(r.ValidateTime))
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if n == 0 {
 		return objectExists("challenge %q already exists", c.ID)
 	}
 	return nil
 }
 
 func (t *tx) UpdateChallenge(ctx context.Context, c registry.Challenge, fromStatus registry.ChallengeStatus, fromAttempts int) error {
-	row, err := challengeToRow(c)
+	r, err := challengeToRow(c)
 	if err != nil {
 		return err
 	}
-	n, err := t.exec(ctx, `UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?
-		WHERE id = ? AND status = ? AND attempts = ?`,
-		row.Status, row.Attempts, row.Problem, row.ValidateTime, row.ExpireTime,
+	n, err := t.execSQL(ctx, sqlUpdateChallenge, r.Status, r.Attempts, r.Problem, t.time(r.ValidateTime), t.time(r.ExpireTime),
 		c.ID, string(fromStatus), fromAttempts)
 	if err != nil || n > 0 {
 		return err
@@ -178,12 +184,12 @@ func (t *tx) UpdateChallenge(ctx context.Context, c registry.Challenge, fromStat
 }
 
 func (t *tx) CreateIdentity(ctx context.Context, i registry.Identity) error {
-	row := identityToRow(i)
-	ok, err := t.insert(ctx, &row)
+	r := identityToRow(i)
+	n, err := t.execSQL(ctx, sqlInsertIdentity, r.ID, r.SubjectSeed, t.time(r.CreateTime), t.time(r.RetireTime))
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if n == 0 {
 		return objectExists("identity %q or its subject seed exists already", i.ID)
 	}
 	return nil
@@ -203,12 +209,13 @@ func (t *tx) RetireIdentity(ctx context.Context, id string, at time.Time) error 
 }
 
 func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error {
-	row, err := identifierToRow(i)
+	r, err := identifierToRow(i)
 	if err != nil {
 		return err
 	}
-	ok, err := t.insert(ctx, &row)
-	if err != nil || ok {
+	n, err := t.execSQL(ctx, sqlInsertIdentifier, r.Name, r.UnicodeName, r.AgentID, r.IdentityID, r.ClaimsEndpoint,
+		r.Statuses, t.time(r.CreateTime), t.time(r.UpdateTime), r.Version)
+	if err != nil || n > 0 {
 		return err
 	}
 	// The name or the identity is taken; only the name is the caller's business.
@@ -251,17 +258,21 @@ func (t *tx) DeleteIdentifier(ctx context.Context, name string, version int64) e
 }
 
 func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64, error) {
-	row := journalRow{
-		Time:       dbTime(e.Time),
-		Actor:      e.Actor,
-		Action:     e.Action,
-		ObjectType: e.ObjectType,
-		ObjectID:   e.ObjectID,
-		Before:     e.Before,
-		After:      e.After,
+	args := []any{t.time(dbTime(e.Time)), e.Actor, e.Action, e.ObjectType, e.ObjectID, e.Before, e.After}
+	if t.postgres {
+		var id int64
+		if err := t.c.QueryRowContext(ctx, sqlInsertJournal.postgres, args...).Scan(&id); err != nil {
+			return 0, dbError(err)
+		}
+		return id, nil
 	}
-	if err := t.q(ctx).Create(&row).Error; err != nil {
+	res, err := t.c.ExecContext(ctx, sqlInsertJournal.sqlite, args...)
+	if err != nil {
 		return 0, dbError(err)
 	}
-	return row.ID, nil
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, dbError(err)
+	}
+	return id, nil
 }

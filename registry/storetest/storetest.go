@@ -191,8 +191,19 @@ func testAgents(t *testing.T, s registry.Store) {
 			return err
 		}
 		wantEqual(t, "GetAgent in the creating Tx", got, normAgent(a1))
+		list, err := tx.ListAgents(ctx, "", 10)
+		if err != nil {
+			return err
+		}
+		wantEqual(t, "ListAgents in the creating Tx", list, []registry.Agent{normAgent(a1), normAgent(a2)})
 		return nil
 	})
+	// A key listed twice is pinned once.
+	a4 := newAgent("a4", "cc06", "cc05", "cc06")
+	inTx(t, s, func(tx registry.Tx) error { return tx.CreateAgent(ctx, a4) })
+	if got, err := s.GetAgent(ctx, "a4"); err != nil || !slices.Equal(got.ClientCertSPKI, []string{"cc05", "cc06"}) {
+		t.Fatalf("GetAgent(a4) pins = %q, %v; want [cc05 cc06]", got.ClientCertSPKI, err)
+	}
 	got, err := s.GetAgent(ctx, "a1")
 	if err != nil {
 		t.Fatal(err)
@@ -262,6 +273,11 @@ func testAgents(t *testing.T, s registry.Store) {
 		t.Fatal(err)
 	}
 	wantEqual(t, "GetAgent after a failed update", got, normAgent(u))
+	for spki, want := range map[string]string{"cc01": "a1", "cc04": "a1", "cc03": "a2"} {
+		if got, err := s.FindAgentByCertSPKI(ctx, spki); err != nil || got.ID != want {
+			t.Fatalf("after a failed update: FindAgentByCertSPKI(%s) = %q, %v; want %s", spki, got.ID, err, want)
+		}
+	}
 
 	// Unpinning every certificate.
 	none := u
