@@ -31,7 +31,7 @@ const (
 	millionAgents      = 100
 	// seedLayout numbers what seedBulk writes; change it whenever seedBulk changes, so that
 	// cached databases of the old layout are seeded again rather than reused.
-	seedLayout = 1
+	seedLayout = 2
 	// listPageSize is the page size of the listing timed.
 	listPageSize = 100
 	// millionResolves is how many resolves the server answers before its memory is read.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/registry/gormstore"
 )
@@ -22,7 +23,7 @@ func BenchmarkRegister(b *testing.B) {
 		benchmarkRegister(b, open(b, filepath.Join(b.TempDir(), "bench.db")))
 	})
 	b.Run("postgres", func(b *testing.B) {
-		benchmarkRegister(b, open(b, freshSchema(b, postgresDSN(b))))
+		benchmarkRegister(b, open(b, testdb.Postgres(b)))
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/registry/gormstore"
 )
@@ -17,7 +18,7 @@ var backends = []struct {
 	open func(t *testing.T) *gormstore.Store
 }{
 	{"sqlite", func(t *testing.T) *gormstore.Store { return open(t, filepath.Join(t.TempDir(), "r.db")) }},
-	{"postgres", func(t *testing.T) *gormstore.Store { return open(t, freshSchema(t, postgresDSN(t))) }},
+	{"postgres", func(t *testing.T) *gormstore.Store { return open(t, testdb.Postgres(t)) }},
 }
 
 // TestErrorMapping: the database's own errors (here from raw statements, which skip the

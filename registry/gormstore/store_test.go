@@ -2,10 +2,7 @@ package gormstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +10,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/migrations"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/registry/gormstore"
@@ -21,7 +19,7 @@ import (
 
 func TestSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) registry.Store {
-		return open(t, filepath.Join(t.TempDir(), "registry.db"))
+		return open(t, testdb.SQLite(t))
 	})
 }
 
@@ -30,8 +28,10 @@ func TestSQLiteMemory(t *testing.T) {
 }
 
 func TestPostgres(t *testing.T) {
-	dsn := postgresDSN(t)
-	storetest.Run(t, func(t *testing.T) registry.Store { return open(t, freshSchema(t, dsn)) })
+	if os.Getenv(testdb.PostgresEnv) == "" {
+		t.Skip(testdb.PostgresEnv + " not set")
+	}
+	storetest.Run(t, func(t *testing.T) registry.Store { return open(t, testdb.Postgres(t)) })
 }
 
 func open(t testing.TB, dsn string) *gormstore.Store {
@@ -48,45 +48,6 @@ func open(t testing.TB, dsn string) *gormstore.Store {
 	return s
 }
 
-// postgresDSN returns $ID4ME_TEST_POSTGRES_DSN or skips the test.
-func postgresDSN(t testing.TB) string {
-	dsn := os.Getenv("ID4ME_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("ID4ME_TEST_POSTGRES_DSN not set")
-	}
-	return dsn
-}
-
-// freshSchema creates a schema that t drops when done, and returns dsn with its search_path.
-func freshSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "storetest_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	// Registered before the store's Close, so it runs after it.
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 func TestOpenMigrates(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -95,7 +56,7 @@ func TestOpenMigrates(t *testing.T) {
 	}{
 		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "r.db") }},
 		{"sqlite file URI", func(t *testing.T) string { return "file:" + filepath.Join(t.TempDir(), "r.db") + "?mode=rwc" }},
-		{"postgres", func(t *testing.T) string { return freshSchema(t, postgresDSN(t)) }},
+		{"postgres", func(t *testing.T) string { return testdb.Postgres(t) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dsn := tc.dsn(t)
@@ -145,7 +106,7 @@ func TestOpenWithoutMigrations(t *testing.T) {
 // or deadlock) runs again; one that keeps losing ends in KindAborted.
 func TestTxRetry(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, freshSchema(t, postgresDSN(t)))
+	s := open(t, testdb.Postgres(t))
 	const failSerialization = `DO $$ BEGIN RAISE EXCEPTION 'lost' USING ERRCODE = '40001'; END $$`
 
 	calls := 0
