@@ -18,6 +18,16 @@ import (
 // github.com/glebarez/sqlite, the dialect for modernc.org/sqlite, comes with a fork of that
 // driver that registers the same database/sql driver name, and does not keep compiled
 // statements.
+//
+// Adapted from gorm.io/driver/sqlite v1.6.0, under its MIT License:
+// Copyright (c) 2013-NOW Jinzhu <wosmvp@gmail.com>. Permission is hereby granted, free of
+// charge, to any person obtaining a copy of this software and associated documentation files
+// (the "Software"), to deal in the Software without restriction, including without
+// limitation the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or
+// sell copies of the Software, and to permit persons to whom the Software is furnished to do
+// so, subject to the following conditions: The above copyright notice and this permission
+// notice shall be included in all copies or substantial portions of the Software. THE
+// SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.
 type sqliteDialect struct {
 	conn gorm.ConnPool
 }
