@@ -48,7 +48,7 @@ const (
 //   - resolves 100,000 random identifiers from 16 clients (resolves/s);
 //   - reads the server's VmRSS and VmHWM from /proc/<pid>/status: rss_mb, peak_rss_mb.
 //
-// Seeding takes a minute or two, so the seeded database is kept in
+// Seeding takes about a minute, so the seeded database is kept in
 // $XDG_CACHE_HOME/id4me-registry-bench/ (os.UserCacheDir), named after the schema version and
 // the seed layout; each run works on a copy. Remove that directory to seed again.
 //
