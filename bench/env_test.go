@@ -242,13 +242,6 @@ func parallel(workers, n int, work func(worker, item int) error) error {
 	return firstErr
 }
 
-// noDNS is a DNS checker for services that never check a challenge (seeding, resolving).
-type noDNS struct{}
-
-func (noDNS) CheckTXT(context.Context, string, string) dnsverify.Result {
-	return dnsverify.Result{Problem: &dnsverify.Problem{Reason: dnsverify.ReasonError, Detail: "no DNS checks in this benchmark"}}
-}
-
 // median returns the middle of ds (the upper middle for an even count).
 func median(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {

@@ -55,7 +55,7 @@ func TestSeedBulk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	svc, err := registry.New(registry.Config{Store: store, DNS: noDNS{}})
+	svc, err := registry.New(registry.Config{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

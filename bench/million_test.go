@@ -204,7 +204,7 @@ func seedBulk(tb testing.TB, path string, agents, n int) {
 		tb.Fatal(err)
 	}
 	defer store.Close()
-	svc, err := registry.New(registry.Config{Store: store, DNS: noDNS{}})
+	svc, err := registry.New(registry.Config{Store: store})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func BenchmarkResolve(b *testing.B) {
 		benchmarkResolveInProcess(b, env.svc, names)
 	})
 	b.Run("inprocess-uncached", func(b *testing.B) {
-		svc, err := registry.New(registry.Config{Store: env.store, DNS: noDNS{}, ResolveCacheTTL: -1})
+		svc, err := registry.New(registry.Config{Store: env.store, ResolveCacheTTL: -1})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -302,6 +302,7 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor,
 	if actor, ok := s.auth.get(id, secret, now); ok {
 		return actor, nil
 	}
+	gen := s.auth.generation()
 	c, err := s.store.GetCredential(ctx, id)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
@@ -326,7 +327,7 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor,
 		}
 		actor = Actor{Kind: ActorAgent, ID: a.ID, CredentialID: c.ID}
 	}
-	s.auth.put(id, c.SecretHash, actor, now)
+	s.auth.put(id, c.SecretHash, actor, gen, now)
 	return actor, nil
 }
 
@@ -338,6 +339,7 @@ func (s *Service) AuthenticateCertificate(ctx context.Context, spkiHex string) (
 	if actor, ok := s.auth.get("spki:"+spkiHex, "", now); ok {
 		return actor, nil
 	}
+	gen := s.auth.generation()
 	a, err := s.store.FindAgentByCertSPKI(ctx, spkiHex)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
@@ -349,6 +351,6 @@ func (s *Service) AuthenticateCertificate(ctx context.Context, spkiHex string) (
 		return Actor{}, Errorf(KindPermissionDenied, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
 	}
 	actor := Actor{Kind: ActorAgent, ID: a.ID}
-	s.auth.put("spki:"+spkiHex, nil, actor, now)
+	s.auth.put("spki:"+spkiHex, nil, actor, gen, now)
 	return actor, nil
 }

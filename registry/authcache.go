@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"crypto/subtle"
 	"sync"
 	"time"
 )
@@ -15,6 +14,10 @@ type authCache struct {
 
 	mu      sync.RWMutex
 	entries map[string]authEntry
+	// gen counts purges. An authentication notes it before reading the store and caches its
+	// answer only if no purge happened meanwhile, so a revocation committed during the read
+	// cannot be undone by a stale put.
+	gen uint64
 }
 
 type authEntry struct {
@@ -43,27 +46,40 @@ func (c *authCache) get(key, secret string, now time.Time) (Actor, bool) {
 	if !ok || !now.Before(e.expires) {
 		return Actor{}, false
 	}
-	if e.secretHash != nil && subtle.ConstantTimeCompare(hashSecret(secret), e.secretHash) != 1 {
+	if e.secretHash != nil && !secretMatches(secret, e.secretHash) {
 		return Actor{}, false
 	}
 	return e.actor, true
 }
 
-func (c *authCache) put(key string, secretHash []byte, actor Actor, now time.Time) {
+// generation returns the purge count, to pass to put.
+func (c *authCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches an answer read from the store after generation() returned gen, unless a purge
+// happened since.
+func (c *authCache) put(key string, secretHash []byte, actor Actor, gen uint64, now time.Time) {
 	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if len(c.entries) >= maxAuthEntries {
 		clear(c.entries)
 	}
 	c.entries[key] = authEntry{secretHash: secretHash, actor: actor, expires: now.Add(c.ttl)}
-	c.mu.Unlock()
 }
 
 // purge drops every entry: after a revocation or an agent change.
 func (c *authCache) purge() {
 	c.mu.Lock()
 	clear(c.entries)
+	c.gen++
 	c.mu.Unlock()
 }

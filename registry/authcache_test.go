@@ -6,17 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/registry/gormstore"
 )
-
-// noDNS is a TXT checker for tests that never check a challenge.
-type noDNS struct{}
-
-func (noDNS) CheckTXT(context.Context, string, string) dnsverify.Result {
-	return dnsverify.Result{Problem: &dnsverify.Problem{Reason: "DNS_ERROR", Detail: "no DNS in this test"}}
-}
 
 // Two instances share one database: a revocation made on one takes effect on the other
 // within AuthCacheTTL, and at once on the one that made it.
@@ -30,7 +22,7 @@ func TestAuthCacheAcrossInstances(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	newInstance := func() *registry.Service {
-		s, err := registry.New(registry.Config{Store: store, DNS: noDNS{}, Now: clock, AuthCacheTTL: 2 * time.Second})
+		s, err := registry.New(registry.Config{Store: store, Now: clock, AuthCacheTTL: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -43,7 +43,7 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 	switch purpose {
 	case PurposeRegister:
 	case PurposeTransfer:
-		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_UNSUPPORTED", "transfers are not offered by this registry yet")
+		return Challenge{}, Errorf(KindUnimplemented, "PURPOSE_UNSUPPORTED", "transfers are not offered by this registry yet")
 	default:
 		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_REGISTER or PURPOSE_TRANSFER")
 	}
@@ -131,10 +131,13 @@ func (s *Service) VerifyChallenge(ctx context.Context, actor Actor, id string) (
 	if err := unusable(c, status); err != nil {
 		return Challenge{}, err
 	}
+	if s.cfg.DNS == nil {
+		return Challenge{}, Errorf(KindUnavailable, "DNS_NOT_CONFIGURED", "this registry instance has no DNS checker configured")
+	}
 	// The DNS check runs outside any transaction: nothing is locked while we wait on the network.
 	res := s.cfg.DNS.CheckTXT(ctx, c.RecordName(), c.RecordValue())
-	if ctx.Err() != nil {
-		return Challenge{}, Errorf(KindUnavailable, "CANCELLED", "the check was cancelled before it finished")
+	if err := ctx.Err(); err != nil {
+		return Challenge{}, fmt.Errorf("check challenge %s: %w", c.ID, err)
 	}
 	now := s.now()
 	next := c

@@ -31,6 +31,8 @@ const (
 	KindResourceExhausted
 	// KindUnavailable: a dependency (DNS, database) did not answer in time.
 	KindUnavailable
+	// KindUnimplemented: the registry does not offer this (yet).
+	KindUnimplemented
 )
 
 var kindNames = map[Kind]string{
@@ -44,6 +46,7 @@ var kindNames = map[Kind]string{
 	KindUnauthenticated:    "unauthenticated",
 	KindResourceExhausted:  "resource exhausted",
 	KindUnavailable:        "unavailable",
+	KindUnimplemented:      "unimplemented",
 }
 
 // String returns the kind's name.

@@ -51,58 +51,60 @@ func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challenge
 			return IdentifierInfo{}, err
 		}
 	}
-	// The agent is read before the transaction: it only shapes the answer, and the
-	// transaction should hold the database's write lock as briefly as it can.
+	// Everything that only reads happens before the transaction, which should hold the
+	// database's write lock as briefly as it can: consuming the challenge is conditional on the
+	// status and attempts read here, so a concurrent use or check makes it fail, not repeat.
 	agent, err := s.store.GetAgent(ctx, actor.ID)
 	if err != nil {
 		return IdentifierInfo{}, err
 	}
-	var out IdentifierInfo
+	c, err := s.ownChallenge(ctx, s.store, actor, challengeID)
+	if err != nil {
+		return IdentifierInfo{}, err
+	}
+	now := s.now()
+	status := c.StatusAt(now)
+	if err := unusable(c, status); err != nil {
+		return IdentifierInfo{}, err
+	}
+	if status != ChallengeValid {
+		return IdentifierInfo{}, Errorf(KindFailedPrecondition, "CHALLENGE_NOT_VALID", "challenge %s is %s; publish the record and verify it first", c.ID, status)
+	}
+	if c.Purpose != PurposeRegister {
+		return IdentifierInfo{}, Errorf(KindFailedPrecondition, "CHALLENGE_PURPOSE_MISMATCH", "challenge %s is for %s, not register", c.ID, c.Purpose)
+	}
+	name, err := ParseIdentifier(c.Identifier)
+	if err != nil {
+		return IdentifierInfo{}, err
+	}
+	used := c
+	used.Status = ChallengeConsumed
+	identity := Identity{ID: newID(IdentityIDPrefix), SubjectSeed: newSecret(), CreateTime: now}
+	i := Identifier{
+		Name: name.ASCII, UnicodeName: name.Unicode, AgentID: agent.ID, IdentityID: identity.ID,
+		ClaimsEndpoint: claimsEndpoint, CreateTime: now, UpdateTime: now, Version: 1,
+	}
+	v := viewIdentifier(i)
+	v.ChallengeID = c.ID
 	err = s.store.Tx(ctx, func(tx Tx) error {
-		c, err := s.ownChallenge(ctx, tx, actor, challengeID)
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		status := c.StatusAt(now)
-		if err := unusable(c, status); err != nil {
-			return err
-		}
-		if status != ChallengeValid {
-			return Errorf(KindFailedPrecondition, "CHALLENGE_NOT_VALID", "challenge %s is %s; publish the record and verify it first", c.ID, status)
-		}
-		if c.Purpose != PurposeRegister {
-			return Errorf(KindFailedPrecondition, "CHALLENGE_PURPOSE_MISMATCH", "challenge %s is for %s, not register", c.ID, c.Purpose)
-		}
-		name, err := ParseIdentifier(c.Identifier)
-		if err != nil {
-			return err
-		}
-		used := c
-		used.Status = ChallengeConsumed
 		if err := tx.UpdateChallenge(ctx, used, c.Status, c.Attempts); err != nil {
+			if KindOf(err) == KindAborted {
+				return Errorf(KindFailedPrecondition, "CHALLENGE_CONSUMED", "challenge %s was used by a concurrent call; create a new one", c.ID)
+			}
 			return err
 		}
-		identity := Identity{ID: newID(IdentityIDPrefix), SubjectSeed: newSecret(), CreateTime: now}
 		if err := tx.CreateIdentity(ctx, identity); err != nil {
 			return err
-		}
-		i := Identifier{
-			Name: name.ASCII, UnicodeName: name.Unicode, AgentID: agent.ID, IdentityID: identity.ID,
-			ClaimsEndpoint: claimsEndpoint, CreateTime: now, UpdateTime: now, Version: 1,
 		}
 		if err := tx.CreateIdentifier(ctx, i); err != nil {
 			return err
 		}
-		v := viewIdentifier(i)
-		v.ChallengeID = c.ID
-		out = info(i, agent)
 		return s.journal(ctx, tx, now, actor, "identifier.register", "identifier", i.Name, nil, v)
 	})
 	if err != nil {
 		return IdentifierInfo{}, fmt.Errorf("register identifier: %w", err)
 	}
-	return out, nil
+	return info(i, agent), nil
 }
 
 // ownIdentifier reads an identifier the actor may see: any, for an operator; its own, for an
@@ -239,9 +241,6 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 				}
 			}
 		}
-		if old.Has(StatusClientUpdateProhibited) && (i.Has(StatusClientUpdateProhibited) || i.ClaimsEndpoint != old.ClaimsEndpoint) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED", "identifier %s has status clientUpdateProhibited: remove it first, on its own", old.Name)
-		}
 		agent, err := tx.GetAgent(ctx, i.AgentID)
 		if err != nil {
 			return err
@@ -249,6 +248,11 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 		if i.ClaimsEndpoint == old.ClaimsEndpoint && slices.Equal(i.Statuses, old.Statuses) {
 			out = info(old, agent)
 			return nil
+		}
+		// Under clientUpdateProhibited the one change allowed is removing that status (RFC 5731 §2.3).
+		onlyUnlock := slices.DeleteFunc(slices.Clone(old.Statuses), func(st Status) bool { return st == StatusClientUpdateProhibited })
+		if old.Has(StatusClientUpdateProhibited) && (i.ClaimsEndpoint != old.ClaimsEndpoint || !slices.Equal(i.Statuses, onlyUnlock)) {
+			return Errorf(KindFailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED", "identifier %s has status clientUpdateProhibited: remove it first, on its own", old.Name)
 		}
 		i.UpdateTime = s.now()
 		i.Version++

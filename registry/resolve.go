@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,7 @@ func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, e
 	if r, ok := s.cache.get(name.ASCII, now); ok {
 		return r, nil
 	}
+	gen := s.cache.generation()
 	i, err := s.store.GetIdentifier(ctx, name.ASCII)
 	if err != nil {
 		return Resolution{}, err
@@ -46,7 +48,7 @@ func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, e
 	}
 	in := info(i, a)
 	r := Resolution{Identifier: i.Name, AgentID: a.ID, ClaimsEndpoint: in.EffectiveClaimsEndpoint, AgentIssuer: a.Issuer, Statuses: i.Statuses}
-	s.cache.put(i.Name, r, now)
+	s.cache.put(i.Name, r, gen, now)
 	return r, nil
 }
 
@@ -55,6 +57,10 @@ type resolveCache struct {
 	ttl    time.Duration
 	seed   maphash.Seed
 	shards [64]resolveShard
+	// gen counts forgets and purges. A resolution notes it before reading the store and is
+	// cached only if nothing was dropped meanwhile, so a change committed during the read
+	// cannot be undone by a stale put.
+	gen atomic.Uint64
 }
 
 type resolveShard struct {
@@ -95,12 +101,21 @@ func (c *resolveCache) get(name string, now time.Time) (Resolution, bool) {
 	return e.r, true
 }
 
-func (c *resolveCache) put(name string, r Resolution, now time.Time) {
+// generation returns the drop count, to pass to put.
+func (c *resolveCache) generation() uint64 { return c.gen.Load() }
+
+// put caches a resolution read from the store after generation() returned gen, unless
+// something was dropped since.
+func (c *resolveCache) put(name string, r Resolution, gen uint64, now time.Time) {
 	if c.ttl <= 0 {
 		return
 	}
 	sh := c.shard(name)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
 	if len(sh.m) >= maxCachedPerShard {
 		// Bounded memory: drop the expired entries, or everything if none has expired.
 		for k, e := range sh.m {
@@ -113,19 +128,20 @@ func (c *resolveCache) put(name string, r Resolution, now time.Time) {
 		}
 	}
 	sh.m[name] = cachedResolution{r: r, expires: now.Add(c.ttl)}
-	sh.mu.Unlock()
 }
 
 // forget drops a name's cached resolution.
 func (c *resolveCache) forget(name string) {
 	sh := c.shard(name)
 	sh.mu.Lock()
+	c.gen.Add(1)
 	delete(sh.m, name)
 	sh.mu.Unlock()
 }
 
 // purge drops every cached resolution (after an agent changes).
 func (c *resolveCache) purge() {
+	c.gen.Add(1)
 	for k := range c.shards {
 		sh := &c.shards[k]
 		sh.mu.Lock()

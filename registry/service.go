@@ -32,10 +32,12 @@ type Observer interface {
 	ChallengeChecked(outcome string)
 }
 
-// Config configures a Service. Store and DNS are required; the rest have defaults.
+// Config configures a Service. Store is required; the rest have defaults.
 type Config struct {
 	Store Store
-	DNS   TXTChecker
+	// DNS checks challenge records; without it challenges cannot be verified (tools that
+	// only administer the registry need none).
+	DNS TXTChecker
 	// OpenID checks _openid records for GetIdentifier; nil skips the check.
 	OpenID OpenIDChecker
 	// AuthorityIssuer is this registry's authority (host or https URL), the iss an
@@ -75,9 +77,6 @@ type Service struct {
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("registry: Config.Store is required")
-	}
-	if cfg.DNS == nil {
-		return nil, errors.New("registry: Config.DNS is required")
 	}
 	if cfg.ChallengeTTL <= 0 {
 		cfg.ChallengeTTL = time.Hour

@@ -26,6 +26,7 @@ var kindCodes = map[registry.Kind]codes.Code{
 	registry.KindUnauthenticated:    codes.Unauthenticated,
 	registry.KindResourceExhausted:  codes.ResourceExhausted,
 	registry.KindUnavailable:        codes.Unavailable,
+	registry.KindUnimplemented:      codes.Unimplemented,
 }
 
 // statusError builds a gRPC status with an ErrorInfo carrying reason.

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"golang.org/x/time/rate"
@@ -85,27 +87,31 @@ func (l *agentLimiter) Limit(ctx context.Context) error {
 	return nil
 }
 
-// defaultReasons are the ErrorInfo reasons given to errors that middleware returned without one.
-var defaultReasons = map[codes.Code]string{
-	codes.ResourceExhausted: "RATE_LIMITED",
-	codes.Unauthenticated:   "CREDENTIAL_REQUIRED",
-	codes.PermissionDenied:  "PERMISSION_DENIED",
-	codes.Internal:          "INTERNAL",
-	codes.Unimplemented:     "UNIMPLEMENTED",
-}
-
 // withReason makes sure every error status carries an ErrorInfo, as the API promises, even
-// when a middleware (the rate limiter) built it without one.
+// when a middleware (the rate limiter) built it without one: the reason is the code's name in
+// UPPER_SNAKE, RATE_LIMITED for RESOURCE_EXHAUSTED.
 func withReason(err error) error {
 	st, ok := status.FromError(err)
 	if !ok || st.Code() == codes.OK || len(st.Details()) > 0 {
 		return err
 	}
-	reason, ok := defaultReasons[st.Code()]
-	if !ok {
-		reason = st.Code().String()
+	reason := upperSnake(st.Code().String())
+	if st.Code() == codes.ResourceExhausted {
+		reason = "RATE_LIMITED"
 	}
 	return statusError(st.Code(), reason, st.Message())
+}
+
+// upperSnake turns a CamelCase code name into UPPER_SNAKE ("DeadlineExceeded" → "DEADLINE_EXCEEDED").
+func upperSnake(s string) string {
+	var b strings.Builder
+	for k, r := range s {
+		if k > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }
 
 func reasonUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -301,6 +301,10 @@ func TestChallengeMisuse(t *testing.T) {
 		_, err := e.registry.CreateChallenge(b.ctx(), &registryv1.CreateChallengeRequest{Identifier: "taken.example.test", Purpose: registryv1.Purpose_PURPOSE_REGISTER})
 		wantStatus(t, err, codes.AlreadyExists, "IDENTIFIER_TAKEN")
 	})
+	t.Run("transfer not offered yet", func(t *testing.T) {
+		_, err := e.registry.CreateChallenge(a.ctx(), &registryv1.CreateChallengeRequest{Identifier: "move.example.test", Purpose: registryv1.Purpose_PURPOSE_TRANSFER})
+		wantStatus(t, err, codes.Unimplemented, "PURPOSE_UNSUPPORTED")
+	})
 	t.Run("no purpose", func(t *testing.T) {
 		_, err := e.registry.CreateChallenge(a.ctx(), &registryv1.CreateChallengeRequest{Identifier: "nopurpose.example.test"})
 		wantStatus(t, err, codes.InvalidArgument, "PURPOSE_REQUIRED")
@@ -393,6 +397,12 @@ func TestClientStatuses(t *testing.T) {
 	wantStatus(t, err, codes.FailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED")
 	_, err = lock(registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_HOLD)
 	wantStatus(t, err, codes.PermissionDenied, "STATUS_NOT_CLIENT_SETTABLE")
+	// Under clientUpdateProhibited the only change allowed is removing it, on its own.
+	_, err = lock()
+	wantStatus(t, err, codes.FailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED")
+	if got, err = lock(registryv1.IdentifierStatus_IDENTIFIER_STATUS_CLIENT_DELETE_PROHIBITED); err != nil || len(got.Statuses) != 1 {
+		t.Fatalf("removing clientUpdateProhibited = %v, %v", got, err)
+	}
 	if got, err = lock(); err != nil || len(got.Statuses) != 1 || got.Statuses[0] != registryv1.IdentifierStatus_IDENTIFIER_STATUS_OK {
 		t.Fatalf("unlock = %v, %v", got, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 
-	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/registry"
 )
 
@@ -45,12 +44,7 @@ func bootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	// Bootstrapping needs no DNS; the service still wants a checker.
-	v, err := dnsverify.New(dnsverify.Config{})
-	if err != nil {
-		return err
-	}
-	svc, err := registry.New(registry.Config{Store: store, DNS: v})
+	svc, err := registry.New(registry.Config{Store: store})
 	if err != nil {
 		return err
 	}
