@@ -79,7 +79,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports whether target is an *Error of the same kind whose reason is empty or equal, so
-// errors.Is(err, registry.ErrNotFound) matches every not-found error.
+// errors.Is(err, registry.ErrInvalidArgument) matches every invalid-argument error.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	if !ok {
@@ -93,18 +93,9 @@ func Errorf(kind Kind, reason, format string, args ...any) *Error {
 	return &Error{Kind: kind, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
-// Sentinels for errors.Is; they match any error of their kind.
-var (
-	ErrInvalidArgument    = &Error{Kind: KindInvalidArgument}
-	ErrNotFound           = &Error{Kind: KindNotFound}
-	ErrAlreadyExists      = &Error{Kind: KindAlreadyExists}
-	ErrFailedPrecondition = &Error{Kind: KindFailedPrecondition}
-	ErrAborted            = &Error{Kind: KindAborted}
-	ErrPermissionDenied   = &Error{Kind: KindPermissionDenied}
-	ErrUnauthenticated    = &Error{Kind: KindUnauthenticated}
-	ErrResourceExhausted  = &Error{Kind: KindResourceExhausted}
-	ErrUnavailable        = &Error{Kind: KindUnavailable}
-)
+// ErrInvalidArgument matches, with errors.Is, every invalid-argument error; KindOf tells the
+// kind of any error.
+var ErrInvalidArgument = &Error{Kind: KindInvalidArgument}
 
 // KindOf returns the kind of err: that of the first *Error in its chain, or KindInternal.
 func KindOf(err error) Kind {

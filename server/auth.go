@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"strings"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
@@ -67,10 +68,11 @@ func needsCredentials(_ context.Context, c interceptors.CallMeta) bool {
 // RegistryService, operators the AdminService and ResolverService.
 type authenticator struct {
 	svc *registry.Service
+	log *slog.Logger
 }
 
 func (a authenticator) authenticate(ctx context.Context) (context.Context, error) {
-	method, _ := methodFromContext(ctx)
+	method, _ := grpc.Method(ctx)
 	actor, err := a.identify(ctx)
 	if err != nil {
 		return nil, err
@@ -101,14 +103,14 @@ func (a authenticator) identify(ctx context.Context) (registry.Actor, error) {
 		}
 		actor, err := a.svc.AuthenticateBearer(ctx, bearer)
 		if err != nil {
-			return registry.Actor{}, toStatus(ctx, discardLogger, err)
+			return registry.Actor{}, toStatus(ctx, a.log, err)
 		}
 		return actor, nil
 	}
 	if spki, ok := clientCertSPKI(ctx); ok {
 		actor, err := a.svc.AuthenticateCertificate(ctx, spki)
 		if err != nil {
-			return registry.Actor{}, toStatus(ctx, discardLogger, err)
+			return registry.Actor{}, toStatus(ctx, a.log, err)
 		}
 		return actor, nil
 	}

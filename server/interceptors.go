@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -18,12 +17,6 @@ import (
 
 	"github.com/id4me/id4me-registry/registry"
 )
-
-var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func methodFromContext(ctx context.Context) (string, bool) {
-	return grpc.Method(ctx)
-}
 
 // slogLogger adapts slog to the logging middleware. The middleware logs the method, code,
 // duration and the fields below; never payloads or metadata, so no secret reaches the log.

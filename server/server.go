@@ -48,6 +48,13 @@ type Config struct {
 	Prometheus *prometheus.Registry
 }
 
+// NewPrometheusRegistry returns a metrics registry with the Go runtime and process collectors.
+func NewPrometheusRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
 // Server is the registry's gRPC server and HTTP handler.
 type Server struct {
 	cfg    Config
@@ -65,8 +72,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Prometheus == nil {
-		cfg.Prometheus = prometheus.NewRegistry()
-		cfg.Prometheus.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Prometheus = NewPrometheusRegistry()
 	}
 	if cfg.AgentRate == 0 {
 		cfg.AgentRate, cfg.AgentBurst = 100, 200
@@ -74,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	cfg.Prometheus.MustRegister(grpcMetrics)
 
-	authn := authenticator{svc: cfg.Service}
+	authn := authenticator{svc: cfg.Service, log: cfg.Logger}
 	secured := selector.MatchFunc(needsCredentials)
 	limiter := newAgentLimiter(cfg.AgentRate, cfg.AgentBurst)
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(actorFields)}
@@ -130,9 +136,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{cfg: cfg, grpc: g, health: hs, http: hsrv}, nil
 }
-
-// GRPC returns the gRPC server (for tests and benchmarks that serve it themselves).
-func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
 // Handler returns the HTTP handler (/metrics, /healthz).
 func (s *Server) Handler() http.Handler { return s.http.Handler }

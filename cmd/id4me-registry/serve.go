@@ -88,7 +88,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	metrics := server.NewMetrics(promRegistry)
+	prom := server.NewPrometheusRegistry()
+	metrics := server.NewMetrics(prom)
 	verifier, err := dnsverify.New(dnsverify.Config{
 		Servers: f.dnsServers, Quorum: f.dnsQuorum, Timeout: f.dnsTimeout, OnQuery: metrics.DNSQuery,
 	})
@@ -109,7 +110,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv, err := server.New(server.Config{
 		Service: svc, Logger: log, TLS: tlsCfg, AllowPlaintextLoopback: f.dev,
-		AgentRate: limit, AgentBurst: f.agentBurst, Prometheus: promRegistry,
+		AgentRate: limit, AgentBurst: f.agentBurst, Prometheus: prom,
 	})
 	if err != nil {
 		return err

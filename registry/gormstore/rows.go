@@ -19,17 +19,23 @@ import (
 // orders and compares as a number; on PostgreSQL a timestamptz.
 type dbTime time.Time
 
-// GormValue encodes t for the dialect of db.
-func (t dbTime) GormValue(_ context.Context, db *gorm.DB) clause.Expr {
+// value encodes t as the dialect keeps it: Unix nanoseconds on SQLite, a timestamptz on
+// PostgreSQL, NULL for the zero time.
+func (t dbTime) value(postgres bool) any {
 	tt := time.Time(t)
 	if tt.IsZero() {
-		return clause.Expr{SQL: "?", Vars: []any{nil}}
+		return nil
 	}
 	tt = tt.UTC().Truncate(time.Microsecond)
-	if db.Dialector.Name() == "sqlite" {
-		return clause.Expr{SQL: "?", Vars: []any{tt.UnixNano()}}
+	if postgres {
+		return tt
 	}
-	return clause.Expr{SQL: "?", Vars: []any{tt}}
+	return tt.UnixNano()
+}
+
+// GormValue encodes t for the dialect of db.
+func (t dbTime) GormValue(_ context.Context, db *gorm.DB) clause.Expr {
+	return clause.Expr{SQL: "?", Vars: []any{t.value(db.Dialector.Name() != "sqlite")}}
 }
 
 // Scan decodes a time read from either dialect.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // The registry's frequent statements (authentication reads, the registration's reads and
@@ -115,19 +114,8 @@ func (r reader) sql(q sqlText) string {
 	return q.sqlite
 }
 
-// time encodes t as the store keeps it (dbTime): Unix nanoseconds on SQLite, a timestamptz on
-// PostgreSQL, NULL for the zero time.
-func (r reader) time(t dbTime) any {
-	tt := time.Time(t)
-	if tt.IsZero() {
-		return nil
-	}
-	tt = tt.UTC().Truncate(time.Microsecond)
-	if r.postgres {
-		return tt
-	}
-	return tt.UnixNano()
-}
+// time encodes t in the reader's dialect.
+func (r reader) time(t dbTime) any { return t.value(r.postgres) }
 
 // get reads the one row of q into dest; no row is a not-found error with reason.
 func (r reader) get(ctx context.Context, q sqlText, arg string, dest []any, reason, what string) error {

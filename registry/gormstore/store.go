@@ -165,11 +165,6 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	return migrations.Version(ctx, s.sqlDB, s.dialect)
 }
 
-// MigrationStatus lists every migration and whether the database has it.
-func (s *Store) MigrationStatus(ctx context.Context) ([]migrations.MigrationStatus, error) {
-	return migrations.Status(ctx, s.sqlDB, s.dialect)
-}
-
 // Close releases the store's connections.
 func (s *Store) Close() error {
 	s.pool.Close()
@@ -206,15 +201,8 @@ func (s *Store) Tx(ctx context.Context, fn func(tx registry.Tx) error) error {
 			break
 		}
 	}
-	if err != nil {
-		var re *registry.Error
-		if errors.As(err, &re) {
-			return err
-		}
-		// fn's own errors are returned as they are; only the database's are translated.
-		return dbError(err)
-	}
-	return nil
+	// fn's own errors are returned as they are; only the database's are translated.
+	return dbError(err)
 }
 
 // runTx runs fn in one database transaction: committed if fn returns nil, rolled back
