@@ -4,18 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
-
-	"github.com/id4me/id4me-registry/dnsverify"
 )
 
-// IdentifierInfo is an identifier as an agent or operator reads it: the stored identifier,
-// the claims endpoint in effect, and (from GetIdentifier) the check of its _openid record.
+// IdentifierInfo is an identifier as an agent or operator reads it: the stored identifier
+// and the claims endpoint in effect.
 type IdentifierInfo struct {
 	Identifier
 	// EffectiveClaimsEndpoint is the identifier's override, or its agent's default.
 	EffectiveClaimsEndpoint string
-	// OpenID is the check of the _openid record; nil when not checked.
-	OpenID *dnsverify.OpenIDCheck
 }
 
 // identifierView is how an identifier appears in the journal.
@@ -124,8 +120,8 @@ func (s *Service) ownIdentifier(ctx context.Context, r Reader, actor Actor, iden
 	return i, nil
 }
 
-// GetIdentifier returns an identifier the actor may see, with the check of its _openid record
-// when an authority issuer is configured.
+// GetIdentifier returns an identifier the actor may see, with the last periodic check of its
+// _openid record.
 func (s *Service) GetIdentifier(ctx context.Context, actor Actor, identifier string) (IdentifierInfo, error) {
 	i, err := s.ownIdentifier(ctx, s.store, actor, identifier)
 	if err != nil {
@@ -135,14 +131,7 @@ func (s *Service) GetIdentifier(ctx context.Context, actor Actor, identifier str
 	if err != nil {
 		return IdentifierInfo{}, err
 	}
-	out := info(i, a)
-	if s.cfg.OpenID != nil && s.cfg.AuthorityIssuer != "" {
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.OpenIDCheckTimeout)
-		check := s.cfg.OpenID.CheckOpenID(cctx, i.Name, s.cfg.AuthorityIssuer)
-		cancel()
-		out.OpenID = &check
-	}
-	return out, nil
+	return info(i, a), nil
 }
 
 // ListIdentifiers returns a page of the agent's identifiers ordered by name, and the token

@@ -134,6 +134,10 @@ const (
 	StatusServerTransferProhibited Status = "serverTransferProhibited"
 	StatusServerDeleteProhibited   Status = "serverDeleteProhibited"
 	StatusServerUpdateProhibited   Status = "serverUpdateProhibited"
+	// StatusPendingDelete: deleted, in the redemption period (Identifier.PurgeTime).
+	StatusPendingDelete Status = "pendingDelete"
+	// StatusPendingTransfer: a transfer to another agent is pending.
+	StatusPendingTransfer Status = "pendingTransfer"
 )
 
 // IsClient reports whether the sponsoring agent may set and clear s.
@@ -145,15 +149,21 @@ func (s Status) IsClient() bool {
 	return false
 }
 
-// Known reports whether s is a status the registry knows.
-func (s Status) Known() bool {
+// IsServer reports whether an operator may set and clear s (AdminService.SetServerStatus).
+func (s Status) IsServer() bool {
 	switch s {
-	case StatusClientTransferProhibited, StatusClientDeleteProhibited, StatusClientUpdateProhibited,
-		StatusServerHold, StatusServerTransferProhibited, StatusServerDeleteProhibited, StatusServerUpdateProhibited:
+	case StatusServerHold, StatusServerTransferProhibited, StatusServerDeleteProhibited, StatusServerUpdateProhibited:
 		return true
 	}
 	return false
 }
+
+// IsLifecycle reports whether s is set and cleared only by the lifecycle (delete, restore,
+// transfer).
+func (s Status) IsLifecycle() bool { return s == StatusPendingDelete || s == StatusPendingTransfer }
+
+// Known reports whether s is a status the registry knows.
+func (s Status) Known() bool { return s.IsClient() || s.IsServer() || s.IsLifecycle() }
 
 // Identity is what relying parties know a holder by (iss + sub). Its subject seed is random,
 // opaque and never reused: a deleted identifier registered again gets a new identity.
@@ -180,7 +190,30 @@ type Identifier struct {
 	Statuses   []Status
 	CreateTime time.Time
 	UpdateTime time.Time
+	// DeleteTime and PurgeTime are set while the identifier is pending delete: when it was
+	// deleted and when its redemption period ends. Zero otherwise.
+	DeleteTime time.Time
+	PurgeTime  time.Time
 	Version    int64
+	// OpenID is the last periodic check of the _openid record. It is kept beside the
+	// identifier but is not part of it: writing it changes neither Version nor the etag, and
+	// UpdateIdentifier leaves it alone (see Tx.SetOpenIDState).
+	OpenID OpenIDState
+}
+
+// OpenIDState is the outcome of a check of an identifier's _openid record: does it name this
+// authority as iss and the sponsoring agent as clp?
+type OpenIDState struct {
+	// Status is "" until the first check.
+	Status         dnsverify.OpenIDStatus `json:"status,omitempty"`
+	Record         string                 `json:"record,omitempty"`
+	Issuer         string                 `json:"issuer,omitempty"`
+	ClaimsProvider string                 `json:"claims_provider,omitempty"`
+	Detail         string                 `json:"detail,omitempty"`
+	CheckTime      time.Time              `json:"check_time,omitzero"`
+	// NextCheck is when the next periodic check is due; the checker also moves it forward
+	// while it holds a claim on the identifier.
+	NextCheck time.Time `json:"next_check,omitzero"`
 }
 
 // Etag returns the identifier's entity tag.

@@ -38,7 +38,7 @@ type Config struct {
 	// DNS checks challenge records; without it challenges cannot be verified (tools that
 	// only administer the registry need none).
 	DNS TXTChecker
-	// OpenID checks _openid records for GetIdentifier; nil skips the check.
+	// OpenID checks _openid records for the periodic check (SweepOpenID); nil skips it.
 	OpenID OpenIDChecker
 	// AuthorityIssuer is this registry's authority (host or https URL), the iss an
 	// identifier's _openid record should name; empty skips the check.
@@ -47,8 +47,20 @@ type Config struct {
 	ChallengeTTL time.Duration
 	// ChallengeMaxAttempts is how many failed DNS checks turn a challenge invalid. Default 20.
 	ChallengeMaxAttempts int
-	// OpenIDCheckTimeout bounds the informational _openid check of GetIdentifier. Default 3s.
+	// OpenIDCheckTimeout bounds one _openid check. Default 5s.
 	OpenIDCheckTimeout time.Duration
+	// OpenIDCheckInterval is the time between two periodic checks of an identifier's
+	// _openid record. Default 24h.
+	OpenIDCheckInterval time.Duration
+	// TransferPendingPeriod is how long a transfer waits for the losing agent before the
+	// registry approves it. 0 (the default) completes transfers at once.
+	TransferPendingPeriod time.Duration
+	// RedemptionPeriod is how long a deleted identifier can be restored before it is purged.
+	// Default 30 days.
+	RedemptionPeriod time.Duration
+	// ChallengeRetention is how long an expired challenge is kept (GetChallenge reports it
+	// expired) before it is deleted. Default 24h.
+	ChallengeRetention time.Duration
 	// AllowLoopbackHTTP accepts http:// URLs on loopback hosts for endpoints (dev mode).
 	AllowLoopbackHTTP bool
 	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
@@ -85,7 +97,19 @@ func New(cfg Config) (*Service, error) {
 		cfg.ChallengeMaxAttempts = 20
 	}
 	if cfg.OpenIDCheckTimeout <= 0 {
-		cfg.OpenIDCheckTimeout = 3 * time.Second
+		cfg.OpenIDCheckTimeout = 5 * time.Second
+	}
+	if cfg.OpenIDCheckInterval <= 0 {
+		cfg.OpenIDCheckInterval = 24 * time.Hour
+	}
+	if cfg.TransferPendingPeriod < 0 {
+		return nil, errors.New("registry: Config.TransferPendingPeriod must not be negative")
+	}
+	if cfg.RedemptionPeriod <= 0 {
+		cfg.RedemptionPeriod = 30 * 24 * time.Hour
+	}
+	if cfg.ChallengeRetention <= 0 {
+		cfg.ChallengeRetention = 24 * time.Hour
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -45,6 +45,16 @@ type Reader interface {
 
 	// ListJournal returns up to limit entries matching f with ID > afterID, oldest first.
 	ListJournal(ctx context.Context, f JournalFilter, afterID int64, limit int) ([]JournalEntry, error)
+
+	GetTransfer(ctx context.Context, id string) (Transfer, error)
+	// PendingTransfer returns the identifier's pending transfer; KindNotFound if there is none.
+	PendingTransfer(ctx context.Context, identifier string) (Transfer, error)
+	// ListTransfers returns up to limit transfers matching f with ID > afterID, ordered by ID.
+	ListTransfers(ctx context.Context, f TransferFilter, afterID string, limit int) ([]Transfer, error)
+
+	// ListEvents returns up to limit of the agent's events with ID > afterID, oldest first;
+	// with unackedOnly, only those not acknowledged.
+	ListEvents(ctx context.Context, agentID string, afterID int64, unackedOnly bool, limit int) ([]Event, error)
 }
 
 // Tx reads and changes the registry's state inside one transaction.
@@ -80,4 +90,43 @@ type Tx interface {
 
 	// AppendJournal writes e and returns its ID.
 	AppendJournal(ctx context.Context, e JournalEntry) (int64, error)
+
+	// SetOpenIDState stores the outcome of an _openid check of the identifier name, only
+	// while it is still the identifier of identity identityID (a purged and re-registered
+	// name is another identifier). It changes neither the version nor the update time.
+	// Reports whether a row was written.
+	SetOpenIDState(ctx context.Context, name, identityID string, st OpenIDState) (bool, error)
+
+	// CreateTransfer stores a new transfer. A second pending transfer of one identifier is
+	// KindAlreadyExists with reason TRANSFER_PENDING.
+	CreateTransfer(ctx context.Context, t Transfer) error
+	// UpdateTransfer stores t only while the stored transfer has status from; otherwise
+	// KindAborted (reason CONCURRENT_UPDATE), or KindNotFound.
+	UpdateTransfer(ctx context.Context, t Transfer, from TransferStatus) error
+
+	// AppendEvent writes e as the agent's next event and returns its ID: the agent's events
+	// are numbered 1, 2, 3, … and become visible in that order (the numbering serialises the
+	// transactions that write events for one agent).
+	AppendEvent(ctx context.Context, e Event) (int64, error)
+	// AckEvents sets the acknowledge time of the agent's events ids that have none, and
+	// returns how many it set.
+	AckEvents(ctx context.Context, agentID string, ids []int64, at time.Time) (int, error)
+
+	// The claims of background work. Each returns up to limit due items, oldest due first,
+	// locked by this transaction; on PostgreSQL rows locked by another transaction are
+	// skipped (FOR UPDATE SKIP LOCKED), so instances sharing the database share the work and
+	// no item is handled twice.
+
+	// ClaimDueTransfers returns pending transfers whose ActTime is at or before now.
+	ClaimDueTransfers(ctx context.Context, now time.Time, limit int) ([]Transfer, error)
+	// ClaimDuePurges returns identifiers pending delete whose PurgeTime is at or before now.
+	ClaimDuePurges(ctx context.Context, now time.Time, limit int) ([]Identifier, error)
+	// ClaimOpenIDChecks returns identifiers whose OpenID.NextCheck is at or before now and
+	// moves their NextCheck to leaseUntil, so that no other instance checks them until then;
+	// the caller checks them outside the transaction and stores the outcome with
+	// SetOpenIDState. A claim whose holder died lapses at leaseUntil.
+	ClaimOpenIDChecks(ctx context.Context, now, leaseUntil time.Time, limit int) ([]Identifier, error)
+	// DeleteExpiredChallenges deletes up to limit challenges that expired before before and
+	// returns how many it deleted.
+	DeleteExpiredChallenges(ctx context.Context, before time.Time, limit int) (int, error)
 }

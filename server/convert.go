@@ -26,6 +26,8 @@ var statusToProto = map[registry.Status]registryv1.IdentifierStatus{
 	registry.StatusServerTransferProhibited: registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_TRANSFER_PROHIBITED,
 	registry.StatusServerDeleteProhibited:   registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_DELETE_PROHIBITED,
 	registry.StatusServerUpdateProhibited:   registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED,
+	registry.StatusPendingDelete:            registryv1.IdentifierStatus_IDENTIFIER_STATUS_PENDING_DELETE,
+	registry.StatusPendingTransfer:          registryv1.IdentifierStatus_IDENTIFIER_STATUS_PENDING_TRANSFER,
 }
 
 var statusFromProto = func() map[registryv1.IdentifierStatus]registry.Status {
@@ -71,19 +73,25 @@ var openIDStatus = map[dnsverify.OpenIDStatus]registryv1.OpenIDRecordCheck_Statu
 	dnsverify.OpenIDError:    registryv1.OpenIDRecordCheck_STATUS_ERROR,
 }
 
-func identifierToProto(i registry.IdentifierInfo, checked time.Time) *registryv1.Identifier {
+func identifierToProto(i registry.IdentifierInfo) *registryv1.Identifier {
 	out := &registryv1.Identifier{
 		Name: i.Name, UnicodeName: i.UnicodeName, AgentId: i.AgentID, Statuses: statusesToProto(i.Statuses),
 		ClaimsEndpoint: i.ClaimsEndpoint, EffectiveClaimsEndpoint: i.EffectiveClaimsEndpoint,
 		CreateTime: ts(i.CreateTime), UpdateTime: ts(i.UpdateTime), Etag: i.Etag(),
+		DeleteTime: ts(i.DeleteTime), PurgeTime: ts(i.PurgeTime),
 	}
-	if c := i.OpenID; c != nil {
-		out.OpenidRecord = &registryv1.OpenIDRecordCheck{
-			Status: openIDStatus[c.Status], Record: c.Record, Issuer: c.Parsed.Issuer,
-			ClaimsProvider: c.Parsed.ClaimsProvider, Detail: c.Detail, CheckTime: ts(checked),
-		}
+	if i.OpenID.Status != "" {
+		out.OpenidRecord = openIDToProto(i.OpenID)
 	}
 	return out
+}
+
+func openIDToProto(c registry.OpenIDState) *registryv1.OpenIDRecordCheck {
+	return &registryv1.OpenIDRecordCheck{
+		Status: openIDStatus[c.Status], Record: c.Record, Issuer: c.Issuer,
+		ClaimsProvider: c.ClaimsProvider, Detail: c.Detail, CheckTime: ts(c.CheckTime),
+		NextCheckTime: ts(c.NextCheck),
+	}
 }
 
 var purposeToProto = map[registry.Purpose]registryv1.Purpose{

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
-	"time"
 
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
@@ -47,7 +46,7 @@ func (s *registryService) RegisterIdentifier(ctx context.Context, req *registryv
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return &registryv1.RegisterIdentifierResponse{Identifier: identifierToProto(i, time.Time{})}, nil
+	return &registryv1.RegisterIdentifierResponse{Identifier: identifierToProto(i)}, nil
 }
 
 func (s *registryService) GetIdentifier(ctx context.Context, req *registryv1.GetIdentifierRequest) (*registryv1.Identifier, error) {
@@ -59,7 +58,7 @@ func getIdentifier(ctx context.Context, svc *registry.Service, log *slog.Logger,
 	if err != nil {
 		return nil, toStatus(ctx, log, err)
 	}
-	return identifierToProto(i, time.Now()), nil
+	return identifierToProto(i), nil
 }
 
 func (s *registryService) ListIdentifiers(ctx context.Context, req *registryv1.ListIdentifiersRequest) (*registryv1.ListIdentifiersResponse, error) {
@@ -69,7 +68,7 @@ func (s *registryService) ListIdentifiers(ctx context.Context, req *registryv1.L
 	}
 	out := &registryv1.ListIdentifiersResponse{NextPageToken: next, Identifiers: make([]*registryv1.Identifier, len(ids))}
 	for k, i := range ids {
-		out.Identifiers[k] = identifierToProto(i, time.Time{})
+		out.Identifiers[k] = identifierToProto(i)
 	}
 	return out, nil
 }
@@ -91,7 +90,7 @@ func (s *registryService) UpdateIdentifier(ctx context.Context, req *registryv1.
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return identifierToProto(i, time.Time{}), nil
+	return identifierToProto(i), nil
 }
 
 func (s *registryService) DeleteIdentifier(ctx context.Context, req *registryv1.DeleteIdentifierRequest) (*registryv1.Identifier, error) {
@@ -99,7 +98,7 @@ func (s *registryService) DeleteIdentifier(ctx context.Context, req *registryv1.
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return identifierToProto(i, time.Time{}), nil
+	return identifierToProto(i), nil
 }
 
 // adminService is AdminService: the operators' API.

@@ -649,6 +649,79 @@ func (x *ListJournalResponse) GetNextPageToken() string {
 	return ""
 }
 
+// SetServerStatusRequest sets the server statuses of an identifier.
+type SetServerStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identifier, in any accepted form.
+	Identifier string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// The server statuses wanted: any of IDENTIFIER_STATUS_SERVER_*; empty clears them all.
+	Statuses []IdentifierStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=id4me.registry.v1.IdentifierStatus" json:"statuses,omitempty"`
+	// Why, for the journal and the agent's event.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// If set, must match the stored etag.
+	Etag          string `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetServerStatusRequest) Reset() {
+	*x = SetServerStatusRequest{}
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetServerStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetServerStatusRequest) ProtoMessage() {}
+
+func (x *SetServerStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetServerStatusRequest.ProtoReflect.Descriptor instead.
+func (*SetServerStatusRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_admin_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetServerStatusRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *SetServerStatusRequest) GetStatuses() []IdentifierStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *SetServerStatusRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SetServerStatusRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 var File_id4me_registry_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
@@ -692,7 +765,14 @@ const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
 	"\tobject_id\x18\x04 \x01(\tR\bobjectId\"x\n" +
 	"\x13ListJournalResponse\x129\n" +
 	"\aentries\x18\x01 \x03(\v2\x1f.id4me.registry.v1.JournalEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb2\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa5\x01\n" +
+	"\x16SetServerStatusRequest\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x01 \x01(\tR\n" +
+	"identifier\x12?\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2#.id4me.registry.v1.IdentifierStatusR\bstatuses\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04etag\x18\x04 \x01(\tR\x04etag2\x8f\a\n" +
 	"\fAdminService\x12N\n" +
 	"\vCreateAgent\x12%.id4me.registry.v1.CreateAgentRequest\x1a\x18.id4me.registry.v1.Agent\x12H\n" +
 	"\bGetAgent\x12\".id4me.registry.v1.GetAgentRequest\x1a\x18.id4me.registry.v1.Agent\x12Y\n" +
@@ -703,7 +783,8 @@ const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
 	"\x0fListAgentTokens\x12).id4me.registry.v1.ListAgentTokensRequest\x1a*.id4me.registry.v1.ListAgentTokensResponse\x12]\n" +
 	"\x10RevokeAgentToken\x12*.id4me.registry.v1.RevokeAgentTokenRequest\x1a\x1d.id4me.registry.v1.AgentToken\x12W\n" +
 	"\rGetIdentifier\x12'.id4me.registry.v1.GetIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12\\\n" +
-	"\vListJournal\x12%.id4me.registry.v1.ListJournalRequest\x1a&.id4me.registry.v1.ListJournalResponseBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
+	"\vListJournal\x12%.id4me.registry.v1.ListJournalRequest\x1a&.id4me.registry.v1.ListJournalResponse\x12[\n" +
+	"\x0fSetServerStatus\x12).id4me.registry.v1.SetServerStatusRequest\x1a\x1d.id4me.registry.v1.IdentifierBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_id4me_registry_v1_admin_service_proto_rawDescOnce sync.Once
@@ -717,7 +798,7 @@ func file_id4me_registry_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_id4me_registry_v1_admin_service_proto_rawDescData
 }
 
-var file_id4me_registry_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_id4me_registry_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_id4me_registry_v1_admin_service_proto_goTypes = []any{
 	(*CreateAgentRequest)(nil),      // 0: id4me.registry.v1.CreateAgentRequest
 	(*GetAgentRequest)(nil),         // 1: id4me.registry.v1.GetAgentRequest
@@ -730,42 +811,47 @@ var file_id4me_registry_v1_admin_service_proto_goTypes = []any{
 	(*RevokeAgentTokenRequest)(nil), // 8: id4me.registry.v1.RevokeAgentTokenRequest
 	(*ListJournalRequest)(nil),      // 9: id4me.registry.v1.ListJournalRequest
 	(*ListJournalResponse)(nil),     // 10: id4me.registry.v1.ListJournalResponse
-	(*Agent)(nil),                   // 11: id4me.registry.v1.Agent
-	(*fieldmaskpb.FieldMask)(nil),   // 12: google.protobuf.FieldMask
-	(*AgentToken)(nil),              // 13: id4me.registry.v1.AgentToken
-	(*JournalEntry)(nil),            // 14: id4me.registry.v1.JournalEntry
-	(*GetIdentifierRequest)(nil),    // 15: id4me.registry.v1.GetIdentifierRequest
-	(*Identifier)(nil),              // 16: id4me.registry.v1.Identifier
+	(*SetServerStatusRequest)(nil),  // 11: id4me.registry.v1.SetServerStatusRequest
+	(*Agent)(nil),                   // 12: id4me.registry.v1.Agent
+	(*fieldmaskpb.FieldMask)(nil),   // 13: google.protobuf.FieldMask
+	(*AgentToken)(nil),              // 14: id4me.registry.v1.AgentToken
+	(*JournalEntry)(nil),            // 15: id4me.registry.v1.JournalEntry
+	(IdentifierStatus)(0),           // 16: id4me.registry.v1.IdentifierStatus
+	(*GetIdentifierRequest)(nil),    // 17: id4me.registry.v1.GetIdentifierRequest
+	(*Identifier)(nil),              // 18: id4me.registry.v1.Identifier
 }
 var file_id4me_registry_v1_admin_service_proto_depIdxs = []int32{
-	11, // 0: id4me.registry.v1.ListAgentsResponse.agents:type_name -> id4me.registry.v1.Agent
-	11, // 1: id4me.registry.v1.UpdateAgentRequest.agent:type_name -> id4me.registry.v1.Agent
-	12, // 2: id4me.registry.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	13, // 3: id4me.registry.v1.ListAgentTokensResponse.tokens:type_name -> id4me.registry.v1.AgentToken
-	14, // 4: id4me.registry.v1.ListJournalResponse.entries:type_name -> id4me.registry.v1.JournalEntry
-	0,  // 5: id4me.registry.v1.AdminService.CreateAgent:input_type -> id4me.registry.v1.CreateAgentRequest
-	1,  // 6: id4me.registry.v1.AdminService.GetAgent:input_type -> id4me.registry.v1.GetAgentRequest
-	2,  // 7: id4me.registry.v1.AdminService.ListAgents:input_type -> id4me.registry.v1.ListAgentsRequest
-	4,  // 8: id4me.registry.v1.AdminService.UpdateAgent:input_type -> id4me.registry.v1.UpdateAgentRequest
-	5,  // 9: id4me.registry.v1.AdminService.CreateAgentToken:input_type -> id4me.registry.v1.CreateAgentTokenRequest
-	6,  // 10: id4me.registry.v1.AdminService.ListAgentTokens:input_type -> id4me.registry.v1.ListAgentTokensRequest
-	8,  // 11: id4me.registry.v1.AdminService.RevokeAgentToken:input_type -> id4me.registry.v1.RevokeAgentTokenRequest
-	15, // 12: id4me.registry.v1.AdminService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
-	9,  // 13: id4me.registry.v1.AdminService.ListJournal:input_type -> id4me.registry.v1.ListJournalRequest
-	11, // 14: id4me.registry.v1.AdminService.CreateAgent:output_type -> id4me.registry.v1.Agent
-	11, // 15: id4me.registry.v1.AdminService.GetAgent:output_type -> id4me.registry.v1.Agent
-	3,  // 16: id4me.registry.v1.AdminService.ListAgents:output_type -> id4me.registry.v1.ListAgentsResponse
-	11, // 17: id4me.registry.v1.AdminService.UpdateAgent:output_type -> id4me.registry.v1.Agent
-	13, // 18: id4me.registry.v1.AdminService.CreateAgentToken:output_type -> id4me.registry.v1.AgentToken
-	7,  // 19: id4me.registry.v1.AdminService.ListAgentTokens:output_type -> id4me.registry.v1.ListAgentTokensResponse
-	13, // 20: id4me.registry.v1.AdminService.RevokeAgentToken:output_type -> id4me.registry.v1.AgentToken
-	16, // 21: id4me.registry.v1.AdminService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
-	10, // 22: id4me.registry.v1.AdminService.ListJournal:output_type -> id4me.registry.v1.ListJournalResponse
-	14, // [14:23] is the sub-list for method output_type
-	5,  // [5:14] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	12, // 0: id4me.registry.v1.ListAgentsResponse.agents:type_name -> id4me.registry.v1.Agent
+	12, // 1: id4me.registry.v1.UpdateAgentRequest.agent:type_name -> id4me.registry.v1.Agent
+	13, // 2: id4me.registry.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	14, // 3: id4me.registry.v1.ListAgentTokensResponse.tokens:type_name -> id4me.registry.v1.AgentToken
+	15, // 4: id4me.registry.v1.ListJournalResponse.entries:type_name -> id4me.registry.v1.JournalEntry
+	16, // 5: id4me.registry.v1.SetServerStatusRequest.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	0,  // 6: id4me.registry.v1.AdminService.CreateAgent:input_type -> id4me.registry.v1.CreateAgentRequest
+	1,  // 7: id4me.registry.v1.AdminService.GetAgent:input_type -> id4me.registry.v1.GetAgentRequest
+	2,  // 8: id4me.registry.v1.AdminService.ListAgents:input_type -> id4me.registry.v1.ListAgentsRequest
+	4,  // 9: id4me.registry.v1.AdminService.UpdateAgent:input_type -> id4me.registry.v1.UpdateAgentRequest
+	5,  // 10: id4me.registry.v1.AdminService.CreateAgentToken:input_type -> id4me.registry.v1.CreateAgentTokenRequest
+	6,  // 11: id4me.registry.v1.AdminService.ListAgentTokens:input_type -> id4me.registry.v1.ListAgentTokensRequest
+	8,  // 12: id4me.registry.v1.AdminService.RevokeAgentToken:input_type -> id4me.registry.v1.RevokeAgentTokenRequest
+	17, // 13: id4me.registry.v1.AdminService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
+	9,  // 14: id4me.registry.v1.AdminService.ListJournal:input_type -> id4me.registry.v1.ListJournalRequest
+	11, // 15: id4me.registry.v1.AdminService.SetServerStatus:input_type -> id4me.registry.v1.SetServerStatusRequest
+	12, // 16: id4me.registry.v1.AdminService.CreateAgent:output_type -> id4me.registry.v1.Agent
+	12, // 17: id4me.registry.v1.AdminService.GetAgent:output_type -> id4me.registry.v1.Agent
+	3,  // 18: id4me.registry.v1.AdminService.ListAgents:output_type -> id4me.registry.v1.ListAgentsResponse
+	12, // 19: id4me.registry.v1.AdminService.UpdateAgent:output_type -> id4me.registry.v1.Agent
+	14, // 20: id4me.registry.v1.AdminService.CreateAgentToken:output_type -> id4me.registry.v1.AgentToken
+	7,  // 21: id4me.registry.v1.AdminService.ListAgentTokens:output_type -> id4me.registry.v1.ListAgentTokensResponse
+	14, // 22: id4me.registry.v1.AdminService.RevokeAgentToken:output_type -> id4me.registry.v1.AgentToken
+	18, // 23: id4me.registry.v1.AdminService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
+	10, // 24: id4me.registry.v1.AdminService.ListJournal:output_type -> id4me.registry.v1.ListJournalResponse
+	18, // 25: id4me.registry.v1.AdminService.SetServerStatus:output_type -> id4me.registry.v1.Identifier
+	16, // [16:26] is the sub-list for method output_type
+	6,  // [6:16] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_id4me_registry_v1_admin_service_proto_init() }
@@ -781,7 +867,7 @@ func file_id4me_registry_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_id4me_registry_v1_admin_service_proto_rawDesc), len(file_id4me_registry_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

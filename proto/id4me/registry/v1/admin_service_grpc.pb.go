@@ -28,6 +28,7 @@ const (
 	AdminService_RevokeAgentToken_FullMethodName = "/id4me.registry.v1.AdminService/RevokeAgentToken"
 	AdminService_GetIdentifier_FullMethodName    = "/id4me.registry.v1.AdminService/GetIdentifier"
 	AdminService_ListJournal_FullMethodName      = "/id4me.registry.v1.AdminService/ListJournal"
+	AdminService_SetServerStatus_FullMethodName  = "/id4me.registry.v1.AdminService/SetServerStatus"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -55,6 +56,10 @@ type AdminServiceClient interface {
 	GetIdentifier(ctx context.Context, in *GetIdentifierRequest, opts ...grpc.CallOption) (*Identifier, error)
 	// ListJournal reads the audit journal, oldest first.
 	ListJournal(ctx context.Context, in *ListJournalRequest, opts ...grpc.CallOption) (*ListJournalResponse, error)
+	// SetServerStatus sets an identifier's server statuses (hold, transfer, delete and update
+	// prohibited) to exactly those given; client and lifecycle statuses are left alone. The
+	// change is journaled and announced to the sponsoring agent.
+	SetServerStatus(ctx context.Context, in *SetServerStatusRequest, opts ...grpc.CallOption) (*Identifier, error)
 }
 
 type adminServiceClient struct {
@@ -155,6 +160,16 @@ func (c *adminServiceClient) ListJournal(ctx context.Context, in *ListJournalReq
 	return out, nil
 }
 
+func (c *adminServiceClient) SetServerStatus(ctx context.Context, in *SetServerStatusRequest, opts ...grpc.CallOption) (*Identifier, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Identifier)
+	err := c.cc.Invoke(ctx, AdminService_SetServerStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -180,6 +195,10 @@ type AdminServiceServer interface {
 	GetIdentifier(context.Context, *GetIdentifierRequest) (*Identifier, error)
 	// ListJournal reads the audit journal, oldest first.
 	ListJournal(context.Context, *ListJournalRequest) (*ListJournalResponse, error)
+	// SetServerStatus sets an identifier's server statuses (hold, transfer, delete and update
+	// prohibited) to exactly those given; client and lifecycle statuses are left alone. The
+	// change is journaled and announced to the sponsoring agent.
+	SetServerStatus(context.Context, *SetServerStatusRequest) (*Identifier, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -216,6 +235,9 @@ func (UnimplementedAdminServiceServer) GetIdentifier(context.Context, *GetIdenti
 }
 func (UnimplementedAdminServiceServer) ListJournal(context.Context, *ListJournalRequest) (*ListJournalResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJournal not implemented")
+}
+func (UnimplementedAdminServiceServer) SetServerStatus(context.Context, *SetServerStatusRequest) (*Identifier, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetServerStatus not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -400,6 +422,24 @@ func _AdminService_ListJournal_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_SetServerStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetServerStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetServerStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetServerStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetServerStatus(ctx, req.(*SetServerStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -442,6 +482,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListJournal",
 			Handler:    _AdminService_ListJournal_Handler,
+		},
+		{
+			MethodName: "SetServerStatus",
+			Handler:    _AdminService_SetServerStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

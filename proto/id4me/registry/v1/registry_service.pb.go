@@ -22,6 +22,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Which transfers.
+type ListTransfersRequest_Direction int32
+
+const (
+	// Both directions.
+	ListTransfersRequest_DIRECTION_UNSPECIFIED ListTransfersRequest_Direction = 0
+	// Transfers to the calling agent (it gains).
+	ListTransfersRequest_DIRECTION_IN ListTransfersRequest_Direction = 1
+	// Transfers away from the calling agent (it loses).
+	ListTransfersRequest_DIRECTION_OUT ListTransfersRequest_Direction = 2
+)
+
+// Enum value maps for ListTransfersRequest_Direction.
+var (
+	ListTransfersRequest_Direction_name = map[int32]string{
+		0: "DIRECTION_UNSPECIFIED",
+		1: "DIRECTION_IN",
+		2: "DIRECTION_OUT",
+	}
+	ListTransfersRequest_Direction_value = map[string]int32{
+		"DIRECTION_UNSPECIFIED": 0,
+		"DIRECTION_IN":          1,
+		"DIRECTION_OUT":         2,
+	}
+)
+
+func (x ListTransfersRequest_Direction) Enum() *ListTransfersRequest_Direction {
+	p := new(ListTransfersRequest_Direction)
+	*p = x
+	return p
+}
+
+func (x ListTransfersRequest_Direction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ListTransfersRequest_Direction) Descriptor() protoreflect.EnumDescriptor {
+	return file_id4me_registry_v1_registry_service_proto_enumTypes[0].Descriptor()
+}
+
+func (ListTransfersRequest_Direction) Type() protoreflect.EnumType {
+	return &file_id4me_registry_v1_registry_service_proto_enumTypes[0]
+}
+
+func (x ListTransfersRequest_Direction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ListTransfersRequest_Direction.Descriptor instead.
+func (ListTransfersRequest_Direction) EnumDescriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{16, 0}
+}
+
 // CreateChallengeRequest asks for a challenge.
 type CreateChallengeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -538,6 +591,660 @@ func (x *DeleteIdentifierRequest) GetEtag() string {
 	return ""
 }
 
+// RestoreIdentifierRequest names an identifier pending delete.
+type RestoreIdentifierRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identifier, in any accepted form.
+	Identifier    string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreIdentifierRequest) Reset() {
+	*x = RestoreIdentifierRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreIdentifierRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreIdentifierRequest) ProtoMessage() {}
+
+func (x *RestoreIdentifierRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreIdentifierRequest.ProtoReflect.Descriptor instead.
+func (*RestoreIdentifierRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RestoreIdentifierRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+// RequestTransferRequest asks for the identifier of a valid transfer challenge.
+type RequestTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A valid PURPOSE_TRANSFER challenge of the calling agent.
+	ChallengeId   string `protobuf:"bytes,1,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestTransferRequest) Reset() {
+	*x = RequestTransferRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestTransferRequest) ProtoMessage() {}
+
+func (x *RequestTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestTransferRequest.ProtoReflect.Descriptor instead.
+func (*RequestTransferRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RequestTransferRequest) GetChallengeId() string {
+	if x != nil {
+		return x.ChallengeId
+	}
+	return ""
+}
+
+// ApproveTransferRequest names a pending transfer away from the calling agent.
+type ApproveTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transfer id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveTransferRequest) Reset() {
+	*x = ApproveTransferRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveTransferRequest) ProtoMessage() {}
+
+func (x *ApproveTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveTransferRequest.ProtoReflect.Descriptor instead.
+func (*ApproveTransferRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ApproveTransferRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RejectTransferRequest names a pending transfer away from the calling agent.
+type RejectTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transfer id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectTransferRequest) Reset() {
+	*x = RejectTransferRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectTransferRequest) ProtoMessage() {}
+
+func (x *RejectTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectTransferRequest.ProtoReflect.Descriptor instead.
+func (*RejectTransferRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RejectTransferRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// CancelTransferRequest names a pending transfer to the calling agent.
+type CancelTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transfer id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTransferRequest) Reset() {
+	*x = CancelTransferRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTransferRequest) ProtoMessage() {}
+
+func (x *CancelTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTransferRequest.ProtoReflect.Descriptor instead.
+func (*CancelTransferRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CancelTransferRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetTransferRequest names a transfer.
+type GetTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transfer id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransferRequest) Reset() {
+	*x = GetTransferRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransferRequest) ProtoMessage() {}
+
+func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransferRequest.ProtoReflect.Descriptor instead.
+func (*GetTransferRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetTransferRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ListTransfersRequest asks for a page of the calling agent's transfers.
+type ListTransfersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which transfers; both by default.
+	Direction ListTransfersRequest_Direction `protobuf:"varint,1,opt,name=direction,proto3,enum=id4me.registry.v1.ListTransfersRequest_Direction" json:"direction,omitempty"`
+	// Only transfers still pending.
+	PendingOnly bool `protobuf:"varint,2,opt,name=pending_only,json=pendingOnly,proto3" json:"pending_only,omitempty"`
+	// At most this many; 0 means the default (50); more than 1000 is capped to 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransfersRequest) Reset() {
+	*x = ListTransfersRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransfersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransfersRequest) ProtoMessage() {}
+
+func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransfersRequest.ProtoReflect.Descriptor instead.
+func (*ListTransfersRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListTransfersRequest) GetDirection() ListTransfersRequest_Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return ListTransfersRequest_DIRECTION_UNSPECIFIED
+}
+
+func (x *ListTransfersRequest) GetPendingOnly() bool {
+	if x != nil {
+		return x.PendingOnly
+	}
+	return false
+}
+
+func (x *ListTransfersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTransfersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListTransfersResponse is one page of transfers.
+type ListTransfersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transfers, oldest first.
+	Transfers []*Transfer `protobuf:"bytes,1,rep,name=transfers,proto3" json:"transfers,omitempty"`
+	// Pass this to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransfersResponse) Reset() {
+	*x = ListTransfersResponse{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransfersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransfersResponse) ProtoMessage() {}
+
+func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransfersResponse.ProtoReflect.Descriptor instead.
+func (*ListTransfersResponse) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListTransfersResponse) GetTransfers() []*Transfer {
+	if x != nil {
+		return x.Transfers
+	}
+	return nil
+}
+
+func (x *ListTransfersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ListEventsRequest asks for a page of unacknowledged events.
+type ListEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many; 0 means the default (50); more than 1000 is capped to 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsRequest) Reset() {
+	*x = ListEventsRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsRequest) ProtoMessage() {}
+
+func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListEventsRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListEventsResponse is one page of unacknowledged events.
+type ListEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events, oldest first.
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass this to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsResponse) Reset() {
+	*x = ListEventsResponse{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsResponse) ProtoMessage() {}
+
+func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListEventsResponse) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListEventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// AckEventsRequest acknowledges events.
+type AckEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ids of the calling agent's events; at most 1000. Ids already acknowledged, or that are
+	// not the agent's, are ignored.
+	EventIds      []int64 `protobuf:"varint,1,rep,packed,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckEventsRequest) Reset() {
+	*x = AckEventsRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckEventsRequest) ProtoMessage() {}
+
+func (x *AckEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckEventsRequest.ProtoReflect.Descriptor instead.
+func (*AckEventsRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AckEventsRequest) GetEventIds() []int64 {
+	if x != nil {
+		return x.EventIds
+	}
+	return nil
+}
+
+// AckEventsResponse says how many events the call acknowledged.
+type AckEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the events were not acknowledged before this call.
+	AcknowledgedCount int32 `protobuf:"varint,1,opt,name=acknowledged_count,json=acknowledgedCount,proto3" json:"acknowledged_count,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *AckEventsResponse) Reset() {
+	*x = AckEventsResponse{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckEventsResponse) ProtoMessage() {}
+
+func (x *AckEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckEventsResponse.ProtoReflect.Descriptor instead.
+func (*AckEventsResponse) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AckEventsResponse) GetAcknowledgedCount() int32 {
+	if x != nil {
+		return x.AcknowledgedCount
+	}
+	return 0
+}
+
+// WatchEventsRequest says where the stream starts.
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stream the events after this id (the last one received); 0 starts with the oldest
+	// unacknowledged event.
+	AfterId       int64 `protobuf:"varint,1,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *WatchEventsRequest) GetAfterId() int64 {
+	if x != nil {
+		return x.AfterId
+	}
+	return 0
+}
+
 var File_id4me_registry_v1_registry_service_proto protoreflect.FileDescriptor
 
 const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
@@ -580,7 +1287,47 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
 	"identifier\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag2\x93\x06\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\":\n" +
+	"\x18RestoreIdentifierRequest\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x01 \x01(\tR\n" +
+	"identifier\";\n" +
+	"\x16RequestTransferRequest\x12!\n" +
+	"\fchallenge_id\x18\x01 \x01(\tR\vchallengeId\"(\n" +
+	"\x16ApproveTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"'\n" +
+	"\x15RejectTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"'\n" +
+	"\x15CancelTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"$\n" +
+	"\x12GetTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x93\x02\n" +
+	"\x14ListTransfersRequest\x12O\n" +
+	"\tdirection\x18\x01 \x01(\x0e21.id4me.registry.v1.ListTransfersRequest.DirectionR\tdirection\x12!\n" +
+	"\fpending_only\x18\x02 \x01(\bR\vpendingOnly\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"K\n" +
+	"\tDirection\x12\x19\n" +
+	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fDIRECTION_IN\x10\x01\x12\x11\n" +
+	"\rDIRECTION_OUT\x10\x02\"z\n" +
+	"\x15ListTransfersResponse\x129\n" +
+	"\ttransfers\x18\x01 \x03(\v2\x1b.id4me.registry.v1.TransferR\ttransfers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"O\n" +
+	"\x11ListEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
+	"\x12ListEventsResponse\x120\n" +
+	"\x06events\x18\x01 \x03(\v2\x18.id4me.registry.v1.EventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n" +
+	"\x10AckEventsRequest\x12\x1b\n" +
+	"\tevent_ids\x18\x01 \x03(\x03R\beventIds\"B\n" +
+	"\x11AckEventsResponse\x12-\n" +
+	"\x12acknowledged_count\x18\x01 \x01(\x05R\x11acknowledgedCount\"/\n" +
+	"\x12WatchEventsRequest\x12\x19\n" +
+	"\bafter_id\x18\x01 \x01(\x03R\aafterId2\x98\r\n" +
 	"\x0fRegistryService\x12Z\n" +
 	"\x0fCreateChallenge\x12).id4me.registry.v1.CreateChallengeRequest\x1a\x1c.id4me.registry.v1.Challenge\x12T\n" +
 	"\fGetChallenge\x12&.id4me.registry.v1.GetChallengeRequest\x1a\x1c.id4me.registry.v1.Challenge\x12Z\n" +
@@ -589,7 +1336,18 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\rGetIdentifier\x12'.id4me.registry.v1.GetIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12h\n" +
 	"\x0fListIdentifiers\x12).id4me.registry.v1.ListIdentifiersRequest\x1a*.id4me.registry.v1.ListIdentifiersResponse\x12]\n" +
 	"\x10UpdateIdentifier\x12*.id4me.registry.v1.UpdateIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12]\n" +
-	"\x10DeleteIdentifier\x12*.id4me.registry.v1.DeleteIdentifierRequest\x1a\x1d.id4me.registry.v1.IdentifierBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
+	"\x10DeleteIdentifier\x12*.id4me.registry.v1.DeleteIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12_\n" +
+	"\x11RestoreIdentifier\x12+.id4me.registry.v1.RestoreIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12Y\n" +
+	"\x0fRequestTransfer\x12).id4me.registry.v1.RequestTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12Y\n" +
+	"\x0fApproveTransfer\x12).id4me.registry.v1.ApproveTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12W\n" +
+	"\x0eRejectTransfer\x12(.id4me.registry.v1.RejectTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12W\n" +
+	"\x0eCancelTransfer\x12(.id4me.registry.v1.CancelTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12Q\n" +
+	"\vGetTransfer\x12%.id4me.registry.v1.GetTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12b\n" +
+	"\rListTransfers\x12'.id4me.registry.v1.ListTransfersRequest\x1a(.id4me.registry.v1.ListTransfersResponse\x12Y\n" +
+	"\n" +
+	"ListEvents\x12$.id4me.registry.v1.ListEventsRequest\x1a%.id4me.registry.v1.ListEventsResponse\x12V\n" +
+	"\tAckEvents\x12#.id4me.registry.v1.AckEventsRequest\x1a$.id4me.registry.v1.AckEventsResponse\x12P\n" +
+	"\vWatchEvents\x12%.id4me.registry.v1.WatchEventsRequest\x1a\x18.id4me.registry.v1.Event0\x01BDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_id4me_registry_v1_registry_service_proto_rawDescOnce sync.Once
@@ -603,50 +1361,90 @@ func file_id4me_registry_v1_registry_service_proto_rawDescGZIP() []byte {
 	return file_id4me_registry_v1_registry_service_proto_rawDescData
 }
 
-var file_id4me_registry_v1_registry_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_id4me_registry_v1_registry_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_id4me_registry_v1_registry_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_id4me_registry_v1_registry_service_proto_goTypes = []any{
-	(*CreateChallengeRequest)(nil),     // 0: id4me.registry.v1.CreateChallengeRequest
-	(*GetChallengeRequest)(nil),        // 1: id4me.registry.v1.GetChallengeRequest
-	(*VerifyChallengeRequest)(nil),     // 2: id4me.registry.v1.VerifyChallengeRequest
-	(*RegisterIdentifierRequest)(nil),  // 3: id4me.registry.v1.RegisterIdentifierRequest
-	(*RegisterIdentifierResponse)(nil), // 4: id4me.registry.v1.RegisterIdentifierResponse
-	(*GetIdentifierRequest)(nil),       // 5: id4me.registry.v1.GetIdentifierRequest
-	(*ListIdentifiersRequest)(nil),     // 6: id4me.registry.v1.ListIdentifiersRequest
-	(*ListIdentifiersResponse)(nil),    // 7: id4me.registry.v1.ListIdentifiersResponse
-	(*UpdateIdentifierRequest)(nil),    // 8: id4me.registry.v1.UpdateIdentifierRequest
-	(*DeleteIdentifierRequest)(nil),    // 9: id4me.registry.v1.DeleteIdentifierRequest
-	(Purpose)(0),                       // 10: id4me.registry.v1.Purpose
-	(*Identifier)(nil),                 // 11: id4me.registry.v1.Identifier
-	(*fieldmaskpb.FieldMask)(nil),      // 12: google.protobuf.FieldMask
-	(*Challenge)(nil),                  // 13: id4me.registry.v1.Challenge
+	(ListTransfersRequest_Direction)(0), // 0: id4me.registry.v1.ListTransfersRequest.Direction
+	(*CreateChallengeRequest)(nil),      // 1: id4me.registry.v1.CreateChallengeRequest
+	(*GetChallengeRequest)(nil),         // 2: id4me.registry.v1.GetChallengeRequest
+	(*VerifyChallengeRequest)(nil),      // 3: id4me.registry.v1.VerifyChallengeRequest
+	(*RegisterIdentifierRequest)(nil),   // 4: id4me.registry.v1.RegisterIdentifierRequest
+	(*RegisterIdentifierResponse)(nil),  // 5: id4me.registry.v1.RegisterIdentifierResponse
+	(*GetIdentifierRequest)(nil),        // 6: id4me.registry.v1.GetIdentifierRequest
+	(*ListIdentifiersRequest)(nil),      // 7: id4me.registry.v1.ListIdentifiersRequest
+	(*ListIdentifiersResponse)(nil),     // 8: id4me.registry.v1.ListIdentifiersResponse
+	(*UpdateIdentifierRequest)(nil),     // 9: id4me.registry.v1.UpdateIdentifierRequest
+	(*DeleteIdentifierRequest)(nil),     // 10: id4me.registry.v1.DeleteIdentifierRequest
+	(*RestoreIdentifierRequest)(nil),    // 11: id4me.registry.v1.RestoreIdentifierRequest
+	(*RequestTransferRequest)(nil),      // 12: id4me.registry.v1.RequestTransferRequest
+	(*ApproveTransferRequest)(nil),      // 13: id4me.registry.v1.ApproveTransferRequest
+	(*RejectTransferRequest)(nil),       // 14: id4me.registry.v1.RejectTransferRequest
+	(*CancelTransferRequest)(nil),       // 15: id4me.registry.v1.CancelTransferRequest
+	(*GetTransferRequest)(nil),          // 16: id4me.registry.v1.GetTransferRequest
+	(*ListTransfersRequest)(nil),        // 17: id4me.registry.v1.ListTransfersRequest
+	(*ListTransfersResponse)(nil),       // 18: id4me.registry.v1.ListTransfersResponse
+	(*ListEventsRequest)(nil),           // 19: id4me.registry.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),          // 20: id4me.registry.v1.ListEventsResponse
+	(*AckEventsRequest)(nil),            // 21: id4me.registry.v1.AckEventsRequest
+	(*AckEventsResponse)(nil),           // 22: id4me.registry.v1.AckEventsResponse
+	(*WatchEventsRequest)(nil),          // 23: id4me.registry.v1.WatchEventsRequest
+	(Purpose)(0),                        // 24: id4me.registry.v1.Purpose
+	(*Identifier)(nil),                  // 25: id4me.registry.v1.Identifier
+	(*fieldmaskpb.FieldMask)(nil),       // 26: google.protobuf.FieldMask
+	(*Transfer)(nil),                    // 27: id4me.registry.v1.Transfer
+	(*Event)(nil),                       // 28: id4me.registry.v1.Event
+	(*Challenge)(nil),                   // 29: id4me.registry.v1.Challenge
 }
 var file_id4me_registry_v1_registry_service_proto_depIdxs = []int32{
-	10, // 0: id4me.registry.v1.CreateChallengeRequest.purpose:type_name -> id4me.registry.v1.Purpose
-	11, // 1: id4me.registry.v1.RegisterIdentifierResponse.identifier:type_name -> id4me.registry.v1.Identifier
-	11, // 2: id4me.registry.v1.ListIdentifiersResponse.identifiers:type_name -> id4me.registry.v1.Identifier
-	11, // 3: id4me.registry.v1.UpdateIdentifierRequest.identifier:type_name -> id4me.registry.v1.Identifier
-	12, // 4: id4me.registry.v1.UpdateIdentifierRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 5: id4me.registry.v1.RegistryService.CreateChallenge:input_type -> id4me.registry.v1.CreateChallengeRequest
-	1,  // 6: id4me.registry.v1.RegistryService.GetChallenge:input_type -> id4me.registry.v1.GetChallengeRequest
-	2,  // 7: id4me.registry.v1.RegistryService.VerifyChallenge:input_type -> id4me.registry.v1.VerifyChallengeRequest
-	3,  // 8: id4me.registry.v1.RegistryService.RegisterIdentifier:input_type -> id4me.registry.v1.RegisterIdentifierRequest
-	5,  // 9: id4me.registry.v1.RegistryService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
-	6,  // 10: id4me.registry.v1.RegistryService.ListIdentifiers:input_type -> id4me.registry.v1.ListIdentifiersRequest
-	8,  // 11: id4me.registry.v1.RegistryService.UpdateIdentifier:input_type -> id4me.registry.v1.UpdateIdentifierRequest
-	9,  // 12: id4me.registry.v1.RegistryService.DeleteIdentifier:input_type -> id4me.registry.v1.DeleteIdentifierRequest
-	13, // 13: id4me.registry.v1.RegistryService.CreateChallenge:output_type -> id4me.registry.v1.Challenge
-	13, // 14: id4me.registry.v1.RegistryService.GetChallenge:output_type -> id4me.registry.v1.Challenge
-	13, // 15: id4me.registry.v1.RegistryService.VerifyChallenge:output_type -> id4me.registry.v1.Challenge
-	4,  // 16: id4me.registry.v1.RegistryService.RegisterIdentifier:output_type -> id4me.registry.v1.RegisterIdentifierResponse
-	11, // 17: id4me.registry.v1.RegistryService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
-	7,  // 18: id4me.registry.v1.RegistryService.ListIdentifiers:output_type -> id4me.registry.v1.ListIdentifiersResponse
-	11, // 19: id4me.registry.v1.RegistryService.UpdateIdentifier:output_type -> id4me.registry.v1.Identifier
-	11, // 20: id4me.registry.v1.RegistryService.DeleteIdentifier:output_type -> id4me.registry.v1.Identifier
-	13, // [13:21] is the sub-list for method output_type
-	5,  // [5:13] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	24, // 0: id4me.registry.v1.CreateChallengeRequest.purpose:type_name -> id4me.registry.v1.Purpose
+	25, // 1: id4me.registry.v1.RegisterIdentifierResponse.identifier:type_name -> id4me.registry.v1.Identifier
+	25, // 2: id4me.registry.v1.ListIdentifiersResponse.identifiers:type_name -> id4me.registry.v1.Identifier
+	25, // 3: id4me.registry.v1.UpdateIdentifierRequest.identifier:type_name -> id4me.registry.v1.Identifier
+	26, // 4: id4me.registry.v1.UpdateIdentifierRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 5: id4me.registry.v1.ListTransfersRequest.direction:type_name -> id4me.registry.v1.ListTransfersRequest.Direction
+	27, // 6: id4me.registry.v1.ListTransfersResponse.transfers:type_name -> id4me.registry.v1.Transfer
+	28, // 7: id4me.registry.v1.ListEventsResponse.events:type_name -> id4me.registry.v1.Event
+	1,  // 8: id4me.registry.v1.RegistryService.CreateChallenge:input_type -> id4me.registry.v1.CreateChallengeRequest
+	2,  // 9: id4me.registry.v1.RegistryService.GetChallenge:input_type -> id4me.registry.v1.GetChallengeRequest
+	3,  // 10: id4me.registry.v1.RegistryService.VerifyChallenge:input_type -> id4me.registry.v1.VerifyChallengeRequest
+	4,  // 11: id4me.registry.v1.RegistryService.RegisterIdentifier:input_type -> id4me.registry.v1.RegisterIdentifierRequest
+	6,  // 12: id4me.registry.v1.RegistryService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
+	7,  // 13: id4me.registry.v1.RegistryService.ListIdentifiers:input_type -> id4me.registry.v1.ListIdentifiersRequest
+	9,  // 14: id4me.registry.v1.RegistryService.UpdateIdentifier:input_type -> id4me.registry.v1.UpdateIdentifierRequest
+	10, // 15: id4me.registry.v1.RegistryService.DeleteIdentifier:input_type -> id4me.registry.v1.DeleteIdentifierRequest
+	11, // 16: id4me.registry.v1.RegistryService.RestoreIdentifier:input_type -> id4me.registry.v1.RestoreIdentifierRequest
+	12, // 17: id4me.registry.v1.RegistryService.RequestTransfer:input_type -> id4me.registry.v1.RequestTransferRequest
+	13, // 18: id4me.registry.v1.RegistryService.ApproveTransfer:input_type -> id4me.registry.v1.ApproveTransferRequest
+	14, // 19: id4me.registry.v1.RegistryService.RejectTransfer:input_type -> id4me.registry.v1.RejectTransferRequest
+	15, // 20: id4me.registry.v1.RegistryService.CancelTransfer:input_type -> id4me.registry.v1.CancelTransferRequest
+	16, // 21: id4me.registry.v1.RegistryService.GetTransfer:input_type -> id4me.registry.v1.GetTransferRequest
+	17, // 22: id4me.registry.v1.RegistryService.ListTransfers:input_type -> id4me.registry.v1.ListTransfersRequest
+	19, // 23: id4me.registry.v1.RegistryService.ListEvents:input_type -> id4me.registry.v1.ListEventsRequest
+	21, // 24: id4me.registry.v1.RegistryService.AckEvents:input_type -> id4me.registry.v1.AckEventsRequest
+	23, // 25: id4me.registry.v1.RegistryService.WatchEvents:input_type -> id4me.registry.v1.WatchEventsRequest
+	29, // 26: id4me.registry.v1.RegistryService.CreateChallenge:output_type -> id4me.registry.v1.Challenge
+	29, // 27: id4me.registry.v1.RegistryService.GetChallenge:output_type -> id4me.registry.v1.Challenge
+	29, // 28: id4me.registry.v1.RegistryService.VerifyChallenge:output_type -> id4me.registry.v1.Challenge
+	5,  // 29: id4me.registry.v1.RegistryService.RegisterIdentifier:output_type -> id4me.registry.v1.RegisterIdentifierResponse
+	25, // 30: id4me.registry.v1.RegistryService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
+	8,  // 31: id4me.registry.v1.RegistryService.ListIdentifiers:output_type -> id4me.registry.v1.ListIdentifiersResponse
+	25, // 32: id4me.registry.v1.RegistryService.UpdateIdentifier:output_type -> id4me.registry.v1.Identifier
+	25, // 33: id4me.registry.v1.RegistryService.DeleteIdentifier:output_type -> id4me.registry.v1.Identifier
+	25, // 34: id4me.registry.v1.RegistryService.RestoreIdentifier:output_type -> id4me.registry.v1.Identifier
+	27, // 35: id4me.registry.v1.RegistryService.RequestTransfer:output_type -> id4me.registry.v1.Transfer
+	27, // 36: id4me.registry.v1.RegistryService.ApproveTransfer:output_type -> id4me.registry.v1.Transfer
+	27, // 37: id4me.registry.v1.RegistryService.RejectTransfer:output_type -> id4me.registry.v1.Transfer
+	27, // 38: id4me.registry.v1.RegistryService.CancelTransfer:output_type -> id4me.registry.v1.Transfer
+	27, // 39: id4me.registry.v1.RegistryService.GetTransfer:output_type -> id4me.registry.v1.Transfer
+	18, // 40: id4me.registry.v1.RegistryService.ListTransfers:output_type -> id4me.registry.v1.ListTransfersResponse
+	20, // 41: id4me.registry.v1.RegistryService.ListEvents:output_type -> id4me.registry.v1.ListEventsResponse
+	22, // 42: id4me.registry.v1.RegistryService.AckEvents:output_type -> id4me.registry.v1.AckEventsResponse
+	28, // 43: id4me.registry.v1.RegistryService.WatchEvents:output_type -> id4me.registry.v1.Event
+	26, // [26:44] is the sub-list for method output_type
+	8,  // [8:26] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_id4me_registry_v1_registry_service_proto_init() }
@@ -660,13 +1458,14 @@ func file_id4me_registry_v1_registry_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_id4me_registry_v1_registry_service_proto_rawDesc), len(file_id4me_registry_v1_registry_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      1,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_id4me_registry_v1_registry_service_proto_goTypes,
 		DependencyIndexes: file_id4me_registry_v1_registry_service_proto_depIdxs,
+		EnumInfos:         file_id4me_registry_v1_registry_service_proto_enumTypes,
 		MessageInfos:      file_id4me_registry_v1_registry_service_proto_msgTypes,
 	}.Build()
 	File_id4me_registry_v1_registry_service_proto = out.File

@@ -27,6 +27,16 @@ const (
 	RegistryService_ListIdentifiers_FullMethodName    = "/id4me.registry.v1.RegistryService/ListIdentifiers"
 	RegistryService_UpdateIdentifier_FullMethodName   = "/id4me.registry.v1.RegistryService/UpdateIdentifier"
 	RegistryService_DeleteIdentifier_FullMethodName   = "/id4me.registry.v1.RegistryService/DeleteIdentifier"
+	RegistryService_RestoreIdentifier_FullMethodName  = "/id4me.registry.v1.RegistryService/RestoreIdentifier"
+	RegistryService_RequestTransfer_FullMethodName    = "/id4me.registry.v1.RegistryService/RequestTransfer"
+	RegistryService_ApproveTransfer_FullMethodName    = "/id4me.registry.v1.RegistryService/ApproveTransfer"
+	RegistryService_RejectTransfer_FullMethodName     = "/id4me.registry.v1.RegistryService/RejectTransfer"
+	RegistryService_CancelTransfer_FullMethodName     = "/id4me.registry.v1.RegistryService/CancelTransfer"
+	RegistryService_GetTransfer_FullMethodName        = "/id4me.registry.v1.RegistryService/GetTransfer"
+	RegistryService_ListTransfers_FullMethodName      = "/id4me.registry.v1.RegistryService/ListTransfers"
+	RegistryService_ListEvents_FullMethodName         = "/id4me.registry.v1.RegistryService/ListEvents"
+	RegistryService_AckEvents_FullMethodName          = "/id4me.registry.v1.RegistryService/AckEvents"
+	RegistryService_WatchEvents_FullMethodName        = "/id4me.registry.v1.RegistryService/WatchEvents"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -53,8 +63,37 @@ type RegistryServiceClient interface {
 	ListIdentifiers(ctx context.Context, in *ListIdentifiersRequest, opts ...grpc.CallOption) (*ListIdentifiersResponse, error)
 	// UpdateIdentifier changes the claims endpoint override or the client statuses.
 	UpdateIdentifier(ctx context.Context, in *UpdateIdentifierRequest, opts ...grpc.CallOption) (*Identifier, error)
-	// DeleteIdentifier deletes an identifier; its identity is retired for good.
+	// DeleteIdentifier deletes an identifier: it becomes pending delete for the redemption
+	// period, during which it resolves to nothing and RestoreIdentifier can bring it back;
+	// then it is purged and its identity retired for good. A pending transfer of it is
+	// cancelled by the registry.
 	DeleteIdentifier(ctx context.Context, in *DeleteIdentifierRequest, opts ...grpc.CallOption) (*Identifier, error)
+	// RestoreIdentifier brings an identifier pending delete back, unchanged, before its
+	// purge_time.
+	RestoreIdentifier(ctx context.Context, in *RestoreIdentifierRequest, opts ...grpc.CallOption) (*Identifier, error)
+	// RequestTransfer consumes a valid PURPOSE_TRANSFER challenge of the calling (gaining)
+	// agent and asks for its identifier. Under the registry's default policy the transfer
+	// completes at once; with a pending period it waits for the losing agent or the deadline.
+	RequestTransfer(ctx context.Context, in *RequestTransferRequest, opts ...grpc.CallOption) (*Transfer, error)
+	// ApproveTransfer lets the losing agent approve a pending transfer; the identifier moves.
+	ApproveTransfer(ctx context.Context, in *ApproveTransferRequest, opts ...grpc.CallOption) (*Transfer, error)
+	// RejectTransfer lets the losing agent reject a pending transfer.
+	RejectTransfer(ctx context.Context, in *RejectTransferRequest, opts ...grpc.CallOption) (*Transfer, error)
+	// CancelTransfer lets the gaining agent withdraw a pending transfer.
+	CancelTransfer(ctx context.Context, in *CancelTransferRequest, opts ...grpc.CallOption) (*Transfer, error)
+	// GetTransfer returns a transfer the calling agent gains or loses by.
+	GetTransfer(ctx context.Context, in *GetTransferRequest, opts ...grpc.CallOption) (*Transfer, error)
+	// ListTransfers lists the calling agent's transfers, in, out or both, oldest first.
+	ListTransfers(ctx context.Context, in *ListTransfersRequest, opts ...grpc.CallOption) (*ListTransfersResponse, error)
+	// ListEvents returns the calling agent's unacknowledged events, oldest first.
+	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// AckEvents acknowledges events; acknowledging one twice is harmless.
+	AckEvents(ctx context.Context, in *AckEventsRequest, opts ...grpc.CallOption) (*AckEventsResponse, error)
+	// WatchEvents streams the calling agent's events as they happen, oldest first: those
+	// after after_id, or, without it, from the oldest unacknowledged one. A client that
+	// reconnects with the id of the last event it received misses nothing and gets nothing
+	// twice.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 }
 
 type registryServiceClient struct {
@@ -145,6 +184,115 @@ func (c *registryServiceClient) DeleteIdentifier(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *registryServiceClient) RestoreIdentifier(ctx context.Context, in *RestoreIdentifierRequest, opts ...grpc.CallOption) (*Identifier, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Identifier)
+	err := c.cc.Invoke(ctx, RegistryService_RestoreIdentifier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RequestTransfer(ctx context.Context, in *RequestTransferRequest, opts ...grpc.CallOption) (*Transfer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Transfer)
+	err := c.cc.Invoke(ctx, RegistryService_RequestTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ApproveTransfer(ctx context.Context, in *ApproveTransferRequest, opts ...grpc.CallOption) (*Transfer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Transfer)
+	err := c.cc.Invoke(ctx, RegistryService_ApproveTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RejectTransfer(ctx context.Context, in *RejectTransferRequest, opts ...grpc.CallOption) (*Transfer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Transfer)
+	err := c.cc.Invoke(ctx, RegistryService_RejectTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) CancelTransfer(ctx context.Context, in *CancelTransferRequest, opts ...grpc.CallOption) (*Transfer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Transfer)
+	err := c.cc.Invoke(ctx, RegistryService_CancelTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) GetTransfer(ctx context.Context, in *GetTransferRequest, opts ...grpc.CallOption) (*Transfer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Transfer)
+	err := c.cc.Invoke(ctx, RegistryService_GetTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ListTransfers(ctx context.Context, in *ListTransfersRequest, opts ...grpc.CallOption) (*ListTransfersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTransfersResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListTransfers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) AckEvents(ctx context.Context, in *AckEventsRequest, opts ...grpc.CallOption) (*AckEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AckEventsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_AckEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[0], RegistryService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchEventsClient = grpc.ServerStreamingClient[Event]
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -169,8 +317,37 @@ type RegistryServiceServer interface {
 	ListIdentifiers(context.Context, *ListIdentifiersRequest) (*ListIdentifiersResponse, error)
 	// UpdateIdentifier changes the claims endpoint override or the client statuses.
 	UpdateIdentifier(context.Context, *UpdateIdentifierRequest) (*Identifier, error)
-	// DeleteIdentifier deletes an identifier; its identity is retired for good.
+	// DeleteIdentifier deletes an identifier: it becomes pending delete for the redemption
+	// period, during which it resolves to nothing and RestoreIdentifier can bring it back;
+	// then it is purged and its identity retired for good. A pending transfer of it is
+	// cancelled by the registry.
 	DeleteIdentifier(context.Context, *DeleteIdentifierRequest) (*Identifier, error)
+	// RestoreIdentifier brings an identifier pending delete back, unchanged, before its
+	// purge_time.
+	RestoreIdentifier(context.Context, *RestoreIdentifierRequest) (*Identifier, error)
+	// RequestTransfer consumes a valid PURPOSE_TRANSFER challenge of the calling (gaining)
+	// agent and asks for its identifier. Under the registry's default policy the transfer
+	// completes at once; with a pending period it waits for the losing agent or the deadline.
+	RequestTransfer(context.Context, *RequestTransferRequest) (*Transfer, error)
+	// ApproveTransfer lets the losing agent approve a pending transfer; the identifier moves.
+	ApproveTransfer(context.Context, *ApproveTransferRequest) (*Transfer, error)
+	// RejectTransfer lets the losing agent reject a pending transfer.
+	RejectTransfer(context.Context, *RejectTransferRequest) (*Transfer, error)
+	// CancelTransfer lets the gaining agent withdraw a pending transfer.
+	CancelTransfer(context.Context, *CancelTransferRequest) (*Transfer, error)
+	// GetTransfer returns a transfer the calling agent gains or loses by.
+	GetTransfer(context.Context, *GetTransferRequest) (*Transfer, error)
+	// ListTransfers lists the calling agent's transfers, in, out or both, oldest first.
+	ListTransfers(context.Context, *ListTransfersRequest) (*ListTransfersResponse, error)
+	// ListEvents returns the calling agent's unacknowledged events, oldest first.
+	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// AckEvents acknowledges events; acknowledging one twice is harmless.
+	AckEvents(context.Context, *AckEventsRequest) (*AckEventsResponse, error)
+	// WatchEvents streams the calling agent's events as they happen, oldest first: those
+	// after after_id, or, without it, from the oldest unacknowledged one. A client that
+	// reconnects with the id of the last event it received misses nothing and gets nothing
+	// twice.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[Event]) error
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -204,6 +381,36 @@ func (UnimplementedRegistryServiceServer) UpdateIdentifier(context.Context, *Upd
 }
 func (UnimplementedRegistryServiceServer) DeleteIdentifier(context.Context, *DeleteIdentifierRequest) (*Identifier, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteIdentifier not implemented")
+}
+func (UnimplementedRegistryServiceServer) RestoreIdentifier(context.Context, *RestoreIdentifierRequest) (*Identifier, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreIdentifier not implemented")
+}
+func (UnimplementedRegistryServiceServer) RequestTransfer(context.Context, *RequestTransferRequest) (*Transfer, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestTransfer not implemented")
+}
+func (UnimplementedRegistryServiceServer) ApproveTransfer(context.Context, *ApproveTransferRequest) (*Transfer, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveTransfer not implemented")
+}
+func (UnimplementedRegistryServiceServer) RejectTransfer(context.Context, *RejectTransferRequest) (*Transfer, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectTransfer not implemented")
+}
+func (UnimplementedRegistryServiceServer) CancelTransfer(context.Context, *CancelTransferRequest) (*Transfer, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelTransfer not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetTransfer(context.Context, *GetTransferRequest) (*Transfer, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTransfer not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListTransfers(context.Context, *ListTransfersRequest) (*ListTransfersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTransfers not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedRegistryServiceServer) AckEvents(context.Context, *AckEventsRequest) (*AckEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AckEvents not implemented")
+}
+func (UnimplementedRegistryServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -370,6 +577,179 @@ func _RegistryService_DeleteIdentifier_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_RestoreIdentifier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreIdentifierRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RestoreIdentifier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RestoreIdentifier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RestoreIdentifier(ctx, req.(*RestoreIdentifierRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RequestTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RequestTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RequestTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RequestTransfer(ctx, req.(*RequestTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ApproveTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ApproveTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ApproveTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ApproveTransfer(ctx, req.(*ApproveTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RejectTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RejectTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RejectTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RejectTransfer(ctx, req.(*RejectTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_CancelTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).CancelTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_CancelTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).CancelTransfer(ctx, req.(*CancelTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_GetTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetTransfer(ctx, req.(*GetTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ListTransfers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTransfersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListTransfers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListTransfers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListTransfers(ctx, req.(*ListTransfersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListEvents(ctx, req.(*ListEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_AckEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AckEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).AckEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_AckEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).AckEvents(ctx, req.(*AckEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RegistryServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchEventsServer = grpc.ServerStreamingServer[Event]
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -409,7 +789,49 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeleteIdentifier",
 			Handler:    _RegistryService_DeleteIdentifier_Handler,
 		},
+		{
+			MethodName: "RestoreIdentifier",
+			Handler:    _RegistryService_RestoreIdentifier_Handler,
+		},
+		{
+			MethodName: "RequestTransfer",
+			Handler:    _RegistryService_RequestTransfer_Handler,
+		},
+		{
+			MethodName: "ApproveTransfer",
+			Handler:    _RegistryService_ApproveTransfer_Handler,
+		},
+		{
+			MethodName: "RejectTransfer",
+			Handler:    _RegistryService_RejectTransfer_Handler,
+		},
+		{
+			MethodName: "CancelTransfer",
+			Handler:    _RegistryService_CancelTransfer_Handler,
+		},
+		{
+			MethodName: "GetTransfer",
+			Handler:    _RegistryService_GetTransfer_Handler,
+		},
+		{
+			MethodName: "ListTransfers",
+			Handler:    _RegistryService_ListTransfers_Handler,
+		},
+		{
+			MethodName: "ListEvents",
+			Handler:    _RegistryService_ListEvents_Handler,
+		},
+		{
+			MethodName: "AckEvents",
+			Handler:    _RegistryService_AckEvents_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _RegistryService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "id4me/registry/v1/registry_service.proto",
 }

@@ -98,20 +98,27 @@ const (
 	IdentifierStatus_IDENTIFIER_STATUS_SERVER_DELETE_PROHIBITED IdentifierStatus = 7
 	// The registry forbids updates.
 	IdentifierStatus_IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED IdentifierStatus = 8
+	// Deleted and in its redemption period: it resolves to nothing and cannot log in; the
+	// sponsoring agent can restore it until purge_time, when it is purged. Set by the lifecycle.
+	IdentifierStatus_IDENTIFIER_STATUS_PENDING_DELETE IdentifierStatus = 9
+	// A transfer to another agent is pending (see Transfer). Set by the lifecycle.
+	IdentifierStatus_IDENTIFIER_STATUS_PENDING_TRANSFER IdentifierStatus = 10
 )
 
 // Enum value maps for IdentifierStatus.
 var (
 	IdentifierStatus_name = map[int32]string{
-		0: "IDENTIFIER_STATUS_UNSPECIFIED",
-		1: "IDENTIFIER_STATUS_OK",
-		2: "IDENTIFIER_STATUS_CLIENT_TRANSFER_PROHIBITED",
-		3: "IDENTIFIER_STATUS_CLIENT_DELETE_PROHIBITED",
-		4: "IDENTIFIER_STATUS_CLIENT_UPDATE_PROHIBITED",
-		5: "IDENTIFIER_STATUS_SERVER_HOLD",
-		6: "IDENTIFIER_STATUS_SERVER_TRANSFER_PROHIBITED",
-		7: "IDENTIFIER_STATUS_SERVER_DELETE_PROHIBITED",
-		8: "IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED",
+		0:  "IDENTIFIER_STATUS_UNSPECIFIED",
+		1:  "IDENTIFIER_STATUS_OK",
+		2:  "IDENTIFIER_STATUS_CLIENT_TRANSFER_PROHIBITED",
+		3:  "IDENTIFIER_STATUS_CLIENT_DELETE_PROHIBITED",
+		4:  "IDENTIFIER_STATUS_CLIENT_UPDATE_PROHIBITED",
+		5:  "IDENTIFIER_STATUS_SERVER_HOLD",
+		6:  "IDENTIFIER_STATUS_SERVER_TRANSFER_PROHIBITED",
+		7:  "IDENTIFIER_STATUS_SERVER_DELETE_PROHIBITED",
+		8:  "IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED",
+		9:  "IDENTIFIER_STATUS_PENDING_DELETE",
+		10: "IDENTIFIER_STATUS_PENDING_TRANSFER",
 	}
 	IdentifierStatus_value = map[string]int32{
 		"IDENTIFIER_STATUS_UNSPECIFIED":                0,
@@ -123,6 +130,8 @@ var (
 		"IDENTIFIER_STATUS_SERVER_TRANSFER_PROHIBITED": 6,
 		"IDENTIFIER_STATUS_SERVER_DELETE_PROHIBITED":   7,
 		"IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED":   8,
+		"IDENTIFIER_STATUS_PENDING_DELETE":             9,
+		"IDENTIFIER_STATUS_PENDING_TRANSFER":           10,
 	}
 )
 
@@ -163,7 +172,7 @@ const (
 	OpenIDRecordCheck_STATUS_MATCHES OpenIDRecordCheck_Status = 1
 	// No _openid record was found.
 	OpenIDRecordCheck_STATUS_MISSING OpenIDRecordCheck_Status = 2
-	// A record exists but names another authority, or is malformed.
+	// A record exists but names another authority or another agent (clp), or is malformed.
 	OpenIDRecordCheck_STATUS_MISMATCH OpenIDRecordCheck_Status = 3
 	// The check could not be completed (DNS failure or timeout).
 	OpenIDRecordCheck_STATUS_ERROR OpenIDRecordCheck_Status = 4
@@ -212,6 +221,170 @@ func (x OpenIDRecordCheck_Status) Number() protoreflect.EnumNumber {
 // Deprecated: Use OpenIDRecordCheck_Status.Descriptor instead.
 func (OpenIDRecordCheck_Status) EnumDescriptor() ([]byte, []int) {
 	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{1, 0}
+}
+
+// Where a transfer is.
+type Transfer_Status int32
+
+const (
+	// Not set.
+	Transfer_STATUS_UNSPECIFIED Transfer_Status = 0
+	// Waiting for the losing agent to approve or reject, the gaining agent to cancel, or the
+	// deadline (act_time), when the registry approves it.
+	Transfer_STATUS_PENDING Transfer_Status = 1
+	// The losing agent approved it; the identifier moved.
+	Transfer_STATUS_CLIENT_APPROVED Transfer_Status = 2
+	// The losing agent rejected it.
+	Transfer_STATUS_CLIENT_REJECTED Transfer_Status = 3
+	// The gaining agent cancelled it.
+	Transfer_STATUS_CLIENT_CANCELLED Transfer_Status = 4
+	// The registry approved it, at once (no pending period) or at the deadline; the
+	// identifier moved.
+	Transfer_STATUS_SERVER_APPROVED Transfer_Status = 5
+	// The registry cancelled it: the identifier was deleted while it was pending.
+	Transfer_STATUS_SERVER_CANCELLED Transfer_Status = 6
+)
+
+// Enum value maps for Transfer_Status.
+var (
+	Transfer_Status_name = map[int32]string{
+		0: "STATUS_UNSPECIFIED",
+		1: "STATUS_PENDING",
+		2: "STATUS_CLIENT_APPROVED",
+		3: "STATUS_CLIENT_REJECTED",
+		4: "STATUS_CLIENT_CANCELLED",
+		5: "STATUS_SERVER_APPROVED",
+		6: "STATUS_SERVER_CANCELLED",
+	}
+	Transfer_Status_value = map[string]int32{
+		"STATUS_UNSPECIFIED":      0,
+		"STATUS_PENDING":          1,
+		"STATUS_CLIENT_APPROVED":  2,
+		"STATUS_CLIENT_REJECTED":  3,
+		"STATUS_CLIENT_CANCELLED": 4,
+		"STATUS_SERVER_APPROVED":  5,
+		"STATUS_SERVER_CANCELLED": 6,
+	}
+)
+
+func (x Transfer_Status) Enum() *Transfer_Status {
+	p := new(Transfer_Status)
+	*p = x
+	return p
+}
+
+func (x Transfer_Status) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Transfer_Status) Descriptor() protoreflect.EnumDescriptor {
+	return file_id4me_registry_v1_resources_proto_enumTypes[3].Descriptor()
+}
+
+func (Transfer_Status) Type() protoreflect.EnumType {
+	return &file_id4me_registry_v1_resources_proto_enumTypes[3]
+}
+
+func (x Transfer_Status) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Transfer_Status.Descriptor instead.
+func (Transfer_Status) EnumDescriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2, 0}
+}
+
+// What happened.
+type Event_Type int32
+
+const (
+	// Not set.
+	Event_TYPE_UNSPECIFIED Event_Type = 0
+	// To the losing agent: a transfer of its identifier was requested and is pending.
+	Event_TYPE_TRANSFER_REQUESTED Event_Type = 1
+	// To the gaining agent when the losing agent approved; to both when the registry
+	// approved at the deadline. A TYPE_TRANSFER_COMPLETED_* event follows in the same
+	// transaction.
+	Event_TYPE_TRANSFER_APPROVED Event_Type = 2
+	// To the gaining agent: the losing agent rejected its transfer.
+	Event_TYPE_TRANSFER_REJECTED Event_Type = 3
+	// To the losing agent when the gaining agent cancelled; to both when the registry
+	// cancelled (the identifier was deleted).
+	Event_TYPE_TRANSFER_CANCELLED Event_Type = 4
+	// To the gaining agent: the identifier is now sponsored by it.
+	Event_TYPE_TRANSFER_COMPLETED_IN Event_Type = 5
+	// To the losing agent: the identifier is now sponsored by another agent.
+	Event_TYPE_TRANSFER_COMPLETED_OUT Event_Type = 6
+	// The identifier was deleted and is pending delete until purge_time.
+	Event_TYPE_IDENTIFIER_DELETED Event_Type = 7
+	// The identifier was restored within its redemption period.
+	Event_TYPE_IDENTIFIER_RESTORED Event_Type = 8
+	// The redemption period ended: the identifier is gone and its identity retired.
+	Event_TYPE_IDENTIFIER_PURGED Event_Type = 9
+	// An operator changed the identifier's server statuses.
+	Event_TYPE_SERVER_STATUS_CHANGED Event_Type = 10
+	// The periodic check of the identifier's _openid record had another outcome than the
+	// check before.
+	Event_TYPE_OPENID_RECORD_CHANGED Event_Type = 11
+)
+
+// Enum value maps for Event_Type.
+var (
+	Event_Type_name = map[int32]string{
+		0:  "TYPE_UNSPECIFIED",
+		1:  "TYPE_TRANSFER_REQUESTED",
+		2:  "TYPE_TRANSFER_APPROVED",
+		3:  "TYPE_TRANSFER_REJECTED",
+		4:  "TYPE_TRANSFER_CANCELLED",
+		5:  "TYPE_TRANSFER_COMPLETED_IN",
+		6:  "TYPE_TRANSFER_COMPLETED_OUT",
+		7:  "TYPE_IDENTIFIER_DELETED",
+		8:  "TYPE_IDENTIFIER_RESTORED",
+		9:  "TYPE_IDENTIFIER_PURGED",
+		10: "TYPE_SERVER_STATUS_CHANGED",
+		11: "TYPE_OPENID_RECORD_CHANGED",
+	}
+	Event_Type_value = map[string]int32{
+		"TYPE_UNSPECIFIED":            0,
+		"TYPE_TRANSFER_REQUESTED":     1,
+		"TYPE_TRANSFER_APPROVED":      2,
+		"TYPE_TRANSFER_REJECTED":      3,
+		"TYPE_TRANSFER_CANCELLED":     4,
+		"TYPE_TRANSFER_COMPLETED_IN":  5,
+		"TYPE_TRANSFER_COMPLETED_OUT": 6,
+		"TYPE_IDENTIFIER_DELETED":     7,
+		"TYPE_IDENTIFIER_RESTORED":    8,
+		"TYPE_IDENTIFIER_PURGED":      9,
+		"TYPE_SERVER_STATUS_CHANGED":  10,
+		"TYPE_OPENID_RECORD_CHANGED":  11,
+	}
+)
+
+func (x Event_Type) Enum() *Event_Type {
+	p := new(Event_Type)
+	*p = x
+	return p
+}
+
+func (x Event_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Event_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_id4me_registry_v1_resources_proto_enumTypes[4].Descriptor()
+}
+
+func (Event_Type) Type() protoreflect.EnumType {
+	return &file_id4me_registry_v1_resources_proto_enumTypes[4]
+}
+
+func (x Event_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Event_Type.Descriptor instead.
+func (Event_Type) EnumDescriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{3, 0}
 }
 
 // Lifecycle of a challenge.
@@ -264,11 +437,11 @@ func (x Challenge_Status) String() string {
 }
 
 func (Challenge_Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_id4me_registry_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_id4me_registry_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (Challenge_Status) Type() protoreflect.EnumType {
-	return &file_id4me_registry_v1_resources_proto_enumTypes[3]
+	return &file_id4me_registry_v1_resources_proto_enumTypes[5]
 }
 
 func (x Challenge_Status) Number() protoreflect.EnumNumber {
@@ -277,7 +450,7 @@ func (x Challenge_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Challenge_Status.Descriptor instead.
 func (Challenge_Status) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2, 0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{4, 0}
 }
 
 // Whether the agent may act.
@@ -317,11 +490,11 @@ func (x Agent_State) String() string {
 }
 
 func (Agent_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_id4me_registry_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_id4me_registry_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (Agent_State) Type() protoreflect.EnumType {
-	return &file_id4me_registry_v1_resources_proto_enumTypes[4]
+	return &file_id4me_registry_v1_resources_proto_enumTypes[6]
 }
 
 func (x Agent_State) Number() protoreflect.EnumNumber {
@@ -330,7 +503,7 @@ func (x Agent_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Agent_State.Descriptor instead.
 func (Agent_State) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{5, 0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{7, 0}
 }
 
 // Identifier is an ID4me identifier sponsored by an agent.
@@ -356,8 +529,14 @@ type Identifier struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Changes whenever the identifier changes; send it back on update to refuse lost updates.
 	Etag string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
-	// The last check of the identifier's _openid DNS record (informational). Output only.
-	OpenidRecord  *OpenIDRecordCheck `protobuf:"bytes,10,opt,name=openid_record,json=openidRecord,proto3" json:"openid_record,omitempty"`
+	// The last check of the identifier's _openid DNS record, made periodically by the
+	// registry; unset until the first check. Output only.
+	OpenidRecord *OpenIDRecordCheck `protobuf:"bytes,10,opt,name=openid_record,json=openidRecord,proto3" json:"openid_record,omitempty"`
+	// While pending delete: when the identifier was deleted. Output only.
+	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
+	// While pending delete: when the redemption period ends and the identifier is purged.
+	// Output only.
+	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +641,20 @@ func (x *Identifier) GetOpenidRecord() *OpenIDRecordCheck {
 	return nil
 }
 
+func (x *Identifier) GetDeleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeleteTime
+	}
+	return nil
+}
+
+func (x *Identifier) GetPurgeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurgeTime
+	}
+	return nil
+}
+
 // OpenIDRecordCheck reports whether an identifier's _openid TXT record points at this authority.
 type OpenIDRecordCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -476,7 +669,9 @@ type OpenIDRecordCheck struct {
 	// What went wrong, for STATUS_MISMATCH and STATUS_ERROR.
 	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
 	// When the check ran.
-	CheckTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	CheckTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	// When the next periodic check is due.
+	NextCheckTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_check_time,json=nextCheckTime,proto3" json:"next_check_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -553,6 +748,272 @@ func (x *OpenIDRecordCheck) GetCheckTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *OpenIDRecordCheck) GetNextCheckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextCheckTime
+	}
+	return nil
+}
+
+// Transfer is a request to move an identifier from its sponsoring (losing) agent to another
+// (gaining) agent, which proved DNS control with a PURPOSE_TRANSFER challenge. Status names
+// follow EPP (RFC 5730 section 2.9.3.4).
+type Transfer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque identifier of the transfer; ids sort in the order transfers were requested.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The identifier (canonical A-label) being transferred.
+	Identifier string `protobuf:"bytes,2,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// The agent the identifier moves to.
+	GainingAgentId string `protobuf:"bytes,3,opt,name=gaining_agent_id,json=gainingAgentId,proto3" json:"gaining_agent_id,omitempty"`
+	// The agent that sponsored the identifier when the transfer was requested.
+	LosingAgentId string `protobuf:"bytes,4,opt,name=losing_agent_id,json=losingAgentId,proto3" json:"losing_agent_id,omitempty"`
+	// Where the transfer is.
+	Status Transfer_Status `protobuf:"varint,5,opt,name=status,proto3,enum=id4me.registry.v1.Transfer_Status" json:"status,omitempty"`
+	// When the transfer was requested.
+	RequestTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=request_time,json=requestTime,proto3" json:"request_time,omitempty"`
+	// While pending: when the registry approves it. Afterwards: when it was approved,
+	// rejected or cancelled.
+	ActTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=act_time,json=actTime,proto3" json:"act_time,omitempty"`
+	// The PURPOSE_TRANSFER challenge the gaining agent proved DNS control with.
+	ChallengeId   string `protobuf:"bytes,8,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Transfer) Reset() {
+	*x = Transfer{}
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Transfer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Transfer) ProtoMessage() {}
+
+func (x *Transfer) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Transfer.ProtoReflect.Descriptor instead.
+func (*Transfer) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Transfer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Transfer) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *Transfer) GetGainingAgentId() string {
+	if x != nil {
+		return x.GainingAgentId
+	}
+	return ""
+}
+
+func (x *Transfer) GetLosingAgentId() string {
+	if x != nil {
+		return x.LosingAgentId
+	}
+	return ""
+}
+
+func (x *Transfer) GetStatus() Transfer_Status {
+	if x != nil {
+		return x.Status
+	}
+	return Transfer_STATUS_UNSPECIFIED
+}
+
+func (x *Transfer) GetRequestTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestTime
+	}
+	return nil
+}
+
+func (x *Transfer) GetActTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActTime
+	}
+	return nil
+}
+
+func (x *Transfer) GetChallengeId() string {
+	if x != nil {
+		return x.ChallengeId
+	}
+	return ""
+}
+
+// Event tells an agent of something that happened to an identifier it sponsors (or
+// sponsored, or asked to transfer). Each agent's events are numbered 1, 2, 3, ... without
+// gaps, in the order the changes were committed.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's number in this agent's queue: 1, 2, 3, ...
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What happened.
+	Type Event_Type `protobuf:"varint,2,opt,name=type,proto3,enum=id4me.registry.v1.Event_Type" json:"type,omitempty"`
+	// The identifier (canonical A-label) it happened to.
+	Identifier string `protobuf:"bytes,3,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// When it happened (the change's commit).
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// For TYPE_TRANSFER_*: the transfer, as it was after the change.
+	Transfer *Transfer `protobuf:"bytes,5,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	// The identifier's statuses after the change.
+	Statuses []IdentifierStatus `protobuf:"varint,6,rep,packed,name=statuses,proto3,enum=id4me.registry.v1.IdentifierStatus" json:"statuses,omitempty"`
+	// For TYPE_SERVER_STATUS_CHANGED: the statuses before the change.
+	PreviousStatuses []IdentifierStatus `protobuf:"varint,7,rep,packed,name=previous_statuses,json=previousStatuses,proto3,enum=id4me.registry.v1.IdentifierStatus" json:"previous_statuses,omitempty"`
+	// For TYPE_OPENID_RECORD_CHANGED: the new check.
+	OpenidRecord *OpenIDRecordCheck `protobuf:"bytes,8,opt,name=openid_record,json=openidRecord,proto3" json:"openid_record,omitempty"`
+	// For TYPE_OPENID_RECORD_CHANGED: the outcome of the check before.
+	PreviousOpenidStatus OpenIDRecordCheck_Status `protobuf:"varint,9,opt,name=previous_openid_status,json=previousOpenidStatus,proto3,enum=id4me.registry.v1.OpenIDRecordCheck_Status" json:"previous_openid_status,omitempty"`
+	// For TYPE_IDENTIFIER_DELETED: when the identifier will be purged.
+	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	// For TYPE_SERVER_STATUS_CHANGED: the operator's reason, if given.
+	Reason string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When this agent acknowledged the event; unset until then.
+	AckTime       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=ack_time,json=ackTime,proto3" json:"ack_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Event) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Event) GetType() Event_Type {
+	if x != nil {
+		return x.Type
+	}
+	return Event_TYPE_UNSPECIFIED
+}
+
+func (x *Event) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *Event) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Event) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
+func (x *Event) GetStatuses() []IdentifierStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *Event) GetPreviousStatuses() []IdentifierStatus {
+	if x != nil {
+		return x.PreviousStatuses
+	}
+	return nil
+}
+
+func (x *Event) GetOpenidRecord() *OpenIDRecordCheck {
+	if x != nil {
+		return x.OpenidRecord
+	}
+	return nil
+}
+
+func (x *Event) GetPreviousOpenidStatus() OpenIDRecordCheck_Status {
+	if x != nil {
+		return x.PreviousOpenidStatus
+	}
+	return OpenIDRecordCheck_STATUS_UNSPECIFIED
+}
+
+func (x *Event) GetPurgeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurgeTime
+	}
+	return nil
+}
+
+func (x *Event) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Event) GetAckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AckTime
+	}
+	return nil
+}
+
 // Challenge is a DNS ACME (dns-01) challenge proving control of an identifier's zone.
 type Challenge struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -588,7 +1049,7 @@ type Challenge struct {
 
 func (x *Challenge) Reset() {
 	*x = Challenge{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +1061,7 @@ func (x *Challenge) String() string {
 func (*Challenge) ProtoMessage() {}
 
 func (x *Challenge) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +1074,7 @@ func (x *Challenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Challenge.ProtoReflect.Descriptor instead.
 func (*Challenge) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Challenge) GetId() string {
@@ -723,7 +1184,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +1196,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +1209,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Problem) GetReason() string {
@@ -799,7 +1260,7 @@ type NameserverResult struct {
 
 func (x *NameserverResult) Reset() {
 	*x = NameserverResult{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +1272,7 @@ func (x *NameserverResult) String() string {
 func (*NameserverResult) ProtoMessage() {}
 
 func (x *NameserverResult) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +1285,7 @@ func (x *NameserverResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NameserverResult.ProtoReflect.Descriptor instead.
 func (*NameserverResult) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NameserverResult) GetNameserver() string {
@@ -922,7 +1383,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1395,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1408,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Agent) GetId() string {
@@ -1048,7 +1509,7 @@ type AgentToken struct {
 
 func (x *AgentToken) Reset() {
 	*x = AgentToken{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1521,7 @@ func (x *AgentToken) String() string {
 func (*AgentToken) ProtoMessage() {}
 
 func (x *AgentToken) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1534,7 @@ func (x *AgentToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentToken.ProtoReflect.Descriptor instead.
 func (*AgentToken) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AgentToken) GetId() string {
@@ -1143,7 +1604,7 @@ type JournalEntry struct {
 
 func (x *JournalEntry) Reset() {
 	*x = JournalEntry{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1616,7 @@ func (x *JournalEntry) String() string {
 func (*JournalEntry) ProtoMessage() {}
 
 func (x *JournalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1629,7 @@ func (x *JournalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalEntry.ProtoReflect.Descriptor instead.
 func (*JournalEntry) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JournalEntry) GetId() int64 {
@@ -1246,7 +1707,7 @@ type Resolution struct {
 
 func (x *Resolution) Reset() {
 	*x = Resolution{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1719,7 @@ func (x *Resolution) String() string {
 func (*Resolution) ProtoMessage() {}
 
 func (x *Resolution) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1732,7 @@ func (x *Resolution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resolution.ProtoReflect.Descriptor instead.
 func (*Resolution) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Resolution) GetIdentifier() string {
@@ -1313,7 +1774,7 @@ var File_id4me_registry_v1_resources_proto protoreflect.FileDescriptor
 
 const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"!id4me/registry/v1/resources.proto\x12\x11id4me.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x03\n" +
+	"!id4me/registry/v1/resources.proto\x12\x11id4me.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x04\n" +
 	"\n" +
 	"Identifier\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -1328,7 +1789,11 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"updateTime\x12\x12\n" +
 	"\x04etag\x18\t \x01(\tR\x04etag\x12I\n" +
 	"\ropenid_record\x18\n" +
-	" \x01(\v2$.id4me.registry.v1.OpenIDRecordCheckR\fopenidRecord\"\xf5\x02\n" +
+	" \x01(\v2$.id4me.registry.v1.OpenIDRecordCheckR\fopenidRecord\x12;\n" +
+	"\vdelete_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"deleteTime\x129\n" +
+	"\n" +
+	"purge_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\"\xb9\x03\n" +
 	"\x11OpenIDRecordCheck\x12C\n" +
 	"\x06status\x18\x01 \x01(\x0e2+.id4me.registry.v1.OpenIDRecordCheck.StatusR\x06status\x12\x16\n" +
 	"\x06record\x18\x02 \x01(\tR\x06record\x12\x16\n" +
@@ -1336,13 +1801,65 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\x0fclaims_provider\x18\x04 \x01(\tR\x0eclaimsProvider\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x129\n" +
 	"\n" +
-	"check_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\"o\n" +
+	"check_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12B\n" +
+	"\x0fnext_check_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rnextCheckTime\"o\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATUS_MATCHES\x10\x01\x12\x12\n" +
 	"\x0eSTATUS_MISSING\x10\x02\x12\x13\n" +
 	"\x0fSTATUS_MISMATCH\x10\x03\x12\x10\n" +
-	"\fSTATUS_ERROR\x10\x04\"\xc8\x05\n" +
+	"\fSTATUS_ERROR\x10\x04\"\xa6\x04\n" +
+	"\bTransfer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x02 \x01(\tR\n" +
+	"identifier\x12(\n" +
+	"\x10gaining_agent_id\x18\x03 \x01(\tR\x0egainingAgentId\x12&\n" +
+	"\x0flosing_agent_id\x18\x04 \x01(\tR\rlosingAgentId\x12:\n" +
+	"\x06status\x18\x05 \x01(\x0e2\".id4me.registry.v1.Transfer.StatusR\x06status\x12=\n" +
+	"\frequest_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\x125\n" +
+	"\bact_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aactTime\x12!\n" +
+	"\fchallenge_id\x18\b \x01(\tR\vchallengeId\"\xc2\x01\n" +
+	"\x06Status\x12\x16\n" +
+	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eSTATUS_PENDING\x10\x01\x12\x1a\n" +
+	"\x16STATUS_CLIENT_APPROVED\x10\x02\x12\x1a\n" +
+	"\x16STATUS_CLIENT_REJECTED\x10\x03\x12\x1b\n" +
+	"\x17STATUS_CLIENT_CANCELLED\x10\x04\x12\x1a\n" +
+	"\x16STATUS_SERVER_APPROVED\x10\x05\x12\x1b\n" +
+	"\x17STATUS_SERVER_CANCELLED\x10\x06\"\x94\b\n" +
+	"\x05Event\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x121\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1d.id4me.registry.v1.Event.TypeR\x04type\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x03 \x01(\tR\n" +
+	"identifier\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x127\n" +
+	"\btransfer\x18\x05 \x01(\v2\x1b.id4me.registry.v1.TransferR\btransfer\x12?\n" +
+	"\bstatuses\x18\x06 \x03(\x0e2#.id4me.registry.v1.IdentifierStatusR\bstatuses\x12P\n" +
+	"\x11previous_statuses\x18\a \x03(\x0e2#.id4me.registry.v1.IdentifierStatusR\x10previousStatuses\x12I\n" +
+	"\ropenid_record\x18\b \x01(\v2$.id4me.registry.v1.OpenIDRecordCheckR\fopenidRecord\x12a\n" +
+	"\x16previous_openid_status\x18\t \x01(\x0e2+.id4me.registry.v1.OpenIDRecordCheck.StatusR\x14previousOpenidStatus\x129\n" +
+	"\n" +
+	"purge_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12\x16\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\x125\n" +
+	"\back_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\aackTime\"\xe6\x02\n" +
+	"\x04Type\x12\x14\n" +
+	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17TYPE_TRANSFER_REQUESTED\x10\x01\x12\x1a\n" +
+	"\x16TYPE_TRANSFER_APPROVED\x10\x02\x12\x1a\n" +
+	"\x16TYPE_TRANSFER_REJECTED\x10\x03\x12\x1b\n" +
+	"\x17TYPE_TRANSFER_CANCELLED\x10\x04\x12\x1e\n" +
+	"\x1aTYPE_TRANSFER_COMPLETED_IN\x10\x05\x12\x1f\n" +
+	"\x1bTYPE_TRANSFER_COMPLETED_OUT\x10\x06\x12\x1b\n" +
+	"\x17TYPE_IDENTIFIER_DELETED\x10\a\x12\x1c\n" +
+	"\x18TYPE_IDENTIFIER_RESTORED\x10\b\x12\x1a\n" +
+	"\x16TYPE_IDENTIFIER_PURGED\x10\t\x12\x1e\n" +
+	"\x1aTYPE_SERVER_STATUS_CHANGED\x10\n" +
+	"\x12\x1e\n" +
+	"\x1aTYPE_OPENID_RECORD_CHANGED\x10\v\"\xc8\x05\n" +
 	"\tChallenge\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
@@ -1440,7 +1957,7 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PURPOSE_REGISTER\x10\x01\x12\x14\n" +
-	"\x10PURPOSE_TRANSFER\x10\x02*\x96\x03\n" +
+	"\x10PURPOSE_TRANSFER\x10\x02*\xe4\x03\n" +
 	"\x10IdentifierStatus\x12!\n" +
 	"\x1dIDENTIFIER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14IDENTIFIER_STATUS_OK\x10\x01\x120\n" +
@@ -1450,7 +1967,10 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\x1dIDENTIFIER_STATUS_SERVER_HOLD\x10\x05\x120\n" +
 	",IDENTIFIER_STATUS_SERVER_TRANSFER_PROHIBITED\x10\x06\x12.\n" +
 	"*IDENTIFIER_STATUS_SERVER_DELETE_PROHIBITED\x10\a\x12.\n" +
-	"*IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED\x10\bBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
+	"*IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED\x10\b\x12$\n" +
+	" IDENTIFIER_STATUS_PENDING_DELETE\x10\t\x12&\n" +
+	"\"IDENTIFIER_STATUS_PENDING_TRANSFER\x10\n" +
+	"BDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_id4me_registry_v1_resources_proto_rawDescOnce sync.Once
@@ -1464,51 +1984,70 @@ func file_id4me_registry_v1_resources_proto_rawDescGZIP() []byte {
 	return file_id4me_registry_v1_resources_proto_rawDescData
 }
 
-var file_id4me_registry_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_id4me_registry_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_id4me_registry_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_id4me_registry_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_id4me_registry_v1_resources_proto_goTypes = []any{
 	(Purpose)(0),                  // 0: id4me.registry.v1.Purpose
 	(IdentifierStatus)(0),         // 1: id4me.registry.v1.IdentifierStatus
 	(OpenIDRecordCheck_Status)(0), // 2: id4me.registry.v1.OpenIDRecordCheck.Status
-	(Challenge_Status)(0),         // 3: id4me.registry.v1.Challenge.Status
-	(Agent_State)(0),              // 4: id4me.registry.v1.Agent.State
-	(*Identifier)(nil),            // 5: id4me.registry.v1.Identifier
-	(*OpenIDRecordCheck)(nil),     // 6: id4me.registry.v1.OpenIDRecordCheck
-	(*Challenge)(nil),             // 7: id4me.registry.v1.Challenge
-	(*Problem)(nil),               // 8: id4me.registry.v1.Problem
-	(*NameserverResult)(nil),      // 9: id4me.registry.v1.NameserverResult
-	(*Agent)(nil),                 // 10: id4me.registry.v1.Agent
-	(*AgentToken)(nil),            // 11: id4me.registry.v1.AgentToken
-	(*JournalEntry)(nil),          // 12: id4me.registry.v1.JournalEntry
-	(*Resolution)(nil),            // 13: id4me.registry.v1.Resolution
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(Transfer_Status)(0),          // 3: id4me.registry.v1.Transfer.Status
+	(Event_Type)(0),               // 4: id4me.registry.v1.Event.Type
+	(Challenge_Status)(0),         // 5: id4me.registry.v1.Challenge.Status
+	(Agent_State)(0),              // 6: id4me.registry.v1.Agent.State
+	(*Identifier)(nil),            // 7: id4me.registry.v1.Identifier
+	(*OpenIDRecordCheck)(nil),     // 8: id4me.registry.v1.OpenIDRecordCheck
+	(*Transfer)(nil),              // 9: id4me.registry.v1.Transfer
+	(*Event)(nil),                 // 10: id4me.registry.v1.Event
+	(*Challenge)(nil),             // 11: id4me.registry.v1.Challenge
+	(*Problem)(nil),               // 12: id4me.registry.v1.Problem
+	(*NameserverResult)(nil),      // 13: id4me.registry.v1.NameserverResult
+	(*Agent)(nil),                 // 14: id4me.registry.v1.Agent
+	(*AgentToken)(nil),            // 15: id4me.registry.v1.AgentToken
+	(*JournalEntry)(nil),          // 16: id4me.registry.v1.JournalEntry
+	(*Resolution)(nil),            // 17: id4me.registry.v1.Resolution
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_id4me_registry_v1_resources_proto_depIdxs = []int32{
 	1,  // 0: id4me.registry.v1.Identifier.statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	14, // 1: id4me.registry.v1.Identifier.create_time:type_name -> google.protobuf.Timestamp
-	14, // 2: id4me.registry.v1.Identifier.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 3: id4me.registry.v1.Identifier.openid_record:type_name -> id4me.registry.v1.OpenIDRecordCheck
-	2,  // 4: id4me.registry.v1.OpenIDRecordCheck.status:type_name -> id4me.registry.v1.OpenIDRecordCheck.Status
-	14, // 5: id4me.registry.v1.OpenIDRecordCheck.check_time:type_name -> google.protobuf.Timestamp
-	0,  // 6: id4me.registry.v1.Challenge.purpose:type_name -> id4me.registry.v1.Purpose
-	3,  // 7: id4me.registry.v1.Challenge.status:type_name -> id4me.registry.v1.Challenge.Status
-	14, // 8: id4me.registry.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 9: id4me.registry.v1.Challenge.problem:type_name -> id4me.registry.v1.Problem
-	14, // 10: id4me.registry.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
-	14, // 11: id4me.registry.v1.Challenge.validate_time:type_name -> google.protobuf.Timestamp
-	9,  // 12: id4me.registry.v1.Problem.nameservers:type_name -> id4me.registry.v1.NameserverResult
-	4,  // 13: id4me.registry.v1.Agent.state:type_name -> id4me.registry.v1.Agent.State
-	14, // 14: id4me.registry.v1.Agent.create_time:type_name -> google.protobuf.Timestamp
-	14, // 15: id4me.registry.v1.Agent.update_time:type_name -> google.protobuf.Timestamp
-	14, // 16: id4me.registry.v1.AgentToken.create_time:type_name -> google.protobuf.Timestamp
-	14, // 17: id4me.registry.v1.AgentToken.revoke_time:type_name -> google.protobuf.Timestamp
-	14, // 18: id4me.registry.v1.JournalEntry.time:type_name -> google.protobuf.Timestamp
-	1,  // 19: id4me.registry.v1.Resolution.statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 1: id4me.registry.v1.Identifier.create_time:type_name -> google.protobuf.Timestamp
+	18, // 2: id4me.registry.v1.Identifier.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 3: id4me.registry.v1.Identifier.openid_record:type_name -> id4me.registry.v1.OpenIDRecordCheck
+	18, // 4: id4me.registry.v1.Identifier.delete_time:type_name -> google.protobuf.Timestamp
+	18, // 5: id4me.registry.v1.Identifier.purge_time:type_name -> google.protobuf.Timestamp
+	2,  // 6: id4me.registry.v1.OpenIDRecordCheck.status:type_name -> id4me.registry.v1.OpenIDRecordCheck.Status
+	18, // 7: id4me.registry.v1.OpenIDRecordCheck.check_time:type_name -> google.protobuf.Timestamp
+	18, // 8: id4me.registry.v1.OpenIDRecordCheck.next_check_time:type_name -> google.protobuf.Timestamp
+	3,  // 9: id4me.registry.v1.Transfer.status:type_name -> id4me.registry.v1.Transfer.Status
+	18, // 10: id4me.registry.v1.Transfer.request_time:type_name -> google.protobuf.Timestamp
+	18, // 11: id4me.registry.v1.Transfer.act_time:type_name -> google.protobuf.Timestamp
+	4,  // 12: id4me.registry.v1.Event.type:type_name -> id4me.registry.v1.Event.Type
+	18, // 13: id4me.registry.v1.Event.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 14: id4me.registry.v1.Event.transfer:type_name -> id4me.registry.v1.Transfer
+	1,  // 15: id4me.registry.v1.Event.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	1,  // 16: id4me.registry.v1.Event.previous_statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	8,  // 17: id4me.registry.v1.Event.openid_record:type_name -> id4me.registry.v1.OpenIDRecordCheck
+	2,  // 18: id4me.registry.v1.Event.previous_openid_status:type_name -> id4me.registry.v1.OpenIDRecordCheck.Status
+	18, // 19: id4me.registry.v1.Event.purge_time:type_name -> google.protobuf.Timestamp
+	18, // 20: id4me.registry.v1.Event.ack_time:type_name -> google.protobuf.Timestamp
+	0,  // 21: id4me.registry.v1.Challenge.purpose:type_name -> id4me.registry.v1.Purpose
+	5,  // 22: id4me.registry.v1.Challenge.status:type_name -> id4me.registry.v1.Challenge.Status
+	18, // 23: id4me.registry.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 24: id4me.registry.v1.Challenge.problem:type_name -> id4me.registry.v1.Problem
+	18, // 25: id4me.registry.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
+	18, // 26: id4me.registry.v1.Challenge.validate_time:type_name -> google.protobuf.Timestamp
+	13, // 27: id4me.registry.v1.Problem.nameservers:type_name -> id4me.registry.v1.NameserverResult
+	6,  // 28: id4me.registry.v1.Agent.state:type_name -> id4me.registry.v1.Agent.State
+	18, // 29: id4me.registry.v1.Agent.create_time:type_name -> google.protobuf.Timestamp
+	18, // 30: id4me.registry.v1.Agent.update_time:type_name -> google.protobuf.Timestamp
+	18, // 31: id4me.registry.v1.AgentToken.create_time:type_name -> google.protobuf.Timestamp
+	18, // 32: id4me.registry.v1.AgentToken.revoke_time:type_name -> google.protobuf.Timestamp
+	18, // 33: id4me.registry.v1.JournalEntry.time:type_name -> google.protobuf.Timestamp
+	1,  // 34: id4me.registry.v1.Resolution.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_id4me_registry_v1_resources_proto_init() }
@@ -1521,8 +2060,8 @@ func file_id4me_registry_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_id4me_registry_v1_resources_proto_rawDesc), len(file_id4me_registry_v1_resources_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   9,
+			NumEnums:      7,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
