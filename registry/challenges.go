@@ -33,17 +33,16 @@ func (c Challenge) RecordName() string { return acme.RecordName(c.Identifier) }
 func (c Challenge) RecordValue() string { return acme.RecordValue(c.KeyAuthorization) }
 
 // CreateChallenge starts a dns-01 challenge for an identifier, bound to the agent and the
-// purpose. A register challenge for a name already registered is refused at once
-// (IDENTIFIER_TAKEN) so the agent does not publish a record in vain.
+// purpose. A register challenge for a name already registered (IDENTIFIER_TAKEN), or a
+// transfer challenge for a name that is not registered or cannot be transferred to the
+// agent now, is refused at once so the agent does not publish a record in vain.
 func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier string, purpose Purpose) (Challenge, error) {
 	name, err := ParseIdentifier(identifier)
 	if err != nil {
 		return Challenge{}, err
 	}
 	switch purpose {
-	case PurposeRegister:
-	case PurposeTransfer:
-		return Challenge{}, Errorf(KindUnimplemented, "PURPOSE_UNSUPPORTED", "transfers are not offered by this registry yet")
+	case PurposeRegister, PurposeTransfer:
 	default:
 		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_REGISTER or PURPOSE_TRANSFER")
 	}
@@ -51,10 +50,20 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 	if err != nil {
 		return Challenge{}, err
 	}
-	if _, err := s.store.GetIdentifier(ctx, name.ASCII); err == nil {
-		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is already registered", name.ASCII)
-	} else if KindOf(err) != KindNotFound {
+	// Refuse at once what the challenge could not be used for, so the agent does not publish
+	// a record in vain; the use itself checks again.
+	i, err := s.store.GetIdentifier(ctx, name.ASCII)
+	switch {
+	case err != nil && KindOf(err) != KindNotFound:
 		return Challenge{}, err
+	case purpose == PurposeRegister && err == nil:
+		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is already registered", name.ASCII)
+	case purpose == PurposeTransfer && err != nil:
+		return Challenge{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "%s is not registered; register it instead", name.ASCII)
+	case purpose == PurposeTransfer:
+		if err := transferable(i, agent.ID); err != nil {
+			return Challenge{}, err
+		}
 	}
 	token, err := acme.NewToken()
 	if err != nil {

@@ -1,30 +1,75 @@
 package registry
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"slices"
+)
 
 // ListEvents returns a page of the agent's unacknowledged events, oldest first, and the token
 // of the next page.
 func (s *Service) ListEvents(ctx context.Context, actor Actor, size int32, token string) ([]Event, string, error) {
-	return nil, "", Errorf(KindUnimplemented, "NOT_YET", "not yet")
+	n, err := pageSize(size)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := decodeIntPageToken("events", token)
+	if err != nil {
+		return nil, "", err
+	}
+	evs, err := s.store.ListEvents(ctx, actor.ID, after, true, n+1)
+	if err != nil {
+		return nil, "", err
+	}
+	evs, next := trimPage(evs, n, "events", func(e Event) string { return fmt.Sprint(e.ID) })
+	return evs, next, nil
 }
 
 // AckEvents acknowledges the agent's events ids (at most MaxPageSize) and returns how many
 // were not acknowledged before. Ids acknowledged already, or not the agent's, are ignored.
 func (s *Service) AckEvents(ctx context.Context, actor Actor, ids []int64) (int, error) {
-	return 0, Errorf(KindUnimplemented, "NOT_YET", "not yet")
+	if len(ids) > MaxPageSize {
+		return 0, Errorf(KindInvalidArgument, "TOO_MANY_EVENT_IDS", "at most %d event ids per call, got %d", MaxPageSize, len(ids))
+	}
+	for _, id := range ids {
+		if id <= 0 {
+			return 0, Errorf(KindInvalidArgument, "INVALID_EVENT_ID", "event ids are positive, got %d", id)
+		}
+	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	now := s.now()
+	var n int
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.AckEvents(ctx, actor.ID, ids, now)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("acknowledge events: %w", err)
+	}
+	return n, nil
 }
 
 // EventsAfter returns up to limit of the agent's events with an ID above afterID, oldest
-// first, acknowledged or not; afterID 0 starts at the oldest unacknowledged event. It is
+// first, acknowledged or not; afterID 0 asks for the unacknowledged events instead. It is
 // what WatchEvents streams: an agent's events are numbered without gaps in commit order, so
 // a reader that asks again after the last ID it got misses nothing and gets nothing twice.
 func (s *Service) EventsAfter(ctx context.Context, actor Actor, afterID int64, limit int) ([]Event, error) {
-	return nil, Errorf(KindUnimplemented, "NOT_YET", "not yet")
+	if afterID < 0 {
+		return nil, Errorf(KindInvalidArgument, "INVALID_EVENT_ID", "after_id must not be negative, got %d", afterID)
+	}
+	if limit <= 0 || limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	return s.store.ListEvents(ctx, actor.ID, afterID, afterID == 0, limit)
 }
 
 // EventSignal returns a channel that is closed when this Service next commits an event for
 // the agent. Events written by other instances sharing the store are not signalled: a
-// watcher also polls (Config.EventPollInterval).
+// watcher also polls.
 func (s *Service) EventSignal(agentID string) <-chan struct{} {
-	return nil
+	return s.hub.wait(agentID)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // IdentifierInfo is an identifier as an agent or operator reads it: the stored identifier
@@ -23,10 +24,18 @@ type identifierView struct {
 	Statuses       []Status `json:"statuses,omitempty"`
 	Version        int64    `json:"version"`
 	ChallengeID    string   `json:"challenge_id,omitempty"`
+	// PurgeTime is set while the identifier is pending delete.
+	PurgeTime *time.Time `json:"purge_time,omitempty"`
+	// Reason is an operator's reason for a server status change.
+	Reason string `json:"reason,omitempty"`
 }
 
 func viewIdentifier(i Identifier) identifierView {
-	return identifierView{Name: i.Name, AgentID: i.AgentID, IdentityID: i.IdentityID, ClaimsEndpoint: i.ClaimsEndpoint, Statuses: i.Statuses, Version: i.Version}
+	v := identifierView{Name: i.Name, AgentID: i.AgentID, IdentityID: i.IdentityID, ClaimsEndpoint: i.ClaimsEndpoint, Statuses: i.Statuses, Version: i.Version}
+	if !i.PurgeTime.IsZero() {
+		v.PurgeTime = &i.PurgeTime
+	}
+	return v
 }
 
 func info(i Identifier, a Agent) IdentifierInfo {
@@ -79,6 +88,7 @@ func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challenge
 	i := Identifier{
 		Name: name.ASCII, UnicodeName: name.Unicode, AgentID: agent.ID, IdentityID: identity.ID,
 		ClaimsEndpoint: claimsEndpoint, CreateTime: now, UpdateTime: now, Version: 1,
+		OpenID: OpenIDState{NextCheck: now.Add(min(firstOpenIDCheck, s.cfg.OpenIDCheckInterval))},
 	}
 	v := viewIdentifier(i)
 	v.ChallengeID = c.ID
@@ -219,6 +229,12 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 		if old.Has(StatusServerUpdateProhibited) {
 			return Errorf(KindFailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED", "identifier %s has status serverUpdateProhibited", old.Name)
 		}
+		if old.Has(StatusPendingDelete) {
+			return Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete: restore it first", old.Name)
+		}
+		if old.Has(StatusPendingTransfer) {
+			return Errorf(KindFailedPrecondition, "TRANSFER_PENDING", "identifier %s has a pending transfer: it cannot change until the transfer ends", old.Name)
+		}
 		i := old
 		for _, f := range u.Fields {
 			switch f {
@@ -279,42 +295,78 @@ func applyClientStatuses(current, want []Status) ([]Status, error) {
 	return slices.Compact(next), nil
 }
 
-// DeleteIdentifier deletes an agent's identifier and retires its identity for good: a later
-// registration of the name gets a new identity. Delete-prohibited statuses refuse.
+// DeleteIdentifier deletes an agent's identifier: it becomes pending delete for
+// Config.RedemptionPeriod, during which it resolves to nothing and RestoreIdentifier can
+// bring it back; then SweepPurges purges it and retires its identity for good. A pending
+// transfer of it is cancelled by the registry. Delete-prohibited statuses refuse.
 func (s *Service) DeleteIdentifier(ctx context.Context, actor Actor, identifier, etag string) (IdentifierInfo, error) {
 	var out IdentifierInfo
-	err := s.store.Tx(ctx, func(tx Tx) error {
-		i, err := s.ownIdentifier(ctx, tx, actor, identifier)
+	err := s.change(ctx, actor, s.now(), func(ch *change) error {
+		i, err := s.ownIdentifier(ctx, ch.tx, actor, identifier)
 		if err != nil {
 			return err
 		}
 		if etag != "" && etag != i.Etag() {
 			return Errorf(KindAborted, "ETAG_MISMATCH", "identifier %s changed since it was read; read it again", i.Name)
 		}
+		if i.Has(StatusPendingDelete) {
+			return Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete already", i.Name)
+		}
 		for _, st := range []Status{StatusClientDeleteProhibited, StatusServerDeleteProhibited} {
 			if i.Has(st) {
 				return Errorf(KindFailedPrecondition, "IDENTIFIER_DELETE_PROHIBITED", "identifier %s has status %s", i.Name, st)
 			}
 		}
-		agent, err := tx.GetAgent(ctx, i.AgentID)
+		agent, err := ch.tx.GetAgent(ctx, i.AgentID)
 		if err != nil {
 			return err
 		}
-		now := s.now()
-		if err := tx.DeleteIdentifier(ctx, i.Name, i.Version); err != nil {
+		next := i
+		next.Statuses = withStatus(withoutStatus(i.Statuses, func(st Status) bool { return st == StatusPendingTransfer }), StatusPendingDelete)
+		next.DeleteTime, next.PurgeTime = ch.now, ch.now.Add(s.cfg.RedemptionPeriod)
+		// The identifier first, then its transfer: every path locks them in this order.
+		if err := ch.updateIdentifier(ctx, &next); err != nil {
 			return err
 		}
-		if err := tx.RetireIdentity(ctx, i.IdentityID, now); err != nil {
+		if i.Has(StatusPendingTransfer) {
+			t, err := ch.tx.PendingTransfer(ctx, i.Name)
+			if err != nil {
+				return fmt.Errorf("pending transfer of %s: %w", i.Name, err)
+			}
+			if err := ch.cancelByServer(ctx, t); err != nil {
+				return err
+			}
+		}
+		out = info(next, agent)
+		if err := ch.journal(ctx, "identifier.delete", "identifier", i.Name, viewIdentifier(i), viewIdentifier(next)); err != nil {
 			return err
 		}
-		out = info(i, agent)
-		return s.journal(ctx, tx, now, actor, "identifier.delete", "identifier", i.Name, viewIdentifier(i), nil)
+		return ch.event(ctx, i.AgentID, EventIdentifierDeleted, i.Name, EventData{Statuses: next.Statuses, PurgeTime: next.PurgeTime})
 	})
 	if err != nil {
 		return IdentifierInfo{}, fmt.Errorf("delete identifier: %w", err)
 	}
 	s.cache.forget(out.Name)
 	return out, nil
+}
+
+// cancelByServer ends the pending transfer t as serverCancelled, for an identifier whose
+// own change (a delete) the caller has written already; both agents are told.
+func (ch *change) cancelByServer(ctx context.Context, t Transfer) error {
+	before := t
+	t.Status, t.ActTime = TransferServerCancelled, ch.now
+	if err := ch.tx.UpdateTransfer(ctx, t, TransferPending); err != nil {
+		return err
+	}
+	if err := ch.journal(ctx, "transfer.cancel", "transfer", t.ID, before, t); err != nil {
+		return err
+	}
+	for _, a := range []string{t.GainingAgentID, t.LosingAgentID} {
+		if err := ch.event(ctx, a, EventTransferCancelled, t.Identifier, EventData{Transfer: &t}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListJournal returns a page of the journal, oldest first, and the token of the next page.

@@ -83,6 +83,7 @@ type Service struct {
 	cfg   Config
 	cache *resolveCache
 	auth  *authCache
+	hub   eventHub
 }
 
 // New returns a Service for cfg.
