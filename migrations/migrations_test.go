@@ -67,7 +67,7 @@ func testUp(t *testing.T, db *sql.DB, d migrations.Dialect) {
 		t.Errorf("newest status version = %d, want %d", got, latest)
 	}
 	// The schema is there: every table answers.
-	for _, table := range []string{"agents", "agent_client_certs", "credentials", "challenges", "identities", "identifiers", "journal"} {
+	for _, table := range []string{"agents", "agent_client_certs", "credentials", "challenges", "identities", "identifiers", "journal", "transfers", "event_counters", "events"} {
 		var n int
 		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			t.Errorf("table %s: %v", table, err)

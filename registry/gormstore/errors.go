@@ -30,6 +30,7 @@ const (
 // Reasons of the errors the store returns besides the *_NOT_FOUND ones.
 const (
 	reasonIdentifierTaken   = "IDENTIFIER_TAKEN"
+	reasonTransferPending   = "TRANSFER_PENDING"
 	reasonObjectExists      = "OBJECT_EXISTS"
 	reasonConcurrentUpdate  = "CONCURRENT_UPDATE"
 	reasonReferenceNotFound = "REFERENCED_OBJECT_NOT_FOUND"

@@ -18,3 +18,22 @@ func Prepared(s *Store, query string) bool { return s.pool.cached(query) != nil 
 
 // SQLInsertJournal is the SQLite text of the journal insert.
 var SQLInsertJournal = sqlInsertJournal.sqlite
+
+// IndexedStatement is a statement of the store that must read an index, not scan its table.
+type IndexedStatement struct {
+	Name             string
+	SQLite, Postgres string
+	// Index is the index it must read.
+	Index string
+}
+
+// IndexedStatements are the claims of background work and the other reads of migration
+// 00002's partial indexes.
+var IndexedStatements = []IndexedStatement{
+	{"ClaimDueTransfers", sqlClaimDueTransfers.sqlite, sqlClaimDueTransfers.postgres, "transfers_pending_act"},
+	{"ClaimDuePurges", sqlClaimDuePurges.sqlite, sqlClaimDuePurges.postgres, "identifiers_purge"},
+	{"ClaimOpenIDChecks", sqlClaimOpenIDChecks.sqlite, sqlClaimOpenIDChecks.postgres, "identifiers_openid_next_check"},
+	{"DeleteExpiredChallenges", sqlDeleteExpiredChallenges.sqlite, sqlDeleteExpiredChallenges.postgres, "challenges_expire"},
+	{"PendingTransfer", sqlPendingTransfer.sqlite, sqlPendingTransfer.postgres, "transfers_pending"},
+	{"ListTransfers in both directions", sqlListTransfersBoth[1].sqlite, sqlListTransfersBoth[1].postgres, "transfers_losing"},
+}

@@ -163,3 +163,99 @@ func (r reader) ListJournal(ctx context.Context, f registry.JournalFilter, after
 	}
 	return out, nil
 }
+
+func (r reader) GetTransfer(ctx context.Context, id string) (registry.Transfer, error) {
+	var row transferRow
+	if err := r.get(ctx, sqlGetTransfer, id, row.dest(), "TRANSFER_NOT_FOUND", "transfer"); err != nil {
+		return registry.Transfer{}, err
+	}
+	return row.transfer(), nil
+}
+
+func (r reader) PendingTransfer(ctx context.Context, identifier string) (registry.Transfer, error) {
+	var row transferRow
+	if err := r.get(ctx, sqlPendingTransfer, identifier, row.dest(), "TRANSFER_NOT_FOUND", "pending transfer of identifier"); err != nil {
+		return registry.Transfer{}, err
+	}
+	return row.transfer(), nil
+}
+
+// ListTransfers lists the transfers of every agent when f.AgentID is empty.
+func (r reader) ListTransfers(ctx context.Context, f registry.TransferFilter, afterID string, limit int) ([]registry.Transfer, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	var (
+		rows []transferRow
+		err  error
+	)
+	if f.AgentID != "" && f.Direction == registry.TransferBoth {
+		pending := 0
+		if f.PendingOnly {
+			pending = 1
+		}
+		rows, err = queryRows(ctx, r, sqlListTransfersBoth[pending], (*transferRow).dest,
+			f.AgentID, afterID, limit, f.AgentID, afterID, limit, limit)
+	} else {
+		rows, err = r.listTransfersOneWay(ctx, f, afterID, limit)
+	}
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	out := make([]registry.Transfer, len(rows))
+	for i, row := range rows {
+		out[i] = row.transfer()
+	}
+	return out, nil
+}
+
+// listTransfersOneWay lists the transfers an agent gains or loses by, reading the index of
+// that side (transfers_gaining or transfers_losing, ordered by ID), or every agent's.
+func (r reader) listTransfersOneWay(ctx context.Context, f registry.TransferFilter, afterID string, limit int) ([]transferRow, error) {
+	q := r.q(ctx).Where("id > ?", afterID)
+	if f.AgentID != "" {
+		switch f.Direction {
+		case registry.TransferIn:
+			q = q.Where("gaining_agent_id = ?", f.AgentID)
+		case registry.TransferOut:
+			q = q.Where("losing_agent_id = ?", f.AgentID)
+		default:
+			return nil, registry.Errorf(registry.KindInvalidArgument, "INVALID_DIRECTION", "unknown transfer direction %d", f.Direction)
+		}
+	}
+	if f.PendingOnly {
+		q = q.Where(pendingTransfer)
+	}
+	var rows []transferRow
+	if err := q.Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, dbError(err)
+	}
+	return rows, nil
+}
+
+func (r reader) ListEvents(ctx context.Context, agentID string, afterID int64, unackedOnly bool, limit int) ([]registry.Event, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	q := r.q(ctx).Where("agent_id = ? AND id > ?", agentID, afterID)
+	if unackedOnly {
+		// Written out, so that the planner may read the partial index events_unacked.
+		q = q.Where("ack_time IS NULL")
+	}
+	var rows []eventRow
+	if err := q.Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, dbError(err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	out := make([]registry.Event, len(rows))
+	for i, row := range rows {
+		e, err := row.event()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/registry"
 )
 
@@ -22,15 +23,22 @@ type dbTime time.Time
 // value encodes t as the dialect keeps it: Unix nanoseconds on SQLite, a timestamptz on
 // PostgreSQL, NULL for the zero time.
 func (t dbTime) value(postgres bool) any {
-	tt := time.Time(t)
-	if tt.IsZero() {
+	if time.Time(t).IsZero() {
 		return nil
 	}
-	tt = tt.UTC().Truncate(time.Microsecond)
+	tt := norm(time.Time(t))
 	if postgres {
 		return tt
 	}
 	return tt.UnixNano()
+}
+
+// norm returns t as the store reads it back: in UTC, truncated to the microsecond.
+func norm(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
 }
 
 // GormValue encodes t for the dialect of db.
@@ -281,7 +289,19 @@ type identifierRow struct {
 	Statuses   string
 	CreateTime dbTime
 	UpdateTime dbTime
+	DeleteTime dbTime
+	PurgeTime  dbTime
 	Version    int64
+	// The last _openid check (registry.OpenIDState), written only by CreateIdentifier,
+	// SetOpenIDState and ClaimOpenIDChecks.
+	OpenIDStatus         string `gorm:"column:openid_status"`
+	OpenIDRecord         string `gorm:"column:openid_record"`
+	OpenIDIssuer         string `gorm:"column:openid_issuer"`
+	OpenIDClaimsProvider string `gorm:"column:openid_claims_provider"`
+	OpenIDDetail         string `gorm:"column:openid_detail"`
+	OpenIDCheckTime      dbTime `gorm:"column:openid_check_time"`
+	// OpenIDNextCheck is NOT NULL: a new identifier with no time set is due at its creation.
+	OpenIDNextCheck dbTime `gorm:"column:openid_next_check"`
 }
 
 func (identifierRow) TableName() string { return "identifiers" }
@@ -291,16 +311,29 @@ func identifierToRow(i registry.Identifier) (identifierRow, error) {
 	if err != nil {
 		return identifierRow{}, err
 	}
+	next := i.OpenID.NextCheck
+	if next.IsZero() {
+		next = i.CreateTime
+	}
 	return identifierRow{
-		Name:           i.Name,
-		UnicodeName:    i.UnicodeName,
-		AgentID:        i.AgentID,
-		IdentityID:     i.IdentityID,
-		ClaimsEndpoint: i.ClaimsEndpoint,
-		Statuses:       st,
-		CreateTime:     dbTime(i.CreateTime),
-		UpdateTime:     dbTime(i.UpdateTime),
-		Version:        i.Version,
+		Name:                 i.Name,
+		UnicodeName:          i.UnicodeName,
+		AgentID:              i.AgentID,
+		IdentityID:           i.IdentityID,
+		ClaimsEndpoint:       i.ClaimsEndpoint,
+		Statuses:             st,
+		CreateTime:           dbTime(i.CreateTime),
+		UpdateTime:           dbTime(i.UpdateTime),
+		DeleteTime:           dbTime(i.DeleteTime),
+		PurgeTime:            dbTime(i.PurgeTime),
+		Version:              i.Version,
+		OpenIDStatus:         string(i.OpenID.Status),
+		OpenIDRecord:         i.OpenID.Record,
+		OpenIDIssuer:         i.OpenID.Issuer,
+		OpenIDClaimsProvider: i.OpenID.ClaimsProvider,
+		OpenIDDetail:         i.OpenID.Detail,
+		OpenIDCheckTime:      dbTime(i.OpenID.CheckTime),
+		OpenIDNextCheck:      dbTime(next),
 	}, nil
 }
 
@@ -314,7 +347,18 @@ func (r identifierRow) identifier() registry.Identifier {
 		Statuses:       decodeStatuses(r.Statuses),
 		CreateTime:     time.Time(r.CreateTime),
 		UpdateTime:     time.Time(r.UpdateTime),
+		DeleteTime:     time.Time(r.DeleteTime),
+		PurgeTime:      time.Time(r.PurgeTime),
 		Version:        r.Version,
+		OpenID: registry.OpenIDState{
+			Status:         dnsverify.OpenIDStatus(r.OpenIDStatus),
+			Record:         r.OpenIDRecord,
+			Issuer:         r.OpenIDIssuer,
+			ClaimsProvider: r.OpenIDClaimsProvider,
+			Detail:         r.OpenIDDetail,
+			CheckTime:      time.Time(r.OpenIDCheckTime),
+			NextCheck:      time.Time(r.OpenIDNextCheck),
+		},
 	}
 }
 
@@ -368,4 +412,71 @@ func (r journalRow) entry() registry.JournalEntry {
 		Before:     r.Before,
 		After:      r.After,
 	}
+}
+
+type transferRow struct {
+	ID             string `gorm:"primaryKey"`
+	Identifier     string
+	GainingAgentID string
+	LosingAgentID  string
+	ChallengeID    string
+	Status         string
+	RequestTime    dbTime
+	ActTime        dbTime
+}
+
+func (transferRow) TableName() string { return "transfers" }
+
+func transferToRow(t registry.Transfer) transferRow {
+	return transferRow{
+		ID:             t.ID,
+		Identifier:     t.Identifier,
+		GainingAgentID: t.GainingAgentID,
+		LosingAgentID:  t.LosingAgentID,
+		ChallengeID:    t.ChallengeID,
+		Status:         string(t.Status),
+		RequestTime:    dbTime(t.RequestTime),
+		ActTime:        dbTime(t.ActTime),
+	}
+}
+
+func (r transferRow) transfer() registry.Transfer {
+	return registry.Transfer{
+		ID:             r.ID,
+		Identifier:     r.Identifier,
+		GainingAgentID: r.GainingAgentID,
+		LosingAgentID:  r.LosingAgentID,
+		ChallengeID:    r.ChallengeID,
+		Status:         registry.TransferStatus(r.Status),
+		RequestTime:    time.Time(r.RequestTime),
+		ActTime:        time.Time(r.ActTime),
+	}
+}
+
+type eventRow struct {
+	AgentID    string `gorm:"primaryKey"`
+	ID         int64  `gorm:"primaryKey;autoIncrement:false"`
+	Type       string
+	Identifier string
+	// Data is the JSON of registry.EventData.
+	Data       string
+	CreateTime dbTime
+	AckTime    dbTime
+}
+
+func (eventRow) TableName() string { return "events" }
+
+func (r eventRow) event() (registry.Event, error) {
+	e := registry.Event{
+		AgentID:    r.AgentID,
+		ID:         r.ID,
+		Type:       registry.EventType(r.Type),
+		Identifier: r.Identifier,
+		Time:       time.Time(r.CreateTime),
+		AckTime:    time.Time(r.AckTime),
+	}
+	if err := json.Unmarshal([]byte(r.Data), &e.Data); err != nil {
+		return registry.Event{}, internal(fmt.Errorf("decoding data of event %d of agent %s: %w", r.ID, r.AgentID, err))
+	}
+	return e, nil
 }

@@ -9,12 +9,14 @@ import (
 )
 
 // The registry's frequent statements (authentication reads, the registration's reads and
-// inserts, journal entries) skip gorm: each is a fixed text, prepared once (pool.go), with its
-// arguments and columns bound directly. Listings and rare writes go through gorm.
+// inserts, journal entries, events) skip gorm: each is a fixed text, prepared once (pool.go),
+// with its arguments and columns bound directly. So do the claims of background work, whose
+// texts differ by dialect (row locks on PostgreSQL). Listings and rare writes go through gorm.
 
 // conn runs SQL: the pool outside a transaction, the poolTx inside one.
 type conn interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
@@ -52,9 +54,18 @@ const (
 		"problem, create_time, expire_time, validate_time"
 	identityColumns   = "id, subject_seed, create_time, retire_time"
 	identifierColumns = "name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, " +
-		"create_time, update_time, version"
-	journalColumns = `"time", actor, action, object_type, object_id, "before", "after"`
+		"create_time, update_time, delete_time, purge_time, version, " +
+		"openid_status, openid_record, openid_issuer, openid_claims_provider, openid_detail, " +
+		"openid_check_time, openid_next_check"
+	journalColumns  = `"time", actor, action, object_type, object_id, "before", "after"`
+	transferColumns = "id, identifier, gaining_agent_id, losing_agent_id, challenge_id, status, request_time, act_time"
+	eventColumns    = "agent_id, id, type, identifier, data, create_time, ack_time"
 )
+
+// pendingTransfer is the condition of the partial indexes transfers_pending and
+// transfers_pending_act. It is written out, not bound: a planner uses a partial index only for
+// a query whose condition implies the index's, which a parameter does not.
+const pendingTransfer = "status = 'pending'"
 
 var (
 	sqlGetAgent            = newSQL("SELECT " + agentColumns + " FROM agents WHERE id = ?")
@@ -70,9 +81,51 @@ var (
 	sqlInsertIdentity = newSQL("INSERT INTO identities (" + identityColumns + ") VALUES (" +
 		placeholders(4) + ") ON CONFLICT DO NOTHING")
 	sqlInsertIdentifier = newSQL("INSERT INTO identifiers (" + identifierColumns + ") VALUES (" +
-		placeholders(9) + ") ON CONFLICT DO NOTHING")
+		placeholders(18) + ") ON CONFLICT DO NOTHING")
 	sqlUpdateChallenge = newSQL(`UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?
 		WHERE id = ? AND status = ? AND attempts = ?`)
+
+	sqlGetTransfer     = newSQL("SELECT " + transferColumns + " FROM transfers WHERE id = ?")
+	sqlPendingTransfer = newSQL("SELECT " + transferColumns + " FROM transfers WHERE identifier = ? AND " + pendingTransfer)
+	// Either unique key may refuse the row: the ID, or transfers_pending.
+	sqlInsertTransfer = newSQL("INSERT INTO transfers (" + transferColumns + ") VALUES (" +
+		placeholders(8) + ") ON CONFLICT DO NOTHING")
+	sqlUpdateTransfer = newSQL("UPDATE transfers SET status = ?, act_time = ? WHERE id = ? AND status = ?")
+	// An agent's transfers in both directions: the first of each index (transfers_gaining,
+	// transfers_losing), merged, so that a page costs the same wherever it starts.
+	sqlListTransfersBoth = [2]sqlText{
+		newSQL(listTransfersBoth("")),
+		newSQL(listTransfersBoth(" AND " + pendingTransfer)),
+	}
+	sqlSetOpenIDState = newSQL(`UPDATE identifiers SET openid_status = ?, openid_record = ?, openid_issuer = ?,
+		openid_claims_provider = ?, openid_detail = ?, openid_check_time = ?, openid_next_check = ?
+		WHERE name = ? AND identity_id = ?`)
+
+	// sqlNextEventID takes the agent's next event number. On PostgreSQL the statement locks the
+	// agent's counter row until the transaction ends, so the transactions writing one agent's
+	// events run one after the other: each takes its number only once the one before it has
+	// committed (or rolled back, giving its number back), and so numbers become visible in
+	// order, without gaps. On SQLite write transactions never overlap anyway.
+	sqlNextEventID = newSQL(`INSERT INTO event_counters (agent_id, last_id) VALUES (?, 1)
+		ON CONFLICT (agent_id) DO UPDATE SET last_id = event_counters.last_id + 1 RETURNING last_id`)
+	sqlInsertEvent = newSQL("INSERT INTO events (" + eventColumns + ") VALUES (" + placeholders(7) + ")")
+
+	// The claims of background work read the due rows through an index ordered by due time
+	// (identifiers_purge, identifiers_openid_next_check, transfers_pending_act,
+	// challenges_expire) and stop at the limit. On PostgreSQL they lock the rows and skip those
+	// another transaction holds; on SQLite the transaction holds the only write lock already.
+	sqlClaimDueTransfers = lockingSQL("SELECT " + transferColumns + " FROM transfers WHERE " + pendingTransfer +
+		" AND act_time <= ? ORDER BY act_time LIMIT ?")
+	sqlClaimDuePurges = lockingSQL("SELECT " + identifierColumns + " FROM identifiers" +
+		" WHERE purge_time IS NOT NULL AND purge_time <= ? ORDER BY purge_time LIMIT ?")
+	sqlClaimOpenIDChecks = lockingSQL("SELECT " + identifierColumns + " FROM identifiers" +
+		" WHERE openid_next_check <= ? ORDER BY openid_next_check LIMIT ?")
+	sqlDeleteExpiredChallenges = sqlText{
+		sqlite: "DELETE FROM challenges WHERE id IN " +
+			"(SELECT id FROM challenges WHERE expire_time < ? ORDER BY expire_time LIMIT ?)",
+		postgres: newSQL("DELETE FROM challenges WHERE id IN " +
+			"(SELECT id FROM challenges WHERE expire_time < ? ORDER BY expire_time LIMIT ? FOR UPDATE SKIP LOCKED)").postgres,
+	}
 
 	// On SQLite the new ID is the statement's last_insert_rowid; on PostgreSQL RETURNING
 	// brings it back in the same round trip.
@@ -81,6 +134,21 @@ var (
 		postgres: newSQL("INSERT INTO journal (" + journalColumns + ") VALUES (" + placeholders(7) + ") RETURNING id").postgres,
 	}
 )
+
+// listTransfersBoth returns the query of an agent's transfers in both directions with the
+// condition cond; its parameters are agent, after, limit, agent, after, limit, limit.
+func listTransfersBoth(cond string) string {
+	arm := func(side string) string {
+		return "SELECT * FROM (SELECT " + transferColumns + " FROM transfers WHERE " + side +
+			"_agent_id = ? AND id > ?" + cond + " ORDER BY id LIMIT ?) AS " + side
+	}
+	return arm("gaining") + " UNION " + arm("losing") + " ORDER BY id LIMIT ?"
+}
+
+// lockingSQL writes the SELECT q for both dialects, on PostgreSQL with FOR UPDATE SKIP LOCKED.
+func lockingSQL(q string) sqlText {
+	return sqlText{sqlite: q, postgres: newSQL(q + " FOR UPDATE SKIP LOCKED").postgres}
+}
 
 // dest returns pointers to the fields of r, in the order of agentColumns.
 func (r *agentRow) dest() []any {
@@ -103,7 +171,28 @@ func (r *identityRow) dest() []any {
 
 func (r *identifierRow) dest() []any {
 	return []any{&r.Name, &r.UnicodeName, &r.AgentID, &r.IdentityID, &r.ClaimsEndpoint, &r.Statuses,
-		&r.CreateTime, &r.UpdateTime, &r.Version}
+		&r.CreateTime, &r.UpdateTime, &r.DeleteTime, &r.PurgeTime, &r.Version,
+		&r.OpenIDStatus, &r.OpenIDRecord, &r.OpenIDIssuer, &r.OpenIDClaimsProvider, &r.OpenIDDetail,
+		&r.OpenIDCheckTime, &r.OpenIDNextCheck}
+}
+
+// args returns the values of r in the dialect, in the order of identifierColumns.
+func (r *identifierRow) args(rd reader) []any {
+	return []any{r.Name, r.UnicodeName, r.AgentID, r.IdentityID, r.ClaimsEndpoint, r.Statuses,
+		rd.time(r.CreateTime), rd.time(r.UpdateTime), rd.time(r.DeleteTime), rd.time(r.PurgeTime), r.Version,
+		r.OpenIDStatus, r.OpenIDRecord, r.OpenIDIssuer, r.OpenIDClaimsProvider, r.OpenIDDetail,
+		rd.time(r.OpenIDCheckTime), rd.time(r.OpenIDNextCheck)}
+}
+
+func (r *transferRow) dest() []any {
+	return []any{&r.ID, &r.Identifier, &r.GainingAgentID, &r.LosingAgentID, &r.ChallengeID, &r.Status,
+		&r.RequestTime, &r.ActTime}
+}
+
+// args returns the values of r in the dialect, in the order of transferColumns.
+func (r *transferRow) args(rd reader) []any {
+	return []any{r.ID, r.Identifier, r.GainingAgentID, r.LosingAgentID, r.ChallengeID, r.Status,
+		rd.time(r.RequestTime), rd.time(r.ActTime)}
 }
 
 // sql returns q in the reader's dialect.
@@ -124,6 +213,27 @@ func (r reader) get(ctx context.Context, q sqlText, arg string, dest []any, reas
 		return notFound(reason, "%s %q not found", what, arg)
 	}
 	return dbError(err)
+}
+
+// queryRows returns the rows q selects, each scanned into the fields dest gives.
+func queryRows[R any](ctx context.Context, r reader, q sqlText, dest func(*R) []any, args ...any) ([]R, error) {
+	rows, err := r.c.QueryContext(ctx, r.sql(q), args...)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	defer rows.Close()
+	var out []R
+	for rows.Next() {
+		var row R
+		if err := rows.Scan(dest(&row)...); err != nil {
+			return nil, dbError(err)
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(err)
+	}
+	return out, nil
 }
 
 // execSQL runs q and returns how many rows it changed.

@@ -2,8 +2,8 @@
 // (modernc.org/sqlite: pure Go, no cgo) by default, or in PostgreSQL (pgx) for production.
 //
 // The frequent statements (reading an agent, credential, challenge or identifier; the inserts
-// of a registration; journal entries) are fixed SQL texts run through database/sql
-// (statements.go); listings and rare writes go through gorm. On SQLite every statement is
+// of a registration; journal entries and events) and the claims of background work are fixed
+// SQL texts run through database/sql (statements.go); listings and rare writes go through gorm. On SQLite every statement is
 // prepared once and kept (pool.go); on PostgreSQL pgx keeps them per connection.
 //
 // Times are stored in UTC truncated to the microsecond, the precision PostgreSQL keeps, on

@@ -31,7 +31,7 @@ func TestPostgres(t *testing.T) {
 	if os.Getenv(testdb.PostgresEnv) == "" {
 		t.Skip(testdb.PostgresEnv + " not set")
 	}
-	storetest.Run(t, func(t *testing.T) registry.Store { return open(t, testdb.Postgres(t)) })
+	storetest.Run(t, func(t *testing.T) registry.Store { return open(t, testdb.Postgres(t)) }, storetest.ConcurrentWriters())
 }
 
 func open(t testing.TB, dsn string) *gormstore.Store {

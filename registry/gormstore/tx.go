@@ -2,6 +2,8 @@ package gormstore
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -213,8 +215,7 @@ func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error 
 	if err != nil {
 		return err
 	}
-	n, err := t.execSQL(ctx, sqlInsertIdentifier, r.Name, r.UnicodeName, r.AgentID, r.IdentityID, r.ClaimsEndpoint,
-		r.Statuses, t.time(r.CreateTime), t.time(r.UpdateTime), r.Version)
+	n, err := t.execSQL(ctx, sqlInsertIdentifier, r.args(t.reader)...)
 	if err != nil || n > 0 {
 		return err
 	}
@@ -234,11 +235,13 @@ func (t *tx) UpdateIdentifier(ctx context.Context, i registry.Identifier) error 
 	if err != nil {
 		return err
 	}
+	// The openid_* columns are not the identifier's (registry.Identifier.OpenID): they are
+	// left as they are.
 	n, err := t.exec(ctx, `UPDATE identifiers SET unicode_name = ?, agent_id = ?, identity_id = ?,
-		claims_endpoint = ?, statuses = ?, update_time = ?, version = ?
+		claims_endpoint = ?, statuses = ?, update_time = ?, delete_time = ?, purge_time = ?, version = ?
 		WHERE name = ? AND version = ?`,
 		row.UnicodeName, row.AgentID, row.IdentityID, row.ClaimsEndpoint, row.Statuses,
-		row.UpdateTime, row.Version, row.Name, i.Version-1)
+		row.UpdateTime, row.DeleteTime, row.PurgeTime, row.Version, row.Name, i.Version-1)
 	if err != nil || n > 0 {
 		return err
 	}
@@ -275,4 +278,135 @@ func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64,
 		return 0, dbError(err)
 	}
 	return id, nil
+}
+
+func (t *tx) SetOpenIDState(ctx context.Context, name, identityID string, st registry.OpenIDState) (bool, error) {
+	if st.NextCheck.IsZero() {
+		// openid_next_check is NOT NULL: every identifier is due for a check some time.
+		return false, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "next check time must be set")
+	}
+	n, err := t.execSQL(ctx, sqlSetOpenIDState, string(st.Status), st.Record, st.Issuer, st.ClaimsProvider, st.Detail,
+		t.time(dbTime(st.CheckTime)), t.time(dbTime(st.NextCheck)), name, identityID)
+	return n > 0, err
+}
+
+func (t *tx) CreateTransfer(ctx context.Context, tr registry.Transfer) error {
+	r := transferToRow(tr)
+	n, err := t.execSQL(ctx, sqlInsertTransfer, r.args(t.reader)...)
+	if err != nil || n > 0 {
+		return err
+	}
+	// The ID or, for a pending transfer, the identifier's pending transfer is taken.
+	taken, err := t.exists(ctx, "transfers", "id", tr.ID)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return objectExists("transfer %q already exists", tr.ID)
+	}
+	return registry.Errorf(registry.KindAlreadyExists, reasonTransferPending, "a transfer of %q is pending already", tr.Identifier)
+}
+
+func (t *tx) UpdateTransfer(ctx context.Context, tr registry.Transfer, from registry.TransferStatus) error {
+	n, err := t.execSQL(ctx, sqlUpdateTransfer, string(tr.Status), t.time(dbTime(tr.ActTime)), tr.ID, string(from))
+	if err != nil || n > 0 {
+		return err
+	}
+	return t.lostUpdate(ctx, "transfers", "id", tr.ID,
+		notFound("TRANSFER_NOT_FOUND", "transfer %q not found", tr.ID),
+		concurrentUpdate("transfer %q was changed concurrently", tr.ID))
+}
+
+func (t *tx) AppendEvent(ctx context.Context, e registry.Event) (int64, error) {
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return 0, internal(fmt.Errorf("encoding event data: %w", err))
+	}
+	var id int64
+	if err := t.c.QueryRowContext(ctx, t.sql(sqlNextEventID), e.AgentID).Scan(&id); err != nil {
+		return 0, dbError(err)
+	}
+	_, err = t.execSQL(ctx, sqlInsertEvent, e.AgentID, id, string(e.Type), e.Identifier, string(data),
+		t.time(dbTime(e.Time)), t.time(dbTime(e.AckTime)))
+	if err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+func (t *tx) AckEvents(ctx context.Context, agentID string, ids []int64, at time.Time) (int, error) {
+	if at.IsZero() {
+		return 0, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "acknowledge time must be set")
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, err := t.exec(ctx, "UPDATE events SET ack_time = ? WHERE agent_id = ? AND id IN ? AND ack_time IS NULL",
+		dbTime(at), agentID, ids)
+	return int(n), err
+}
+
+func (t *tx) ClaimDueTransfers(ctx context.Context, now time.Time, limit int) ([]registry.Transfer, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	rows, err := queryRows(ctx, t.reader, sqlClaimDueTransfers, (*transferRow).dest, t.time(dbTime(now)), limit)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	out := make([]registry.Transfer, len(rows))
+	for i, row := range rows {
+		out[i] = row.transfer()
+	}
+	return out, nil
+}
+
+func (t *tx) ClaimDuePurges(ctx context.Context, now time.Time, limit int) ([]registry.Identifier, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	rows, err := queryRows(ctx, t.reader, sqlClaimDuePurges, (*identifierRow).dest, t.time(dbTime(now)), limit)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	out := make([]registry.Identifier, len(rows))
+	for i, row := range rows {
+		out[i] = row.identifier()
+	}
+	return out, nil
+}
+
+func (t *tx) ClaimOpenIDChecks(ctx context.Context, now, leaseUntil time.Time, limit int) ([]registry.Identifier, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	if leaseUntil.IsZero() {
+		return nil, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "lease end must be set")
+	}
+	rows, err := queryRows(ctx, t.reader, sqlClaimOpenIDChecks, (*identifierRow).dest, t.time(dbTime(now)), limit)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	lease := dbTime(leaseUntil)
+	names := make([]string, len(rows))
+	for i, row := range rows {
+		names[i] = row.Name
+	}
+	if _, err := t.exec(ctx, "UPDATE identifiers SET openid_next_check = ? WHERE name IN ?", lease, names); err != nil {
+		return nil, err
+	}
+	out := make([]registry.Identifier, len(rows))
+	for i, row := range rows {
+		out[i] = row.identifier()
+		out[i].OpenID.NextCheck = norm(leaseUntil)
+	}
+	return out, nil
+}
+
+func (t *tx) DeleteExpiredChallenges(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := checkLimit(limit); err != nil {
+		return 0, err
+	}
+	n, err := t.execSQL(ctx, sqlDeleteExpiredChallenges, t.time(dbTime(before)), limit)
+	return int(n), err
 }

@@ -17,9 +17,26 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
+// Option adapts Run to a backend.
+type Option func(*options)
+
+type options struct {
+	concurrentWriters bool
+}
+
+// ConcurrentWriters declares that the store runs write transactions side by side, locking
+// rows rather than the database (PostgreSQL). Run then also runs the tests that hold one
+// transaction open while another claims work; a store with one writer at a time (SQLite)
+// would keep the second waiting for the first, which waits for the second.
+func ConcurrentWriters() Option { return func(o *options) { o.concurrentWriters = true } }
+
 // Run runs the suite. open returns a new, empty store for one subtest and arranges for its
 // closing (t.Cleanup); it is called from parallel subtests.
-func Run(t *testing.T, open func(t *testing.T) registry.Store) {
+func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s registry.Store)
@@ -36,6 +53,23 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"TimePrecision", testTimePrecision},
 		{"TxRollback", testTxRollback},
 		{"ConcurrentRegistration", testConcurrentRegistration},
+		{"IdentifierLifecycle", testIdentifierLifecycle},
+		{"OpenIDState", testOpenIDState},
+		{"Transfers", testTransfers},
+		{"ListTransfers", testListTransfers},
+		{"Events", testEvents},
+		{"ConcurrentEvents", testConcurrentEvents},
+		{"ClaimDueTransfers", testClaimDueTransfers},
+		{"ClaimDuePurges", testClaimDuePurges},
+		{"ClaimOpenIDChecks", testClaimOpenIDChecks},
+		{"DeleteExpiredChallenges", testDeleteExpiredChallenges},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"HeldClaims", func(t *testing.T, s registry.Store) {
+			if !o.concurrentWriters {
+				t.Skip("the store runs one write transaction at a time")
+			}
+			testHeldClaims(t, s)
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,8 +164,15 @@ func newIdentifier(name, agentID, identityID string) registry.Identifier {
 	}
 }
 
+// normIdentifier returns what a store gives back for an identifier created as i: times
+// normalized, and a new identifier with no next _openid check due at its creation.
 func normIdentifier(i registry.Identifier) registry.Identifier {
 	i.CreateTime, i.UpdateTime = norm(i.CreateTime), norm(i.UpdateTime)
+	i.DeleteTime, i.PurgeTime = norm(i.DeleteTime), norm(i.PurgeTime)
+	if i.OpenID.NextCheck.IsZero() {
+		i.OpenID.NextCheck = i.CreateTime
+	}
+	i.OpenID.CheckTime, i.OpenID.NextCheck = norm(i.OpenID.CheckTime), norm(i.OpenID.NextCheck)
 	if len(i.Statuses) == 0 {
 		i.Statuses = nil
 	}
