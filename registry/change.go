@@ -6,18 +6,19 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
 
 // change is one state change in progress: its transaction, its time and actor, and the
-// agents it wrote events for, to be signalled once it commits.
+// events it is to write.
 type change struct {
 	s      *Service
 	tx     Tx
 	now    time.Time
 	actor  Actor
-	agents []string
+	events []Event
 }
 
 // change runs fn in one store transaction as a change made by actor at now, and, once the
@@ -25,25 +26,41 @@ type change struct {
 func (s *Service) change(ctx context.Context, actor Actor, now time.Time, fn func(c *change) error) error {
 	c := &change{s: s, now: now, actor: actor}
 	err := s.store.Tx(ctx, func(tx Tx) error {
-		c.tx, c.agents = tx, c.agents[:0] // a retried transaction starts afresh
-		return fn(c)
+		c.tx, c.events = tx, c.events[:0] // a retried transaction starts afresh
+		if err := fn(c); err != nil {
+			return err
+		}
+		return c.writeEvents(ctx)
 	})
 	if err != nil {
 		return err
 	}
-	for _, a := range c.agents {
-		s.hub.signal(a)
+	for k, e := range c.events {
+		if k == 0 || e.AgentID != c.events[k-1].AgentID {
+			s.hub.signal(e.AgentID)
+		}
 	}
 	return nil
 }
 
-// event writes an event for agentID in the change's transaction.
-func (c *change) event(ctx context.Context, agentID string, typ EventType, identifier string, d EventData) error {
-	_, err := c.tx.AppendEvent(ctx, Event{AgentID: agentID, Type: typ, Identifier: identifier, Time: c.now, Data: d})
-	if err != nil {
-		return err
+// event adds an event for agentID to the change; it is written at the end of the change's
+// transaction.
+func (c *change) event(_ context.Context, agentID string, typ EventType, identifier string, d EventData) error {
+	c.events = append(c.events, Event{AgentID: agentID, Type: typ, Identifier: identifier, Time: c.now, Data: d})
+	return nil
+}
+
+// writeEvents writes the change's events last, ordered by agent (each agent's in the order
+// they were made). Numbering an agent's event locks the agent's counter until the
+// transaction ends, so writing last holds those locks briefly, and taking them in one order
+// keeps two changes that concern the same agents from deadlocking.
+func (c *change) writeEvents(ctx context.Context) error {
+	slices.SortStableFunc(c.events, func(a, b Event) int { return strings.Compare(a.AgentID, b.AgentID) })
+	for _, e := range c.events {
+		if _, err := c.tx.AppendEvent(ctx, e); err != nil {
+			return err
+		}
 	}
-	c.agents = append(c.agents, agentID)
 	return nil
 }
 

@@ -81,7 +81,8 @@ type Tx interface {
 	RetireIdentity(ctx context.Context, id string, at time.Time) error
 
 	// CreateIdentifier stores a new identifier; a taken name is KindAlreadyExists with
-	// reason IDENTIFIER_TAKEN.
+	// reason IDENTIFIER_TAKEN. A zero OpenID.NextCheck is stored as CreateTime (the first
+	// check is due at once).
 	CreateIdentifier(ctx context.Context, i Identifier) error
 	// UpdateIdentifier stores i, which must carry the next version (as UpdateAgent).
 	UpdateIdentifier(ctx context.Context, i Identifier) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 )
@@ -25,6 +26,9 @@ type pool struct {
 
 	mu    sync.RWMutex
 	stmts map[string]*sql.Stmt
+
+	// statements counts the statements run through the pool and its transactions.
+	statements atomic.Int64
 }
 
 var (
@@ -96,6 +100,7 @@ func (p *pool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, err
 }
 
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p.statements.Add(1)
 	s, err := p.prepare(ctx, query)
 	if err != nil {
 		return nil, err
@@ -107,6 +112,7 @@ func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.
 }
 
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.statements.Add(1)
 	s, err := p.prepare(ctx, query)
 	if err != nil {
 		return nil, err
@@ -118,6 +124,7 @@ func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sq
 }
 
 func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.statements.Add(1)
 	s, err := p.prepare(ctx, query)
 	if err != nil {
 		// A Row carrying err: the query fails again and reports it.
@@ -183,6 +190,7 @@ func (t *poolTx) stmt(ctx context.Context, query string) *sql.Stmt {
 }
 
 func (t *poolTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	t.p.statements.Add(1)
 	if s := t.stmt(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
@@ -190,6 +198,7 @@ func (t *poolTx) ExecContext(ctx context.Context, query string, args ...any) (sq
 }
 
 func (t *poolTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	t.p.statements.Add(1)
 	if s := t.stmt(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -197,6 +206,7 @@ func (t *poolTx) QueryContext(ctx context.Context, query string, args ...any) (*
 }
 
 func (t *poolTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	t.p.statements.Add(1)
 	if s := t.stmt(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}

@@ -149,6 +149,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// Statements returns how many SQL statements the store has run (reads, writes, and those of
+// transactions; not BEGIN and COMMIT), for benchmarks and operators counting the cost of work.
+func (s *Store) Statements() int64 { return s.pool.statements.Load() }
+
 // Dialect returns the store's database dialect.
 func (s *Store) Dialect() migrations.Dialect { return s.dialect }
 
