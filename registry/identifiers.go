@@ -333,7 +333,7 @@ func (s *Service) DeleteIdentifier(ctx context.Context, actor Actor, identifier,
 			if err != nil {
 				return fmt.Errorf("pending transfer of %s: %w", i.Name, err)
 			}
-			if err := ch.cancelByServer(ctx, t); err != nil {
+			if err := ch.cancelByServer(ctx, t, next.Statuses); err != nil {
 				return err
 			}
 		}
@@ -351,8 +351,9 @@ func (s *Service) DeleteIdentifier(ctx context.Context, actor Actor, identifier,
 }
 
 // cancelByServer ends the pending transfer t as serverCancelled, for an identifier whose
-// own change (a delete) the caller has written already; both agents are told.
-func (ch *change) cancelByServer(ctx context.Context, t Transfer) error {
+// own change (a delete) the caller has written already, leaving it with statuses (none if
+// it is gone); both agents are told.
+func (ch *change) cancelByServer(ctx context.Context, t Transfer, statuses []Status) error {
 	before := t
 	t.Status, t.ActTime = TransferServerCancelled, ch.now
 	if err := ch.tx.UpdateTransfer(ctx, t, TransferPending); err != nil {
@@ -362,7 +363,7 @@ func (ch *change) cancelByServer(ctx context.Context, t Transfer) error {
 		return err
 	}
 	for _, a := range []string{t.GainingAgentID, t.LosingAgentID} {
-		if err := ch.event(ctx, a, EventTransferCancelled, t.Identifier, EventData{Transfer: &t}); err != nil {
+		if err := ch.event(ctx, a, EventTransferCancelled, t.Identifier, EventData{Transfer: &t, Statuses: statuses}); err != nil {
 			return err
 		}
 	}

@@ -89,7 +89,7 @@ func (s *Service) SweepTransfers(ctx context.Context) (int, error) {
 				if KindOf(err) == KindNotFound {
 					// Deleting an identifier cancels its transfer, so this is not expected;
 					// ending the transfer keeps it from blocking the sweep.
-					if err := ch.cancelByServer(ctx, t); err != nil {
+					if err := ch.cancelByServer(ctx, t, nil); err != nil {
 						return fmt.Errorf("transfer %s: %w", t.ID, err)
 					}
 					continue

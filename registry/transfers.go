@@ -105,28 +105,44 @@ func (s *Service) RequestTransfer(ctx context.Context, actor Actor, challengeID 
 	return t, nil
 }
 
-// completeTransfer moves identifier i to the gaining agent of the approved transfer t: the
-// identity (and so the holder's subject and credentials) stays; the sponsoring agent changes,
-// the claims endpoint override and the losing agent's client statuses are dropped. Both
-// agents are told.
+// completeTransfer moves identifier i to the gaining agent of the approved transfer t and
+// tells both agents.
 func (ch *change) completeTransfer(ctx context.Context, i Identifier, t Transfer) error {
+	next, err := ch.moveIdentifier(ctx, i, t)
+	if err != nil {
+		return err
+	}
+	return ch.tellCompleted(ctx, t, next.Statuses)
+}
+
+// moveIdentifier moves identifier i to the gaining agent of the approved transfer t and
+// returns it as it is now: the identity (and so the holder's subject and credentials) stays;
+// the sponsoring agent changes, the claims endpoint override and the losing agent's client
+// statuses are dropped.
+func (ch *change) moveIdentifier(ctx context.Context, i Identifier, t Transfer) (Identifier, error) {
 	next := i
 	next.AgentID = t.GainingAgentID
 	next.ClaimsEndpoint = ""
 	next.Statuses = withoutStatus(i.Statuses, func(st Status) bool { return st.IsClient() || st == StatusPendingTransfer })
 	if err := ch.updateIdentifier(ctx, &next); err != nil {
-		return err
+		return Identifier{}, err
 	}
 	// The _openid record should now name the new agent: check it soon.
 	st := i.OpenID
 	st.NextCheck = ch.now.Add(min(firstOpenIDCheck, ch.s.cfg.OpenIDCheckInterval))
 	if _, err := ch.tx.SetOpenIDState(ctx, i.Name, i.IdentityID, st); err != nil {
-		return err
+		return Identifier{}, err
 	}
 	if err := ch.journal(ctx, "identifier.transfer", "identifier", i.Name, viewIdentifier(i), viewIdentifier(next)); err != nil {
-		return err
+		return Identifier{}, err
 	}
-	d := EventData{Transfer: &t, Statuses: next.Statuses}
+	return next, nil
+}
+
+// tellCompleted tells both agents of the completed transfer t; statuses are the
+// identifier's now.
+func (ch *change) tellCompleted(ctx context.Context, t Transfer, statuses []Status) error {
+	d := EventData{Transfer: &t, Statuses: statuses}
 	if err := ch.event(ctx, t.GainingAgentID, EventTransferCompletedIn, t.Identifier, d); err != nil {
 		return err
 	}
@@ -203,16 +219,18 @@ func approvable(i Identifier) error {
 }
 
 // endTransfer ends the pending transfer t of identifier i with status to, and tells the
-// agents: the party that did not act, or both when the registry acted.
+// agents: the party that did not act, or both when the registry acted. An approval is told
+// before the completion that follows it.
 func (ch *change) endTransfer(ctx context.Context, i Identifier, t Transfer, to TransferStatus) (Transfer, error) {
 	before := t
 	t.Status, t.ActTime = to, ch.now
+	next := i
 	if to.Approved() {
-		if err := ch.completeTransfer(ctx, i, t); err != nil {
+		var err error
+		if next, err = ch.moveIdentifier(ctx, i, t); err != nil {
 			return Transfer{}, err
 		}
 	} else {
-		next := i
 		next.Statuses = withoutStatus(i.Statuses, func(st Status) bool { return st == StatusPendingTransfer })
 		if err := ch.updateIdentifier(ctx, &next); err != nil {
 			return Transfer{}, err
@@ -224,7 +242,7 @@ func (ch *change) endTransfer(ctx context.Context, i Identifier, t Transfer, to 
 	if err := ch.journal(ctx, "transfer."+verb(to), "transfer", t.ID, before, t); err != nil {
 		return Transfer{}, err
 	}
-	d := EventData{Transfer: &t}
+	d := EventData{Transfer: &t, Statuses: next.Statuses}
 	var notify []string
 	var typ EventType
 	switch to {
@@ -241,6 +259,11 @@ func (ch *change) endTransfer(ctx context.Context, i Identifier, t Transfer, to 
 	}
 	for _, a := range notify {
 		if err := ch.event(ctx, a, typ, t.Identifier, d); err != nil {
+			return Transfer{}, err
+		}
+	}
+	if to.Approved() {
+		if err := ch.tellCompleted(ctx, t, next.Statuses); err != nil {
 			return Transfer{}, err
 		}
 	}
