@@ -162,3 +162,94 @@ func journalToProto(e registry.JournalEntry) *registryv1.JournalEntry {
 		ObjectId: e.ObjectID, Before: e.Before, After: e.After,
 	}
 }
+
+var transferStatus = map[registry.TransferStatus]registryv1.Transfer_Status{
+	registry.TransferPending:         registryv1.Transfer_STATUS_PENDING,
+	registry.TransferClientApproved:  registryv1.Transfer_STATUS_CLIENT_APPROVED,
+	registry.TransferClientRejected:  registryv1.Transfer_STATUS_CLIENT_REJECTED,
+	registry.TransferClientCancelled: registryv1.Transfer_STATUS_CLIENT_CANCELLED,
+	registry.TransferServerApproved:  registryv1.Transfer_STATUS_SERVER_APPROVED,
+	registry.TransferServerCancelled: registryv1.Transfer_STATUS_SERVER_CANCELLED,
+}
+
+func transferToProto(t registry.Transfer) *registryv1.Transfer {
+	return &registryv1.Transfer{
+		Id: t.ID, Identifier: t.Identifier, GainingAgentId: t.GainingAgentID, LosingAgentId: t.LosingAgentID,
+		Status: transferStatus[t.Status], RequestTime: ts(t.RequestTime), ActTime: ts(t.ActTime),
+		ChallengeId: t.ChallengeID,
+	}
+}
+
+var transferDirection = map[registryv1.ListTransfersRequest_Direction]registry.TransferDirection{
+	registryv1.ListTransfersRequest_DIRECTION_UNSPECIFIED: registry.TransferBoth,
+	registryv1.ListTransfersRequest_DIRECTION_IN:          registry.TransferIn,
+	registryv1.ListTransfersRequest_DIRECTION_OUT:         registry.TransferOut,
+}
+
+// transferDirectionFromProto converts a listing direction; an unknown value is refused
+// rather than read as "both", which would show more than was asked for.
+func transferDirectionFromProto(d registryv1.ListTransfersRequest_Direction) (registry.TransferDirection, error) {
+	dir, ok := transferDirection[d]
+	if !ok {
+		return 0, registry.Errorf(registry.KindInvalidArgument, "DIRECTION_UNKNOWN", "direction %v is not one of DIRECTION_IN, DIRECTION_OUT or unset", d)
+	}
+	return dir, nil
+}
+
+var eventType = map[registry.EventType]registryv1.Event_Type{
+	registry.EventTransferRequested:    registryv1.Event_TYPE_TRANSFER_REQUESTED,
+	registry.EventTransferApproved:     registryv1.Event_TYPE_TRANSFER_APPROVED,
+	registry.EventTransferRejected:     registryv1.Event_TYPE_TRANSFER_REJECTED,
+	registry.EventTransferCancelled:    registryv1.Event_TYPE_TRANSFER_CANCELLED,
+	registry.EventTransferCompletedIn:  registryv1.Event_TYPE_TRANSFER_COMPLETED_IN,
+	registry.EventTransferCompletedOut: registryv1.Event_TYPE_TRANSFER_COMPLETED_OUT,
+	registry.EventIdentifierDeleted:    registryv1.Event_TYPE_IDENTIFIER_DELETED,
+	registry.EventIdentifierRestored:   registryv1.Event_TYPE_IDENTIFIER_RESTORED,
+	registry.EventIdentifierPurged:     registryv1.Event_TYPE_IDENTIFIER_PURGED,
+	registry.EventServerStatusChanged:  registryv1.Event_TYPE_SERVER_STATUS_CHANGED,
+	registry.EventOpenIDRecordChanged:  registryv1.Event_TYPE_OPENID_RECORD_CHANGED,
+}
+
+// eventToProto converts an event. Statuses follow the Identifier's convention (none in
+// force reads as IDENTIFIER_STATUS_OK), except after a purge, when the identifier is gone
+// and has no statuses at all; previous statuses belong to a server status change only.
+func eventToProto(e registry.Event) *registryv1.Event {
+	d := e.Data
+	out := &registryv1.Event{
+		Id: e.ID, Type: eventType[e.Type], Identifier: e.Identifier, CreateTime: ts(e.Time),
+		PurgeTime: ts(d.PurgeTime), Reason: d.Reason, AckTime: ts(e.AckTime),
+	}
+	if e.Type != registry.EventIdentifierPurged {
+		out.Statuses = statusesToProto(d.Statuses)
+	}
+	if e.Type == registry.EventServerStatusChanged {
+		out.PreviousStatuses = statusesToProto(d.PreviousStatuses)
+	}
+	if d.Transfer != nil {
+		out.Transfer = transferToProto(*d.Transfer)
+	}
+	if d.OpenID != nil && d.OpenID.Status != "" {
+		out.OpenidRecord = openIDToProto(*d.OpenID)
+	}
+	out.PreviousOpenidStatus = openIDStatus[dnsverify.OpenIDStatus(d.PreviousOpenIDStatus)]
+	return out
+}
+
+// serverStatusesFromProto converts the statuses asked of SetServerStatus. OK is refused, not
+// dropped as UpdateIdentifier drops it: it means "no status", and sending it alongside a
+// server status is a mistake; an empty list is how the server statuses are cleared. Client
+// and lifecycle statuses are passed on for the registry to refuse (STATUS_NOT_SERVER_SETTABLE).
+func serverStatusesFromProto(ss []registryv1.IdentifierStatus) ([]registry.Status, error) {
+	out := make([]registry.Status, 0, len(ss))
+	for _, s := range ss {
+		if s == registryv1.IdentifierStatus_IDENTIFIER_STATUS_OK {
+			return nil, registry.Errorf(registry.KindInvalidArgument, "STATUS_NOT_SERVER_SETTABLE", "IDENTIFIER_STATUS_OK is not a server status; send no statuses to clear the server statuses")
+		}
+		d, ok := statusFromProto[s]
+		if !ok {
+			return nil, registry.Errorf(registry.KindInvalidArgument, "STATUS_UNKNOWN", "status %v is not one that can be set", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

@@ -83,6 +83,10 @@ type envOptions struct {
 	// clientCA is a PEM file agents' client certificates must chain to.
 	clientCA string
 	quorum   int
+	// eventPollInterval is server.Config.EventPollInterval; default 1s.
+	eventPollInterval time.Duration
+	// configure, if set, changes the registry's configuration before the service is made.
+	configure func(*registry.Config)
 }
 
 // syncBuffer collects log output from many goroutines.
@@ -136,10 +140,14 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.svc, err = registry.New(registry.Config{
+	cfg := registry.Config{
 		Store: store, DNS: v, OpenID: v, AuthorityIssuer: "id.example.test",
 		ChallengeTTL: time.Hour, ChallengeMaxAttempts: 3, Now: e.clock.Now, Observer: metrics,
-	})
+	}
+	if opts.configure != nil {
+		opts.configure(&cfg)
+	}
+	e.svc, err = registry.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +165,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.srv, err = server.New(server.Config{
 		Service: e.svc, Logger: log, TLS: e.tlsCfg, AllowPlaintextLoopback: !opts.noPlain,
 		AgentRate: opts.agentRate, AgentBurst: opts.agentBurst, Prometheus: prom,
+		EventPollInterval: opts.eventPollInterval,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,14 +59,21 @@ func TestLifecycleHappyPath(t *testing.T) {
 	if err != nil || got.Name != id.Name {
 		t.Fatalf("GetIdentifier = %v, %v", got, err)
 	}
-	if got.OpenidRecord.GetStatus() != registryv1.OpenIDRecordCheck_STATUS_MISSING {
-		t.Fatalf("openid record check = %v, want MISSING", got.OpenidRecord)
+	// GetIdentifier reports the periodic _openid check, not a live one: nothing before it runs.
+	if got.OpenidRecord != nil {
+		t.Fatalf("openid record check before any sweep = %v, want unset", got.OpenidRecord)
 	}
 	e.ns[0].Add(`_openid.alice.example.test. 60 IN TXT "v=OID1;iss=id.example.test;clp=alpha.agent.test"`)
 	e.ns[1].Add(`_openid.alice.example.test. 60 IN TXT "v=OID1;iss=id.example.test;clp=alpha.agent.test"`)
+	// The first check is due within the check interval (24h by default) of the registration.
+	e.clock.Advance(24 * time.Hour)
+	if n, err := e.svc.SweepOpenID(context.Background()); err != nil || n != 1 {
+		t.Fatalf("SweepOpenID = %d, %v; want 1 check", n, err)
+	}
 	got, err = e.registry.GetIdentifier(a.ctx(), &registryv1.GetIdentifierRequest{Identifier: "alice.example.test"})
-	if err != nil || got.OpenidRecord.GetStatus() != registryv1.OpenIDRecordCheck_STATUS_MATCHES || got.OpenidRecord.ClaimsProvider != "alpha.agent.test" {
-		t.Fatalf("openid record check = %v, %v; want MATCHES", got.GetOpenidRecord(), err)
+	if err != nil || got.OpenidRecord.GetStatus() != registryv1.OpenIDRecordCheck_STATUS_MATCHES || got.OpenidRecord.ClaimsProvider != "alpha.agent.test" ||
+		got.OpenidRecord.CheckTime == nil || !got.OpenidRecord.NextCheckTime.AsTime().After(got.OpenidRecord.CheckTime.AsTime()) {
+		t.Fatalf("openid record check = %v, %v; want MATCHES, with the next check due later", got.GetOpenidRecord(), err)
 	}
 
 	list, err := e.registry.ListIdentifiers(a.ctx(), &registryv1.ListIdentifiersRequest{})
@@ -91,17 +99,23 @@ func TestLifecycleHappyPath(t *testing.T) {
 		t.Fatalf("ResolveIdentifier = %v, %v", res, err)
 	}
 
+	// Deletion starts the redemption period: the identifier stops resolving, its name stays
+	// taken, and its identity lives on until the purge.
 	del, err := e.registry.DeleteIdentifier(a.ctx(), &registryv1.DeleteIdentifierRequest{Identifier: id.Name})
-	if err != nil || del.Name != id.Name {
-		t.Fatalf("DeleteIdentifier = %v, %v", del, err)
+	if err != nil || del.Name != id.Name || !slices.Contains(del.Statuses, registryv1.IdentifierStatus_IDENTIFIER_STATUS_PENDING_DELETE) ||
+		del.DeleteTime == nil || del.PurgeTime == nil || !del.PurgeTime.AsTime().After(del.DeleteTime.AsTime()) {
+		t.Fatalf("DeleteIdentifier = %v, %v; want pending delete with delete and purge times", del, err)
 	}
 	_, err = e.resolver.ResolveIdentifier(as(e.admin), &registryv1.ResolveIdentifierRequest{Identifier: "alice.example.test"})
-	wantStatus(t, err, codes.NotFound, "IDENTIFIER_NOT_FOUND")
-	_, err = e.registry.GetIdentifier(a.ctx(), &registryv1.GetIdentifierRequest{Identifier: id.Name})
-	wantStatus(t, err, codes.NotFound, "IDENTIFIER_NOT_FOUND")
-	if n := e.countRows("identities", "retire_time IS NOT NULL"); n != 1 {
-		t.Fatalf("%d retired identities, want 1", n)
+	wantStatus(t, err, codes.NotFound, "IDENTIFIER_PENDING_DELETE")
+	if got, err := e.registry.GetIdentifier(a.ctx(), &registryv1.GetIdentifierRequest{Identifier: id.Name}); err != nil || !got.PurgeTime.AsTime().Equal(del.PurgeTime.AsTime()) {
+		t.Fatalf("GetIdentifier while pending delete = %v, %v", got, err)
 	}
+	if n := e.countRows("identities", "retire_time IS NOT NULL"); n != 0 {
+		t.Fatalf("%d retired identities during the redemption period, want 0", n)
+	}
+	_, err = e.registry.CreateChallenge(a.ctx(), &registryv1.CreateChallengeRequest{Identifier: id.Name, Purpose: registryv1.Purpose_PURPOSE_REGISTER})
+	wantStatus(t, err, codes.AlreadyExists, "IDENTIFIER_TAKEN")
 
 	// Every change is in the journal, with who, what and the states before and after.
 	j, err := e.adminAPI.ListJournal(as(e.admin), &registryv1.ListJournalRequest{ObjectType: "identifier", ObjectId: "ALICE.example.test"})
@@ -125,11 +139,22 @@ func TestLifecycleHappyPath(t *testing.T) {
 	if before["claims_endpoint"] != nil || after["claims_endpoint"] != "https://claims.alpha.agent.test/alice" {
 		t.Fatalf("update entry before=%v after=%v", before, after)
 	}
-	if j.Entries[2].After != "" || j.Entries[0].Before != "" {
-		t.Fatalf("register/delete entries should have no before/after: %v / %v", j.Entries[0], j.Entries[2])
+	// A registration has nothing before it; a deletion leaves the identifier pending delete.
+	if j.Entries[0].Before != "" || !strings.Contains(j.Entries[2].After, `"pendingDelete"`) {
+		t.Fatalf("register entry has a before, or delete entry no pending delete after: %v / %v", j.Entries[0], j.Entries[2])
 	}
 
-	// A new registration of the deleted name gets a new identity.
+	// At the end of the redemption period the purge retires the identity for good; a new
+	// registration of the name gets a new one.
+	e.clock.Advance(del.PurgeTime.AsTime().Sub(e.clock.Now()) + time.Second)
+	if n, err := e.svc.SweepPurges(context.Background()); err != nil || n != 1 {
+		t.Fatalf("SweepPurges = %d, %v; want 1", n, err)
+	}
+	_, err = e.registry.GetIdentifier(a.ctx(), &registryv1.GetIdentifierRequest{Identifier: id.Name})
+	wantStatus(t, err, codes.NotFound, "IDENTIFIER_NOT_FOUND")
+	if n := e.countRows("identities", "retire_time IS NOT NULL"); n != 1 {
+		t.Fatalf("%d retired identities after the purge, want 1", n)
+	}
 	e.register(a, "alice.example.test")
 	if n := e.countRows("identities", ""); n != 2 {
 		t.Fatalf("%d identities after re-registration, want 2", n)
@@ -301,9 +326,9 @@ func TestChallengeMisuse(t *testing.T) {
 		_, err := e.registry.CreateChallenge(b.ctx(), &registryv1.CreateChallengeRequest{Identifier: "taken.example.test", Purpose: registryv1.Purpose_PURPOSE_REGISTER})
 		wantStatus(t, err, codes.AlreadyExists, "IDENTIFIER_TAKEN")
 	})
-	t.Run("transfer not offered yet", func(t *testing.T) {
+	t.Run("transfer of a name not registered", func(t *testing.T) {
 		_, err := e.registry.CreateChallenge(a.ctx(), &registryv1.CreateChallengeRequest{Identifier: "move.example.test", Purpose: registryv1.Purpose_PURPOSE_TRANSFER})
-		wantStatus(t, err, codes.Unimplemented, "PURPOSE_UNSUPPORTED")
+		wantStatus(t, err, codes.NotFound, "IDENTIFIER_NOT_FOUND")
 	})
 	t.Run("no purpose", func(t *testing.T) {
 		_, err := e.registry.CreateChallenge(a.ctx(), &registryv1.CreateChallengeRequest{Identifier: "nopurpose.example.test"})
@@ -406,13 +431,13 @@ func TestClientStatuses(t *testing.T) {
 	if got, err = lock(); err != nil || len(got.Statuses) != 1 || got.Statuses[0] != registryv1.IdentifierStatus_IDENTIFIER_STATUS_OK {
 		t.Fatalf("unlock = %v, %v", got, err)
 	}
-	if _, err := e.registry.DeleteIdentifier(a.ctx(), &registryv1.DeleteIdentifierRequest{Identifier: "alice.example.test"}); err != nil {
-		t.Fatal(err)
-	}
 	_, err = e.registry.UpdateIdentifier(a.ctx(), &registryv1.UpdateIdentifierRequest{
 		Identifier: &registryv1.Identifier{Name: "alice.example.test"}, UpdateMask: mask("name"),
 	})
 	wantStatus(t, err, codes.InvalidArgument, "UPDATE_MASK_INVALID")
+	if _, err := e.registry.DeleteIdentifier(a.ctx(), &registryv1.DeleteIdentifierRequest{Identifier: "alice.example.test"}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestConcurrentRegistrationsOneWinner(t *testing.T) {

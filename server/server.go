@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -46,6 +47,11 @@ type Config struct {
 	AgentBurst int
 	// Prometheus is where metrics are registered and served from; nil makes a new registry.
 	Prometheus *prometheus.Registry
+	// EventPollInterval is how often an open WatchEvents stream reads the store when this
+	// instance has not signalled a new event (events committed by other instances sharing
+	// the database are seen only so), and how often it checks its caller's credential
+	// again. Default 1s.
+	EventPollInterval time.Duration
 }
 
 // NewPrometheusRegistry returns a metrics registry with the Go runtime and process collectors.
@@ -61,6 +67,10 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
+	// stopping is closed by Shutdown, which ends the open event streams: they would
+	// otherwise keep a graceful stop waiting until its deadline.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // New builds the server.
@@ -77,6 +87,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AgentRate == 0 {
 		cfg.AgentRate, cfg.AgentBurst = 100, 200
 	}
+	if cfg.EventPollInterval <= 0 {
+		cfg.EventPollInterval = time.Second
+	}
+	stopping := make(chan struct{})
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	cfg.Prometheus.MustRegister(grpcMetrics)
 
@@ -111,7 +125,9 @@ func New(cfg Config) (*Server, error) {
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), secured),
 		),
 	)
-	registryv1.RegisterRegistryServiceServer(g, &registryService{svc: cfg.Service, log: cfg.Logger})
+	registryv1.RegisterRegistryServiceServer(g, &registryService{
+		svc: cfg.Service, log: cfg.Logger, pollInterval: cfg.EventPollInterval, reauth: authn.identify, stopping: stopping,
+	})
 	registryv1.RegisterAdminServiceServer(g, &adminService{svc: cfg.Service, log: cfg.Logger})
 	registryv1.RegisterResolverServiceServer(g, &resolverService{svc: cfg.Service, log: cfg.Logger})
 	hs := health.NewServer()
@@ -134,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	return &Server{cfg: cfg, grpc: g, health: hs, http: hsrv}, nil
+	return &Server{cfg: cfg, grpc: g, health: hs, http: hsrv, stopping: stopping}, nil
 }
 
 // Handler returns the HTTP handler (/metrics, /healthz).
@@ -152,10 +168,13 @@ func (s *Server) ServeHTTPS(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops taking calls, lets the calls in flight finish until ctx ends, then stops.
-// Every state change is one transaction, so a call cut short leaves nothing half-written.
+// Shutdown stops taking calls, ends the event streams (UNAVAILABLE, reason
+// SERVER_SHUTTING_DOWN: their clients reconnect, elsewhere, with after_id), lets the other
+// calls in flight finish until ctx ends, then stops. Every state change is one transaction,
+// so a call cut short leaves nothing half-written.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
+	s.stoppingOnce.Do(func() { close(s.stopping) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,10 +87,18 @@ func TestMigrate(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "--dev", "--grpc-addr", "0.0.0.0:0"}} {
+	for _, args := range [][]string{
+		{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"serve", "--dev", "--grpc-addr", "0.0.0.0:0"},
+		{"serve", "--redemption-period", "0"}, {"serve", "--transfer-pending-period", "-1h"},
+		{"serve", "--sweep-interval", "0s"}, {"serve", "--event-poll-interval", "-1s"},
+	} {
 		if _, stderr, err := cli(t, nil, args...); err == nil || stderr == "" {
 			t.Errorf("%v: err %v, stderr %q; want a failure that says why", args, err, stderr)
 		}
+	}
+	// Environment variables are checked as flags are.
+	if _, stderr, err := cli(t, []string{"ID4ME_REDEMPTION_PERIOD=-5m"}, "serve"); err == nil || !strings.Contains(stderr, "--redemption-period") {
+		t.Errorf("ID4ME_REDEMPTION_PERIOD=-5m: err %v, stderr %q; want a refusal naming the flag", err, stderr)
 	}
 	out, _, err := cli(t, nil, "version")
 	if err != nil || !strings.HasPrefix(out, "id4me-registry ") {
@@ -98,7 +108,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestServeDevAndGracefulStop(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "r.db")
-	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--http-addr", "127.0.0.1:0")
+	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--http-addr", "127.0.0.1:0", "--sweep-interval", "20ms")
 	cmd.Env = append(os.Environ(), "ID4ME_GRPC_ADDR=127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -111,7 +121,7 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
 
-	var token, grpcAddr string
+	var token, grpcAddr, httpAddr string
 	addrLine := regexp.MustCompile(`^gRPC on (\S+), HTTPS on (\S+)`)
 	sc := bufio.NewScanner(stdout)
 	for grpcAddr == "" && sc.Scan() {
@@ -120,7 +130,7 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 			token = v
 		}
 		if m := addrLine.FindStringSubmatch(line); m != nil {
-			grpcAddr = m[1]
+			grpcAddr, httpAddr = m[1], m[2]
 		}
 	}
 	if !bearerPattern.MatchString(token) || grpcAddr == "" {
@@ -150,6 +160,26 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	if _, err := registryv1.NewAdminServiceClient(secure).ListAgents(actx, &registryv1.ListAgentsRequest{}); err != nil {
 		t.Fatalf("ListAgents over TLS with the printed credential: %v", err)
+	}
+
+	// The background sweeps run (every 20ms here) and are counted.
+	metricsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := metricsClient.Get("https://" + httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `id4me_job_sweep_duration_seconds_count{job="challenges"}`) &&
+			strings.Contains(string(body), `id4me_job_errors_total{job="purges"} 0`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sweep in the metrics within 10s:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -36,6 +36,13 @@ type serveFlags struct {
 	agentBurst                int
 	logLevel, logFormat       string
 	shutdownTimeout           time.Duration
+	transferPendingPeriod     time.Duration
+	redemptionPeriod          time.Duration
+	openIDCheckInterval       time.Duration
+	challengeRetention        time.Duration
+	sweepInterval             time.Duration
+	worker                    bool
+	eventPollInterval         time.Duration
 }
 
 func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -62,12 +69,44 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long calls in flight may finish after SIGTERM")
+	fs.DurationVar(&f.transferPendingPeriod, "transfer-pending-period", 0, "how long a transfer waits for the losing agent before the registry approves it; 0 completes transfers at once")
+	fs.DurationVar(&f.redemptionPeriod, "redemption-period", 30*24*time.Hour, "how long a deleted identifier can be restored before it is purged")
+	fs.DurationVar(&f.openIDCheckInterval, "openid-check-interval", 24*time.Hour, "time between two periodic checks of an identifier's _openid record")
+	fs.DurationVar(&f.challengeRetention, "challenge-retention", 24*time.Hour, "how long an expired challenge is kept before it is deleted")
+	fs.DurationVar(&f.sweepInterval, "sweep-interval", 10*time.Second, "time between two rounds of background sweeps (due transfers, purges, _openid checks, expired challenges)")
+	fs.BoolVar(&f.worker, "worker", true, "run the background sweeps in this instance; any number of instances sharing a database may run them")
+	fs.DurationVar(&f.eventPollInterval, "event-poll-interval", time.Second, "how often an open WatchEvents stream looks for events written by other instances, and checks its caller's credential again")
 	return fs, f
+}
+
+// check refuses flag values the registry would otherwise replace by a default or misuse.
+func (f *serveFlags) check() error {
+	if f.transferPendingPeriod < 0 {
+		return errors.New("--transfer-pending-period must not be negative")
+	}
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{
+		{"redemption-period", f.redemptionPeriod},
+		{"openid-check-interval", f.openIDCheckInterval},
+		{"challenge-retention", f.challengeRetention},
+		{"sweep-interval", f.sweepInterval},
+		{"event-poll-interval", f.eventPollInterval},
+	} {
+		if d.value <= 0 {
+			return fmt.Errorf("--%s must be positive, got %v", d.name, d.value)
+		}
+	}
+	return nil
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, f := serveFlagSet(stderr)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, f.logLevel, f.logFormat)
@@ -100,6 +139,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Store: store, DNS: verifier, OpenID: verifier, AuthorityIssuer: f.authorityIssuer,
 		ChallengeTTL: f.challengeTTL, ChallengeMaxAttempts: f.challengeMaxAttempts,
 		AllowLoopbackHTTP: f.dev, Observer: metrics, AuthCacheTTL: f.authCacheTTL, ResolveCacheTTL: f.resolveCacheTTL,
+		TransferPendingPeriod: f.transferPendingPeriod, RedemptionPeriod: f.redemptionPeriod,
+		OpenIDCheckInterval: f.openIDCheckInterval, ChallengeRetention: f.challengeRetention,
 	})
 	if err != nil {
 		return err
@@ -110,7 +151,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv, err := server.New(server.Config{
 		Service: svc, Logger: log, TLS: tlsCfg, AllowPlaintextLoopback: f.dev,
-		AgentRate: limit, AgentBurst: f.agentBurst, Prometheus: prom,
+		AgentRate: limit, AgentBurst: f.agentBurst, Prometheus: prom, EventPollInterval: f.eventPollInterval,
 	})
 	if err != nil {
 		return err
@@ -131,8 +172,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		gl.Close()
 		return fmt.Errorf("http listener: %w", err)
 	}
-	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "db", redactDSN(f.db), "dev", f.dev, "version", versionString())
+	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "db", redactDSN(f.db), "dev", f.dev, "worker", f.worker, "version", versionString())
 	fmt.Fprintf(stdout, "gRPC on %s, HTTPS on %s (metrics: https://%s/metrics)\n", gl.Addr(), hl.Addr(), hl.Addr())
+
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker()
+	workerDone := make(chan struct{})
+	if f.worker {
+		go func() {
+			defer close(workerDone)
+			svc.RunWorker(workerCtx, registry.WorkerConfig{Interval: f.sweepInterval, Logger: log, Observe: metrics.SweepDone})
+		}()
+	} else {
+		close(workerDone)
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeGRPC(gl) }()
@@ -145,7 +198,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
 	defer cancel()
+	// A sweep cut short rolls its transaction back; its items stay due for the next round,
+	// here or on another instance.
+	stopWorker()
 	srv.Shutdown(sctx)
+	select {
+	case <-workerDone:
+	case <-sctx.Done():
+		log.Warn("background sweep still running at the shutdown deadline")
+	}
 	log.Info("stopped")
 	return err
 }
