@@ -195,6 +195,12 @@ func (s *Service) SweepOpenID(ctx context.Context) (int, error) {
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, openIDConcurrency)
 		for k, i := range due {
+			if i.Has(StatusPendingDelete) {
+				// Deleted: its record is expected to go; no check, and none is news.
+				results[k] = i.OpenID
+				results[k].CheckTime = time.Time{}
+				continue
+			}
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
@@ -222,6 +228,15 @@ func (s *Service) SweepOpenID(ctx context.Context) (int, error) {
 // sponsoring agent, in one transaction.
 func (s *Service) recordOpenID(ctx context.Context, i Identifier, st OpenIDState) error {
 	prev := i.OpenID
+	if st.CheckTime.IsZero() {
+		// Not checked (pending delete): keep the outcome, check again in an interval.
+		st = prev
+		st.NextCheck = s.now().Add(s.cfg.OpenIDCheckInterval)
+		return s.change(ctx, System, s.now(), func(ch *change) error {
+			_, err := ch.tx.SetOpenIDState(ctx, i.Name, i.IdentityID, st)
+			return err
+		})
+	}
 	if st.Status == dnsverify.OpenIDError {
 		st.NextCheck = st.CheckTime.Add(min(openIDRetry, s.cfg.OpenIDCheckInterval))
 		if prev.Status != "" {
