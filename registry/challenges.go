@@ -75,6 +75,9 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 		Token: token, KeyAuthorization: acme.KeyAuthorization(token, agent.AccountKeyThumbprint),
 		Status: ChallengePending, CreateTime: now, ExpireTime: now.Add(s.cfg.ChallengeTTL),
 	}
+	if purpose == PurposeTransfer {
+		c.SponsorAgentID = i.AgentID
+	}
 	err = s.store.Tx(ctx, func(tx Tx) error {
 		if err := tx.CreateChallenge(ctx, c); err != nil {
 			return err

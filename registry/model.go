@@ -95,6 +95,10 @@ type Challenge struct {
 	Token      string
 	// KeyAuthorization is Token + "." + the agent's account-key thumbprint at creation.
 	KeyAuthorization string
+	// SponsorAgentID is, for a transfer challenge, the agent that sponsored the identifier
+	// when the challenge was made: the proof asks for the identifier from that agent, and the
+	// transfer is refused if the sponsor changed since. Empty for a register challenge.
+	SponsorAgentID string
 	Status           ChallengeStatus
 	// Attempts counts the DNS checks made.
 	Attempts int

@@ -35,8 +35,9 @@ func transferable(i Identifier, agentID string) error {
 // registry approves it.
 //
 // Refused while a client or server transfer-prohibited status or serverHold is set, while a
-// transfer is pending, while the identifier is pending delete, and when the agent sponsors the
-// identifier already. Of concurrent requests for one identifier exactly one succeeds.
+// transfer is pending, while the identifier is pending delete, when the agent sponsors the
+// identifier already, and when the identifier changed sponsor since the challenge was made
+// (SPONSOR_CHANGED). So of concurrent requests for one identifier exactly one succeeds.
 func (s *Service) RequestTransfer(ctx context.Context, actor Actor, challengeID string) (Transfer, error) {
 	c, err := s.ownChallenge(ctx, s.store, actor, challengeID)
 	if err != nil {
@@ -63,6 +64,10 @@ func (s *Service) RequestTransfer(ctx context.Context, actor Actor, challengeID 
 		}
 		if err := transferable(i, actor.ID); err != nil {
 			return err
+		}
+		if i.AgentID != c.SponsorAgentID {
+			// Another transfer (or a purge and a new registration) came first.
+			return Errorf(KindFailedPrecondition, "SPONSOR_CHANGED", "identifier %s changed sponsor since challenge %s was made; create a new challenge", i.Name, c.ID)
 		}
 		if err := ch.tx.UpdateChallenge(ctx, used, c.Status, c.Attempts); err != nil {
 			if KindOf(err) == KindAborted {

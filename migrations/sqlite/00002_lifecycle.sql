@@ -20,6 +20,10 @@ CREATE INDEX identifiers_purge ON identifiers (purge_time) WHERE purge_time IS N
 -- The _openid checker reads the identifiers due first.
 CREATE INDEX identifiers_openid_next_check ON identifiers (openid_next_check);
 
+-- A transfer challenge names the agent that sponsored the identifier when it was made: the
+-- transfer is refused if the sponsor changed since. '' for a register challenge.
+ALTER TABLE challenges ADD COLUMN sponsor_agent_id TEXT NOT NULL DEFAULT '';
+
 -- Transfer ids sort in request order.
 CREATE TABLE transfers (
     id               TEXT    NOT NULL PRIMARY KEY,
@@ -61,6 +65,7 @@ CREATE INDEX events_unacked ON events (agent_id, id) WHERE ack_time IS NULL;
 DROP TABLE events;
 DROP TABLE event_counters;
 DROP TABLE transfers;
+ALTER TABLE challenges DROP COLUMN sponsor_agent_id;
 DROP INDEX identifiers_openid_next_check;
 DROP INDEX identifiers_purge;
 ALTER TABLE identifiers DROP COLUMN openid_next_check;

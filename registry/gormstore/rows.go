@@ -200,6 +200,8 @@ type challengeRow struct {
 	CreateTime   dbTime
 	ExpireTime   dbTime
 	ValidateTime dbTime
+	// SponsorAgentID is '' for a register challenge.
+	SponsorAgentID string
 }
 
 func (challengeRow) TableName() string { return "challenges" }
@@ -217,6 +219,7 @@ func challengeToRow(c registry.Challenge) (challengeRow, error) {
 		CreateTime:       dbTime(c.CreateTime),
 		ExpireTime:       dbTime(c.ExpireTime),
 		ValidateTime:     dbTime(c.ValidateTime),
+		SponsorAgentID:   c.SponsorAgentID,
 	}
 	if c.Problem != nil {
 		b, err := json.Marshal(c.Problem)
@@ -242,6 +245,7 @@ func (r challengeRow) challenge() (registry.Challenge, error) {
 		CreateTime:       time.Time(r.CreateTime),
 		ExpireTime:       time.Time(r.ExpireTime),
 		ValidateTime:     time.Time(r.ValidateTime),
+		SponsorAgentID:   r.SponsorAgentID,
 	}
 	if r.Problem != nil {
 		c.Problem = new(registry.Problem)

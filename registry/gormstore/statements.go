@@ -51,7 +51,7 @@ const (
 		"state, client_cert_spki, create_time, update_time, version"
 	credentialColumns = "id, agent_id, description, secret_hash, create_time, revoke_time"
 	challengeColumns  = "id, agent_id, identifier, purpose, token, key_authorization, status, attempts, " +
-		"problem, create_time, expire_time, validate_time"
+		"problem, create_time, expire_time, validate_time, sponsor_agent_id"
 	identityColumns   = "id, subject_seed, create_time, retire_time"
 	identifierColumns = "name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, " +
 		"create_time, update_time, delete_time, purge_time, version, " +
@@ -77,7 +77,7 @@ var (
 
 	// Inserts say ON CONFLICT DO NOTHING (tx.go).
 	sqlInsertChallenge = newSQL("INSERT INTO challenges (" + challengeColumns + ") VALUES (" +
-		placeholders(12) + ") ON CONFLICT DO NOTHING")
+		placeholders(13) + ") ON CONFLICT DO NOTHING")
 	sqlInsertIdentity = newSQL("INSERT INTO identities (" + identityColumns + ") VALUES (" +
 		placeholders(4) + ") ON CONFLICT DO NOTHING")
 	sqlInsertIdentifier = newSQL("INSERT INTO identifiers (" + identifierColumns + ") VALUES (" +
@@ -162,7 +162,7 @@ func (r *credentialRow) dest() []any {
 
 func (r *challengeRow) dest() []any {
 	return []any{&r.ID, &r.AgentID, &r.Identifier, &r.Purpose, &r.Token, &r.KeyAuthorization, &r.Status, &r.Attempts,
-		&r.Problem, &r.CreateTime, &r.ExpireTime, &r.ValidateTime}
+		&r.Problem, &r.CreateTime, &r.ExpireTime, &r.ValidateTime, &r.SponsorAgentID}
 }
 
 func (r *identityRow) dest() []any {

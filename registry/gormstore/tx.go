@@ -160,7 +160,7 @@ func (t *tx) CreateChallenge(ctx context.Context, c registry.Challenge) error {
 		return err
 	}
 	n, err := t.execSQL(ctx, sqlInsertChallenge, r.ID, r.AgentID, r.Identifier, r.Purpose, r.Token, r.KeyAuthorization,
-		r.Status, r.Attempts, r.Problem, t.time(r.CreateTime), t.time(r.ExpireTime), t.time(r.ValidateTime))
+		r.Status, r.Attempts, r.Problem, t.time(r.CreateTime), t.time(r.ExpireTime), t.time(r.ValidateTime), r.SponsorAgentID)
 	if err != nil {
 		return err
 	}

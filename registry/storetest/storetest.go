@@ -469,6 +469,13 @@ func testChallenges(t *testing.T, s registry.Store) {
 		t.Fatal(err)
 	}
 	wantChallenge(t, got, c)
+	// A transfer challenge keeps the sponsor it was made under.
+	tc := newChallenge("ch-transfer", "a1")
+	tc.Purpose, tc.SponsorAgentID = registry.PurposeTransfer, "a0"
+	inTx(t, s, func(tx registry.Tx) error { return tx.CreateChallenge(ctx, tc) })
+	if got, err := s.GetChallenge(ctx, tc.ID); err != nil || got.Purpose != registry.PurposeTransfer || got.SponsorAgentID != "a0" {
+		t.Fatalf("transfer challenge read back as %+v, %v; want purpose transfer, sponsor a0", got, err)
+	}
 	_, err = s.GetChallenge(ctx, "missing")
 	wantErr(t, err, registry.KindNotFound, "CHALLENGE_NOT_FOUND")
 	err = s.Tx(ctx, func(tx registry.Tx) error { return tx.CreateChallenge(ctx, c) })

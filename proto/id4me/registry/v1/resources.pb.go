@@ -1586,7 +1586,7 @@ type JournalEntry struct {
 	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// When the change was made.
 	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// Who made it: "agent:<id>", "admin:<id>" or "system".
+	// Who made it: "agent:<agent id>", "operator:<credential id>" or "system".
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// What was done, e.g. "identifier.register".
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
