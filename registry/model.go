@@ -99,7 +99,7 @@ type Challenge struct {
 	// when the challenge was made: the proof asks for the identifier from that agent, and the
 	// transfer is refused if the sponsor changed since. Empty for a register challenge.
 	SponsorAgentID string
-	Status           ChallengeStatus
+	Status         ChallengeStatus
 	// Attempts counts the DNS checks made.
 	Attempts int
 	// Problem explains the last failed check; nil after success.
