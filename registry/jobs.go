@@ -22,7 +22,8 @@ import (
 const (
 	// sweepBatch is how many items one transaction of a sweep claims.
 	sweepBatch = 100
-	// challengeSweepBatch is how many expired challenges one statement deletes.
+	// challengeSweepBatch is how many expired challenges (or old acknowledged events) one
+	// statement deletes.
 	challengeSweepBatch = 1000
 	// maxSweepBatches bounds one sweep, so that one job cannot starve the others.
 	maxSweepBatches = 100
@@ -64,6 +65,21 @@ func (s *Service) SweepChallenges(ctx context.Context) (int, error) {
 		err := s.store.Tx(ctx, func(tx Tx) error {
 			var err error
 			n, err = tx.DeleteExpiredChallenges(ctx, before, challengeSweepBatch)
+			return err
+		})
+		return n, err
+	})
+}
+
+// SweepEvents deletes events acknowledged more than Config.EventRetention ago and returns how
+// many. Unacknowledged events are kept however old they are.
+func (s *Service) SweepEvents(ctx context.Context) (int, error) {
+	before := s.now().Add(-s.cfg.EventRetention)
+	return sweep(ctx, challengeSweepBatch, func() (int, error) {
+		var n int
+		err := s.store.Tx(ctx, func(tx Tx) error {
+			var err error
+			n, err = tx.DeleteAckedEvents(ctx, before, challengeSweepBatch)
 			return err
 		})
 		return n, err
@@ -320,6 +336,7 @@ func (s *Service) RunWorker(ctx context.Context, cfg WorkerConfig) {
 		{"transfers", s.SweepTransfers},
 		{"purges", s.SweepPurges},
 		{"challenges", s.SweepChallenges},
+		{"events", s.SweepEvents},
 		{"openid", s.SweepOpenID},
 	}
 	wait := time.Duration(rand.Int64N(int64(cfg.Interval)))

@@ -58,6 +58,9 @@ type Config struct {
 	// RedemptionPeriod is how long a deleted identifier can be restored before it is purged.
 	// Default 30 days.
 	RedemptionPeriod time.Duration
+	// EventRetention is how long an acknowledged event is kept before it is deleted. Default
+	// 30 days.
+	EventRetention time.Duration
 	// ChallengeRetention is how long an expired challenge is kept (GetChallenge reports it
 	// expired) before it is deleted. Default 24h.
 	ChallengeRetention time.Duration
@@ -108,6 +111,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.RedemptionPeriod <= 0 {
 		cfg.RedemptionPeriod = 30 * 24 * time.Hour
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = 30 * 24 * time.Hour
 	}
 	if cfg.ChallengeRetention <= 0 {
 		cfg.ChallengeRetention = 24 * time.Hour

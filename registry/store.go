@@ -127,6 +127,9 @@ type Tx interface {
 	// the caller checks them outside the transaction and stores the outcome with
 	// SetOpenIDState. A claim whose holder died lapses at leaseUntil.
 	ClaimOpenIDChecks(ctx context.Context, now, leaseUntil time.Time, limit int) ([]Identifier, error)
+	// DeleteAckedEvents deletes up to limit events acknowledged before before and returns how
+	// many it deleted. An agent's event numbering goes on from its last number regardless.
+	DeleteAckedEvents(ctx context.Context, before time.Time, limit int) (int, error)
 	// DeleteExpiredChallenges deletes up to limit challenges that expired before before and
 	// returns how many it deleted.
 	DeleteExpiredChallenges(ctx context.Context, before time.Time, limit int) (int, error)

@@ -1005,6 +1005,38 @@ func TestLifecycleEventQueue(t *testing.T) {
 	}
 	_, err := w.registry.AckEvents(w.gainer.ctx(), &registryv1.AckEventsRequest{EventIds: []int64{0}})
 	wantStatus(t, err, codes.InvalidArgument, "INVALID_EVENT_ID")
+
+	// Acknowledged events are deleted once older than the retention (30 days by default);
+	// unacknowledged ones stay however old, and numbering goes on.
+	stored := func(a testAgent) []int64 {
+		t.Helper()
+		evs, err := w.store.ListEvents(t.Context(), a.agent.Id, 0, false, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, e := range evs {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	if n, err := w.svc.SweepEvents(t.Context()); err != nil || n != 0 {
+		t.Fatalf("SweepEvents before the retention ended: %d, %v; want 0", n, err)
+	}
+	w.clock.Advance(31 * 24 * time.Hour)
+	if n, err := w.svc.SweepEvents(t.Context()); err != nil || n != 4 {
+		t.Fatalf("SweepEvents after the retention: %d, %v; want the gainer's 4", n, err)
+	}
+	if ids := stored(w.gainer); len(ids) != 0 {
+		t.Fatalf("gainer's events left: %v, want none", ids)
+	}
+	if ids := stored(w.loser); !slices.Equal(ids, []int64{1, 2, 3}) {
+		t.Fatalf("loser's unacknowledged events left: %v, want [1 2 3]", ids)
+	}
+	w.serverStatus(alice, "abuse handled")
+	if ids := eventIDs(w.events(w.gainer)); !slices.Equal(ids, []int64{5}) {
+		t.Fatalf("gainer's next event: %v, want [5]", ids)
+	}
 }
 
 // ListTransfers shows an agent the transfers it gains or loses by, in or out, all or only

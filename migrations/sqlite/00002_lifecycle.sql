@@ -60,6 +60,8 @@ CREATE TABLE events (
 ) STRICT;
 -- An agent's unacknowledged events.
 CREATE INDEX events_unacked ON events (agent_id, id) WHERE ack_time IS NULL;
+-- Deleting acknowledged events once they are old enough.
+CREATE INDEX events_acked ON events (ack_time) WHERE ack_time IS NOT NULL;
 
 -- +goose Down
 DROP TABLE events;

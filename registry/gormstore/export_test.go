@@ -34,6 +34,7 @@ var IndexedStatements = []IndexedStatement{
 	{"ClaimDuePurges", sqlClaimDuePurges.sqlite, sqlClaimDuePurges.postgres, "identifiers_purge"},
 	{"ClaimOpenIDChecks", sqlClaimOpenIDChecks.sqlite, sqlClaimOpenIDChecks.postgres, "identifiers_openid_next_check"},
 	{"DeleteExpiredChallenges", sqlDeleteExpiredChallenges.sqlite, sqlDeleteExpiredChallenges.postgres, "challenges_expire"},
+	{"DeleteAckedEvents", sqlDeleteAckedEvents.sqlite, sqlDeleteAckedEvents.postgres, "events_acked"},
 	{"PendingTransfer", sqlPendingTransfer.sqlite, sqlPendingTransfer.postgres, "transfers_pending"},
 	{"ListTransfers in both directions", sqlListTransfersBoth[1].sqlite, sqlListTransfersBoth[1].postgres, "transfers_losing"},
 }

@@ -127,6 +127,13 @@ var (
 			"(SELECT id FROM challenges WHERE expire_time < ? ORDER BY expire_time LIMIT ? FOR UPDATE SKIP LOCKED)").postgres,
 	}
 
+	sqlDeleteAckedEvents = sqlText{
+		sqlite: "DELETE FROM events WHERE (agent_id, id) IN " +
+			"(SELECT agent_id, id FROM events WHERE ack_time IS NOT NULL AND ack_time < ? ORDER BY ack_time LIMIT ?)",
+		postgres: newSQL("DELETE FROM events WHERE (agent_id, id) IN " +
+			"(SELECT agent_id, id FROM events WHERE ack_time IS NOT NULL AND ack_time < ? ORDER BY ack_time LIMIT ? FOR UPDATE SKIP LOCKED)").postgres,
+	}
+
 	// On SQLite the new ID is the statement's last_insert_rowid; on PostgreSQL RETURNING
 	// brings it back in the same round trip.
 	sqlInsertJournal = sqlText{

@@ -403,6 +403,14 @@ func (t *tx) ClaimOpenIDChecks(ctx context.Context, now, leaseUntil time.Time, l
 	return out, nil
 }
 
+func (t *tx) DeleteAckedEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := checkLimit(limit); err != nil {
+		return 0, err
+	}
+	n, err := t.execSQL(ctx, sqlDeleteAckedEvents, t.time(dbTime(before)), limit)
+	return int(n), err
+}
+
 func (t *tx) DeleteExpiredChallenges(ctx context.Context, before time.Time, limit int) (int, error) {
 	if err := checkLimit(limit); err != nil {
 		return 0, err

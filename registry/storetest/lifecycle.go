@@ -1033,3 +1033,67 @@ func testHeldClaims(t *testing.T, s registry.Store) {
 		wantEqual(t, k.name+": second claim, skipping the first's", second, keys[k.name][batch:])
 	}
 }
+
+func testDeleteAckedEvents(t *testing.T, s registry.Store) {
+	ctx := t.Context()
+	setup(t, s, []string{"a1", "a2"})
+	inTx(t, s, func(tx registry.Tx) error {
+		for _, agentID := range []string{"a1", "a1", "a1", "a1", "a2", "a2"} {
+			if _, err := tx.AppendEvent(ctx, newEvent(agentID, registry.EventIdentifierDeleted, "alice.example", t0)); err != nil {
+				return err
+			}
+		}
+		// a1's events 1–3 acknowledged at t0, a2's event 1 two hours later.
+		if _, err := tx.AckEvents(ctx, "a1", []int64{1, 2, 3}, t0); err != nil {
+			return err
+		}
+		_, err := tx.AckEvents(ctx, "a2", []int64{1}, t0.Add(2*time.Hour))
+		return err
+	})
+	remove := func(limit int) int {
+		t.Helper()
+		var n int
+		inTx(t, s, func(tx registry.Tx) error {
+			var err error
+			n, err = tx.DeleteAckedEvents(ctx, t0.Add(time.Hour), limit)
+			return err
+		})
+		return n
+	}
+	if n := remove(2); n != 2 {
+		t.Fatalf("DeleteAckedEvents(limit 2) = %d, want 2", n)
+	}
+	if n := remove(10); n != 1 {
+		t.Fatalf("DeleteAckedEvents again = %d, want 1 (the third of a1's old acknowledged events)", n)
+	}
+	if n := remove(10); n != 0 {
+		t.Fatalf("DeleteAckedEvents with nothing old left = %d, want 0", n)
+	}
+	ids := func(agentID string) []int64 {
+		t.Helper()
+		evs, err := s.ListEvents(ctx, agentID, 0, false, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, e := range evs {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	// Unacknowledged and recently acknowledged events stay.
+	if got := ids("a1"); !slices.Equal(got, []int64{4}) {
+		t.Fatalf("a1's events left: %v, want [4]", got)
+	}
+	if got := ids("a2"); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("a2's events left: %v, want [1 2]", got)
+	}
+	// Numbering goes on from the last number, not from what is left.
+	inTx(t, s, func(tx registry.Tx) error {
+		id, err := tx.AppendEvent(ctx, newEvent("a1", registry.EventIdentifierRestored, "alice.example", t0))
+		if err == nil && id != 5 {
+			t.Errorf("next event of a1 = %d, want 5", id)
+		}
+		return err
+	})
+}

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
 		{"ClaimDuePurges", testClaimDuePurges},
 		{"ClaimOpenIDChecks", testClaimOpenIDChecks},
 		{"DeleteExpiredChallenges", testDeleteExpiredChallenges},
+		{"DeleteAckedEvents", testDeleteAckedEvents},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"HeldClaims", func(t *testing.T, s registry.Store) {
 			if !o.concurrentWriters {
