@@ -34,8 +34,8 @@ func (c Challenge) RecordValue() string { return acme.RecordValue(c.KeyAuthoriza
 
 // CreateChallenge starts a dns-01 challenge for an identifier, bound to the agent and the
 // purpose. A register challenge for a name already registered (IDENTIFIER_TAKEN), or a
-// transfer challenge for a name that is not registered or cannot be transferred to the
-// agent now, is refused at once so the agent does not publish a record in vain.
+// transfer challenge for a name that is not registered or that the agent sponsors already, is
+// refused at once so the agent does not publish a record in vain.
 func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier string, purpose Purpose) (Challenge, error) {
 	name, err := ParseIdentifier(identifier)
 	if err != nil {
@@ -60,11 +60,12 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is already registered", name.ASCII)
 	case purpose == PurposeTransfer && err != nil:
 		return Challenge{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "%s is not registered; register it instead", name.ASCII)
-	case purpose == PurposeTransfer:
-		if err := transferable(i, agent.ID); err != nil {
-			return Challenge{}, err
-		}
+	case purpose == PurposeTransfer && i.AgentID == agent.ID:
+		return Challenge{}, Errorf(KindFailedPrecondition, "ALREADY_SPONSOR", "identifier %s is already sponsored by the calling agent", i.Name)
 	}
+	// Whether another agent's identifier can be transferred now (its statuses) is told only
+	// after the DNS proof, by RequestTransfer: before it, an agent learns of another agent's
+	// identifier no more than that it is registered.
 	token, err := acme.NewToken()
 	if err != nil {
 		return Challenge{}, fmt.Errorf("challenge token: %w", err)

@@ -54,9 +54,9 @@ func (s *Service) AckEvents(ctx context.Context, actor Actor, ids []int64) (int,
 }
 
 // EventsAfter returns up to limit of the agent's events with an ID above afterID, oldest
-// first, acknowledged or not; afterID 0 asks for the unacknowledged events instead. It is
-// what WatchEvents streams: an agent's events are numbered without gaps in commit order, so
-// a reader that asks again after the last ID it got misses nothing and gets nothing twice.
+// first, acknowledged or not. It is what WatchEvents streams: an agent's events are numbered
+// without gaps in commit order, so a reader that asks again after the last ID it got misses
+// nothing and gets nothing twice.
 func (s *Service) EventsAfter(ctx context.Context, actor Actor, afterID int64, limit int) ([]Event, error) {
 	if afterID < 0 {
 		return nil, Errorf(KindInvalidArgument, "INVALID_EVENT_ID", "after_id must not be negative, got %d", afterID)
@@ -64,7 +64,21 @@ func (s *Service) EventsAfter(ctx context.Context, actor Actor, afterID int64, l
 	if limit <= 0 || limit > MaxPageSize {
 		limit = MaxPageSize
 	}
-	return s.store.ListEvents(ctx, actor.ID, afterID, afterID == 0, limit)
+	return s.store.ListEvents(ctx, actor.ID, afterID, false, limit)
+}
+
+// EventsStart returns where a reader that names no event starts: just before the agent's
+// oldest unacknowledged event, or, when every event is acknowledged, after the newest. Pass
+// it to EventsAfter; from there on every event comes, acknowledged or not.
+func (s *Service) EventsStart(ctx context.Context, actor Actor) (int64, error) {
+	first, err := s.store.ListEvents(ctx, actor.ID, 0, true, 1)
+	if err != nil {
+		return 0, err
+	}
+	if len(first) > 0 {
+		return first[0].ID - 1, nil
+	}
+	return s.store.LastEventID(ctx, actor.ID)
 }
 
 // EventSignal returns a channel that is closed when this Service next commits an event for

@@ -320,8 +320,10 @@ type WorkerConfig struct {
 	Observe func(job string, n int, took time.Duration, err error)
 }
 
-// RunWorker runs every sweep once per interval until ctx ends. The first round starts at a
-// random offset within the interval, so instances started together spread out.
+// RunWorker runs every sweep once per interval until ctx ends. The _openid checks, which wait
+// on the network, run on a loop of their own, so that they never hold up the lifecycle sweeps
+// (due transfers, purges, expired challenges, old events). Each loop's first round starts at
+// a random offset within the interval, so instances started together spread out.
 func (s *Service) RunWorker(ctx context.Context, cfg WorkerConfig) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
@@ -329,16 +331,27 @@ func (s *Service) RunWorker(ctx context.Context, cfg WorkerConfig) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	jobs := []struct {
-		name string
-		run  func(context.Context) (int, error)
-	}{
-		{"transfers", s.SweepTransfers},
-		{"purges", s.SweepPurges},
-		{"challenges", s.SweepChallenges},
-		{"events", s.SweepEvents},
-		{"openid", s.SweepOpenID},
-	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		runJobs(ctx, cfg, []job{
+			{"transfers", s.SweepTransfers},
+			{"purges", s.SweepPurges},
+			{"challenges", s.SweepChallenges},
+			{"events", s.SweepEvents},
+		})
+	})
+	wg.Go(func() { runJobs(ctx, cfg, []job{{"openid", s.SweepOpenID}}) })
+	wg.Wait()
+}
+
+// job is one background sweep.
+type job struct {
+	name string
+	run  func(context.Context) (int, error)
+}
+
+// runJobs runs jobs one after another, once per interval, until ctx ends.
+func runJobs(ctx context.Context, cfg WorkerConfig, jobs []job) {
 	wait := time.Duration(rand.Int64N(int64(cfg.Interval)))
 	for {
 		select {

@@ -52,6 +52,8 @@ type Reader interface {
 	// ListTransfers returns up to limit transfers matching f with ID > afterID, ordered by ID.
 	ListTransfers(ctx context.Context, f TransferFilter, afterID string, limit int) ([]Transfer, error)
 
+	// LastEventID returns the ID of the agent's newest event, 0 if it has had none.
+	LastEventID(ctx context.Context, agentID string) (int64, error)
 	// ListEvents returns up to limit of the agent's events with ID > afterID, oldest first;
 	// with unackedOnly, only those not acknowledged.
 	ListEvents(ctx context.Context, agentID string, afterID int64, unackedOnly bool, limit int) ([]Event, error)
@@ -118,7 +120,8 @@ type Tx interface {
 	// skipped (FOR UPDATE SKIP LOCKED), so instances sharing the database share the work and
 	// no item is handled twice.
 
-	// ClaimDueTransfers returns pending transfers whose ActTime is at or before now.
+	// ClaimDueTransfers returns pending transfers whose ActTime is at or before now, each
+	// locked together with its identifier (a transfer whose identifier is locked is skipped).
 	ClaimDueTransfers(ctx context.Context, now time.Time, limit int) ([]Transfer, error)
 	// ClaimDuePurges returns identifiers pending delete whose PurgeTime is at or before now.
 	ClaimDuePurges(ctx context.Context, now time.Time, limit int) ([]Identifier, error)

@@ -307,3 +307,42 @@ func TestSetServerStatusValidation(t *testing.T) {
 		t.Fatalf("statuses after SetServerStatus = %v", got.Statuses)
 	}
 }
+
+// A stream that names no event starts at the oldest unacknowledged one, and from there sends
+// every event, acknowledged or not: an acknowledgement by another reader (a ListEvents poller,
+// another stream) hides nothing from it. With every event acknowledged it sends what comes
+// next.
+func TestWatchEventsStartsAtOldestUnacknowledged(t *testing.T) {
+	e := newEnv(t, envOptions{eventPollInterval: time.Hour})
+	a := e.newAgent("alpha")
+	e.register(a, "alice.example.test")
+	e.setServerStatus("one", serverHold)
+	e.setServerStatus("two")
+	e.setServerStatus("three", serverHold)
+	e.setServerStatus("four")
+	if _, err := e.registry.AckEvents(a.ctx(), &registryv1.AckEventsRequest{EventIds: []int64{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := e.watch(a, 0).next(t); ev.Id != 4 {
+		t.Fatalf("stream from 0 began with event %d, want 4, the oldest unacknowledged", ev.Id)
+	}
+	e.setServerStatus("five", serverHold)
+	e.setServerStatus("six")
+	if _, err := e.registry.AckEvents(a.ctx(), &registryv1.AckEventsRequest{EventIds: []int64{4}}); err != nil {
+		t.Fatal(err)
+	}
+	late := e.watch(a, 0)
+	first := late.next(t)
+	if _, err := e.registry.AckEvents(a.ctx(), &registryv1.AckEventsRequest{EventIds: []int64{5, 6}}); err != nil {
+		t.Fatal(err)
+	}
+	if second := late.next(t); first.Id != 5 || second.Id != 6 {
+		t.Fatalf("stream from 0 sent %d, %d; want 5, 6", first.Id, second.Id)
+	}
+	// Everything acknowledged: a stream from 0 sends only what comes next.
+	quiet := e.watch(a, 0)
+	e.setServerStatus("seven", serverHold)
+	if ev := quiet.next(t); ev.Id != 7 {
+		t.Fatalf("stream from 0 with all acknowledged began with %d, want 7", ev.Id)
+	}
+}

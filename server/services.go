@@ -209,6 +209,15 @@ func (s *registryService) WatchEvents(req *registryv1.WatchEventsRequest, stream
 	ctx := stream.Context()
 	actor := ActorFrom(ctx)
 	after := req.GetAfterId() // the registry refuses a negative one on the first read
+	if after == 0 {
+		// From the oldest unacknowledged event on; from then on every event, acknowledged
+		// or not, so an acknowledgement by another reader does not hide one from this stream.
+		start, err := s.svc.EventsStart(ctx, actor)
+		if err != nil {
+			return toStatus(ctx, s.log, err)
+		}
+		after = start
+	}
 	poll := time.NewTicker(s.pollInterval)
 	defer poll.Stop()
 	lastAuth := time.Now()

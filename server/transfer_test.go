@@ -387,11 +387,11 @@ func TestLifecycleTransitions(t *testing.T) {
 
 		// Transfers refused.
 		{
-			name: "clientTransferProhibited refuses the challenge", act: func(w *transferWorld) error {
+			name: "clientTransferProhibited does not show before the proof", act: func(w *transferWorld) error {
 				w.update(w.loser, alice, "", stClientTransferProhibited)
 				return w.createTransferChallenge(w.gainer, alice)
 			},
-			code: codes.FailedPrecondition, reason: "IDENTIFIER_TRANSFER_PROHIBITED",
+			code: codes.OK, reason: "",
 			sponsor: losingAgent, statuses: []registryv1.IdentifierStatus{stClientTransferProhibited},
 		},
 		{
@@ -404,11 +404,11 @@ func TestLifecycleTransitions(t *testing.T) {
 			sponsor: losingAgent, statuses: []registryv1.IdentifierStatus{stClientTransferProhibited},
 		},
 		{
-			name: "serverTransferProhibited refuses the challenge", act: func(w *transferWorld) error {
+			name: "serverTransferProhibited does not show before the proof", act: func(w *transferWorld) error {
 				w.serverStatus(alice, "dispute", stServerTransferProhibited)
 				return w.createTransferChallenge(w.gainer, alice)
 			},
-			code: codes.FailedPrecondition, reason: "IDENTIFIER_TRANSFER_PROHIBITED",
+			code: codes.OK, reason: "",
 			sponsor: losingAgent, statuses: []registryv1.IdentifierStatus{stServerTransferProhibited},
 			events: map[role][]registryv1.Event_Type{losingAgent: {evServerStatus}},
 		},
@@ -423,11 +423,11 @@ func TestLifecycleTransitions(t *testing.T) {
 			events: map[role][]registryv1.Event_Type{losingAgent: {evServerStatus}},
 		},
 		{
-			name: "serverHold refuses the challenge", act: func(w *transferWorld) error {
+			name: "serverHold does not show before the proof", act: func(w *transferWorld) error {
 				w.serverStatus(alice, "abuse", stServerHold)
 				return w.createTransferChallenge(w.gainer, alice)
 			},
-			code: codes.FailedPrecondition, reason: "IDENTIFIER_ON_HOLD",
+			code: codes.OK, reason: "",
 			sponsor: losingAgent, statuses: []registryv1.IdentifierStatus{stServerHold},
 			events: map[role][]registryv1.Event_Type{losingAgent: {evServerStatus}},
 		},
@@ -442,11 +442,11 @@ func TestLifecycleTransitions(t *testing.T) {
 			events: map[role][]registryv1.Event_Type{losingAgent: {evServerStatus}},
 		},
 		{
-			name: "pending delete refuses the challenge", act: func(w *transferWorld) error {
+			name: "pending delete does not show before the proof", act: func(w *transferWorld) error {
 				w.deleteIdentifier(w.loser, alice)
 				return w.createTransferChallenge(w.gainer, alice)
 			},
-			code: codes.FailedPrecondition, reason: "IDENTIFIER_PENDING_DELETE",
+			code: codes.OK, reason: "",
 			sponsor: losingAgent, statuses: []registryv1.IdentifierStatus{stPendingDelete},
 			events: map[role][]registryv1.Event_Type{losingAgent: {evDeleted}},
 		},
@@ -461,11 +461,11 @@ func TestLifecycleTransitions(t *testing.T) {
 			events: map[role][]registryv1.Event_Type{losingAgent: {evDeleted}},
 		},
 		{
-			name: "a pending transfer refuses another's challenge", pending: true, act: func(w *transferWorld) error {
+			name: "a pending transfer does not show before another's proof", pending: true, act: func(w *transferWorld) error {
 				w.mustRequest()
 				return w.createTransferChallenge(w.other, alice)
 			},
-			code: codes.FailedPrecondition, reason: "TRANSFER_PENDING",
+			code: codes.OK, reason: "",
 			sponsor: losingAgent, statuses: []registryv1.IdentifierStatus{stPendingTransfer}, transfer: registryv1.Transfer_STATUS_PENDING,
 			events: map[role][]registryv1.Event_Type{losingAgent: {evRequested}},
 		},

@@ -233,6 +233,17 @@ func (r reader) listTransfersOneWay(ctx context.Context, f registry.TransferFilt
 	return rows, nil
 }
 
+func (r reader) LastEventID(ctx context.Context, agentID string) (int64, error) {
+	var ids []int64
+	if err := r.q(ctx).Raw("SELECT last_id FROM event_counters WHERE agent_id = ?", agentID).Scan(&ids).Error; err != nil {
+		return 0, dbError(err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return ids[0], nil
+}
+
 func (r reader) ListEvents(ctx context.Context, agentID string, afterID int64, unackedOnly bool, limit int) ([]registry.Event, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err

@@ -114,8 +114,17 @@ var (
 	// (identifiers_purge, identifiers_openid_next_check, transfers_pending_act,
 	// challenges_expire) and stop at the limit. On PostgreSQL they lock the rows and skip those
 	// another transaction holds; on SQLite the transaction holds the only write lock already.
-	sqlClaimDueTransfers = lockingSQL("SELECT " + transferColumns + " FROM transfers WHERE " + pendingTransfer +
-		" AND act_time <= ? ORDER BY act_time LIMIT ?")
+	// A due transfer is claimed with its identifier: the lifecycle calls lock the identifier
+	// and then the transfer, and a sweep that locked the transfer alone and then waited for
+	// the identifier could deadlock with them. Skipping either row when it is locked, the
+	// sweep never waits, and the identifier it reads next cannot change under it.
+	sqlClaimDueTransfers = sqlText{
+		sqlite: "SELECT " + transferColumns + " FROM transfers WHERE " + pendingTransfer +
+			" AND act_time <= ? ORDER BY act_time LIMIT ?",
+		postgres: newSQL("SELECT " + qualify("t.", transferColumns) + " FROM transfers t" +
+			" JOIN identifiers i ON i.name = t.identifier WHERE t." + pendingTransfer +
+			" AND t.act_time <= ? ORDER BY t.act_time LIMIT ? FOR UPDATE OF t, i SKIP LOCKED").postgres,
+	}
 	sqlClaimDuePurges = lockingSQL("SELECT " + identifierColumns + " FROM identifiers" +
 		" WHERE purge_time IS NOT NULL AND purge_time <= ? ORDER BY purge_time LIMIT ?")
 	sqlClaimOpenIDChecks = lockingSQL("SELECT " + identifierColumns + " FROM identifiers" +
@@ -150,6 +159,15 @@ func listTransfersBoth(cond string) string {
 			"_agent_id = ? AND id > ?" + cond + " ORDER BY id LIMIT ?) AS " + side
 	}
 	return arm("gaining") + " UNION " + arm("losing") + " ORDER BY id LIMIT ?"
+}
+
+// qualify prefixes every column of the comma-separated list columns with prefix.
+func qualify(prefix, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i, c := range cols {
+		cols[i] = prefix + c
+	}
+	return strings.Join(cols, ", ")
 }
 
 // lockingSQL writes the SELECT q for both dialects, on PostgreSQL with FOR UPDATE SKIP LOCKED.

@@ -50,10 +50,23 @@ func normTransfers(trs ...registry.Transfer) []registry.Transfer {
 	return out
 }
 
+// createTransfers creates the transfers, and for each the identifier it is about (sponsored
+// by the losing agent) unless that exists.
 func createTransfers(t *testing.T, s registry.Store, trs ...registry.Transfer) {
 	t.Helper()
 	inTx(t, s, func(tx registry.Tx) error {
 		for _, tr := range trs {
+			_, err := tx.GetIdentifier(t.Context(), tr.Identifier)
+			if registry.KindOf(err) == registry.KindNotFound {
+				i := newIdentifier(tr.Identifier, tr.LosingAgentID, "id-"+tr.Identifier)
+				i.OpenID.NextCheck = t0.Add(10 * 365 * 24 * time.Hour) // not due for a check
+				if err = tx.CreateIdentity(t.Context(), newIdentity(i.IdentityID)); err == nil {
+					err = tx.CreateIdentifier(t.Context(), i)
+				}
+			}
+			if err != nil {
+				return err
+			}
 			if err := tx.CreateTransfer(t.Context(), tr); err != nil {
 				return err
 			}
