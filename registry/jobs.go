@@ -22,9 +22,9 @@ import (
 const (
 	// sweepBatch is how many items one transaction of a sweep claims.
 	sweepBatch = 100
-	// challengeSweepBatch is how many expired challenges (or old acknowledged events) one
-	// statement deletes.
-	challengeSweepBatch = 1000
+	// deleteBatch is how many expired challenges or old acknowledged events one statement
+	// deletes.
+	deleteBatch = 1000
 	// maxSweepBatches bounds one sweep, so that one job cannot starve the others.
 	maxSweepBatches = 100
 	// firstOpenIDCheck is how soon after a registration or transfer the _openid record is
@@ -59,27 +59,23 @@ func sweep(ctx context.Context, size int, batch func() (int, error)) (int, error
 // SweepChallenges deletes challenges that expired more than Config.ChallengeRetention ago
 // and returns how many.
 func (s *Service) SweepChallenges(ctx context.Context) (int, error) {
-	before := s.now().Add(-s.cfg.ChallengeRetention)
-	return sweep(ctx, challengeSweepBatch, func() (int, error) {
-		var n int
-		err := s.store.Tx(ctx, func(tx Tx) error {
-			var err error
-			n, err = tx.DeleteExpiredChallenges(ctx, before, challengeSweepBatch)
-			return err
-		})
-		return n, err
-	})
+	return s.sweepDeletes(ctx, s.now().Add(-s.cfg.ChallengeRetention), Tx.DeleteExpiredChallenges)
 }
 
 // SweepEvents deletes events acknowledged more than Config.EventRetention ago and returns how
 // many. Unacknowledged events are kept however old they are.
 func (s *Service) SweepEvents(ctx context.Context) (int, error) {
-	before := s.now().Add(-s.cfg.EventRetention)
-	return sweep(ctx, challengeSweepBatch, func() (int, error) {
+	return s.sweepDeletes(ctx, s.now().Add(-s.cfg.EventRetention), Tx.DeleteAckedEvents)
+}
+
+// sweepDeletes runs del (a Tx method deleting up to a limit of rows older than before) in
+// transactions of deleteBatch rows until fewer are left.
+func (s *Service) sweepDeletes(ctx context.Context, before time.Time, del func(Tx, context.Context, time.Time, int) (int, error)) (int, error) {
+	return sweep(ctx, deleteBatch, func() (int, error) {
 		var n int
 		err := s.store.Tx(ctx, func(tx Tx) error {
 			var err error
-			n, err = tx.DeleteAckedEvents(ctx, before, challengeSweepBatch)
+			n, err = del(tx, ctx, before, deleteBatch)
 			return err
 		})
 		return n, err
@@ -91,7 +87,7 @@ func (s *Service) SweepEvents(ctx context.Context) (int, error) {
 // forbids the transfer.
 func (s *Service) SweepTransfers(ctx context.Context) (int, error) {
 	var moved []string
-	n, err := sweep(ctx, sweepBatch, func() (int, error) {
+	return sweep(ctx, sweepBatch, func() (int, error) {
 		var n int
 		now := s.now()
 		err := s.change(ctx, System, now, func(ch *change) error {
@@ -129,7 +125,6 @@ func (s *Service) SweepTransfers(ctx context.Context) (int, error) {
 		}
 		return n, err
 	})
-	return n, err
 }
 
 // SweepPurges purges the identifiers whose redemption period ended and returns how many: each

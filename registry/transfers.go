@@ -5,9 +5,6 @@ import (
 	"fmt"
 )
 
-// transferView is how a transfer appears in the journal.
-type transferView = Transfer
-
 // transferable returns why an identifier cannot be transferred to agentID now, or nil.
 func transferable(i Identifier, agentID string) error {
 	switch {
