@@ -92,6 +92,7 @@ type Authority struct {
 	hashSlot chan struct{}
 	pages    *pages
 	disco    []byte
+	clients  clientCache
 }
 
 // New returns an Authority for cfg.

@@ -43,7 +43,7 @@ func (a *Authority) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusBadRequest, "The sign-in request names no client.", "client_id is missing.")
 		return
 	}
-	c, err := a.store.GetClient(r.Context(), clientID)
+	c, err := a.client(r.Context(), clientID)
 	if errors.Is(err, ErrNotFound) {
 		a.errorPage(w, r, http.StatusBadRequest, "The site that sent you here is not registered with this authority.", "Unknown client_id.")
 		return
@@ -420,7 +420,7 @@ func (a *Authority) pendingRequest(w http.ResponseWriter, r *http.Request, id st
 		a.errorPage(w, r, http.StatusForbidden, "This sign-in was started in another browser.", "Go back to the site you came from and start again in this browser.")
 		return AuthRequest{}, Client{}, false
 	}
-	c, err := a.store.GetClient(r.Context(), req.Params.ClientID)
+	c, err := a.client(r.Context(), req.Params.ClientID)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return AuthRequest{}, Client{}, false

@@ -1,7 +1,9 @@
 package authority
 
 import (
+	"errors"
 	"net/http"
+	"slices"
 )
 
 // consentForm is what the consent page shows.
@@ -15,8 +17,7 @@ type consentForm struct {
 	Scopes     []string
 }
 
-// consentSession returns the login session a consent page or form acts for: the browser's
-// session, which must be for the request's holder.
+// serveConsentPage shows what the client asks for, to the holder logged in in this browser.
 func (a *Authority) serveConsentPage(w http.ResponseWriter, r *http.Request) {
 	req, c, ok := a.pendingRequest(w, r, r.URL.Query().Get("req"))
 	if !ok {
@@ -58,9 +59,26 @@ func (a *Authority) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := claimNames(req.Params.requestedClaims())
-	if err := a.store.PutConsent(r.Context(), Consent{ClientID: c.ID, IdentityID: s.IdentityID, Scopes: req.Params.Scopes, Claims: claims, UpdateTime: now}); err != nil {
+	// What was allowed before stays allowed: the consent grows with what the client asks.
+	remembered := Consent{ClientID: c.ID, IdentityID: s.IdentityID, Scopes: req.Params.Scopes, Claims: claims, UpdateTime: now}
+	prev, err := a.store.GetConsent(r.Context(), c.ID, s.IdentityID)
+	switch {
+	case err == nil:
+		remembered.Scopes, remembered.Claims = union(prev.Scopes, remembered.Scopes), union(prev.Claims, remembered.Claims)
+	case !errors.Is(err, ErrNotFound):
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if err := a.store.PutConsent(r.Context(), remembered); err != nil {
 		a.internalErrorPage(w, r, err)
 		return
 	}
 	a.finish(w, r, c, req, s, claims)
+}
+
+// union returns the sorted names in a or b.
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

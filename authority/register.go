@@ -113,7 +113,7 @@ func (a *Authority) serveClientRead(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusUnauthorized, errorf("invalid_token", "a registration access token is required"))
 		return
 	}
-	c, err := a.store.GetClient(r.Context(), r.PathValue("client_id"))
+	c, err := a.client(r.Context(), r.PathValue("client_id"))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		a.internalError(w, r, err)
 		return

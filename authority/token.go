@@ -138,7 +138,7 @@ func (a *Authority) authenticateClient(r *http.Request) (Client, *oauthError) {
 	if id == "" || secret == "" {
 		return Client{}, errorf("invalid_client", "client authentication is required (client_secret_basic or client_secret_post)")
 	}
-	c, err := a.store.GetClient(r.Context(), id)
+	c, err := a.client(r.Context(), id)
 	if err != nil || subtle.ConstantTimeCompare(hashToken(secret), c.SecretHash) != 1 {
 		return Client{}, errorf("invalid_client", "client authentication failed")
 	}

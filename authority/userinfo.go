@@ -87,7 +87,7 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		out.ClaimSources = map[string]claimEndpoint{claimSource: {Endpoint: res.ClaimsEndpoint, AccessToken: agentJWT}}
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	c, err := a.store.GetClient(ctx, at.ClientID)
+	c, err := a.client(ctx, at.ClientID)
 	if err != nil {
 		a.internalError(w, r, err)
 		return
