@@ -21,13 +21,14 @@ var ErrConflict = errors.New("authority: conflict")
 //
 // Times are kept to the microsecond, in UTC; the zero time means "not set".
 type Store interface {
-	// SigningKeys returns every signing key not yet past its ExpireTime at now, oldest
-	// first.
+	// SigningKeys returns every signing key whose ExpireTime is zero or after now, oldest
+	// (by CreateTime) first.
 	SigningKeys(ctx context.Context, now time.Time) ([]SigningKey, error)
 	// AddSigningKey stores k and, in the same transaction, gives every other key of k.Alg
 	// that has no RetireTime the RetireTime k.SignTime and the ExpireTime
 	// k.SignTime+verifyFor. It returns ErrConflict, storing nothing, when a key of k.Alg
-	// created after notAfter exists already: another instance rotated first.
+	// created after notAfter exists already (with a zero notAfter: any key of k.Alg), as
+	// when another instance rotated first, or when k.ID is taken.
 	AddSigningKey(ctx context.Context, k SigningKey, notAfter time.Time, verifyFor time.Duration) error
 
 	// CreateClient stores a new client (ErrConflict if its ID is taken).
@@ -37,11 +38,12 @@ type Store interface {
 
 	// GetHolderCredential returns the credentials of an identity (ErrNotFound: none set).
 	GetHolderCredential(ctx context.Context, identityID string) (HolderCredential, error)
-	// RecordLoginFailure counts a failed login of an identity that has credentials; once
-	// the count since the last success reaches lockAfter, the identity is locked until
-	// now+lockFor and the count starts again. It returns the credential as updated.
+	// RecordLoginFailure counts a failed login of an identity that has credentials
+	// (ErrNotFound: none set); once the count since the last success reaches lockAfter, the
+	// identity is locked until now+lockFor and the count starts again. It returns the
+	// credential as updated.
 	RecordLoginFailure(ctx context.Context, identityID string, now time.Time, lockAfter int, lockFor time.Duration) (HolderCredential, error)
-	// RecordLoginSuccess clears an identity's failure count.
+	// RecordLoginSuccess clears an identity's failure count (ErrNotFound: no credentials).
 	RecordLoginSuccess(ctx context.Context, identityID string) error
 	// UseTOTPStep records that the TOTP code of time step step was used by an identity.
 	// It returns ErrConflict when a code of that step or a later one was used already:
@@ -57,7 +59,8 @@ type Store interface {
 	SetCredentialLinkPending(ctx context.Context, tokenHash []byte, passwordHash, totpSecret string) error
 	// RedeemCredentialLink marks the link used at now and, in the same transaction, sets
 	// the identity's credentials to c (replacing any, and clearing failures and locks).
-	// It returns ErrConflict when the link was used already or has expired at now.
+	// It returns ErrConflict when the link was used already or has expired at now (its
+	// ExpireTime is not after now).
 	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential) error
 
 	// CreateAuthRequest stores an authorization request in progress.
@@ -89,10 +92,14 @@ type Store interface {
 	// RedeemGrant marks the grant of a code used at now and returns it. A code used before
 	// returns the grant and ErrConflict, so the caller can revoke what it issued.
 	RedeemGrant(ctx context.Context, codeHash []byte, now time.Time) (Grant, error)
-	// RevokeGrant revokes a grant and every access token issued from it.
+	// RevokeGrant revokes a grant and every access token issued from it (ErrNotFound: no
+	// such grant). Revoking a grant again keeps its RevokeTime and revokes the tokens issued
+	// since.
 	RevokeGrant(ctx context.Context, grantID string, now time.Time) error
 
-	// CreateAccessToken stores an access token.
+	// CreateAccessToken stores an access token. A token of a grant revoked already is stored
+	// revoked at the grant's RevokeTime, so that a code replayed while its first use is
+	// still being answered revokes the token that use gets too.
 	CreateAccessToken(ctx context.Context, t AccessToken) error
 	// GetAccessToken returns an access token by the hash of its value, revoked or not.
 	GetAccessToken(ctx context.Context, tokenHash []byte) (AccessToken, error)
