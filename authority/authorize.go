@@ -295,7 +295,9 @@ func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req
 		Subject: subject(seed, SubjectType(c.Metadata.SubjectType), c.Metadata.Sector),
 		Scopes:  req.Params.Scopes, Claims: claims, IDTokenClaims: idTokenClaims,
 		Nonce: req.Params.Nonce, CodeChallenge: req.Params.CodeChallenge,
-		AuthTime: s.AuthTime, AMR: s.AMR, CreateTime: now, ExpireTime: now.Add(a.cfg.CodeTTL),
+		// The grant outlives its code (CodeTTL, checked at the token endpoint) as long as the
+		// tokens it gives, so that a replay of the code can still revoke them.
+		AuthTime: s.AuthTime, AMR: s.AMR, CreateTime: now, ExpireTime: now.Add(max(a.cfg.CodeTTL, a.cfg.AccessTokenTTL)),
 	}
 	if err := a.store.CreateGrant(ctx, g); err != nil {
 		a.internalErrorPage(w, r, err)

@@ -80,7 +80,7 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	case g.ClientID != c.ID:
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code was issued to another client"))
 		return
-	case !now.Before(g.ExpireTime):
+	case !now.Before(g.CreateTime.Add(a.cfg.CodeTTL)):
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code has expired"))
 		return
 	case r.PostForm.Get("redirect_uri") != g.RedirectURI:
