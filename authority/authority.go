@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +73,10 @@ type Config struct {
 	// HashConcurrency bounds concurrent password hashes (each takes Password.Memory KiB);
 	// default 2 × GOMAXPROCS.
 	HashConcurrency int
+	// Observe is told what the authority answered, for metrics: event is registration,
+	// login, totp, consent, credentials, token or userinfo; outcome is the HTTP status
+	// (a 303 is a login or consent that went on). It must be cheap. Nil for none.
+	Observe func(event, outcome string)
 	// Logger gets the authority's log lines; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -151,6 +156,9 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, string) {}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -211,22 +219,42 @@ func (a *Authority) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathDiscovery, a.serveDiscovery)
 	mux.HandleFunc("GET "+pathJWKS, a.serveJWKS)
-	mux.HandleFunc("POST "+pathRegister, a.serveRegister)
+	mux.HandleFunc("POST "+pathRegister, a.observed("registration", a.serveRegister))
 	mux.HandleFunc("GET "+pathRegister+"/{client_id}", a.serveClientRead)
 	mux.HandleFunc("GET "+pathAuthorize, a.serveAuthorize)
 	mux.HandleFunc("POST "+pathAuthorize, a.serveAuthorize)
 	mux.HandleFunc("GET "+pathLogin, a.serveLoginPage)
-	mux.HandleFunc("POST "+pathLogin, a.serveLogin)
-	mux.HandleFunc("POST "+pathTOTP, a.serveTOTP)
+	mux.HandleFunc("POST "+pathLogin, a.observed("login", a.serveLogin))
+	mux.HandleFunc("POST "+pathTOTP, a.observed("totp", a.serveTOTP))
 	mux.HandleFunc("GET "+pathConsent, a.serveConsentPage)
-	mux.HandleFunc("POST "+pathConsent, a.serveConsent)
-	mux.HandleFunc("POST "+pathToken, a.serveToken)
-	mux.HandleFunc("GET "+pathUserinfo, a.serveUserinfo)
-	mux.HandleFunc("POST "+pathUserinfo, a.serveUserinfo)
+	mux.HandleFunc("POST "+pathConsent, a.observed("consent", a.serveConsent))
+	mux.HandleFunc("POST "+pathToken, a.observed("token", a.serveToken))
+	mux.HandleFunc("GET "+pathUserinfo, a.observed("userinfo", a.serveUserinfo))
+	mux.HandleFunc("POST "+pathUserinfo, a.observed("userinfo", a.serveUserinfo))
 	mux.HandleFunc("GET "+pathCredential+"{token}", a.serveCredentialPage)
-	mux.HandleFunc("POST "+pathCredential+"{token}", a.serveCredential)
+	mux.HandleFunc("POST "+pathCredential+"{token}", a.observed("credentials", a.serveCredential))
 	mux.HandleFunc("GET "+pathStyle, a.pages.serveStyle)
 	return securityHeaders(mux)
+}
+
+// observed tells Config.Observe the status of every answer of h.
+func (a *Authority) observed(event string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		a.cfg.Observe(event, strconv.Itoa(sw.status))
+	}
+}
+
+// statusWriter remembers the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
 }
 
 // securityHeaders sets the headers every answer of the authority carries.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,6 +201,26 @@ func TestAuthorityEndToEnd(t *testing.T) {
 			}
 			if again.Claims["sub"] != c["sub"] {
 				t.Fatalf("second login sub %v, first %v", again.Claims["sub"], c["sub"])
+			}
+			resp, err = http.Get(e.http.URL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			loggedIn := `id4me_authority_events_total{event="login",outcome="303"} 1`
+			if tc.totp {
+				loggedIn = `id4me_authority_events_total{event="totp",outcome="303"} 1`
+			}
+			for _, want := range []string{
+				loggedIn,
+				`id4me_authority_events_total{event="token",outcome="200"} 2`,
+				`id4me_authority_events_total{event="userinfo",outcome="200"} 2`,
+				`id4me_authority_events_total{event="registration",outcome="201"} 1`,
+			} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
 			}
 		})
 	}

@@ -193,6 +193,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			Issuer: e.issuer, Store: store.Authority(), Keys: keys, Mapping: e.svc, Logger: log, Now: e.clock.Now,
 			// Cheap hashes: the tests count logins, not hash strength.
 			Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
+			Observe:  metrics.AuthorityEvent,
 		}
 		if opts.configureAuthority != nil {
 			opts.configureAuthority(&acfg)

@@ -201,7 +201,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
 		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
 		AllowLoopbackHTTP: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
-		LockAfter: f.loginLockAfter, LockFor: f.loginLockFor, Logger: log,
+		LockAfter: f.loginLockAfter, LockFor: f.loginLockFor, Logger: log, Observe: metrics.AuthorityEvent,
 	})
 	if err != nil {
 		return err
