@@ -22,7 +22,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/id4me/id4me-registry/internal/oidctest"
-	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
 // TestAuthorityBrowser is the login of TestAuthorityEndToEnd in a real browser: headless
@@ -159,21 +158,6 @@ func findChromium(t *testing.T) string {
 	}
 	t.Skip("chromium is not installed")
 	return ""
-}
-
-// registerForLink registers identifier with agent a and returns the setup credential link.
-func (e *authEnv) registerForLink(a testAgent, identifier string) string {
-	e.t.Helper()
-	c := e.validChallenge(a, identifier)
-	resp, err := e.registry.RegisterIdentifier(a.ctx(), &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id})
-	if err != nil {
-		e.t.Fatalf("RegisterIdentifier: %v", err)
-	}
-	link := resp.GetCredentialLink()
-	if link.GetUrl() == "" || link.GetPurpose() != registryv1.CredentialLink_PURPOSE_SETUP {
-		e.t.Fatalf("registration gave credential link %v, want a setup link", link)
-	}
-	return link.GetUrl()
 }
 
 // browser is a tab of a headless Chromium that trusts the authority's certificate and

@@ -46,6 +46,12 @@ func (e *authEnv) startAgent(name string) (testAgent, *oidctest.Agent) {
 // TOTP secret, when withTOTP) through the credential link of the registration.
 func (e *authEnv) holderFor(a testAgent, identifier string, withTOTP bool) *oidctest.Holder {
 	e.t.Helper()
+	return e.setCredentials(identifier, e.registerForLink(a, identifier), withTOTP)
+}
+
+// registerForLink registers identifier with agent a and returns the setup credential link.
+func (e *authEnv) registerForLink(a testAgent, identifier string) string {
+	e.t.Helper()
 	c := e.validChallenge(a, identifier)
 	resp, err := e.registry.RegisterIdentifier(a.ctx(), &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id})
 	if err != nil {
@@ -55,7 +61,7 @@ func (e *authEnv) holderFor(a testAgent, identifier string, withTOTP bool) *oidc
 	if link.GetUrl() == "" || link.GetPurpose() != registryv1.CredentialLink_PURPOSE_SETUP {
 		e.t.Fatalf("registration gave credential link %v, want a setup link", link)
 	}
-	return e.setCredentials(identifier, link.GetUrl(), withTOTP)
+	return link.GetUrl()
 }
 
 func (e *authEnv) setCredentials(identifier, link string, withTOTP bool) *oidctest.Holder {
