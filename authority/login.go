@@ -90,7 +90,7 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !good {
-		fail(a.loginFailed(ctx, cred.IdentityID, now))
+		fail(a.loginFailed(ctx, cred.IdentityID, now, msgWrongCredentials))
 		return
 	}
 	if cred.TOTPSecret != "" {
@@ -142,16 +142,12 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	step, good := checkTOTP(cred.TOTPSecret, r.PostFormValue("code"), a.cfg.Now())
 	if !good {
-		fail(a.loginFailed(ctx, cred.IdentityID, now))
+		fail(a.loginFailed(ctx, cred.IdentityID, now, msgWrongCode))
 		return
 	}
 	if err := a.store.UseTOTPStep(ctx, cred.IdentityID, step); err != nil {
 		if errors.Is(err, ErrConflict) {
-			status, msg := a.loginFailed(ctx, cred.IdentityID, now)
-			if status != http.StatusTooManyRequests {
-				msg = msgUsedCode
-			}
-			fail(status, msg)
+			fail(a.loginFailed(ctx, cred.IdentityID, now, msgUsedCode))
 			return
 		}
 		a.internalErrorPage(w, r, err)
@@ -180,7 +176,7 @@ func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, r
 func (a *Authority) holder(ctx context.Context, identifier string) (registry.Resolution, HolderCredential, string, error) {
 	res, err := a.mapping.Resolve(ctx, identifier)
 	switch {
-	case registry.ReasonOf(err) == "IDENTIFIER_ON_HOLD":
+	case registry.ReasonOf(err) == "IDENTIFIER_ON_HOLD" || registry.ReasonOf(err) == "IDENTIFIER_PENDING_DELETE":
 		return res, HolderCredential{}, msgCannotLogIn, nil
 	case registry.KindOf(err) == registry.KindNotFound || registry.KindOf(err) == registry.KindInvalidArgument:
 		return res, HolderCredential{}, msgWrongCredentials, nil
@@ -197,8 +193,8 @@ func (a *Authority) holder(ctx context.Context, identifier string) (registry.Res
 	return res, cred, "", nil
 }
 
-// loginFailed counts a failure and says what to show.
-func (a *Authority) loginFailed(ctx context.Context, identityID string, now time.Time) (int, string) {
+// loginFailed counts a failure and says what to show: msg, or that the identity is locked.
+func (a *Authority) loginFailed(ctx context.Context, identityID string, now time.Time, msg string) (int, string) {
 	cred, err := a.store.RecordLoginFailure(ctx, identityID, now, a.cfg.LockAfter, a.cfg.LockFor)
 	if err != nil {
 		a.log.WarnContext(ctx, "authority: counting a failed login", "err", err)
@@ -208,7 +204,6 @@ func (a *Authority) loginFailed(ctx context.Context, identityID string, now time
 		return http.StatusTooManyRequests, lockedMessage(cred.LockedUntil)
 	}
 	left := a.cfg.LockAfter - cred.FailedLogins
-	msg := msgWrongCredentials
 	if left <= 2 {
 		msg += fmt.Sprintf(" %d more failed attempts lock this identifier for %v.", left, a.cfg.LockFor)
 	}

@@ -1,0 +1,1068 @@
+package server_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"google.golang.org/grpc/codes"
+
+	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/internal/oidctest"
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+)
+
+// The authority's messages, as a holder reads them.
+const (
+	alertWrongCredentials = "The identifier or the password is wrong."
+	alertCannotLogIn      = "This identifier cannot log in at present. Its agent can tell you why."
+	alertWrongCode        = "The code is wrong or has expired. Enter the current code from your authenticator app."
+	alertUsedCode         = "That code has been used already. Wait for the next one and enter it."
+)
+
+// The authority's tables whose rows a refusal must not add to.
+var issuedTables = []string{"authority_sessions", "authority_grants", "authority_access_tokens", "authority_clients", "authority_consents"}
+
+// issued counts the rows of issuedTables.
+func (e *authEnv) issued() map[string]int64 {
+	e.t.Helper()
+	out := make(map[string]int64, len(issuedTables))
+	for _, table := range issuedTables {
+		out[table] = e.countRows(table, "")
+	}
+	return out
+}
+
+// wantNothingIssued fails unless the authority holds the same rows of issuedTables as before.
+func (e *authEnv) wantNothingIssued(t *testing.T, before map[string]int64) {
+	t.Helper()
+	for table, n := range e.issued() {
+		if n != before[table] {
+			t.Fatalf("%s: %d rows, %d before the refusal", table, n, before[table])
+		}
+	}
+}
+
+// hasSession reports whether h's browser holds a login session cookie of the authority.
+func (e *authEnv) hasSession(h *oidctest.Holder) bool {
+	u, _ := url.Parse(e.issuer)
+	for _, c := range h.Client.Jar.Cookies(u) {
+		if c.Name == "__Host-id4me-session" {
+			return true
+		}
+	}
+	return false
+}
+
+// loginPage opens an authorization request of rp (prompt=login, so that a session does not
+// skip the form) in h's browser and returns the login form.
+func (e *authEnv) loginPage(rp *oidctest.RP, h *oidctest.Holder) oidctest.Page {
+	e.t.Helper()
+	p, err := h.Get(rp.AuthRequest(map[string]string{"prompt": "login"}).URL)
+	if err != nil || p.Status != http.StatusOK || p.Action() != "/login" {
+		e.t.Fatalf("login page: %v, page %d %q %q", err, p.Status, p.Title(), p.Alert())
+	}
+	return p
+}
+
+// submitLogin posts identifier and password on a new login form of rp in h's browser and
+// returns what answered: a page of the authority, or (with ErrLeft) the way back to rp.
+func (e *authEnv) submitLogin(rp *oidctest.RP, h *oidctest.Holder, identifier, password string) (oidctest.Page, error) {
+	e.t.Helper()
+	return h.Submit(e.loginPage(rp, h), url.Values{"identifier": {identifier}, "password": {password}})
+}
+
+// wantRefusedPage fails unless p is a page of the authority with status and alert.
+func wantRefusedPage(t *testing.T, p oidctest.Page, err error, status int, alert string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("got %v (to %s), want a %d page %q", err, p.URL, status, alert)
+	}
+	if p.Status != status || p.Alert() != alert {
+		t.Fatalf("page %d %q with alert %q, want %d with alert %q", p.Status, p.Title(), p.Alert(), status, alert)
+	}
+}
+
+// wantErrorPage fails unless p is an error page of the authority with status and title:
+// not a redirect anywhere.
+func wantErrorPage(t *testing.T, p oidctest.Page, err error, status int, title string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("got %v (to %s), want a %d error page %q", err, p.URL, status, title)
+	}
+	if p.Status != status || p.Title() != title {
+		t.Fatalf("page %d %q, want %d %q", p.Status, p.Title(), status, title)
+	}
+}
+
+// wantPastLogin fails unless a login went through: on to the consent page or back to the RP.
+func wantPastLogin(t *testing.T, p oidctest.Page, err error) {
+	t.Helper()
+	switch {
+	case errors.Is(err, oidctest.ErrLeft) && strings.HasPrefix(p.URL, oidctest.RedirectURI+"?code="):
+	case err == nil && p.Status == http.StatusOK && p.Action() == "/consent":
+	default:
+		t.Fatalf("login: %v, page %d %q %q (%s), want it to go through", err, p.Status, p.Title(), p.Alert(), p.URL)
+	}
+}
+
+// wantCallbackError fails unless the authority sent the browser back to redirect with the
+// OAuth error code, the request's state and the authority's iss.
+func (e *authEnv) wantCallbackError(t *testing.T, p oidctest.Page, err error, redirect, state, code string) {
+	t.Helper()
+	if !errors.Is(err, oidctest.ErrLeft) {
+		t.Fatalf("got %v, page %d %q, want a redirect to the client with error %s", err, p.Status, p.Title(), code)
+	}
+	u, perr := url.Parse(p.URL)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	q := u.Query()
+	if base := strings.TrimSuffix(p.URL, "?"+u.RawQuery); base != redirect {
+		t.Fatalf("redirected to %s, want the client's %s", base, redirect)
+	}
+	if q.Get("error") != code || q.Get("state") != state || q.Get("iss") != e.issuer || q.Has("code") {
+		t.Fatalf("callback %s: want error=%s, state=%s, iss=%s and no code", p.URL, code, state, e.issuer)
+	}
+}
+
+// authCode runs rp's authorization request in h's browser (logging in and consenting as
+// needed) and returns the request and the code it gave.
+func (e *authEnv) authCode(rp *oidctest.RP, h *oidctest.Holder, extra map[string]string) (oidctest.Request, string) {
+	e.t.Helper()
+	req := rp.AuthRequest(extra)
+	cb, p, err := h.Login(req.URL)
+	if err != nil {
+		e.t.Fatalf("login: %v (page %d %q: %q)", err, p.Status, p.Title(), p.Alert())
+	}
+	u, err := url.Parse(cb)
+	if err != nil || u.Query().Get("code") == "" || u.Query().Get("state") != req.State {
+		e.t.Fatalf("callback %s: no code for the request", cb)
+	}
+	return req, u.Query().Get("code")
+}
+
+// tokenRequest is one request to the token endpoint.
+type tokenRequest struct {
+	form url.Values
+	// basic, when set, is the client_id and client_secret sent with HTTP Basic.
+	basic []string
+}
+
+// postToken sends a token request and returns the status, the JSON answer and the headers.
+func (e *authEnv) postToken(r tokenRequest) (int, map[string]any, http.Header) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(r.form.Encode()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if r.basic != nil {
+		req.SetBasicAuth(url.QueryEscape(r.basic[0]), url.QueryEscape(r.basic[1]))
+	}
+	resp, err := e.rpClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		e.t.Fatalf("token answer %d: %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, m, resp.Header
+}
+
+// redeem is the token request rp makes for code, authenticating as it registered.
+func redeem(rp *oidctest.RP, req oidctest.Request, code string) tokenRequest {
+	f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rp.OAuth.RedirectURL}, "code_verifier": {req.Verifier}}
+	if rp.Registration["token_endpoint_auth_method"] == "client_secret_post" {
+		f.Set("client_id", rp.OAuth.ClientID)
+		f.Set("client_secret", rp.OAuth.ClientSecret)
+		return tokenRequest{form: f}
+	}
+	return tokenRequest{form: f, basic: []string{rp.OAuth.ClientID, rp.OAuth.ClientSecret}}
+}
+
+// userinfoStatus asks userinfo with an access token and returns the status and the error
+// code of a refusal.
+func (e *authEnv) userinfoStatus(accessToken string) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := e.rpClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, ""
+	}
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	code, _ := m["error"].(string)
+	if !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="`+code+`"`) {
+		e.t.Fatalf("userinfo %d %s: WWW-Authenticate %q does not carry the error", resp.StatusCode, code, resp.Header.Get("WWW-Authenticate"))
+	}
+	return resp.StatusCode, code
+}
+
+// wantUserinfoRefused fails unless userinfo refuses accessToken with 401 invalid_token.
+func (e *authEnv) wantUserinfoRefused(t *testing.T, accessToken string) {
+	t.Helper()
+	if status, code := e.userinfoStatus(accessToken); status != http.StatusUnauthorized || code != "invalid_token" {
+		t.Fatalf("userinfo: %d %q, want 401 invalid_token", status, code)
+	}
+}
+
+// TestAuthorityWrongCredentials: a wrong password, an unknown identifier and a malformed one
+// read the same, and log nobody in.
+func TestAuthorityWrongCredentials(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(nil)
+	before := e.issued()
+	for _, tc := range []struct{ name, identifier, password string }{
+		{"wrong password", "alice.example.test", "not the password at all"},
+		{"wrong password, identifier in other case", "Alice.Example.Test", "not the password at all"},
+		{"unknown identifier", "nobody.example.test", h.Password},
+		{"malformed identifier", "not an identifier!", h.Password},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := e.submitLogin(rp, h, tc.identifier, tc.password)
+			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+			if p.Action() != "/login" {
+				t.Fatalf("the refusal is not the login form again: %q", p.Action())
+			}
+			if e.hasSession(h) {
+				t.Fatal("a refused login left a session cookie")
+			}
+			e.wantNothingIssued(t, before)
+		})
+	}
+	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+	wantPastLogin(t, p, err)
+}
+
+// TestAuthorityLockout: LockAfter failures lock the identity, even against the right
+// password, until LockFor has passed.
+func TestAuthorityLockout(t *testing.T) {
+	const lockFor = 10 * time.Minute
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
+		c.LockAfter = 3
+		c.LockFor = lockFor
+	}})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(nil)
+	before := e.issued()
+
+	locked := "Too many failed attempts: this identifier is locked until " +
+		e.clock.Now().UTC().Truncate(time.Microsecond).Add(lockFor).Format("15:04 MST") +
+		". Try again then, or ask your agent for a reset link."
+	for k, tc := range []struct {
+		password string
+		status   int
+		alert    string
+	}{
+		{"wrong one", http.StatusUnauthorized, alertWrongCredentials + " 2 more failed attempts lock this identifier for 10m0s."},
+		{"wrong two", http.StatusUnauthorized, alertWrongCredentials + " 1 more failed attempts lock this identifier for 10m0s."},
+		{"wrong three", http.StatusTooManyRequests, locked},
+		{h.Password, http.StatusTooManyRequests, locked},
+		{"wrong four", http.StatusTooManyRequests, locked},
+	} {
+		p, err := e.submitLogin(rp, h, h.Identifier, tc.password)
+		if err != nil || p.Status != tc.status || p.Alert() != tc.alert {
+			t.Fatalf("attempt %d: %v, page %d %q, want %d %q", k+1, err, p.Status, p.Alert(), tc.status, tc.alert)
+		}
+	}
+	if e.hasSession(h) {
+		t.Fatal("a locked identity got a session cookie")
+	}
+	e.wantNothingIssued(t, before)
+
+	e.clock.Advance(lockFor - time.Second)
+	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+	wantRefusedPage(t, p, err, http.StatusTooManyRequests, locked)
+	e.clock.Advance(time.Second)
+	p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
+	wantPastLogin(t, p, err)
+}
+
+// TestAuthorityLoginThrottle: login attempts from one source are throttled whatever the
+// identifier, with a message that says how long to wait.
+func TestAuthorityLoginThrottle(t *testing.T) {
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
+		c.LoginRate = 1.0 / 60
+		c.LoginBurst = 2
+	}})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(nil)
+	// The credential page took a token from the bucket: fill it again.
+	e.clock.Advance(2 * time.Minute)
+	before := e.issued()
+
+	for _, id := range []string{"alice.example.test", "nobody.example.test"} {
+		p, err := e.submitLogin(rp, h, id, "not the password at all")
+		wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+	}
+	tooMany := regexp.MustCompile(`^Too many attempts from your network\. Wait (\d+) seconds and try again\.$`)
+	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+	if err != nil || p.Status != http.StatusTooManyRequests || !tooMany.MatchString(p.Alert()) {
+		t.Fatalf("third attempt: %v, page %d %q, want 429 and the wait", err, p.Status, p.Alert())
+	}
+	if wait := tooMany.FindStringSubmatch(p.Alert())[1]; wait != "60" && wait != "61" {
+		t.Fatalf("the page says to wait %s seconds, want a minute", wait)
+	}
+	if e.hasSession(h) {
+		t.Fatal("a throttled login got a session cookie")
+	}
+	e.wantNothingIssued(t, before)
+
+	e.clock.Advance(61 * time.Second)
+	p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
+	wantPastLogin(t, p, err)
+}
+
+// TestAuthorityTOTPRefusals: a wrong, malformed or too old code is refused, and so is a good
+// code used a second time.
+func TestAuthorityTOTPRefusals(t *testing.T) {
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) { c.LockAfter = 20 }})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", true)
+	rp := e.newRP(nil)
+	// The code that confirmed the enrolment is used: start with the next one.
+	e.clock.Advance(30 * time.Second)
+	totpPage := func() oidctest.Page {
+		t.Helper()
+		p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+		if err != nil || p.Status != http.StatusOK || p.Action() != "/login/totp" {
+			t.Fatalf("password step: %v, page %d %q %q, want the code form", err, p.Status, p.Title(), p.Alert())
+		}
+		return p
+	}
+	codeAt := func(d time.Duration) string {
+		e.clock.Advance(d)
+		defer e.clock.Advance(-d)
+		return h.TOTP()
+	}
+	current := h.TOTP()
+	wrong := "000000"
+	if current == wrong {
+		wrong = "111111"
+	}
+	before := e.issued()
+	for _, tc := range []struct{ name, code string }{
+		{"wrong code", wrong},
+		{"too short", current[:5]},
+		{"letters", "abcdef"},
+		{"two steps old", codeAt(-60 * time.Second)},
+		{"two steps ahead", codeAt(60 * time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.code == current {
+				t.Skip("the code happens to equal the current one")
+			}
+			p, err := h.Submit(totpPage(), url.Values{"code": {tc.code}})
+			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCode)
+			if p.Action() != "/login/totp" {
+				t.Fatalf("the refusal is not the code form again: %q", p.Action())
+			}
+			if e.hasSession(h) {
+				t.Fatal("a refused code left a session cookie")
+			}
+			e.wantNothingIssued(t, before)
+		})
+	}
+
+	// The current code logs in once; within its step it is refused the second time.
+	p, err := h.Submit(totpPage(), url.Values{"code": {current}})
+	wantPastLogin(t, p, err)
+	sessions := e.countRows("authority_sessions", "")
+	p, err = h.Submit(totpPage(), url.Values{"code": {current}})
+	wantRefusedPage(t, p, err, http.StatusUnauthorized, alertUsedCode)
+	if n := e.countRows("authority_sessions", ""); n != sessions {
+		t.Fatalf("a replayed code made a session: %d, %d before", n, sessions)
+	}
+	// The previous step's code, still within the drift window, is refused too: a later one
+	// was used.
+	p, err = h.Submit(totpPage(), url.Values{"code": {codeAt(-30 * time.Second)}})
+	wantRefusedPage(t, p, err, http.StatusUnauthorized, alertUsedCode)
+
+	e.clock.Advance(30 * time.Second)
+	p, err = h.Submit(totpPage(), url.Values{"code": {h.TOTP()}})
+	wantPastLogin(t, p, err)
+}
+
+// TestAuthorityCodeReplay: a code works once; used again it is refused and the access token
+// of its first use stops working.
+func TestAuthorityCodeReplay(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(nil)
+	req, code := e.authCode(rp, h, nil)
+
+	status, first, _ := e.postToken(redeem(rp, req, code))
+	access, _ := first["access_token"].(string)
+	if status != http.StatusOK || access == "" {
+		t.Fatalf("first use: %d %v", status, first)
+	}
+	if status, _ := e.userinfoStatus(access); status != http.StatusOK {
+		t.Fatalf("userinfo with the first token: %d", status)
+	}
+	before := e.issued()
+	status, again, _ := e.postToken(redeem(rp, req, code))
+	if status != http.StatusBadRequest || again["error"] != "invalid_grant" || again["access_token"] != nil {
+		t.Fatalf("second use: %d %v, want 400 invalid_grant", status, again)
+	}
+	e.wantUserinfoRefused(t, access)
+	e.wantNothingIssued(t, before)
+	// And a third time: still refused, nothing comes back to life.
+	if status, m, _ := e.postToken(redeem(rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+		t.Fatalf("third use: %d %v", status, m)
+	}
+}
+
+// TestAuthorityAuthorizeRefusals: until the client and its redirect URI are known good, a bad
+// request gets an error page and never a redirect; after that, the error goes back to the
+// client.
+func TestAuthorityAuthorizeRefusals(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	rp := e.newRP(nil)
+	h := &oidctest.Holder{Client: oidctest.HTTPClient(e.roots, true)}
+	const (
+		notRegistered = "The site that sent you here asked to return to an address it did not register."
+		unknownClient = "The site that sent you here is not registered with this authority."
+		noClient      = "The sign-in request names no client."
+	)
+	before := e.issued()
+	requests := e.countRows("authority_auth_requests", "")
+	for _, tc := range []struct {
+		name   string
+		change func(q url.Values)
+		title  string
+	}{
+		{"redirect URI of another path", func(q url.Values) { q.Set("redirect_uri", oidctest.RedirectURI+"/other") }, notRegistered},
+		{"redirect URI with a query added", func(q url.Values) { q.Set("redirect_uri", oidctest.RedirectURI+"?next=/admin") }, notRegistered},
+		{"redirect URI with a trailing slash", func(q url.Values) { q.Set("redirect_uri", oidctest.RedirectURI+"/") }, notRegistered},
+		{"redirect URI in other case", func(q url.Values) { q.Set("redirect_uri", strings.ToUpper(oidctest.RedirectURI)) }, notRegistered},
+		{"unregistered redirect URI", func(q url.Values) { q.Set("redirect_uri", "https://evil.test/callback") }, notRegistered},
+		{"no redirect URI", func(q url.Values) { q.Del("redirect_uri") }, notRegistered},
+		{"unknown client_id", func(q url.Values) { q.Set("client_id", "no-such-client") }, unknownClient},
+		{"no client_id", func(q url.Values) { q.Del("client_id") }, noClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, _ := url.Parse(rp.AuthRequest(nil).URL)
+			q := u.Query()
+			tc.change(q)
+			u.RawQuery = q.Encode()
+			p, err := h.Get(u.String())
+			wantErrorPage(t, p, err, http.StatusBadRequest, tc.title)
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(q url.Values)
+		code   string
+	}{
+		{"no code_challenge", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }, "invalid_request"},
+		{"no code_challenge_method", func(q url.Values) { q.Del("code_challenge_method") }, "invalid_request"},
+		{"plain PKCE", func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request"},
+		{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
+		{"no openid scope", func(q url.Values) { q.Set("scope", "email") }, "invalid_scope"},
+		{"request object", func(q url.Values) { q.Set("request", "eyJhbGciOiJub25lIn0.e30.") }, "request_not_supported"},
+		{"prompt none with login", func(q url.Values) { q.Set("prompt", "none login") }, "invalid_request"},
+		{"claims not JSON", func(q url.Values) { q.Set("claims", "{email") }, "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := rp.AuthRequest(nil)
+			u, _ := url.Parse(req.URL)
+			q := u.Query()
+			tc.change(q)
+			u.RawQuery = q.Encode()
+			p, err := h.Get(u.String())
+			e.wantCallbackError(t, p, err, oidctest.RedirectURI, req.State, tc.code)
+		})
+	}
+	e.wantNothingIssued(t, before)
+	if n := e.countRows("authority_auth_requests", ""); n != requests {
+		t.Fatalf("refused requests were stored: %d, %d before", n, requests)
+	}
+}
+
+// TestAuthorityTokenRefusals: the token endpoint checks the client, the redirect URI and the
+// PKCE verifier; a refusal issues nothing.
+func TestAuthorityTokenRefusals(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	const otherRedirect = "https://rp.test/other-callback"
+	basic := e.newRP(map[string]any{"redirect_uris": []string{oidctest.RedirectURI, otherRedirect}})
+	post := e.newRP(map[string]any{"token_endpoint_auth_method": "client_secret_post"})
+	other := e.newRP(nil)
+
+	// Client authentication fails before the code is looked at: the code still works after.
+	t.Run("client authentication", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			rp   *oidctest.RP
+			auth func(r *tokenRequest, rp *oidctest.RP)
+		}{
+			{"wrong secret, basic", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic[1] = "not-the-secret" }},
+			{"wrong secret, post", post, func(r *tokenRequest, rp *oidctest.RP) { r.form.Set("client_secret", "not-the-secret") }},
+			{"another client's secret", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic[1] = other.OAuth.ClientSecret }},
+			{"unknown client", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic = []string{"no-such-client", "secret"} }},
+			{"no authentication", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic = nil }},
+			{"post client using basic", post, func(r *tokenRequest, rp *oidctest.RP) {
+				r.basic = []string{r.form.Get("client_id"), r.form.Get("client_secret")}
+				r.form.Del("client_id")
+				r.form.Del("client_secret")
+			}},
+			{"basic client using post", basic, func(r *tokenRequest, rp *oidctest.RP) {
+				r.form.Set("client_id", r.basic[0])
+				r.form.Set("client_secret", r.basic[1])
+				r.basic = nil
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				req, code := e.authCode(tc.rp, h, nil)
+				before := e.issued()
+				r := redeem(tc.rp, req, code)
+				tc.auth(&r, tc.rp)
+				status, m, hdr := e.postToken(r)
+				if status != http.StatusUnauthorized || m["error"] != "invalid_client" || m["access_token"] != nil {
+					t.Fatalf("%d %v, want 401 invalid_client", status, m)
+				}
+				if !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic") {
+					t.Fatalf("WWW-Authenticate %q", hdr.Get("WWW-Authenticate"))
+				}
+				e.wantNothingIssued(t, before)
+				if status, m, _ := e.postToken(redeem(tc.rp, req, code)); status != http.StatusOK {
+					t.Fatalf("the code after a failed client authentication: %d %v", status, m)
+				}
+			})
+		}
+	})
+
+	// A request that names the code wrongly uses the code up: it cannot be retried, so a
+	// verifier cannot be guessed.
+	t.Run("grant", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			rp     *oidctest.RP
+			change func(r *tokenRequest)
+		}{
+			{"redirect_uri of the other registered one", basic, func(r *tokenRequest) { r.form.Set("redirect_uri", otherRedirect) }},
+			{"no redirect_uri", basic, func(r *tokenRequest) { r.form.Del("redirect_uri") }},
+			{"wrong code_verifier", basic, func(r *tokenRequest) { r.form.Set("code_verifier", strings.Repeat("A", 43)) }},
+			{"code_challenge as the verifier", post, func(r *tokenRequest) {
+				sum := sha256.Sum256([]byte(r.form.Get("code_verifier")))
+				r.form.Set("code_verifier", base64.RawURLEncoding.EncodeToString(sum[:]))
+			}},
+			{"no code_verifier", post, func(r *tokenRequest) { r.form.Del("code_verifier") }},
+			{"code of another client", basic, func(r *tokenRequest) { r.basic = []string{other.OAuth.ClientID, other.OAuth.ClientSecret} }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				req, code := e.authCode(tc.rp, h, nil)
+				before := e.issued()
+				r := redeem(tc.rp, req, code)
+				tc.change(&r)
+				status, m, _ := e.postToken(r)
+				if status != http.StatusBadRequest || m["error"] != "invalid_grant" || m["access_token"] != nil {
+					t.Fatalf("%d %v, want 400 invalid_grant", status, m)
+				}
+				e.wantNothingIssued(t, before)
+				if status, m, _ := e.postToken(redeem(tc.rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+					t.Fatalf("the right request after a refused one: %d %v, want invalid_grant", status, m)
+				}
+			})
+		}
+	})
+
+	t.Run("unknown code", func(t *testing.T) {
+		req, _ := e.authCode(basic, h, nil)
+		status, m, _ := e.postToken(redeem(basic, req, "no-such-code"))
+		if status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Fatalf("%d %v, want 400 invalid_grant", status, m)
+		}
+	})
+	t.Run("unsupported grant type", func(t *testing.T) {
+		req, code := e.authCode(basic, h, nil)
+		r := redeem(basic, req, code)
+		r.form.Set("grant_type", "refresh_token")
+		status, m, _ := e.postToken(r)
+		if status != http.StatusBadRequest || m["error"] != "unsupported_grant_type" {
+			t.Fatalf("%d %v, want 400 unsupported_grant_type", status, m)
+		}
+	})
+	t.Run("expired code", func(t *testing.T) {
+		req, code := e.authCode(basic, h, nil)
+		e.clock.Advance(61 * time.Second)
+		before := e.issued()
+		status, m, _ := e.postToken(redeem(basic, req, code))
+		if status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Fatalf("%d %v, want 400 invalid_grant", status, m)
+		}
+		e.wantNothingIssued(t, before)
+	})
+}
+
+// createLink asks for a credential link for identifier as agent a.
+func (e *authEnv) createLink(a testAgent, identifier string, purpose registryv1.CredentialLink_Purpose) (*registryv1.CredentialLink, error) {
+	return e.registry.CreateCredentialLink(a.ctx(), &registryv1.CreateCredentialLinkRequest{Identifier: identifier, Purpose: purpose})
+}
+
+// TestAuthorityCredentialLinkRefusals: a link works once and until it expires; a setup link
+// is refused once a password is set; a reset link replaces the password.
+func TestAuthorityCredentialLinkRefusals(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent := e.newAgent("alpha")
+	c := e.validChallenge(agent, "alice.example.test")
+	resp, err := e.registry.RegisterIdentifier(agent.ctx(), &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup := resp.GetCredentialLink().GetUrl()
+	h := e.setCredentials("alice.example.test", setup, false)
+	rp := e.newRP(nil)
+	browser := &oidctest.Holder{Client: oidctest.HTTPClient(e.roots, true)}
+
+	t.Run("used link", func(t *testing.T) {
+		p, err := browser.Get(setup)
+		wantErrorPage(t, p, err, http.StatusGone, "This link has been used already.")
+		if p.Action() != "" {
+			t.Fatal("a used link shows a form")
+		}
+	})
+	t.Run("unknown link", func(t *testing.T) {
+		p, err := browser.Get(e.issuer + "/credential/" + strings.Repeat("A", 43))
+		wantErrorPage(t, p, err, http.StatusNotFound, "This link is not valid.")
+	})
+	t.Run("setup link once a password is set", func(t *testing.T) {
+		_, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_SETUP)
+		wantStatus(t, err, codes.FailedPrecondition, "CREDENTIALS_ALREADY_SET")
+	})
+	t.Run("expired link", func(t *testing.T) {
+		link, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A page opened before the link expires cannot be posted after.
+		page, err := browser.Get(link.Url)
+		if err != nil || page.Status != http.StatusOK {
+			t.Fatalf("fresh reset link: %v, page %d %q", err, page.Status, page.Title())
+		}
+		e.clock.Advance(link.ExpireTime.AsTime().Sub(e.clock.Now()) + time.Second)
+		p, err := browser.Get(link.Url)
+		wantErrorPage(t, p, err, http.StatusGone, "This link has expired.")
+		p, err = browser.Submit(page, url.Values{"password": {"a brand new password 1234"}, "confirm": {"a brand new password 1234"}})
+		wantErrorPage(t, p, err, http.StatusGone, "This link has expired.")
+		// The password is as it was.
+		p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
+		wantPastLogin(t, p, err)
+	})
+	t.Run("reset", func(t *testing.T) {
+		link, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if link.Purpose != registryv1.CredentialLink_PURPOSE_RESET {
+			t.Fatalf("link %v", link)
+		}
+		renewed := e.setCredentials("alice.example.test", link.Url, false)
+		p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+		wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+		p, err = e.submitLogin(rp, renewed, renewed.Identifier, renewed.Password)
+		wantPastLogin(t, p, err)
+		// Used: a second holder cannot set a password with it.
+		p, err = browser.Get(link.Url)
+		wantErrorPage(t, p, err, http.StatusGone, "This link has been used already.")
+	})
+}
+
+// TestAuthorityHeldIdentifier: an identifier on hold or pending delete cannot log in, its
+// sessions no longer serve, and its codes and access tokens stop working.
+func TestAuthorityHeldIdentifier(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		reason string
+		apply  func(e *authEnv, a testAgent)
+	}{
+		{"on hold", "IDENTIFIER_ON_HOLD", func(e *authEnv, a testAgent) { e.serverStatus("alice.example.test", "abuse report", stServerHold) }},
+		{"pending delete", "IDENTIFIER_PENDING_DELETE", func(e *authEnv, a testAgent) { e.deleteIdentifier(a, "alice.example.test") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newAuthEnv(t, lifecycleOptions(0))
+			agent := e.newAgent("alpha")
+			h := e.holderFor(agent, "alice.example.test", false)
+			rp := e.newRP(nil)
+			res := e.login(rp, h, nil)
+			// A code not yet redeemed and a reset link not yet used, both from before.
+			req, code := e.authCode(rp, h, nil)
+			link, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			tc.apply(e, agent)
+			before := e.issued()
+
+			e.wantUserinfoRefused(t, res.Token.AccessToken)
+			if status, m, _ := e.postToken(redeem(rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+				t.Fatalf("a code from before: %d %v, want 400 invalid_grant", status, m)
+			}
+			// The session does not answer silently any more.
+			none := rp.AuthRequest(map[string]string{"prompt": "none"})
+			p, err := h.Get(none.URL)
+			e.wantCallbackError(t, p, err, oidctest.RedirectURI, none.State, "login_required")
+			p, err = h.Get(rp.AuthRequest(nil).URL)
+			if err != nil || p.Action() != "/login" {
+				t.Fatalf("authorization with the session: %v, page %d %q, want the login form", err, p.Status, p.Title())
+			}
+			p, err = h.Submit(p, url.Values{"identifier": {h.Identifier}, "password": {h.Password}})
+			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertCannotLogIn)
+			// Credentials cannot be changed meanwhile.
+			p, err = h.Get(link.Url)
+			wantErrorPage(t, p, err, http.StatusGone, "This link cannot be used: the identifier cannot log in at present.")
+			_, err = e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+			wantStatus(t, err, codes.FailedPrecondition, tc.reason)
+			e.wantNothingIssued(t, before)
+		})
+	}
+
+	t.Run("hold lifted", func(t *testing.T) {
+		e := newAuthEnv(t, envOptions{})
+		agent := e.newAgent("alpha")
+		h := e.holderFor(agent, "alice.example.test", false)
+		rp := e.newRP(nil)
+		e.serverStatus("alice.example.test", "abuse report", stServerHold)
+		p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+		wantRefusedPage(t, p, err, http.StatusUnauthorized, alertCannotLogIn)
+		e.serverStatus("alice.example.test", "cleared")
+		p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
+		wantPastLogin(t, p, err)
+	})
+}
+
+// TestAuthorityPromptNone: prompt=none answers at once: login_required without a session,
+// consent_required without a remembered consent, a code with both.
+func TestAuthorityPromptNone(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(nil)
+	other := e.newRP(map[string]any{"redirect_uris": []string{"https://other-rp.test/cb"}})
+	none := map[string]string{"prompt": "none"}
+	before := e.issued()
+
+	req := rp.AuthRequest(none)
+	p, err := h.Get(req.URL)
+	e.wantCallbackError(t, p, err, oidctest.RedirectURI, req.State, "login_required")
+	e.wantNothingIssued(t, before)
+
+	e.login(rp, h, nil)
+	before = e.issued()
+	req = other.AuthRequest(none)
+	p, err = h.Get(req.URL)
+	e.wantCallbackError(t, p, err, "https://other-rp.test/cb", req.State, "consent_required")
+	// More than the remembered consent covers is not consented either.
+	req = rp.AuthRequest(map[string]string{"prompt": "none", "claims": emailClaims})
+	p, err = h.Get(req.URL)
+	e.wantCallbackError(t, p, err, oidctest.RedirectURI, req.State, "consent_required")
+	e.wantNothingIssued(t, before)
+
+	req = rp.AuthRequest(none)
+	p, err = h.Get(req.URL)
+	if !errors.Is(err, oidctest.ErrLeft) || !strings.HasPrefix(p.URL, oidctest.RedirectURI+"?code=") {
+		t.Fatalf("prompt=none with session and consent: %v %s, want a code", err, p.URL)
+	}
+}
+
+// postRegistration posts body with contentType to the registration endpoint.
+func (e *authEnv) postRegistration(contentType, body string) (int, map[string]any, http.Header) {
+	e.t.Helper()
+	resp, err := e.rpClient.Post(e.issuer+"/register", contentType, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		e.t.Fatalf("registration answer %d: %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, m, resp.Header
+}
+
+// TestAuthorityRegistrationRefusals: what the authority cannot honour is refused with the
+// RFC 7591 error codes, and registers nothing.
+func TestAuthorityRegistrationRefusals(t *testing.T) {
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) { c.RegistrationBurst = 100 }})
+	const jsonType = "application/json"
+	before := e.issued()
+	for _, tc := range []struct {
+		name, contentType, body, code string
+	}{
+		{"http redirect URI for a web client", jsonType, `{"redirect_uris":["http://rp.test/cb"]}`, "invalid_redirect_uri"},
+		{"http loopback redirect URI for a web client", jsonType, `{"redirect_uris":["http://127.0.0.1:8080/cb"]}`, "invalid_redirect_uri"},
+		{"http redirect URI for a native client off loopback", jsonType, `{"application_type":"native","redirect_uris":["http://rp.test/cb"]}`, "invalid_redirect_uri"},
+		{"fragment in a redirect URI", jsonType, `{"redirect_uris":["https://rp.test/cb#top"]}`, "invalid_redirect_uri"},
+		{"empty fragment in a redirect URI", jsonType, `{"redirect_uris":["https://rp.test/cb#"]}`, "invalid_redirect_uri"},
+		{"relative redirect URI", jsonType, `{"redirect_uris":["/cb"]}`, "invalid_redirect_uri"},
+		{"javascript redirect URI", jsonType, `{"redirect_uris":["javascript:alert(1)"]}`, "invalid_redirect_uri"},
+		{"no redirect URIs", jsonType, `{"client_name":"Shop"}`, "invalid_redirect_uri"},
+		{"ID tokens signed with none", jsonType, `{"redirect_uris":["https://rp.test/cb"],"id_token_signed_response_alg":"none"}`, "invalid_client_metadata"},
+		{"ID tokens signed with HS256", jsonType, `{"redirect_uris":["https://rp.test/cb"],"id_token_signed_response_alg":"HS256"}`, "invalid_client_metadata"},
+		{"userinfo signed with none", jsonType, `{"redirect_uris":["https://rp.test/cb"],"userinfo_signed_response_alg":"none"}`, "invalid_client_metadata"},
+		{"userinfo signed with HS256", jsonType, `{"redirect_uris":["https://rp.test/cb"],"userinfo_signed_response_alg":"HS256"}`, "invalid_client_metadata"},
+		{"encrypted ID tokens", jsonType, `{"redirect_uris":["https://rp.test/cb"],"id_token_encrypted_response_alg":"RSA-OAEP"}`, "invalid_client_metadata"},
+		{"encrypted userinfo", jsonType, `{"redirect_uris":["https://rp.test/cb"],"userinfo_encrypted_response_alg":"RSA-OAEP"}`, "invalid_client_metadata"},
+		{"token auth method none", jsonType, `{"redirect_uris":["https://rp.test/cb"],"token_endpoint_auth_method":"none"}`, "invalid_client_metadata"},
+		{"implicit response type", jsonType, `{"redirect_uris":["https://rp.test/cb"],"response_types":["id_token"]}`, "invalid_client_metadata"},
+		{"body not JSON", jsonType, `redirect_uris=https://rp.test/cb`, "invalid_client_metadata"},
+		{"body a JSON array", jsonType, `[{"redirect_uris":["https://rp.test/cb"]}]`, "invalid_client_metadata"},
+		{"form content type", "application/x-www-form-urlencoded", `{"redirect_uris":["https://rp.test/cb"]}`, "invalid_client_metadata"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, m, hdr := e.postRegistration(tc.contentType, tc.body)
+			if status != http.StatusBadRequest || m["error"] != tc.code || m["client_id"] != nil {
+				t.Fatalf("%d %v, want 400 %s", status, m, tc.code)
+			}
+			if hdr.Get("Cache-Control") != "no-store" {
+				t.Fatalf("Cache-Control %q", hdr.Get("Cache-Control"))
+			}
+			e.wantNothingIssued(t, before)
+		})
+	}
+	// The control: a native client may use http on loopback.
+	if status, m, _ := e.postRegistration(jsonType, `{"application_type":"native","redirect_uris":["http://127.0.0.1:8080/cb"]}`); status != http.StatusCreated {
+		t.Fatalf("native loopback client: %d %v", status, m)
+	}
+
+	t.Run("RFC 7592 read", func(t *testing.T) {
+		rp := e.newRP(map[string]any{"client_name": "Shop"})
+		other := e.newRP(nil)
+		regURI, _ := rp.Registration["registration_client_uri"].(string)
+		token, _ := rp.Registration["registration_access_token"].(string)
+		if !strings.HasPrefix(regURI, e.issuer+"/register/") || token == "" {
+			t.Fatalf("registration %v", rp.Registration)
+		}
+		read := func(bearer string) (int, map[string]any) {
+			req, _ := http.NewRequest(http.MethodGet, regURI, nil)
+			if bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+bearer)
+			}
+			resp, err := e.rpClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			json.NewDecoder(resp.Body).Decode(&m)
+			return resp.StatusCode, m
+		}
+		status, m := read(token)
+		if status != http.StatusOK || m["client_id"] != rp.OAuth.ClientID || m["client_name"] != "Shop" {
+			t.Fatalf("read: %d %v", status, m)
+		}
+		if m["client_secret"] != nil || m["registration_access_token"] != nil {
+			t.Fatalf("read gives secrets: %v", m)
+		}
+		for name, bearer := range map[string]string{
+			"wrong token":            "not-the-token",
+			"another client's token": other.Registration["registration_access_token"].(string),
+			"the client secret":      rp.OAuth.ClientSecret,
+			"no token":               "",
+		} {
+			if status, m := read(bearer); status != http.StatusUnauthorized || m["error"] != "invalid_token" || m["client_id"] != nil {
+				t.Fatalf("read with %s: %d %v, want 401 invalid_token", name, status, m)
+			}
+		}
+	})
+}
+
+// TestAuthorityRegistrationRateLimit: registrations from one source are limited.
+func TestAuthorityRegistrationRateLimit(t *testing.T) {
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
+		c.RegistrationRate = 1.0 / 3600
+		c.RegistrationBurst = 2
+	}})
+	body := `{"redirect_uris":["https://rp.test/cb"]}`
+	for k := range 2 {
+		if status, m, _ := e.postRegistration("application/json", body); status != http.StatusCreated {
+			t.Fatalf("registration %d: %d %v", k+1, status, m)
+		}
+	}
+	before := e.issued()
+	status, m, hdr := e.postRegistration("application/json", body)
+	if status != http.StatusTooManyRequests || m["client_id"] != nil || m["error"] == nil || hdr.Get("Retry-After") == "" {
+		t.Fatalf("third registration: %d %v Retry-After %q, want 429", status, m, hdr.Get("Retry-After"))
+	}
+	e.wantNothingIssued(t, before)
+	e.clock.Advance(time.Hour)
+	if status, m, _ := e.postRegistration("application/json", body); status != http.StatusCreated {
+		t.Fatalf("registration an hour later: %d %v", status, m)
+	}
+}
+
+// forgedJWS builds a compact JWS by hand: a header, a payload (base64url already) and the
+// signature sign makes over the signing input (nil: none).
+func forgedJWS(t *testing.T, header map[string]any, payload string, sign func([]byte) []byte) string {
+	t.Helper()
+	h, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := base64.RawURLEncoding.EncodeToString(h) + "." + payload
+	var sig []byte
+	if sign != nil {
+		sig = sign([]byte(input))
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestAuthorityForgedAgentTokens: an agent access token re-signed with alg "none", or with
+// HS256 keyed with the authority's RSA public key, is refused by the agent-side verifier,
+// by go-oidc through the authority's JWKS, and by the test agent; the genuine token passes
+// all three.
+func TestAuthorityForgedAgentTokens(t *testing.T) {
+	ctx := context.Background()
+	e := newAuthEnv(t, envOptions{})
+	agent, claims := e.startAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	claims.Claims["alice.example.test"] = map[string]any{"email": "alice@example.test"}
+	rp := e.newRP(nil)
+	res := e.login(rp, h, map[string]string{"claims": emailClaims})
+	src, _ := res.Userinfo["_claim_sources"].(map[string]any)["src1"].(map[string]any)
+	genuine, _ := src["access_token"].(string)
+	if genuine == "" {
+		t.Fatalf("userinfo %v has no agent access token", res.Userinfo)
+	}
+
+	ours, err := authority.NewAccessTokenVerifier(ctx, e.rpClient, e.issuer, claims.Issuer, authority.WithVerifierClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, e.rpClient), e.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := provider.Verifier(&oidc.Config{ClientID: claims.Issuer, Now: e.clock.Now, SupportedSigningAlgs: []string{"RS256", "ES256"}})
+	// agentAnswers asks the test agent's claims endpoint with a token.
+	agentAnswers := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, claims.Endpoint, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := e.rpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	got, err := ours.Verify(ctx, genuine)
+	if err != nil {
+		t.Fatalf("the genuine token: %v", err)
+	}
+	if got.Issuer != e.issuer || got.Subject != res.Claims["sub"] || got.Identifier != "alice.example.test" ||
+		got.ClientID != rp.OAuth.ClientID || strings.Join(got.Claims, " ") != "email name" || got.Expiry.Sub(got.IssuedAt) != 600*time.Second {
+		t.Fatalf("the genuine token verified as %+v", got)
+	}
+	if _, err := theirs.Verify(oidc.ClientContext(ctx, e.rpClient), genuine); err != nil {
+		t.Fatalf("go-oidc refused the genuine token: %v", err)
+	}
+	if status := agentAnswers(genuine); status != http.StatusOK {
+		t.Fatalf("the agent answered the genuine token with %d", status)
+	}
+	accepted := len(claims.Tokens())
+
+	parts := strings.Split(genuine, ".")
+	var header map[string]any
+	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	if err := json.Unmarshal(hb, &header); err != nil {
+		t.Fatal(err)
+	}
+	var set jose.JSONWebKeySet
+	resp, err := e.rpClient.Get(e.issuer + "/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rsaKey jose.JSONWebKey
+	for _, k := range set.Keys {
+		if k.Algorithm == "RS256" {
+			rsaKey = k
+		}
+	}
+	pub, ok := rsaKey.Key.(*rsa.PublicKey)
+	if !ok {
+		t.Fatalf("no RS256 key in the JWKS %v", set)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := rsaKey.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string][]byte{
+		"PEM":       pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}),
+		"PEM PKCS1": pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(pub)}),
+		"DER":       spki,
+		"JWK":       jwk,
+	}
+	forged := map[string]string{
+		"alg none":          forgedJWS(t, map[string]any{"alg": "none", "typ": "JWT"}, parts[1], nil),
+		"alg none with kid": forgedJWS(t, map[string]any{"alg": "none", "typ": "JWT", "kid": rsaKey.KeyID}, parts[1], nil),
+		"alg none, genuine signature kept": forgedJWS(t, map[string]any{"alg": "none", "typ": "JWT", "kid": header["kid"]}, parts[1], nil) +
+			parts[2],
+	}
+	for form, secret := range secrets {
+		forged["HS256 keyed with the RSA public key "+form] = forgedJWS(t, map[string]any{"alg": "HS256", "typ": "JWT", "kid": rsaKey.KeyID}, parts[1],
+			func(input []byte) []byte {
+				m := hmac.New(sha256.New, secret)
+				m.Write(input)
+				return m.Sum(nil)
+			})
+	}
+	for name, token := range forged {
+		t.Run(name, func(t *testing.T) {
+			if _, err := ours.Verify(ctx, token); !errors.Is(err, authority.ErrInvalidAccessToken) {
+				t.Fatalf("AccessTokenVerifier: %v, want a refusal", err)
+			}
+			if _, err := theirs.Verify(oidc.ClientContext(ctx, e.rpClient), token); err == nil {
+				t.Fatal("go-oidc accepted it")
+			}
+			if status := agentAnswers(token); status != http.StatusUnauthorized {
+				t.Fatalf("the agent answered %d, want 401", status)
+			}
+			// Nor is it a token of the authority's own: userinfo does not know it.
+			e.wantUserinfoRefused(t, token)
+		})
+	}
+	if n := len(claims.Tokens()); n != accepted {
+		t.Fatalf("the agent accepted %d tokens, %d before the forgeries", n, accepted)
+	}
+}
