@@ -205,7 +205,11 @@ func (a *Authority) loginFailed(ctx context.Context, identityID string, now time
 	}
 	left := a.cfg.LockAfter - cred.FailedLogins
 	if left <= 2 {
-		msg += fmt.Sprintf(" %d more failed attempts lock this identifier for %v.", left, a.cfg.LockFor)
+		attempts := "attempts lock"
+		if left == 1 {
+			attempts = "attempt locks"
+		}
+		msg += fmt.Sprintf(" %d more failed %s this identifier for %v.", left, attempts, a.cfg.LockFor)
 	}
 	return http.StatusUnauthorized, msg
 }

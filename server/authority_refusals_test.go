@@ -281,7 +281,7 @@ func TestAuthorityLockout(t *testing.T) {
 		alert    string
 	}{
 		{"wrong one", http.StatusUnauthorized, alertWrongCredentials + " 2 more failed attempts lock this identifier for 10m0s."},
-		{"wrong two", http.StatusUnauthorized, alertWrongCredentials + " 1 more failed attempts lock this identifier for 10m0s."},
+		{"wrong two", http.StatusUnauthorized, alertWrongCredentials + " 1 more failed attempt locks this identifier for 10m0s."},
 		{"wrong three", http.StatusTooManyRequests, locked},
 		{h.Password, http.StatusTooManyRequests, locked},
 		{"wrong four", http.StatusTooManyRequests, locked},
