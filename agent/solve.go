@@ -74,13 +74,13 @@ type Progress struct {
 // NameserverState is what one authoritative nameserver served for the challenge record.
 type NameserverState struct {
 	// Nameserver is the server's NS name, or its host:port when servers are pinned.
-	Nameserver string
+	Nameserver string `json:"nameserver"`
 	// Address is the host:port asked; empty when the server has no address.
-	Address string
+	Address string `json:"address,omitempty"`
 	// Serving reports that the server answered with the challenge's value.
-	Serving bool
+	Serving bool `json:"serving"`
 	// Said describes the answer: "serves the record", "NXDOMAIN", "other TXT values …", an error.
-	Said string
+	Said string `json:"said"`
 }
 
 // ErrNotPropagated is wrapped by the StepWait error when the bound ran out before every

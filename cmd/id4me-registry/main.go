@@ -4,6 +4,9 @@
 //	id4me-registry serve [flags]          run the service
 //	id4me-registry migrate [flags]        apply the database migrations and exit
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
+//	id4me-registry agent register NAME    register an identifier, publishing the challenge
+//	                                      record through a lego DNS provider (also: transfer,
+//	                                      list, events, delete)
 //	id4me-registry version                print the version
 //
 // Every flag has an environment variable: --grpc-addr is ID4ME_GRPC_ADDR, and so on.
@@ -43,6 +46,8 @@ commands:
   serve             run the registry (gRPC API, HTTP listener with /metrics)
   migrate           apply the database migrations and exit
   admin bootstrap   create an operator credential and print its secret
+  agent             an agent's client: register and transfer identifiers through a DNS
+                    provider, list them, follow events, delete ("agent help" for more)
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
   version           print the version
 
@@ -67,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New(`"admin" needs a subcommand: bootstrap`)
 		}
 		return bootstrap(ctx, args[2:], stdout, stderr)
+	case "agent":
+		return agentCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
@@ -105,11 +112,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	return flagsFromEnv(fs, envName)
+}
+
+// flagsFromEnv fills every flag of fs not given on the command line from its environment
+// variable, named by env.
+func flagsFromEnv(fs *flag.FlagSet, env func(flagName string) string) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		env := envName(f.Name)
+		env := env(f.Name)
 		v, ok := os.LookupEnv(env)
 		if given[f.Name] || !ok || err != nil {
 			return
