@@ -95,6 +95,7 @@ acl:
   - id: update
     key: %s
     action: update
+    update-type: TXT
   - id: transfer
     address: 127.0.0.1
     action: transfer
