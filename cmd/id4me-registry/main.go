@@ -4,10 +4,10 @@
 //	id4me-registry serve [flags]          run the service
 //	id4me-registry migrate [flags]        apply the database migrations and exit
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
+//	id4me-registry version                print the version
 //	id4me-registry agent register NAME    register an identifier, publishing the challenge
 //	                                      record through a lego DNS provider (also: transfer,
 //	                                      list, events, delete)
-//	id4me-registry version                print the version
 //
 // Every flag has an environment variable: --grpc-addr is ID4ME_GRPC_ADDR, and so on.
 package main
@@ -46,9 +46,9 @@ commands:
   serve             run the registry (gRPC API, HTTP listener with /metrics)
   migrate           apply the database migrations and exit
   admin bootstrap   create an operator credential and print its secret
+  dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
   agent             an agent's client: register and transfer identifiers through a DNS
                     provider, list them, follow events, delete ("agent help" for more)
-  dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
   version           print the version
 
 Run "id4me-registry <command> -h" for a command's flags. Every flag can also be set by an
@@ -72,10 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New(`"admin" needs a subcommand: bootstrap`)
 		}
 		return bootstrap(ctx, args[2:], stdout, stderr)
-	case "agent":
-		return agentCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
+	case "agent":
+		return agentCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
