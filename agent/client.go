@@ -175,7 +175,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	} else {
 		creds = credentials.NewTLS(&tls.Config{
 			MinVersion: tls.VersionTLS12, Certificates: o.certs, RootCAs: o.roots,
-			InsecureSkipVerify: o.skipVerify, //nolint:gosec // asked for explicitly, for dev registries
+			InsecureSkipVerify: o.skipVerify, // asked for explicitly (WithInsecureSkipVerify), for dev registries
 		})
 	}
 	dialOpts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, o.grpcDialOption...)
@@ -256,16 +256,13 @@ const (
 func (c *Client) WatchEvents(ctx context.Context, afterID int64, fn func(*registryv1.Event) error) error {
 	pause := minReconnectPause
 	for {
-		stream, err := c.rpc.WatchEvents(ctx, &registryv1.WatchEventsRequest{AfterId: afterID})
-		for err == nil {
-			var ev *registryv1.Event
-			if ev, err = stream.Recv(); err != nil {
-				break
-			}
-			afterID, pause = ev.Id, minReconnectPause
-			if ferr := fn(ev); ferr != nil {
-				return ferr
-			}
+		from := afterID
+		stopped, err := c.watchOnce(ctx, &afterID, fn)
+		if stopped != nil {
+			return stopped
+		}
+		if afterID != from {
+			pause = minReconnectPause
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -282,6 +279,27 @@ func (c *Client) WatchEvents(ctx context.Context, afterID int64, fn func(*regist
 		case <-t.C:
 		}
 		pause = min(2*pause, maxReconnectPause)
+	}
+}
+
+// watchOnce reads one event stream until it breaks (err) or fn returns an error (stopped),
+// keeping afterID at the last event received.
+func (c *Client) watchOnce(ctx context.Context, afterID *int64, fn func(*registryv1.Event) error) (stopped, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream when fn stops the watch
+	stream, err := c.rpc.WatchEvents(ctx, &registryv1.WatchEventsRequest{AfterId: *afterID})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		*afterID = ev.Id
+		if err := fn(ev); err != nil {
+			return err, nil
+		}
 	}
 }
 

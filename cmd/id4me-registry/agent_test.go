@@ -705,3 +705,41 @@ func update(t *testing.T, z *knotZone, name, value string) {
 		t.Fatalf("update %s TXT at %s: %v", name, z.primary, err)
 	}
 }
+
+// TestAgentCLIExecProviderWithKnot registers through the exec provider: lego runs a script
+// with "present" or "cleanup", the record's name and its value, and the script updates the
+// Knot primary with knsupdate and the TSIG key.
+func TestAgentCLIExecProviderWithKnot(t *testing.T) {
+	knsupdate, err := exec.LookPath("knsupdate")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("knsupdate is not installed; .ci/run installs it with apt-get install knot-dnsutils")
+		}
+		t.Skip("knsupdate is not installed (apt-get install knot-dnsutils)")
+	}
+	z := startKnotZone(t)
+	r := startAgentRegistry(t, z)
+	agentID, token := r.newAgent(t, "alpha")
+	host, port, _ := net.SplitHostPort(z.primary)
+	script := filepath.Join(t.TempDir(), "dns-hook")
+	body := fmt.Sprintf(`#!/bin/sh
+# $1: present or cleanup; $2: the record's name; $3: its value
+set -e
+case "$1" in present) op=add ;; cleanup) op=delete ;; *) exit 2 ;; esac
+printf 'server %s %s\nzone example.test.\nupdate %%s %%s 60 TXT "%%s"\nsend\n' "$op" "$2" "$3" |
+  %s -y %s:%s:%s
+`, host, port, knsupdate, z.key.algorithm, z.key.name, z.key.secret)
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env := append(z.agentEnv(r.addr, token), "EXEC_PATH="+script, "EXEC_PROPAGATION_TIMEOUT=30", "EXEC_POLLING_INTERVAL=1")
+	out, stderr, err := cli(t, env, "agent", "register", "exec.example.test", "--dns-provider", "exec")
+	if err != nil {
+		t.Fatalf("agent register --dns-provider exec: %v\n%s\n%s", err, out, stderr)
+	}
+	if !strings.Contains(out, "waiting for the nameservers to serve it (up to 30s, every 1s)") ||
+		!strings.Contains(out, "registered exec.example.test to agent "+agentID) {
+		t.Errorf("output:\n%s", out)
+	}
+	z.assertNoChallengeRecord(t, "exec.example.test")
+}
