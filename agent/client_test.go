@@ -2,9 +2,19 @@ package agent_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
+	"math/big"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,5 +95,52 @@ func TestWatchEventsReconnects(t *testing.T) {
 	stop := errors.New("enough")
 	if err := c.WatchEvents(ctx, 0, func(*registryv1.Event) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("WatchEvents = %v, want the callback's error", err)
+	}
+}
+
+// TestMutualTLS: an agent authenticated by its client certificate alone registers an
+// identifier over TLS, the registry's certificate verified against the given roots.
+func TestMutualTLS(t *testing.T) {
+	r := startRegistry(t, registryOptions{})
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "alpha"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	agentID, _ := r.newAgent(t, "alpha", hex.EncodeToString(pin[:]))
+
+	c, err := agent.Dial(r.addr, agent.WithRootCAs(r.roots),
+		agent.WithClientCertificate(tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}),
+		agent.WithDNSServers(r.ns[0].Addr, r.ns[1].Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	prov := &zoneProvider{publishOn: r.ns, removeFrom: r.ns, timeout: 10 * time.Second, interval: 20 * time.Millisecond}
+	res, err := c.Register(context.Background(), "mtls.example.test", prov)
+	if err != nil || res.Identifier.AgentId != agentID {
+		t.Fatalf("Register over mTLS: %v, %v", res, err)
+	}
+
+	// Without the roots the registry's certificate is refused.
+	untrusting, err := agent.Dial(r.addr, agent.WithToken("tk_x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer untrusting.Close()
+	if _, err := untrusting.Identifier(context.Background(), "mtls.example.test"); status.Code(err) != codes.Unavailable ||
+		!strings.Contains(err.Error(), "certificate") {
+		t.Errorf("call to a registry with an untrusted certificate: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -35,7 +36,8 @@ type testRegistry struct {
 	addr  string
 	ns    []*devdns.Server
 	admin registryv1.AdminServiceClient
-	token string // an operator credential
+	token string         // an operator credential
+	roots *x509.CertPool // trusts the registry's certificate
 }
 
 // registryOptions change the registry a test starts.
@@ -83,6 +85,8 @@ func startRegistry(t *testing.T, opts registryOptions) *testRegistry {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.roots = x509.NewCertPool()
+	r.roots.AddCert(cert.Leaf)
 	tlsCfg, err := server.ServerTLSConfig(cert, "")
 	if err != nil {
 		t.Fatal(err)
@@ -122,8 +126,8 @@ func (r *testRegistry) asAdmin() context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+r.token)
 }
 
-// newAgent creates an agent with an API token.
-func (r *testRegistry) newAgent(t *testing.T, name string) (id, token string) {
+// newAgent creates an agent with an API token, and the client certificate keys pinned.
+func (r *testRegistry) newAgent(t *testing.T, name string, certPins ...string) (id, token string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -135,7 +139,7 @@ func (r *testRegistry) newAgent(t *testing.T, name string) (id, token string) {
 	}
 	a, err := r.admin.CreateAgent(r.asAdmin(), &registryv1.CreateAgentRequest{
 		DisplayName: name, ClaimsEndpoint: "https://" + name + ".agent.test/userinfo",
-		Issuer: "https://" + name + ".agent.test", AccountKeyJwk: string(jwk),
+		Issuer: "https://" + name + ".agent.test", AccountKeyJwk: string(jwk), ClientCertSpkiSha256: certPins,
 	})
 	if err != nil {
 		t.Fatalf("CreateAgent: %v", err)

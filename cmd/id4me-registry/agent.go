@@ -30,9 +30,11 @@ commands:
   events          print the agent's events as they happen, until interrupted
   delete NAME     delete NAME (it can be restored during the redemption period)
 
-register and transfer take --dns-provider: %s. Each is configured by lego's own
-environment variables (rfc2136: RFC2136_NAMESERVER, RFC2136_TSIG_KEY, RFC2136_TSIG_SECRET,
-RFC2136_TSIG_ALGORITHM, RFC2136_PROPAGATION_TIMEOUT, RFC2136_POLLING_INTERVAL, …).
+register and transfer publish the record with --dns-provider, one of:
+  %s
+each configured by lego's own environment variables (rfc2136: RFC2136_NAMESERVER,
+RFC2136_TSIG_KEY, RFC2136_TSIG_SECRET, RFC2136_TSIG_ALGORITHM, RFC2136_PROPAGATION_TIMEOUT,
+RFC2136_POLLING_INTERVAL, …).
 
 Every flag can also be set by an environment variable: ID4ME_AGENT_ and the flag's name in
 upper case, "-" as "_" (--token is ID4ME_AGENT_TOKEN, --dns-server ID4ME_AGENT_DNS_SERVER).
