@@ -105,3 +105,12 @@ func KindOf(err error) Kind {
 	}
 	return KindInternal
 }
+
+// ReasonOf returns the reason of the first *Error in err's chain, or "".
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}

@@ -16,6 +16,8 @@ type Resolution struct {
 	ClaimsEndpoint string
 	AgentIssuer    string
 	Statuses       []Status
+	// IdentityID is the identity the identifier stands for (see Service.SubjectSeed).
+	IdentityID string
 }
 
 // Resolve maps an identifier to its sponsoring agent. An identifier on hold or pending
@@ -51,7 +53,7 @@ func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, e
 		return Resolution{}, err
 	}
 	in := info(i, a)
-	r := Resolution{Identifier: i.Name, AgentID: a.ID, ClaimsEndpoint: in.EffectiveClaimsEndpoint, AgentIssuer: a.Issuer, Statuses: i.Statuses}
+	r := Resolution{Identifier: i.Name, AgentID: a.ID, ClaimsEndpoint: in.EffectiveClaimsEndpoint, AgentIssuer: a.Issuer, Statuses: i.Statuses, IdentityID: i.IdentityID}
 	s.cache.put(i.Name, r, gen, now)
 	return r, nil
 }

@@ -87,6 +87,7 @@ type Service struct {
 	cache *resolveCache
 	auth  *authCache
 	hub   eventHub
+	links linkIssuer
 }
 
 // New returns a Service for cfg.

@@ -94,6 +94,19 @@ func openIDToProto(c registry.OpenIDState) *registryv1.OpenIDRecordCheck {
 	}
 }
 
+var linkPurposeFromProto = map[registryv1.CredentialLink_Purpose]registry.CredentialLinkPurpose{
+	registryv1.CredentialLink_PURPOSE_SETUP: registry.CredentialLinkSetup,
+	registryv1.CredentialLink_PURPOSE_RESET: registry.CredentialLinkReset,
+}
+
+func credentialLinkToProto(l registry.CredentialLink) *registryv1.CredentialLink {
+	p := registryv1.CredentialLink_PURPOSE_SETUP
+	if l.Purpose == registry.CredentialLinkReset {
+		p = registryv1.CredentialLink_PURPOSE_RESET
+	}
+	return &registryv1.CredentialLink{Url: l.URL, ExpireTime: timestamppb.New(l.ExpireTime), Purpose: p, Identifier: l.Identifier}
+}
+
 var purposeToProto = map[registry.Purpose]registryv1.Purpose{
 	registry.PurposeRegister: registryv1.Purpose_PURPOSE_REGISTER,
 	registry.PurposeTransfer: registryv1.Purpose_PURPOSE_TRANSFER,

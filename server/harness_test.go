@@ -7,8 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/internal/devdns"
 	"github.com/id4me/id4me-registry/internal/testdb"
@@ -72,6 +75,11 @@ type env struct {
 	registry registryv1.RegistryServiceClient
 	adminAPI registryv1.AdminServiceClient
 	resolver registryv1.ResolverServiceClient
+	// With envOptions.authority: the authority, its issuer URL (its HTTPS listener) and the
+	// roots that trust its certificate.
+	auth   *authority.Authority
+	issuer string
+	roots  *x509.CertPool
 }
 
 type envOptions struct {
@@ -87,6 +95,10 @@ type envOptions struct {
 	eventPollInterval time.Duration
 	// configure, if set, changes the registry's configuration before the service is made.
 	configure func(*registry.Config)
+	// authority serves the embedded authority on a real HTTPS listener (env.issuer);
+	// configureAuthority, if set, changes its configuration first.
+	authority          bool
+	configureAuthority func(*authority.Config)
 }
 
 // syncBuffer collects log output from many goroutines.
@@ -162,13 +174,46 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.agentRate == 0 {
 		opts.agentRate = rate.Inf
 	}
+	var (
+		authHandler http.Handler
+		hl          net.Listener
+	)
+	if opts.authority {
+		if hl, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		e.issuer = "https://" + hl.Addr().String()
+		e.roots = x509.NewCertPool()
+		e.roots.AddCert(cert.Leaf)
+		keys, err := authority.NewKeySet(ctx, store.Authority(), authority.KeyConfig{Now: e.clock.Now, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acfg := authority.Config{
+			Issuer: e.issuer, Store: store.Authority(), Keys: keys, Mapping: e.svc, Logger: log, Now: e.clock.Now,
+			// Cheap hashes: the tests count logins, not hash strength.
+			Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
+			Observe:  metrics.AuthorityEvent,
+		}
+		if opts.configureAuthority != nil {
+			opts.configureAuthority(&acfg)
+		}
+		if e.auth, err = authority.New(acfg); err != nil {
+			t.Fatal(err)
+		}
+		e.svc.SetCredentialLinkIssuer(e.auth)
+		authHandler = e.auth.Handler()
+	}
 	e.srv, err = server.New(server.Config{
 		Service: e.svc, Logger: log, TLS: e.tlsCfg, AllowPlaintextLoopback: !opts.noPlain,
 		AgentRate: opts.agentRate, AgentBurst: opts.agentBurst, Prometheus: prom,
-		EventPollInterval: opts.eventPollInterval,
+		EventPollInterval: opts.eventPollInterval, Authority: authHandler,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hl != nil {
+		go e.srv.ServeHTTPS(hl)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -219,6 +264,12 @@ func actorOf(a testAgent) registry.Actor {
 
 func (e *env) newAgent(name string, certPins ...string) testAgent {
 	e.t.Helper()
+	return e.newAgentAt(name, "https://"+name+".agent.test", "https://"+name+".agent.test/userinfo", certPins...)
+}
+
+// newAgentAt creates an agent with the given issuer and claims endpoint.
+func (e *env) newAgentAt(name, issuer, claimsEndpoint string, certPins ...string) testAgent {
+	e.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		e.t.Fatal(err)
@@ -228,8 +279,8 @@ func (e *env) newAgent(name string, certPins ...string) testAgent {
 		e.t.Fatal(err)
 	}
 	a, err := e.adminAPI.CreateAgent(as(e.admin), &registryv1.CreateAgentRequest{
-		DisplayName: name, ClaimsEndpoint: "https://" + name + ".agent.test/userinfo",
-		Issuer: "https://" + name + ".agent.test", AccountKeyJwk: string(jwk), ClientCertSpkiSha256: certPins,
+		DisplayName: name, ClaimsEndpoint: claimsEndpoint,
+		Issuer: issuer, AccountKeyJwk: string(jwk), ClientCertSpkiSha256: certPins,
 	})
 	if err != nil {
 		e.t.Fatalf("CreateAgent: %v", err)

@@ -17,6 +17,7 @@ type Metrics struct {
 	jobItems        *prometheus.CounterVec
 	jobErrors       *prometheus.CounterVec
 	jobDuration     *prometheus.HistogramVec
+	authority       *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -48,9 +49,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of background sweeps, by job.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
 		}, []string{"job"}),
+		authority: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "id4me_authority_events_total",
+			Help: "What the identity authority answered, by event (registration, login, totp, credentials, token, userinfo) and outcome.",
+		}, []string{"event", "outcome"}),
 	}
-	reg.MustRegister(m.challengeChecks, m.dnsQueries, m.dnsDuration, m.jobItems, m.jobErrors, m.jobDuration)
+	reg.MustRegister(m.challengeChecks, m.dnsQueries, m.dnsDuration, m.jobItems, m.jobErrors, m.jobDuration, m.authority)
 	return m
+}
+
+// AuthorityEvent counts an answer of the identity authority (authority.Config.Observe).
+func (m *Metrics) AuthorityEvent(event, outcome string) {
+	m.authority.WithLabelValues(event, outcome).Inc()
 }
 
 // ChallengeChecked counts a challenge check (registry.Observer).

@@ -52,6 +52,9 @@ type Config struct {
 	// the database are seen only so), and how often it checks its caller's credential
 	// again. Default 1s.
 	EventPollInterval time.Duration
+	// Authority is the embedded Identity Authority's handler, served at the root of the
+	// HTTPS listener beside /metrics and /healthz; nil serves only those.
+	Authority http.Handler
 }
 
 // NewPrometheusRegistry returns a metrics registry with the Go runtime and process collectors.
@@ -144,16 +147,27 @@ func New(cfg Config) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
+	if cfg.Authority != nil {
+		mux.Handle("/", cfg.Authority)
+	}
+	httpTLS := cfg.TLS.Clone()
+	// Browsers and relying parties use this listener: asking them for a client certificate
+	// would make browsers offer one.
+	httpTLS.ClientAuth = tls.NoClientCert
 	hsrv := &http.Server{
 		Handler:           mux,
-		TLSConfig:         cfg.TLS.Clone(),
+		TLSConfig:         httpTLS,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return &Server{cfg: cfg, grpc: g, health: hs, http: hsrv, stopping: stopping}, nil
 }
 
-// Handler returns the HTTP handler (/metrics, /healthz).
+// Handler returns the HTTP handler (/metrics, /healthz, the authority).
 func (s *Server) Handler() http.Handler { return s.http.Handler }
 
 // ServeGRPC serves gRPC on l until Shutdown.

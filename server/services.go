@@ -55,7 +55,25 @@ func (s *registryService) RegisterIdentifier(ctx context.Context, req *registryv
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
-	return &registryv1.RegisterIdentifierResponse{Identifier: identifierToProto(i)}, nil
+	out := &registryv1.RegisterIdentifierResponse{Identifier: identifierToProto(i)}
+	// The registration stands whether or not the link can be made: the agent can ask for
+	// one with CreateCredentialLink.
+	link, err := s.svc.CreateCredentialLink(ctx, ActorFrom(ctx), i.Name, registry.CredentialLinkSetup)
+	switch {
+	case err == nil:
+		out.CredentialLink = credentialLinkToProto(link)
+	case registry.KindOf(err) != registry.KindUnimplemented:
+		s.log.WarnContext(ctx, "registered without a credential link", "identifier", i.Name, "err", err)
+	}
+	return out, nil
+}
+
+func (s *registryService) CreateCredentialLink(ctx context.Context, req *registryv1.CreateCredentialLinkRequest) (*registryv1.CredentialLink, error) {
+	link, err := s.svc.CreateCredentialLink(ctx, ActorFrom(ctx), req.GetIdentifier(), linkPurposeFromProto[req.GetPurpose()])
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return credentialLinkToProto(link), nil
 }
 
 func (s *registryService) GetIdentifier(ctx context.Context, req *registryv1.GetIdentifierRequest) (*registryv1.Identifier, error) {

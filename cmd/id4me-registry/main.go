@@ -4,6 +4,7 @@
 //	id4me-registry serve [flags]          run the service
 //	id4me-registry migrate [flags]        apply the database migrations and exit
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
+//	id4me-registry keys rotate|list       rotate or list the authority's signing keys
 //	id4me-registry version                print the version
 //	id4me-registry agent register NAME    register an identifier, publishing the challenge
 //	                                      record through a lego DNS provider (also: transfer,
@@ -46,6 +47,8 @@ commands:
   serve             run the registry (gRPC API, HTTP listener with /metrics)
   migrate           apply the database migrations and exit
   admin bootstrap   create an operator credential and print its secret
+  keys rotate       make new signing keys for the authority (--alg, --now)
+  keys list         list the authority's signing keys
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
   agent             an agent's client: register and transfer identifiers through a DNS
                     provider, list them, follow events, delete ("agent help" for more)
@@ -72,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New(`"admin" needs a subcommand: bootstrap`)
 		}
 		return bootstrap(ctx, args[2:], stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
 	case "agent":

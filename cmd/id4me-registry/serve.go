@@ -11,10 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/server"
@@ -44,6 +46,16 @@ type serveFlags struct {
 	sweepInterval             time.Duration
 	worker                    bool
 	eventPollInterval         time.Duration
+	subjectType               string
+	agentTokenAlg             string
+	keyPublishLead            time.Duration
+	keyVerifyFor              time.Duration
+	keyRefreshInterval        time.Duration
+	keyRotationPeriod         time.Duration
+	keyRSABits                int
+	credentialLinkTTL         time.Duration
+	loginLockAfter            int
+	loginLockFor              time.Duration
 }
 
 func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -51,7 +63,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9443", "gRPC listen address")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address (/metrics, /healthz)")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address: the identity authority, /metrics, /healthz")
 	fs.StringVar(&f.db, "db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain (PEM); without it a self-signed certificate is made")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
@@ -62,7 +74,17 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.dnsTimeout, "dns-timeout", 10*time.Second, "bound on one whole DNS check")
 	fs.DurationVar(&f.challengeTTL, "challenge-ttl", time.Hour, "how long a challenge can be used")
 	fs.IntVar(&f.challengeMaxAttempts, "challenge-max-attempts", 20, "failed DNS checks after which a challenge is invalid")
-	fs.StringVar(&f.authorityIssuer, "authority-issuer", "", "this registry's authority (host or https URL) that _openid records should name; empty skips the check")
+	fs.StringVar(&f.authorityIssuer, "authority-issuer", "", "the identity authority's issuer, an https URL (or a host) that identifiers' _openid records name as iss and that this listener serves; empty: https://<http listen address>, and _openid records are not checked")
+	fs.StringVar(&f.subjectType, "subject-type", "pairwise", "subjects relying parties get by default: pairwise (one per relying-party host) or public")
+	fs.StringVar(&f.agentTokenAlg, "agent-token-alg", "RS256", "algorithm of the access tokens agents receive in _claim_sources: RS256 or ES256")
+	fs.DurationVar(&f.keyPublishLead, "key-publish-lead", authority.DefaultPublishLead, "how long a new signing key is published before it signs")
+	fs.DurationVar(&f.keyVerifyFor, "key-verify-for", authority.DefaultVerifyFor, "how long a replaced signing key stays published after it stops signing")
+	fs.DurationVar(&f.keyRefreshInterval, "key-refresh-interval", authority.DefaultRefreshInterval, "how often the signing keys are re-read (rotations by other instances or the keys command)")
+	fs.DurationVar(&f.keyRotationPeriod, "key-rotation-period", authority.DefaultRotationPeriod, "age at which a signing key is replaced; negative: never on a schedule")
+	fs.IntVar(&f.keyRSABits, "key-rsa-bits", authority.DefaultRSABits, "size of new RSA signing keys in bits (at least 2048)")
+	fs.DurationVar(&f.credentialLinkTTL, "credential-link-ttl", 72*time.Hour, "how long a credential (setup or reset) link works")
+	fs.IntVar(&f.loginLockAfter, "login-lock-after", 5, "failed logins after which an identifier is locked")
+	fs.DurationVar(&f.loginLockFor, "login-lock-for", 15*time.Minute, "how long a locked identifier stays locked")
 	fs.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 2*time.Second, "how long a successful authentication is remembered; revocations made on other instances take effect within it (negative: off)")
 	fs.DurationVar(&f.resolveCacheTTL, "resolve-cache-ttl", 2*time.Second, "how long ResolveIdentifier may answer from memory; other instances' changes are seen within it (negative: off)")
 	fs.Float64Var(&f.agentRate, "agent-rate", 100, "calls per second each agent may make (token bucket); 0 for no limit")
@@ -83,6 +105,9 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 
 // check refuses flag values the registry would otherwise replace by a default or misuse.
 func (f *serveFlags) check() error {
+	if f.subjectType != string(authority.SubjectPairwise) && f.subjectType != string(authority.SubjectPublic) {
+		return fmt.Errorf("--subject-type must be pairwise or public, got %q", f.subjectType)
+	}
 	if f.transferPendingPeriod < 0 {
 		return errors.New("--transfer-pending-period must not be negative")
 	}
@@ -153,9 +178,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.agentRate <= 0 {
 		limit = rate.Inf
 	}
+	gl, err := net.Listen("tcp", f.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	defer gl.Close()
+	hl, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	defer hl.Close()
+
+	issuer := issuerURL(f.authorityIssuer, hl.Addr().String())
+	keys, err := authority.NewKeySet(ctx, store.Authority(), authority.KeyConfig{
+		RSABits: f.keyRSABits, PublishLead: f.keyPublishLead, VerifyFor: f.keyVerifyFor,
+		RefreshInterval: f.keyRefreshInterval, RotationPeriod: f.keyRotationPeriod, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	auth, err := authority.New(authority.Config{
+		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
+		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
+		AllowLoopbackHTTP: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
+		LockAfter: f.loginLockAfter, LockFor: f.loginLockFor, Logger: log, Observe: metrics.AuthorityEvent,
+	})
+	if err != nil {
+		return err
+	}
+	svc.SetCredentialLinkIssuer(auth)
+
 	srv, err := server.New(server.Config{
 		Service: svc, Logger: log, TLS: tlsCfg, AllowPlaintextLoopback: f.dev,
 		AgentRate: limit, AgentBurst: f.agentBurst, Prometheus: prom, EventPollInterval: f.eventPollInterval,
+		Authority: auth.Handler(),
 	})
 	if err != nil {
 		return err
@@ -167,17 +223,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	gl, err := net.Listen("tcp", f.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("grpc listener: %w", err)
-	}
-	hl, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		gl.Close()
-		return fmt.Errorf("http listener: %w", err)
-	}
-	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "db", redactDSN(f.db), "dev", f.dev, "worker", f.worker, "version", versionString())
-	fmt.Fprintf(stdout, "gRPC on %s, HTTPS on %s (metrics: https://%s/metrics)\n", gl.Addr(), hl.Addr(), hl.Addr())
+	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "issuer", issuer, "db", redactDSN(f.db), "dev", f.dev, "worker", f.worker, "version", versionString())
+	fmt.Fprintf(stdout, "gRPC on %s, HTTPS on %s (metrics: https://%s/metrics)\nIdentity authority: %s\n", gl.Addr(), hl.Addr(), hl.Addr(), issuer)
 
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
@@ -190,6 +237,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		close(workerDone)
 	}
+	authDone := make(chan struct{})
+	go func() {
+		defer close(authDone)
+		auth.Run(workerCtx, f.sweepInterval)
+	}()
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeGRPC(gl) }()
@@ -206,6 +258,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// here or on another instance.
 	stopWorker()
 	srv.Shutdown(sctx)
+	<-authDone
 	select {
 	case <-workerDone:
 	case <-sctx.Done():
@@ -213,6 +266,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// issuerURL returns the authority's issuer: the flag's value, an https URL or a host, or
+// https://<the HTTPS listener's address>.
+func issuerURL(flagValue, listenAddr string) string {
+	switch {
+	case flagValue == "":
+		return "https://" + listenAddr
+	case strings.Contains(flagValue, "://"):
+		return strings.TrimSuffix(flagValue, "/")
+	}
+	return "https://" + flagValue
 }
 
 // devBootstrap makes sure a dev instance has an operator credential, printing a new one.

@@ -175,43 +175,55 @@ func (s *Store) Close() error {
 	return s.sqlDB.Close()
 }
 
-// maxAttempts bounds how often Tx runs fn when the database asks for a retry.
+// maxAttempts bounds how often a write (Tx) is run when the database asks for a retry.
 const maxAttempts = 5
 
 // Tx runs fn in one transaction. A transaction that fails on a serialization failure or a
 // deadlock (PostgreSQL) or a busy database (SQLite) is run again, a few times. Tx calls must
 // not nest: on SQLite the inner one would wait for the outer one for ever.
 func (s *Store) Tx(ctx context.Context, fn func(tx registry.Tx) error) error {
+	err := s.write(ctx, func() error {
+		return s.runTx(ctx, func(t *tx) error { return fn(t) })
+	})
+	// fn's own errors are returned as they are; only the database's are translated.
+	return dbError(err)
+}
+
+// write runs attempt, one write to the database (a transaction, or a statement on its own),
+// holding SQLite's write slot, and runs it again, a few times, while it fails on a
+// serialization failure or a deadlock (PostgreSQL) or a busy database (SQLite). It returns
+// attempt's last error, or the context's, untranslated. Writes must not nest: on SQLite the
+// inner one would wait for the outer one for ever.
+func (s *Store) write(ctx context.Context, attempt func() error) error {
 	if s.writeSlot != nil {
 		select {
 		case s.writeSlot <- struct{}{}:
 			defer func() { <-s.writeSlot }()
 		case <-ctx.Done():
-			return dbError(ctx.Err())
+			return ctx.Err()
 		}
 	}
 	var err error
-	for attempt := range maxAttempts {
-		if attempt > 0 {
-			wait := time.Duration(attempt*attempt) * 5 * time.Millisecond
+	for n := range maxAttempts {
+		if n > 0 {
+			wait := time.Duration(n*n) * 5 * time.Millisecond
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				return dbError(ctx.Err())
+				return ctx.Err()
 			}
 		}
-		err = s.runTx(ctx, fn)
+		err = attempt()
 		if err == nil || !retryable(err) {
 			break
 		}
 	}
-	// fn's own errors are returned as they are; only the database's are translated.
-	return dbError(err)
+	return err
 }
 
 // runTx runs fn in one database transaction: committed if fn returns nil, rolled back
 // otherwise, and if fn panics.
-func (s *Store) runTx(ctx context.Context, fn func(tx registry.Tx) error) error {
+func (s *Store) runTx(ctx context.Context, fn func(t *tx) error) error {
 	ptx, err := s.pool.begin(ctx)
 	if err != nil {
 		return err

@@ -72,7 +72,7 @@ func (x ListTransfersRequest_Direction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ListTransfersRequest_Direction.Descriptor instead.
 func (ListTransfersRequest_Direction) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{16, 0}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{17, 0}
 }
 
 // CreateChallengeRequest asks for a challenge.
@@ -281,9 +281,12 @@ func (x *RegisterIdentifierRequest) GetClaimsEndpoint() string {
 type RegisterIdentifierResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new identifier.
-	Identifier    *Identifier `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Identifier *Identifier `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// A setup link for the holder's credentials; absent when the registry runs without an
+	// authority, or the link could not be made (CreateCredentialLink makes one later).
+	CredentialLink *CredentialLink `protobuf:"bytes,2,opt,name=credential_link,json=credentialLink,proto3" json:"credential_link,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RegisterIdentifierResponse) Reset() {
@@ -319,6 +322,13 @@ func (*RegisterIdentifierResponse) Descriptor() ([]byte, []int) {
 func (x *RegisterIdentifierResponse) GetIdentifier() *Identifier {
 	if x != nil {
 		return x.Identifier
+	}
+	return nil
+}
+
+func (x *RegisterIdentifierResponse) GetCredentialLink() *CredentialLink {
+	if x != nil {
+		return x.CredentialLink
 	}
 	return nil
 }
@@ -637,6 +647,61 @@ func (x *RestoreIdentifierRequest) GetIdentifier() string {
 	return ""
 }
 
+// CreateCredentialLinkRequest asks for a credential link for an identifier's holder.
+type CreateCredentialLinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identifier, in any accepted form.
+	Identifier string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// Setting up the first credentials, or resetting them.
+	Purpose       CredentialLink_Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=id4me.registry.v1.CredentialLink_Purpose" json:"purpose,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCredentialLinkRequest) Reset() {
+	*x = CreateCredentialLinkRequest{}
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCredentialLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCredentialLinkRequest) ProtoMessage() {}
+
+func (x *CreateCredentialLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCredentialLinkRequest.ProtoReflect.Descriptor instead.
+func (*CreateCredentialLinkRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CreateCredentialLinkRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *CreateCredentialLinkRequest) GetPurpose() CredentialLink_Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return CredentialLink_PURPOSE_UNSPECIFIED
+}
+
 // RequestTransferRequest asks for the identifier of a valid transfer challenge.
 type RequestTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -648,7 +713,7 @@ type RequestTransferRequest struct {
 
 func (x *RequestTransferRequest) Reset() {
 	*x = RequestTransferRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[11]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +725,7 @@ func (x *RequestTransferRequest) String() string {
 func (*RequestTransferRequest) ProtoMessage() {}
 
 func (x *RequestTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[11]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +738,7 @@ func (x *RequestTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestTransferRequest.ProtoReflect.Descriptor instead.
 func (*RequestTransferRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{11}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RequestTransferRequest) GetChallengeId() string {
@@ -694,7 +759,7 @@ type ApproveTransferRequest struct {
 
 func (x *ApproveTransferRequest) Reset() {
 	*x = ApproveTransferRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[12]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +771,7 @@ func (x *ApproveTransferRequest) String() string {
 func (*ApproveTransferRequest) ProtoMessage() {}
 
 func (x *ApproveTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[12]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +784,7 @@ func (x *ApproveTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveTransferRequest.ProtoReflect.Descriptor instead.
 func (*ApproveTransferRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{12}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApproveTransferRequest) GetId() string {
@@ -740,7 +805,7 @@ type RejectTransferRequest struct {
 
 func (x *RejectTransferRequest) Reset() {
 	*x = RejectTransferRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[13]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +817,7 @@ func (x *RejectTransferRequest) String() string {
 func (*RejectTransferRequest) ProtoMessage() {}
 
 func (x *RejectTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[13]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +830,7 @@ func (x *RejectTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectTransferRequest.ProtoReflect.Descriptor instead.
 func (*RejectTransferRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{13}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RejectTransferRequest) GetId() string {
@@ -786,7 +851,7 @@ type CancelTransferRequest struct {
 
 func (x *CancelTransferRequest) Reset() {
 	*x = CancelTransferRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[14]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +863,7 @@ func (x *CancelTransferRequest) String() string {
 func (*CancelTransferRequest) ProtoMessage() {}
 
 func (x *CancelTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[14]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +876,7 @@ func (x *CancelTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTransferRequest.ProtoReflect.Descriptor instead.
 func (*CancelTransferRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{14}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CancelTransferRequest) GetId() string {
@@ -832,7 +897,7 @@ type GetTransferRequest struct {
 
 func (x *GetTransferRequest) Reset() {
 	*x = GetTransferRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[15]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +909,7 @@ func (x *GetTransferRequest) String() string {
 func (*GetTransferRequest) ProtoMessage() {}
 
 func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[15]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +922,7 @@ func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransferRequest.ProtoReflect.Descriptor instead.
 func (*GetTransferRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{15}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetTransferRequest) GetId() string {
@@ -884,7 +949,7 @@ type ListTransfersRequest struct {
 
 func (x *ListTransfersRequest) Reset() {
 	*x = ListTransfersRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[16]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +961,7 @@ func (x *ListTransfersRequest) String() string {
 func (*ListTransfersRequest) ProtoMessage() {}
 
 func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[16]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +974,7 @@ func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransfersRequest.ProtoReflect.Descriptor instead.
 func (*ListTransfersRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{16}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListTransfersRequest) GetDirection() ListTransfersRequest_Direction {
@@ -953,7 +1018,7 @@ type ListTransfersResponse struct {
 
 func (x *ListTransfersResponse) Reset() {
 	*x = ListTransfersResponse{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[17]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1030,7 @@ func (x *ListTransfersResponse) String() string {
 func (*ListTransfersResponse) ProtoMessage() {}
 
 func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[17]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1043,7 @@ func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransfersResponse.ProtoReflect.Descriptor instead.
 func (*ListTransfersResponse) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{17}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTransfersResponse) GetTransfers() []*Transfer {
@@ -1008,7 +1073,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[18]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1085,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[18]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1098,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{18}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListEventsRequest) GetPageSize() int32 {
@@ -1063,7 +1128,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[19]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1140,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[19]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1153,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{19}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -1117,7 +1182,7 @@ type AckEventsRequest struct {
 
 func (x *AckEventsRequest) Reset() {
 	*x = AckEventsRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[20]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1194,7 @@ func (x *AckEventsRequest) String() string {
 func (*AckEventsRequest) ProtoMessage() {}
 
 func (x *AckEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[20]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1207,7 @@ func (x *AckEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckEventsRequest.ProtoReflect.Descriptor instead.
 func (*AckEventsRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{20}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AckEventsRequest) GetEventIds() []int64 {
@@ -1163,7 +1228,7 @@ type AckEventsResponse struct {
 
 func (x *AckEventsResponse) Reset() {
 	*x = AckEventsResponse{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[21]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1240,7 @@ func (x *AckEventsResponse) String() string {
 func (*AckEventsResponse) ProtoMessage() {}
 
 func (x *AckEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[21]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1253,7 @@ func (x *AckEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckEventsResponse.ProtoReflect.Descriptor instead.
 func (*AckEventsResponse) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{21}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AckEventsResponse) GetAcknowledgedCount() int32 {
@@ -1210,7 +1275,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[22]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1287,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[22]
+	mi := &file_id4me_registry_v1_registry_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1300,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{22}
+	return file_id4me_registry_v1_registry_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchEventsRequest) GetAfterId() int64 {
@@ -1261,11 +1326,12 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"g\n" +
 	"\x19RegisterIdentifierRequest\x12!\n" +
 	"\fchallenge_id\x18\x01 \x01(\tR\vchallengeId\x12'\n" +
-	"\x0fclaims_endpoint\x18\x02 \x01(\tR\x0eclaimsEndpoint\"[\n" +
+	"\x0fclaims_endpoint\x18\x02 \x01(\tR\x0eclaimsEndpoint\"\xa7\x01\n" +
 	"\x1aRegisterIdentifierResponse\x12=\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\v2\x1d.id4me.registry.v1.IdentifierR\n" +
-	"identifier\"6\n" +
+	"identifier\x12J\n" +
+	"\x0fcredential_link\x18\x02 \x01(\v2!.id4me.registry.v1.CredentialLinkR\x0ecredentialLink\"6\n" +
 	"\x14GetIdentifierRequest\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
@@ -1291,7 +1357,12 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\x18RestoreIdentifierRequest\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
-	"identifier\";\n" +
+	"identifier\"\x82\x01\n" +
+	"\x1bCreateCredentialLinkRequest\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x01 \x01(\tR\n" +
+	"identifier\x12C\n" +
+	"\apurpose\x18\x02 \x01(\x0e2).id4me.registry.v1.CredentialLink.PurposeR\apurpose\";\n" +
 	"\x16RequestTransferRequest\x12!\n" +
 	"\fchallenge_id\x18\x01 \x01(\tR\vchallengeId\"(\n" +
 	"\x16ApproveTransferRequest\x12\x0e\n" +
@@ -1327,7 +1398,7 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\x11AckEventsResponse\x12-\n" +
 	"\x12acknowledged_count\x18\x01 \x01(\x05R\x11acknowledgedCount\"/\n" +
 	"\x12WatchEventsRequest\x12\x19\n" +
-	"\bafter_id\x18\x01 \x01(\x03R\aafterId2\x98\r\n" +
+	"\bafter_id\x18\x01 \x01(\x03R\aafterId2\x83\x0e\n" +
 	"\x0fRegistryService\x12Z\n" +
 	"\x0fCreateChallenge\x12).id4me.registry.v1.CreateChallengeRequest\x1a\x1c.id4me.registry.v1.Challenge\x12T\n" +
 	"\fGetChallenge\x12&.id4me.registry.v1.GetChallengeRequest\x1a\x1c.id4me.registry.v1.Challenge\x12Z\n" +
@@ -1337,7 +1408,8 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\x0fListIdentifiers\x12).id4me.registry.v1.ListIdentifiersRequest\x1a*.id4me.registry.v1.ListIdentifiersResponse\x12]\n" +
 	"\x10UpdateIdentifier\x12*.id4me.registry.v1.UpdateIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12]\n" +
 	"\x10DeleteIdentifier\x12*.id4me.registry.v1.DeleteIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12_\n" +
-	"\x11RestoreIdentifier\x12+.id4me.registry.v1.RestoreIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12Y\n" +
+	"\x11RestoreIdentifier\x12+.id4me.registry.v1.RestoreIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12i\n" +
+	"\x14CreateCredentialLink\x12..id4me.registry.v1.CreateCredentialLinkRequest\x1a!.id4me.registry.v1.CredentialLink\x12Y\n" +
 	"\x0fRequestTransfer\x12).id4me.registry.v1.RequestTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12Y\n" +
 	"\x0fApproveTransfer\x12).id4me.registry.v1.ApproveTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12W\n" +
 	"\x0eRejectTransfer\x12(.id4me.registry.v1.RejectTransferRequest\x1a\x1b.id4me.registry.v1.Transfer\x12W\n" +
@@ -1362,7 +1434,7 @@ func file_id4me_registry_v1_registry_service_proto_rawDescGZIP() []byte {
 }
 
 var file_id4me_registry_v1_registry_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_id4me_registry_v1_registry_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_id4me_registry_v1_registry_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_id4me_registry_v1_registry_service_proto_goTypes = []any{
 	(ListTransfersRequest_Direction)(0), // 0: id4me.registry.v1.ListTransfersRequest.Direction
 	(*CreateChallengeRequest)(nil),      // 1: id4me.registry.v1.CreateChallengeRequest
@@ -1376,75 +1448,82 @@ var file_id4me_registry_v1_registry_service_proto_goTypes = []any{
 	(*UpdateIdentifierRequest)(nil),     // 9: id4me.registry.v1.UpdateIdentifierRequest
 	(*DeleteIdentifierRequest)(nil),     // 10: id4me.registry.v1.DeleteIdentifierRequest
 	(*RestoreIdentifierRequest)(nil),    // 11: id4me.registry.v1.RestoreIdentifierRequest
-	(*RequestTransferRequest)(nil),      // 12: id4me.registry.v1.RequestTransferRequest
-	(*ApproveTransferRequest)(nil),      // 13: id4me.registry.v1.ApproveTransferRequest
-	(*RejectTransferRequest)(nil),       // 14: id4me.registry.v1.RejectTransferRequest
-	(*CancelTransferRequest)(nil),       // 15: id4me.registry.v1.CancelTransferRequest
-	(*GetTransferRequest)(nil),          // 16: id4me.registry.v1.GetTransferRequest
-	(*ListTransfersRequest)(nil),        // 17: id4me.registry.v1.ListTransfersRequest
-	(*ListTransfersResponse)(nil),       // 18: id4me.registry.v1.ListTransfersResponse
-	(*ListEventsRequest)(nil),           // 19: id4me.registry.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),          // 20: id4me.registry.v1.ListEventsResponse
-	(*AckEventsRequest)(nil),            // 21: id4me.registry.v1.AckEventsRequest
-	(*AckEventsResponse)(nil),           // 22: id4me.registry.v1.AckEventsResponse
-	(*WatchEventsRequest)(nil),          // 23: id4me.registry.v1.WatchEventsRequest
-	(Purpose)(0),                        // 24: id4me.registry.v1.Purpose
-	(*Identifier)(nil),                  // 25: id4me.registry.v1.Identifier
-	(*fieldmaskpb.FieldMask)(nil),       // 26: google.protobuf.FieldMask
-	(*Transfer)(nil),                    // 27: id4me.registry.v1.Transfer
-	(*Event)(nil),                       // 28: id4me.registry.v1.Event
-	(*Challenge)(nil),                   // 29: id4me.registry.v1.Challenge
+	(*CreateCredentialLinkRequest)(nil), // 12: id4me.registry.v1.CreateCredentialLinkRequest
+	(*RequestTransferRequest)(nil),      // 13: id4me.registry.v1.RequestTransferRequest
+	(*ApproveTransferRequest)(nil),      // 14: id4me.registry.v1.ApproveTransferRequest
+	(*RejectTransferRequest)(nil),       // 15: id4me.registry.v1.RejectTransferRequest
+	(*CancelTransferRequest)(nil),       // 16: id4me.registry.v1.CancelTransferRequest
+	(*GetTransferRequest)(nil),          // 17: id4me.registry.v1.GetTransferRequest
+	(*ListTransfersRequest)(nil),        // 18: id4me.registry.v1.ListTransfersRequest
+	(*ListTransfersResponse)(nil),       // 19: id4me.registry.v1.ListTransfersResponse
+	(*ListEventsRequest)(nil),           // 20: id4me.registry.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),          // 21: id4me.registry.v1.ListEventsResponse
+	(*AckEventsRequest)(nil),            // 22: id4me.registry.v1.AckEventsRequest
+	(*AckEventsResponse)(nil),           // 23: id4me.registry.v1.AckEventsResponse
+	(*WatchEventsRequest)(nil),          // 24: id4me.registry.v1.WatchEventsRequest
+	(Purpose)(0),                        // 25: id4me.registry.v1.Purpose
+	(*Identifier)(nil),                  // 26: id4me.registry.v1.Identifier
+	(*CredentialLink)(nil),              // 27: id4me.registry.v1.CredentialLink
+	(*fieldmaskpb.FieldMask)(nil),       // 28: google.protobuf.FieldMask
+	(CredentialLink_Purpose)(0),         // 29: id4me.registry.v1.CredentialLink.Purpose
+	(*Transfer)(nil),                    // 30: id4me.registry.v1.Transfer
+	(*Event)(nil),                       // 31: id4me.registry.v1.Event
+	(*Challenge)(nil),                   // 32: id4me.registry.v1.Challenge
 }
 var file_id4me_registry_v1_registry_service_proto_depIdxs = []int32{
-	24, // 0: id4me.registry.v1.CreateChallengeRequest.purpose:type_name -> id4me.registry.v1.Purpose
-	25, // 1: id4me.registry.v1.RegisterIdentifierResponse.identifier:type_name -> id4me.registry.v1.Identifier
-	25, // 2: id4me.registry.v1.ListIdentifiersResponse.identifiers:type_name -> id4me.registry.v1.Identifier
-	25, // 3: id4me.registry.v1.UpdateIdentifierRequest.identifier:type_name -> id4me.registry.v1.Identifier
-	26, // 4: id4me.registry.v1.UpdateIdentifierRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 5: id4me.registry.v1.ListTransfersRequest.direction:type_name -> id4me.registry.v1.ListTransfersRequest.Direction
-	27, // 6: id4me.registry.v1.ListTransfersResponse.transfers:type_name -> id4me.registry.v1.Transfer
-	28, // 7: id4me.registry.v1.ListEventsResponse.events:type_name -> id4me.registry.v1.Event
-	1,  // 8: id4me.registry.v1.RegistryService.CreateChallenge:input_type -> id4me.registry.v1.CreateChallengeRequest
-	2,  // 9: id4me.registry.v1.RegistryService.GetChallenge:input_type -> id4me.registry.v1.GetChallengeRequest
-	3,  // 10: id4me.registry.v1.RegistryService.VerifyChallenge:input_type -> id4me.registry.v1.VerifyChallengeRequest
-	4,  // 11: id4me.registry.v1.RegistryService.RegisterIdentifier:input_type -> id4me.registry.v1.RegisterIdentifierRequest
-	6,  // 12: id4me.registry.v1.RegistryService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
-	7,  // 13: id4me.registry.v1.RegistryService.ListIdentifiers:input_type -> id4me.registry.v1.ListIdentifiersRequest
-	9,  // 14: id4me.registry.v1.RegistryService.UpdateIdentifier:input_type -> id4me.registry.v1.UpdateIdentifierRequest
-	10, // 15: id4me.registry.v1.RegistryService.DeleteIdentifier:input_type -> id4me.registry.v1.DeleteIdentifierRequest
-	11, // 16: id4me.registry.v1.RegistryService.RestoreIdentifier:input_type -> id4me.registry.v1.RestoreIdentifierRequest
-	12, // 17: id4me.registry.v1.RegistryService.RequestTransfer:input_type -> id4me.registry.v1.RequestTransferRequest
-	13, // 18: id4me.registry.v1.RegistryService.ApproveTransfer:input_type -> id4me.registry.v1.ApproveTransferRequest
-	14, // 19: id4me.registry.v1.RegistryService.RejectTransfer:input_type -> id4me.registry.v1.RejectTransferRequest
-	15, // 20: id4me.registry.v1.RegistryService.CancelTransfer:input_type -> id4me.registry.v1.CancelTransferRequest
-	16, // 21: id4me.registry.v1.RegistryService.GetTransfer:input_type -> id4me.registry.v1.GetTransferRequest
-	17, // 22: id4me.registry.v1.RegistryService.ListTransfers:input_type -> id4me.registry.v1.ListTransfersRequest
-	19, // 23: id4me.registry.v1.RegistryService.ListEvents:input_type -> id4me.registry.v1.ListEventsRequest
-	21, // 24: id4me.registry.v1.RegistryService.AckEvents:input_type -> id4me.registry.v1.AckEventsRequest
-	23, // 25: id4me.registry.v1.RegistryService.WatchEvents:input_type -> id4me.registry.v1.WatchEventsRequest
-	29, // 26: id4me.registry.v1.RegistryService.CreateChallenge:output_type -> id4me.registry.v1.Challenge
-	29, // 27: id4me.registry.v1.RegistryService.GetChallenge:output_type -> id4me.registry.v1.Challenge
-	29, // 28: id4me.registry.v1.RegistryService.VerifyChallenge:output_type -> id4me.registry.v1.Challenge
-	5,  // 29: id4me.registry.v1.RegistryService.RegisterIdentifier:output_type -> id4me.registry.v1.RegisterIdentifierResponse
-	25, // 30: id4me.registry.v1.RegistryService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
-	8,  // 31: id4me.registry.v1.RegistryService.ListIdentifiers:output_type -> id4me.registry.v1.ListIdentifiersResponse
-	25, // 32: id4me.registry.v1.RegistryService.UpdateIdentifier:output_type -> id4me.registry.v1.Identifier
-	25, // 33: id4me.registry.v1.RegistryService.DeleteIdentifier:output_type -> id4me.registry.v1.Identifier
-	25, // 34: id4me.registry.v1.RegistryService.RestoreIdentifier:output_type -> id4me.registry.v1.Identifier
-	27, // 35: id4me.registry.v1.RegistryService.RequestTransfer:output_type -> id4me.registry.v1.Transfer
-	27, // 36: id4me.registry.v1.RegistryService.ApproveTransfer:output_type -> id4me.registry.v1.Transfer
-	27, // 37: id4me.registry.v1.RegistryService.RejectTransfer:output_type -> id4me.registry.v1.Transfer
-	27, // 38: id4me.registry.v1.RegistryService.CancelTransfer:output_type -> id4me.registry.v1.Transfer
-	27, // 39: id4me.registry.v1.RegistryService.GetTransfer:output_type -> id4me.registry.v1.Transfer
-	18, // 40: id4me.registry.v1.RegistryService.ListTransfers:output_type -> id4me.registry.v1.ListTransfersResponse
-	20, // 41: id4me.registry.v1.RegistryService.ListEvents:output_type -> id4me.registry.v1.ListEventsResponse
-	22, // 42: id4me.registry.v1.RegistryService.AckEvents:output_type -> id4me.registry.v1.AckEventsResponse
-	28, // 43: id4me.registry.v1.RegistryService.WatchEvents:output_type -> id4me.registry.v1.Event
-	26, // [26:44] is the sub-list for method output_type
-	8,  // [8:26] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	25, // 0: id4me.registry.v1.CreateChallengeRequest.purpose:type_name -> id4me.registry.v1.Purpose
+	26, // 1: id4me.registry.v1.RegisterIdentifierResponse.identifier:type_name -> id4me.registry.v1.Identifier
+	27, // 2: id4me.registry.v1.RegisterIdentifierResponse.credential_link:type_name -> id4me.registry.v1.CredentialLink
+	26, // 3: id4me.registry.v1.ListIdentifiersResponse.identifiers:type_name -> id4me.registry.v1.Identifier
+	26, // 4: id4me.registry.v1.UpdateIdentifierRequest.identifier:type_name -> id4me.registry.v1.Identifier
+	28, // 5: id4me.registry.v1.UpdateIdentifierRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 6: id4me.registry.v1.CreateCredentialLinkRequest.purpose:type_name -> id4me.registry.v1.CredentialLink.Purpose
+	0,  // 7: id4me.registry.v1.ListTransfersRequest.direction:type_name -> id4me.registry.v1.ListTransfersRequest.Direction
+	30, // 8: id4me.registry.v1.ListTransfersResponse.transfers:type_name -> id4me.registry.v1.Transfer
+	31, // 9: id4me.registry.v1.ListEventsResponse.events:type_name -> id4me.registry.v1.Event
+	1,  // 10: id4me.registry.v1.RegistryService.CreateChallenge:input_type -> id4me.registry.v1.CreateChallengeRequest
+	2,  // 11: id4me.registry.v1.RegistryService.GetChallenge:input_type -> id4me.registry.v1.GetChallengeRequest
+	3,  // 12: id4me.registry.v1.RegistryService.VerifyChallenge:input_type -> id4me.registry.v1.VerifyChallengeRequest
+	4,  // 13: id4me.registry.v1.RegistryService.RegisterIdentifier:input_type -> id4me.registry.v1.RegisterIdentifierRequest
+	6,  // 14: id4me.registry.v1.RegistryService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
+	7,  // 15: id4me.registry.v1.RegistryService.ListIdentifiers:input_type -> id4me.registry.v1.ListIdentifiersRequest
+	9,  // 16: id4me.registry.v1.RegistryService.UpdateIdentifier:input_type -> id4me.registry.v1.UpdateIdentifierRequest
+	10, // 17: id4me.registry.v1.RegistryService.DeleteIdentifier:input_type -> id4me.registry.v1.DeleteIdentifierRequest
+	11, // 18: id4me.registry.v1.RegistryService.RestoreIdentifier:input_type -> id4me.registry.v1.RestoreIdentifierRequest
+	12, // 19: id4me.registry.v1.RegistryService.CreateCredentialLink:input_type -> id4me.registry.v1.CreateCredentialLinkRequest
+	13, // 20: id4me.registry.v1.RegistryService.RequestTransfer:input_type -> id4me.registry.v1.RequestTransferRequest
+	14, // 21: id4me.registry.v1.RegistryService.ApproveTransfer:input_type -> id4me.registry.v1.ApproveTransferRequest
+	15, // 22: id4me.registry.v1.RegistryService.RejectTransfer:input_type -> id4me.registry.v1.RejectTransferRequest
+	16, // 23: id4me.registry.v1.RegistryService.CancelTransfer:input_type -> id4me.registry.v1.CancelTransferRequest
+	17, // 24: id4me.registry.v1.RegistryService.GetTransfer:input_type -> id4me.registry.v1.GetTransferRequest
+	18, // 25: id4me.registry.v1.RegistryService.ListTransfers:input_type -> id4me.registry.v1.ListTransfersRequest
+	20, // 26: id4me.registry.v1.RegistryService.ListEvents:input_type -> id4me.registry.v1.ListEventsRequest
+	22, // 27: id4me.registry.v1.RegistryService.AckEvents:input_type -> id4me.registry.v1.AckEventsRequest
+	24, // 28: id4me.registry.v1.RegistryService.WatchEvents:input_type -> id4me.registry.v1.WatchEventsRequest
+	32, // 29: id4me.registry.v1.RegistryService.CreateChallenge:output_type -> id4me.registry.v1.Challenge
+	32, // 30: id4me.registry.v1.RegistryService.GetChallenge:output_type -> id4me.registry.v1.Challenge
+	32, // 31: id4me.registry.v1.RegistryService.VerifyChallenge:output_type -> id4me.registry.v1.Challenge
+	5,  // 32: id4me.registry.v1.RegistryService.RegisterIdentifier:output_type -> id4me.registry.v1.RegisterIdentifierResponse
+	26, // 33: id4me.registry.v1.RegistryService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
+	8,  // 34: id4me.registry.v1.RegistryService.ListIdentifiers:output_type -> id4me.registry.v1.ListIdentifiersResponse
+	26, // 35: id4me.registry.v1.RegistryService.UpdateIdentifier:output_type -> id4me.registry.v1.Identifier
+	26, // 36: id4me.registry.v1.RegistryService.DeleteIdentifier:output_type -> id4me.registry.v1.Identifier
+	26, // 37: id4me.registry.v1.RegistryService.RestoreIdentifier:output_type -> id4me.registry.v1.Identifier
+	27, // 38: id4me.registry.v1.RegistryService.CreateCredentialLink:output_type -> id4me.registry.v1.CredentialLink
+	30, // 39: id4me.registry.v1.RegistryService.RequestTransfer:output_type -> id4me.registry.v1.Transfer
+	30, // 40: id4me.registry.v1.RegistryService.ApproveTransfer:output_type -> id4me.registry.v1.Transfer
+	30, // 41: id4me.registry.v1.RegistryService.RejectTransfer:output_type -> id4me.registry.v1.Transfer
+	30, // 42: id4me.registry.v1.RegistryService.CancelTransfer:output_type -> id4me.registry.v1.Transfer
+	30, // 43: id4me.registry.v1.RegistryService.GetTransfer:output_type -> id4me.registry.v1.Transfer
+	19, // 44: id4me.registry.v1.RegistryService.ListTransfers:output_type -> id4me.registry.v1.ListTransfersResponse
+	21, // 45: id4me.registry.v1.RegistryService.ListEvents:output_type -> id4me.registry.v1.ListEventsResponse
+	23, // 46: id4me.registry.v1.RegistryService.AckEvents:output_type -> id4me.registry.v1.AckEventsResponse
+	31, // 47: id4me.registry.v1.RegistryService.WatchEvents:output_type -> id4me.registry.v1.Event
+	29, // [29:48] is the sub-list for method output_type
+	10, // [10:29] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_id4me_registry_v1_registry_service_proto_init() }
@@ -1459,7 +1538,7 @@ func file_id4me_registry_v1_registry_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_id4me_registry_v1_registry_service_proto_rawDesc), len(file_id4me_registry_v1_registry_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,24 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RegistryService_CreateChallenge_FullMethodName    = "/id4me.registry.v1.RegistryService/CreateChallenge"
-	RegistryService_GetChallenge_FullMethodName       = "/id4me.registry.v1.RegistryService/GetChallenge"
-	RegistryService_VerifyChallenge_FullMethodName    = "/id4me.registry.v1.RegistryService/VerifyChallenge"
-	RegistryService_RegisterIdentifier_FullMethodName = "/id4me.registry.v1.RegistryService/RegisterIdentifier"
-	RegistryService_GetIdentifier_FullMethodName      = "/id4me.registry.v1.RegistryService/GetIdentifier"
-	RegistryService_ListIdentifiers_FullMethodName    = "/id4me.registry.v1.RegistryService/ListIdentifiers"
-	RegistryService_UpdateIdentifier_FullMethodName   = "/id4me.registry.v1.RegistryService/UpdateIdentifier"
-	RegistryService_DeleteIdentifier_FullMethodName   = "/id4me.registry.v1.RegistryService/DeleteIdentifier"
-	RegistryService_RestoreIdentifier_FullMethodName  = "/id4me.registry.v1.RegistryService/RestoreIdentifier"
-	RegistryService_RequestTransfer_FullMethodName    = "/id4me.registry.v1.RegistryService/RequestTransfer"
-	RegistryService_ApproveTransfer_FullMethodName    = "/id4me.registry.v1.RegistryService/ApproveTransfer"
-	RegistryService_RejectTransfer_FullMethodName     = "/id4me.registry.v1.RegistryService/RejectTransfer"
-	RegistryService_CancelTransfer_FullMethodName     = "/id4me.registry.v1.RegistryService/CancelTransfer"
-	RegistryService_GetTransfer_FullMethodName        = "/id4me.registry.v1.RegistryService/GetTransfer"
-	RegistryService_ListTransfers_FullMethodName      = "/id4me.registry.v1.RegistryService/ListTransfers"
-	RegistryService_ListEvents_FullMethodName         = "/id4me.registry.v1.RegistryService/ListEvents"
-	RegistryService_AckEvents_FullMethodName          = "/id4me.registry.v1.RegistryService/AckEvents"
-	RegistryService_WatchEvents_FullMethodName        = "/id4me.registry.v1.RegistryService/WatchEvents"
+	RegistryService_CreateChallenge_FullMethodName      = "/id4me.registry.v1.RegistryService/CreateChallenge"
+	RegistryService_GetChallenge_FullMethodName         = "/id4me.registry.v1.RegistryService/GetChallenge"
+	RegistryService_VerifyChallenge_FullMethodName      = "/id4me.registry.v1.RegistryService/VerifyChallenge"
+	RegistryService_RegisterIdentifier_FullMethodName   = "/id4me.registry.v1.RegistryService/RegisterIdentifier"
+	RegistryService_GetIdentifier_FullMethodName        = "/id4me.registry.v1.RegistryService/GetIdentifier"
+	RegistryService_ListIdentifiers_FullMethodName      = "/id4me.registry.v1.RegistryService/ListIdentifiers"
+	RegistryService_UpdateIdentifier_FullMethodName     = "/id4me.registry.v1.RegistryService/UpdateIdentifier"
+	RegistryService_DeleteIdentifier_FullMethodName     = "/id4me.registry.v1.RegistryService/DeleteIdentifier"
+	RegistryService_RestoreIdentifier_FullMethodName    = "/id4me.registry.v1.RegistryService/RestoreIdentifier"
+	RegistryService_CreateCredentialLink_FullMethodName = "/id4me.registry.v1.RegistryService/CreateCredentialLink"
+	RegistryService_RequestTransfer_FullMethodName      = "/id4me.registry.v1.RegistryService/RequestTransfer"
+	RegistryService_ApproveTransfer_FullMethodName      = "/id4me.registry.v1.RegistryService/ApproveTransfer"
+	RegistryService_RejectTransfer_FullMethodName       = "/id4me.registry.v1.RegistryService/RejectTransfer"
+	RegistryService_CancelTransfer_FullMethodName       = "/id4me.registry.v1.RegistryService/CancelTransfer"
+	RegistryService_GetTransfer_FullMethodName          = "/id4me.registry.v1.RegistryService/GetTransfer"
+	RegistryService_ListTransfers_FullMethodName        = "/id4me.registry.v1.RegistryService/ListTransfers"
+	RegistryService_ListEvents_FullMethodName           = "/id4me.registry.v1.RegistryService/ListEvents"
+	RegistryService_AckEvents_FullMethodName            = "/id4me.registry.v1.RegistryService/AckEvents"
+	RegistryService_WatchEvents_FullMethodName          = "/id4me.registry.v1.RegistryService/WatchEvents"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -71,6 +72,11 @@ type RegistryServiceClient interface {
 	// RestoreIdentifier brings an identifier pending delete back, unchanged, before its
 	// purge_time.
 	RestoreIdentifier(ctx context.Context, in *RestoreIdentifierRequest, opts ...grpc.CallOption) (*Identifier, error)
+	// CreateCredentialLink makes a single-use, expiring page on the registry's authority where
+	// the identifier's holder sets a password and may enrol a second factor. The agent sends
+	// the holder there; it never sees the credentials. A setup link is given with every
+	// registration too.
+	CreateCredentialLink(ctx context.Context, in *CreateCredentialLinkRequest, opts ...grpc.CallOption) (*CredentialLink, error)
 	// RequestTransfer consumes a valid PURPOSE_TRANSFER challenge of the calling (gaining)
 	// agent and asks for its identifier. Under the registry's default policy the transfer
 	// completes at once; with a pending period it waits for the losing agent or the deadline.
@@ -188,6 +194,16 @@ func (c *registryServiceClient) RestoreIdentifier(ctx context.Context, in *Resto
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Identifier)
 	err := c.cc.Invoke(ctx, RegistryService_RestoreIdentifier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) CreateCredentialLink(ctx context.Context, in *CreateCredentialLinkRequest, opts ...grpc.CallOption) (*CredentialLink, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CredentialLink)
+	err := c.cc.Invoke(ctx, RegistryService_CreateCredentialLink_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -325,6 +341,11 @@ type RegistryServiceServer interface {
 	// RestoreIdentifier brings an identifier pending delete back, unchanged, before its
 	// purge_time.
 	RestoreIdentifier(context.Context, *RestoreIdentifierRequest) (*Identifier, error)
+	// CreateCredentialLink makes a single-use, expiring page on the registry's authority where
+	// the identifier's holder sets a password and may enrol a second factor. The agent sends
+	// the holder there; it never sees the credentials. A setup link is given with every
+	// registration too.
+	CreateCredentialLink(context.Context, *CreateCredentialLinkRequest) (*CredentialLink, error)
 	// RequestTransfer consumes a valid PURPOSE_TRANSFER challenge of the calling (gaining)
 	// agent and asks for its identifier. Under the registry's default policy the transfer
 	// completes at once; with a pending period it waits for the losing agent or the deadline.
@@ -384,6 +405,9 @@ func (UnimplementedRegistryServiceServer) DeleteIdentifier(context.Context, *Del
 }
 func (UnimplementedRegistryServiceServer) RestoreIdentifier(context.Context, *RestoreIdentifierRequest) (*Identifier, error) {
 	return nil, status.Error(codes.Unimplemented, "method RestoreIdentifier not implemented")
+}
+func (UnimplementedRegistryServiceServer) CreateCredentialLink(context.Context, *CreateCredentialLinkRequest) (*CredentialLink, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCredentialLink not implemented")
 }
 func (UnimplementedRegistryServiceServer) RequestTransfer(context.Context, *RequestTransferRequest) (*Transfer, error) {
 	return nil, status.Error(codes.Unimplemented, "method RequestTransfer not implemented")
@@ -595,6 +619,24 @@ func _RegistryService_RestoreIdentifier_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_CreateCredentialLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCredentialLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).CreateCredentialLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_CreateCredentialLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).CreateCredentialLink(ctx, req.(*CreateCredentialLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RegistryService_RequestTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RequestTransferRequest)
 	if err := dec(in); err != nil {
@@ -792,6 +834,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RestoreIdentifier",
 			Handler:    _RegistryService_RestoreIdentifier_Handler,
+		},
+		{
+			MethodName: "CreateCredentialLink",
+			Handler:    _RegistryService_CreateCredentialLink_Handler,
 		},
 		{
 			MethodName: "RequestTransfer",

@@ -162,6 +162,59 @@ func (IdentifierStatus) EnumDescriptor() ([]byte, []int) {
 	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
+// What the link is for.
+type CredentialLink_Purpose int32
+
+const (
+	// Not set; refused.
+	CredentialLink_PURPOSE_UNSPECIFIED CredentialLink_Purpose = 0
+	// The holder has no credentials yet.
+	CredentialLink_PURPOSE_SETUP CredentialLink_Purpose = 1
+	// The holder replaces their credentials (forgotten password, lost second factor).
+	CredentialLink_PURPOSE_RESET CredentialLink_Purpose = 2
+)
+
+// Enum value maps for CredentialLink_Purpose.
+var (
+	CredentialLink_Purpose_name = map[int32]string{
+		0: "PURPOSE_UNSPECIFIED",
+		1: "PURPOSE_SETUP",
+		2: "PURPOSE_RESET",
+	}
+	CredentialLink_Purpose_value = map[string]int32{
+		"PURPOSE_UNSPECIFIED": 0,
+		"PURPOSE_SETUP":       1,
+		"PURPOSE_RESET":       2,
+	}
+)
+
+func (x CredentialLink_Purpose) Enum() *CredentialLink_Purpose {
+	p := new(CredentialLink_Purpose)
+	*p = x
+	return p
+}
+
+func (x CredentialLink_Purpose) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CredentialLink_Purpose) Descriptor() protoreflect.EnumDescriptor {
+	return file_id4me_registry_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (CredentialLink_Purpose) Type() protoreflect.EnumType {
+	return &file_id4me_registry_v1_resources_proto_enumTypes[2]
+}
+
+func (x CredentialLink_Purpose) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CredentialLink_Purpose.Descriptor instead.
+func (CredentialLink_Purpose) EnumDescriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{0, 0}
+}
+
 // Outcome of an _openid record check.
 type OpenIDRecordCheck_Status int32
 
@@ -207,11 +260,11 @@ func (x OpenIDRecordCheck_Status) String() string {
 }
 
 func (OpenIDRecordCheck_Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_id4me_registry_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_id4me_registry_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (OpenIDRecordCheck_Status) Type() protoreflect.EnumType {
-	return &file_id4me_registry_v1_resources_proto_enumTypes[2]
+	return &file_id4me_registry_v1_resources_proto_enumTypes[3]
 }
 
 func (x OpenIDRecordCheck_Status) Number() protoreflect.EnumNumber {
@@ -220,7 +273,7 @@ func (x OpenIDRecordCheck_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OpenIDRecordCheck_Status.Descriptor instead.
 func (OpenIDRecordCheck_Status) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{1, 0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2, 0}
 }
 
 // Where a transfer is.
@@ -278,11 +331,11 @@ func (x Transfer_Status) String() string {
 }
 
 func (Transfer_Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_id4me_registry_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_id4me_registry_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (Transfer_Status) Type() protoreflect.EnumType {
-	return &file_id4me_registry_v1_resources_proto_enumTypes[3]
+	return &file_id4me_registry_v1_resources_proto_enumTypes[4]
 }
 
 func (x Transfer_Status) Number() protoreflect.EnumNumber {
@@ -291,7 +344,7 @@ func (x Transfer_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Transfer_Status.Descriptor instead.
 func (Transfer_Status) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2, 0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{3, 0}
 }
 
 // What happened.
@@ -371,11 +424,11 @@ func (x Event_Type) String() string {
 }
 
 func (Event_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_id4me_registry_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_id4me_registry_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (Event_Type) Type() protoreflect.EnumType {
-	return &file_id4me_registry_v1_resources_proto_enumTypes[4]
+	return &file_id4me_registry_v1_resources_proto_enumTypes[5]
 }
 
 func (x Event_Type) Number() protoreflect.EnumNumber {
@@ -384,7 +437,7 @@ func (x Event_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Event_Type.Descriptor instead.
 func (Event_Type) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{3, 0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{4, 0}
 }
 
 // Lifecycle of a challenge.
@@ -437,11 +490,11 @@ func (x Challenge_Status) String() string {
 }
 
 func (Challenge_Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_id4me_registry_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_id4me_registry_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (Challenge_Status) Type() protoreflect.EnumType {
-	return &file_id4me_registry_v1_resources_proto_enumTypes[5]
+	return &file_id4me_registry_v1_resources_proto_enumTypes[6]
 }
 
 func (x Challenge_Status) Number() protoreflect.EnumNumber {
@@ -450,7 +503,7 @@ func (x Challenge_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Challenge_Status.Descriptor instead.
 func (Challenge_Status) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{4, 0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{5, 0}
 }
 
 // Whether the agent may act.
@@ -490,11 +543,11 @@ func (x Agent_State) String() string {
 }
 
 func (Agent_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_id4me_registry_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_id4me_registry_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (Agent_State) Type() protoreflect.EnumType {
-	return &file_id4me_registry_v1_resources_proto_enumTypes[6]
+	return &file_id4me_registry_v1_resources_proto_enumTypes[7]
 }
 
 func (x Agent_State) Number() protoreflect.EnumNumber {
@@ -503,7 +556,81 @@ func (x Agent_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Agent_State.Descriptor instead.
 func (Agent_State) EnumDescriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{7, 0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{8, 0}
+}
+
+// CredentialLink is a single-use page on the authority where an identifier's holder sets
+// their credentials.
+type CredentialLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page to send the holder to. It holds a secret: hand it to the holder only.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// When the link stops working.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// What the link is for.
+	Purpose CredentialLink_Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=id4me.registry.v1.CredentialLink_Purpose" json:"purpose,omitempty"`
+	// The identifier (A-label).
+	Identifier    string `protobuf:"bytes,4,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CredentialLink) Reset() {
+	*x = CredentialLink{}
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CredentialLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CredentialLink) ProtoMessage() {}
+
+func (x *CredentialLink) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CredentialLink.ProtoReflect.Descriptor instead.
+func (*CredentialLink) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CredentialLink) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CredentialLink) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *CredentialLink) GetPurpose() CredentialLink_Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return CredentialLink_PURPOSE_UNSPECIFIED
+}
+
+func (x *CredentialLink) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
 }
 
 // Identifier is an ID4me identifier sponsored by an agent.
@@ -543,7 +670,7 @@ type Identifier struct {
 
 func (x *Identifier) Reset() {
 	*x = Identifier{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[0]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +682,7 @@ func (x *Identifier) String() string {
 func (*Identifier) ProtoMessage() {}
 
 func (x *Identifier) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[0]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +695,7 @@ func (x *Identifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Identifier.ProtoReflect.Descriptor instead.
 func (*Identifier) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{0}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Identifier) GetName() string {
@@ -678,7 +805,7 @@ type OpenIDRecordCheck struct {
 
 func (x *OpenIDRecordCheck) Reset() {
 	*x = OpenIDRecordCheck{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[1]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +817,7 @@ func (x *OpenIDRecordCheck) String() string {
 func (*OpenIDRecordCheck) ProtoMessage() {}
 
 func (x *OpenIDRecordCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[1]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +830,7 @@ func (x *OpenIDRecordCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenIDRecordCheck.ProtoReflect.Descriptor instead.
 func (*OpenIDRecordCheck) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{1}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *OpenIDRecordCheck) GetStatus() OpenIDRecordCheck_Status {
@@ -783,7 +910,7 @@ type Transfer struct {
 
 func (x *Transfer) Reset() {
 	*x = Transfer{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +922,7 @@ func (x *Transfer) String() string {
 func (*Transfer) ProtoMessage() {}
 
 func (x *Transfer) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[2]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +935,7 @@ func (x *Transfer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transfer.ProtoReflect.Descriptor instead.
 func (*Transfer) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Transfer) GetId() string {
@@ -902,7 +1029,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1041,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[3]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1054,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Event) GetId() int64 {
@@ -1049,7 +1176,7 @@ type Challenge struct {
 
 func (x *Challenge) Reset() {
 	*x = Challenge{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1188,7 @@ func (x *Challenge) String() string {
 func (*Challenge) ProtoMessage() {}
 
 func (x *Challenge) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[4]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1201,7 @@ func (x *Challenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Challenge.ProtoReflect.Descriptor instead.
 func (*Challenge) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Challenge) GetId() string {
@@ -1184,7 +1311,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1323,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[5]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1336,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Problem) GetReason() string {
@@ -1260,7 +1387,7 @@ type NameserverResult struct {
 
 func (x *NameserverResult) Reset() {
 	*x = NameserverResult{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1399,7 @@ func (x *NameserverResult) String() string {
 func (*NameserverResult) ProtoMessage() {}
 
 func (x *NameserverResult) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[6]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1412,7 @@ func (x *NameserverResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NameserverResult.ProtoReflect.Descriptor instead.
 func (*NameserverResult) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NameserverResult) GetNameserver() string {
@@ -1383,7 +1510,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1522,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[7]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1535,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Agent) GetId() string {
@@ -1509,7 +1636,7 @@ type AgentToken struct {
 
 func (x *AgentToken) Reset() {
 	*x = AgentToken{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1648,7 @@ func (x *AgentToken) String() string {
 func (*AgentToken) ProtoMessage() {}
 
 func (x *AgentToken) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[8]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1661,7 @@ func (x *AgentToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentToken.ProtoReflect.Descriptor instead.
 func (*AgentToken) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AgentToken) GetId() string {
@@ -1604,7 +1731,7 @@ type JournalEntry struct {
 
 func (x *JournalEntry) Reset() {
 	*x = JournalEntry{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[9]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1743,7 @@ func (x *JournalEntry) String() string {
 func (*JournalEntry) ProtoMessage() {}
 
 func (x *JournalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[9]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1756,7 @@ func (x *JournalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalEntry.ProtoReflect.Descriptor instead.
 func (*JournalEntry) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JournalEntry) GetId() int64 {
@@ -1707,7 +1834,7 @@ type Resolution struct {
 
 func (x *Resolution) Reset() {
 	*x = Resolution{}
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[10]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1846,7 @@ func (x *Resolution) String() string {
 func (*Resolution) ProtoMessage() {}
 
 func (x *Resolution) ProtoReflect() protoreflect.Message {
-	mi := &file_id4me_registry_v1_resources_proto_msgTypes[10]
+	mi := &file_id4me_registry_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1859,7 @@ func (x *Resolution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resolution.ProtoReflect.Descriptor instead.
 func (*Resolution) Descriptor() ([]byte, []int) {
-	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_id4me_registry_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Resolution) GetIdentifier() string {
@@ -1774,7 +1901,19 @@ var File_id4me_registry_v1_resources_proto protoreflect.FileDescriptor
 
 const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"!id4me/registry/v1/resources.proto\x12\x11id4me.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x04\n" +
+	"!id4me/registry/v1/resources.proto\x12\x11id4me.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x02\n" +
+	"\x0eCredentialLink\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12C\n" +
+	"\apurpose\x18\x03 \x01(\x0e2).id4me.registry.v1.CredentialLink.PurposeR\apurpose\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x04 \x01(\tR\n" +
+	"identifier\"H\n" +
+	"\aPurpose\x12\x17\n" +
+	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rPURPOSE_SETUP\x10\x01\x12\x11\n" +
+	"\rPURPOSE_RESET\x10\x02\"\xd5\x04\n" +
 	"\n" +
 	"Identifier\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -1984,70 +2123,74 @@ func file_id4me_registry_v1_resources_proto_rawDescGZIP() []byte {
 	return file_id4me_registry_v1_resources_proto_rawDescData
 }
 
-var file_id4me_registry_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_id4me_registry_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_id4me_registry_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_id4me_registry_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_id4me_registry_v1_resources_proto_goTypes = []any{
 	(Purpose)(0),                  // 0: id4me.registry.v1.Purpose
 	(IdentifierStatus)(0),         // 1: id4me.registry.v1.IdentifierStatus
-	(OpenIDRecordCheck_Status)(0), // 2: id4me.registry.v1.OpenIDRecordCheck.Status
-	(Transfer_Status)(0),          // 3: id4me.registry.v1.Transfer.Status
-	(Event_Type)(0),               // 4: id4me.registry.v1.Event.Type
-	(Challenge_Status)(0),         // 5: id4me.registry.v1.Challenge.Status
-	(Agent_State)(0),              // 6: id4me.registry.v1.Agent.State
-	(*Identifier)(nil),            // 7: id4me.registry.v1.Identifier
-	(*OpenIDRecordCheck)(nil),     // 8: id4me.registry.v1.OpenIDRecordCheck
-	(*Transfer)(nil),              // 9: id4me.registry.v1.Transfer
-	(*Event)(nil),                 // 10: id4me.registry.v1.Event
-	(*Challenge)(nil),             // 11: id4me.registry.v1.Challenge
-	(*Problem)(nil),               // 12: id4me.registry.v1.Problem
-	(*NameserverResult)(nil),      // 13: id4me.registry.v1.NameserverResult
-	(*Agent)(nil),                 // 14: id4me.registry.v1.Agent
-	(*AgentToken)(nil),            // 15: id4me.registry.v1.AgentToken
-	(*JournalEntry)(nil),          // 16: id4me.registry.v1.JournalEntry
-	(*Resolution)(nil),            // 17: id4me.registry.v1.Resolution
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(CredentialLink_Purpose)(0),   // 2: id4me.registry.v1.CredentialLink.Purpose
+	(OpenIDRecordCheck_Status)(0), // 3: id4me.registry.v1.OpenIDRecordCheck.Status
+	(Transfer_Status)(0),          // 4: id4me.registry.v1.Transfer.Status
+	(Event_Type)(0),               // 5: id4me.registry.v1.Event.Type
+	(Challenge_Status)(0),         // 6: id4me.registry.v1.Challenge.Status
+	(Agent_State)(0),              // 7: id4me.registry.v1.Agent.State
+	(*CredentialLink)(nil),        // 8: id4me.registry.v1.CredentialLink
+	(*Identifier)(nil),            // 9: id4me.registry.v1.Identifier
+	(*OpenIDRecordCheck)(nil),     // 10: id4me.registry.v1.OpenIDRecordCheck
+	(*Transfer)(nil),              // 11: id4me.registry.v1.Transfer
+	(*Event)(nil),                 // 12: id4me.registry.v1.Event
+	(*Challenge)(nil),             // 13: id4me.registry.v1.Challenge
+	(*Problem)(nil),               // 14: id4me.registry.v1.Problem
+	(*NameserverResult)(nil),      // 15: id4me.registry.v1.NameserverResult
+	(*Agent)(nil),                 // 16: id4me.registry.v1.Agent
+	(*AgentToken)(nil),            // 17: id4me.registry.v1.AgentToken
+	(*JournalEntry)(nil),          // 18: id4me.registry.v1.JournalEntry
+	(*Resolution)(nil),            // 19: id4me.registry.v1.Resolution
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_id4me_registry_v1_resources_proto_depIdxs = []int32{
-	1,  // 0: id4me.registry.v1.Identifier.statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	18, // 1: id4me.registry.v1.Identifier.create_time:type_name -> google.protobuf.Timestamp
-	18, // 2: id4me.registry.v1.Identifier.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: id4me.registry.v1.Identifier.openid_record:type_name -> id4me.registry.v1.OpenIDRecordCheck
-	18, // 4: id4me.registry.v1.Identifier.delete_time:type_name -> google.protobuf.Timestamp
-	18, // 5: id4me.registry.v1.Identifier.purge_time:type_name -> google.protobuf.Timestamp
-	2,  // 6: id4me.registry.v1.OpenIDRecordCheck.status:type_name -> id4me.registry.v1.OpenIDRecordCheck.Status
-	18, // 7: id4me.registry.v1.OpenIDRecordCheck.check_time:type_name -> google.protobuf.Timestamp
-	18, // 8: id4me.registry.v1.OpenIDRecordCheck.next_check_time:type_name -> google.protobuf.Timestamp
-	3,  // 9: id4me.registry.v1.Transfer.status:type_name -> id4me.registry.v1.Transfer.Status
-	18, // 10: id4me.registry.v1.Transfer.request_time:type_name -> google.protobuf.Timestamp
-	18, // 11: id4me.registry.v1.Transfer.act_time:type_name -> google.protobuf.Timestamp
-	4,  // 12: id4me.registry.v1.Event.type:type_name -> id4me.registry.v1.Event.Type
-	18, // 13: id4me.registry.v1.Event.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 14: id4me.registry.v1.Event.transfer:type_name -> id4me.registry.v1.Transfer
-	1,  // 15: id4me.registry.v1.Event.statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	1,  // 16: id4me.registry.v1.Event.previous_statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	8,  // 17: id4me.registry.v1.Event.openid_record:type_name -> id4me.registry.v1.OpenIDRecordCheck
-	2,  // 18: id4me.registry.v1.Event.previous_openid_status:type_name -> id4me.registry.v1.OpenIDRecordCheck.Status
-	18, // 19: id4me.registry.v1.Event.purge_time:type_name -> google.protobuf.Timestamp
-	18, // 20: id4me.registry.v1.Event.ack_time:type_name -> google.protobuf.Timestamp
-	0,  // 21: id4me.registry.v1.Challenge.purpose:type_name -> id4me.registry.v1.Purpose
-	5,  // 22: id4me.registry.v1.Challenge.status:type_name -> id4me.registry.v1.Challenge.Status
-	18, // 23: id4me.registry.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 24: id4me.registry.v1.Challenge.problem:type_name -> id4me.registry.v1.Problem
-	18, // 25: id4me.registry.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
-	18, // 26: id4me.registry.v1.Challenge.validate_time:type_name -> google.protobuf.Timestamp
-	13, // 27: id4me.registry.v1.Problem.nameservers:type_name -> id4me.registry.v1.NameserverResult
-	6,  // 28: id4me.registry.v1.Agent.state:type_name -> id4me.registry.v1.Agent.State
-	18, // 29: id4me.registry.v1.Agent.create_time:type_name -> google.protobuf.Timestamp
-	18, // 30: id4me.registry.v1.Agent.update_time:type_name -> google.protobuf.Timestamp
-	18, // 31: id4me.registry.v1.AgentToken.create_time:type_name -> google.protobuf.Timestamp
-	18, // 32: id4me.registry.v1.AgentToken.revoke_time:type_name -> google.protobuf.Timestamp
-	18, // 33: id4me.registry.v1.JournalEntry.time:type_name -> google.protobuf.Timestamp
-	1,  // 34: id4me.registry.v1.Resolution.statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	20, // 0: id4me.registry.v1.CredentialLink.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 1: id4me.registry.v1.CredentialLink.purpose:type_name -> id4me.registry.v1.CredentialLink.Purpose
+	1,  // 2: id4me.registry.v1.Identifier.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	20, // 3: id4me.registry.v1.Identifier.create_time:type_name -> google.protobuf.Timestamp
+	20, // 4: id4me.registry.v1.Identifier.update_time:type_name -> google.protobuf.Timestamp
+	10, // 5: id4me.registry.v1.Identifier.openid_record:type_name -> id4me.registry.v1.OpenIDRecordCheck
+	20, // 6: id4me.registry.v1.Identifier.delete_time:type_name -> google.protobuf.Timestamp
+	20, // 7: id4me.registry.v1.Identifier.purge_time:type_name -> google.protobuf.Timestamp
+	3,  // 8: id4me.registry.v1.OpenIDRecordCheck.status:type_name -> id4me.registry.v1.OpenIDRecordCheck.Status
+	20, // 9: id4me.registry.v1.OpenIDRecordCheck.check_time:type_name -> google.protobuf.Timestamp
+	20, // 10: id4me.registry.v1.OpenIDRecordCheck.next_check_time:type_name -> google.protobuf.Timestamp
+	4,  // 11: id4me.registry.v1.Transfer.status:type_name -> id4me.registry.v1.Transfer.Status
+	20, // 12: id4me.registry.v1.Transfer.request_time:type_name -> google.protobuf.Timestamp
+	20, // 13: id4me.registry.v1.Transfer.act_time:type_name -> google.protobuf.Timestamp
+	5,  // 14: id4me.registry.v1.Event.type:type_name -> id4me.registry.v1.Event.Type
+	20, // 15: id4me.registry.v1.Event.create_time:type_name -> google.protobuf.Timestamp
+	11, // 16: id4me.registry.v1.Event.transfer:type_name -> id4me.registry.v1.Transfer
+	1,  // 17: id4me.registry.v1.Event.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	1,  // 18: id4me.registry.v1.Event.previous_statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	10, // 19: id4me.registry.v1.Event.openid_record:type_name -> id4me.registry.v1.OpenIDRecordCheck
+	3,  // 20: id4me.registry.v1.Event.previous_openid_status:type_name -> id4me.registry.v1.OpenIDRecordCheck.Status
+	20, // 21: id4me.registry.v1.Event.purge_time:type_name -> google.protobuf.Timestamp
+	20, // 22: id4me.registry.v1.Event.ack_time:type_name -> google.protobuf.Timestamp
+	0,  // 23: id4me.registry.v1.Challenge.purpose:type_name -> id4me.registry.v1.Purpose
+	6,  // 24: id4me.registry.v1.Challenge.status:type_name -> id4me.registry.v1.Challenge.Status
+	20, // 25: id4me.registry.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 26: id4me.registry.v1.Challenge.problem:type_name -> id4me.registry.v1.Problem
+	20, // 27: id4me.registry.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
+	20, // 28: id4me.registry.v1.Challenge.validate_time:type_name -> google.protobuf.Timestamp
+	15, // 29: id4me.registry.v1.Problem.nameservers:type_name -> id4me.registry.v1.NameserverResult
+	7,  // 30: id4me.registry.v1.Agent.state:type_name -> id4me.registry.v1.Agent.State
+	20, // 31: id4me.registry.v1.Agent.create_time:type_name -> google.protobuf.Timestamp
+	20, // 32: id4me.registry.v1.Agent.update_time:type_name -> google.protobuf.Timestamp
+	20, // 33: id4me.registry.v1.AgentToken.create_time:type_name -> google.protobuf.Timestamp
+	20, // 34: id4me.registry.v1.AgentToken.revoke_time:type_name -> google.protobuf.Timestamp
+	20, // 35: id4me.registry.v1.JournalEntry.time:type_name -> google.protobuf.Timestamp
+	1,  // 36: id4me.registry.v1.Resolution.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_id4me_registry_v1_resources_proto_init() }
@@ -2060,8 +2203,8 @@ func file_id4me_registry_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_id4me_registry_v1_resources_proto_rawDesc), len(file_id4me_registry_v1_resources_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   11,
+			NumEnums:      8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,291 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// Mapping is the registry's identifier → agent mapping as the authority reads it.
+// registry.Service implements it.
+type Mapping interface {
+	// Resolve maps an identifier to its sponsoring agent and identity; an identifier on
+	// hold, pending delete or unknown resolves to a registry KindNotFound error.
+	Resolve(ctx context.Context, identifier string) (registry.Resolution, error)
+	// SubjectSeed returns the secret an identity's subjects are derived from.
+	SubjectSeed(ctx context.Context, identityID string) (string, error)
+}
+
+// SubjectType says how subjects are derived (OpenID Connect Core §8).
+type SubjectType string
+
+// Subject types.
+const (
+	// SubjectPairwise gives each relying-party sector its own subject for an identity.
+	SubjectPairwise SubjectType = "pairwise"
+	// SubjectPublic gives every relying party the same subject for an identity.
+	SubjectPublic SubjectType = "public"
+)
+
+// Config configures an Authority. Issuer, Store, Keys and Mapping are required.
+type Config struct {
+	// Issuer is the authority's issuer URL: https, no query or fragment. Its host is what
+	// identifiers' _openid records name as iss.
+	Issuer string
+	Store  Store
+	Keys   *KeySet
+	// Mapping is the registry's mapping.
+	Mapping Mapping
+	// SubjectType is the default for clients that do not ask; default pairwise.
+	SubjectType SubjectType
+	// AgentTokenAlg signs the access tokens given to agents in _claim_sources; default
+	// RS256, what ID4me agents expect.
+	AgentTokenAlg string
+	// AllowLoopbackHTTP accepts http:// redirect URIs on loopback hosts for every client
+	// (development), not only for native ones.
+	AllowLoopbackHTTP bool
+	// CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL and
+	// CredentialLinkTTL are lifetimes; defaults 1m, 10m, 10m, 12h, 30m, 72h.
+	CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL, CredentialLinkTTL time.Duration
+	// LockAfter failed logins lock an identity for LockFor; defaults 5 and 15m.
+	LockAfter int
+	LockFor   time.Duration
+	// LoginRate and LoginBurst limit login attempts (password and TOTP) per source
+	// address; defaults 1/s and 20.
+	LoginRate  float64
+	LoginBurst int
+	// RegistrationRate and RegistrationBurst limit dynamic client registrations per source
+	// address; defaults 1/min and 10.
+	RegistrationRate  float64
+	RegistrationBurst int
+	// Password is the argon2id cost; default PasswordParams{Memory: 19456, Time: 2,
+	// Threads: 1} (OWASP's minimum for argon2id).
+	Password PasswordParams
+	// HashConcurrency bounds concurrent password hashes (each takes Password.Memory KiB);
+	// default 2 × GOMAXPROCS.
+	HashConcurrency int
+	// Observe is told what the authority answered, for metrics: event is registration,
+	// login, totp, consent, credentials, token or userinfo; outcome is the HTTP status
+	// (a 303 is a login or consent that went on). It must be cheap. Nil for none.
+	Observe func(event, outcome string)
+	// Logger gets the authority's log lines; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Authority is the embedded OpenID Connect provider.
+type Authority struct {
+	cfg      Config
+	issuer   string
+	host     string
+	store    Store
+	keys     *KeySet
+	mapping  Mapping
+	log      *slog.Logger
+	logins   *limiter
+	regs     *limiter
+	hashSlot chan struct{}
+	pages    *pages
+	disco    []byte
+	clients  clientCache
+}
+
+// New returns an Authority for cfg.
+func New(cfg Config) (*Authority, error) {
+	if cfg.Store == nil || cfg.Keys == nil || cfg.Mapping == nil {
+		return nil, errors.New("authority: Config.Store, Keys and Mapping are required")
+	}
+	issuer, err := checkIssuer(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Issuer = issuer
+	if cfg.SubjectType == "" {
+		cfg.SubjectType = SubjectPairwise
+	}
+	if cfg.SubjectType != SubjectPairwise && cfg.SubjectType != SubjectPublic {
+		return nil, fmt.Errorf("authority: subject type %q is neither pairwise nor public", cfg.SubjectType)
+	}
+	if cfg.AgentTokenAlg == "" {
+		cfg.AgentTokenAlg = "RS256"
+	}
+	if !isSigningAlg(cfg.AgentTokenAlg) {
+		return nil, fmt.Errorf("authority: agent token algorithm %q is not one of %v", cfg.AgentTokenAlg, signingAlgs)
+	}
+	setDefault(&cfg.CodeTTL, time.Minute)
+	setDefault(&cfg.AccessTokenTTL, 10*time.Minute)
+	setDefault(&cfg.IDTokenTTL, 10*time.Minute)
+	setDefault(&cfg.SessionTTL, 12*time.Hour)
+	setDefault(&cfg.AuthRequestTTL, 30*time.Minute)
+	setDefault(&cfg.CredentialLinkTTL, 72*time.Hour)
+	setDefault(&cfg.LockFor, 15*time.Minute)
+	if cfg.LockAfter <= 0 {
+		cfg.LockAfter = 5
+	}
+	if cfg.LoginRate <= 0 {
+		cfg.LoginRate = 1
+	}
+	if cfg.LoginBurst <= 0 {
+		cfg.LoginBurst = 20
+	}
+	if cfg.RegistrationRate <= 0 {
+		cfg.RegistrationRate = 1.0 / 60
+	}
+	if cfg.RegistrationBurst <= 0 {
+		cfg.RegistrationBurst = 10
+	}
+	if cfg.Password == (PasswordParams{}) {
+		cfg.Password = DefaultPasswordParams
+	}
+	if err := cfg.Password.check(); err != nil {
+		return nil, err
+	}
+	if cfg.HashConcurrency <= 0 {
+		cfg.HashConcurrency = 2 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, string) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	u, _ := url.Parse(cfg.Issuer)
+	a := &Authority{
+		cfg: cfg, issuer: cfg.Issuer, host: u.Host, store: cfg.Store, keys: cfg.Keys, mapping: cfg.Mapping,
+		log:      cfg.Logger,
+		logins:   newLimiter(cfg.LoginRate, cfg.LoginBurst),
+		regs:     newLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
+		hashSlot: make(chan struct{}, cfg.HashConcurrency),
+		pages:    newPages(),
+	}
+	if a.disco, err = a.discovery(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// checkIssuer validates an issuer URL and returns it without a trailing slash.
+func checkIssuer(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("authority: issuer must be an https URL without query or fragment, got %q", raw)
+	}
+	return strings.TrimSuffix(raw, "/"), nil
+}
+
+// Issuer returns the authority's issuer URL.
+func (a *Authority) Issuer() string { return a.issuer }
+
+// now returns the current time truncated to the microsecond the store keeps.
+func (a *Authority) now() time.Time { return a.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// Paths of the authority's endpoints, below the issuer.
+const (
+	pathDiscovery  = "/.well-known/openid-configuration"
+	pathJWKS       = "/jwks.json"
+	pathRegister   = "/register"
+	pathAuthorize  = "/authorize"
+	pathLogin      = "/login"
+	pathTOTP       = "/login/totp"
+	pathConsent    = "/consent"
+	pathToken      = "/token"
+	pathUserinfo   = "/userinfo"
+	pathCredential = "/credential/"
+	pathStyle      = "/assets/style.css"
+)
+
+// Handler returns the authority's HTTP handler. It serves paths below the issuer's path;
+// mount it at the issuer's path.
+func (a *Authority) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+pathDiscovery, a.serveDiscovery)
+	mux.HandleFunc("GET "+pathJWKS, a.serveJWKS)
+	mux.HandleFunc("POST "+pathRegister, a.observed("registration", a.serveRegister))
+	mux.HandleFunc("GET "+pathRegister+"/{client_id}", a.serveClientRead)
+	mux.HandleFunc("GET "+pathAuthorize, a.serveAuthorize)
+	mux.HandleFunc("POST "+pathAuthorize, a.serveAuthorize)
+	mux.HandleFunc("GET "+pathLogin, a.serveLoginPage)
+	mux.HandleFunc("POST "+pathLogin, a.observed("login", a.serveLogin))
+	mux.HandleFunc("POST "+pathTOTP, a.observed("totp", a.serveTOTP))
+	mux.HandleFunc("GET "+pathConsent, a.serveConsentPage)
+	mux.HandleFunc("POST "+pathConsent, a.observed("consent", a.serveConsent))
+	mux.HandleFunc("POST "+pathToken, a.observed("token", a.serveToken))
+	mux.HandleFunc("GET "+pathUserinfo, a.observed("userinfo", a.serveUserinfo))
+	mux.HandleFunc("POST "+pathUserinfo, a.observed("userinfo", a.serveUserinfo))
+	mux.HandleFunc("GET "+pathCredential+"{token}", a.serveCredentialPage)
+	mux.HandleFunc("POST "+pathCredential+"{token}", a.observed("credentials", a.serveCredential))
+	mux.HandleFunc("GET "+pathStyle, a.pages.serveStyle)
+	return securityHeaders(mux)
+}
+
+// observed tells Config.Observe the status of every answer of h.
+func (a *Authority) observed(event string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		a.cfg.Observe(event, strconv.Itoa(sw.status))
+	}
+}
+
+// statusWriter remembers the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// securityHeaders sets the headers every answer of the authority carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Run does the authority's background work until ctx ends: refreshing and rotating keys,
+// and deleting expired requests, sessions, codes, tokens and links every interval.
+func (a *Authority) Run(ctx context.Context, interval time.Duration) {
+	go a.keys.Run(ctx)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := a.store.DeleteExpired(ctx, a.now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("authority: deleting expired state", "err", err)
+		case n > 0:
+			a.log.Debug("authority: deleted expired state", "rows", n)
+		}
+	}
+}

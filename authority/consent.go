@@ -1,0 +1,84 @@
+package authority
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+)
+
+// consentForm is what the consent page shows.
+type consentForm struct {
+	Request    string
+	CSRF       string
+	Client     ClientMetadata
+	ClientHost string
+	Identifier string
+	Claims     []requestedClaim
+	Scopes     []string
+}
+
+// serveConsentPage shows what the client asks for, to the holder logged in in this browser.
+func (a *Authority) serveConsentPage(w http.ResponseWriter, r *http.Request) {
+	req, c, ok := a.pendingRequest(w, r, r.URL.Query().Get("req"))
+	if !ok {
+		return
+	}
+	s, ok := a.currentSession(r, a.now())
+	if !ok {
+		a.errorPage(w, r, http.StatusForbidden, "You are not logged in.", "Go back to the site you came from and start again.")
+		return
+	}
+	browser := a.browserID(w, r)
+	a.pages.render(w, http.StatusOK, "consent", consentForm{
+		Request: req.ID, CSRF: csrfToken(browser, "consent"+req.ID), Client: c.Metadata, ClientHost: c.Metadata.Sector,
+		Identifier: s.Identifier, Claims: req.Params.requestedClaims(), Scopes: req.Params.Scopes,
+	})
+}
+
+// serveConsent records the holder's decision: allow (remembered for the client) or deny.
+func (a *Authority) serveConsent(w http.ResponseWriter, r *http.Request) {
+	req, c, ok := a.pendingRequest(w, r, r.PostFormValue("req"))
+	if !ok {
+		return
+	}
+	if _, ok := checkCSRF(r, "consent"+req.ID); !ok {
+		a.errorPage(w, r, http.StatusForbidden, "The form could not be verified.", "Reload the page and try again.")
+		return
+	}
+	now := a.now()
+	s, ok := a.currentSession(r, now)
+	if !ok || !a.sessionServes(r.Context(), s, AuthParams{}, now) {
+		a.errorPage(w, r, http.StatusForbidden, "You are not logged in.", "Go back to the site you came from and start again.")
+		return
+	}
+	if r.PostFormValue("decision") != "allow" {
+		if err := a.store.DeleteAuthRequest(r.Context(), req.ID); err != nil {
+			a.log.WarnContext(r.Context(), "authority: removing a denied authorization request", "err", err)
+		}
+		a.redirectError(w, r, req.Params.RedirectURI, req.Params.State, errorf("access_denied", "the holder denied the request"))
+		return
+	}
+	claims := claimNames(req.Params.requestedClaims())
+	// What was allowed before stays allowed: the consent grows with what the client asks.
+	remembered := Consent{ClientID: c.ID, IdentityID: s.IdentityID, Scopes: req.Params.Scopes, Claims: claims, UpdateTime: now}
+	prev, err := a.store.GetConsent(r.Context(), c.ID, s.IdentityID)
+	switch {
+	case err == nil:
+		remembered.Scopes, remembered.Claims = union(prev.Scopes, remembered.Scopes), union(prev.Claims, remembered.Claims)
+	case !errors.Is(err, ErrNotFound):
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if err := a.store.PutConsent(r.Context(), remembered); err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	a.finish(w, r, c, req, s, claims)
+}
+
+// union returns the sorted names in a or b.
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

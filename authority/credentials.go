@@ -1,0 +1,217 @@
+package authority
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"image/png"
+	"net/http"
+	"net/url"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/id4me/id4me-registry/registry"
+)
+
+var _ registry.CredentialLinkIssuer = (*Authority)(nil)
+
+// IssueCredentialLink makes a single-use credential link for an identity's holder. A setup
+// link is refused once the holder has a password: a reset link replaces credentials.
+func (a *Authority) IssueCredentialLink(ctx context.Context, req registry.CredentialLinkRequest) (registry.CredentialLink, error) {
+	if req.Purpose == registry.CredentialLinkSetup {
+		_, err := a.store.GetHolderCredential(ctx, req.IdentityID)
+		switch {
+		case err == nil:
+			return registry.CredentialLink{}, registry.Errorf(registry.KindFailedPrecondition, "CREDENTIALS_ALREADY_SET", "the holder of %s has set a password already; ask for a PURPOSE_RESET link", req.Identifier)
+		case !errors.Is(err, ErrNotFound):
+			return registry.CredentialLink{}, err
+		}
+	}
+	now := a.now()
+	tok := randomToken()
+	l := CredentialLink{
+		TokenHash: hashToken(tok), IdentityID: req.IdentityID, Identifier: req.Identifier, Purpose: string(req.Purpose),
+		AgentID: req.AgentID, CreateTime: now, ExpireTime: now.Add(a.cfg.CredentialLinkTTL),
+	}
+	if err := a.store.CreateCredentialLink(ctx, l); err != nil {
+		return registry.CredentialLink{}, err
+	}
+	return registry.CredentialLink{URL: a.issuer + pathCredential + tok, ExpireTime: l.ExpireTime, Purpose: req.Purpose, Identifier: req.Identifier}, nil
+}
+
+// credentialForm is what the credential pages show.
+type credentialForm struct {
+	Action     string
+	CSRF       string
+	Identifier string
+	Reset      bool
+	Rules      []string
+	WantTOTP   bool
+	Error      string
+	// QR is the TOTP secret's otpauth:// URI as a PNG data URI; Secret is the same secret
+	// as text, for typing in.
+	QR     template.URL
+	Secret string
+}
+
+// credentialLink loads the link of a credential page and checks that it can still be used;
+// otherwise it answers with an error page and returns false.
+func (a *Authority) credentialLink(w http.ResponseWriter, r *http.Request) (CredentialLink, bool) {
+	tok := r.PathValue("token")
+	l, err := a.store.GetCredentialLink(r.Context(), hashToken(tok))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		a.errorPage(w, r, http.StatusNotFound, "This link is not valid.", "Check that you copied all of it, or ask your agent for a new one.")
+		return l, false
+	case err != nil:
+		a.internalErrorPage(w, r, err)
+		return l, false
+	case !l.UseTime.IsZero():
+		a.errorPage(w, r, http.StatusGone, "This link has been used already.", "Each link works once. Ask your agent for a new one if you need to change your credentials again.")
+		return l, false
+	case !a.now().Before(l.ExpireTime):
+		a.errorPage(w, r, http.StatusGone, "This link has expired.", "Ask your agent for a new one.")
+		return l, false
+	}
+	res, err := a.mapping.Resolve(r.Context(), l.Identifier)
+	if err != nil || res.IdentityID != l.IdentityID {
+		a.errorPage(w, r, http.StatusGone, "This link cannot be used: the identifier cannot log in at present.", "Its agent can tell you why.")
+		return l, false
+	}
+	return l, true
+}
+
+func credentialPurpose(l CredentialLink) string {
+	return "credential" + hex.EncodeToString(l.TokenHash)
+}
+
+func (a *Authority) serveCredentialPage(w http.ResponseWriter, r *http.Request) {
+	l, ok := a.credentialLink(w, r)
+	if !ok {
+		return
+	}
+	browser := a.browserID(w, r)
+	w.Header().Set("Cache-Control", "no-store")
+	a.pages.render(w, http.StatusOK, "credential", credentialForm{
+		Action: r.URL.Path, CSRF: csrfToken(browser, credentialPurpose(l)), Identifier: l.Identifier,
+		Reset: l.Purpose == string(registry.CredentialLinkReset), Rules: passwordRules,
+	})
+}
+
+// serveCredential takes the holder's new password (step "password") and, when they chose a
+// second factor, the first code of the new TOTP secret (step "totp"). The link is used up
+// only when everything is set.
+func (a *Authority) serveCredential(w http.ResponseWriter, r *http.Request) {
+	l, ok := a.credentialLink(w, r)
+	if !ok {
+		return
+	}
+	browser, ok := checkCSRF(r, credentialPurpose(l))
+	if !ok {
+		a.errorPage(w, r, http.StatusForbidden, "The form could not be verified.", "Open the link again and retry.")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	form := credentialForm{
+		Action: r.URL.Path, CSRF: csrfToken(browser, credentialPurpose(l)), Identifier: l.Identifier,
+		Reset: l.Purpose == string(registry.CredentialLinkReset), Rules: passwordRules, WantTOTP: r.PostFormValue("totp") == "on",
+	}
+	if ok, wait := a.logins.allow(r, a.cfg.Now()); !ok {
+		form.Error = tooMany(wait)
+		a.pages.render(w, http.StatusTooManyRequests, "credential", form)
+		return
+	}
+	ctx := r.Context()
+	if r.PostFormValue("step") == "totp" {
+		a.confirmTOTP(w, r, l, form)
+		return
+	}
+	password := r.PostFormValue("password")
+	if msg := checkNewPassword(password, r.PostFormValue("confirm"), l.Identifier); msg != "" {
+		form.Error = msg
+		a.pages.render(w, http.StatusBadRequest, "credential", form)
+		return
+	}
+	hash, err := a.hashNewPassword(ctx, password)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if !form.WantTOTP {
+		a.redeemLink(w, r, l, HolderCredential{IdentityID: l.IdentityID, PasswordHash: hash})
+		return
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: a.host, AccountName: l.Identifier, Period: totpOpts.Period, Digits: totpOpts.Digits, Algorithm: totpOpts.Algorithm})
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if err := a.store.SetCredentialLinkPending(ctx, l.TokenHash, hash, key.Secret()); err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	l.PendingTOTPSecret = key.Secret()
+	a.renderTOTPEnrolment(w, r, l, form, http.StatusOK)
+}
+
+// confirmTOTP checks the first code of the TOTP secret chosen on the link and then sets the
+// credentials.
+func (a *Authority) confirmTOTP(w http.ResponseWriter, r *http.Request, l CredentialLink, form credentialForm) {
+	if l.PendingTOTPSecret == "" || l.PendingPasswordHash == "" {
+		form.Error = "Choose your password first."
+		a.pages.render(w, http.StatusBadRequest, "credential", form)
+		return
+	}
+	step, ok := checkTOTP(l.PendingTOTPSecret, r.PostFormValue("code"), a.cfg.Now())
+	if !ok {
+		form.Error = msgWrongCode
+		a.renderTOTPEnrolment(w, r, l, form, http.StatusBadRequest)
+		return
+	}
+	// The confirming code is used: it cannot log in afterwards.
+	a.redeemLink(w, r, l, HolderCredential{IdentityID: l.IdentityID, PasswordHash: l.PendingPasswordHash, TOTPSecret: l.PendingTOTPSecret, TOTPLastStep: step})
+}
+
+func (a *Authority) renderTOTPEnrolment(w http.ResponseWriter, r *http.Request, l CredentialLink, form credentialForm, status int) {
+	v := url.Values{"secret": {l.PendingTOTPSecret}, "issuer": {a.host}, "algorithm": {"SHA1"}, "digits": {"6"}, "period": {"30"}}
+	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + a.host + ":" + l.Identifier, RawQuery: v.Encode()}
+	key, err := otp.NewKeyFromURL(u.String())
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	img, err := key.Image(240, 240)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	form.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()))
+	form.Secret = l.PendingTOTPSecret
+	a.pages.render(w, status, "totp-enrol", form)
+}
+
+// redeemLink sets the credentials and uses the link up, in one transaction.
+func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l CredentialLink, c HolderCredential) {
+	now := a.now()
+	c.UpdateTime = now
+	err := a.store.RedeemCredentialLink(r.Context(), l.TokenHash, now, c)
+	if errors.Is(err, ErrConflict) {
+		a.errorPage(w, r, http.StatusGone, "This link has been used already.", "Each link works once.")
+		return
+	}
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "holder credentials set", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")
+	a.pages.render(w, http.StatusOK, "credential-done", credentialForm{Identifier: l.Identifier, WantTOTP: c.TOTPSecret != ""})
+}

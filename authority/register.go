@@ -1,0 +1,297 @@
+package authority
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// tokenAuthMethods are the client authentication methods of the token endpoint.
+var tokenAuthMethods = []string{"client_secret_basic", "client_secret_post"}
+
+// maxRegistrationBody bounds a registration request.
+const maxRegistrationBody = 64 << 10
+
+// maxRedirectURIs bounds the redirect URIs of one client.
+const maxRedirectURIs = 20
+
+// registrationRequest is a client registration request (RFC 7591 §2, OpenID Connect
+// Dynamic Client Registration §2). Members not listed are ignored, as RFC 7591 §2 allows.
+type registrationRequest struct {
+	RedirectURIs              []string `json:"redirect_uris"`
+	ResponseTypes             []string `json:"response_types"`
+	GrantTypes                []string `json:"grant_types"`
+	ApplicationType           string   `json:"application_type"`
+	ClientName                string   `json:"client_name"`
+	ClientURI                 string   `json:"client_uri"`
+	LogoURI                   string   `json:"logo_uri"`
+	PolicyURI                 string   `json:"policy_uri"`
+	TOSURI                    string   `json:"tos_uri"`
+	Contacts                  []string `json:"contacts"`
+	TokenEndpointAuthMethod   string   `json:"token_endpoint_auth_method"`
+	IDTokenSignedResponseAlg  string   `json:"id_token_signed_response_alg"`
+	UserinfoSignedResponseAlg string   `json:"userinfo_signed_response_alg"`
+	SubjectType               string   `json:"subject_type"`
+	SectorIdentifierURI       string   `json:"sector_identifier_uri"`
+	// Encryption cannot be honoured; asking for it is refused.
+	IDTokenEncryptedResponseAlg  string `json:"id_token_encrypted_response_alg"`
+	UserinfoEncryptedResponseAlg string `json:"userinfo_encrypted_response_alg"`
+}
+
+// registrationResponse is the client information response (RFC 7591 §3.2.1, RFC 7592 §3).
+type registrationResponse struct {
+	ClientID                string `json:"client_id"`
+	ClientSecret            string `json:"client_secret,omitempty"`
+	ClientIDIssuedAt        int64  `json:"client_id_issued_at"`
+	ClientSecretExpiresAt   int64  `json:"client_secret_expires_at"`
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	RegistrationClientURI   string `json:"registration_client_uri"`
+	ClientMetadata
+}
+
+func (a *Authority) serveRegister(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := a.regs.allow(r, a.cfg.Now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeOAuthError(w, http.StatusTooManyRequests, errorf("rate_limited", "too many registrations from this address; try again later"))
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body must be application/json"))
+		return
+	}
+	var req registrationRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRegistrationBody))
+	if err := dec.Decode(&req); err != nil {
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body is not a JSON object of client metadata: "+err.Error()))
+		return
+	}
+	md, err := a.clientMetadata(req)
+	if err != nil {
+		var oe *oauthError
+		if errors.As(err, &oe) {
+			writeOAuthError(w, http.StatusBadRequest, oe)
+			return
+		}
+		a.internalError(w, r, err)
+		return
+	}
+	now := a.now()
+	secret, regToken := randomToken(), randomToken()
+	c := Client{
+		ID: randomID(), SecretHash: hashToken(secret), RegistrationTokenHash: hashToken(regToken),
+		Metadata: md, CreateTime: now,
+	}
+	if err := a.store.CreateClient(r.Context(), c); err != nil {
+		a.internalError(w, r, err)
+		return
+	}
+	a.log.Info("client registered", "client_id", c.ID, "client_name", md.ClientName, "redirect_uris", md.RedirectURIs, "source", sourceOf(r))
+	resp := a.clientInfo(c)
+	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+// serveClientRead is the RFC 7592 read: the client's metadata, for the holder of its
+// registration access token.
+func (a *Authority) serveClientRead(w http.ResponseWriter, r *http.Request) {
+	tok, ok := bearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+		writeOAuthError(w, http.StatusUnauthorized, errorf("invalid_token", "a registration access token is required"))
+		return
+	}
+	c, err := a.client(r.Context(), r.PathValue("client_id"))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		a.internalError(w, r, err)
+		return
+	}
+	// An unknown client and a wrong token look the same.
+	if err != nil || subtle.ConstantTimeCompare(hashToken(tok), c.RegistrationTokenHash) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeOAuthError(w, http.StatusUnauthorized, errorf("invalid_token", "the registration access token is not valid for this client"))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, a.clientInfo(c))
+}
+
+func (a *Authority) clientInfo(c Client) registrationResponse {
+	return registrationResponse{
+		ClientID: c.ID, ClientIDIssuedAt: c.CreateTime.Unix(),
+		RegistrationClientURI: a.issuer + pathRegister + "/" + c.ID,
+		ClientMetadata:        c.Metadata,
+	}
+}
+
+// clientMetadata validates a registration request and applies the defaults; what cannot be
+// honoured is an *oauthError with an RFC 7591 code.
+func (a *Authority) clientMetadata(req registrationRequest) (ClientMetadata, error) {
+	bad := func(format string, args ...any) (ClientMetadata, error) {
+		return ClientMetadata{}, errorf("invalid_client_metadata", fmt.Sprintf(format, args...))
+	}
+	md := ClientMetadata{
+		ResponseTypes: orDefault(req.ResponseTypes, []string{"code"}), GrantTypes: orDefault(req.GrantTypes, []string{"authorization_code"}),
+		ApplicationType: cmpOr(req.ApplicationType, "web"), ClientName: req.ClientName, Contacts: req.Contacts,
+		TokenEndpointAuthMethod:   cmpOr(req.TokenEndpointAuthMethod, "client_secret_basic"),
+		IDTokenSignedResponseAlg:  cmpOr(req.IDTokenSignedResponseAlg, "RS256"),
+		UserinfoSignedResponseAlg: req.UserinfoSignedResponseAlg,
+		SubjectType:               cmpOr(req.SubjectType, string(a.cfg.SubjectType)),
+	}
+	switch {
+	case md.ApplicationType != "web" && md.ApplicationType != "native":
+		return bad("application_type must be web or native, not %q", md.ApplicationType)
+	case slices.ContainsFunc(md.ResponseTypes, func(s string) bool { return s != "code" }):
+		return bad("only the response type code is supported, not %v", md.ResponseTypes)
+	case slices.ContainsFunc(md.GrantTypes, func(s string) bool { return s != "authorization_code" }):
+		return bad("only the grant type authorization_code is supported, not %v", md.GrantTypes)
+	case !slices.Contains(tokenAuthMethods, md.TokenEndpointAuthMethod):
+		return bad("token_endpoint_auth_method must be one of %v, not %q", tokenAuthMethods, md.TokenEndpointAuthMethod)
+	case !isSigningAlg(md.IDTokenSignedResponseAlg):
+		return bad("id_token_signed_response_alg must be one of %v, not %q", signingAlgs, md.IDTokenSignedResponseAlg)
+	case md.UserinfoSignedResponseAlg != "" && !isSigningAlg(md.UserinfoSignedResponseAlg):
+		return bad("userinfo_signed_response_alg must be one of %v, not %q", signingAlgs, md.UserinfoSignedResponseAlg)
+	case md.SubjectType != string(SubjectPairwise) && md.SubjectType != string(SubjectPublic):
+		return bad("subject_type must be pairwise or public, not %q", md.SubjectType)
+	case req.IDTokenEncryptedResponseAlg != "" || req.UserinfoEncryptedResponseAlg != "":
+		return bad("encrypted ID tokens and userinfo responses are not supported")
+	case req.SectorIdentifierURI != "":
+		return bad("sector_identifier_uri is not supported; register one client per redirect host")
+	case len(req.ClientName) > 200:
+		return bad("client_name is longer than 200 characters")
+	case len(req.Contacts) > 10:
+		return bad("at most 10 contacts")
+	}
+	for _, f := range []struct {
+		name string
+		v    string
+		dst  *string
+	}{{"client_uri", req.ClientURI, &md.ClientURI}, {"logo_uri", req.LogoURI, &md.LogoURI}, {"policy_uri", req.PolicyURI, &md.PolicyURI}, {"tos_uri", req.TOSURI, &md.TOSURI}} {
+		if f.v == "" {
+			continue
+		}
+		if u, err := url.Parse(f.v); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || len(f.v) > 2000 {
+			return bad("%s must be an https URL", f.name)
+		}
+		*f.dst = f.v
+	}
+	if len(req.RedirectURIs) == 0 {
+		return ClientMetadata{}, errorf("invalid_redirect_uri", "redirect_uris is required")
+	}
+	if len(req.RedirectURIs) > maxRedirectURIs {
+		return ClientMetadata{}, errorf("invalid_redirect_uri", fmt.Sprintf("at most %d redirect_uris", maxRedirectURIs))
+	}
+	for _, raw := range req.RedirectURIs {
+		host, err := a.checkRedirectURI(raw, md.ApplicationType)
+		if err != nil {
+			return ClientMetadata{}, err
+		}
+		if md.Sector != "" && md.Sector != host {
+			return ClientMetadata{}, errorf("invalid_redirect_uri", "redirect_uris on more than one host need a sector_identifier_uri, which this authority does not support")
+		}
+		md.Sector = host
+	}
+	md.RedirectURIs = slices.Clone(req.RedirectURIs)
+	return md, nil
+}
+
+// checkRedirectURI validates one redirect URI and returns its host (the pairwise sector):
+// https; http only on a loopback host for native clients (RFC 8252 §7.3), or for every
+// client in development; a private-use scheme for native clients (RFC 8252 §7.1); never a
+// fragment.
+func (a *Authority) checkRedirectURI(raw, appType string) (string, error) {
+	bad := func(format string, args ...any) (string, error) {
+		return "", errorf("invalid_redirect_uri", fmt.Sprintf(format, args...))
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || len(raw) > 2000 {
+		return bad("redirect URI %q is not an absolute URL", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return bad("redirect URI %q has a fragment", raw)
+	}
+	if u.User != nil {
+		return bad("redirect URI %q carries user information", raw)
+	}
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+		return u.Hostname(), nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()) && (appType == "native" || a.cfg.AllowLoopbackHTTP):
+		return u.Hostname(), nil
+	case u.Scheme == "http":
+		return bad("redirect URI %q must use https (http is allowed on loopback for native clients only)", raw)
+	case appType == "native" && strings.Contains(u.Scheme, "."):
+		return u.Scheme, nil
+	}
+	return bad("redirect URI %q must use https", raw)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func orDefault(v, def []string) []string {
+	if len(v) == 0 {
+		return def
+	}
+	return v
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// randomToken returns 256 random bits, base64url: secrets, codes, tokens.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// randomID returns 128 random bits, base64url: identifiers that need not be secret.
+func randomID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashToken is how the store keeps a secret the authority only needs to recognise.
+func hashToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
+
+// bearerToken returns the Bearer token of the Authorization header (RFC 6750 §2.1).
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// internalError logs err and answers 500 without detail.
+func (a *Authority) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.ErrorContext(r.Context(), "authority: internal error", "path", r.URL.Path, "err", err)
+	writeOAuthError(w, http.StatusInternalServerError, errorf("server_error", "the authority failed; try again later"))
+}

@@ -1,0 +1,304 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by a Store when the object asked for does not exist (or has
+// expired and been deleted).
+var ErrNotFound = errors.New("authority: not found")
+
+// ErrConflict is returned by a Store when a conditional write lost: the object exists
+// already, was used already, or changed since it was read.
+var ErrConflict = errors.New("authority: conflict")
+
+// Store keeps the authority's state. Every method is atomic on its own; the methods that
+// change two things at once (AddSigningKey, RedeemCredentialLink, RedeemGrant, RevokeGrant)
+// do so in one transaction. Secrets are stored hashed (SHA-256) wherever the authority only
+// needs to recognise them; signing keys and TOTP secrets are stored as they are.
+//
+// Times are kept to the microsecond, in UTC; the zero time means "not set".
+type Store interface {
+	// SigningKeys returns every signing key whose ExpireTime is zero or after now, oldest
+	// (by CreateTime) first.
+	SigningKeys(ctx context.Context, now time.Time) ([]SigningKey, error)
+	// AddSigningKey stores k and, in the same transaction, gives every other key of k.Alg
+	// that has no RetireTime the RetireTime k.SignTime and the ExpireTime
+	// k.SignTime+verifyFor. It returns ErrConflict, storing nothing, when a key of k.Alg
+	// created after notAfter exists already (with a zero notAfter: any key of k.Alg), as
+	// when another instance rotated first, or when k.ID is taken.
+	AddSigningKey(ctx context.Context, k SigningKey, notAfter time.Time, verifyFor time.Duration) error
+
+	// CreateClient stores a new client (ErrConflict if its ID is taken).
+	CreateClient(ctx context.Context, c Client) error
+	// GetClient returns a client by ID.
+	GetClient(ctx context.Context, id string) (Client, error)
+
+	// GetHolderCredential returns the credentials of an identity (ErrNotFound: none set).
+	GetHolderCredential(ctx context.Context, identityID string) (HolderCredential, error)
+	// RecordLoginFailure counts a failed login of an identity that has credentials
+	// (ErrNotFound: none set); once the count since the last success reaches lockAfter, the
+	// identity is locked until now+lockFor and the count starts again. It returns the
+	// credential as updated.
+	RecordLoginFailure(ctx context.Context, identityID string, now time.Time, lockAfter int, lockFor time.Duration) (HolderCredential, error)
+	// RecordLoginSuccess clears an identity's failure count (ErrNotFound: no credentials).
+	RecordLoginSuccess(ctx context.Context, identityID string) error
+	// UseTOTPStep records that the TOTP code of time step step was used by an identity.
+	// It returns ErrConflict when a code of that step or a later one was used already:
+	// each code is good once.
+	UseTOTPStep(ctx context.Context, identityID string, step int64) error
+
+	// CreateCredentialLink stores a new credential link.
+	CreateCredentialLink(ctx context.Context, l CredentialLink) error
+	// GetCredentialLink returns a link by the hash of its token, used or not.
+	GetCredentialLink(ctx context.Context, tokenHash []byte) (CredentialLink, error)
+	// SetCredentialLinkPending keeps a password hash and TOTP secret chosen on an unused
+	// link while the holder confirms the TOTP secret with a first code.
+	SetCredentialLinkPending(ctx context.Context, tokenHash []byte, passwordHash, totpSecret string) error
+	// RedeemCredentialLink marks the link used at now and, in the same transaction, sets
+	// the identity's credentials to c (replacing any, and clearing failures and locks).
+	// It returns ErrConflict when the link was used already or has expired at now (its
+	// ExpireTime is not after now).
+	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential) error
+
+	// CreateAuthRequest stores an authorization request in progress.
+	CreateAuthRequest(ctx context.Context, r AuthRequest) error
+	// GetAuthRequest returns an authorization request by ID (ErrNotFound once expired or
+	// finished).
+	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
+	// UpdateAuthRequest replaces an authorization request's login progress
+	// (PendingIdentityID, PendingIdentifier, PendingAMR).
+	UpdateAuthRequest(ctx context.Context, r AuthRequest) error
+	// DeleteAuthRequest removes an authorization request; removing one twice is harmless.
+	DeleteAuthRequest(ctx context.Context, id string) error
+
+	// CreateSession stores a login session.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns a session by the hash of its cookie value.
+	GetSession(ctx context.Context, idHash []byte) (Session, error)
+	// DeleteSession removes a session; removing one twice is harmless.
+	DeleteSession(ctx context.Context, idHash []byte) error
+
+	// GetConsent returns what an identity has consented to for a client.
+	GetConsent(ctx context.Context, clientID, identityID string) (Consent, error)
+	// PutConsent stores a consent, replacing the previous one of the same client and
+	// identity.
+	PutConsent(ctx context.Context, c Consent) error
+
+	// CreateGrant stores an authorization code's grant.
+	CreateGrant(ctx context.Context, g Grant) error
+	// RedeemGrant marks the grant of a code used at now and returns it. A code used before
+	// returns the grant and ErrConflict, so the caller can revoke what it issued.
+	RedeemGrant(ctx context.Context, codeHash []byte, now time.Time) (Grant, error)
+	// RevokeGrant revokes a grant and every access token issued from it (ErrNotFound: no
+	// such grant). Revoking a grant again keeps its RevokeTime and revokes the tokens issued
+	// since.
+	RevokeGrant(ctx context.Context, grantID string, now time.Time) error
+
+	// CreateAccessToken stores an access token. A token of a grant revoked already is stored
+	// revoked at the grant's RevokeTime, so that a code replayed while its first use is
+	// still being answered revokes the token that use gets too.
+	CreateAccessToken(ctx context.Context, t AccessToken) error
+	// GetAccessToken returns an access token by the hash of its value, revoked or not.
+	GetAccessToken(ctx context.Context, tokenHash []byte) (AccessToken, error)
+
+	// DeleteExpired deletes auth requests, sessions, grants, access tokens and credential
+	// links that expired before now, and signing keys past their ExpireTime, and returns
+	// how many rows went.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+}
+
+// SigningKey is one of the authority's signing keys. A key is published in the JWKS from
+// CreateTime, signs from SignTime until RetireTime (when the next key of its algorithm takes
+// over), and stays published until ExpireTime, when nothing it signed is still valid.
+type SigningKey struct {
+	// ID is the key's "kid".
+	ID string
+	// Alg is the JWS algorithm: "RS256" or "ES256".
+	Alg string
+	// PrivateJWK is the private key as a JWK in JSON.
+	PrivateJWK []byte
+	CreateTime time.Time
+	SignTime   time.Time
+	RetireTime time.Time
+	ExpireTime time.Time
+}
+
+// Client is a relying party, registered by dynamic registration (RFC 7591).
+type Client struct {
+	ID string
+	// SecretHash is SHA-256 of the client secret.
+	SecretHash []byte
+	// RegistrationTokenHash is SHA-256 of the registration access token (RFC 7592).
+	RegistrationTokenHash []byte
+	Metadata              ClientMetadata
+	CreateTime            time.Time
+}
+
+// ClientMetadata is what a client registered (RFC 7591 §2, OpenID Connect Dynamic Client
+// Registration §2), after defaults were applied.
+type ClientMetadata struct {
+	RedirectURIs              []string `json:"redirect_uris"`
+	ResponseTypes             []string `json:"response_types"`
+	GrantTypes                []string `json:"grant_types"`
+	ApplicationType           string   `json:"application_type"`
+	ClientName                string   `json:"client_name,omitempty"`
+	ClientURI                 string   `json:"client_uri,omitempty"`
+	LogoURI                   string   `json:"logo_uri,omitempty"`
+	PolicyURI                 string   `json:"policy_uri,omitempty"`
+	TOSURI                    string   `json:"tos_uri,omitempty"`
+	Contacts                  []string `json:"contacts,omitempty"`
+	TokenEndpointAuthMethod   string   `json:"token_endpoint_auth_method"`
+	IDTokenSignedResponseAlg  string   `json:"id_token_signed_response_alg"`
+	UserinfoSignedResponseAlg string   `json:"userinfo_signed_response_alg,omitempty"`
+	SubjectType               string   `json:"subject_type"`
+	// Sector is the host pairwise subjects are computed for (OpenID Connect Core §8.1).
+	Sector string `json:"-"`
+}
+
+// HolderCredential is what an identity's holder logs in with.
+type HolderCredential struct {
+	IdentityID string
+	// PasswordHash is an argon2id hash in PHC string form, parameters included.
+	PasswordHash string
+	// TOTPSecret is the base32 RFC 6238 secret; empty when the holder has no second factor.
+	TOTPSecret string
+	// TOTPLastStep is the time step of the last TOTP code used.
+	TOTPLastStep int64
+	// FailedLogins counts failures since the last success or lock.
+	FailedLogins int
+	// LockedUntil is when a lock after repeated failures ends; zero when not locked.
+	LockedUntil time.Time
+	UpdateTime  time.Time
+}
+
+// CredentialLink is a single-use page on which an identity's holder sets credentials.
+type CredentialLink struct {
+	// TokenHash is SHA-256 of the token in the link's URL.
+	TokenHash  []byte
+	IdentityID string
+	Identifier string
+	// Purpose is "setup" or "reset".
+	Purpose string
+	// AgentID is the agent that asked for the link.
+	AgentID string
+	// PendingPasswordHash and PendingTOTPSecret hold the holder's choice while a TOTP
+	// secret waits for its first code.
+	PendingPasswordHash string
+	PendingTOTPSecret   string
+	CreateTime          time.Time
+	ExpireTime          time.Time
+	UseTime             time.Time
+}
+
+// AuthRequest is an authorization request between the authorization endpoint and the code
+// it ends with: the validated parameters, the browser it belongs to, and login progress.
+type AuthRequest struct {
+	ID string
+	// BrowserHash is SHA-256 of the browser cookie the request is bound to: forms posted for
+	// it must come with that cookie (CSRF).
+	BrowserHash []byte
+	Params      AuthParams
+	// PendingIdentityID, PendingIdentifier and PendingAMR record a password already checked
+	// while the TOTP step is outstanding.
+	PendingIdentityID string
+	PendingIdentifier string
+	PendingAMR        []string
+	CreateTime        time.Time
+	ExpireTime        time.Time
+}
+
+// AuthParams are the validated parameters of an authorization request.
+type AuthParams struct {
+	ClientID      string        `json:"client_id"`
+	RedirectURI   string        `json:"redirect_uri"`
+	Scopes        []string      `json:"scopes"`
+	State         string        `json:"state,omitempty"`
+	Nonce         string        `json:"nonce,omitempty"`
+	CodeChallenge string        `json:"code_challenge,omitempty"`
+	Claims        ClaimsRequest `json:"claims"`
+	LoginHint     string        `json:"login_hint,omitempty"`
+	Prompt        []string      `json:"prompt,omitempty"`
+	// MaxAge is the max_age parameter in seconds; nil when absent.
+	MaxAge *int64 `json:"max_age,omitempty"`
+}
+
+// ClaimsRequest is the OpenID Connect "claims" request parameter (Core §5.5).
+type ClaimsRequest struct {
+	Userinfo map[string]*ClaimRequest `json:"userinfo,omitempty"`
+	IDToken  map[string]*ClaimRequest `json:"id_token,omitempty"`
+}
+
+// ClaimRequest is one member of a claims request; nil means "default".
+type ClaimRequest struct {
+	Essential bool   `json:"essential,omitempty"`
+	Value     any    `json:"value,omitempty"`
+	Values    []any  `json:"values,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Session is a holder's login at the authority, kept by a browser cookie.
+type Session struct {
+	// IDHash is SHA-256 of the cookie value.
+	IDHash     []byte
+	IdentityID string
+	Identifier string
+	AuthTime   time.Time
+	AMR        []string
+	CreateTime time.Time
+	ExpireTime time.Time
+}
+
+// Consent is what an identity's holder allowed a client to receive.
+type Consent struct {
+	ClientID   string
+	IdentityID string
+	Scopes     []string
+	Claims     []string
+	UpdateTime time.Time
+}
+
+// Grant is what an authorization code stands for.
+type Grant struct {
+	ID string
+	// CodeHash is SHA-256 of the code.
+	CodeHash    []byte
+	ClientID    string
+	RedirectURI string
+	IdentityID  string
+	Identifier  string
+	// Subject is the sub the client knows the identity by.
+	Subject string
+	Scopes  []string
+	// Claims are the consented claim names for userinfo; IDTokenClaims those for the ID
+	// token.
+	Claims        []string
+	IDTokenClaims []string
+	Nonce         string
+	CodeChallenge string
+	AuthTime      time.Time
+	AMR           []string
+	CreateTime    time.Time
+	ExpireTime    time.Time
+	UseTime       time.Time
+	RevokeTime    time.Time
+}
+
+// AccessToken is an access token for the userinfo endpoint.
+type AccessToken struct {
+	// TokenHash is SHA-256 of the token.
+	TokenHash  []byte
+	GrantID    string
+	ClientID   string
+	IdentityID string
+	Identifier string
+	Subject    string
+	Scopes     []string
+	// Claims are the consented claim names for userinfo.
+	Claims     []string
+	CreateTime time.Time
+	ExpireTime time.Time
+	RevokeTime time.Time
+}

@@ -1,0 +1,1008 @@
+// Package storetest is the conformance suite of authority.Store: every backend runs it, so
+// they all keep the contract the authority relies on.
+package storetest
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/id4me/id4me-registry/authority"
+)
+
+// IdentityIDs are the identities the suite refers to. A store that keeps holders'
+// credentials, credential links, consents or grants only for identities it knows (the SQL
+// store references the registry's identities) must know these when open returns it.
+var IdentityIDs = []string{"id_alice", "id_bob", "id_carol"}
+
+// Run runs the suite. open returns a new, empty store (but for IdentityIDs) for one subtest
+// and arranges for its closing (t.Cleanup); it is called from parallel subtests.
+func Run(t *testing.T, open func(t *testing.T) authority.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s authority.Store)
+	}{
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeyRotation", testSigningKeyRotation},
+		{"SigningKeyConflict", testSigningKeyConflict},
+		{"Clients", testClients},
+		{"CredentialLinks", testCredentialLinks},
+		{"RedeemCredentialLink", testRedeemCredentialLink},
+		{"LoginFailures", testLoginFailures},
+		{"TOTPSteps", testTOTPSteps},
+		{"AuthRequests", testAuthRequests},
+		{"Sessions", testSessions},
+		{"Consents", testConsents},
+		{"Grants", testGrants},
+		{"AccessTokens", testAccessTokens},
+		{"RevokeGrant", testRevokeGrant},
+		{"DeleteExpired", testDeleteExpired},
+		{"ConcurrentRedeemGrant", testConcurrentRedeemGrant},
+		{"ConcurrentRedeemCredentialLink", testConcurrentRedeemCredentialLink},
+		{"ConcurrentTOTPStep", testConcurrentTOTPStep},
+		{"ConcurrentLoginFailures", testConcurrentLoginFailures},
+		{"ConcurrentAddSigningKey", testConcurrentAddSigningKey},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+// t0 has nanoseconds and a zone other than UTC: stores keep microseconds and answer in UTC.
+var t0 = time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))
+
+// norm is what a store gives back for t: UTC, truncated to the microsecond.
+func norm(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// hash returns the SHA-256 of s, as the authority hashes its secrets.
+func hash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+var (
+	alice = IdentityIDs[0]
+	bob   = IdentityIDs[1]
+	carol = IdentityIDs[2]
+)
+
+func wantEqual[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantErr fails unless errors.Is(err, target).
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: error = %v, want %v", what, err, target)
+	}
+}
+
+func normKey(k authority.SigningKey) authority.SigningKey {
+	k.CreateTime, k.SignTime, k.RetireTime, k.ExpireTime = norm(k.CreateTime), norm(k.SignTime), norm(k.RetireTime), norm(k.ExpireTime)
+	return k
+}
+
+func newKey(id, alg string, create time.Time) authority.SigningKey {
+	return authority.SigningKey{
+		ID:         id,
+		Alg:        alg,
+		PrivateJWK: []byte(`{"kty":"EC","crv":"P-256","kid":"` + id + `","d":"secret"}`),
+		CreateTime: create,
+		SignTime:   create.Add(time.Hour),
+	}
+}
+
+func wantKeys(t *testing.T, s authority.Store, now time.Time, want ...authority.SigningKey) {
+	t.Helper()
+	got, err := s.SigningKeys(t.Context(), now)
+	must(t, err)
+	var normed []authority.SigningKey
+	for _, k := range want {
+		normed = append(normed, normKey(k))
+	}
+	if len(got) == 0 && len(normed) == 0 {
+		return
+	}
+	wantEqual(t, fmt.Sprintf("SigningKeys(%v)", now), got, normed)
+}
+
+// testSigningKeys: keys round-trip, come oldest first, and leave the list at their expire
+// time.
+func testSigningKeys(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	wantKeys(t, s, t0)
+
+	// A key retired already (as another instance may have left it) stays until its expire
+	// time: adding keys after it changes nothing of it.
+	old := newKey("rs0", "RS256", t0.Add(-48*time.Hour))
+	old.RetireTime = t0.Add(-24 * time.Hour)
+	old.ExpireTime = t0.Add(time.Hour)
+	must(t, s.AddSigningKey(ctx, old, time.Time{}, time.Hour))
+	rs := newKey("rs1", "RS256", t0)
+	must(t, s.AddSigningKey(ctx, rs, old.CreateTime, time.Hour))
+	// Another algorithm's keys are none of its business.
+	es := newKey("es1", "ES256", t0.Add(time.Minute))
+	must(t, s.AddSigningKey(ctx, es, time.Time{}, time.Hour))
+	wantKeys(t, s, t0, old, rs, es)
+
+	// An ID taken: nothing is stored, nothing retired.
+	dup := newKey("rs1", "RS256", t0.Add(2*time.Hour))
+	wantErr(t, "AddSigningKey of a taken ID", s.AddSigningKey(ctx, dup, rs.CreateTime, time.Hour), authority.ErrConflict)
+	wantKeys(t, s, t0, old, rs, es)
+
+	// A key is listed until its expire time.
+	wantKeys(t, s, norm(old.ExpireTime).Add(-time.Microsecond), old, rs, es)
+	wantKeys(t, s, norm(old.ExpireTime), rs, es)
+}
+
+// testSigningKeyRotation: a new key retires the keys of its algorithm that were not retired
+// yet, as of its sign time, and has them expire verifyFor later.
+func testSigningKeyRotation(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	rs1 := newKey("rs1", "RS256", t0)
+	es1 := newKey("es1", "ES256", t0.Add(time.Minute))
+	must(t, s.AddSigningKey(ctx, rs1, time.Time{}, time.Hour))
+	must(t, s.AddSigningKey(ctx, es1, time.Time{}, time.Hour))
+
+	rs2 := newKey("rs2", "RS256", t0.Add(24*time.Hour))
+	must(t, s.AddSigningKey(ctx, rs2, rs1.CreateTime, 2*time.Hour))
+	rs1.RetireTime, rs1.ExpireTime = rs2.SignTime, rs2.SignTime.Add(2*time.Hour)
+	wantKeys(t, s, t0, rs1, es1, rs2)
+
+	rs3 := newKey("rs3", "RS256", t0.Add(48*time.Hour))
+	must(t, s.AddSigningKey(ctx, rs3, rs2.CreateTime, 3*time.Hour))
+	rs2.RetireTime, rs2.ExpireTime = rs3.SignTime, rs3.SignTime.Add(3*time.Hour)
+	wantKeys(t, s, t0, rs1, es1, rs2, rs3)
+	wantKeys(t, s, rs1.ExpireTime.Add(time.Second), es1, rs2, rs3)
+}
+
+// testSigningKeyConflict: an instance that rotates with a stale view of the keys (another
+// made a key after the newest it knew) stores nothing.
+func testSigningKeyConflict(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	rs1 := newKey("rs1", "RS256", t0)
+	must(t, s.AddSigningKey(ctx, rs1, time.Time{}, time.Hour))
+	rs2 := newKey("rs2", "RS256", t0.Add(24*time.Hour))
+	must(t, s.AddSigningKey(ctx, rs2, rs1.CreateTime, time.Hour))
+	rs1.RetireTime, rs1.ExpireTime = rs2.SignTime, rs2.SignTime.Add(time.Hour)
+
+	late := newKey("rs2b", "RS256", t0.Add(24*time.Hour+time.Minute))
+	wantErr(t, "AddSigningKey after another rotated", s.AddSigningKey(ctx, late, rs1.CreateTime, time.Hour), authority.ErrConflict)
+	// No notAfter: there must be no key of the algorithm at all.
+	wantErr(t, "AddSigningKey of a first key, twice", s.AddSigningKey(ctx, late, time.Time{}, time.Hour), authority.ErrConflict)
+	wantKeys(t, s, t0, rs1, rs2)
+
+	// The newest key's creation time is not after itself.
+	must(t, s.AddSigningKey(ctx, late, rs2.CreateTime, time.Hour))
+	rs2.RetireTime, rs2.ExpireTime = late.SignTime, late.SignTime.Add(time.Hour)
+	wantKeys(t, s, t0, rs1, rs2, late)
+}
+
+func newClient(id string) authority.Client {
+	return authority.Client{
+		ID:                    id,
+		SecretHash:            hash("secret of " + id),
+		RegistrationTokenHash: hash("registration token of " + id),
+		Metadata: authority.ClientMetadata{
+			RedirectURIs:              []string{"https://rp.example/cb", "https://rp.example/cb2"},
+			ResponseTypes:             []string{"code"},
+			GrantTypes:                []string{"authorization_code"},
+			ApplicationType:           "web",
+			ClientName:                "RP " + id,
+			ClientURI:                 "https://rp.example/",
+			LogoURI:                   "https://rp.example/logo.png",
+			PolicyURI:                 "https://rp.example/policy",
+			TOSURI:                    "https://rp.example/tos",
+			Contacts:                  []string{"ops@rp.example"},
+			TokenEndpointAuthMethod:   "client_secret_basic",
+			IDTokenSignedResponseAlg:  "RS256",
+			UserinfoSignedResponseAlg: "ES256",
+			SubjectType:               "pairwise",
+			Sector:                    "rp.example",
+		},
+		CreateTime: t0,
+	}
+}
+
+func normClient(c authority.Client) authority.Client {
+	c.CreateTime = norm(c.CreateTime)
+	return c
+}
+
+func testClients(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	_, err := s.GetClient(ctx, "c1")
+	wantErr(t, "GetClient of a missing client", err, authority.ErrNotFound)
+
+	c1 := newClient("c1")
+	must(t, s.CreateClient(ctx, c1))
+	got, err := s.GetClient(ctx, "c1")
+	must(t, err)
+	wantEqual(t, "GetClient", got, normClient(c1))
+
+	other := newClient("c1")
+	other.Metadata.ClientName = "impostor"
+	wantErr(t, "CreateClient of a taken ID", s.CreateClient(ctx, other), authority.ErrConflict)
+	got, err = s.GetClient(ctx, "c1")
+	must(t, err)
+	wantEqual(t, "GetClient after a refused CreateClient", got, normClient(c1))
+
+	// Only what must be set.
+	bare := authority.Client{
+		ID: "c2", SecretHash: hash("s2"), RegistrationTokenHash: hash("r2"),
+		Metadata: authority.ClientMetadata{
+			RedirectURIs: []string{"http://127.0.0.1/cb"}, ResponseTypes: []string{"code"}, GrantTypes: []string{"authorization_code"},
+			ApplicationType: "native", TokenEndpointAuthMethod: "client_secret_post", IDTokenSignedResponseAlg: "ES256", SubjectType: "public",
+		},
+		CreateTime: t0.Add(time.Second),
+	}
+	must(t, s.CreateClient(ctx, bare))
+	got, err = s.GetClient(ctx, "c2")
+	must(t, err)
+	wantEqual(t, "GetClient of a client with little metadata", got, normClient(bare))
+}
+
+// setCredentials gives identity credentials through a credential link used at at.
+func setCredentials(t *testing.T, s authority.Store, c authority.HolderCredential, at time.Time) {
+	t.Helper()
+	l := newLink("setup of "+c.IdentityID+at.String(), c.IdentityID, at)
+	must(t, s.CreateCredentialLink(t.Context(), l))
+	must(t, s.RedeemCredentialLink(t.Context(), l.TokenHash, at, c))
+}
+
+func newCredential(identityID string) authority.HolderCredential {
+	return authority.HolderCredential{
+		IdentityID:   identityID,
+		PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdA$aGFzaA of " + identityID,
+		TOTPSecret:   "JBSWY3DPEHPK3PXP",
+		TOTPLastStep: 100,
+		UpdateTime:   t0,
+	}
+}
+
+func normCredential(c authority.HolderCredential) authority.HolderCredential {
+	c.LockedUntil, c.UpdateTime = norm(c.LockedUntil), norm(c.UpdateTime)
+	return c
+}
+
+func wantCredential(t *testing.T, s authority.Store, want authority.HolderCredential) {
+	t.Helper()
+	got, err := s.GetHolderCredential(t.Context(), want.IdentityID)
+	must(t, err)
+	wantEqual(t, "GetHolderCredential", got, normCredential(want))
+}
+
+func newLink(token, identityID string, create time.Time) authority.CredentialLink {
+	return authority.CredentialLink{
+		TokenHash:  hash(token),
+		IdentityID: identityID,
+		Identifier: "alice.example",
+		Purpose:    "setup",
+		AgentID:    "agent1",
+		CreateTime: create,
+		ExpireTime: create.Add(time.Hour),
+	}
+}
+
+func normLink(l authority.CredentialLink) authority.CredentialLink {
+	l.CreateTime, l.ExpireTime, l.UseTime = norm(l.CreateTime), norm(l.ExpireTime), norm(l.UseTime)
+	return l
+}
+
+func wantLink(t *testing.T, s authority.Store, want authority.CredentialLink) {
+	t.Helper()
+	got, err := s.GetCredentialLink(t.Context(), want.TokenHash)
+	must(t, err)
+	wantEqual(t, "GetCredentialLink", got, normLink(want))
+}
+
+// testCredentialLinks: a link round-trips, keeps a pending choice while unused, and is good
+// once, before it expires.
+func testCredentialLinks(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	_, err := s.GetCredentialLink(ctx, hash("nothing"))
+	wantErr(t, "GetCredentialLink of a missing link", err, authority.ErrNotFound)
+
+	l := newLink("link1", alice, t0)
+	must(t, s.CreateCredentialLink(ctx, l))
+	wantLink(t, s, l)
+	dup := newLink("link1", bob, t0)
+	wantErr(t, "CreateCredentialLink of a taken token", s.CreateCredentialLink(ctx, dup), authority.ErrConflict)
+	wantLink(t, s, l)
+
+	must(t, s.SetCredentialLinkPending(ctx, l.TokenHash, "$argon2id$pending", "PENDINGSECRET"))
+	l.PendingPasswordHash, l.PendingTOTPSecret = "$argon2id$pending", "PENDINGSECRET"
+	wantLink(t, s, l)
+	wantErr(t, "SetCredentialLinkPending of a missing link", s.SetCredentialLinkPending(ctx, hash("nothing"), "x", ""), authority.ErrNotFound)
+
+	_, err = s.GetHolderCredential(ctx, alice)
+	wantErr(t, "GetHolderCredential before any was set", err, authority.ErrNotFound)
+
+	c := newCredential(alice)
+	used := t0.Add(10 * time.Minute)
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, used, c))
+	l.UseTime = used
+	wantLink(t, s, l)
+	wantCredential(t, s, c)
+
+	other := newCredential(alice)
+	other.PasswordHash = "$argon2id$other"
+	wantErr(t, "RedeemCredentialLink of a used link", s.RedeemCredentialLink(ctx, l.TokenHash, used.Add(time.Minute), other), authority.ErrConflict)
+	wantErr(t, "SetCredentialLinkPending of a used link", s.SetCredentialLinkPending(ctx, l.TokenHash, "x", ""), authority.ErrConflict)
+	wantLink(t, s, l)
+	wantCredential(t, s, c)
+	wantErr(t, "RedeemCredentialLink of a missing link", s.RedeemCredentialLink(ctx, hash("nothing"), used, other), authority.ErrNotFound)
+
+	// A link has expired at its expire time: it is refused, and stays unused.
+	exp := newLink("link2", alice, t0)
+	must(t, s.CreateCredentialLink(ctx, exp))
+	for _, at := range []time.Time{norm(exp.ExpireTime), exp.ExpireTime.Add(time.Hour)} {
+		wantErr(t, "RedeemCredentialLink of an expired link", s.RedeemCredentialLink(ctx, exp.TokenHash, at, other), authority.ErrConflict)
+	}
+	wantLink(t, s, exp)
+	wantCredential(t, s, c)
+	// Until then it is good.
+	must(t, s.RedeemCredentialLink(ctx, exp.TokenHash, norm(exp.ExpireTime).Add(-time.Microsecond), other))
+	wantCredential(t, s, other)
+}
+
+// testRedeemCredentialLink: new credentials replace the old ones entirely, and end a lock.
+func testRedeemCredentialLink(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	setCredentials(t, s, newCredential(alice), t0)
+	setCredentials(t, s, newCredential(bob), t0)
+	now := t0.Add(time.Hour)
+	for range 2 {
+		_, err := s.RecordLoginFailure(ctx, alice, now, 2, time.Hour)
+		must(t, err)
+	}
+	got, err := s.RecordLoginFailure(ctx, alice, now, 5, time.Hour)
+	must(t, err)
+	if got.FailedLogins != 1 || got.LockedUntil.IsZero() {
+		t.Fatalf("after three failures with a lock after two: %+v, want locked with one failure", got)
+	}
+
+	reset := authority.HolderCredential{
+		IdentityID:   alice,
+		PasswordHash: "$argon2id$new",
+		// No second factor any more.
+		FailedLogins: 7,
+		LockedUntil:  now.Add(time.Hour),
+		UpdateTime:   now.Add(time.Minute),
+	}
+	l := newLink("reset", alice, now)
+	l.Purpose = "reset"
+	must(t, s.CreateCredentialLink(ctx, l))
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now.Add(time.Minute), reset))
+	reset.FailedLogins, reset.LockedUntil = 0, time.Time{}
+	wantCredential(t, s, reset)
+	// Another identity's are left alone.
+	wantCredential(t, s, newCredential(bob))
+}
+
+// testLoginFailures: failures count up to the limit, which locks and starts the count again;
+// a success clears the count.
+func testLoginFailures(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	_, err := s.RecordLoginFailure(ctx, alice, t0, 3, time.Hour)
+	wantErr(t, "RecordLoginFailure without credentials", err, authority.ErrNotFound)
+	wantErr(t, "RecordLoginSuccess without credentials", s.RecordLoginSuccess(ctx, alice), authority.ErrNotFound)
+
+	c := newCredential(alice)
+	setCredentials(t, s, c, t0)
+	setCredentials(t, s, newCredential(bob), t0)
+	lockFor := 15 * time.Minute
+	fail := func(at time.Time) authority.HolderCredential {
+		t.Helper()
+		got, err := s.RecordLoginFailure(ctx, alice, at, 3, lockFor)
+		must(t, err)
+		stored, err := s.GetHolderCredential(ctx, alice)
+		must(t, err)
+		wantEqual(t, "RecordLoginFailure's answer", got, stored)
+		return got
+	}
+	for i := 1; i <= 2; i++ {
+		got := fail(t0.Add(time.Duration(i) * time.Minute))
+		if got.FailedLogins != i || !got.LockedUntil.IsZero() {
+			t.Fatalf("after %d failures: FailedLogins %d, LockedUntil %v; want %d, not locked", i, got.FailedLogins, got.LockedUntil, i)
+		}
+	}
+	third := t0.Add(3 * time.Minute)
+	got := fail(third)
+	if got.FailedLogins != 0 || !got.LockedUntil.Equal(norm(third.Add(lockFor))) {
+		t.Fatalf("after the third failure: FailedLogins %d, LockedUntil %v; want 0, %v", got.FailedLogins, got.LockedUntil, norm(third.Add(lockFor)))
+	}
+	want := c
+	want.FailedLogins, want.LockedUntil = 0, third.Add(lockFor)
+	wantCredential(t, s, want)
+
+	// The count starts again; the lock stays what it was.
+	got = fail(third.Add(lockFor + time.Minute))
+	if got.FailedLogins != 1 || !got.LockedUntil.Equal(norm(third.Add(lockFor))) {
+		t.Fatalf("after a failure past the lock: FailedLogins %d, LockedUntil %v; want 1, %v", got.FailedLogins, got.LockedUntil, norm(third.Add(lockFor)))
+	}
+	fail(third.Add(lockFor + 2*time.Minute))
+
+	must(t, s.RecordLoginSuccess(ctx, alice))
+	got, err = s.GetHolderCredential(ctx, alice)
+	must(t, err)
+	if got.FailedLogins != 0 {
+		t.Fatalf("after a success: FailedLogins %d, want 0", got.FailedLogins)
+	}
+	// Two failures now do not lock: the count started again at the success.
+	for range 2 {
+		fail(third.Add(time.Hour))
+	}
+	if got = fail(third.Add(time.Hour)); got.FailedLogins != 0 || !got.LockedUntil.Equal(norm(third.Add(time.Hour+lockFor))) {
+		t.Fatalf("after three failures since the success: %+v, want locked again", got)
+	}
+	wantCredential(t, s, newCredential(bob))
+}
+
+// testTOTPSteps: each time step's code is good once, and no earlier one after it.
+func testTOTPSteps(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	wantErr(t, "UseTOTPStep without credentials", s.UseTOTPStep(ctx, alice, 1), authority.ErrNotFound)
+	c := newCredential(alice) // TOTPLastStep 100: the code that confirmed the secret
+	setCredentials(t, s, c, t0)
+	setCredentials(t, s, newCredential(bob), t0)
+
+	wantErr(t, "UseTOTPStep of the confirming step", s.UseTOTPStep(ctx, alice, 100), authority.ErrConflict)
+	must(t, s.UseTOTPStep(ctx, alice, 101))
+	wantErr(t, "UseTOTPStep of the same step again", s.UseTOTPStep(ctx, alice, 101), authority.ErrConflict)
+	wantErr(t, "UseTOTPStep of an earlier step", s.UseTOTPStep(ctx, alice, 99), authority.ErrConflict)
+	must(t, s.UseTOTPStep(ctx, alice, 105))
+	wantErr(t, "UseTOTPStep of a step skipped", s.UseTOTPStep(ctx, alice, 103), authority.ErrConflict)
+	c.TOTPLastStep = 105
+	wantCredential(t, s, c)
+	// Each identity counts its own.
+	must(t, s.UseTOTPStep(ctx, bob, 101))
+}
+
+func newAuthRequest(id string) authority.AuthRequest {
+	maxAge := int64(3600)
+	return authority.AuthRequest{
+		ID:          id,
+		BrowserHash: hash("browser of " + id),
+		Params: authority.AuthParams{
+			ClientID:      "c1",
+			RedirectURI:   "https://rp.example/cb",
+			Scopes:        []string{"openid", "email"},
+			State:         "state-" + id,
+			Nonce:         "nonce-" + id,
+			CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+			Claims: authority.ClaimsRequest{
+				Userinfo: map[string]*authority.ClaimRequest{
+					"email": {Essential: true, Reason: "to send you the receipt"},
+					"name":  nil,
+				},
+				IDToken: map[string]*authority.ClaimRequest{
+					"id4me.identifier": {Value: "alice.example"},
+					"acr":              {Values: []any{"loa2", "loa3"}, Essential: true},
+				},
+			},
+			LoginHint: "alice.example",
+			Prompt:    []string{"login", "consent"},
+			MaxAge:    &maxAge,
+		},
+		CreateTime: t0,
+		ExpireTime: t0.Add(10 * time.Minute),
+	}
+}
+
+func normAuthRequest(r authority.AuthRequest) authority.AuthRequest {
+	r.CreateTime, r.ExpireTime = norm(r.CreateTime), norm(r.ExpireTime)
+	return r
+}
+
+func wantAuthRequest(t *testing.T, s authority.Store, want authority.AuthRequest) {
+	t.Helper()
+	got, err := s.GetAuthRequest(t.Context(), want.ID)
+	must(t, err)
+	wantEqual(t, "GetAuthRequest", got, normAuthRequest(want))
+}
+
+func testAuthRequests(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	_, err := s.GetAuthRequest(ctx, "ar1")
+	wantErr(t, "GetAuthRequest of a missing request", err, authority.ErrNotFound)
+
+	r := newAuthRequest("ar1")
+	must(t, s.CreateAuthRequest(ctx, r))
+	wantAuthRequest(t, s, r)
+	wantErr(t, "CreateAuthRequest of a taken ID", s.CreateAuthRequest(ctx, newAuthRequest("ar1")), authority.ErrConflict)
+	bare := authority.AuthRequest{
+		ID: "ar2", BrowserHash: hash("b2"),
+		Params:     authority.AuthParams{ClientID: "c1", RedirectURI: "https://rp.example/cb", Scopes: []string{"openid"}},
+		CreateTime: t0, ExpireTime: t0.Add(time.Minute),
+	}
+	must(t, s.CreateAuthRequest(ctx, bare))
+	wantAuthRequest(t, s, bare)
+
+	// Only the login progress changes.
+	upd := r
+	upd.PendingIdentityID, upd.PendingIdentifier, upd.PendingAMR = alice, "alice.example", []string{"pwd"}
+	upd.BrowserHash = hash("another browser")
+	upd.Params.State = "changed"
+	upd.ExpireTime = t0.Add(time.Hour)
+	must(t, s.UpdateAuthRequest(ctx, upd))
+	r.PendingIdentityID, r.PendingIdentifier, r.PendingAMR = alice, "alice.example", []string{"pwd"}
+	wantAuthRequest(t, s, r)
+	// And may be cleared.
+	upd.PendingIdentityID, upd.PendingIdentifier, upd.PendingAMR = "", "", nil
+	must(t, s.UpdateAuthRequest(ctx, upd))
+	r.PendingIdentityID, r.PendingIdentifier, r.PendingAMR = "", "", nil
+	wantAuthRequest(t, s, r)
+	missing := newAuthRequest("ar9")
+	wantErr(t, "UpdateAuthRequest of a missing request", s.UpdateAuthRequest(ctx, missing), authority.ErrNotFound)
+
+	must(t, s.DeleteAuthRequest(ctx, "ar1"))
+	_, err = s.GetAuthRequest(ctx, "ar1")
+	wantErr(t, "GetAuthRequest after DeleteAuthRequest", err, authority.ErrNotFound)
+	must(t, s.DeleteAuthRequest(ctx, "ar1"))
+	wantAuthRequest(t, s, bare)
+}
+
+func newSession(cookie, identityID string) authority.Session {
+	return authority.Session{
+		IDHash:     hash(cookie),
+		IdentityID: identityID,
+		Identifier: "alice.example",
+		AuthTime:   t0,
+		AMR:        []string{"pwd", "otp"},
+		CreateTime: t0.Add(time.Second),
+		ExpireTime: t0.Add(24 * time.Hour),
+	}
+}
+
+func normSession(s authority.Session) authority.Session {
+	s.AuthTime, s.CreateTime, s.ExpireTime = norm(s.AuthTime), norm(s.CreateTime), norm(s.ExpireTime)
+	return s
+}
+
+func testSessions(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	_, err := s.GetSession(ctx, hash("cookie1"))
+	wantErr(t, "GetSession of a missing session", err, authority.ErrNotFound)
+
+	s1 := newSession("cookie1", alice)
+	must(t, s.CreateSession(ctx, s1))
+	s2 := newSession("cookie2", bob)
+	s2.AMR = nil
+	must(t, s.CreateSession(ctx, s2))
+	wantErr(t, "CreateSession of a taken ID", s.CreateSession(ctx, newSession("cookie1", bob)), authority.ErrConflict)
+	for _, want := range []authority.Session{s1, s2} {
+		got, err := s.GetSession(ctx, want.IDHash)
+		must(t, err)
+		wantEqual(t, "GetSession", got, normSession(want))
+	}
+
+	must(t, s.DeleteSession(ctx, s1.IDHash))
+	_, err = s.GetSession(ctx, s1.IDHash)
+	wantErr(t, "GetSession after DeleteSession", err, authority.ErrNotFound)
+	must(t, s.DeleteSession(ctx, s1.IDHash))
+	if _, err := s.GetSession(ctx, s2.IDHash); err != nil {
+		t.Fatalf("GetSession of another session after DeleteSession: %v", err)
+	}
+}
+
+func testConsents(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	must(t, s.CreateClient(ctx, newClient("c2")))
+	_, err := s.GetConsent(ctx, "c1", alice)
+	wantErr(t, "GetConsent of a missing consent", err, authority.ErrNotFound)
+
+	c := authority.Consent{ClientID: "c1", IdentityID: alice, Scopes: []string{"openid", "email"}, Claims: []string{"email", "name"}, UpdateTime: t0}
+	must(t, s.PutConsent(ctx, c))
+	other := authority.Consent{ClientID: "c2", IdentityID: alice, Scopes: []string{"openid"}, UpdateTime: t0}
+	must(t, s.PutConsent(ctx, other))
+	third := authority.Consent{ClientID: "c1", IdentityID: bob, Scopes: []string{"openid", "profile"}, Claims: []string{"name"}, UpdateTime: t0}
+	must(t, s.PutConsent(ctx, third))
+
+	c.Scopes, c.Claims, c.UpdateTime = []string{"openid"}, []string{"name"}, t0.Add(time.Hour)
+	must(t, s.PutConsent(ctx, c))
+	for _, want := range []authority.Consent{c, other, third} {
+		got, err := s.GetConsent(ctx, want.ClientID, want.IdentityID)
+		must(t, err)
+		want.UpdateTime = norm(want.UpdateTime)
+		wantEqual(t, "GetConsent", got, want)
+	}
+	_, err = s.GetConsent(ctx, "c2", bob)
+	wantErr(t, "GetConsent of another pair", err, authority.ErrNotFound)
+}
+
+func newGrant(id, code, clientID, identityID string) authority.Grant {
+	return authority.Grant{
+		ID:            id,
+		CodeHash:      hash(code),
+		ClientID:      clientID,
+		RedirectURI:   "https://rp.example/cb",
+		IdentityID:    identityID,
+		Identifier:    "alice.example",
+		Subject:       "sub-of-" + identityID,
+		Scopes:        []string{"openid", "email"},
+		Claims:        []string{"email"},
+		IDTokenClaims: []string{"id4me.identifier"},
+		Nonce:         "n-0S6_WzA2Mj",
+		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		AuthTime:      t0,
+		AMR:           []string{"pwd"},
+		CreateTime:    t0.Add(time.Second),
+		ExpireTime:    t0.Add(time.Minute),
+	}
+}
+
+func normGrant(g authority.Grant) authority.Grant {
+	g.AuthTime, g.CreateTime, g.ExpireTime = norm(g.AuthTime), norm(g.CreateTime), norm(g.ExpireTime)
+	g.UseTime, g.RevokeTime = norm(g.UseTime), norm(g.RevokeTime)
+	return g
+}
+
+// testGrants: a code is good once; using it again gives the grant back with ErrConflict.
+func testGrants(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	_, err := s.RedeemGrant(ctx, hash("code1"), t0)
+	wantErr(t, "RedeemGrant of a missing code", err, authority.ErrNotFound)
+
+	g := newGrant("g1", "code1", "c1", alice)
+	must(t, s.CreateGrant(ctx, g))
+	wantErr(t, "CreateGrant of a taken ID", s.CreateGrant(ctx, newGrant("g1", "code2", "c1", alice)), authority.ErrConflict)
+	wantErr(t, "CreateGrant of a taken code", s.CreateGrant(ctx, newGrant("g2", "code1", "c1", alice)), authority.ErrConflict)
+	bare := newGrant("g3", "code3", "c1", bob)
+	bare.Claims, bare.IDTokenClaims, bare.AMR, bare.Nonce, bare.CodeChallenge = nil, nil, nil, "", ""
+	must(t, s.CreateGrant(ctx, bare))
+
+	used := t0.Add(10 * time.Second)
+	got, err := s.RedeemGrant(ctx, g.CodeHash, used)
+	must(t, err)
+	g.UseTime = used
+	wantEqual(t, "RedeemGrant", got, normGrant(g))
+
+	got, err = s.RedeemGrant(ctx, g.CodeHash, used.Add(time.Second))
+	wantErr(t, "RedeemGrant of a used code", err, authority.ErrConflict)
+	wantEqual(t, "RedeemGrant of a used code", got, normGrant(g))
+
+	got, err = s.RedeemGrant(ctx, bare.CodeHash, used)
+	must(t, err)
+	bare.UseTime = used
+	wantEqual(t, "RedeemGrant of a grant with little in it", got, normGrant(bare))
+}
+
+func newAccessToken(token, grantID, identityID string) authority.AccessToken {
+	return authority.AccessToken{
+		TokenHash:  hash(token),
+		GrantID:    grantID,
+		ClientID:   "c1",
+		IdentityID: identityID,
+		Identifier: "alice.example",
+		Subject:    "sub-of-" + identityID,
+		Scopes:     []string{"openid", "email"},
+		Claims:     []string{"email", "name"},
+		CreateTime: t0.Add(time.Second),
+		ExpireTime: t0.Add(time.Hour),
+	}
+}
+
+func normAccessToken(at authority.AccessToken) authority.AccessToken {
+	at.CreateTime, at.ExpireTime, at.RevokeTime = norm(at.CreateTime), norm(at.ExpireTime), norm(at.RevokeTime)
+	return at
+}
+
+func wantAccessToken(t *testing.T, s authority.Store, want authority.AccessToken) {
+	t.Helper()
+	got, err := s.GetAccessToken(t.Context(), want.TokenHash)
+	must(t, err)
+	wantEqual(t, "GetAccessToken", got, normAccessToken(want))
+}
+
+func testAccessTokens(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	_, err := s.GetAccessToken(ctx, hash("token1"))
+	wantErr(t, "GetAccessToken of a missing token", err, authority.ErrNotFound)
+
+	at := newAccessToken("token1", "g1", alice)
+	must(t, s.CreateAccessToken(ctx, at))
+	wantAccessToken(t, s, at)
+	wantErr(t, "CreateAccessToken of a taken token", s.CreateAccessToken(ctx, newAccessToken("token1", "g2", bob)), authority.ErrConflict)
+	wantAccessToken(t, s, at)
+
+	revoked := newAccessToken("token2", "g2", bob)
+	revoked.Scopes, revoked.Claims = []string{"openid"}, nil
+	revoked.RevokeTime = t0.Add(time.Minute)
+	must(t, s.CreateAccessToken(ctx, revoked))
+	wantAccessToken(t, s, revoked)
+}
+
+// testRevokeGrant: revoking a grant revokes the tokens issued from it, and those issued
+// from it later.
+func testRevokeGrant(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	wantErr(t, "RevokeGrant of a missing grant", s.RevokeGrant(ctx, "g1", t0), authority.ErrNotFound)
+
+	g1 := newGrant("g1", "code1", "c1", alice)
+	g2 := newGrant("g2", "code2", "c1", bob)
+	must(t, s.CreateGrant(ctx, g1))
+	must(t, s.CreateGrant(ctx, g2))
+	t1 := newAccessToken("t1", "g1", alice)
+	t2 := newAccessToken("t2", "g1", alice)
+	t2.RevokeTime = t0.Add(time.Minute) // revoked on its own before
+	t3 := newAccessToken("t3", "g2", bob)
+	for _, at := range []authority.AccessToken{t1, t2, t3} {
+		must(t, s.CreateAccessToken(ctx, at))
+	}
+
+	revoked := t0.Add(time.Hour)
+	must(t, s.RevokeGrant(ctx, "g1", revoked))
+	t1.RevokeTime = revoked
+	wantAccessToken(t, s, t1)
+	wantAccessToken(t, s, t2)
+	wantAccessToken(t, s, t3)
+	got, err := s.RedeemGrant(ctx, g1.CodeHash, revoked.Add(time.Second))
+	must(t, err)
+	g1.UseTime, g1.RevokeTime = revoked.Add(time.Second), revoked
+	wantEqual(t, "RedeemGrant of a revoked grant", got, normGrant(g1))
+	got, err = s.RedeemGrant(ctx, g2.CodeHash, revoked)
+	must(t, err)
+	if !got.RevokeTime.IsZero() {
+		t.Fatalf("another grant was revoked: %+v", got)
+	}
+
+	// A token issued from a revoked grant is stored revoked; revoking again is harmless and
+	// keeps the first revoke time.
+	t4 := newAccessToken("t4", "g1", alice)
+	must(t, s.CreateAccessToken(ctx, t4))
+	t4.RevokeTime = revoked
+	wantAccessToken(t, s, t4)
+	must(t, s.RevokeGrant(ctx, "g1", revoked.Add(time.Hour)))
+	wantAccessToken(t, s, t1)
+	wantAccessToken(t, s, t4)
+	got, err = s.RedeemGrant(ctx, g1.CodeHash, revoked.Add(2*time.Hour))
+	wantErr(t, "RedeemGrant of a used code", err, authority.ErrConflict)
+	wantEqual(t, "grant revoked twice", got, normGrant(g1))
+}
+
+// testDeleteExpired: DeleteExpired deletes the objects that expired before now, of every
+// kind, however many, and nothing else.
+func testDeleteExpired(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	now := t0.Add(10 * time.Hour)
+	n, err := s.DeleteExpired(ctx, now)
+	if err != nil || n != 0 {
+		t.Fatalf("DeleteExpired of an empty store = %d, %v; want 0", n, err)
+	}
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	setCredentials(t, s, newCredential(alice), t0)
+	consent := authority.Consent{ClientID: "c1", IdentityID: alice, Scopes: []string{"openid"}, UpdateTime: t0}
+	must(t, s.PutConsent(ctx, consent))
+
+	// Of each kind: one expired, one expiring at now, one expiring later.
+	expiries := map[string]time.Time{"expired": now.Add(-time.Second), "now": norm(now), "later": now.Add(time.Second)}
+	for name, exp := range expiries {
+		r := newAuthRequest("ar-" + name)
+		r.ExpireTime = exp
+		must(t, s.CreateAuthRequest(ctx, r))
+		sess := newSession("cookie-"+name, alice)
+		sess.ExpireTime = exp
+		must(t, s.CreateSession(ctx, sess))
+		g := newGrant("g-"+name, "code-"+name, "c1", alice)
+		g.ExpireTime = exp
+		must(t, s.CreateGrant(ctx, g))
+		at := newAccessToken("token-"+name, "g-"+name, alice)
+		at.ExpireTime = exp
+		must(t, s.CreateAccessToken(ctx, at))
+		l := newLink("link-"+name, alice, t0)
+		l.ExpireTime = exp
+		must(t, s.CreateCredentialLink(ctx, l))
+	}
+	// A used link goes when it expires too.
+	setCredentials(t, s, newCredential(alice), now.Add(-2*time.Hour))
+
+	// Keys: one past its expire time, one expiring at now, one not retired.
+	kOld := newKey("rs-old", "RS256", t0.Add(-10*24*time.Hour))
+	kOld.RetireTime, kOld.ExpireTime = t0, expiries["expired"]
+	must(t, s.AddSigningKey(ctx, kOld, time.Time{}, time.Hour))
+	kNow := newKey("rs-now", "RS256", t0.Add(-9*24*time.Hour))
+	kNow.RetireTime, kNow.ExpireTime = t0, expiries["now"]
+	must(t, s.AddSigningKey(ctx, kNow, kOld.CreateTime, time.Hour))
+	kLive := newKey("rs-live", "RS256", t0)
+	must(t, s.AddSigningKey(ctx, kLive, kNow.CreateTime, time.Hour))
+
+	// Many expired sessions.
+	const many = 1234
+	for i := range many {
+		sess := newSession(fmt.Sprintf("old-cookie-%d", i), alice)
+		sess.ExpireTime = t0.Add(time.Duration(i) * time.Microsecond)
+		must(t, s.CreateSession(ctx, sess))
+	}
+
+	n, err = s.DeleteExpired(ctx, now)
+	must(t, err)
+	// The expired of each kind, the links of both setCredentials, the key, the sessions.
+	if want := int64(5 + 2 + 1 + many); n != want {
+		t.Errorf("DeleteExpired = %d, want %d", n, want)
+	}
+	for name := range expiries {
+		gone := name == "expired"
+		check := func(what string, err error) {
+			t.Helper()
+			switch {
+			case gone && !errors.Is(err, authority.ErrNotFound):
+				t.Errorf("%s %s after DeleteExpired: %v, want ErrNotFound", name, what, err)
+			case !gone && err != nil:
+				t.Errorf("%s %s after DeleteExpired: %v, want it kept", name, what, err)
+			}
+		}
+		_, err := s.GetAuthRequest(ctx, "ar-"+name)
+		check("authorization request", err)
+		_, err = s.GetSession(ctx, hash("cookie-"+name))
+		check("session", err)
+		_, err = s.RedeemGrant(ctx, hash("code-"+name), now)
+		check("grant", err)
+		_, err = s.GetAccessToken(ctx, hash("token-"+name))
+		check("access token", err)
+		_, err = s.GetCredentialLink(ctx, hash("link-"+name))
+		check("credential link", err)
+	}
+	_, err = s.GetSession(ctx, hash("old-cookie-0"))
+	wantErr(t, "GetSession of an old session after DeleteExpired", err, authority.ErrNotFound)
+	// The expired key is gone, even from a list as of a time it had not expired at.
+	wantKeys(t, s, t0, kNow, kLive)
+	// What does not expire stays.
+	wantCredential(t, s, newCredential(alice))
+	if _, err := s.GetClient(ctx, "c1"); err != nil {
+		t.Errorf("GetClient after DeleteExpired: %v", err)
+	}
+	if _, err := s.GetConsent(ctx, "c1", alice); err != nil {
+		t.Errorf("GetConsent after DeleteExpired: %v", err)
+	}
+
+	n, err = s.DeleteExpired(ctx, now)
+	if err != nil || n != 0 {
+		t.Fatalf("DeleteExpired again = %d, %v; want 0", n, err)
+	}
+}
+
+// concurrently runs fn(i) for i in [0, n) at the same time and returns the errors.
+func concurrently(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Go(func() {
+			start.Wait()
+			errs[i] = fn(i)
+		})
+	}
+	start.Done()
+	done.Wait()
+	return errs
+}
+
+const racers = 16
+
+// oneWinner fails unless exactly one of errs is nil and the others are ErrConflict, and
+// returns the index of the nil one.
+func oneWinner(t *testing.T, what string, errs []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("%s: calls %d and %d both succeeded", what, winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, authority.ErrConflict):
+			t.Fatalf("%s: call %d: %v, want ErrConflict", what, i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("%s: no call succeeded", what)
+	}
+	return winner
+}
+
+func testConcurrentRedeemGrant(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	g := newGrant("g1", "code1", "c1", alice)
+	must(t, s.CreateGrant(ctx, g))
+	grants := make([]authority.Grant, racers)
+	errs := concurrently(racers, func(i int) error {
+		var err error
+		grants[i], err = s.RedeemGrant(ctx, g.CodeHash, t0.Add(time.Duration(i+1)*time.Second))
+		return err
+	})
+	w := oneWinner(t, "RedeemGrant", errs)
+	g.UseTime = t0.Add(time.Duration(w+1) * time.Second)
+	for i, got := range grants {
+		wantEqual(t, fmt.Sprintf("grant returned to call %d", i), got, normGrant(g))
+	}
+}
+
+func testConcurrentRedeemCredentialLink(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	l := newLink("link1", alice, t0)
+	must(t, s.CreateCredentialLink(ctx, l))
+	creds := make([]authority.HolderCredential, racers)
+	errs := concurrently(racers, func(i int) error {
+		creds[i] = newCredential(alice)
+		creds[i].PasswordHash = fmt.Sprintf("$argon2id$choice-%d", i)
+		return s.RedeemCredentialLink(ctx, l.TokenHash, t0.Add(time.Duration(i+1)*time.Second), creds[i])
+	})
+	w := oneWinner(t, "RedeemCredentialLink", errs)
+	wantCredential(t, s, creds[w])
+	l.UseTime = t0.Add(time.Duration(w+1) * time.Second)
+	wantLink(t, s, l)
+}
+
+func testConcurrentTOTPStep(t *testing.T, s authority.Store) {
+	setCredentials(t, s, newCredential(alice), t0)
+	errs := concurrently(racers, func(int) error { return s.UseTOTPStep(t.Context(), alice, 200) })
+	oneWinner(t, "UseTOTPStep", errs)
+}
+
+// testConcurrentLoginFailures: concurrent failures are each counted once.
+func testConcurrentLoginFailures(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	setCredentials(t, s, newCredential(alice), t0)
+	counts := make([]int, racers)
+	errs := concurrently(racers, func(i int) error {
+		c, err := s.RecordLoginFailure(ctx, alice, t0, 1000, time.Hour)
+		counts[i] = c.FailedLogins
+		return err
+	})
+	seen := make(map[int]bool)
+	for i, err := range errs {
+		must(t, err)
+		if seen[counts[i]] || counts[i] < 1 || counts[i] > racers {
+			t.Fatalf("failure counts returned: %v, want each of 1 to %d once", counts, racers)
+		}
+		seen[counts[i]] = true
+	}
+	c, err := s.GetHolderCredential(ctx, alice)
+	must(t, err)
+	if c.FailedLogins != racers {
+		t.Fatalf("FailedLogins = %d after %d concurrent failures", c.FailedLogins, racers)
+	}
+}
+
+// testConcurrentAddSigningKey: of instances rotating at once, one does.
+func testConcurrentAddSigningKey(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	rs1 := newKey("rs1", "RS256", t0)
+	must(t, s.AddSigningKey(ctx, rs1, time.Time{}, time.Hour))
+	keys := make([]authority.SigningKey, racers)
+	errs := concurrently(racers, func(i int) error {
+		keys[i] = newKey(fmt.Sprintf("rs2-%d", i), "RS256", t0.Add(24*time.Hour+time.Duration(i)*time.Second))
+		return s.AddSigningKey(ctx, keys[i], rs1.CreateTime, time.Hour)
+	})
+	w := oneWinner(t, "AddSigningKey", errs)
+	rs1.RetireTime, rs1.ExpireTime = keys[w].SignTime, keys[w].SignTime.Add(time.Hour)
+	wantKeys(t, s, t0, rs1, keys[w])
+}

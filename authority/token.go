@@ -1,0 +1,162 @@
+package authority
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxTokenBody bounds a token request.
+const maxTokenBody = 16 << 10
+
+// tokenResponse is a successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	IDToken     string `json:"id_token"`
+	Scope       string `json:"scope"`
+}
+
+// idTokenClaims are the claims of an ID token (DESIGN: iss, sub, aud, exp, iat, auth_time,
+// nonce, amr, id4me.identifier).
+type idTokenClaims struct {
+	Issuer     string   `json:"iss"`
+	Subject    string   `json:"sub"`
+	Audience   string   `json:"aud"`
+	Expiry     int64    `json:"exp"`
+	IssuedAt   int64    `json:"iat"`
+	AuthTime   int64    `json:"auth_time"`
+	Nonce      string   `json:"nonce,omitempty"`
+	AMR        []string `json:"amr"`
+	Identifier string   `json:"id4me.identifier"`
+}
+
+// serveToken is the token endpoint: the authorization_code grant with PKCE, for clients
+// authenticating with client_secret_basic or client_secret_post, whichever they registered.
+func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenBody)
+	if err := r.ParseForm(); err != nil {
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_request", "the body must be application/x-www-form-urlencoded"))
+		return
+	}
+	c, oe := a.authenticateClient(r)
+	if oe != nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+		writeOAuthError(w, http.StatusUnauthorized, oe)
+		return
+	}
+	if gt := r.PostForm.Get("grant_type"); gt != "authorization_code" {
+		writeOAuthError(w, http.StatusBadRequest, errorf("unsupported_grant_type", "only grant_type=authorization_code is supported"))
+		return
+	}
+	ctx := r.Context()
+	now := a.now()
+	code := r.PostForm.Get("code")
+	g, err := a.store.RedeemGrant(ctx, hashToken(code), now)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code is not valid"))
+		return
+	case errors.Is(err, ErrConflict):
+		// A code used twice was likely stolen: what it gave is revoked (RFC 6749 §4.1.2).
+		if rerr := a.store.RevokeGrant(ctx, g.ID, now); rerr != nil {
+			a.internalError(w, r, rerr)
+			return
+		}
+		a.log.WarnContext(ctx, "authorization code replayed; its tokens are revoked", "client_id", g.ClientID, "grant", g.ID)
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code was used already; the tokens it gave are revoked"))
+		return
+	case err != nil:
+		a.internalError(w, r, err)
+		return
+	}
+	switch {
+	case g.ClientID != c.ID:
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code was issued to another client"))
+		return
+	case !now.Before(g.CreateTime.Add(a.cfg.CodeTTL)):
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code has expired"))
+		return
+	case r.PostForm.Get("redirect_uri") != g.RedirectURI:
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "redirect_uri differs from the authorization request's"))
+		return
+	case !pkceMatches(r.PostForm.Get("code_verifier"), g.CodeChallenge):
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code_verifier does not match the code_challenge"))
+		return
+	}
+	// The holder may have lost the identifier since logging in.
+	res, err := a.mapping.Resolve(ctx, g.Identifier)
+	if err != nil || res.IdentityID != g.IdentityID {
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the identifier no longer resolves to the identity that logged in"))
+		return
+	}
+	access := randomToken()
+	at := AccessToken{
+		TokenHash: hashToken(access), GrantID: g.ID, ClientID: c.ID, IdentityID: g.IdentityID, Identifier: g.Identifier,
+		Subject: g.Subject, Scopes: g.Scopes, Claims: g.Claims, CreateTime: now, ExpireTime: now.Add(a.cfg.AccessTokenTTL),
+	}
+	if err := a.store.CreateAccessToken(ctx, at); err != nil {
+		a.internalError(w, r, err)
+		return
+	}
+	idt, err := a.signJSON(c.Metadata.IDTokenSignedResponseAlg, idTokenClaims{
+		Issuer: a.issuer, Subject: g.Subject, Audience: c.ID, IssuedAt: now.Unix(), Expiry: now.Add(a.cfg.IDTokenTTL).Unix(),
+		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, AMR: g.AMR, Identifier: g.Identifier,
+	}, "JWT")
+	if err != nil {
+		a.internalError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(a.cfg.AccessTokenTTL / time.Second),
+		IDToken: idt, Scope: strings.Join(g.Scopes, " "),
+	})
+}
+
+// authenticateClient checks the client's credentials, sent the way it registered.
+func (a *Authority) authenticateClient(r *http.Request) (Client, *oauthError) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		// RFC 6749 §2.3.1: the Basic credentials are form-urlencoded.
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return Client{}, errorf("invalid_client", "malformed Basic credentials")
+		}
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id == "" || secret == "" {
+		return Client{}, errorf("invalid_client", "client authentication is required (client_secret_basic or client_secret_post)")
+	}
+	c, err := a.client(r.Context(), id)
+	if err != nil || subtle.ConstantTimeCompare(hashToken(secret), c.SecretHash) != 1 {
+		return Client{}, errorf("invalid_client", "client authentication failed")
+	}
+	method := "client_secret_post"
+	if basic {
+		method = "client_secret_basic"
+	}
+	if method != c.Metadata.TokenEndpointAuthMethod {
+		return Client{}, errorf("invalid_client", "the client registered "+c.Metadata.TokenEndpointAuthMethod+", not "+method)
+	}
+	return c, nil
+}
+
+// pkceMatches checks a code verifier against an S256 code challenge (RFC 7636 §4.6).
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+}

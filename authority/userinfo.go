@@ -1,0 +1,112 @@
+package authority
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// agentTokenTTL is the lifetime of the access token an agent receives (DESIGN: exp = iat + 600).
+const agentTokenTTL = 600 * time.Second
+
+// claimSource is the one source of distributed claims: the sponsoring agent's claims
+// endpoint and the access token it accepts (OpenID Connect Core §5.6.2).
+const claimSource = "src1"
+
+// userinfo is the userinfo response: the subject and distributed claims.
+type userinfo struct {
+	Subject      string                   `json:"sub"`
+	Issuer       string                   `json:"iss"`
+	Audience     string                   `json:"aud"`
+	ClaimNames   map[string]string        `json:"_claim_names,omitempty"`
+	ClaimSources map[string]claimEndpoint `json:"_claim_sources,omitempty"`
+	// IssuedAt is set only in a signed response.
+	IssuedAt int64 `json:"iat,omitempty"`
+}
+
+type claimEndpoint struct {
+	Endpoint    string `json:"endpoint"`
+	AccessToken string `json:"access_token"`
+}
+
+// agentToken is the access token the sponsoring agent receives (DESIGN, DENIC's layout).
+type agentToken struct {
+	Issuer     string   `json:"iss"`
+	Subject    string   `json:"sub"`
+	Audience   string   `json:"aud"`
+	Identifier string   `json:"id4me.identifier"`
+	Claims     []string `json:"clm"`
+	Scope      []string `json:"scope"`
+	ClientID   string   `json:"client_id"`
+	IssuedAt   int64    `json:"iat"`
+	Expiry     int64    `json:"exp"`
+	ID         string   `json:"jti"`
+}
+
+// serveUserinfo is the userinfo endpoint: the consented claims, distributed to the agent
+// that sponsors the identifier now (a transfer moves them), as JSON or as a signed JWT when
+// the client registered userinfo_signed_response_alg.
+func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
+	tok, ok := bearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="userinfo"`)
+		writeOAuthError(w, http.StatusUnauthorized, errorf("invalid_request", "a Bearer access token is required"))
+		return
+	}
+	ctx := r.Context()
+	now := a.now()
+	at, err := a.store.GetAccessToken(ctx, hashToken(tok))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		a.internalError(w, r, err)
+		return
+	}
+	if err != nil || !at.RevokeTime.IsZero() || !now.Before(at.ExpireTime) {
+		a.invalidToken(w, "the access token is not valid, expired or revoked")
+		return
+	}
+	res, err := a.mapping.Resolve(ctx, at.Identifier)
+	if err != nil || res.IdentityID != at.IdentityID {
+		a.invalidToken(w, "the identifier no longer resolves to the identity this token was issued for")
+		return
+	}
+	out := userinfo{Subject: at.Subject, Issuer: a.issuer, Audience: at.ClientID}
+	if len(at.Claims) > 0 {
+		agentJWT, err := a.signJSON(a.cfg.AgentTokenAlg, agentToken{
+			Issuer: a.issuer, Subject: at.Subject, Audience: res.AgentIssuer, Identifier: at.Identifier,
+			Claims: at.Claims, Scope: at.Scopes, ClientID: at.ClientID,
+			IssuedAt: now.Unix(), Expiry: now.Add(agentTokenTTL).Unix(), ID: randomID(),
+		}, "JWT")
+		if err != nil {
+			a.internalError(w, r, err)
+			return
+		}
+		out.ClaimNames = make(map[string]string, len(at.Claims))
+		for _, c := range at.Claims {
+			out.ClaimNames[c] = claimSource
+		}
+		out.ClaimSources = map[string]claimEndpoint{claimSource: {Endpoint: res.ClaimsEndpoint, AccessToken: agentJWT}}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	c, err := a.client(ctx, at.ClientID)
+	if err != nil {
+		a.internalError(w, r, err)
+		return
+	}
+	if alg := c.Metadata.UserinfoSignedResponseAlg; alg != "" {
+		out.IssuedAt = now.Unix()
+		jwt, err := a.signJSON(alg, out, "JWT")
+		if err != nil {
+			a.internalError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwt")
+		w.Write([]byte(jwt))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *Authority) invalidToken(w http.ResponseWriter, description string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="userinfo", error="invalid_token"`)
+	writeOAuthError(w, http.StatusUnauthorized, errorf("invalid_token", description))
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/id4me/id4me-registry/authority"
+)
+
+const keysUsage = `usage: id4me-registry keys <subcommand> [flags]
+
+subcommands:
+  rotate   make a new signing key of each algorithm (or of --alg): published at once,
+           signing after --key-publish-lead (at once with --now); the keys it replaces
+           stay published until what they signed has expired
+  list     print the authority's signing keys
+`
+
+// keysCommand runs "keys rotate" and "keys list".
+func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, keysUsage)
+		return errors.New(`"keys" needs a subcommand: rotate or list`)
+	}
+	switch args[0] {
+	case "rotate":
+		return keysRotate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return keysList(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, keysUsage)
+	return fmt.Errorf(`unknown "keys" subcommand %q`, args[0])
+}
+
+func keysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
+	alg := fs.String("alg", "all", "algorithm of the key to rotate: RS256, ES256 or all")
+	now := fs.Bool("now", false, "sign with the new key at once rather than after the publish lead (a key feared compromised)")
+	lead := fs.Duration("key-publish-lead", authority.DefaultPublishLead, "how long a new key is published before it signs; relying parties' cached JWKS must have expired by then")
+	verifyFor := fs.Duration("key-verify-for", authority.DefaultVerifyFor, "how long a replaced key stays published after it stops signing: at least the longest lifetime of a token plus clock skew")
+	refresh := fs.Duration("key-refresh-interval", authority.DefaultRefreshInterval, "how often serving instances re-read the keys (a replaced key stays published this much longer)")
+	rsaBits := fs.Int("key-rsa-bits", authority.DefaultRSABits, "size of new RSA keys in bits (at least 2048)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var algs []string
+	switch *alg {
+	case "all":
+		algs = []string{authority.RS256, authority.ES256}
+	case authority.RS256, authority.ES256:
+		algs = []string{*alg}
+	default:
+		return fmt.Errorf("--alg %q: use RS256, ES256 or all", *alg)
+	}
+	store, err := openStore(ctx, *db, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	as := store.Authority()
+
+	before, err := as.SigningKeys(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("reading the signing keys: %w", err)
+	}
+	// NewKeySet makes the first key of an algorithm that has none; that key is this
+	// rotation's result rather than one more to replace at once.
+	keys, err := authority.NewKeySet(ctx, as, authority.KeyConfig{
+		RSABits:         *rsaBits,
+		PublishLead:     *lead,
+		VerifyFor:       *verifyFor,
+		RefreshInterval: *refresh,
+		RotationPeriod:  -1,
+	})
+	if err != nil {
+		return err
+	}
+	for _, a := range algs {
+		if !slices.ContainsFunc(before, func(k authority.SigningKey) bool { return k.Alg == a }) {
+			after, err := as.SigningKeys(ctx, time.Now())
+			if err != nil {
+				return fmt.Errorf("reading the signing keys: %w", err)
+			}
+			for _, k := range after {
+				if k.Alg == a {
+					fmt.Fprintf(stdout, "%s key %s: the first; signs from %s (now)\n", a, k.ID, formatKeyTime(k.SignTime))
+				}
+			}
+			continue
+		}
+		k, err := keys.Rotate(ctx, a, *now)
+		if err != nil {
+			return err
+		}
+		when := "now"
+		if !*now {
+			when = "in " + k.SignTime.Sub(k.CreateTime).String()
+		}
+		fmt.Fprintf(stdout, "%s key %s: published; signs from %s (%s); the key it replaces stays published until %s\n",
+			a, k.ID, formatKeyTime(k.SignTime), when, formatKeyTime(k.SignTime.Add(*verifyFor+*refresh)))
+	}
+	return nil
+}
+
+func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *db, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	now := time.Now()
+	keys, err := store.Authority().SigningKeys(ctx, now)
+	if err != nil {
+		return fmt.Errorf("reading the signing keys (is the database migrated?): %w", err)
+	}
+	// Which key of each algorithm signs now, by the rule KeySet.Sign follows.
+	signing := map[string]authority.SigningKey{}
+	for _, k := range keys {
+		if k.SignTime.After(now) || (!k.RetireTime.IsZero() && !now.Before(k.RetireTime)) {
+			continue
+		}
+		if s, ok := signing[k.Alg]; !ok || k.SignTime.After(s.SignTime) ||
+			(k.SignTime.Equal(s.SignTime) && k.CreateTime.After(s.CreateTime)) {
+			signing[k.Alg] = k
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tRETIRES\tEXPIRES")
+	for _, k := range keys {
+		state := "retired"
+		switch {
+		case signing[k.Alg].ID == k.ID:
+			state = "signing"
+		case k.SignTime.After(now) && (k.RetireTime.IsZero() || now.Before(k.RetireTime)):
+			state = "next"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Alg, state, formatKeyTime(k.CreateTime),
+			formatKeyTime(k.SignTime), formatKeyTime(k.RetireTime), formatKeyTime(k.ExpireTime))
+	}
+	return tw.Flush()
+}
+
+func formatKeyTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

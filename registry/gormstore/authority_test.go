@@ -1,0 +1,231 @@
+package gormstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/authority/storetest"
+	"github.com/id4me/id4me-registry/internal/testdb"
+	"github.com/id4me/id4me-registry/registry"
+)
+
+// openAuthority opens a store at dsn, with the identities of the conformance suite, and
+// closes it when t ends.
+func openAuthority(t testing.TB, dsn string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	err = s.Tx(t.Context(), func(tx registry.Tx) error {
+		for _, id := range storetest.IdentityIDs {
+			if err := tx.CreateIdentity(t.Context(), registry.Identity{ID: id, SubjectSeed: "seed-" + id, CreateTime: time.Now()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAuthoritySQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) authority.Store { return openAuthority(t, testdb.SQLite(t)).Authority() })
+}
+
+func TestAuthorityPostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) authority.Store { return openAuthority(t, testdb.Postgres(t)).Authority() })
+}
+
+// authorityBackends opens a store with the suite's identities on each backend.
+var authorityBackends = []struct {
+	name string
+	open func(t *testing.T) *Store
+}{
+	{"sqlite", func(t *testing.T) *Store { return openAuthority(t, testdb.SQLite(t)) }},
+	{"postgres", func(t *testing.T) *Store { return openAuthority(t, testdb.Postgres(t)) }},
+}
+
+// TestAuthorityReferences: credentials, credential links, consents and grants belong to an
+// identity of the registry, and consents and grants to a client; a write naming a missing one
+// is ErrNotFound, and leaves nothing behind.
+func TestAuthorityReferences(t *testing.T) {
+	for _, b := range authorityBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			a := b.open(t).Authority()
+			now := time.Now()
+			known := storetest.IdentityIDs[0]
+			client := authority.Client{ID: "c1", SecretHash: []byte("s"), RegistrationTokenHash: []byte("r"), CreateTime: now}
+			if err := a.CreateClient(ctx, client); err != nil {
+				t.Fatal(err)
+			}
+			link := func(token, identityID string) authority.CredentialLink {
+				return authority.CredentialLink{TokenHash: []byte(token), IdentityID: identityID, Purpose: "setup", CreateTime: now, ExpireTime: now.Add(time.Hour)}
+			}
+			grant := func(id, clientID, identityID string) authority.Grant {
+				return authority.Grant{ID: id, CodeHash: []byte(id), ClientID: clientID, IdentityID: identityID, AuthTime: now, CreateTime: now, ExpireTime: now.Add(time.Minute)}
+			}
+			for _, tc := range []struct {
+				what string
+				err  error
+			}{
+				{"credential link of a missing identity", a.CreateCredentialLink(ctx, link("l1", "id_nobody"))},
+				{"consent of a missing identity", a.PutConsent(ctx, authority.Consent{ClientID: "c1", IdentityID: "id_nobody", UpdateTime: now})},
+				{"consent to a missing client", a.PutConsent(ctx, authority.Consent{ClientID: "c9", IdentityID: known, UpdateTime: now})},
+				{"grant of a missing identity", a.CreateGrant(ctx, grant("g1", "c1", "id_nobody"))},
+				{"grant to a missing client", a.CreateGrant(ctx, grant("g2", "c9", known))},
+			} {
+				if !errors.Is(tc.err, authority.ErrNotFound) {
+					t.Errorf("%s: %v, want ErrNotFound", tc.what, tc.err)
+				}
+			}
+			if _, err := a.GetCredentialLink(ctx, []byte("l1")); !errors.Is(err, authority.ErrNotFound) {
+				t.Errorf("GetCredentialLink after a refused CreateCredentialLink: %v", err)
+			}
+			// Everything is fine with what exists.
+			if err := a.CreateCredentialLink(ctx, link("l2", known)); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.CreateGrant(ctx, grant("g3", "c1", known)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+var authorityTableScan = regexp.MustCompile(`(?m)^SCAN authority_|Seq Scan`)
+
+// TestAuthorityQueryPlans: the userinfo endpoint's read of an access token is one primary
+// key lookup, the other lookups read their indexes, and DeleteExpired reads the indexes on
+// expire_time, so that its cost follows what has expired, not the size of the tables.
+func TestAuthorityQueryPlans(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range authorityBackends {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			pg := s.postgres
+			now := s.time(dbTime(time.Now()))
+			hash := []byte("0123456789abcdef0123456789abcdef")
+			type plan struct {
+				name string
+				q    sqlText
+				args []any
+				// index is the index it must read: on SQLite, and on PostgreSQL.
+				sqlite, postgres string
+			}
+			plans := []plan{
+				{"GetAccessToken", sqlGetToken, []any{hash}, "PRIMARY KEY", "authority_access_tokens_pkey"},
+				{"RedeemGrant", sqlRedeemGrant, []any{now, hash}, "sqlite_autoindex_authority_grants_2", "authority_grants_code_hash_key"},
+				{"RevokeGrant's tokens", sqlRevokeTokens, []any{now, "g1"}, "authority_access_tokens_grant", "authority_access_tokens_grant"},
+				{"GetCredentialLink", sqlGetLink, []any{hash}, "sqlite_autoindex_authority_credential_links_1", "authority_credential_links_pkey"},
+				{"GetSession", sqlGetSession, []any{hash}, "sqlite_autoindex_authority_sessions_1", "authority_sessions_pkey"},
+			}
+			for i, table := range []string{"auth_requests", "sessions", "grants", "access_tokens", "credential_links"} {
+				plans = append(plans, plan{"DeleteExpired " + table, sqlSweeps[i], []any{now, sweepBatch},
+					"authority_" + table + "_expire", "authority_" + table + "_expire"})
+			}
+			for _, p := range plans {
+				q, index := "EXPLAIN QUERY PLAN "+p.q.sqlite, p.sqlite
+				if pg {
+					q, index = "EXPLAIN "+p.q.postgres, p.postgres
+				}
+				tx, err := s.sqlDB.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pg {
+					if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rows, err := tx.QueryContext(ctx, q, p.args...)
+				if err != nil {
+					t.Fatalf("%s: %v", p.name, err)
+				}
+				var lines []string
+				for rows.Next() {
+					// SQLite answers id, parent, notused, detail; PostgreSQL one line of text.
+					var detail string
+					dest := []any{&detail}
+					if !pg {
+						var id, parent, notused int
+						dest = []any{&id, &parent, &notused, &detail}
+					}
+					if err := rows.Scan(dest...); err != nil {
+						t.Fatal(err)
+					}
+					lines = append(lines, strings.TrimSpace(detail))
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+				rows.Close()
+				tx.Rollback()
+				text := strings.Join(lines, "\n")
+				if !strings.Contains(text, index) {
+					t.Errorf("%s does not read index %s:\n%s", p.name, index, text)
+				}
+				if authorityTableScan.MatchString(text) {
+					t.Errorf("%s scans a table:\n%s", p.name, text)
+				}
+				t.Logf("%s:\n%s", p.name, text)
+			}
+		})
+	}
+}
+
+// BenchmarkAuthorityGetAccessToken: the read of every userinfo request, from parallel
+// goroutines, among 10,000 tokens.
+func BenchmarkAuthorityGetAccessToken(b *testing.B) {
+	for _, be := range []struct {
+		name string
+		dsn  func(testing.TB) string
+	}{{"sqlite", testdb.SQLite}, {"postgres", testdb.Postgres}} {
+		b.Run(be.name, func(b *testing.B) {
+			ctx := context.Background()
+			a := openAuthority(b, be.dsn(b)).Authority()
+			const tokens = 10000
+			hashes := make([][]byte, tokens)
+			now := time.Now()
+			for i := range hashes {
+				h := sha256.Sum256([]byte(strconv.Itoa(i)))
+				hashes[i] = h[:]
+				err := a.CreateAccessToken(ctx, authority.AccessToken{
+					TokenHash: hashes[i], GrantID: "g" + strconv.Itoa(i), ClientID: "c1", IdentityID: storetest.IdentityIDs[0],
+					Identifier: "alice.example", Subject: "sub", Scopes: []string{"openid", "email"}, Claims: []string{"email", "name"},
+					CreateTime: now, ExpireTime: now.Add(time.Hour),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			var next atomic.Int64
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := a.GetAccessToken(ctx, hashes[next.Add(1)%tokens]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+		})
+	}
+}
