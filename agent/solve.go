@@ -142,6 +142,10 @@ type Result struct {
 	Challenge *registryv1.Challenge
 	// Identifier is the registered identifier (Register).
 	Identifier *registryv1.Identifier
+	// CredentialLink is the one-time link on the registry's authority where the identifier's
+	// holder sets their credentials; the agent sends the holder there (Register). Nil when the
+	// registry runs no authority.
+	CredentialLink *registryv1.CredentialLink
 	// Transfer is the requested transfer (Transfer): completed at once, or pending under a
 	// registry policy with a pending period.
 	Transfer *registryv1.Transfer
@@ -175,7 +179,7 @@ func (c *Client) Register(ctx context.Context, identifier string, provider chall
 		if err != nil {
 			return stepError(StepRegister, err)
 		}
-		res.Identifier = resp.Identifier
+		res.Identifier, res.CredentialLink = resp.Identifier, resp.CredentialLink
 		return nil
 	})
 }

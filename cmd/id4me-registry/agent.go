@@ -303,16 +303,18 @@ func waitSummary(states []agent.NameserverState) string {
 
 // resultLine is the outcome in --json output.
 type resultLine struct {
-	Type         string          `json:"type"`
-	Challenge    json.RawMessage `json:"challenge,omitempty"`
-	Identifier   json.RawMessage `json:"identifier,omitempty"`
-	Transfer     json.RawMessage `json:"transfer,omitempty"`
-	CleanUpError string          `json:"cleanupError,omitempty"`
+	Type           string          `json:"type"`
+	Challenge      json.RawMessage `json:"challenge,omitempty"`
+	Identifier     json.RawMessage `json:"identifier,omitempty"`
+	CredentialLink json.RawMessage `json:"credentialLink,omitempty"`
+	Transfer       json.RawMessage `json:"transfer,omitempty"`
+	CleanUpError   string          `json:"cleanupError,omitempty"`
 }
 
 func (o *solveOutput) result(res *agent.Result) {
 	if o.json {
-		line := resultLine{Type: "result", Challenge: protoJSON(res.Challenge), Identifier: protoJSON(res.Identifier), Transfer: protoJSON(res.Transfer)}
+		line := resultLine{Type: "result", Challenge: protoJSON(res.Challenge), Identifier: protoJSON(res.Identifier),
+			CredentialLink: protoJSON(res.CredentialLink), Transfer: protoJSON(res.Transfer)}
 		if res.CleanUpErr != nil {
 			line.CleanUpError = res.CleanUpErr.Error()
 		}
@@ -321,6 +323,10 @@ func (o *solveOutput) result(res *agent.Result) {
 	}
 	if i := res.Identifier; i != nil {
 		fmt.Fprintf(o.w, "registered %s to agent %s (claims endpoint %s)\n", i.Name, i.AgentId, i.EffectiveClaimsEndpoint)
+	}
+	if l := res.CredentialLink; l != nil {
+		fmt.Fprintf(o.w, "send the holder to set their credentials (one use, until %s):\n  %s\n",
+			l.ExpireTime.AsTime().Format(time.RFC3339), l.Url)
 	}
 	if t := res.Transfer; t != nil {
 		switch t.Status {

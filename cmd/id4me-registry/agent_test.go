@@ -350,8 +350,11 @@ type jsonLine struct {
 		Serving    bool   `json:"serving"`
 		Said       string `json:"said"`
 	} `json:"nameservers"`
-	Identifier json.RawMessage `json:"identifier"`
-	Transfer   struct {
+	Identifier     json.RawMessage `json:"identifier"`
+	CredentialLink struct {
+		URL string `json:"url"`
+	} `json:"credentialLink"`
+	Transfer struct {
 		Status         string `json:"status"`
 		GainingAgentID string `json:"gainingAgentId"`
 	} `json:"transfer"`
@@ -427,6 +430,9 @@ func TestAgentCLIRegisterAndTransferWithKnot(t *testing.T) {
 	}
 	if registered.Name != "alice.example.test" || registered.AgentId != alpha {
 		t.Errorf("registered %q to %q, want alice.example.test to %s", registered.Name, registered.AgentId, alpha)
+	}
+	if !strings.HasPrefix(last.CredentialLink.URL, "https://") {
+		t.Errorf("the result has no credential link for the holder: %+v", last.CredentialLink)
 	}
 	z.assertNoChallengeRecord(t, "alice.example.test")
 
@@ -738,7 +744,8 @@ printf 'server %s %s\nzone example.test.\nupdate %%s %%s 60 TXT "%%s"\nsend\n' "
 		t.Fatalf("agent register --dns-provider exec: %v\n%s\n%s", err, out, stderr)
 	}
 	if !strings.Contains(out, "waiting for the nameservers to serve it (up to 30s, every 1s)") ||
-		!strings.Contains(out, "registered exec.example.test to agent "+agentID) {
+		!strings.Contains(out, "registered exec.example.test to agent "+agentID) ||
+		!strings.Contains(out, "send the holder to set their credentials (one use, until") {
 		t.Errorf("output:\n%s", out)
 	}
 	z.assertNoChallengeRecord(t, "exec.example.test")
