@@ -6,6 +6,9 @@
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
 //	id4me-registry keys rotate|list       rotate or list the authority's signing keys
 //	id4me-registry version                print the version
+//	id4me-registry agent register NAME    register an identifier, publishing the challenge
+//	                                      record through a lego DNS provider (also: transfer,
+//	                                      list, events, delete)
 //
 // Every flag has an environment variable: --grpc-addr is ID4ME_GRPC_ADDR, and so on.
 package main
@@ -47,6 +50,8 @@ commands:
   keys rotate       make new signing keys for the authority (--alg, --now)
   keys list         list the authority's signing keys
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
+  agent             an agent's client: register and transfer identifiers through a DNS
+                    provider, list them, follow events, delete ("agent help" for more)
   version           print the version
 
 Run "id4me-registry <command> -h" for a command's flags. Every flag can also be set by an
@@ -74,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keysCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
+	case "agent":
+		return agentCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
@@ -110,11 +117,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	return flagsFromEnv(fs, envName)
+}
+
+// flagsFromEnv fills every flag of fs not given on the command line from its environment
+// variable, named by env.
+func flagsFromEnv(fs *flag.FlagSet, env func(flagName string) string) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		env := envName(f.Name)
+		env := env(f.Name)
 		v, ok := os.LookupEnv(env)
 		if given[f.Name] || !ok || err != nil {
 			return
