@@ -56,6 +56,8 @@ type serveFlags struct {
 	credentialLinkTTL         time.Duration
 	loginLockAfter            int
 	loginLockFor              time.Duration
+	loginRate                 float64
+	loginBurst                int
 }
 
 func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -85,6 +87,8 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.credentialLinkTTL, "credential-link-ttl", 72*time.Hour, "how long a credential (setup or reset) link works")
 	fs.IntVar(&f.loginLockAfter, "login-lock-after", 5, "failed logins after which an identifier is locked")
 	fs.DurationVar(&f.loginLockFor, "login-lock-for", 15*time.Minute, "how long a locked identifier stays locked")
+	fs.Float64Var(&f.loginRate, "login-rate", 1, "login attempts per second each source address may make (token bucket); raise it when many holders share an address (a proxy, a NAT)")
+	fs.IntVar(&f.loginBurst, "login-burst", 20, "burst of the per-source login limit")
 	fs.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 2*time.Second, "how long a successful authentication is remembered; revocations made on other instances take effect within it (negative: off)")
 	fs.DurationVar(&f.resolveCacheTTL, "resolve-cache-ttl", 2*time.Second, "how long ResolveIdentifier may answer from memory; other instances' changes are seen within it (negative: off)")
 	fs.Float64Var(&f.agentRate, "agent-rate", 100, "calls per second each agent may make (token bucket); 0 for no limit")
@@ -201,7 +205,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
 		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
 		AllowLoopbackHTTP: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
-		LockAfter: f.loginLockAfter, LockFor: f.loginLockFor, Logger: log, Observe: metrics.AuthorityEvent,
+		LockAfter: f.loginLockAfter, LockFor: f.loginLockFor, LoginRate: f.loginRate, LoginBurst: f.loginBurst,
+		Logger: log, Observe: metrics.AuthorityEvent,
 	})
 	if err != nil {
 		return err
