@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // Option configures a Client made by Dial.
@@ -318,12 +319,5 @@ func (t tokenCredentials) RequireTransportSecurity() bool { return t.secure }
 // isLoopbackTarget reports whether a gRPC target names a loopback address or localhost.
 func isLoopbackTarget(target string) bool {
 	host, _, err := net.SplitHostPort(strings.TrimPrefix(target, "dns:///"))
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && registry.IsLoopbackHost(host)
 }

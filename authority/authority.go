@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/id4me/id4me-registry/registry"
@@ -98,6 +99,9 @@ type Authority struct {
 	pages    *pages
 	disco    []byte
 	clients  clientCache
+	// dummyHash is checked against when an identifier has no password, so that every
+	// failure costs the same; made at first need, with the configured cost.
+	dummyHash func() string
 }
 
 // New returns an Authority for cfg.
@@ -171,6 +175,10 @@ func New(cfg Config) (*Authority, error) {
 		hashSlot: make(chan struct{}, cfg.HashConcurrency),
 		pages:    newPages(),
 	}
+	a.dummyHash = sync.OnceValue(func() string {
+		h, _ := hashPassword("no password is this", cfg.Password)
+		return h
+	})
 	if a.disco, err = a.discovery(); err != nil {
 		return nil, err
 	}

@@ -250,14 +250,12 @@ func (a *Authority) afterLogin(w http.ResponseWriter, r *http.Request, c Client,
 		a.redirectError(w, r, req.Params.RedirectURI, req.Params.State, errorf("consent_required", "the holder has not consented to this client's request"))
 		return
 	}
-	if fromForm {
-		http.Redirect(w, r, pathConsent+"?req="+url.QueryEscape(req.ID), http.StatusSeeOther)
-		return
-	}
-	// The request came straight from the client: it has no stored copy yet.
-	if err := a.store.CreateAuthRequest(r.Context(), req); err != nil {
-		a.internalErrorPage(w, r, err)
-		return
+	if !fromForm {
+		// The request came straight from the client: it has no stored copy yet.
+		if err := a.store.CreateAuthRequest(r.Context(), req); err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
 	}
 	http.Redirect(w, r, pathConsent+"?req="+url.QueryEscape(req.ID), http.StatusSeeOther)
 }

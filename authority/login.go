@@ -74,7 +74,7 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if msg != "" {
 		// Hash anyway, so that a wrong identifier takes as long as a wrong password.
-		a.checkPassword(ctx, password, dummyHash)
+		a.checkPassword(ctx, password, a.dummyHash())
 		fail(http.StatusUnauthorized, msg)
 		return
 	}
@@ -222,32 +222,30 @@ func tooMany(wait time.Duration) string {
 	return fmt.Sprintf("Too many attempts from your network. Wait %d seconds and try again.", int(wait.Seconds())+1)
 }
 
-// checkPassword verifies a password, holding one of the hash slots: each argon2id hash
-// takes Password.Memory KiB.
-func (a *Authority) checkPassword(ctx context.Context, password, hash string) (bool, error) {
+// checkPassword verifies a password, holding one of the hash slots.
+func (a *Authority) checkPassword(ctx context.Context, password, hash string) (ok bool, err error) {
+	err = a.withHashSlot(ctx, func() { ok, err = checkPassword(password, hash) })
+	return ok, err
+}
+
+// hashNewPassword hashes a password with the configured cost, holding one of the hash slots.
+func (a *Authority) hashNewPassword(ctx context.Context, password string) (hash string, err error) {
+	err = a.withHashSlot(ctx, func() { hash, err = hashPassword(password, a.cfg.Password) })
+	return hash, err
+}
+
+// withHashSlot runs fn holding one of the hash slots: each argon2id hash takes
+// Password.Memory KiB, so only so many run at once.
+func (a *Authority) withHashSlot(ctx context.Context, fn func()) error {
 	select {
 	case a.hashSlot <- struct{}{}:
 		defer func() { <-a.hashSlot }()
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return ctx.Err()
 	}
-	return checkPassword(password, hash)
+	fn()
+	return nil
 }
-
-// hashNewPassword hashes a password, holding one of the hash slots.
-func (a *Authority) hashNewPassword(ctx context.Context, password string) (string, error) {
-	select {
-	case a.hashSlot <- struct{}{}:
-		defer func() { <-a.hashSlot }()
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	return hashPassword(password, a.cfg.Password)
-}
-
-// dummyHash is checked against when there is no real hash, so that every failure costs the
-// same.
-var dummyHash, _ = hashPassword("no password is this", DefaultPasswordParams)
 
 // totpOpts are the RFC 6238 parameters: 30-second steps, 6 digits, SHA-1 — what every
 // authenticator app understands.

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,12 +11,13 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // tokenAuthMethods are the client authentication methods of the token endpoint.
@@ -144,11 +146,11 @@ func (a *Authority) clientMetadata(req registrationRequest) (ClientMetadata, err
 	}
 	md := ClientMetadata{
 		ResponseTypes: orDefault(req.ResponseTypes, []string{"code"}), GrantTypes: orDefault(req.GrantTypes, []string{"authorization_code"}),
-		ApplicationType: cmpOr(req.ApplicationType, "web"), ClientName: req.ClientName, Contacts: req.Contacts,
-		TokenEndpointAuthMethod:   cmpOr(req.TokenEndpointAuthMethod, "client_secret_basic"),
-		IDTokenSignedResponseAlg:  cmpOr(req.IDTokenSignedResponseAlg, "RS256"),
+		ApplicationType: cmp.Or(req.ApplicationType, "web"), ClientName: req.ClientName, Contacts: req.Contacts,
+		TokenEndpointAuthMethod:   cmp.Or(req.TokenEndpointAuthMethod, "client_secret_basic"),
+		IDTokenSignedResponseAlg:  cmp.Or(req.IDTokenSignedResponseAlg, "RS256"),
 		UserinfoSignedResponseAlg: req.UserinfoSignedResponseAlg,
-		SubjectType:               cmpOr(req.SubjectType, string(a.cfg.SubjectType)),
+		SubjectType:               cmp.Or(req.SubjectType, string(a.cfg.SubjectType)),
 	}
 	switch {
 	case md.ApplicationType != "web" && md.ApplicationType != "native":
@@ -228,7 +230,7 @@ func (a *Authority) checkRedirectURI(raw, appType string) (string, error) {
 	switch {
 	case u.Scheme == "https" && u.Host != "":
 		return u.Hostname(), nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()) && (appType == "native" || a.cfg.AllowLoopbackHTTP):
+	case u.Scheme == "http" && registry.IsLoopbackHost(u.Hostname()) && (appType == "native" || a.cfg.AllowLoopbackHTTP):
 		return u.Hostname(), nil
 	case u.Scheme == "http":
 		return bad("redirect URI %q must use https (http is allowed on loopback for native clients only)", raw)
@@ -238,23 +240,8 @@ func (a *Authority) checkRedirectURI(raw, appType string) (string, error) {
 	return bad("redirect URI %q must use https", raw)
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func orDefault(v, def []string) []string {
 	if len(v) == 0 {
-		return def
-	}
-	return v
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
 		return def
 	}
 	return v

@@ -26,14 +26,15 @@ func checkEndpointURL(field, raw string, allowLoopbackHTTP bool) error {
 	case "https":
 		return nil
 	case "http":
-		if allowLoopbackHTTP && isLoopbackHost(u.Hostname()) {
+		if allowLoopbackHTTP && IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}
 	return Errorf(KindInvalidArgument, "URL_NOT_HTTPS", "%s must use https, got %q", field, raw)
 }
 
-func isLoopbackHost(h string) bool {
+// IsLoopbackHost reports whether h names the loopback interface: localhost or a loopback IP.
+func IsLoopbackHost(h string) bool {
 	if h == "localhost" {
 		return true
 	}

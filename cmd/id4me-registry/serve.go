@@ -331,14 +331,7 @@ func loadTLS(f *serveFlags, log *slog.Logger) (*tls.Config, error) {
 
 func isLoopbackListen(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && registry.IsLoopbackHost(host)
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
