@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -57,9 +58,10 @@ type Config struct {
 	// CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL and
 	// CredentialLinkTTL are lifetimes; defaults 1m, 10m, 10m, 12h, 30m, 72h.
 	CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL, CredentialLinkTTL time.Duration
-	// LockAfter failed logins lock an identity for LockFor; defaults 5 and 15m.
-	LockAfter int
-	LockFor   time.Duration
+	// SourceBackoff slows the login attempts of one source (or known device) for one
+	// identifier, IdentifierBackoff those of all sources together (throttle.go); defaults
+	// DefaultSourceBackoff and DefaultIdentifierBackoff. Nothing ever locks a holder out.
+	SourceBackoff, IdentifierBackoff Backoff
 	// LoginRate and LoginBurst limit login attempts (password and TOTP) per source
 	// address; defaults 1/s and 20.
 	LoginRate  float64
@@ -132,9 +134,16 @@ func New(cfg Config) (*Authority, error) {
 	setDefault(&cfg.SessionTTL, 12*time.Hour)
 	setDefault(&cfg.AuthRequestTTL, 30*time.Minute)
 	setDefault(&cfg.CredentialLinkTTL, 72*time.Hour)
-	setDefault(&cfg.LockFor, 15*time.Minute)
-	if cfg.LockAfter <= 0 {
-		cfg.LockAfter = 5
+	if cfg.SourceBackoff == (Backoff{}) {
+		cfg.SourceBackoff = DefaultSourceBackoff
+	}
+	if cfg.IdentifierBackoff == (Backoff{}) {
+		cfg.IdentifierBackoff = DefaultIdentifierBackoff
+	}
+	for _, b := range []Backoff{cfg.SourceBackoff, cfg.IdentifierBackoff} {
+		if b.Free < 1 || b.Base <= 0 || b.Max < b.Base || b.Forget < b.Max {
+			return nil, fmt.Errorf("authority: login backoff %+v: need at least one free attempt, 0 < Base <= Max <= Forget", b)
+		}
 	}
 	if cfg.LoginRate <= 0 {
 		cfg.LoginRate = 1
@@ -242,7 +251,39 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET "+pathCredential+"{token}", a.serveCredentialPage)
 	mux.HandleFunc("POST "+pathCredential+"{token}", a.observed("credentials", a.serveCredential))
 	mux.HandleFunc("GET "+pathStyle, a.pages.serveStyle)
-	return securityHeaders(mux)
+	return securityHeaders(a.limitBodies(mux))
+}
+
+// maxBody bounds what a client or browser may post to any endpoint: far more than any form,
+// registration or token request needs.
+const maxBody = 64 << 10
+
+// limitBodies caps request bodies at maxBody and reads posted forms at once, so that a body
+// too large or malformed gets a clear answer (413 or 400: an OAuth error for the token and
+// registration endpoints, an error page for the browser's) before any handler runs.
+func (a *Authority) limitBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+			if err := r.ParseForm(); err != nil {
+				status := http.StatusBadRequest
+				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+					status = http.StatusRequestEntityTooLarge
+				}
+				if r.URL.Path == pathToken || strings.HasPrefix(r.URL.Path, pathRegister) {
+					writeOAuthError(w, status, errorf("invalid_request", fmt.Sprintf("the form body is malformed or larger than %d KiB", maxBody>>10)))
+				} else {
+					a.errorPage(w, r, status, "The form could not be read.", fmt.Sprintf("It is malformed or larger than %d KiB. Go back and try again.", maxBody>>10))
+				}
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // observed tells Config.Observe the status of every answer of h.

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"container/list"
 	"net"
 	"net/http"
 	"sync"
@@ -10,18 +11,29 @@ import (
 )
 
 // limiter keeps a token bucket per source address. Its memory is bounded: when it holds
-// maxSources buckets it forgets those that are full again, or all of them.
+// max buckets, the source heard from least recently loses its bucket (and starts with a
+// full one if it comes back), so that many sources cannot clear the bucket of one that is
+// being throttled.
 type limiter struct {
 	limit rate.Limit
 	burst int
+	max   int
 	mu    sync.Mutex
-	m     map[string]*rate.Limiter
+	m     map[string]*list.Element
+	// lru orders the sources, most recently heard from first; each element is a *source.
+	lru list.List
 }
 
+type source struct {
+	addr   string
+	bucket *rate.Limiter
+}
+
+// maxSources bounds the sources a limiter keeps.
 const maxSources = 65536
 
 func newLimiter(perSecond float64, burst int) *limiter {
-	return &limiter{limit: rate.Limit(perSecond), burst: burst, m: make(map[string]*rate.Limiter)}
+	return &limiter{limit: rate.Limit(perSecond), burst: burst, max: maxSources, m: make(map[string]*list.Element)}
 }
 
 // allow reports whether the source of r may make one more attempt now, and if not, how long
@@ -30,20 +42,18 @@ func (l *limiter) allow(r *http.Request, now time.Time) (bool, time.Duration) {
 	src := sourceOf(r)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.m[src]
-	if !ok {
-		if len(l.m) >= maxSources {
-			for k, v := range l.m {
-				if v.TokensAt(now) >= float64(l.burst) {
-					delete(l.m, k)
-				}
-			}
-			if len(l.m) >= maxSources {
-				clear(l.m)
-			}
+	var b *rate.Limiter
+	if e, ok := l.m[src]; ok {
+		l.lru.MoveToFront(e)
+		b = e.Value.(*source).bucket
+	} else {
+		if len(l.m) >= l.max {
+			oldest := l.lru.Back()
+			l.lru.Remove(oldest)
+			delete(l.m, oldest.Value.(*source).addr)
 		}
 		b = rate.NewLimiter(l.limit, l.burst)
-		l.m[src] = b
+		l.m[src] = l.lru.PushFront(&source{addr: src, bucket: b})
 	}
 	res := b.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +73,15 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		a.internalErrorPage(w, r, err)
 		return
 	}
+	// Counted before anything is checked, and alike whether the identifier exists or not.
+	keys, err := a.throttleKeys(ctx, r, throttleIdentifier(form.Identifier), res.IdentityID)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if !a.claimed(w, r, keys, fail) {
+		return
+	}
 	if msg != "" {
 		// Hash anyway, so that a wrong identifier takes as long as a wrong password.
 		a.checkPassword(ctx, password, a.dummyHash())
@@ -79,18 +89,13 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form.Identifier = res.Identifier
-	now := a.now()
-	if now.Before(cred.LockedUntil) {
-		fail(http.StatusTooManyRequests, lockedMessage(cred.LockedUntil))
-		return
-	}
 	good, err := a.checkPassword(ctx, password, cred.PasswordHash)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
 	}
 	if !good {
-		fail(a.loginFailed(ctx, cred.IdentityID, now, msgWrongCredentials))
+		fail(http.StatusUnauthorized, msgWrongCredentials)
 		return
 	}
 	if cred.TOTPSecret != "" {
@@ -102,7 +107,23 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		a.pages.render(w, http.StatusOK, "totp", loginForm{Request: req.ID, CSRF: csrfToken(browser, "totp"+req.ID), Client: c.Metadata, Identifier: res.Identifier})
 		return
 	}
-	a.loggedIn(w, r, c, req, res, []string{"pwd"})
+	a.loggedIn(w, r, c, req, res, keys, []string{"pwd"})
+}
+
+// claimed counts a login attempt against keys; when a budget says to wait it answers with
+// fail (429, and Retry-After) and returns false.
+func (a *Authority) claimed(w http.ResponseWriter, r *http.Request, keys []ThrottleKey, fail func(int, string)) bool {
+	wait, err := a.claimAttempt(r.Context(), keys)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return false
+	}
+	if wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(waitSeconds(wait)))
+		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", waitSeconds(wait)))
+		return false
+	}
+	return true
 }
 
 // serveTOTP checks the second factor of a holder whose password was right.
@@ -135,32 +156,35 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusForbidden, msgCannotLogIn, "")
 		return
 	}
-	now := a.now()
-	if now.Before(cred.LockedUntil) {
-		fail(http.StatusTooManyRequests, lockedMessage(cred.LockedUntil))
+	keys, err := a.throttleKeys(ctx, r, res.Identifier, res.IdentityID)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if !a.claimed(w, r, keys, fail) {
 		return
 	}
 	step, good := checkTOTP(cred.TOTPSecret, r.PostFormValue("code"), a.cfg.Now())
 	if !good {
-		fail(a.loginFailed(ctx, cred.IdentityID, now, msgWrongCode))
+		fail(http.StatusUnauthorized, msgWrongCode)
 		return
 	}
 	if err := a.store.UseTOTPStep(ctx, cred.IdentityID, step); err != nil {
 		if errors.Is(err, ErrConflict) {
-			fail(a.loginFailed(ctx, cred.IdentityID, now, msgUsedCode))
+			fail(http.StatusUnauthorized, msgUsedCode)
 			return
 		}
 		a.internalErrorPage(w, r, err)
 		return
 	}
-	a.loggedIn(w, r, c, req, res, append(req.PendingAMR, "otp", "mfa"))
+	a.loggedIn(w, r, c, req, res, keys, append(req.PendingAMR, "otp", "mfa"))
 }
 
 // loggedIn starts the holder's session and goes on to consent.
-func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, res registry.Resolution, amr []string) {
+func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, res registry.Resolution, keys []ThrottleKey, amr []string) {
 	ctx := r.Context()
-	if err := a.store.RecordLoginSuccess(ctx, res.IdentityID); err != nil {
-		a.log.WarnContext(ctx, "authority: clearing login failures", "err", err)
+	if err := a.loginSucceeded(ctx, w, r, keys, res.IdentityID); err != nil {
+		a.log.WarnContext(ctx, "authority: clearing login attempts", "err", err)
 	}
 	s, err := a.startSession(w, r, res.IdentityID, res.Identifier, amr)
 	if err != nil {
@@ -191,31 +215,6 @@ func (a *Authority) holder(ctx context.Context, identifier string) (registry.Res
 		return res, HolderCredential{}, "", err
 	}
 	return res, cred, "", nil
-}
-
-// loginFailed counts a failure and says what to show: msg, or that the identity is locked.
-func (a *Authority) loginFailed(ctx context.Context, identityID string, now time.Time, msg string) (int, string) {
-	cred, err := a.store.RecordLoginFailure(ctx, identityID, now, a.cfg.LockAfter, a.cfg.LockFor)
-	if err != nil {
-		a.log.WarnContext(ctx, "authority: counting a failed login", "err", err)
-	}
-	if now.Before(cred.LockedUntil) {
-		a.log.WarnContext(ctx, "identity locked after failed logins", "identity", identityID, "until", cred.LockedUntil)
-		return http.StatusTooManyRequests, lockedMessage(cred.LockedUntil)
-	}
-	left := a.cfg.LockAfter - cred.FailedLogins
-	if left <= 2 {
-		attempts := "attempts lock"
-		if left == 1 {
-			attempts = "attempt locks"
-		}
-		msg += fmt.Sprintf(" %d more failed %s this identifier for %v.", left, attempts, a.cfg.LockFor)
-	}
-	return http.StatusUnauthorized, msg
-}
-
-func lockedMessage(until time.Time) string {
-	return "Too many failed attempts: this identifier is locked until " + until.UTC().Format("15:04 MST") + ". Try again then, or ask your agent for a reset link."
 }
 
 func tooMany(wait time.Duration) string {

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -22,9 +21,6 @@ import (
 
 // tokenAuthMethods are the client authentication methods of the token endpoint.
 var tokenAuthMethods = []string{"client_secret_basic", "client_secret_post"}
-
-// maxRegistrationBody bounds a registration request.
-const maxRegistrationBody = 64 << 10
 
 // maxRedirectURIs bounds the redirect URIs of one client.
 const maxRedirectURIs = 20
@@ -74,8 +70,12 @@ func (a *Authority) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req registrationRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRegistrationBody))
-	if err := dec.Decode(&req); err != nil {
+	// The body is capped at maxBody (limitBodies).
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeOAuthError(w, http.StatusRequestEntityTooLarge, errorf("invalid_client_metadata", fmt.Sprintf("the request body is larger than %d KiB", maxBody>>10)))
+			return
+		}
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body is not a JSON object of client metadata: "+err.Error()))
 		return
 	}

@@ -38,13 +38,19 @@ type Store interface {
 
 	// GetHolderCredential returns the credentials of an identity (ErrNotFound: none set).
 	GetHolderCredential(ctx context.Context, identityID string) (HolderCredential, error)
-	// RecordLoginFailure counts a failed login of an identity that has credentials
-	// (ErrNotFound: none set); once the count since the last success reaches lockAfter, the
-	// identity is locked until now+lockFor and the count starts again. It returns the
-	// credential as updated.
-	RecordLoginFailure(ctx context.Context, identityID string, now time.Time, lockAfter int, lockFor time.Duration) (HolderCredential, error)
-	// RecordLoginSuccess clears an identity's failure count (ErrNotFound: no credentials).
-	RecordLoginSuccess(ctx context.Context, identityID string) error
+	// ClaimLoginAttempt counts a login attempt against every budget of keys, in one
+	// transaction: when a budget's NextTime is after now it changes nothing and returns the
+	// latest such NextTime; otherwise each budget's Attempts grows by one (starting from 1
+	// when the budget is missing or has expired at now), its NextTime becomes now plus
+	// key.Backoff.Delay(Attempts) and its ExpireTime now plus key.Backoff.Forget, and it
+	// returns the zero time.
+	ClaimLoginAttempt(ctx context.Context, keys []ThrottleKey, now time.Time) (time.Time, error)
+	// ClearLoginAttempts forgets the budgets of the given key hashes (after a success).
+	ClearLoginAttempts(ctx context.Context, keyHashes [][]byte) error
+	// PutKnownDevice records a known device, replacing the times of one recorded before.
+	PutKnownDevice(ctx context.Context, d KnownDevice) error
+	// IsKnownDevice reports whether a device is known for an identity at now.
+	IsKnownDevice(ctx context.Context, deviceHash []byte, identityID string, now time.Time) (bool, error)
 	// UseTOTPStep records that the TOTP code of time step step was used by an identity.
 	// It returns ErrConflict when a code of that step or a later one was used already:
 	// each code is good once.
@@ -58,7 +64,7 @@ type Store interface {
 	// link while the holder confirms the TOTP secret with a first code.
 	SetCredentialLinkPending(ctx context.Context, tokenHash []byte, passwordHash, totpSecret string) error
 	// RedeemCredentialLink marks the link used at now and, in the same transaction, sets
-	// the identity's credentials to c (replacing any, and clearing failures and locks).
+	// the identity's credentials to c (replacing any).
 	// It returns ErrConflict when the link was used already or has expired at now (its
 	// ExpireTime is not after now).
 	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential) error
@@ -104,8 +110,8 @@ type Store interface {
 	// GetAccessToken returns an access token by the hash of its value, revoked or not.
 	GetAccessToken(ctx context.Context, tokenHash []byte) (AccessToken, error)
 
-	// DeleteExpired deletes auth requests, sessions, grants, access tokens and credential
-	// links that expired before now, and signing keys past their ExpireTime, and returns
+	// DeleteExpired deletes auth requests, sessions, grants, access tokens, credential
+	// links, login throttles and known devices that expired before now, and signing keys past their ExpireTime, and returns
 	// how many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }
@@ -167,11 +173,7 @@ type HolderCredential struct {
 	TOTPSecret string
 	// TOTPLastStep is the time step of the last TOTP code used.
 	TOTPLastStep int64
-	// FailedLogins counts failures since the last success or lock.
-	FailedLogins int
-	// LockedUntil is when a lock after repeated failures ends; zero when not locked.
-	LockedUntil time.Time
-	UpdateTime  time.Time
+	UpdateTime   time.Time
 }
 
 // CredentialLink is a single-use page on which an identity's holder sets credentials.

@@ -10,10 +10,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -259,49 +262,108 @@ func TestAuthorityWrongCredentials(t *testing.T) {
 	wantPastLogin(t, p, err)
 }
 
-// TestAuthorityLockout: LockAfter failures lock the identity, even against the right
-// password, until LockFor has passed.
-func TestAuthorityLockout(t *testing.T) {
-	const lockFor = 10 * time.Minute
+// TestAuthorityNobodyCanLockAHolderOut: failed logins slow further attempts down but never
+// lock a holder out. One source's failures slow that source only; guessing spread over many
+// sources slows browsers that never logged in as the identifier, for a bounded while, and not
+// the holder's own browser; an identifier that does not exist answers exactly like one that
+// does, and no answer counts attempts or speaks of a lock.
+func TestAuthorityNobodyCanLockAHolderOut(t *testing.T) {
 	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
-		c.LockAfter = 3
-		c.LockFor = lockFor
+		c.SourceBackoff = authority.Backoff{Free: 3, Base: time.Second, Max: time.Minute, Forget: time.Hour}
+		c.IdentifierBackoff = authority.Backoff{Free: 6, Base: time.Second, Max: 30 * time.Second, Forget: time.Hour}
+		// The per-source flood limit is not what this is about.
+		c.LoginRate, c.LoginBurst = 1000, 1000
 	}})
 	agent := e.newAgent("alpha")
-	h := e.holderFor(agent, "alice.example.test", false)
+	home := e.holderFor(agent, "alice.example.test", false)
 	rp := e.newRP(nil)
+	// The holder's own browser has logged in before: it is a known device.
+	e.login(rp, home, nil)
+	from := func(source string) *oidctest.Holder {
+		return &oidctest.Holder{Client: oidctest.HTTPClientFrom(e.roots, source), Identifier: home.Identifier, Password: home.Password}
+	}
+	waitRe := regexp.MustCompile(`^Too many attempts\. Wait (\d+) seconds and try again\.$`)
+	type answer struct {
+		status int
+		alert  string
+	}
+	attempt := func(h *oidctest.Holder, identifier, password string) answer {
+		t.Helper()
+		p, err := e.submitLogin(rp, h, identifier, password)
+		if errors.Is(err, oidctest.ErrLeft) || (err == nil && p.Action() == "/consent") {
+			return answer{http.StatusOK, ""}
+		}
+		if err != nil {
+			t.Fatalf("login attempt: %v", err)
+		}
+		for _, word := range []string{"lock", "more attempt", "more failed"} {
+			if strings.Contains(strings.ToLower(p.Alert()), word) {
+				t.Fatalf("the answer %q speaks of %q", p.Alert(), word)
+			}
+		}
+		return answer{p.Status, p.Alert()}
+	}
+	wrong := answer{http.StatusUnauthorized, alertWrongCredentials}
+	wait := func(seconds int) answer {
+		return answer{http.StatusTooManyRequests, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", seconds)}
+	}
 	before := e.issued()
 
-	locked := "Too many failed attempts: this identifier is locked until " +
-		e.clock.Now().UTC().Truncate(time.Microsecond).Add(lockFor).Format("15:04 MST") +
-		". Try again then, or ask your agent for a reset link."
-	for k, tc := range []struct {
-		password string
-		status   int
-		alert    string
-	}{
-		{"wrong one", http.StatusUnauthorized, alertWrongCredentials + " 2 more failed attempts lock this identifier for 10m0s."},
-		{"wrong two", http.StatusUnauthorized, alertWrongCredentials + " 1 more failed attempt locks this identifier for 10m0s."},
-		{"wrong three", http.StatusTooManyRequests, locked},
-		{h.Password, http.StatusTooManyRequests, locked},
-		{"wrong four", http.StatusTooManyRequests, locked},
+	// One source guessing: three free attempts, then a second's wait, then two. The same for
+	// an identifier that does not exist, from another source.
+	for _, tc := range []struct{ source, identifier string }{
+		{"127.0.0.2", "alice.example.test"},
+		{"127.0.0.3", "nobody.example.test"},
 	} {
-		p, err := e.submitLogin(rp, h, h.Identifier, tc.password)
-		if err != nil || p.Status != tc.status || p.Alert() != tc.alert {
-			t.Fatalf("attempt %d: %v, page %d %q, want %d %q", k+1, err, p.Status, p.Alert(), tc.status, tc.alert)
+		attacker := from(tc.source)
+		var got []answer
+		for range 4 {
+			got = append(got, attempt(attacker, tc.identifier, "guess"))
+		}
+		e.clock.Advance(time.Second)
+		got = append(got, attempt(attacker, tc.identifier, "guess"), attempt(attacker, tc.identifier, "guess"))
+		e.clock.Advance(-time.Second)
+		want := []answer{wrong, wrong, wrong, wait(1), wrong, wait(2)}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s guessing %s: answers %v, want %v", tc.source, tc.identifier, got, want)
 		}
 	}
-	if e.hasSession(h) {
-		t.Fatal("a locked identity got a session cookie")
-	}
 	e.wantNothingIssued(t, before)
-
-	e.clock.Advance(lockFor - time.Second)
-	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
-	wantRefusedPage(t, p, err, http.StatusTooManyRequests, locked)
+	if e.hasSession(from("127.0.0.2")) {
+		t.Fatal("a refused attempt left a session")
+	}
 	e.clock.Advance(time.Second)
-	p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
-	wantPastLogin(t, p, err)
+
+	// The holder, on a new device elsewhere, is not slowed by that source's guesses.
+	if got := attempt(from("127.0.0.4"), home.Identifier, home.Password); got.status != http.StatusOK {
+		t.Fatalf("holder from another source after one source's guessing: %v, want logged in", got)
+	}
+
+	// Guesses from many sources slow every browser that has not logged in as alice: the
+	// identifier's six free attempts are used up (the holder's first login, four by
+	// 127.0.0.2, the holder's from 127.0.0.4), so a fresh source waits.
+	if got := attempt(from("127.0.0.5"), "alice.example.test", "guess"); got != wait(1) {
+		t.Fatalf("a fresh source after six attempts for the identifier: %v, want %v", got, wait(1))
+	}
+	newDevice := from("127.0.0.7")
+	got := attempt(newDevice, home.Identifier, home.Password)
+	m := waitRe.FindStringSubmatch(got.alert)
+	if got.status != http.StatusTooManyRequests || m == nil {
+		t.Fatalf("holder on a new device during distributed guessing: %v, want to be told to wait", got)
+	}
+	n, _ := strconv.Atoi(m[1])
+	if n < 1 || n > 30 {
+		t.Fatalf("the wait is %d seconds, want at most the identifier's 30", n)
+	}
+	// The holder's own browser is not slowed at all.
+	if got := attempt(home, home.Identifier, home.Password); got.status != http.StatusOK {
+		t.Fatalf("holder on a known device during distributed guessing: %v, want logged in", got)
+	}
+	// And the new device gets in once the wait has passed: slowed, never locked out.
+	e.clock.Advance(time.Duration(n) * time.Second)
+	if got := attempt(newDevice, home.Identifier, home.Password); got.status != http.StatusOK {
+		t.Fatalf("holder on a new device after the wait: %v, want logged in", got)
+	}
 }
 
 // TestAuthorityLoginThrottle: login attempts from one source are throttled whatever the
@@ -343,7 +405,10 @@ func TestAuthorityLoginThrottle(t *testing.T) {
 // TestAuthorityTOTPRefusals: a wrong, malformed or too old code is refused, and so is a good
 // code used a second time.
 func TestAuthorityTOTPRefusals(t *testing.T) {
-	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) { c.LockAfter = 20 }})
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
+		// Every code tried below is a second attempt after the right password.
+		c.SourceBackoff = authority.Backoff{Free: 100, Base: time.Second, Max: time.Minute, Forget: time.Hour}
+	}})
 	agent := e.newAgent("alpha")
 	h := e.holderFor(agent, "alice.example.test", true)
 	rp := e.newRP(nil)
@@ -1065,4 +1130,56 @@ func TestAuthorityForgedAgentTokens(t *testing.T) {
 	if n := len(claims.Tokens()); n != accepted {
 		t.Fatalf("the agent accepted %d tokens, %d before the forgeries", n, accepted)
 	}
+}
+
+// TestAuthorityBodiesAreCapped: a body over 64 KiB posted to the token, registration,
+// authorization, login or consent endpoint is refused with 413 before anything is read or
+// stored; a body within the cap still works.
+func TestAuthorityBodiesAreCapped(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(nil)
+	before := e.issued()
+	clients := e.countRows("authority_clients", "")
+	huge := strings.Repeat("a", 65<<10)
+
+	for _, tc := range []struct {
+		path, contentType, body string
+		// json: an OAuth error answer; else an error page.
+		json bool
+	}{
+		{"/token", "application/x-www-form-urlencoded", "grant_type=authorization_code&code=" + huge, true},
+		{"/register", "application/json", `{"redirect_uris":["https://rp.test/cb"],"client_name":"` + huge + `"}`, true},
+		{"/authorize", "application/x-www-form-urlencoded", "client_id=" + rp.OAuth.ClientID + "&state=" + huge, false},
+		{"/login", "application/x-www-form-urlencoded", "identifier=alice.example.test&password=" + huge, false},
+		{"/consent", "application/x-www-form-urlencoded", "decision=allow&req=" + huge, false},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := h.Client.Post(e.issuer+tc.path, tc.contentType, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d, want 413", resp.StatusCode)
+			}
+			if tc.json {
+				var m map[string]any
+				if err := json.Unmarshal(body, &m); err != nil || m["error"] == nil {
+					t.Fatalf("answer %s, want an OAuth error", body)
+				}
+			} else if p := (oidctest.Page{Status: resp.StatusCode, Body: string(body)}); p.Title() != "The form could not be read." {
+				t.Fatalf("page %q, want the error page", p.Title())
+			}
+			e.wantNothingIssued(t, before)
+			if n := e.countRows("authority_clients", ""); n != clients {
+				t.Fatalf("%d clients, %d before", n, clients)
+			}
+		})
+	}
+	// Within the cap a login goes through as before.
+	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+	wantPastLogin(t, p, err)
 }

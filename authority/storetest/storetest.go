@@ -32,7 +32,8 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"Clients", testClients},
 		{"CredentialLinks", testCredentialLinks},
 		{"RedeemCredentialLink", testRedeemCredentialLink},
-		{"LoginFailures", testLoginFailures},
+		{"LoginThrottles", testLoginThrottles},
+		{"KnownDevices", testKnownDevices},
 		{"TOTPSteps", testTOTPSteps},
 		{"AuthRequests", testAuthRequests},
 		{"Sessions", testSessions},
@@ -44,7 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"ConcurrentRedeemGrant", testConcurrentRedeemGrant},
 		{"ConcurrentRedeemCredentialLink", testConcurrentRedeemCredentialLink},
 		{"ConcurrentTOTPStep", testConcurrentTOTPStep},
-		{"ConcurrentLoginFailures", testConcurrentLoginFailures},
+		{"ConcurrentLoginAttempts", testConcurrentLoginAttempts},
 		{"ConcurrentAddSigningKey", testConcurrentAddSigningKey},
 	}
 	for _, tc := range tests {
@@ -284,7 +285,7 @@ func newCredential(identityID string) authority.HolderCredential {
 }
 
 func normCredential(c authority.HolderCredential) authority.HolderCredential {
-	c.LockedUntil, c.UpdateTime = norm(c.LockedUntil), norm(c.UpdateTime)
+	c.UpdateTime = norm(c.UpdateTime)
 	return c
 }
 
@@ -369,97 +370,104 @@ func testCredentialLinks(t *testing.T, s authority.Store) {
 	wantCredential(t, s, other)
 }
 
-// testRedeemCredentialLink: new credentials replace the old ones entirely, and end a lock.
+// testRedeemCredentialLink: new credentials replace the old ones entirely.
 func testRedeemCredentialLink(t *testing.T, s authority.Store) {
 	ctx := t.Context()
 	setCredentials(t, s, newCredential(alice), t0)
 	setCredentials(t, s, newCredential(bob), t0)
 	now := t0.Add(time.Hour)
-	for range 2 {
-		_, err := s.RecordLoginFailure(ctx, alice, now, 2, time.Hour)
-		must(t, err)
-	}
-	got, err := s.RecordLoginFailure(ctx, alice, now, 5, time.Hour)
-	must(t, err)
-	if got.FailedLogins != 1 || got.LockedUntil.IsZero() {
-		t.Fatalf("after three failures with a lock after two: %+v, want locked with one failure", got)
-	}
-
 	reset := authority.HolderCredential{
 		IdentityID:   alice,
 		PasswordHash: "$argon2id$new",
 		// No second factor any more.
-		FailedLogins: 7,
-		LockedUntil:  now.Add(time.Hour),
-		UpdateTime:   now.Add(time.Minute),
+		UpdateTime: now.Add(time.Minute),
 	}
 	l := newLink("reset", alice, now)
 	l.Purpose = "reset"
 	must(t, s.CreateCredentialLink(ctx, l))
 	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now.Add(time.Minute), reset))
-	reset.FailedLogins, reset.LockedUntil = 0, time.Time{}
 	wantCredential(t, s, reset)
 	// Another identity's are left alone.
 	wantCredential(t, s, newCredential(bob))
 }
 
-// testLoginFailures: failures count up to the limit, which locks and starts the count again;
-// a success clears the count.
-func testLoginFailures(t *testing.T, s authority.Store) {
-	ctx := t.Context()
-	_, err := s.RecordLoginFailure(ctx, alice, t0, 3, time.Hour)
-	wantErr(t, "RecordLoginFailure without credentials", err, authority.ErrNotFound)
-	wantErr(t, "RecordLoginSuccess without credentials", s.RecordLoginSuccess(ctx, alice), authority.ErrNotFound)
+// throttle is a budget of two free attempts, then waits of a minute, two, and at most
+// four; forgotten after an hour.
+func throttle(name string) authority.ThrottleKey {
+	return authority.ThrottleKey{Hash: hash("throttle " + name), Backoff: authority.Backoff{Free: 2, Base: time.Minute, Max: 4 * time.Minute, Forget: time.Hour}}
+}
 
-	c := newCredential(alice)
-	setCredentials(t, s, c, t0)
-	setCredentials(t, s, newCredential(bob), t0)
-	lockFor := 15 * time.Minute
-	fail := func(at time.Time) authority.HolderCredential {
-		t.Helper()
-		got, err := s.RecordLoginFailure(ctx, alice, at, 3, lockFor)
-		must(t, err)
-		stored, err := s.GetHolderCredential(ctx, alice)
-		must(t, err)
-		wantEqual(t, "RecordLoginFailure's answer", got, stored)
-		return got
+// claim claims an attempt against keys at and fails unless the answer is want (zero: the
+// attempt may go on).
+func claim(t *testing.T, s authority.Store, at, want time.Time, keys ...authority.ThrottleKey) {
+	t.Helper()
+	got, err := s.ClaimLoginAttempt(t.Context(), keys, at)
+	must(t, err)
+	if !got.Equal(norm(want)) {
+		t.Fatalf("ClaimLoginAttempt at %v = %v, want %v", at.Sub(t0), got.Sub(t0), norm(want).Sub(t0))
 	}
-	for i := 1; i <= 2; i++ {
-		got := fail(t0.Add(time.Duration(i) * time.Minute))
-		if got.FailedLogins != i || !got.LockedUntil.IsZero() {
-			t.Fatalf("after %d failures: FailedLogins %d, LockedUntil %v; want %d, not locked", i, got.FailedLogins, got.LockedUntil, i)
+}
+
+// testLoginThrottles: a budget lets its free attempts through, then makes each attempt wait
+// longer, up to its cap; a refused attempt changes nothing; a budget is forgotten after a
+// quiet while and cleared by a success; several budgets are claimed together or not at all.
+func testLoginThrottles(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	a, b := throttle("a"), throttle("b")
+	var zero time.Time
+	claim(t, s, t0, zero, a)
+	claim(t, s, t0, zero, a) // the second free attempt: the next one waits a minute
+	claim(t, s, t0, t0.Add(time.Minute), a)
+	claim(t, s, t0.Add(59*time.Second), t0.Add(time.Minute), a)
+	claim(t, s, t0.Add(time.Minute), zero, a) // 3rd: then two minutes
+	claim(t, s, t0.Add(2*time.Minute), t0.Add(3*time.Minute), a)
+	claim(t, s, t0.Add(3*time.Minute), zero, a) // 4th: then four
+	claim(t, s, t0.Add(7*time.Minute), zero, a) // 5th: at most four
+	claim(t, s, t0.Add(10*time.Minute), t0.Add(11*time.Minute), a)
+
+	// With a budget that says wait, nothing of the others is claimed.
+	claim(t, s, t0.Add(10*time.Minute), t0.Add(11*time.Minute), b, a)
+	claim(t, s, t0.Add(10*time.Minute), zero, b)
+	claim(t, s, t0.Add(10*time.Minute), zero, b) // b's second: b had not counted before
+	claim(t, s, t0.Add(10*time.Minute), t0.Add(11*time.Minute), b)
+
+	// A success clears a budget; the others stay.
+	must(t, s.ClearLoginAttempts(ctx, [][]byte{a.Hash}))
+	claim(t, s, t0.Add(10*time.Minute), zero, a)
+	claim(t, s, t0.Add(10*time.Minute), t0.Add(11*time.Minute), b)
+	must(t, s.ClearLoginAttempts(ctx, nil))
+
+	// An hour after its last attempt a budget starts afresh.
+	last := t0.Add(11 * time.Minute)
+	claim(t, s, last, zero, b)
+	claim(t, s, last.Add(time.Hour), zero, b)
+	claim(t, s, last.Add(time.Hour), zero, b)
+	claim(t, s, last.Add(time.Hour), last.Add(time.Hour+time.Minute), b)
+}
+
+// testKnownDevices: a device is known for the identity it logged in as, until it expires;
+// recording it again extends it.
+func testKnownDevices(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	setCredentials(t, s, newCredential(alice), t0)
+	known := func(device, identity string, at time.Time, want bool) {
+		t.Helper()
+		got, err := s.IsKnownDevice(ctx, hash(device), identity, at)
+		must(t, err)
+		if got != want {
+			t.Fatalf("IsKnownDevice(%s, %s) at %v = %v, want %v", device, identity, at.Sub(t0), got, want)
 		}
 	}
-	third := t0.Add(3 * time.Minute)
-	got := fail(third)
-	if got.FailedLogins != 0 || !got.LockedUntil.Equal(norm(third.Add(lockFor))) {
-		t.Fatalf("after the third failure: FailedLogins %d, LockedUntil %v; want 0, %v", got.FailedLogins, got.LockedUntil, norm(third.Add(lockFor)))
-	}
-	want := c
-	want.FailedLogins, want.LockedUntil = 0, third.Add(lockFor)
-	wantCredential(t, s, want)
-
-	// The count starts again; the lock stays what it was.
-	got = fail(third.Add(lockFor + time.Minute))
-	if got.FailedLogins != 1 || !got.LockedUntil.Equal(norm(third.Add(lockFor))) {
-		t.Fatalf("after a failure past the lock: FailedLogins %d, LockedUntil %v; want 1, %v", got.FailedLogins, got.LockedUntil, norm(third.Add(lockFor)))
-	}
-	fail(third.Add(lockFor + 2*time.Minute))
-
-	must(t, s.RecordLoginSuccess(ctx, alice))
-	got, err = s.GetHolderCredential(ctx, alice)
-	must(t, err)
-	if got.FailedLogins != 0 {
-		t.Fatalf("after a success: FailedLogins %d, want 0", got.FailedLogins)
-	}
-	// Two failures now do not lock: the count started again at the success.
-	for range 2 {
-		fail(third.Add(time.Hour))
-	}
-	if got = fail(third.Add(time.Hour)); got.FailedLogins != 0 || !got.LockedUntil.Equal(norm(third.Add(time.Hour+lockFor))) {
-		t.Fatalf("after three failures since the success: %+v, want locked again", got)
-	}
-	wantCredential(t, s, newCredential(bob))
+	known("d1", alice, t0, false)
+	must(t, s.PutKnownDevice(ctx, authority.KnownDevice{DeviceHash: hash("d1"), IdentityID: alice, CreateTime: t0, ExpireTime: t0.Add(time.Hour)}))
+	known("d1", alice, t0, true)
+	known("d1", bob, t0, false)
+	known("d2", alice, t0, false)
+	known("d1", alice, t0.Add(time.Hour), false)
+	must(t, s.PutKnownDevice(ctx, authority.KnownDevice{DeviceHash: hash("d1"), IdentityID: alice, CreateTime: t0.Add(time.Hour), ExpireTime: t0.Add(2 * time.Hour)}))
+	known("d1", alice, t0.Add(time.Hour), true)
+	err := s.PutKnownDevice(ctx, authority.KnownDevice{DeviceHash: hash("d1"), IdentityID: "id_nobody", CreateTime: t0, ExpireTime: t0.Add(time.Hour)})
+	wantErr(t, "PutKnownDevice of an unknown identity", err, authority.ErrNotFound)
 }
 
 // testTOTPSteps: each time step's code is good once, and no earlier one after it.
@@ -819,6 +827,11 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 		l := newLink("link-"+name, alice, t0)
 		l.ExpireTime = exp
 		must(t, s.CreateCredentialLink(ctx, l))
+		must(t, s.PutKnownDevice(ctx, authority.KnownDevice{DeviceHash: hash("device-" + name), IdentityID: alice, CreateTime: t0, ExpireTime: exp}))
+		// Claimed twice an hour before: free, then a minute's wait; forgotten at exp.
+		k := throttle(name)
+		claim(t, s, exp.Add(-time.Hour), time.Time{}, k)
+		claim(t, s, exp.Add(-time.Hour), time.Time{}, k)
 	}
 	// A used link goes when it expires too.
 	setCredentials(t, s, newCredential(alice), now.Add(-2*time.Hour))
@@ -844,7 +857,7 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 	n, err = s.DeleteExpired(ctx, now)
 	must(t, err)
 	// The expired of each kind, the links of both setCredentials, the key, the sessions.
-	if want := int64(5 + 2 + 1 + many); n != want {
+	if want := int64(7 + 2 + 1 + many); n != want {
 		t.Errorf("DeleteExpired = %d, want %d", n, want)
 	}
 	for name := range expiries {
@@ -868,6 +881,10 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 		check("access token", err)
 		_, err = s.GetCredentialLink(ctx, hash("link-"+name))
 		check("credential link", err)
+		// Asked as of a time each was valid at.
+		if known, err := s.IsKnownDevice(ctx, hash("device-"+name), alice, t0); err != nil || known == gone {
+			t.Errorf("known device %s after DeleteExpired: %v, %v; want known %v", name, known, err, !gone)
+		}
 	}
 	_, err = s.GetSession(ctx, hash("old-cookie-0"))
 	wantErr(t, "GetSession of an old session after DeleteExpired", err, authority.ErrNotFound)
@@ -885,6 +902,14 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 	n, err = s.DeleteExpired(ctx, now)
 	if err != nil || n != 0 {
 		t.Fatalf("DeleteExpired again = %d, %v; want 0", n, err)
+	}
+	// A throttle kept still makes the attempt after its two wait; one deleted starts afresh.
+	for name, exp := range expiries {
+		gone := name == "expired"
+		wait, err := s.ClaimLoginAttempt(ctx, []authority.ThrottleKey{throttle(name)}, exp.Add(-time.Hour))
+		if err != nil || wait.IsZero() != gone {
+			t.Errorf("login throttle %s after DeleteExpired: wait %v, %v; want it kept %v", name, wait, err, !gone)
+		}
 	}
 }
 
@@ -967,28 +992,30 @@ func testConcurrentTOTPStep(t *testing.T, s authority.Store) {
 	oneWinner(t, "UseTOTPStep", errs)
 }
 
-// testConcurrentLoginFailures: concurrent failures are each counted once.
-func testConcurrentLoginFailures(t *testing.T, s authority.Store) {
+// testConcurrentLoginAttempts: of concurrent attempts against a budget with one free
+// attempt left, one goes through and the others are told to wait.
+func testConcurrentLoginAttempts(t *testing.T, s authority.Store) {
 	ctx := t.Context()
-	setCredentials(t, s, newCredential(alice), t0)
-	counts := make([]int, racers)
+	k := throttle("racy")
+	claim(t, s, t0, time.Time{}, k)
+	waits := make([]time.Time, racers)
 	errs := concurrently(racers, func(i int) error {
-		c, err := s.RecordLoginFailure(ctx, alice, t0, 1000, time.Hour)
-		counts[i] = c.FailedLogins
+		var err error
+		waits[i], err = s.ClaimLoginAttempt(ctx, []authority.ThrottleKey{k}, t0)
 		return err
 	})
-	seen := make(map[int]bool)
+	through := 0
 	for i, err := range errs {
 		must(t, err)
-		if seen[counts[i]] || counts[i] < 1 || counts[i] > racers {
-			t.Fatalf("failure counts returned: %v, want each of 1 to %d once", counts, racers)
+		switch {
+		case waits[i].IsZero():
+			through++
+		case !waits[i].Equal(norm(t0.Add(time.Minute))):
+			t.Fatalf("attempt %d told to wait until %v, want a minute", i, waits[i].Sub(t0))
 		}
-		seen[counts[i]] = true
 	}
-	c, err := s.GetHolderCredential(ctx, alice)
-	must(t, err)
-	if c.FailedLogins != racers {
-		t.Fatalf("FailedLogins = %d after %d concurrent failures", c.FailedLogins, racers)
+	if through != 1 {
+		t.Fatalf("%d of %d concurrent attempts went through, want 1", through, racers)
 	}
 }
 

@@ -100,6 +100,13 @@ func TestUsageErrors(t *testing.T) {
 	if _, stderr, err := cli(t, []string{"ID4ME_REDEMPTION_PERIOD=-5m"}, "serve"); err == nil || !strings.Contains(stderr, "--redemption-period") {
 		t.Errorf("ID4ME_REDEMPTION_PERIOD=-5m: err %v, stderr %q; want a refusal naming the flag", err, stderr)
 	}
+	// Removed flags say what replaced them, given as flags or in the environment.
+	if _, stderr, err := cli(t, nil, "serve", "--login-lock-after", "5"); err == nil || !strings.Contains(stderr, "--login-backoff-after") {
+		t.Errorf("--login-lock-after: err %v, stderr %q; want a refusal naming its replacement", err, stderr)
+	}
+	if _, stderr, err := cli(t, []string{"ID4ME_LOGIN_LOCK_FOR=15m"}, "serve"); err == nil || !strings.Contains(stderr, "--login-backoff-max") {
+		t.Errorf("ID4ME_LOGIN_LOCK_FOR: err %v, stderr %q; want a refusal naming its replacement", err, stderr)
+	}
 	out, _, err := cli(t, nil, "version")
 	if err != nil || !strings.HasPrefix(out, "id4me-registry ") {
 		t.Fatalf("version: %q, %v", out, err)

@@ -54,8 +54,10 @@ type serveFlags struct {
 	keyRotationPeriod         time.Duration
 	keyRSABits                int
 	credentialLinkTTL         time.Duration
-	loginLockAfter            int
-	loginLockFor              time.Duration
+	loginBackoffAfter         int
+	loginBackoffMax           time.Duration
+	loginIDBackoffAfter       int
+	loginIDBackoffMax         time.Duration
 	loginRate                 float64
 	loginBurst                int
 }
@@ -85,8 +87,12 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.keyRotationPeriod, "key-rotation-period", authority.DefaultRotationPeriod, "age at which a signing key is replaced; negative: never on a schedule")
 	fs.IntVar(&f.keyRSABits, "key-rsa-bits", authority.DefaultRSABits, "size of new RSA signing keys in bits (at least 2048)")
 	fs.DurationVar(&f.credentialLinkTTL, "credential-link-ttl", 72*time.Hour, "how long a credential (setup or reset) link works")
-	fs.IntVar(&f.loginLockAfter, "login-lock-after", 5, "failed logins after which an identifier is locked")
-	fs.DurationVar(&f.loginLockFor, "login-lock-for", 15*time.Minute, "how long a locked identifier stays locked")
+	fs.IntVar(&f.loginBackoffAfter, "login-backoff-after", authority.DefaultSourceBackoff.Free, "login attempts one source (or known device) may make for an identifier before each further one waits, 1s, then twice as long each time")
+	fs.DurationVar(&f.loginBackoffMax, "login-backoff-max", authority.DefaultSourceBackoff.Max, "longest wait between the login attempts of one source for an identifier")
+	fs.IntVar(&f.loginIDBackoffAfter, "login-identifier-backoff-after", authority.DefaultIdentifierBackoff.Free, "login attempts all sources together may make for an identifier, from browsers that have not logged in as it before, before each further one waits")
+	fs.DurationVar(&f.loginIDBackoffMax, "login-identifier-backoff-max", authority.DefaultIdentifierBackoff.Max, "longest wait between the attempts of all sources together for an identifier: the most a holder on a new device is slowed by someone else's guessing")
+	fs.Var(removedFlag("failed logins no longer lock an identifier; see --login-backoff-after"), "login-lock-after", "removed")
+	fs.Var(removedFlag("failed logins no longer lock an identifier; see --login-backoff-max"), "login-lock-for", "removed")
 	fs.Float64Var(&f.loginRate, "login-rate", 1, "login attempts per second each source address may make (token bucket); raise it when many holders share an address (a proxy, a NAT)")
 	fs.IntVar(&f.loginBurst, "login-burst", 20, "burst of the per-source login limit")
 	fs.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 2*time.Second, "how long a successful authentication is remembered; revocations made on other instances take effect within it (negative: off)")
@@ -205,7 +211,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
 		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
 		AllowLoopbackHTTP: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
-		LockAfter: f.loginLockAfter, LockFor: f.loginLockFor, LoginRate: f.loginRate, LoginBurst: f.loginBurst,
+		SourceBackoff:     backoff(authority.DefaultSourceBackoff, f.loginBackoffAfter, f.loginBackoffMax),
+		IdentifierBackoff: backoff(authority.DefaultIdentifierBackoff, f.loginIDBackoffAfter, f.loginIDBackoffMax),
+		LoginRate:         f.loginRate, LoginBurst: f.loginBurst,
 		Logger: log, Observe: metrics.AuthorityEvent,
 	})
 	if err != nil {
@@ -272,6 +280,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("stopped")
 	return err
 }
+
+// backoff returns def with the number of free attempts and the longest wait of the flags.
+func backoff(def authority.Backoff, free int, longest time.Duration) authority.Backoff {
+	def.Free, def.Max = free, longest
+	def.Forget = max(def.Forget, longest)
+	return def
+}
+
+// removedFlag is a flag that was removed: setting it, or its environment variable, is an
+// error that says what to use instead.
+type removedFlag string
+
+func (removedFlag) String() string     { return "" }
+func (r removedFlag) Set(string) error { return errors.New("this flag was removed: " + string(r)) }
 
 // issuerURL returns the authority's issuer: the flag's value, an https URL or a host, or
 // https://<the HTTPS listener's address>.

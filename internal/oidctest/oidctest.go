@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -47,6 +48,16 @@ func HTTPClient(roots *x509.CertPool, jar bool) *http.Client {
 		}
 		return nil
 	}
+	return c
+}
+
+// HTTPClientFrom returns a browser-like client (with a cookie jar, as HTTPClient) whose
+// connections come from the local address source, e.g. 127.0.0.2: another source address
+// on loopback.
+func HTTPClientFrom(roots *x509.CertPool, source string) *http.Client {
+	c := HTTPClient(roots, true)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 10 * time.Second}
+	c.Transport.(*http.Transport).DialContext = d.DialContext
 	return c
 }
 

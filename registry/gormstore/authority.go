@@ -59,22 +59,14 @@ var (
 		placeholders(6) + ") ON CONFLICT DO NOTHING")
 	sqlGetClient = newSQL("SELECT " + clientColumns + " FROM authority_clients WHERE id = ?")
 
-	sqlGetHolder = newSQL("SELECT " + holderColumns + " FROM authority_holder_credentials WHERE identity_id = ?")
-	sqlHasHolder = newSQL("SELECT 1 FROM authority_holder_credentials WHERE identity_id = ?")
-	// The SET expressions all read the row as it was: the failure that reaches the limit
-	// locks and starts the count again.
-	sqlLoginFailure = newSQL(`UPDATE authority_holder_credentials SET
-		failed_logins = CASE WHEN failed_logins + 1 >= ? THEN 0 ELSE failed_logins + 1 END,
-		locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END
-		WHERE identity_id = ? RETURNING ` + holderColumns)
-	sqlLoginSuccess = newSQL("UPDATE authority_holder_credentials SET failed_logins = 0 WHERE identity_id = ?")
-	sqlUseTOTPStep  = newSQL("UPDATE authority_holder_credentials SET totp_last_step = ?" +
+	sqlGetHolder   = newSQL("SELECT " + holderColumns + " FROM authority_holder_credentials WHERE identity_id = ?")
+	sqlHasHolder   = newSQL("SELECT 1 FROM authority_holder_credentials WHERE identity_id = ?")
+	sqlUseTOTPStep = newSQL("UPDATE authority_holder_credentials SET totp_last_step = ?" +
 		" WHERE identity_id = ? AND totp_last_step < ?")
 	// Setting credentials replaces the previous ones and ends a lock.
 	sqlPutHolder = newSQL("INSERT INTO authority_holder_credentials (" + holderColumns + ") VALUES (" +
-		placeholders(7) + `) ON CONFLICT (identity_id) DO UPDATE SET password_hash = excluded.password_hash,
+		placeholders(5) + `) ON CONFLICT (identity_id) DO UPDATE SET password_hash = excluded.password_hash,
 		totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
-		failed_logins = excluded.failed_logins, locked_until = excluded.locked_until,
 		update_time = excluded.update_time`)
 
 	sqlInsertLink = newSQL("INSERT INTO authority_credential_links (" + linkColumns + ") VALUES (" +
@@ -132,14 +124,17 @@ var (
 		sweepSQL("authority_grants", "id"),
 		sweepSQL("authority_access_tokens", "token_hash"),
 		sweepSQL("authority_credential_links", "token_hash"),
+		sweepSQL("authority_login_throttles", "key_hash"),
+		sweepSQL("authority_known_devices", "device_hash, identity_id"),
 	}
 	sqlDeleteExpiredKeys = newSQL("DELETE FROM authority_signing_keys WHERE expire_time < ?")
 )
 
 // sweepSQL returns the statement deleting up to a limit of rows of table, whose primary key
-// is key, that expired before a time; its parameters are the time and the limit.
+// is key (one column, or several separated by commas), that expired before a time; its
+// parameters are the time and the limit.
 func sweepSQL(table, key string) sqlText {
-	q := "DELETE FROM " + table + " WHERE " + key + " IN (SELECT " + key + " FROM " + table +
+	q := "DELETE FROM " + table + " WHERE (" + key + ") IN (SELECT " + key + " FROM " + table +
 		" WHERE expire_time < ? ORDER BY expire_time LIMIT ?"
 	return sqlText{sqlite: q + ")", postgres: newSQL(q + " FOR UPDATE SKIP LOCKED)").postgres}
 }
@@ -294,33 +289,6 @@ func (a *AuthorityStore) GetHolderCredential(ctx context.Context, identityID str
 	return row.credential(), nil
 }
 
-func (a *AuthorityStore) RecordLoginFailure(ctx context.Context, identityID string, now time.Time, lockAfter int, lockFor time.Duration) (authority.HolderCredential, error) {
-	if err := mustBeSet("the time of a login failure", now); err != nil {
-		return authority.HolderCredential{}, err
-	}
-	r := a.s.reader
-	var row holderRow
-	err := a.s.write(ctx, func() error {
-		return r.c.QueryRowContext(ctx, r.sql(sqlLoginFailure), lockAfter, lockAfter, r.time(dbTime(now.Add(lockFor))), identityID).
-			Scan(row.dest()...)
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return authority.HolderCredential{}, fmt.Errorf("credentials of identity %q: %w", identityID, authority.ErrNotFound)
-	}
-	if err != nil {
-		return authority.HolderCredential{}, authError(err)
-	}
-	return row.credential(), nil
-}
-
-func (a *AuthorityStore) RecordLoginSuccess(ctx context.Context, identityID string) error {
-	n, err := a.exec(ctx, sqlLoginSuccess, identityID)
-	if err == nil && n == 0 {
-		return fmt.Errorf("credentials of identity %q: %w", identityID, authority.ErrNotFound)
-	}
-	return err
-}
-
 func (a *AuthorityStore) UseTOTPStep(ctx context.Context, identityID string, step int64) error {
 	n, err := a.exec(ctx, sqlUseTOTPStep, step, identityID, step)
 	if err != nil || n > 0 {
@@ -367,7 +335,6 @@ func (a *AuthorityStore) RedeemCredentialLink(ctx context.Context, tokenHash []b
 			return fmt.Errorf("gormstore: credentials of identity %q set through a link of identity %q", c.IdentityID, identityID)
 		}
 		c.IdentityID = identityID
-		c.FailedLogins, c.LockedUntil = 0, time.Time{}
 		_, err = t.execSQL(ctx, sqlPutHolder, holderArgs(t.reader, c)...)
 		return err
 	})

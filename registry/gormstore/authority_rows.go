@@ -15,7 +15,7 @@ import (
 const (
 	signingKeyColumns  = "id, alg, private_jwk, create_time, sign_time, retire_time, expire_time"
 	clientColumns      = "id, secret_hash, registration_token_hash, metadata, sector, create_time"
-	holderColumns      = "identity_id, password_hash, totp_secret, totp_last_step, failed_logins, locked_until, update_time"
+	holderColumns      = "identity_id, password_hash, totp_secret, totp_last_step, update_time"
 	linkColumns        = "token_hash, identity_id, identifier, purpose, agent_id, pending_password_hash, pending_totp_secret, create_time, expire_time, use_time"
 	authRequestColumns = "id, browser_hash, params, pending_identity_id, pending_identifier, pending_amr, create_time, expire_time"
 	sessionColumns     = "id_hash, identity_id, identifier, auth_time, amr, create_time, expire_time"
@@ -117,24 +117,22 @@ func clientArgs(rd reader, c authority.Client) ([]any, error) {
 }
 
 type holderRow struct {
-	c                       authority.HolderCredential
-	lockedUntil, updateTime dbTime
+	c          authority.HolderCredential
+	updateTime dbTime
 }
 
 func (r *holderRow) dest() []any {
-	return []any{&r.c.IdentityID, &r.c.PasswordHash, &r.c.TOTPSecret, &r.c.TOTPLastStep, &r.c.FailedLogins,
-		&r.lockedUntil, &r.updateTime}
+	return []any{&r.c.IdentityID, &r.c.PasswordHash, &r.c.TOTPSecret, &r.c.TOTPLastStep, &r.updateTime}
 }
 
 func (r *holderRow) credential() authority.HolderCredential {
 	c := r.c
-	c.LockedUntil, c.UpdateTime = time.Time(r.lockedUntil), time.Time(r.updateTime)
+	c.UpdateTime = time.Time(r.updateTime)
 	return c
 }
 
 func holderArgs(rd reader, c authority.HolderCredential) []any {
-	return []any{c.IdentityID, c.PasswordHash, c.TOTPSecret, c.TOTPLastStep, c.FailedLogins,
-		rd.time(dbTime(c.LockedUntil)), rd.time(dbTime(c.UpdateTime))}
+	return []any{c.IdentityID, c.PasswordHash, c.TOTPSecret, c.TOTPLastStep, rd.time(dbTime(c.UpdateTime))}
 }
 
 type linkRow struct {

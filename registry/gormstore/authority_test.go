@@ -135,8 +135,10 @@ func TestAuthorityQueryPlans(t *testing.T) {
 				{"RevokeGrant's tokens", sqlRevokeTokens, []any{now, "g1"}, "authority_access_tokens_grant", "authority_access_tokens_grant"},
 				{"GetCredentialLink", sqlGetLink, []any{hash}, "sqlite_autoindex_authority_credential_links_1", "authority_credential_links_pkey"},
 				{"GetSession", sqlGetSession, []any{hash}, "sqlite_autoindex_authority_sessions_1", "authority_sessions_pkey"},
+				{"ClaimLoginAttempt", sqlGetThrottle, []any{hash}, "sqlite_autoindex_authority_login_throttles_1", "authority_login_throttles_pkey"},
+				{"IsKnownDevice", sqlIsDevice, []any{hash, "id", now}, "sqlite_autoindex_authority_known_devices_1", "authority_known_devices_pkey"},
 			}
-			for i, table := range []string{"auth_requests", "sessions", "grants", "access_tokens", "credential_links"} {
+			for i, table := range []string{"auth_requests", "sessions", "grants", "access_tokens", "credential_links", "login_throttles", "known_devices"} {
 				plans = append(plans, plan{"DeleteExpired " + table, sqlSweeps[i], []any{now, sweepBatch},
 					"authority_" + table + "_expire", "authority_" + table + "_expire"})
 			}
