@@ -63,7 +63,7 @@ var (
 	sqlHasHolder   = newSQL("SELECT 1 FROM authority_holder_credentials WHERE identity_id = ?")
 	sqlUseTOTPStep = newSQL("UPDATE authority_holder_credentials SET totp_last_step = ?" +
 		" WHERE identity_id = ? AND totp_last_step < ?")
-	// Setting credentials replaces the previous ones and ends a lock.
+	// Setting credentials replaces the previous ones.
 	sqlPutHolder = newSQL("INSERT INTO authority_holder_credentials (" + holderColumns + ") VALUES (" +
 		placeholders(5) + `) ON CONFLICT (identity_id) DO UPDATE SET password_hash = excluded.password_hash,
 		totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
