@@ -32,6 +32,9 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"Clients", testClients},
 		{"CredentialLinks", testCredentialLinks},
 		{"RedeemCredentialLink", testRedeemCredentialLink},
+		{"CredentialLinkVoiding", testCredentialLinkVoiding},
+		{"RedeemEndsOldCredentials", testRedeemEndsOldCredentials},
+		{"RedeemCredentialLinkCheck", testRedeemCredentialLinkCheck},
 		{"LoginFailures", testLoginFailures},
 		{"TOTPSteps", testTOTPSteps},
 		{"AuthRequests", testAuthRequests},
@@ -43,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"ConcurrentRedeemGrant", testConcurrentRedeemGrant},
 		{"ConcurrentRedeemCredentialLink", testConcurrentRedeemCredentialLink},
+		{"ConcurrentCredentialLinks", testConcurrentCredentialLinks},
 		{"ConcurrentTOTPStep", testConcurrentTOTPStep},
 		{"ConcurrentLoginFailures", testConcurrentLoginFailures},
 		{"ConcurrentAddSigningKey", testConcurrentAddSigningKey},
@@ -270,7 +274,7 @@ func setCredentials(t *testing.T, s authority.Store, c authority.HolderCredentia
 	t.Helper()
 	l := newLink("setup of "+c.IdentityID+at.String(), c.IdentityID, at)
 	must(t, s.CreateCredentialLink(t.Context(), l))
-	must(t, s.RedeemCredentialLink(t.Context(), l.TokenHash, at, c))
+	must(t, s.RedeemCredentialLink(t.Context(), l.TokenHash, at, c, nil))
 }
 
 func newCredential(identityID string) authority.HolderCredential {
@@ -308,7 +312,7 @@ func newLink(token, identityID string, create time.Time) authority.CredentialLin
 }
 
 func normLink(l authority.CredentialLink) authority.CredentialLink {
-	l.CreateTime, l.ExpireTime, l.UseTime = norm(l.CreateTime), norm(l.ExpireTime), norm(l.UseTime)
+	l.CreateTime, l.ExpireTime, l.UseTime, l.VoidTime = norm(l.CreateTime), norm(l.ExpireTime), norm(l.UseTime), norm(l.VoidTime)
 	return l
 }
 
@@ -343,29 +347,29 @@ func testCredentialLinks(t *testing.T, s authority.Store) {
 
 	c := newCredential(alice)
 	used := t0.Add(10 * time.Minute)
-	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, used, c))
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, used, c, nil))
 	l.UseTime = used
 	wantLink(t, s, l)
 	wantCredential(t, s, c)
 
 	other := newCredential(alice)
 	other.PasswordHash = "$argon2id$other"
-	wantErr(t, "RedeemCredentialLink of a used link", s.RedeemCredentialLink(ctx, l.TokenHash, used.Add(time.Minute), other), authority.ErrConflict)
+	wantErr(t, "RedeemCredentialLink of a used link", s.RedeemCredentialLink(ctx, l.TokenHash, used.Add(time.Minute), other, nil), authority.ErrConflict)
 	wantErr(t, "SetCredentialLinkPending of a used link", s.SetCredentialLinkPending(ctx, l.TokenHash, "x", ""), authority.ErrConflict)
 	wantLink(t, s, l)
 	wantCredential(t, s, c)
-	wantErr(t, "RedeemCredentialLink of a missing link", s.RedeemCredentialLink(ctx, hash("nothing"), used, other), authority.ErrNotFound)
+	wantErr(t, "RedeemCredentialLink of a missing link", s.RedeemCredentialLink(ctx, hash("nothing"), used, other, nil), authority.ErrNotFound)
 
 	// A link has expired at its expire time: it is refused, and stays unused.
 	exp := newLink("link2", alice, t0)
 	must(t, s.CreateCredentialLink(ctx, exp))
 	for _, at := range []time.Time{norm(exp.ExpireTime), exp.ExpireTime.Add(time.Hour)} {
-		wantErr(t, "RedeemCredentialLink of an expired link", s.RedeemCredentialLink(ctx, exp.TokenHash, at, other), authority.ErrConflict)
+		wantErr(t, "RedeemCredentialLink of an expired link", s.RedeemCredentialLink(ctx, exp.TokenHash, at, other, nil), authority.ErrConflict)
 	}
 	wantLink(t, s, exp)
 	wantCredential(t, s, c)
 	// Until then it is good.
-	must(t, s.RedeemCredentialLink(ctx, exp.TokenHash, norm(exp.ExpireTime).Add(-time.Microsecond), other))
+	must(t, s.RedeemCredentialLink(ctx, exp.TokenHash, norm(exp.ExpireTime).Add(-time.Microsecond), other, nil))
 	wantCredential(t, s, other)
 }
 
@@ -396,7 +400,7 @@ func testRedeemCredentialLink(t *testing.T, s authority.Store) {
 	l := newLink("reset", alice, now)
 	l.Purpose = "reset"
 	must(t, s.CreateCredentialLink(ctx, l))
-	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now.Add(time.Minute), reset))
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now.Add(time.Minute), reset, nil))
 	reset.FailedLogins, reset.LockedUntil = 0, time.Time{}
 	wantCredential(t, s, reset)
 	// Another identity's are left alone.
@@ -798,6 +802,9 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 	}
 	must(t, s.CreateClient(ctx, newClient("c1")))
 	setCredentials(t, s, newCredential(alice), t0)
+	// A used link goes when it expires too. (Set before the objects below: setting
+	// credentials ends the identity's sessions and grants.)
+	setCredentials(t, s, newCredential(alice), now.Add(-2*time.Hour))
 	consent := authority.Consent{ClientID: "c1", IdentityID: alice, Scopes: []string{"openid"}, UpdateTime: t0}
 	must(t, s.PutConsent(ctx, consent))
 
@@ -820,8 +827,6 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 		l.ExpireTime = exp
 		must(t, s.CreateCredentialLink(ctx, l))
 	}
-	// A used link goes when it expires too.
-	setCredentials(t, s, newCredential(alice), now.Add(-2*time.Hour))
 
 	// Keys: one past its expire time, one expiring at now, one not retired.
 	kOld := newKey("rs-old", "RS256", t0.Add(-10*24*time.Hour))
@@ -953,7 +958,7 @@ func testConcurrentRedeemCredentialLink(t *testing.T, s authority.Store) {
 	errs := concurrently(racers, func(i int) error {
 		creds[i] = newCredential(alice)
 		creds[i].PasswordHash = fmt.Sprintf("$argon2id$choice-%d", i)
-		return s.RedeemCredentialLink(ctx, l.TokenHash, t0.Add(time.Duration(i+1)*time.Second), creds[i])
+		return s.RedeemCredentialLink(ctx, l.TokenHash, t0.Add(time.Duration(i+1)*time.Second), creds[i], nil)
 	})
 	w := oneWinner(t, "RedeemCredentialLink", errs)
 	wantCredential(t, s, creds[w])
