@@ -61,7 +61,7 @@ type credentialForm struct {
 	Secret string
 }
 
-// errLinkVoid is a credential link that is no longer valid: a newer link or new credentials
+// errLinkVoid says a credential link is no longer valid: a newer link or new credentials
 // voided it, or the registry no longer holds the state it was bound to.
 var errLinkVoid = fmt.Errorf("the credential link is void: %w", ErrConflict)
 
@@ -191,7 +191,7 @@ func (a *Authority) serveCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.store.SetCredentialLinkPending(ctx, l.TokenHash, hash, key.Secret()); err != nil {
-		a.internalErrorPage(w, r, err)
+		a.lostLinkPage(w, r, l, err)
 		return
 	}
 	l.PendingTOTPSecret = key.Secret()
@@ -239,6 +239,21 @@ func (a *Authority) renderTOTPEnrolment(w http.ResponseWriter, r *http.Request, 
 	a.pages.render(w, status, "totp-enrol", form)
 }
 
+// lostLinkPage answers a write to link l that failed with err: when the link was used by a
+// concurrent post, or expired or became void since it was checked (ErrConflict), with the
+// page that says so.
+func (a *Authority) lostLinkPage(w http.ResponseWriter, r *http.Request, l CredentialLink, err error) {
+	if !errors.Is(err, ErrConflict) {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if cur, gerr := a.store.GetCredentialLink(r.Context(), l.TokenHash); gerr == nil && !cur.UseTime.IsZero() {
+		a.errorPage(w, r, http.StatusGone, "This link has been used already.", "Each link works once.")
+		return
+	}
+	a.voidLinkPage(w, r, l)
+}
+
 // redeemLink sets the credentials and uses the link up, in one transaction, which also ends
 // every session, grant and access token of the identity. The binding is checked again in
 // that transaction: a transfer, delete, hold or suspension committed since the form was
@@ -250,17 +265,8 @@ func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l Credent
 		b, err := registry.ReadCredentialLinkBinding(ctx, rd, l.Identifier, l.IdentityID)
 		return stillBound(l, b, err)
 	})
-	if errors.Is(err, ErrConflict) {
-		// A concurrent post used the link, or it expired or became void meanwhile.
-		if cur, gerr := a.store.GetCredentialLink(r.Context(), l.TokenHash); gerr == nil && !cur.UseTime.IsZero() {
-			a.errorPage(w, r, http.StatusGone, "This link has been used already.", "Each link works once.")
-			return
-		}
-		a.voidLinkPage(w, r, l)
-		return
-	}
 	if err != nil {
-		a.internalErrorPage(w, r, err)
+		a.lostLinkPage(w, r, l, err)
 		return
 	}
 	a.log.InfoContext(r.Context(), "holder credentials set; the identity's sessions and tokens are ended", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")

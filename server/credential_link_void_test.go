@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // titleVoidLink is the one page every void credential link gets: nothing of why.
@@ -169,6 +171,78 @@ func TestCredentialLinkDiesWhenItsAgentStopsSponsoring(t *testing.T) {
 			e.login(rp, renewed, map[string]string{"prompt": "login"})
 		})
 	}
+}
+
+// racingMapping is the registry's mapping as the authority reads it, but runs then, once,
+// right after it answered for a credential link's binding: as if a change of the registry
+// committed while the form was being posted.
+type racingMapping struct {
+	authority.Mapping
+	mu   sync.Mutex
+	then func()
+}
+
+func (m *racingMapping) CredentialLinkBinding(ctx context.Context, identifier, identityID string) (registry.CredentialLinkBinding, error) {
+	b, err := m.Mapping.CredentialLinkBinding(ctx, identifier, identityID)
+	m.mu.Lock()
+	then := m.then
+	m.then = nil
+	m.mu.Unlock()
+	if then != nil {
+		then()
+	}
+	return b, err
+}
+
+// TestCredentialLinkRefusedWhenVoidedWhilePosted: a transfer that commits after the posted
+// form was checked, while the new password is being hashed, still stops the link: the
+// binding is checked again in the transaction that would set the credentials.
+func TestCredentialLinkRefusedWhenVoidedWhilePosted(t *testing.T) {
+	const name = "alice.example.test"
+	racing := &racingMapping{}
+	opts := lifecycleOptions(0)
+	opts.configureAuthority = func(c *authority.Config) {
+		racing.Mapping = c.Mapping
+		c.Mapping = racing
+	}
+	e := newAuthEnv(t, opts)
+	alpha, beta := e.newAgent("alpha"), e.newAgent("beta")
+	h := e.holderFor(alpha, name, false)
+	creds := e.holderCredential(name)
+	link, err := e.createLink(alpha, name, registryv1.CredentialLink_PURPOSE_RESET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stolen = "alpha knows this password 1234"
+	attacker := &oidctest.Holder{Client: oidctest.HTTPClient(e.roots, true), Identifier: name, Password: stolen}
+	page, err := attacker.Get(link.Url)
+	if err != nil || page.Status != http.StatusOK {
+		t.Fatalf("the fresh link: %v, page %d %q", err, page.Status, page.Title())
+	}
+
+	c := e.transferChallenge(beta, name)
+	var transferErr error
+	racing.mu.Lock()
+	racing.then = func() {
+		_, transferErr = e.registry.RequestTransfer(beta.ctx(), &registryv1.RequestTransferRequest{ChallengeId: c.Id})
+	}
+	racing.mu.Unlock()
+	p, err := attacker.Submit(page, url.Values{"password": {stolen}, "confirm": {stolen}})
+	if transferErr != nil {
+		t.Fatalf("the transfer: %v", transferErr)
+	}
+	if got := e.identifier(name).GetAgentId(); got != beta.agent.Id {
+		t.Fatalf("the identifier is sponsored by %s, want beta %s", got, beta.agent.Id)
+	}
+	wantErrorPage(t, p, err, http.StatusGone, titleVoidLink)
+	if got := e.holderCredential(name); got.PasswordHash != creds.PasswordHash {
+		t.Fatal("the holder's password changed through a link voided while it was posted")
+	}
+	rp := e.newRP(nil)
+	p, err = e.submitLogin(rp, attacker, name, stolen)
+	wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+	p, err = e.submitLogin(rp, h, name, h.Password)
+	wantPastLogin(t, p, err)
 }
 
 // TestCredentialLinkVoidingIsPerIdentity: what voids the links of one identifier leaves
