@@ -18,8 +18,9 @@ var ErrConflict = errors.New("authority: conflict")
 
 // Store keeps the authority's state. Every method is atomic on its own; the methods that
 // change two things at once (AddSigningKey, CreateCredentialLink, RedeemCredentialLink,
-// RedeemGrant, RevokeGrant) do so in one transaction. Secrets are stored hashed (SHA-256) wherever the authority only
-// needs to recognise them; signing keys and TOTP secrets are stored as they are.
+// RedeemGrant, RevokeGrant) do so in one transaction. Secrets are stored hashed (SHA-256)
+// wherever the authority only needs to recognise them; signing keys and TOTP secrets are
+// stored as they are.
 //
 // Times are kept to the microsecond, in UTC; the zero time means "not set".
 type Store interface {
@@ -76,7 +77,7 @@ type Store interface {
 	//     (RevokeTime now) its other grants and its access tokens. Consents stay.
 	// It returns ErrConflict, changing nothing, when the link was used already, is void or
 	// has expired at now (its ExpireTime is not after now); an error of check is returned
-	// as it is, changing nothing.
+	// as it is, changing nothing. check may be called again when the transaction is.
 	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential, check func(ctx context.Context, r registry.Reader) error) error
 
 	// CreateAuthRequest stores an authorization request in progress.

@@ -24,7 +24,7 @@ var (
 	sqlGetLink      = newSQL("SELECT " + linkColumns + " FROM authority_credential_links WHERE token_hash = ?")
 	sqlHasLink      = newSQL("SELECT 1 FROM authority_credential_links WHERE token_hash = ?")
 	sqlLinkIdentity = newSQL("SELECT identity_id FROM authority_credential_links WHERE token_hash = ?")
-	sqlLockIdentity = newSQL("SELECT 1 FROM identities WHERE id = ? FOR NO KEY UPDATE")
+	sqlLockIdentity = sqlText{postgres: newSQL("SELECT 1 FROM identities WHERE id = ? FOR NO KEY UPDATE").postgres}
 	sqlLinkPending  = newSQL("UPDATE authority_credential_links SET pending_password_hash = ?, pending_totp_secret = ?" +
 		" WHERE token_hash = ? AND use_time IS NULL AND void_time IS NULL")
 	sqlUseLink = newSQL("UPDATE authority_credential_links SET use_time = ?" +
