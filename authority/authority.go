@@ -25,6 +25,11 @@ type Mapping interface {
 	Resolve(ctx context.Context, identifier string) (registry.Resolution, error)
 	// SubjectSeed returns the secret an identity's subjects are derived from.
 	SubjectSeed(ctx context.Context, identityID string) (string, error)
+	// CredentialLinkBinding returns the binding a credential link of the holder of
+	// identifier, standing for identity identityID, would have now, read afresh (never
+	// cached); a registry KindNotFound or KindFailedPrecondition error when no link of that
+	// holder can be used (registry.ReadCredentialLinkBinding).
+	CredentialLinkBinding(ctx context.Context, identifier, identityID string) (registry.CredentialLinkBinding, error)
 }
 
 // SubjectType says how subjects are derived (OpenID Connect Core §8).

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"image/png"
 	"net/http"
@@ -19,8 +20,9 @@ import (
 
 var _ registry.CredentialLinkIssuer = (*Authority)(nil)
 
-// IssueCredentialLink makes a single-use credential link for an identity's holder. A setup
-// link is refused once the holder has a password: a reset link replaces credentials.
+// IssueCredentialLink makes a single-use credential link for an identity's holder, bound to
+// req's CredentialLinkBinding; it voids the holder's older links. A setup link is refused
+// once the holder has a password: a reset link replaces credentials.
 func (a *Authority) IssueCredentialLink(ctx context.Context, req registry.CredentialLinkRequest) (registry.CredentialLink, error) {
 	if req.Purpose == registry.CredentialLinkSetup {
 		_, err := a.store.GetHolderCredential(ctx, req.IdentityID)
@@ -35,7 +37,8 @@ func (a *Authority) IssueCredentialLink(ctx context.Context, req registry.Creden
 	tok := randomToken()
 	l := CredentialLink{
 		TokenHash: hashToken(tok), IdentityID: req.IdentityID, Identifier: req.Identifier, Purpose: string(req.Purpose),
-		AgentID: req.AgentID, CreateTime: now, ExpireTime: now.Add(a.cfg.CredentialLinkTTL),
+		AgentID: req.AgentID, IdentifierGeneration: req.IdentifierGeneration, AgentGeneration: req.AgentGeneration,
+		CreateTime: now, ExpireTime: now.Add(a.cfg.CredentialLinkTTL),
 	}
 	if err := a.store.CreateCredentialLink(ctx, l); err != nil {
 		return registry.CredentialLink{}, err
@@ -58,8 +61,38 @@ type credentialForm struct {
 	Secret string
 }
 
-// credentialLink loads the link of a credential page and checks that it can still be used;
-// otherwise it answers with an error page and returns false.
+// errLinkVoid says a credential link is no longer valid: a newer link or new credentials
+// voided it, or the registry no longer holds the state it was bound to.
+var errLinkVoid = fmt.Errorf("the credential link is void: %w", ErrConflict)
+
+// stillBound returns errLinkVoid unless current, the binding the registry gives the link's
+// holder now (with its error err), is the one l was made with; an error of the registry
+// other than "no link can be used" is returned as it is.
+func stillBound(l CredentialLink, current registry.CredentialLinkBinding, err error) error {
+	if err != nil {
+		if k := registry.KindOf(err); k == registry.KindNotFound || k == registry.KindFailedPrecondition {
+			return errLinkVoid
+		}
+		return err
+	}
+	if current != l.Binding() {
+		return errLinkVoid
+	}
+	return nil
+}
+
+// voidLinkPage tells the holder that a link is no longer valid, and nothing of why: whether
+// the identifier moved, was held or deleted, or its agent was suspended is not the business
+// of whoever holds the link.
+func (a *Authority) voidLinkPage(w http.ResponseWriter, r *http.Request, l CredentialLink) {
+	a.log.InfoContext(r.Context(), "void credential link refused", "identifier", l.Identifier, "agent", l.AgentID, "purpose", l.Purpose)
+	a.errorPage(w, r, http.StatusGone, "This link is no longer valid.", "Ask your agent for a new one.")
+}
+
+// credentialLink loads the link of a credential page and checks that it can still be used:
+// unused, unexpired, not void, and bound to the state the registry holds now (its agent
+// still sponsors the identifier, and nothing voided it since). Otherwise it answers with an
+// error page and returns false.
 func (a *Authority) credentialLink(w http.ResponseWriter, r *http.Request) (CredentialLink, bool) {
 	tok := r.PathValue("token")
 	l, err := a.store.GetCredentialLink(r.Context(), hashToken(tok))
@@ -76,10 +109,17 @@ func (a *Authority) credentialLink(w http.ResponseWriter, r *http.Request) (Cred
 	case !a.now().Before(l.ExpireTime):
 		a.errorPage(w, r, http.StatusGone, "This link has expired.", "Ask your agent for a new one.")
 		return l, false
+	case !l.VoidTime.IsZero():
+		a.voidLinkPage(w, r, l)
+		return l, false
 	}
-	res, err := a.mapping.Resolve(r.Context(), l.Identifier)
-	if err != nil || res.IdentityID != l.IdentityID {
-		a.errorPage(w, r, http.StatusGone, "This link cannot be used: the identifier cannot log in at present.", "Its agent can tell you why.")
+	b, err := a.mapping.CredentialLinkBinding(r.Context(), l.Identifier, l.IdentityID)
+	switch err := stillBound(l, b, err); {
+	case errors.Is(err, errLinkVoid):
+		a.voidLinkPage(w, r, l)
+		return l, false
+	case err != nil:
+		a.internalErrorPage(w, r, err)
 		return l, false
 	}
 	return l, true
@@ -151,7 +191,7 @@ func (a *Authority) serveCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.store.SetCredentialLinkPending(ctx, l.TokenHash, hash, key.Secret()); err != nil {
-		a.internalErrorPage(w, r, err)
+		a.lostLinkPage(w, r, l, err)
 		return
 	}
 	l.PendingTOTPSecret = key.Secret()
@@ -199,19 +239,36 @@ func (a *Authority) renderTOTPEnrolment(w http.ResponseWriter, r *http.Request, 
 	a.pages.render(w, status, "totp-enrol", form)
 }
 
-// redeemLink sets the credentials and uses the link up, in one transaction.
-func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l CredentialLink, c HolderCredential) {
-	now := a.now()
-	c.UpdateTime = now
-	err := a.store.RedeemCredentialLink(r.Context(), l.TokenHash, now, c)
-	if errors.Is(err, ErrConflict) {
-		a.errorPage(w, r, http.StatusGone, "This link has been used already.", "Each link works once.")
-		return
-	}
-	if err != nil {
+// lostLinkPage answers a write to link l that failed with err: when the link was used by a
+// concurrent post, or expired or became void since it was checked (ErrConflict), with the
+// page that says so.
+func (a *Authority) lostLinkPage(w http.ResponseWriter, r *http.Request, l CredentialLink, err error) {
+	if !errors.Is(err, ErrConflict) {
 		a.internalErrorPage(w, r, err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "holder credentials set", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")
+	if cur, gerr := a.store.GetCredentialLink(r.Context(), l.TokenHash); gerr == nil && !cur.UseTime.IsZero() {
+		a.errorPage(w, r, http.StatusGone, "This link has been used already.", "Each link works once.")
+		return
+	}
+	a.voidLinkPage(w, r, l)
+}
+
+// redeemLink sets the credentials and uses the link up, in one transaction, which also ends
+// every session, grant and access token of the identity. The binding is checked again in
+// that transaction: a transfer, delete, hold or suspension committed since the form was
+// posted (and the password hashed) either comes after the new credentials or stops them.
+func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l CredentialLink, c HolderCredential) {
+	now := a.now()
+	c.UpdateTime = now
+	err := a.store.RedeemCredentialLink(r.Context(), l.TokenHash, now, c, func(ctx context.Context, rd registry.Reader) error {
+		b, err := registry.ReadCredentialLinkBinding(ctx, rd, l.Identifier, l.IdentityID)
+		return stillBound(l, b, err)
+	})
+	if err != nil {
+		a.lostLinkPage(w, r, l, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "holder credentials set; the identity's sessions and tokens are ended", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")
 	a.pages.render(w, http.StatusOK, "credential-done", credentialForm{Identifier: l.Identifier, WantTOTP: c.TOTPSecret != ""})
 }

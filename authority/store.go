@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // ErrNotFound is returned by a Store when the object asked for does not exist (or has
@@ -15,9 +17,10 @@ var ErrNotFound = errors.New("authority: not found")
 var ErrConflict = errors.New("authority: conflict")
 
 // Store keeps the authority's state. Every method is atomic on its own; the methods that
-// change two things at once (AddSigningKey, RedeemCredentialLink, RedeemGrant, RevokeGrant)
-// do so in one transaction. Secrets are stored hashed (SHA-256) wherever the authority only
-// needs to recognise them; signing keys and TOTP secrets are stored as they are.
+// change two things at once (AddSigningKey, CreateCredentialLink, RedeemCredentialLink,
+// RedeemGrant, RevokeGrant) do so in one transaction. Secrets are stored hashed (SHA-256)
+// wherever the authority only needs to recognise them; signing keys and TOTP secrets are
+// stored as they are.
 //
 // Times are kept to the microsecond, in UTC; the zero time means "not set".
 type Store interface {
@@ -56,18 +59,31 @@ type Store interface {
 	// each code is good once.
 	UseTOTPStep(ctx context.Context, identityID string, step int64) error
 
-	// CreateCredentialLink stores a new credential link.
+	// CreateCredentialLink stores a new credential link and, in the same transaction, voids
+	// every other link of its identity that is neither used nor void (VoidTime
+	// l.CreateTime): the newest link is the only one that works. Links of one identity made
+	// at the same time leave one of them working.
 	CreateCredentialLink(ctx context.Context, l CredentialLink) error
-	// GetCredentialLink returns a link by the hash of its token, used or not.
+	// GetCredentialLink returns a link by the hash of its token, used, void or not.
 	GetCredentialLink(ctx context.Context, tokenHash []byte) (CredentialLink, error)
-	// SetCredentialLinkPending keeps a password hash and TOTP secret chosen on an unused
-	// link while the holder confirms the TOTP secret with a first code.
+	// SetCredentialLinkPending keeps a password hash and TOTP secret chosen on a link that
+	// is neither used nor void while the holder confirms the TOTP secret with a first code
+	// (ErrConflict: used or void).
 	SetCredentialLinkPending(ctx context.Context, tokenHash []byte, passwordHash, totpSecret string) error
-	// RedeemCredentialLink marks the link used at now and, in the same transaction, sets
-	// the identity's credentials to c (replacing any).
-	// It returns ErrConflict when the link was used already or has expired at now (its
-	// ExpireTime is not after now).
-	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential) error
+	// RedeemCredentialLink marks the link used at now and, in the same transaction:
+	//   - calls check, when it is not nil, with a reader of the registry's state as the
+	//     transaction sees it, so that a change of the registry that voids the link either
+	//     comes after the redemption or stops it (the store shares the registry's database);
+	//   - sets the identity's credentials to c (replacing any);
+	//   - voids the identity's other links (VoidTime now);
+	//   - ends what the old credentials gave: deletes the identity's sessions and its grants
+	//     whose code is unused (the code no longer redeems), clears the password step of its
+	//     authorization requests in progress (PendingIdentityID and the rest), and revokes
+	//     (RevokeTime now) its other grants and its access tokens. Consents stay.
+	// It returns ErrConflict, changing nothing, when the link was used already, is void or
+	// has expired at now (its ExpireTime is not after now); an error of check is returned
+	// as it is, changing nothing. check may be called again when the transaction is.
+	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential, check func(ctx context.Context, r registry.Reader) error) error
 
 	// CreateAuthRequest stores an authorization request in progress.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error
@@ -184,8 +200,13 @@ type CredentialLink struct {
 	Identifier string
 	// Purpose is "setup" or "reset".
 	Purpose string
-	// AgentID is the agent that asked for the link.
-	AgentID string
+	// AgentID is the agent that asked for the link, which sponsored the identifier then;
+	// IdentifierGeneration and AgentGeneration are the generations of the identifier and
+	// of the agent at the time (registry.CredentialLinkBinding): the link works only while
+	// the registry still holds all three.
+	AgentID              string
+	IdentifierGeneration int64
+	AgentGeneration      int64
 	// PendingPasswordHash and PendingTOTPSecret hold the holder's choice while a TOTP
 	// secret waits for its first code.
 	PendingPasswordHash string
@@ -193,6 +214,14 @@ type CredentialLink struct {
 	CreateTime          time.Time
 	ExpireTime          time.Time
 	UseTime             time.Time
+	// VoidTime is when a newer link of the identity, or new credentials, voided the link;
+	// zero while it is not void.
+	VoidTime time.Time
+}
+
+// Binding returns the state of the registry the link is bound to.
+func (l CredentialLink) Binding() registry.CredentialLinkBinding {
+	return registry.CredentialLinkBinding{AgentID: l.AgentID, IdentifierGeneration: l.IdentifierGeneration, AgentGeneration: l.AgentGeneration}
 }
 
 // AuthRequest is an authorization request between the authorization endpoint and the code

@@ -155,7 +155,8 @@ func (s *Service) ListAgents(ctx context.Context, size int32, token string) ([]A
 	return agents, next, nil
 }
 
-// UpdateAgent changes the given fields of an agent. A non-empty etag must match.
+// UpdateAgent changes the given fields of an agent. A non-empty etag must match. Suspending
+// the agent voids the credential links it asked for.
 func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec AgentSpec, fields []AgentField, etag string) (Agent, error) {
 	if len(fields) == 0 {
 		return Agent{}, Errorf(KindInvalidArgument, "UPDATE_MASK_REQUIRED", "update_mask must name the fields to change")
@@ -192,6 +193,11 @@ func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec 
 		}
 		a.UpdateTime = s.now()
 		a.Version++
+		if old.State != AgentSuspended && a.State == AgentSuspended {
+			// A suspension voids the credential links the agent asked for; resuming does not
+			// revive them.
+			a.LinkGeneration++
+		}
 		if err := tx.UpdateAgent(ctx, a); err != nil {
 			return err
 		}

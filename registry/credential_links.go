@@ -22,8 +22,64 @@ const (
 type CredentialLinkRequest struct {
 	IdentityID string
 	Identifier string
-	AgentID    string
 	Purpose    CredentialLinkPurpose
+	// CredentialLinkBinding is the state the link is made in (its AgentID the sponsoring
+	// agent, which asked for it): the link works only while the registry still holds it.
+	CredentialLinkBinding
+}
+
+// CredentialLinkBinding is the state of the registry a credential link is bound to: the
+// identifier's sponsoring agent and the generations of the identifier and of that agent.
+// A transfer, a delete and a hold of the identifier advance its generation, a suspension of
+// the agent advances the agent's, so a link made before any of them is void for good, even
+// once the identifier is restored or released or the agent resumed.
+type CredentialLinkBinding struct {
+	AgentID              string
+	IdentifierGeneration int64
+	AgentGeneration      int64
+}
+
+// linkBinding returns the binding of a credential link for identifier i sponsored by agent
+// a, or why none can be made or used now: the identifier is pending delete or on hold, or
+// the agent is suspended (KindFailedPrecondition).
+func linkBinding(i Identifier, a Agent) (CredentialLinkBinding, error) {
+	switch {
+	case i.Has(StatusPendingDelete):
+		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete; restore it first", i.Name)
+	case i.Has(StatusServerHold):
+		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "IDENTIFIER_ON_HOLD", "identifier %s is on hold; its holder cannot log in", i.Name)
+	case a.State != AgentActive:
+		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
+	}
+	return CredentialLinkBinding{AgentID: a.ID, IdentifierGeneration: i.LinkGeneration, AgentGeneration: a.LinkGeneration}, nil
+}
+
+// ReadCredentialLinkBinding reads through r the binding a credential link of the holder of
+// identifier (a canonical name) standing for identity identityID would have now. An
+// identifier that is gone or stands for another identity is KindNotFound; one pending
+// delete or on hold, or sponsored by a suspended agent, KindFailedPrecondition: no link of
+// its holder can be used.
+func ReadCredentialLinkBinding(ctx context.Context, r Reader, identifier, identityID string) (CredentialLinkBinding, error) {
+	i, err := r.GetIdentifier(ctx, identifier)
+	if err != nil {
+		return CredentialLinkBinding{}, err
+	}
+	if i.IdentityID != identityID {
+		return CredentialLinkBinding{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "identifier %s stands for another identity now", i.Name)
+	}
+	a, err := r.GetAgent(ctx, i.AgentID)
+	if err != nil {
+		return CredentialLinkBinding{}, err
+	}
+	return linkBinding(i, a)
+}
+
+// CredentialLinkBinding returns the binding credential links of the holder of identifier
+// (standing for identity identityID) would have now, as ReadCredentialLinkBinding reads it
+// from the store: never from the resolve cache, so a change made by another instance counts
+// at once.
+func (s *Service) CredentialLinkBinding(ctx context.Context, identifier, identityID string) (CredentialLinkBinding, error) {
+	return ReadCredentialLinkBinding(ctx, s.store, identifier, identityID)
 }
 
 // CredentialLink is a single-use page on the authority where a holder sets credentials.
@@ -63,8 +119,9 @@ type credentialLinkView struct {
 }
 
 // CreateCredentialLink asks the authority for a credential link for the holder of an
-// identifier the agent sponsors. An identifier on hold or pending delete gets none: its
-// holder cannot log in.
+// identifier the agent sponsors, bound to the agent (CredentialLinkBinding). An identifier
+// on hold or pending delete gets none: its holder cannot log in; nor does one whose agent
+// is suspended.
 func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identifier string, purpose CredentialLinkPurpose) (CredentialLink, error) {
 	if purpose != CredentialLinkSetup && purpose != CredentialLinkReset {
 		return CredentialLink{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_SETUP or PURPOSE_RESET")
@@ -79,13 +136,20 @@ func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identif
 	if err != nil {
 		return CredentialLink{}, err
 	}
-	if i.Has(StatusPendingDelete) {
-		return CredentialLink{}, Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete; restore it first", i.Name)
+	// Read from the store, not the authentication cache: a suspension committed since the
+	// caller authenticated voids the link (its generation is read after it, or the state
+	// refuses).
+	agent, err := s.store.GetAgent(ctx, i.AgentID)
+	if err != nil {
+		return CredentialLink{}, err
 	}
-	if i.Has(StatusServerHold) {
-		return CredentialLink{}, Errorf(KindFailedPrecondition, "IDENTIFIER_ON_HOLD", "identifier %s is on hold; its holder cannot log in", i.Name)
+	// The generations are read before the link is made: a transfer, delete, hold or
+	// suspension committed meanwhile has advanced one, and the link is void from the start.
+	binding, err := linkBinding(i, agent)
+	if err != nil {
+		return CredentialLink{}, err
 	}
-	link, err := issuer.IssueCredentialLink(ctx, CredentialLinkRequest{IdentityID: i.IdentityID, Identifier: i.Name, AgentID: i.AgentID, Purpose: purpose})
+	link, err := issuer.IssueCredentialLink(ctx, CredentialLinkRequest{IdentityID: i.IdentityID, Identifier: i.Name, Purpose: purpose, CredentialLinkBinding: binding})
 	if err != nil {
 		return CredentialLink{}, fmt.Errorf("credential link: %w", err)
 	}

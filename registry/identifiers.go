@@ -298,7 +298,8 @@ func applyClientStatuses(current, want []Status) ([]Status, error) {
 // DeleteIdentifier deletes an agent's identifier: it becomes pending delete for
 // Config.RedemptionPeriod, during which it resolves to nothing and RestoreIdentifier can
 // bring it back; then SweepPurges purges it and retires its identity for good. A pending
-// transfer of it is cancelled by the registry. Delete-prohibited statuses refuse.
+// transfer of it is cancelled by the registry, and its holder's credential links are void.
+// Delete-prohibited statuses refuse.
 func (s *Service) DeleteIdentifier(ctx context.Context, actor Actor, identifier, etag string) (IdentifierInfo, error) {
 	var out IdentifierInfo
 	err := s.change(ctx, actor, s.now(), func(ch *change) error {
@@ -324,6 +325,8 @@ func (s *Service) DeleteIdentifier(ctx context.Context, actor Actor, identifier,
 		next := i
 		next.Statuses = withStatus(withoutStatus(i.Statuses, func(st Status) bool { return st == StatusPendingTransfer }), StatusPendingDelete)
 		next.DeleteTime, next.PurgeTime = ch.now, ch.now.Add(s.cfg.RedemptionPeriod)
+		// The holder's credential links die with the delete, and a restore does not revive them.
+		next.LinkGeneration++
 		// The identifier first, then its transfer: every path locks them in this order.
 		if err := ch.updateIdentifier(ctx, &next); err != nil {
 			return err

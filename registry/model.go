@@ -39,6 +39,9 @@ type Agent struct {
 	UpdateTime     time.Time
 	// Version increases with every change; the store refuses an update made from an older one.
 	Version int64
+	// LinkGeneration advances each time the agent is suspended: the credential links it
+	// asked for before are void (CredentialLinkBinding).
+	LinkGeneration int64
 }
 
 // Etag returns the agent's entity tag.
@@ -199,6 +202,9 @@ type Identifier struct {
 	DeleteTime time.Time
 	PurgeTime  time.Time
 	Version    int64
+	// LinkGeneration advances each time the identifier is transferred, deleted or put on
+	// hold: the credential links of its holder made before are void (CredentialLinkBinding).
+	LinkGeneration int64
 	// OpenID is the last periodic check of the _openid record. It is kept beside the
 	// identifier but is not part of it: writing it changes neither Version nor the etag, and
 	// UpdateIdentifier leaves it alone (see Tx.SetOpenIDState).

@@ -14,7 +14,8 @@ const maxReasonLength = 500
 // SetServerStatus sets an identifier's server statuses (serverHold, server*Prohibited) to
 // exactly want, leaving client and lifecycle statuses alone. A change is journaled with
 // reason and announced to the sponsoring agent; asking for the statuses in force changes
-// nothing. Only operators call it.
+// nothing. Setting serverHold voids the credential links of the identifier's holder. Only
+// operators call it.
 func (s *Service) SetServerStatus(ctx context.Context, actor Actor, identifier string, want []Status, reason, etag string) (IdentifierInfo, error) {
 	if actor.Kind != ActorOperator && actor.Kind != ActorSystem {
 		return IdentifierInfo{}, Errorf(KindPermissionDenied, "OPERATOR_CREDENTIAL_REQUIRED", "only registry operators set server statuses")
@@ -49,6 +50,10 @@ func (s *Service) SetServerStatus(ctx context.Context, actor Actor, identifier s
 			return nil
 		}
 		changed = true
+		if next.Has(StatusServerHold) && !i.Has(StatusServerHold) {
+			// A hold voids the holder's credential links; releasing it does not revive them.
+			next.LinkGeneration++
+		}
 		if err := ch.updateIdentifier(ctx, &next); err != nil {
 			return err
 		}

@@ -120,10 +120,11 @@ func (ch *change) completeTransfer(ctx context.Context, i Identifier, t Transfer
 // moveIdentifier moves identifier i to the gaining agent of the approved transfer t and
 // returns it as it is now: the identity (and so the holder's subject and credentials) stays;
 // the sponsoring agent changes, the claims endpoint override and the losing agent's client
-// statuses are dropped.
+// statuses are dropped, and the credential links made before are void.
 func (ch *change) moveIdentifier(ctx context.Context, i Identifier, t Transfer) (Identifier, error) {
 	next := i
 	next.AgentID = t.GainingAgentID
+	next.LinkGeneration++
 	next.ClaimsEndpoint = ""
 	next.Statuses = withoutStatus(i.Statuses, func(st Status) bool { return st.IsClient() || st == StatusPendingTransfer })
 	if err := ch.updateIdentifier(ctx, &next); err != nil {

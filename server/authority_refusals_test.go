@@ -805,7 +805,7 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertCannotLogIn)
 			// Credentials cannot be changed meanwhile.
 			p, err = h.Get(link.Url)
-			wantErrorPage(t, p, err, http.StatusGone, "This link cannot be used: the identifier cannot log in at present.")
+			wantErrorPage(t, p, err, http.StatusGone, "This link is no longer valid.")
 			_, err = e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
 			wantStatus(t, err, codes.FailedPrecondition, tc.reason)
 			e.wantNothingIssued(t, before)

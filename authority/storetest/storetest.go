@@ -34,6 +34,9 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"RedeemCredentialLink", testRedeemCredentialLink},
 		{"LoginThrottles", testLoginThrottles},
 		{"KnownDevices", testKnownDevices},
+		{"CredentialLinkVoiding", testCredentialLinkVoiding},
+		{"RedeemEndsOldCredentials", testRedeemEndsOldCredentials},
+		{"RedeemCredentialLinkCheck", testRedeemCredentialLinkCheck},
 		{"TOTPSteps", testTOTPSteps},
 		{"AuthRequests", testAuthRequests},
 		{"Sessions", testSessions},
@@ -44,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"ConcurrentRedeemGrant", testConcurrentRedeemGrant},
 		{"ConcurrentRedeemCredentialLink", testConcurrentRedeemCredentialLink},
+		{"ConcurrentCredentialLinks", testConcurrentCredentialLinks},
 		{"ConcurrentTOTPStep", testConcurrentTOTPStep},
 		{"ConcurrentLoginAttempts", testConcurrentLoginAttempts},
 		{"ConcurrentAddSigningKey", testConcurrentAddSigningKey},
@@ -271,7 +275,7 @@ func setCredentials(t *testing.T, s authority.Store, c authority.HolderCredentia
 	t.Helper()
 	l := newLink("setup of "+c.IdentityID+at.String(), c.IdentityID, at)
 	must(t, s.CreateCredentialLink(t.Context(), l))
-	must(t, s.RedeemCredentialLink(t.Context(), l.TokenHash, at, c))
+	must(t, s.RedeemCredentialLink(t.Context(), l.TokenHash, at, c, nil))
 }
 
 func newCredential(identityID string) authority.HolderCredential {
@@ -309,7 +313,7 @@ func newLink(token, identityID string, create time.Time) authority.CredentialLin
 }
 
 func normLink(l authority.CredentialLink) authority.CredentialLink {
-	l.CreateTime, l.ExpireTime, l.UseTime = norm(l.CreateTime), norm(l.ExpireTime), norm(l.UseTime)
+	l.CreateTime, l.ExpireTime, l.UseTime, l.VoidTime = norm(l.CreateTime), norm(l.ExpireTime), norm(l.UseTime), norm(l.VoidTime)
 	return l
 }
 
@@ -344,29 +348,29 @@ func testCredentialLinks(t *testing.T, s authority.Store) {
 
 	c := newCredential(alice)
 	used := t0.Add(10 * time.Minute)
-	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, used, c))
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, used, c, nil))
 	l.UseTime = used
 	wantLink(t, s, l)
 	wantCredential(t, s, c)
 
 	other := newCredential(alice)
 	other.PasswordHash = "$argon2id$other"
-	wantErr(t, "RedeemCredentialLink of a used link", s.RedeemCredentialLink(ctx, l.TokenHash, used.Add(time.Minute), other), authority.ErrConflict)
+	wantErr(t, "RedeemCredentialLink of a used link", s.RedeemCredentialLink(ctx, l.TokenHash, used.Add(time.Minute), other, nil), authority.ErrConflict)
 	wantErr(t, "SetCredentialLinkPending of a used link", s.SetCredentialLinkPending(ctx, l.TokenHash, "x", ""), authority.ErrConflict)
 	wantLink(t, s, l)
 	wantCredential(t, s, c)
-	wantErr(t, "RedeemCredentialLink of a missing link", s.RedeemCredentialLink(ctx, hash("nothing"), used, other), authority.ErrNotFound)
+	wantErr(t, "RedeemCredentialLink of a missing link", s.RedeemCredentialLink(ctx, hash("nothing"), used, other, nil), authority.ErrNotFound)
 
 	// A link has expired at its expire time: it is refused, and stays unused.
 	exp := newLink("link2", alice, t0)
 	must(t, s.CreateCredentialLink(ctx, exp))
 	for _, at := range []time.Time{norm(exp.ExpireTime), exp.ExpireTime.Add(time.Hour)} {
-		wantErr(t, "RedeemCredentialLink of an expired link", s.RedeemCredentialLink(ctx, exp.TokenHash, at, other), authority.ErrConflict)
+		wantErr(t, "RedeemCredentialLink of an expired link", s.RedeemCredentialLink(ctx, exp.TokenHash, at, other, nil), authority.ErrConflict)
 	}
 	wantLink(t, s, exp)
 	wantCredential(t, s, c)
 	// Until then it is good.
-	must(t, s.RedeemCredentialLink(ctx, exp.TokenHash, norm(exp.ExpireTime).Add(-time.Microsecond), other))
+	must(t, s.RedeemCredentialLink(ctx, exp.TokenHash, norm(exp.ExpireTime).Add(-time.Microsecond), other, nil))
 	wantCredential(t, s, other)
 }
 
@@ -385,7 +389,7 @@ func testRedeemCredentialLink(t *testing.T, s authority.Store) {
 	l := newLink("reset", alice, now)
 	l.Purpose = "reset"
 	must(t, s.CreateCredentialLink(ctx, l))
-	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now.Add(time.Minute), reset))
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now.Add(time.Minute), reset, nil))
 	wantCredential(t, s, reset)
 	// Another identity's are left alone.
 	wantCredential(t, s, newCredential(bob))
@@ -806,6 +810,9 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 	}
 	must(t, s.CreateClient(ctx, newClient("c1")))
 	setCredentials(t, s, newCredential(alice), t0)
+	// A used link goes when it expires too. (Set before the objects below: setting
+	// credentials ends the identity's sessions and grants.)
+	setCredentials(t, s, newCredential(alice), now.Add(-2*time.Hour))
 	consent := authority.Consent{ClientID: "c1", IdentityID: alice, Scopes: []string{"openid"}, UpdateTime: t0}
 	must(t, s.PutConsent(ctx, consent))
 
@@ -833,8 +840,6 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 		claim(t, s, exp.Add(-time.Hour), time.Time{}, k)
 		claim(t, s, exp.Add(-time.Hour), time.Time{}, k)
 	}
-	// A used link goes when it expires too.
-	setCredentials(t, s, newCredential(alice), now.Add(-2*time.Hour))
 
 	// Keys: one past its expire time, one expiring at now, one not retired.
 	kOld := newKey("rs-old", "RS256", t0.Add(-10*24*time.Hour))
@@ -978,7 +983,7 @@ func testConcurrentRedeemCredentialLink(t *testing.T, s authority.Store) {
 	errs := concurrently(racers, func(i int) error {
 		creds[i] = newCredential(alice)
 		creds[i].PasswordHash = fmt.Sprintf("$argon2id$choice-%d", i)
-		return s.RedeemCredentialLink(ctx, l.TokenHash, t0.Add(time.Duration(i+1)*time.Second), creds[i])
+		return s.RedeemCredentialLink(ctx, l.TokenHash, t0.Add(time.Duration(i+1)*time.Second), creds[i], nil)
 	})
 	w := oneWinner(t, "RedeemCredentialLink", errs)
 	wantCredential(t, s, creds[w])

@@ -10,21 +10,23 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// AuthorityStore is an authority.Store in the registry's database (migration 00003, tables
-// authority_*), sharing its Store's connections: closing the Store closes it. Holders'
-// credentials, credential links, consents and grants reference the registry's identities;
-// consents and grants reference a client. A write that a missing identity or client refuses
-// returns authority.ErrNotFound.
+// AuthorityStore is an authority.Store in the registry's database (migrations 00003 and
+// 00008, tables authority_*), sharing its Store's connections: closing the Store closes it.
+// Holders' credentials, credential links, consents and grants reference the registry's
+// identities; consents and grants reference a client. A write that a missing identity or
+// client refuses returns authority.ErrNotFound. RedeemCredentialLink hands its check the
+// transaction as a registry.Reader.
 //
 // Every statement is a fixed text, prepared once (pool.go), like the registry's frequent
 // ones. The writes that decide something (RedeemGrant, RedeemCredentialLink, UseTOTPStep,
-// RecordLoginFailure, SetCredentialLinkPending) each turn on one conditional statement,
+// SetCredentialLinkPending) each turn on one conditional statement,
 // which the database runs atomically: of any number of concurrent calls, only as many
 // succeed as the condition lets through. AddSigningKey, which must see every key stored
 // before it, locks the table of keys against other writers (PostgreSQL; SQLite has one
-// writer). AddSigningKey, RedeemCredentialLink and RevokeGrant run in one transaction;
-// like Store.Tx, every write is run again when the database asks for a retry, and on
-// SQLite waits for the store's write slot.
+// writer); the writes of credential links lock their identity (authority_links.go).
+// AddSigningKey, CreateCredentialLink, RedeemCredentialLink, RevokeGrant and
+// ClaimLoginAttempt (whose budgets' rows PostgreSQL locks) run in one transaction; like Store.Tx, every write is run again when the database asks for a retry,
+// and on SQLite waits for the store's write slot.
 type AuthorityStore struct {
 	s *Store
 }
@@ -68,15 +70,6 @@ var (
 		placeholders(5) + `) ON CONFLICT (identity_id) DO UPDATE SET password_hash = excluded.password_hash,
 		totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
 		update_time = excluded.update_time`)
-
-	sqlInsertLink = newSQL("INSERT INTO authority_credential_links (" + linkColumns + ") VALUES (" +
-		placeholders(10) + ") ON CONFLICT DO NOTHING")
-	sqlGetLink     = newSQL("SELECT " + linkColumns + " FROM authority_credential_links WHERE token_hash = ?")
-	sqlHasLink     = newSQL("SELECT 1 FROM authority_credential_links WHERE token_hash = ?")
-	sqlLinkPending = newSQL("UPDATE authority_credential_links SET pending_password_hash = ?, pending_totp_secret = ?" +
-		" WHERE token_hash = ? AND use_time IS NULL")
-	sqlUseLink = newSQL("UPDATE authority_credential_links SET use_time = ?" +
-		" WHERE token_hash = ? AND use_time IS NULL AND expire_time > ? RETURNING identity_id")
 
 	sqlInsertAuthRequest = newSQL("INSERT INTO authority_auth_requests (" + authRequestColumns + ") VALUES (" +
 		placeholders(8) + ") ON CONFLICT DO NOTHING")
@@ -296,48 +289,6 @@ func (a *AuthorityStore) UseTOTPStep(ctx context.Context, identityID string, ste
 	}
 	return lost(ctx, a.s.reader, sqlHasHolder, identityID,
 		fmt.Sprintf("credentials of identity %q", identityID), fmt.Sprintf("used TOTP step %d or a later one already", step))
-}
-
-func (a *AuthorityStore) CreateCredentialLink(ctx context.Context, l authority.CredentialLink) error {
-	return a.insert(ctx, "credential link", sqlInsertLink, linkArgs(a.s.reader, l)...)
-}
-
-func (a *AuthorityStore) GetCredentialLink(ctx context.Context, tokenHash []byte) (authority.CredentialLink, error) {
-	var row linkRow
-	if err := getRow(ctx, a.s.reader, "credential link", sqlGetLink, row.dest(), tokenHash); err != nil {
-		return authority.CredentialLink{}, err
-	}
-	return row.link(), nil
-}
-
-func (a *AuthorityStore) SetCredentialLinkPending(ctx context.Context, tokenHash []byte, passwordHash, totpSecret string) error {
-	n, err := a.exec(ctx, sqlLinkPending, passwordHash, totpSecret, tokenHash)
-	if err != nil || n > 0 {
-		return err
-	}
-	return lost(ctx, a.s.reader, sqlHasLink, tokenHash, "credential link", "was used already")
-}
-
-func (a *AuthorityStore) RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c authority.HolderCredential) error {
-	if err := mustBeSet("the time a credential link is used", now); err != nil {
-		return err
-	}
-	return a.tx(ctx, func(t *tx) error {
-		var identityID string
-		err := t.c.QueryRowContext(ctx, t.sql(sqlUseLink), t.time(dbTime(now)), tokenHash, t.time(dbTime(now))).Scan(&identityID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return lost(ctx, t.reader, sqlHasLink, tokenHash, "credential link", "was used already or has expired")
-		}
-		if err != nil {
-			return err
-		}
-		if c.IdentityID != "" && c.IdentityID != identityID {
-			return fmt.Errorf("gormstore: credentials of identity %q set through a link of identity %q", c.IdentityID, identityID)
-		}
-		c.IdentityID = identityID
-		_, err = t.execSQL(ctx, sqlPutHolder, holderArgs(t.reader, c)...)
-		return err
-	})
 }
 
 func (a *AuthorityStore) CreateAuthRequest(ctx context.Context, r authority.AuthRequest) error {

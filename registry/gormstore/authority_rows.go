@@ -8,15 +8,16 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// The authority's rows: the columns of each table (migration 00003), the values a row is
+// The authority's rows: the columns of each table (migrations 00003 and 00008), the values a row is
 // written with (…Args, in the order of the columns) and the fields it is read into (dest).
 
 // Column lists, in the order of the rows' fields.
 const (
-	signingKeyColumns  = "id, alg, private_jwk, create_time, sign_time, retire_time, expire_time"
-	clientColumns      = "id, secret_hash, registration_token_hash, metadata, sector, create_time"
-	holderColumns      = "identity_id, password_hash, totp_secret, totp_last_step, update_time"
-	linkColumns        = "token_hash, identity_id, identifier, purpose, agent_id, pending_password_hash, pending_totp_secret, create_time, expire_time, use_time"
+	signingKeyColumns = "id, alg, private_jwk, create_time, sign_time, retire_time, expire_time"
+	clientColumns     = "id, secret_hash, registration_token_hash, metadata, sector, create_time"
+	holderColumns     = "identity_id, password_hash, totp_secret, totp_last_step, update_time"
+	linkColumns       = "token_hash, identity_id, identifier, purpose, agent_id, pending_password_hash, pending_totp_secret, create_time, expire_time, use_time, " +
+		"identifier_generation, agent_generation, void_time"
 	authRequestColumns = "id, browser_hash, params, pending_identity_id, pending_identifier, pending_amr, create_time, expire_time"
 	sessionColumns     = "id_hash, identity_id, identifier, auth_time, amr, create_time, expire_time"
 	consentColumns     = "client_id, identity_id, scopes, claims, update_time"
@@ -136,26 +137,29 @@ func holderArgs(rd reader, c authority.HolderCredential) []any {
 }
 
 type linkRow struct {
-	l                               authority.CredentialLink
-	createTime, expireTime, useTime dbTime
+	l                                         authority.CredentialLink
+	createTime, expireTime, useTime, voidTime dbTime
 }
 
 func (r *linkRow) dest() []any {
 	return []any{&r.l.TokenHash, &r.l.IdentityID, &r.l.Identifier, &r.l.Purpose, &r.l.AgentID,
-		&r.l.PendingPasswordHash, &r.l.PendingTOTPSecret, &r.createTime, &r.expireTime, &r.useTime}
+		&r.l.PendingPasswordHash, &r.l.PendingTOTPSecret, &r.createTime, &r.expireTime, &r.useTime,
+		&r.l.IdentifierGeneration, &r.l.AgentGeneration, &r.voidTime}
 }
 
 func (r *linkRow) link() authority.CredentialLink {
 	l := r.l
 	l.TokenHash = unblob(l.TokenHash)
 	l.CreateTime, l.ExpireTime, l.UseTime = time.Time(r.createTime), time.Time(r.expireTime), time.Time(r.useTime)
+	l.VoidTime = time.Time(r.voidTime)
 	return l
 }
 
 func linkArgs(rd reader, l authority.CredentialLink) []any {
 	return []any{blob(l.TokenHash), l.IdentityID, l.Identifier, l.Purpose, l.AgentID,
 		l.PendingPasswordHash, l.PendingTOTPSecret,
-		rd.time(dbTime(l.CreateTime)), rd.time(dbTime(l.ExpireTime)), rd.time(dbTime(l.UseTime))}
+		rd.time(dbTime(l.CreateTime)), rd.time(dbTime(l.ExpireTime)), rd.time(dbTime(l.UseTime)),
+		l.IdentifierGeneration, l.AgentGeneration, rd.time(dbTime(l.VoidTime))}
 }
 
 type authRequestRow struct {

@@ -112,8 +112,9 @@ func TestAuthorityReferences(t *testing.T) {
 var authorityTableScan = regexp.MustCompile(`(?m)^SCAN authority_|Seq Scan`)
 
 // TestAuthorityQueryPlans: the userinfo endpoint's read of an access token is one primary
-// key lookup, the other lookups read their indexes, and DeleteExpired reads the indexes on
-// expire_time, so that its cost follows what has expired, not the size of the tables.
+// key lookup, the other lookups read their indexes, DeleteExpired reads the indexes on
+// expire_time, so that its cost follows what has expired, not the size of the tables, and
+// new credentials find what the old ones gave through the indexes on the identity.
 func TestAuthorityQueryPlans(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range authorityBackends {
@@ -137,6 +138,12 @@ func TestAuthorityQueryPlans(t *testing.T) {
 				{"GetSession", sqlGetSession, []any{hash}, "sqlite_autoindex_authority_sessions_1", "authority_sessions_pkey"},
 				{"ClaimLoginAttempt", sqlGetThrottle, []any{hash}, "sqlite_autoindex_authority_login_throttles_1", "authority_login_throttles_pkey"},
 				{"IsKnownDevice", sqlIsDevice, []any{hash, "id", now}, "sqlite_autoindex_authority_known_devices_1", "authority_known_devices_pkey"},
+				{"void an identity's links", sqlVoidLinks, []any{now, "id1", hash}, "authority_credential_links_identity", "authority_credential_links_identity"},
+				{"end an identity's sessions", sqlEndSessions, []any{"id1"}, "authority_sessions_identity", "authority_sessions_identity"},
+				{"forget an identity's pending logins", sqlForgetPendingLogins, []any{"id1"}, "authority_auth_requests_pending", "authority_auth_requests_pending"},
+				{"drop an identity's unused codes", sqlDropUnusedGrants, []any{"id1"}, "authority_grants_identity", "authority_grants_identity"},
+				{"revoke an identity's grants", sqlRevokeIdentityGrants, []any{now, "id1"}, "authority_grants_identity", "authority_grants_identity"},
+				{"revoke an identity's tokens", sqlRevokeIdentityTokens, []any{now, "id1"}, "authority_access_tokens_identity", "authority_access_tokens_identity"},
 			}
 			for i, table := range []string{"auth_requests", "sessions", "grants", "access_tokens", "credential_links", "login_throttles", "known_devices"} {
 				plans = append(plans, plan{"DeleteExpired " + table, sqlSweeps[i], []any{now, sweepBatch},

@@ -78,6 +78,7 @@ type agentRow struct {
 	CreateTime     dbTime
 	UpdateTime     dbTime
 	Version        int64
+	LinkGeneration int64
 }
 
 func (agentRow) TableName() string { return "agents" }
@@ -100,6 +101,7 @@ func agentToRow(a registry.Agent) (agentRow, []string, error) {
 		CreateTime:           dbTime(a.CreateTime),
 		UpdateTime:           dbTime(a.UpdateTime),
 		Version:              a.Version,
+		LinkGeneration:       a.LinkGeneration,
 	}, spki, nil
 }
 
@@ -134,6 +136,7 @@ func (r agentRow) agent() registry.Agent {
 		CreateTime:           time.Time(r.CreateTime),
 		UpdateTime:           time.Time(r.UpdateTime),
 		Version:              r.Version,
+		LinkGeneration:       r.LinkGeneration,
 	}
 }
 
@@ -296,6 +299,8 @@ type identifierRow struct {
 	DeleteTime dbTime
 	PurgeTime  dbTime
 	Version    int64
+	// LinkGeneration is registry.Identifier.LinkGeneration.
+	LinkGeneration int64
 	// The last _openid check (registry.OpenIDState), written only by CreateIdentifier,
 	// SetOpenIDState and ClaimOpenIDChecks.
 	OpenIDStatus         string `gorm:"column:openid_status"`
@@ -331,6 +336,7 @@ func identifierToRow(i registry.Identifier) (identifierRow, error) {
 		DeleteTime:           dbTime(i.DeleteTime),
 		PurgeTime:            dbTime(i.PurgeTime),
 		Version:              i.Version,
+		LinkGeneration:       i.LinkGeneration,
 		OpenIDStatus:         string(i.OpenID.Status),
 		OpenIDRecord:         i.OpenID.Record,
 		OpenIDIssuer:         i.OpenID.Issuer,
@@ -354,6 +360,7 @@ func (r identifierRow) identifier() registry.Identifier {
 		DeleteTime:     time.Time(r.DeleteTime),
 		PurgeTime:      time.Time(r.PurgeTime),
 		Version:        r.Version,
+		LinkGeneration: r.LinkGeneration,
 		OpenID: registry.OpenIDState{
 			Status:         dnsverify.OpenIDStatus(r.OpenIDStatus),
 			Record:         r.OpenIDRecord,

@@ -48,7 +48,7 @@ func placeholders(n int) string {
 // Column lists, in the order of the rows' fields (dest, args).
 const (
 	agentColumns = "id, display_name, claims_endpoint, issuer, account_key_jwk, account_key_thumbprint, " +
-		"state, client_cert_spki, create_time, update_time, version"
+		"state, client_cert_spki, create_time, update_time, version, link_generation"
 	credentialColumns = "id, agent_id, description, secret_hash, create_time, revoke_time"
 	challengeColumns  = "id, agent_id, identifier, purpose, token, key_authorization, status, attempts, " +
 		"problem, create_time, expire_time, validate_time, sponsor_agent_id"
@@ -56,7 +56,7 @@ const (
 	identifierColumns = "name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, " +
 		"create_time, update_time, delete_time, purge_time, version, " +
 		"openid_status, openid_record, openid_issuer, openid_claims_provider, openid_detail, " +
-		"openid_check_time, openid_next_check"
+		"openid_check_time, openid_next_check, link_generation"
 	journalColumns  = `"time", actor, action, object_type, object_id, "before", "after"`
 	transferColumns = "id, identifier, gaining_agent_id, losing_agent_id, challenge_id, status, request_time, act_time"
 	eventColumns    = "agent_id, id, type, identifier, data, create_time, ack_time"
@@ -81,7 +81,7 @@ var (
 	sqlInsertIdentity = newSQL("INSERT INTO identities (" + identityColumns + ") VALUES (" +
 		placeholders(4) + ") ON CONFLICT DO NOTHING")
 	sqlInsertIdentifier = newSQL("INSERT INTO identifiers (" + identifierColumns + ") VALUES (" +
-		placeholders(18) + ") ON CONFLICT DO NOTHING")
+		placeholders(19) + ") ON CONFLICT DO NOTHING")
 	sqlUpdateChallenge = newSQL(`UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?
 		WHERE id = ? AND status = ? AND attempts = ?`)
 
@@ -178,7 +178,7 @@ func lockingSQL(q string) sqlText {
 // dest returns pointers to the fields of r, in the order of agentColumns.
 func (r *agentRow) dest() []any {
 	return []any{&r.ID, &r.DisplayName, &r.ClaimsEndpoint, &r.Issuer, &r.AccountKeyJWK, &r.AccountKeyThumbprint,
-		&r.State, &r.ClientCertSPKI, &r.CreateTime, &r.UpdateTime, &r.Version}
+		&r.State, &r.ClientCertSPKI, &r.CreateTime, &r.UpdateTime, &r.Version, &r.LinkGeneration}
 }
 
 func (r *credentialRow) dest() []any {
@@ -198,7 +198,7 @@ func (r *identifierRow) dest() []any {
 	return []any{&r.Name, &r.UnicodeName, &r.AgentID, &r.IdentityID, &r.ClaimsEndpoint, &r.Statuses,
 		&r.CreateTime, &r.UpdateTime, &r.DeleteTime, &r.PurgeTime, &r.Version,
 		&r.OpenIDStatus, &r.OpenIDRecord, &r.OpenIDIssuer, &r.OpenIDClaimsProvider, &r.OpenIDDetail,
-		&r.OpenIDCheckTime, &r.OpenIDNextCheck}
+		&r.OpenIDCheckTime, &r.OpenIDNextCheck, &r.LinkGeneration}
 }
 
 // args returns the values of r in the dialect, in the order of identifierColumns.
@@ -206,7 +206,7 @@ func (r *identifierRow) args(rd reader) []any {
 	return []any{r.Name, r.UnicodeName, r.AgentID, r.IdentityID, r.ClaimsEndpoint, r.Statuses,
 		rd.time(r.CreateTime), rd.time(r.UpdateTime), rd.time(r.DeleteTime), rd.time(r.PurgeTime), r.Version,
 		r.OpenIDStatus, r.OpenIDRecord, r.OpenIDIssuer, r.OpenIDClaimsProvider, r.OpenIDDetail,
-		rd.time(r.OpenIDCheckTime), rd.time(r.OpenIDNextCheck)}
+		rd.time(r.OpenIDCheckTime), rd.time(r.OpenIDNextCheck), r.LinkGeneration}
 }
 
 func (r *transferRow) dest() []any {

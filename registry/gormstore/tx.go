@@ -111,10 +111,10 @@ func (t *tx) UpdateAgent(ctx context.Context, a registry.Agent) error {
 	}
 	n, err := t.exec(ctx, `UPDATE agents SET display_name = ?, claims_endpoint = ?, issuer = ?,
 		account_key_jwk = ?, account_key_thumbprint = ?, state = ?, client_cert_spki = ?,
-		update_time = ?, version = ?
+		update_time = ?, version = ?, link_generation = ?
 		WHERE id = ? AND version = ?`,
 		row.DisplayName, row.ClaimsEndpoint, row.Issuer, row.AccountKeyJWK, row.AccountKeyThumbprint,
-		row.State, row.ClientCertSPKI, row.UpdateTime, row.Version, row.ID, a.Version-1)
+		row.State, row.ClientCertSPKI, row.UpdateTime, row.Version, row.LinkGeneration, row.ID, a.Version-1)
 	if err != nil {
 		return err
 	}
@@ -238,10 +238,11 @@ func (t *tx) UpdateIdentifier(ctx context.Context, i registry.Identifier) error 
 	// The openid_* columns are not the identifier's (registry.Identifier.OpenID): they are
 	// left as they are.
 	n, err := t.exec(ctx, `UPDATE identifiers SET unicode_name = ?, agent_id = ?, identity_id = ?,
-		claims_endpoint = ?, statuses = ?, update_time = ?, delete_time = ?, purge_time = ?, version = ?
+		claims_endpoint = ?, statuses = ?, update_time = ?, delete_time = ?, purge_time = ?, version = ?,
+		link_generation = ?
 		WHERE name = ? AND version = ?`,
 		row.UnicodeName, row.AgentID, row.IdentityID, row.ClaimsEndpoint, row.Statuses,
-		row.UpdateTime, row.DeleteTime, row.PurgeTime, row.Version, row.Name, i.Version-1)
+		row.UpdateTime, row.DeleteTime, row.PurgeTime, row.Version, row.LinkGeneration, row.Name, i.Version-1)
 	if err != nil || n > 0 {
 		return err
 	}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
 		{"TimePrecision", testTimePrecision},
 		{"TxRollback", testTxRollback},
 		{"ConcurrentRegistration", testConcurrentRegistration},
+		{"LinkGenerations", testLinkGenerations},
 		{"IdentifierLifecycle", testIdentifierLifecycle},
 		{"OpenIDState", testOpenIDState},
 		{"Transfers", testTransfers},
