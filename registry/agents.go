@@ -73,11 +73,11 @@ func (s *Service) checkAgentSpec(spec *AgentSpec, fields []AgentField) (thumbpri
 				return "", Errorf(KindInvalidArgument, "DISPLAY_NAME_INVALID", "display_name must be 1 to %d characters", maxDisplayName)
 			}
 		case AgentFieldClaimsEndpoint:
-			if err := checkEndpointURL("claims_endpoint", spec.ClaimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+			if err := s.checkEndpointURL("claims_endpoint", spec.ClaimsEndpoint); err != nil {
 				return "", err
 			}
 		case AgentFieldIssuer:
-			if err := checkEndpointURL("issuer", spec.Issuer, s.cfg.AllowLoopbackHTTP); err != nil {
+			if err := s.checkEndpointURL("issuer", spec.Issuer); err != nil {
 				return "", err
 			}
 		case AgentFieldAccountKey:

@@ -52,7 +52,7 @@ func info(i Identifier, a Agent) IdentifierInfo {
 // KindAlreadyExists (IDENTIFIER_TAKEN) and their challenges stay valid.
 func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challengeID, claimsEndpoint string) (IdentifierInfo, error) {
 	if claimsEndpoint != "" {
-		if err := checkEndpointURL("claims_endpoint", claimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+		if err := s.checkEndpointURL("claims_endpoint", claimsEndpoint); err != nil {
 			return IdentifierInfo{}, err
 		}
 	}
@@ -203,7 +203,7 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 		switch f {
 		case IdentifierFieldClaimsEndpoint:
 			if u.ClaimsEndpoint != "" {
-				if err := checkEndpointURL("claims_endpoint", u.ClaimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+				if err := s.checkEndpointURL("claims_endpoint", u.ClaimsEndpoint); err != nil {
 					return IdentifierInfo{}, err
 				}
 			}

@@ -64,8 +64,11 @@ type Config struct {
 	// ChallengeRetention is how long an expired challenge is kept (GetChallenge reports it
 	// expired) before it is deleted. Default 24h.
 	ChallengeRetention time.Duration
-	// AllowLoopbackHTTP accepts http:// URLs on loopback hosts for endpoints (dev mode).
-	AllowLoopbackHTTP bool
+	// AllowLocalEndpoints accepts agents' claims endpoints and issuers on localhost and on
+	// IP literals in loopback, private, link-local and other non-public ranges, and http://
+	// on loopback hosts: dev mode, where agents run on the same machine. Otherwise such
+	// endpoints are refused (urls.go).
+	AllowLocalEndpoints bool
 	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
 	// are seen within it. Default 2s; negative disables the cache.
 	ResolveCacheTTL time.Duration
