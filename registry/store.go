@@ -71,6 +71,10 @@ type Tx interface {
 	CreateCredential(ctx context.Context, c Credential) error
 	// RevokeCredential sets the revoke time of a credential not yet revoked.
 	RevokeCredential(ctx context.Context, id string, at time.Time) error
+	// LockOperatorCredentials returns the operator credentials not revoked, oldest first,
+	// locked until the transaction ends: a concurrent transaction that locks them too waits,
+	// and then sees what this one revoked.
+	LockOperatorCredentials(ctx context.Context) ([]Credential, error)
 
 	CreateChallenge(ctx context.Context, c Challenge) error
 	// UpdateChallenge stores c only while the stored challenge still has status fromStatus

@@ -7,9 +7,143 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
+	"time"
 
+	"github.com/id4me/id4me-registry/internal/grpcconn"
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
 )
+
+// adminCommands are the operator's commands. bootstrap works on the database directly, to
+// make the first operator credential; the others call the AdminService over gRPC with an
+// operator credential.
+var adminCommands = commandGroup{
+	path: "admin",
+	commands: []command{
+		{"bootstrap", "", "create an operator credential in the database (--db) directly and print its secret: the first one", bootstrap},
+		{"operators", "create|list|revoke", "manage operator credentials through the AdminService", func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return operatorCommands.run(ctx, args, stdout, stderr)
+		}},
+	},
+	footer: adminFooter,
+}
+
+var operatorCommands = commandGroup{
+	path: "admin operators",
+	commands: []command{
+		{"create", "", "create an operator credential; print its secret, shown this once", operatorsCreate},
+		{"list", "", "list the operator credentials, revoked ones too, without secrets", operatorsList},
+		{"revoke", "ID", "revoke an operator credential at once (the last one is kept: create its successor first)", operatorsRevoke},
+	},
+	footer: adminFooter,
+}
+
+const adminFooter = `Commands that call the AdminService take the registry's address and an operator credential:
+--registry (default 127.0.0.1:9443), --token, --ca-file, --insecure-skip-verify, --plaintext
+(a --dev registry on loopback), --json. Every flag can also be set by an environment variable:
+ID4ME_ADMIN_ and the flag's name in upper case, "-" as "_" (--token is ID4ME_ADMIN_TOKEN, the
+variable serve --dev prints). bootstrap's --db is ID4ME_DB, as for serve.
+`
+
+// adminEnvName is a flag's environment variable: --token is ID4ME_ADMIN_TOKEN.
+func adminEnvName(flagName string) string {
+	return "ID4ME_ADMIN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// adminCall parses the flags of an AdminService command and connects; close ends the
+// connection.
+func adminCall(name string, args []string, stderr io.Writer, define func(*flag.FlagSet), names ...string) (
+	api registryv1.AdminServiceClient, f *connFlags, positional []string, close func() error, err error) {
+	fs := flag.NewFlagSet("admin "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f = addConnFlags(fs, adminEnvName, "an operator credential")
+	if define != nil {
+		define(fs)
+	}
+	if positional, err = parseCommandFlags(fs, args, adminEnvName, names...); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if f.token == "" {
+		return nil, nil, nil, nil, f.noCredential()
+	}
+	c, err := f.config()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	conn, err := grpcconn.Dial(f.registry, c)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return registryv1.NewAdminServiceClient(conn), f, positional, conn.Close, nil
+}
+
+// operatorsCreate runs `admin operators create`.
+func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var desc string
+	api, f, _, closeConn, err := adminCall("operators create", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&desc, "description", "", "what or whom the credential is for")
+	})
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	c, err := api.CreateOperatorCredential(ctx, &registryv1.CreateOperatorCredentialRequest{Description: desc})
+	if err != nil {
+		return err
+	}
+	if f.json {
+		printJSONLine(stdout, c)
+		return nil
+	}
+	fmt.Fprintf(stderr, "created operator credential %s; its secret (below) is shown this once\n", c.Id)
+	fmt.Fprintln(stdout, c.Secret)
+	return nil
+}
+
+// operatorsList runs `admin operators list`.
+func operatorsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	api, f, _, closeConn, err := adminCall("operators list", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	resp, err := api.ListOperatorCredentials(ctx, &registryv1.ListOperatorCredentialsRequest{})
+	if err != nil {
+		return err
+	}
+	for _, c := range resp.Credentials {
+		if f.json {
+			printJSONLine(stdout, c)
+			continue
+		}
+		state := "active"
+		if c.RevokeTime != nil {
+			state = "revoked " + c.RevokeTime.AsTime().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", c.Id, c.CreateTime.AsTime().Format(time.RFC3339), state, c.Description)
+	}
+	return nil
+}
+
+// operatorsRevoke runs `admin operators revoke ID`.
+func operatorsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	api, f, pos, closeConn, err := adminCall("operators revoke", args, stderr, nil, "ID")
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	c, err := api.RevokeOperatorCredential(ctx, &registryv1.RevokeOperatorCredentialRequest{Id: pos[0]})
+	if err != nil {
+		return err
+	}
+	if f.json {
+		printJSONLine(stdout, c)
+		return nil
+	}
+	fmt.Fprintf(stdout, "operator credential %s is revoked (since %s)\n", c.Id, c.RevokeTime.AsTime().Format(time.RFC3339))
+	return nil
+}
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
@@ -30,6 +164,8 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// bootstrap runs `admin bootstrap`: an operator credential made in the database directly, for
+// when there is none to call the AdminService with.
 func bootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("admin bootstrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
 		{"Agents", testAgents},
 		{"ListAgents", testListAgents},
 		{"Credentials", testCredentials},
+		{"LockOperatorCredentials", testLockOperatorCredentials},
 		{"Challenges", testChallenges},
 		{"ConcurrentChallengeUse", testConcurrentChallengeUse},
 		{"Identities", testIdentities},
