@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
 		{"ClaimOpenIDChecks", testClaimOpenIDChecks},
 		{"DeleteExpiredChallenges", testDeleteExpiredChallenges},
 		{"DeleteAckedEvents", testDeleteAckedEvents},
+		{"RequestOutcomes", testRequestOutcomes},
+		{"DeleteRequestOutcomes", testDeleteRequestOutcomes},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"HeldClaims", func(t *testing.T, s registry.Store) {
 			if !o.concurrentWriters {
