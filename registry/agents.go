@@ -211,9 +211,9 @@ func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec 
 }
 
 // CreateAgentToken issues an API token for an agent and returns it with the bearer value,
-// which is shown this once and kept only as a hash.
-// An empty agentID is refused (AGENT_ID_REQUIRED): a credential without an agent would be an
-// operator's, which only CreateOperatorCredential makes.
+// which is shown this once and kept only as a hash. An empty agentID is refused
+// (AGENT_ID_REQUIRED): a credential without an agent would be an operator's, which only
+// CreateOperatorCredential makes.
 func (s *Service) CreateAgentToken(ctx context.Context, actor Actor, agentID, description string) (Credential, string, error) {
 	if agentID == "" {
 		return Credential{}, "", Errorf(KindInvalidArgument, "AGENT_ID_REQUIRED", "agent_id is required: a token belongs to an agent (operator credentials come from CreateOperatorCredential)")

@@ -22,13 +22,12 @@ var adminCommands = commandGroup{
 	path: "admin",
 	commands: []command{
 		{"bootstrap", "", "create an operator credential in the database (--db) directly and print its secret: the first one", bootstrap},
-		{"operators", "create|list|revoke", "manage operator credentials through the AdminService", func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			return operatorCommands.run(ctx, args, stdout, stderr)
-		}},
+		{"operators", "create|list|revoke", "manage operator credentials through the AdminService", operatorCommands.run},
 	},
 	footer: adminFooter,
 }
 
+// operatorCommands manage operator credentials.
 var operatorCommands = commandGroup{
 	path: "admin operators",
 	commands: []command{
@@ -51,48 +50,55 @@ func adminEnvName(flagName string) string {
 	return "ID4ME_ADMIN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// adminCall parses the flags of an AdminService command and connects; close ends the
-// connection.
-func adminCall(name string, args []string, stderr io.Writer, define func(*flag.FlagSet), names ...string) (
-	api registryv1.AdminServiceClient, f *connFlags, positional []string, close func() error, err error) {
+// adminConn is an AdminService command's connection, and its flags.
+type adminConn struct {
+	registryv1.AdminServiceClient
+	*connFlags
+	close func() error
+}
+
+// dialAdmin parses the flags of the AdminService command name (define adds its own) and its
+// positional arguments (as many as names), and connects.
+func dialAdmin(name string, args []string, stderr io.Writer, define func(*flag.FlagSet), names ...string) (*adminConn, []string, error) {
 	fs := flag.NewFlagSet("admin "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f = addConnFlags(fs, adminEnvName, "an operator credential")
+	f := addConnFlags(fs, adminEnvName, "an operator credential")
 	if define != nil {
 		define(fs)
 	}
-	if positional, err = parseCommandFlags(fs, args, adminEnvName, names...); err != nil {
-		return nil, nil, nil, nil, err
+	pos, err := parseCommandFlags(fs, args, adminEnvName, names...)
+	if err != nil {
+		return nil, nil, err
 	}
 	if f.token == "" {
-		return nil, nil, nil, nil, f.noCredential()
+		return nil, nil, f.noCredential()
 	}
 	c, err := f.config()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
 	conn, err := grpcconn.Dial(f.registry, c)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
-	return registryv1.NewAdminServiceClient(conn), f, positional, conn.Close, nil
+	return &adminConn{AdminServiceClient: registryv1.NewAdminServiceClient(conn), connFlags: f, close: conn.Close}, pos, nil
 }
 
 // operatorsCreate runs `admin operators create`.
 func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var desc string
-	api, f, _, closeConn, err := adminCall("operators create", args, stderr, func(fs *flag.FlagSet) {
+	api, _, err := dialAdmin("operators create", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&desc, "description", "", "what or whom the credential is for")
 	})
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer api.close()
 	c, err := api.CreateOperatorCredential(ctx, &registryv1.CreateOperatorCredentialRequest{Description: desc})
 	if err != nil {
 		return err
 	}
-	if f.json {
+	if api.json {
 		printJSONLine(stdout, c)
 		return nil
 	}
@@ -103,17 +109,17 @@ func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Write
 
 // operatorsList runs `admin operators list`.
 func operatorsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	api, f, _, closeConn, err := adminCall("operators list", args, stderr, nil)
+	api, _, err := dialAdmin("operators list", args, stderr, nil)
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer api.close()
 	resp, err := api.ListOperatorCredentials(ctx, &registryv1.ListOperatorCredentialsRequest{})
 	if err != nil {
 		return err
 	}
 	for _, c := range resp.Credentials {
-		if f.json {
+		if api.json {
 			printJSONLine(stdout, c)
 			continue
 		}
@@ -128,16 +134,16 @@ func operatorsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 // operatorsRevoke runs `admin operators revoke ID`.
 func operatorsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	api, f, pos, closeConn, err := adminCall("operators revoke", args, stderr, nil, "ID")
+	api, pos, err := dialAdmin("operators revoke", args, stderr, nil, "ID")
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer api.close()
 	c, err := api.RevokeOperatorCredential(ctx, &registryv1.RevokeOperatorCredentialRequest{Id: pos[0]})
 	if err != nil {
 		return err
 	}
-	if f.json {
+	if api.json {
 		printJSONLine(stdout, c)
 		return nil
 	}
