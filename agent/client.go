@@ -24,12 +24,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/id4me/id4me-registry/internal/grpcconn"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
-	"github.com/id4me/id4me-registry/registry"
 )
 
 // Option configures a Client made by Dial.
@@ -164,26 +162,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if o.token == "" && len(o.certs) == 0 {
 		return nil, errors.New("agent: no credential: give a token or a client certificate")
 	}
-	var creds credentials.TransportCredentials
-	if o.plaintext {
-		if !isLoopbackTarget(target) {
-			return nil, fmt.Errorf("agent: plaintext is allowed to loopback addresses only, not %q: use TLS", target)
-		}
-		if len(o.certs) > 0 {
-			return nil, errors.New("agent: a client certificate needs TLS; drop the plaintext option")
-		}
-		creds = insecure.NewCredentials()
-	} else {
-		creds = credentials.NewTLS(&tls.Config{
-			MinVersion: tls.VersionTLS12, Certificates: o.certs, RootCAs: o.roots,
-			InsecureSkipVerify: o.skipVerify, // asked for explicitly (WithInsecureSkipVerify), for dev registries
-		})
-	}
-	dialOpts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, o.grpcDialOption...)
-	if o.token != "" {
-		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(tokenCredentials{token: o.token, secure: !o.plaintext}))
-	}
-	conn, err := grpc.NewClient(target, dialOpts...)
+	conn, err := grpcconn.Dial(target, grpcconn.Config{
+		Token: o.token, Certificates: o.certs, RootCAs: o.roots, InsecureSkipVerify: o.skipVerify,
+		Plaintext: o.plaintext, DialOptions: o.grpcDialOption,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -302,22 +284,4 @@ func (c *Client) watchOnce(ctx context.Context, afterID *int64, fn func(*registr
 			return err, nil
 		}
 	}
-}
-
-// tokenCredentials sends the agent's token with every call.
-type tokenCredentials struct {
-	token  string
-	secure bool
-}
-
-func (t tokenCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + t.token}, nil
-}
-
-func (t tokenCredentials) RequireTransportSecurity() bool { return t.secure }
-
-// isLoopbackTarget reports whether a gRPC target names a loopback address or localhost.
-func isLoopbackTarget(target string) bool {
-	host, _, err := net.SplitHostPort(strings.TrimPrefix(target, "dns:///"))
-	return err == nil && registry.IsLoopbackHost(host)
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-acme/lego/v4/challenge"
 	"github.com/go-acme/lego/v4/challenge/dns01"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/id4me/id4me-registry/acme"
@@ -169,13 +171,17 @@ func WithClaimsEndpoint(url string) RegisterOption {
 // nameserver serves it, has the registry verify it, registers the identifier, and removes the
 // record with provider.CleanUp whatever happened after Present succeeded. An error is a
 // *StepError, joined with the StepCleanUp one when the record could not be removed either.
+//
+// The registration carries a request_id, and is sent once more when its answer is lost
+// (UNAVAILABLE, DEADLINE_EXCEEDED while ctx lives on): the registry answers the retry of a
+// registration it made with that registration and a fresh credential link.
 func (c *Client) Register(ctx context.Context, identifier string, provider challenge.Provider, opts ...RegisterOption) (*Result, error) {
 	return c.solve(ctx, identifier, registryv1.Purpose_PURPOSE_REGISTER, provider, func(ch *registryv1.Challenge, res *Result) error {
-		req := &registryv1.RegisterIdentifierRequest{ChallengeId: ch.Id}
+		req := &registryv1.RegisterIdentifierRequest{ChallengeId: ch.Id, RequestId: newRequestID()}
 		for _, o := range opts {
 			o(req)
 		}
-		resp, err := c.rpc.RegisterIdentifier(ctx, req)
+		resp, err := retryLost(ctx, func() (*registryv1.RegisterIdentifierResponse, error) { return c.rpc.RegisterIdentifier(ctx, req) })
 		if err != nil {
 			return stepError(StepRegister, err)
 		}
@@ -187,10 +193,12 @@ func (c *Client) Register(ctx context.Context, identifier string, provider chall
 // Transfer asks for identifier, sponsored by another agent, to be transferred to this agent,
 // proving control of its DNS zone through provider with the steps of Register; the last is
 // RequestTransfer. Under the registry's default policy the transfer completes at once;
-// otherwise it is pending and the agent's events tell how it ends.
+// otherwise it is pending and the agent's events tell how it ends. As Register, it carries a
+// request_id and is sent once more when its answer is lost.
 func (c *Client) Transfer(ctx context.Context, identifier string, provider challenge.Provider) (*Result, error) {
 	return c.solve(ctx, identifier, registryv1.Purpose_PURPOSE_TRANSFER, provider, func(ch *registryv1.Challenge, res *Result) error {
-		t, err := c.rpc.RequestTransfer(ctx, &registryv1.RequestTransferRequest{ChallengeId: ch.Id})
+		req := &registryv1.RequestTransferRequest{ChallengeId: ch.Id, RequestId: newRequestID()}
+		t, err := retryLost(ctx, func() (*registryv1.Transfer, error) { return c.rpc.RequestTransfer(ctx, req) })
 		if err != nil {
 			return stepError(StepTransfer, err)
 		}
@@ -396,4 +404,24 @@ func describeStates(states []NameserverState, lookupErr error) string {
 		parts = append(parts, name+": "+s.Said)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// retryLost makes call, and makes it once more when its answer was lost on the way
+// (UNAVAILABLE, DEADLINE_EXCEEDED) while ctx lives on. call must carry a request_id, so that
+// the registry answers a retry of what it did already with the first outcome.
+func retryLost[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	out, err := call()
+	if c := status.Code(err); (c == codes.Unavailable || c == codes.DeadlineExceeded) && ctx.Err() == nil {
+		return call()
+	}
+	return out, err
+}
+
+// newRequestID returns a random UUID (version 4), a request_id as AIP-155 suggests.
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

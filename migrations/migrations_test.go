@@ -67,7 +67,7 @@ func testUp(t *testing.T, db *sql.DB, d migrations.Dialect) {
 		t.Errorf("newest status version = %d, want %d", got, latest)
 	}
 	// The schema is there: every table answers.
-	for _, table := range []string{"agents", "agent_client_certs", "credentials", "challenges", "identities", "identifiers", "journal", "transfers", "event_counters", "events",
+	for _, table := range []string{"agents", "agent_client_certs", "credentials", "challenges", "identities", "identifiers", "journal", "transfers", "event_counters", "events", "request_outcomes",
 		"authority_signing_keys", "authority_clients", "authority_holder_credentials", "authority_credential_links",
 		"authority_auth_requests", "authority_sessions", "authority_consents", "authority_grants", "authority_access_tokens"} {
 		var n int

@@ -73,11 +73,11 @@ func (s *Service) checkAgentSpec(spec *AgentSpec, fields []AgentField) (thumbpri
 				return "", Errorf(KindInvalidArgument, "DISPLAY_NAME_INVALID", "display_name must be 1 to %d characters", maxDisplayName)
 			}
 		case AgentFieldClaimsEndpoint:
-			if err := checkEndpointURL("claims_endpoint", spec.ClaimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+			if err := s.checkEndpointURL("claims_endpoint", spec.ClaimsEndpoint); err != nil {
 				return "", err
 			}
 		case AgentFieldIssuer:
-			if err := checkEndpointURL("issuer", spec.Issuer, s.cfg.AllowLoopbackHTTP); err != nil {
+			if err := s.checkEndpointURL("issuer", spec.Issuer); err != nil {
 				return "", err
 			}
 		case AgentFieldAccountKey:
@@ -217,21 +217,20 @@ func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec 
 }
 
 // CreateAgentToken issues an API token for an agent and returns it with the bearer value,
-// which is shown this once and kept only as a hash.
+// which is shown this once and kept only as a hash. An empty agentID is refused
+// (AGENT_ID_REQUIRED): a credential without an agent would be an operator's, which only
+// CreateOperatorCredential makes.
 func (s *Service) CreateAgentToken(ctx context.Context, actor Actor, agentID, description string) (Credential, string, error) {
-	if utf8.RuneCountInString(description) > maxDisplayName {
-		return Credential{}, "", Errorf(KindInvalidArgument, "DESCRIPTION_TOO_LONG", "description must be at most %d characters", maxDisplayName)
+	if agentID == "" {
+		return Credential{}, "", Errorf(KindInvalidArgument, "AGENT_ID_REQUIRED", "agent_id is required: a token belongs to an agent (operator credentials come from CreateOperatorCredential)")
 	}
 	return s.createCredential(ctx, actor, AgentTokenPrefix, agentID, description)
 }
 
-// CreateOperatorCredential issues an operator credential and returns it with the bearer
-// value, shown this once.
-func (s *Service) CreateOperatorCredential(ctx context.Context, actor Actor, description string) (Credential, string, error) {
-	return s.createCredential(ctx, actor, OperatorPrefix, "", description)
-}
-
 func (s *Service) createCredential(ctx context.Context, actor Actor, prefix, agentID, description string) (Credential, string, error) {
+	if utf8.RuneCountInString(description) > maxDisplayName {
+		return Credential{}, "", Errorf(KindInvalidArgument, "DESCRIPTION_TOO_LONG", "description must be at most %d characters", maxDisplayName)
+	}
 	secret := newSecret()
 	c := Credential{ID: newID(prefix), AgentID: agentID, Description: description, SecretHash: hashSecret(secret), CreateTime: s.now()}
 	objType := "agent_token"
@@ -291,12 +290,6 @@ func (s *Service) RevokeAgentToken(ctx context.Context, actor Actor, agentID, to
 	return out, nil
 }
 
-// CountOperators returns how many operator credentials exist, revoked ones included.
-func (s *Service) CountOperators(ctx context.Context) (int, error) {
-	creds, err := s.store.ListCredentials(ctx, "")
-	return len(creds), err
-}
-
 // AuthenticateBearer returns the actor a bearer value belongs to. A revoked or unknown
 // credential is KindUnauthenticated; a suspended agent KindPermissionDenied.
 func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor, error) {
@@ -323,6 +316,11 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor,
 		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_REVOKED", "the bearer credential was revoked")
 	}
 	actor := Actor{Kind: ActorOperator, ID: c.ID, CredentialID: c.ID}
+	if c.AgentID == "" && !strings.HasPrefix(c.ID, OperatorPrefix) {
+		// An agent token made without an agent (CreateAgentToken allowed that once) is no
+		// operator's credential.
+		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_INVALID", "the bearer credential is not valid")
+	}
 	if c.AgentID != "" {
 		a, err := s.store.GetAgent(ctx, c.AgentID)
 		if err != nil {

@@ -50,9 +50,24 @@ func info(i Identifier, a Agent) IdentifierInfo {
 // identifier to the agent with a new identity, all in one transaction. Of any number of
 // concurrent registrations of one name exactly one succeeds; the others are
 // KindAlreadyExists (IDENTIFIER_TAKEN) and their challenges stay valid.
-func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challengeID, claimsEndpoint string) (IdentifierInfo, error) {
+//
+// With a requestID the registration can be retried: a call with the same requestID and
+// arguments answers with the identifier the first one registered (REQUEST_OUTCOME_GONE once
+// the agent no longer sponsors it), one with other arguments is REQUEST_ID_REUSED.
+func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challengeID, claimsEndpoint, requestID string) (IdentifierInfo, error) {
+	r, err := newRequest(actor, requestID, MethodRegisterIdentifier, challengeID, claimsEndpoint)
+	if err != nil {
+		return IdentifierInfo{}, err
+	}
+	return once(ctx, s, r,
+		func(o RequestOutcome) (IdentifierInfo, error) { return s.registered(ctx, actor, o) },
+		func() (IdentifierInfo, error) { return s.register(ctx, actor, challengeID, claimsEndpoint, r) })
+}
+
+// register is RegisterIdentifier's call r.
+func (s *Service) register(ctx context.Context, actor Actor, challengeID, claimsEndpoint string, r request) (IdentifierInfo, error) {
 	if claimsEndpoint != "" {
-		if err := checkEndpointURL("claims_endpoint", claimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+		if err := s.checkEndpointURL("claims_endpoint", claimsEndpoint); err != nil {
 			return IdentifierInfo{}, err
 		}
 	}
@@ -103,6 +118,9 @@ func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challenge
 			return err
 		}
 		if err := tx.CreateIdentifier(ctx, i); err != nil {
+			return err
+		}
+		if err := r.record(ctx, tx, now, i.Name, identity.ID); err != nil {
 			return err
 		}
 		return s.journal(ctx, tx, now, actor, "identifier.register", "identifier", i.Name, nil, v)
@@ -203,7 +221,7 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 		switch f {
 		case IdentifierFieldClaimsEndpoint:
 			if u.ClaimsEndpoint != "" {
-				if err := checkEndpointURL("claims_endpoint", u.ClaimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
+				if err := s.checkEndpointURL("claims_endpoint", u.ClaimsEndpoint); err != nil {
 					return IdentifierInfo{}, err
 				}
 			}

@@ -317,8 +317,9 @@ type WorkerConfig struct {
 
 // RunWorker runs every sweep once per interval until ctx ends. The _openid checks, which wait
 // on the network, run on a loop of their own, so that they never hold up the lifecycle sweeps
-// (due transfers, purges, expired challenges, old events). Each loop's first round starts at
-// a random offset within the interval, so instances started together spread out.
+// (due transfers, purges, expired challenges, old events and request outcomes). Each loop's
+// first round starts at a random offset within the interval, so instances started together
+// spread out.
 func (s *Service) RunWorker(ctx context.Context, cfg WorkerConfig) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
@@ -333,6 +334,7 @@ func (s *Service) RunWorker(ctx context.Context, cfg WorkerConfig) {
 			{"purges", s.SweepPurges},
 			{"challenges", s.SweepChallenges},
 			{"events", s.SweepEvents},
+			{"requests", s.SweepRequests},
 		})
 	})
 	wg.Go(func() { runJobs(ctx, cfg, []job{{"openid", s.SweepOpenID}}) })

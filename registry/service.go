@@ -64,8 +64,14 @@ type Config struct {
 	// ChallengeRetention is how long an expired challenge is kept (GetChallenge reports it
 	// expired) before it is deleted. Default 24h.
 	ChallengeRetention time.Duration
-	// AllowLoopbackHTTP accepts http:// URLs on loopback hosts for endpoints (dev mode).
-	AllowLoopbackHTTP bool
+	// RequestIDRetention is how long the outcome of a call made with a request_id is kept, so
+	// that a retry with the same id gets it again. Default 24h.
+	RequestIDRetention time.Duration
+	// AllowLocalEndpoints accepts agents' claims endpoints and issuers on localhost and on
+	// IP literals in loopback, private, link-local and other non-public ranges, and http://
+	// on loopback hosts: dev mode, where agents run on the same machine. Otherwise such
+	// endpoints are refused (urls.go).
+	AllowLocalEndpoints bool
 	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
 	// are seen within it. Default 2s; negative disables the cache.
 	ResolveCacheTTL time.Duration
@@ -118,6 +124,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.ChallengeRetention <= 0 {
 		cfg.ChallengeRetention = 24 * time.Hour
+	}
+	if cfg.RequestIDRetention <= 0 {
+		cfg.RequestIDRetention = 24 * time.Hour
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -57,6 +57,10 @@ type Reader interface {
 	// ListEvents returns up to limit of the agent's events with ID > afterID, oldest first;
 	// with unackedOnly, only those not acknowledged.
 	ListEvents(ctx context.Context, agentID string, afterID int64, unackedOnly bool, limit int) ([]Event, error)
+
+	// GetRequestOutcome returns the outcome of the agent's call with requestID; KindNotFound
+	// if there is none.
+	GetRequestOutcome(ctx context.Context, agentID, requestID string) (RequestOutcome, error)
 }
 
 // Tx reads and changes the registry's state inside one transaction.
@@ -71,6 +75,10 @@ type Tx interface {
 	CreateCredential(ctx context.Context, c Credential) error
 	// RevokeCredential sets the revoke time of a credential not yet revoked.
 	RevokeCredential(ctx context.Context, id string, at time.Time) error
+	// LockOperatorCredentials returns the operator credentials not revoked, oldest first,
+	// locked until the transaction ends: a concurrent transaction that locks them too waits,
+	// and then sees what this one revoked.
+	LockOperatorCredentials(ctx context.Context) ([]Credential, error)
 
 	CreateChallenge(ctx context.Context, c Challenge) error
 	// UpdateChallenge stores c only while the stored challenge still has status fromStatus
@@ -136,4 +144,11 @@ type Tx interface {
 	// DeleteExpiredChallenges deletes up to limit challenges that expired before before and
 	// returns how many it deleted.
 	DeleteExpiredChallenges(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// CreateRequestOutcome stores the outcome of a call made with a request_id; one of the
+	// same agent and request_id stored already is KindAlreadyExists (OBJECT_EXISTS).
+	CreateRequestOutcome(ctx context.Context, o RequestOutcome) error
+	// DeleteRequestOutcomes deletes up to limit request outcomes created before before and
+	// returns how many it deleted.
+	DeleteRequestOutcomes(ctx context.Context, before time.Time, limit int) (int, error)
 }

@@ -35,7 +35,22 @@ func transferable(i Identifier, agentID string) error {
 // transfer is pending, while the identifier is pending delete, when the agent sponsors the
 // identifier already, and when the identifier changed sponsor since the challenge was made
 // (SPONSOR_CHANGED). So of concurrent requests for one identifier exactly one succeeds.
-func (s *Service) RequestTransfer(ctx context.Context, actor Actor, challengeID string) (Transfer, error) {
+//
+// With a requestID the request can be retried: a call with the same requestID and challenge
+// answers with the transfer the first one made, as it is now; one with another challenge is
+// REQUEST_ID_REUSED.
+func (s *Service) RequestTransfer(ctx context.Context, actor Actor, challengeID, requestID string) (Transfer, error) {
+	r, err := newRequest(actor, requestID, MethodRequestTransfer, challengeID)
+	if err != nil {
+		return Transfer{}, err
+	}
+	return once(ctx, s, r,
+		func(o RequestOutcome) (Transfer, error) { return s.partyTransfer(ctx, s.store, actor, o.Resource) },
+		func() (Transfer, error) { return s.requestTransfer(ctx, actor, challengeID, r) })
+}
+
+// requestTransfer is RequestTransfer's call r.
+func (s *Service) requestTransfer(ctx context.Context, actor Actor, challengeID string, r request) (Transfer, error) {
 	c, err := s.ownChallenge(ctx, s.store, actor, challengeID)
 	if err != nil {
 		return Transfer{}, err
@@ -75,6 +90,9 @@ func (s *Service) RequestTransfer(ctx context.Context, actor Actor, challengeID 
 		t = Transfer{
 			ID: newOrderedID(TransferIDPrefix, now), Identifier: i.Name, GainingAgentID: actor.ID,
 			LosingAgentID: i.AgentID, ChallengeID: c.ID, RequestTime: now,
+		}
+		if err := r.record(ctx, ch.tx, now, t.ID, ""); err != nil {
+			return err
 		}
 		if s.cfg.TransferPendingPeriod == 0 {
 			t.Status, t.ActTime = TransferServerApproved, now

@@ -150,8 +150,8 @@ func TestAdminValidation(t *testing.T) {
 		change func(r *registryv1.CreateAgentRequest)
 		reason string
 	}{
-		{"http claims endpoint", func(r *registryv1.CreateAgentRequest) { r.ClaimsEndpoint = "http://x.test/userinfo" }, "URL_NOT_HTTPS"},
-		{"relative issuer", func(r *registryv1.CreateAgentRequest) { r.Issuer = "/issuer" }, "URL_MALFORMED"},
+		{"http claims endpoint", func(r *registryv1.CreateAgentRequest) { r.ClaimsEndpoint = "http://x.test/userinfo" }, "CLAIMS_ENDPOINT_NOT_HTTPS"},
+		{"relative issuer", func(r *registryv1.CreateAgentRequest) { r.Issuer = "/issuer" }, "ISSUER_MALFORMED"},
 		{"no display name", func(r *registryv1.CreateAgentRequest) { r.DisplayName = " " }, "DISPLAY_NAME_INVALID"},
 		{"private key", func(r *registryv1.CreateAgentRequest) {
 			r.AccountKeyJwk = `{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}`

@@ -156,6 +156,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		Store: store, DNS: v, OpenID: v, AuthorityIssuer: "id.example.test",
 		ChallengeTTL: time.Hour, ChallengeMaxAttempts: 3, Now: e.clock.Now, Observer: metrics,
 	}
+	// The authority's tests play agents with claims endpoints on loopback (internal/oidctest).
+	cfg.AllowLocalEndpoints = opts.authority
 	if opts.configure != nil {
 		opts.configure(&cfg)
 	}

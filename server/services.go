@@ -51,7 +51,7 @@ func (s *registryService) VerifyChallenge(ctx context.Context, req *registryv1.V
 }
 
 func (s *registryService) RegisterIdentifier(ctx context.Context, req *registryv1.RegisterIdentifierRequest) (*registryv1.RegisterIdentifierResponse, error) {
-	i, err := s.svc.RegisterIdentifier(ctx, ActorFrom(ctx), req.GetChallengeId(), req.GetClaimsEndpoint())
+	i, err := s.svc.RegisterIdentifier(ctx, ActorFrom(ctx), req.GetChallengeId(), req.GetClaimsEndpoint(), req.GetRequestId())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
@@ -137,7 +137,7 @@ func (s *registryService) RestoreIdentifier(ctx context.Context, req *registryv1
 }
 
 func (s *registryService) RequestTransfer(ctx context.Context, req *registryv1.RequestTransferRequest) (*registryv1.Transfer, error) {
-	t, err := s.svc.RequestTransfer(ctx, ActorFrom(ctx), req.GetChallengeId())
+	t, err := s.svc.RequestTransfer(ctx, ActorFrom(ctx), req.GetChallengeId(), req.GetRequestId())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}

@@ -7,9 +7,149 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
+	"time"
 
+	"github.com/id4me/id4me-registry/internal/grpcconn"
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
 )
+
+// adminCommands are the operator's commands. bootstrap works on the database directly, to
+// make the first operator credential; the others call the AdminService over gRPC with an
+// operator credential.
+var adminCommands = commandGroup{
+	path: "admin",
+	commands: []command{
+		{"bootstrap", "", "create an operator credential in the database (--db) directly and print its secret: the first one", bootstrap},
+		{"operators", "create|list|revoke", "manage operator credentials through the AdminService", operatorCommands.run},
+	},
+	footer: adminFooter,
+}
+
+// operatorCommands manage operator credentials.
+var operatorCommands = commandGroup{
+	path: "admin operators",
+	commands: []command{
+		{"create", "", "create an operator credential; print its secret, shown this once", operatorsCreate},
+		{"list", "", "list the operator credentials, revoked ones too, without secrets", operatorsList},
+		{"revoke", "ID", "revoke an operator credential at once (the last one is kept: create its successor first)", operatorsRevoke},
+	},
+	footer: adminFooter,
+}
+
+const adminFooter = `Commands that call the AdminService take the registry's address and an operator credential:
+--registry (default 127.0.0.1:9443), --token, --ca-file, --insecure-skip-verify, --plaintext
+(a --dev registry on loopback), --json. Every flag can also be set by an environment variable:
+ID4ME_ADMIN_ and the flag's name in upper case, "-" as "_" (--token is ID4ME_ADMIN_TOKEN, the
+variable serve --dev prints). bootstrap's --db is ID4ME_DB, as for serve.
+`
+
+// adminEnvName is a flag's environment variable: --token is ID4ME_ADMIN_TOKEN.
+func adminEnvName(flagName string) string {
+	return "ID4ME_ADMIN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// adminConn is an AdminService command's connection, and its flags.
+type adminConn struct {
+	registryv1.AdminServiceClient
+	*connFlags
+	close func() error
+}
+
+// dialAdmin parses the flags of the AdminService command name (define adds its own) and its
+// positional arguments (as many as names), and connects.
+func dialAdmin(name string, args []string, stderr io.Writer, define func(*flag.FlagSet), names ...string) (*adminConn, []string, error) {
+	fs := flag.NewFlagSet("admin "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := addConnFlags(fs, adminEnvName, "an operator credential")
+	if define != nil {
+		define(fs)
+	}
+	pos, err := parseCommandFlags(fs, args, adminEnvName, names...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.token == "" {
+		return nil, nil, f.noCredential()
+	}
+	c, err := f.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpcconn.Dial(f.registry, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &adminConn{AdminServiceClient: registryv1.NewAdminServiceClient(conn), connFlags: f, close: conn.Close}, pos, nil
+}
+
+// operatorsCreate runs `admin operators create`.
+func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var desc string
+	api, _, err := dialAdmin("operators create", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&desc, "description", "", "what or whom the credential is for")
+	})
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	c, err := api.CreateOperatorCredential(ctx, &registryv1.CreateOperatorCredentialRequest{Description: desc})
+	if err != nil {
+		return err
+	}
+	if api.json {
+		printJSONLine(stdout, c)
+		return nil
+	}
+	fmt.Fprintf(stderr, "created operator credential %s; its secret (below) is shown this once\n", c.Id)
+	fmt.Fprintln(stdout, c.Secret)
+	return nil
+}
+
+// operatorsList runs `admin operators list`.
+func operatorsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	api, _, err := dialAdmin("operators list", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	resp, err := api.ListOperatorCredentials(ctx, &registryv1.ListOperatorCredentialsRequest{})
+	if err != nil {
+		return err
+	}
+	for _, c := range resp.Credentials {
+		if api.json {
+			printJSONLine(stdout, c)
+			continue
+		}
+		state := "active"
+		if c.RevokeTime != nil {
+			state = "revoked " + c.RevokeTime.AsTime().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", c.Id, c.CreateTime.AsTime().Format(time.RFC3339), state, c.Description)
+	}
+	return nil
+}
+
+// operatorsRevoke runs `admin operators revoke ID`.
+func operatorsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	api, pos, err := dialAdmin("operators revoke", args, stderr, nil, "ID")
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	c, err := api.RevokeOperatorCredential(ctx, &registryv1.RevokeOperatorCredentialRequest{Id: pos[0]})
+	if err != nil {
+		return err
+	}
+	if api.json {
+		printJSONLine(stdout, c)
+		return nil
+	}
+	fmt.Fprintf(stdout, "operator credential %s is revoked (since %s)\n", c.Id, c.RevokeTime.AsTime().Format(time.RFC3339))
+	return nil
+}
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
@@ -30,6 +170,8 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// bootstrap runs `admin bootstrap`: an operator credential made in the database directly, for
+// when there is none to call the AdminService with.
 func bootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("admin bootstrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -66,29 +64,18 @@ func agentCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // agentFlags are the flags every agent command has: where the registry is and how to
-// authenticate to it.
+// authenticate to it, with a token or a client certificate.
 type agentFlags struct {
-	registry           string
-	token              string
-	tlsCert, tlsKey    string
-	caFile             string
-	insecureSkipVerify bool
-	plaintext          bool
-	json               bool
+	*connFlags
+	tlsCert, tlsKey string
 }
 
 func newAgentFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *agentFlags) {
-	f := &agentFlags{}
 	fs := flag.NewFlagSet("agent "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.registry, "registry", "127.0.0.1:9443", "the registry's gRPC address (host:port)")
-	fs.StringVar(&f.token, "token", "", "the agent's API token (prefer the environment variable to the command line)")
+	f := &agentFlags{connFlags: addConnFlags(fs, agentEnvName, "the agent's API token")}
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS, with --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client certificate's private key (PEM)")
-	fs.StringVar(&f.caFile, "ca-file", "", "CA certificates (PEM) to verify the registry's certificate with; default the system's")
-	fs.BoolVar(&f.insecureSkipVerify, "insecure-skip-verify", false, "accept any registry certificate (a --dev registry's self-signed one); development only")
-	fs.BoolVar(&f.plaintext, "plaintext", false, "gRPC without TLS, to a --dev registry on a loopback address")
-	fs.BoolVar(&f.json, "json", false, "machine-readable output: one JSON object a line")
 	return fs, f
 }
 
@@ -100,31 +87,14 @@ func agentEnvName(flagName string) string {
 // parseAgentFlags parses args, whose positional arguments (as many as names) may come before,
 // between or after the flags, then fills flags not given from the environment.
 func parseAgentFlags(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	switch {
-	case len(positional) > len(names):
-		return nil, fmt.Errorf("unexpected argument %q", positional[len(names)])
-	case len(positional) < len(names):
-		return nil, fmt.Errorf("%s is required", strings.Join(names[len(positional):], " and "))
-	}
-	return positional, flagsFromEnv(fs, agentEnvName)
+	return parseCommandFlags(fs, args, agentEnvName, names...)
 }
 
 // dial connects to the registry with the flags' credentials.
 func (f *agentFlags) dial(extra ...agent.Option) (*agent.Client, error) {
-	var opts []agent.Option
-	if f.token != "" {
-		opts = append(opts, agent.WithToken(f.token))
+	c, err := f.config()
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case f.tlsCert != "" && f.tlsKey != "":
@@ -132,27 +102,26 @@ func (f *agentFlags) dial(extra ...agent.Option) (*agent.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}
-		opts = append(opts, agent.WithClientCertificate(cert))
+		c.Certificates = append(c.Certificates, cert)
 	case f.tlsCert != "" || f.tlsKey != "":
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case f.token == "":
-		return nil, errors.New("no credential: set --token (ID4ME_AGENT_TOKEN), or --tls-cert and --tls-key")
+		return nil, f.noCredential("--tls-cert and --tls-key")
 	}
-	if f.caFile != "" {
-		pem, err := os.ReadFile(f.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", f.caFile)
-		}
-		opts = append(opts, agent.WithRootCAs(pool))
+	var opts []agent.Option
+	if c.Token != "" {
+		opts = append(opts, agent.WithToken(c.Token))
 	}
-	if f.insecureSkipVerify {
+	for _, cert := range c.Certificates {
+		opts = append(opts, agent.WithClientCertificate(cert))
+	}
+	if c.RootCAs != nil {
+		opts = append(opts, agent.WithRootCAs(c.RootCAs))
+	}
+	if c.InsecureSkipVerify {
 		opts = append(opts, agent.WithInsecureSkipVerify())
 	}
-	if f.plaintext {
+	if c.Plaintext {
 		opts = append(opts, agent.WithPlaintext())
 	}
 	return agent.Dial(f.registry, append(opts, extra...)...)

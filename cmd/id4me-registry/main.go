@@ -4,6 +4,7 @@
 //	id4me-registry serve [flags]          run the service
 //	id4me-registry migrate [flags]        apply the database migrations and exit
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
+//	id4me-registry admin operators …      create, list, revoke operator credentials (gRPC)
 //	id4me-registry keys rotate|list       rotate or list the authority's signing keys
 //	id4me-registry version                print the version
 //	id4me-registry agent register NAME    register an identifier, publishing the challenge
@@ -46,7 +47,8 @@ const usage = `usage: id4me-registry <command> [flags]
 commands:
   serve             run the registry (gRPC API, HTTP listener with /metrics)
   migrate           apply the database migrations and exit
-  admin bootstrap   create an operator credential and print its secret
+  admin bootstrap   create an operator credential in the database and print its secret
+  admin operators   create, list and revoke operator credentials over the AdminService
   keys rotate       make new signing keys for the authority (--alg, --now)
   keys list         list the authority's signing keys
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
@@ -70,11 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "migrate":
 		return migrate(ctx, args[1:], stdout, stderr)
 	case "admin":
-		if len(args) < 2 || args[1] != "bootstrap" {
-			fmt.Fprint(stderr, usage)
-			return errors.New(`"admin" needs a subcommand: bootstrap`)
-		}
-		return bootstrap(ctx, args[2:], stdout, stderr)
+		return adminCommands.run(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":

@@ -42,6 +42,7 @@ type serveFlags struct {
 	redemptionPeriod          time.Duration
 	openIDCheckInterval       time.Duration
 	challengeRetention        time.Duration
+	requestIDRetention        time.Duration
 	eventRetention            time.Duration
 	sweepInterval             time.Duration
 	worker                    bool
@@ -72,7 +73,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain (PEM); without it a self-signed certificate is made")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&f.clientCA, "client-ca", "", "CA certificates (PEM) agents' client certificates must chain to; without it, only pinned keys count")
-	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, http:// loopback endpoints, prints a bootstrap operator credential")
+	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, agents' endpoints on loopback and private addresses (and http:// on loopback), prints a bootstrap operator credential")
 	fs.Var(&f.dnsServers, "dns-server", "nameserver host:port asked as the authoritative server of every zone (repeatable); default: find each zone's nameservers through the system resolver")
 	fs.IntVar(&f.dnsQuorum, "dns-quorum", 0, "how many answering nameservers must serve the challenge record; 0 means all that answer")
 	fs.DurationVar(&f.dnsTimeout, "dns-timeout", 10*time.Second, "bound on one whole DNS check")
@@ -106,8 +107,9 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.redemptionPeriod, "redemption-period", 30*24*time.Hour, "how long a deleted identifier can be restored before it is purged")
 	fs.DurationVar(&f.openIDCheckInterval, "openid-check-interval", 24*time.Hour, "time between two periodic checks of an identifier's _openid record")
 	fs.DurationVar(&f.challengeRetention, "challenge-retention", 24*time.Hour, "how long an expired challenge is kept before it is deleted")
+	fs.DurationVar(&f.requestIDRetention, "request-id-retention", 24*time.Hour, "how long the outcome of a RegisterIdentifier or RequestTransfer call with a request_id is kept, so that a retry with the same id gets it again")
 	fs.DurationVar(&f.eventRetention, "event-retention", 30*24*time.Hour, "how long an acknowledged event is kept before it is deleted (unacknowledged events are kept)")
-	fs.DurationVar(&f.sweepInterval, "sweep-interval", 10*time.Second, "time between two rounds of background sweeps (due transfers, purges, _openid checks, expired challenges)")
+	fs.DurationVar(&f.sweepInterval, "sweep-interval", 10*time.Second, "time between two rounds of background sweeps (due transfers, purges, _openid checks, expired challenges, old events and request outcomes)")
 	fs.BoolVar(&f.worker, "worker", true, "run the background sweeps in this instance; any number of instances sharing a database may run them")
 	fs.DurationVar(&f.eventPollInterval, "event-poll-interval", time.Second, "how often an open WatchEvents stream looks for events written by other instances, and checks its caller's credential again")
 	return fs, f
@@ -128,6 +130,7 @@ func (f *serveFlags) check() error {
 		{"redemption-period", f.redemptionPeriod},
 		{"openid-check-interval", f.openIDCheckInterval},
 		{"challenge-retention", f.challengeRetention},
+		{"request-id-retention", f.requestIDRetention},
 		{"event-retention", f.eventRetention},
 		{"sweep-interval", f.sweepInterval},
 		{"event-poll-interval", f.eventPollInterval},
@@ -176,10 +179,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	svc, err := registry.New(registry.Config{
 		Store: store, DNS: verifier, OpenID: verifier, AuthorityIssuer: f.authorityIssuer,
 		ChallengeTTL: f.challengeTTL, ChallengeMaxAttempts: f.challengeMaxAttempts,
-		AllowLoopbackHTTP: f.dev, Observer: metrics, AuthCacheTTL: f.authCacheTTL, ResolveCacheTTL: f.resolveCacheTTL,
+		AllowLocalEndpoints: f.dev, Observer: metrics, AuthCacheTTL: f.authCacheTTL, ResolveCacheTTL: f.resolveCacheTTL,
 		TransferPendingPeriod: f.transferPendingPeriod, RedemptionPeriod: f.redemptionPeriod,
 		OpenIDCheckInterval: f.openIDCheckInterval, ChallengeRetention: f.challengeRetention,
-		EventRetention: f.eventRetention,
+		EventRetention: f.eventRetention, RequestIDRetention: f.requestIDRetention,
 	})
 	if err != nil {
 		return err

@@ -27,14 +27,15 @@ type IndexedStatement struct {
 	Index string
 }
 
-// IndexedStatements are the claims of background work and the other reads of migration
-// 00002's partial indexes.
+// IndexedStatements are the claims of background work, the other reads of migration 00002's
+// partial indexes, and the sweep of request outcomes (00006).
 var IndexedStatements = []IndexedStatement{
 	{"ClaimDueTransfers", sqlClaimDueTransfers.sqlite, sqlClaimDueTransfers.postgres, "transfers_pending_act"},
 	{"ClaimDuePurges", sqlClaimDuePurges.sqlite, sqlClaimDuePurges.postgres, "identifiers_purge"},
 	{"ClaimOpenIDChecks", sqlClaimOpenIDChecks.sqlite, sqlClaimOpenIDChecks.postgres, "identifiers_openid_next_check"},
 	{"DeleteExpiredChallenges", sqlDeleteExpiredChallenges.sqlite, sqlDeleteExpiredChallenges.postgres, "challenges_expire"},
 	{"DeleteAckedEvents", sqlDeleteAckedEvents.sqlite, sqlDeleteAckedEvents.postgres, "events_acked"},
+	{"DeleteRequestOutcomes", sqlDeleteRequestOutcomes.sqlite, sqlDeleteRequestOutcomes.postgres, "request_outcomes_create"},
 	{"PendingTransfer", sqlPendingTransfer.sqlite, sqlPendingTransfer.postgres, "transfers_pending"},
 	{"ListTransfers in both directions", sqlListTransfersBoth[1].sqlite, sqlListTransfersBoth[1].postgres, "transfers_losing"},
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/id4me/id4me-registry/registry/gormstore"
 )
 
-var tableScan = regexp.MustCompile(`(?m)^SCAN (transfers|identifiers|challenges|events)\b|Seq Scan`)
+var tableScan = regexp.MustCompile(`(?m)^SCAN (transfers|identifiers|challenges|events|request_outcomes)\b|Seq Scan`)
 
 // TestQueryPlans: the claims of background work read the due rows through their indexes, so
 // that their cost follows the work due, not the size of the tables. On PostgreSQL sequential

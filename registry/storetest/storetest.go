@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
 		{"Agents", testAgents},
 		{"ListAgents", testListAgents},
 		{"Credentials", testCredentials},
+		{"LockOperatorCredentials", testLockOperatorCredentials},
 		{"Challenges", testChallenges},
 		{"ConcurrentChallengeUse", testConcurrentChallengeUse},
 		{"Identities", testIdentities},
@@ -65,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
 		{"ClaimOpenIDChecks", testClaimOpenIDChecks},
 		{"DeleteExpiredChallenges", testDeleteExpiredChallenges},
 		{"DeleteAckedEvents", testDeleteAckedEvents},
+		{"RequestOutcomes", testRequestOutcomes},
+		{"DeleteRequestOutcomes", testDeleteRequestOutcomes},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"HeldClaims", func(t *testing.T, s registry.Store) {
 			if !o.concurrentWriters {

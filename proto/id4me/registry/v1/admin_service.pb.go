@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -320,7 +321,8 @@ func (x *UpdateAgentRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 // CreateAgentTokenRequest asks for a new token.
 type CreateAgentTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The agent the token is for.
+	// The agent the token is for. Required: operator credentials are made by
+	// CreateOperatorCredential.
 	AgentId string `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// What the token is for, for people.
 	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
@@ -722,11 +724,268 @@ func (x *SetServerStatusRequest) GetEtag() string {
 	return ""
 }
 
+// OperatorCredential is a registry operator's bearer credential.
+type OperatorCredential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque identifier of the credential (op_…). Output only.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What or whom the credential is for, for people.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// The bearer secret; returned once, by CreateOperatorCredential, and never stored in clear.
+	Secret string `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	// When the credential was created. Output only.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the credential was revoked, if it was. Output only.
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperatorCredential) Reset() {
+	*x = OperatorCredential{}
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperatorCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperatorCredential) ProtoMessage() {}
+
+func (x *OperatorCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperatorCredential.ProtoReflect.Descriptor instead.
+func (*OperatorCredential) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_admin_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *OperatorCredential) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OperatorCredential) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *OperatorCredential) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *OperatorCredential) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *OperatorCredential) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+// CreateOperatorCredentialRequest asks for a new operator credential.
+type CreateOperatorCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What or whom the credential is for, for people (at most 200 characters).
+	Description   string `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOperatorCredentialRequest) Reset() {
+	*x = CreateOperatorCredentialRequest{}
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOperatorCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOperatorCredentialRequest) ProtoMessage() {}
+
+func (x *CreateOperatorCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOperatorCredentialRequest.ProtoReflect.Descriptor instead.
+func (*CreateOperatorCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_admin_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateOperatorCredentialRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// ListOperatorCredentialsRequest asks for the operator credentials.
+type ListOperatorCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOperatorCredentialsRequest) Reset() {
+	*x = ListOperatorCredentialsRequest{}
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOperatorCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOperatorCredentialsRequest) ProtoMessage() {}
+
+func (x *ListOperatorCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOperatorCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*ListOperatorCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_admin_service_proto_rawDescGZIP(), []int{14}
+}
+
+// ListOperatorCredentialsResponse is every operator credential.
+type ListOperatorCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credentials, oldest first, without secrets.
+	Credentials   []*OperatorCredential `protobuf:"bytes,1,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOperatorCredentialsResponse) Reset() {
+	*x = ListOperatorCredentialsResponse{}
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOperatorCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOperatorCredentialsResponse) ProtoMessage() {}
+
+func (x *ListOperatorCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOperatorCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*ListOperatorCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_admin_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListOperatorCredentialsResponse) GetCredentials() []*OperatorCredential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+// RevokeOperatorCredentialRequest names an operator credential.
+type RevokeOperatorCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential id (op_…).
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeOperatorCredentialRequest) Reset() {
+	*x = RevokeOperatorCredentialRequest{}
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeOperatorCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeOperatorCredentialRequest) ProtoMessage() {}
+
+func (x *RevokeOperatorCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_id4me_registry_v1_admin_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeOperatorCredentialRequest.ProtoReflect.Descriptor instead.
+func (*RevokeOperatorCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_id4me_registry_v1_admin_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RevokeOperatorCredentialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_id4me_registry_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	"%id4me/registry/v1/admin_service.proto\x12\x11id4me.registry.v1\x1a google/protobuf/field_mask.proto\x1a(id4me/registry/v1/registry_service.proto\x1a!id4me/registry/v1/resources.proto\"\xd7\x01\n" +
+	"%id4me/registry/v1/admin_service.proto\x12\x11id4me.registry.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(id4me/registry/v1/registry_service.proto\x1a!id4me/registry/v1/resources.proto\"\xd7\x01\n" +
 	"\x12CreateAgentRequest\x12!\n" +
 	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12'\n" +
 	"\x0fclaims_endpoint\x18\x02 \x01(\tR\x0eclaimsEndpoint\x12\x16\n" +
@@ -772,7 +1031,23 @@ const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
 	"identifier\x12?\n" +
 	"\bstatuses\x18\x02 \x03(\x0e2#.id4me.registry.v1.IdentifierStatusR\bstatuses\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04etag\x18\x04 \x01(\tR\x04etag2\x8f\a\n" +
+	"\x04etag\x18\x04 \x01(\tR\x04etag\"\xd8\x01\n" +
+	"\x12OperatorCredential\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vrevoke_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"C\n" +
+	"\x1fCreateOperatorCredentialRequest\x12 \n" +
+	"\vdescription\x18\x01 \x01(\tR\vdescription\" \n" +
+	"\x1eListOperatorCredentialsRequest\"j\n" +
+	"\x1fListOperatorCredentialsResponse\x12G\n" +
+	"\vcredentials\x18\x01 \x03(\v2%.id4me.registry.v1.OperatorCredentialR\vcredentials\"1\n" +
+	"\x1fRevokeOperatorCredentialRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id2\x80\n" +
+	"\n" +
 	"\fAdminService\x12N\n" +
 	"\vCreateAgent\x12%.id4me.registry.v1.CreateAgentRequest\x1a\x18.id4me.registry.v1.Agent\x12H\n" +
 	"\bGetAgent\x12\".id4me.registry.v1.GetAgentRequest\x1a\x18.id4me.registry.v1.Agent\x12Y\n" +
@@ -784,7 +1059,10 @@ const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
 	"\x10RevokeAgentToken\x12*.id4me.registry.v1.RevokeAgentTokenRequest\x1a\x1d.id4me.registry.v1.AgentToken\x12W\n" +
 	"\rGetIdentifier\x12'.id4me.registry.v1.GetIdentifierRequest\x1a\x1d.id4me.registry.v1.Identifier\x12\\\n" +
 	"\vListJournal\x12%.id4me.registry.v1.ListJournalRequest\x1a&.id4me.registry.v1.ListJournalResponse\x12[\n" +
-	"\x0fSetServerStatus\x12).id4me.registry.v1.SetServerStatusRequest\x1a\x1d.id4me.registry.v1.IdentifierBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
+	"\x0fSetServerStatus\x12).id4me.registry.v1.SetServerStatusRequest\x1a\x1d.id4me.registry.v1.Identifier\x12u\n" +
+	"\x18CreateOperatorCredential\x122.id4me.registry.v1.CreateOperatorCredentialRequest\x1a%.id4me.registry.v1.OperatorCredential\x12\x80\x01\n" +
+	"\x17ListOperatorCredentials\x121.id4me.registry.v1.ListOperatorCredentialsRequest\x1a2.id4me.registry.v1.ListOperatorCredentialsResponse\x12u\n" +
+	"\x18RevokeOperatorCredential\x122.id4me.registry.v1.RevokeOperatorCredentialRequest\x1a%.id4me.registry.v1.OperatorCredentialBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_id4me_registry_v1_admin_service_proto_rawDescOnce sync.Once
@@ -798,60 +1076,75 @@ func file_id4me_registry_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_id4me_registry_v1_admin_service_proto_rawDescData
 }
 
-var file_id4me_registry_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_id4me_registry_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_id4me_registry_v1_admin_service_proto_goTypes = []any{
-	(*CreateAgentRequest)(nil),      // 0: id4me.registry.v1.CreateAgentRequest
-	(*GetAgentRequest)(nil),         // 1: id4me.registry.v1.GetAgentRequest
-	(*ListAgentsRequest)(nil),       // 2: id4me.registry.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),      // 3: id4me.registry.v1.ListAgentsResponse
-	(*UpdateAgentRequest)(nil),      // 4: id4me.registry.v1.UpdateAgentRequest
-	(*CreateAgentTokenRequest)(nil), // 5: id4me.registry.v1.CreateAgentTokenRequest
-	(*ListAgentTokensRequest)(nil),  // 6: id4me.registry.v1.ListAgentTokensRequest
-	(*ListAgentTokensResponse)(nil), // 7: id4me.registry.v1.ListAgentTokensResponse
-	(*RevokeAgentTokenRequest)(nil), // 8: id4me.registry.v1.RevokeAgentTokenRequest
-	(*ListJournalRequest)(nil),      // 9: id4me.registry.v1.ListJournalRequest
-	(*ListJournalResponse)(nil),     // 10: id4me.registry.v1.ListJournalResponse
-	(*SetServerStatusRequest)(nil),  // 11: id4me.registry.v1.SetServerStatusRequest
-	(*Agent)(nil),                   // 12: id4me.registry.v1.Agent
-	(*fieldmaskpb.FieldMask)(nil),   // 13: google.protobuf.FieldMask
-	(*AgentToken)(nil),              // 14: id4me.registry.v1.AgentToken
-	(*JournalEntry)(nil),            // 15: id4me.registry.v1.JournalEntry
-	(IdentifierStatus)(0),           // 16: id4me.registry.v1.IdentifierStatus
-	(*GetIdentifierRequest)(nil),    // 17: id4me.registry.v1.GetIdentifierRequest
-	(*Identifier)(nil),              // 18: id4me.registry.v1.Identifier
+	(*CreateAgentRequest)(nil),              // 0: id4me.registry.v1.CreateAgentRequest
+	(*GetAgentRequest)(nil),                 // 1: id4me.registry.v1.GetAgentRequest
+	(*ListAgentsRequest)(nil),               // 2: id4me.registry.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),              // 3: id4me.registry.v1.ListAgentsResponse
+	(*UpdateAgentRequest)(nil),              // 4: id4me.registry.v1.UpdateAgentRequest
+	(*CreateAgentTokenRequest)(nil),         // 5: id4me.registry.v1.CreateAgentTokenRequest
+	(*ListAgentTokensRequest)(nil),          // 6: id4me.registry.v1.ListAgentTokensRequest
+	(*ListAgentTokensResponse)(nil),         // 7: id4me.registry.v1.ListAgentTokensResponse
+	(*RevokeAgentTokenRequest)(nil),         // 8: id4me.registry.v1.RevokeAgentTokenRequest
+	(*ListJournalRequest)(nil),              // 9: id4me.registry.v1.ListJournalRequest
+	(*ListJournalResponse)(nil),             // 10: id4me.registry.v1.ListJournalResponse
+	(*SetServerStatusRequest)(nil),          // 11: id4me.registry.v1.SetServerStatusRequest
+	(*OperatorCredential)(nil),              // 12: id4me.registry.v1.OperatorCredential
+	(*CreateOperatorCredentialRequest)(nil), // 13: id4me.registry.v1.CreateOperatorCredentialRequest
+	(*ListOperatorCredentialsRequest)(nil),  // 14: id4me.registry.v1.ListOperatorCredentialsRequest
+	(*ListOperatorCredentialsResponse)(nil), // 15: id4me.registry.v1.ListOperatorCredentialsResponse
+	(*RevokeOperatorCredentialRequest)(nil), // 16: id4me.registry.v1.RevokeOperatorCredentialRequest
+	(*Agent)(nil),                           // 17: id4me.registry.v1.Agent
+	(*fieldmaskpb.FieldMask)(nil),           // 18: google.protobuf.FieldMask
+	(*AgentToken)(nil),                      // 19: id4me.registry.v1.AgentToken
+	(*JournalEntry)(nil),                    // 20: id4me.registry.v1.JournalEntry
+	(IdentifierStatus)(0),                   // 21: id4me.registry.v1.IdentifierStatus
+	(*timestamppb.Timestamp)(nil),           // 22: google.protobuf.Timestamp
+	(*GetIdentifierRequest)(nil),            // 23: id4me.registry.v1.GetIdentifierRequest
+	(*Identifier)(nil),                      // 24: id4me.registry.v1.Identifier
 }
 var file_id4me_registry_v1_admin_service_proto_depIdxs = []int32{
-	12, // 0: id4me.registry.v1.ListAgentsResponse.agents:type_name -> id4me.registry.v1.Agent
-	12, // 1: id4me.registry.v1.UpdateAgentRequest.agent:type_name -> id4me.registry.v1.Agent
-	13, // 2: id4me.registry.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	14, // 3: id4me.registry.v1.ListAgentTokensResponse.tokens:type_name -> id4me.registry.v1.AgentToken
-	15, // 4: id4me.registry.v1.ListJournalResponse.entries:type_name -> id4me.registry.v1.JournalEntry
-	16, // 5: id4me.registry.v1.SetServerStatusRequest.statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	0,  // 6: id4me.registry.v1.AdminService.CreateAgent:input_type -> id4me.registry.v1.CreateAgentRequest
-	1,  // 7: id4me.registry.v1.AdminService.GetAgent:input_type -> id4me.registry.v1.GetAgentRequest
-	2,  // 8: id4me.registry.v1.AdminService.ListAgents:input_type -> id4me.registry.v1.ListAgentsRequest
-	4,  // 9: id4me.registry.v1.AdminService.UpdateAgent:input_type -> id4me.registry.v1.UpdateAgentRequest
-	5,  // 10: id4me.registry.v1.AdminService.CreateAgentToken:input_type -> id4me.registry.v1.CreateAgentTokenRequest
-	6,  // 11: id4me.registry.v1.AdminService.ListAgentTokens:input_type -> id4me.registry.v1.ListAgentTokensRequest
-	8,  // 12: id4me.registry.v1.AdminService.RevokeAgentToken:input_type -> id4me.registry.v1.RevokeAgentTokenRequest
-	17, // 13: id4me.registry.v1.AdminService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
-	9,  // 14: id4me.registry.v1.AdminService.ListJournal:input_type -> id4me.registry.v1.ListJournalRequest
-	11, // 15: id4me.registry.v1.AdminService.SetServerStatus:input_type -> id4me.registry.v1.SetServerStatusRequest
-	12, // 16: id4me.registry.v1.AdminService.CreateAgent:output_type -> id4me.registry.v1.Agent
-	12, // 17: id4me.registry.v1.AdminService.GetAgent:output_type -> id4me.registry.v1.Agent
-	3,  // 18: id4me.registry.v1.AdminService.ListAgents:output_type -> id4me.registry.v1.ListAgentsResponse
-	12, // 19: id4me.registry.v1.AdminService.UpdateAgent:output_type -> id4me.registry.v1.Agent
-	14, // 20: id4me.registry.v1.AdminService.CreateAgentToken:output_type -> id4me.registry.v1.AgentToken
-	7,  // 21: id4me.registry.v1.AdminService.ListAgentTokens:output_type -> id4me.registry.v1.ListAgentTokensResponse
-	14, // 22: id4me.registry.v1.AdminService.RevokeAgentToken:output_type -> id4me.registry.v1.AgentToken
-	18, // 23: id4me.registry.v1.AdminService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
-	10, // 24: id4me.registry.v1.AdminService.ListJournal:output_type -> id4me.registry.v1.ListJournalResponse
-	18, // 25: id4me.registry.v1.AdminService.SetServerStatus:output_type -> id4me.registry.v1.Identifier
-	16, // [16:26] is the sub-list for method output_type
-	6,  // [6:16] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	17, // 0: id4me.registry.v1.ListAgentsResponse.agents:type_name -> id4me.registry.v1.Agent
+	17, // 1: id4me.registry.v1.UpdateAgentRequest.agent:type_name -> id4me.registry.v1.Agent
+	18, // 2: id4me.registry.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	19, // 3: id4me.registry.v1.ListAgentTokensResponse.tokens:type_name -> id4me.registry.v1.AgentToken
+	20, // 4: id4me.registry.v1.ListJournalResponse.entries:type_name -> id4me.registry.v1.JournalEntry
+	21, // 5: id4me.registry.v1.SetServerStatusRequest.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	22, // 6: id4me.registry.v1.OperatorCredential.create_time:type_name -> google.protobuf.Timestamp
+	22, // 7: id4me.registry.v1.OperatorCredential.revoke_time:type_name -> google.protobuf.Timestamp
+	12, // 8: id4me.registry.v1.ListOperatorCredentialsResponse.credentials:type_name -> id4me.registry.v1.OperatorCredential
+	0,  // 9: id4me.registry.v1.AdminService.CreateAgent:input_type -> id4me.registry.v1.CreateAgentRequest
+	1,  // 10: id4me.registry.v1.AdminService.GetAgent:input_type -> id4me.registry.v1.GetAgentRequest
+	2,  // 11: id4me.registry.v1.AdminService.ListAgents:input_type -> id4me.registry.v1.ListAgentsRequest
+	4,  // 12: id4me.registry.v1.AdminService.UpdateAgent:input_type -> id4me.registry.v1.UpdateAgentRequest
+	5,  // 13: id4me.registry.v1.AdminService.CreateAgentToken:input_type -> id4me.registry.v1.CreateAgentTokenRequest
+	6,  // 14: id4me.registry.v1.AdminService.ListAgentTokens:input_type -> id4me.registry.v1.ListAgentTokensRequest
+	8,  // 15: id4me.registry.v1.AdminService.RevokeAgentToken:input_type -> id4me.registry.v1.RevokeAgentTokenRequest
+	23, // 16: id4me.registry.v1.AdminService.GetIdentifier:input_type -> id4me.registry.v1.GetIdentifierRequest
+	9,  // 17: id4me.registry.v1.AdminService.ListJournal:input_type -> id4me.registry.v1.ListJournalRequest
+	11, // 18: id4me.registry.v1.AdminService.SetServerStatus:input_type -> id4me.registry.v1.SetServerStatusRequest
+	13, // 19: id4me.registry.v1.AdminService.CreateOperatorCredential:input_type -> id4me.registry.v1.CreateOperatorCredentialRequest
+	14, // 20: id4me.registry.v1.AdminService.ListOperatorCredentials:input_type -> id4me.registry.v1.ListOperatorCredentialsRequest
+	16, // 21: id4me.registry.v1.AdminService.RevokeOperatorCredential:input_type -> id4me.registry.v1.RevokeOperatorCredentialRequest
+	17, // 22: id4me.registry.v1.AdminService.CreateAgent:output_type -> id4me.registry.v1.Agent
+	17, // 23: id4me.registry.v1.AdminService.GetAgent:output_type -> id4me.registry.v1.Agent
+	3,  // 24: id4me.registry.v1.AdminService.ListAgents:output_type -> id4me.registry.v1.ListAgentsResponse
+	17, // 25: id4me.registry.v1.AdminService.UpdateAgent:output_type -> id4me.registry.v1.Agent
+	19, // 26: id4me.registry.v1.AdminService.CreateAgentToken:output_type -> id4me.registry.v1.AgentToken
+	7,  // 27: id4me.registry.v1.AdminService.ListAgentTokens:output_type -> id4me.registry.v1.ListAgentTokensResponse
+	19, // 28: id4me.registry.v1.AdminService.RevokeAgentToken:output_type -> id4me.registry.v1.AgentToken
+	24, // 29: id4me.registry.v1.AdminService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
+	10, // 30: id4me.registry.v1.AdminService.ListJournal:output_type -> id4me.registry.v1.ListJournalResponse
+	24, // 31: id4me.registry.v1.AdminService.SetServerStatus:output_type -> id4me.registry.v1.Identifier
+	12, // 32: id4me.registry.v1.AdminService.CreateOperatorCredential:output_type -> id4me.registry.v1.OperatorCredential
+	15, // 33: id4me.registry.v1.AdminService.ListOperatorCredentials:output_type -> id4me.registry.v1.ListOperatorCredentialsResponse
+	12, // 34: id4me.registry.v1.AdminService.RevokeOperatorCredential:output_type -> id4me.registry.v1.OperatorCredential
+	22, // [22:35] is the sub-list for method output_type
+	9,  // [9:22] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_id4me_registry_v1_admin_service_proto_init() }
@@ -867,7 +1160,7 @@ func file_id4me_registry_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_id4me_registry_v1_admin_service_proto_rawDesc), len(file_id4me_registry_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

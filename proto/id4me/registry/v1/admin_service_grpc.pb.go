@@ -19,16 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateAgent_FullMethodName      = "/id4me.registry.v1.AdminService/CreateAgent"
-	AdminService_GetAgent_FullMethodName         = "/id4me.registry.v1.AdminService/GetAgent"
-	AdminService_ListAgents_FullMethodName       = "/id4me.registry.v1.AdminService/ListAgents"
-	AdminService_UpdateAgent_FullMethodName      = "/id4me.registry.v1.AdminService/UpdateAgent"
-	AdminService_CreateAgentToken_FullMethodName = "/id4me.registry.v1.AdminService/CreateAgentToken"
-	AdminService_ListAgentTokens_FullMethodName  = "/id4me.registry.v1.AdminService/ListAgentTokens"
-	AdminService_RevokeAgentToken_FullMethodName = "/id4me.registry.v1.AdminService/RevokeAgentToken"
-	AdminService_GetIdentifier_FullMethodName    = "/id4me.registry.v1.AdminService/GetIdentifier"
-	AdminService_ListJournal_FullMethodName      = "/id4me.registry.v1.AdminService/ListJournal"
-	AdminService_SetServerStatus_FullMethodName  = "/id4me.registry.v1.AdminService/SetServerStatus"
+	AdminService_CreateAgent_FullMethodName              = "/id4me.registry.v1.AdminService/CreateAgent"
+	AdminService_GetAgent_FullMethodName                 = "/id4me.registry.v1.AdminService/GetAgent"
+	AdminService_ListAgents_FullMethodName               = "/id4me.registry.v1.AdminService/ListAgents"
+	AdminService_UpdateAgent_FullMethodName              = "/id4me.registry.v1.AdminService/UpdateAgent"
+	AdminService_CreateAgentToken_FullMethodName         = "/id4me.registry.v1.AdminService/CreateAgentToken"
+	AdminService_ListAgentTokens_FullMethodName          = "/id4me.registry.v1.AdminService/ListAgentTokens"
+	AdminService_RevokeAgentToken_FullMethodName         = "/id4me.registry.v1.AdminService/RevokeAgentToken"
+	AdminService_GetIdentifier_FullMethodName            = "/id4me.registry.v1.AdminService/GetIdentifier"
+	AdminService_ListJournal_FullMethodName              = "/id4me.registry.v1.AdminService/ListJournal"
+	AdminService_SetServerStatus_FullMethodName          = "/id4me.registry.v1.AdminService/SetServerStatus"
+	AdminService_CreateOperatorCredential_FullMethodName = "/id4me.registry.v1.AdminService/CreateOperatorCredential"
+	AdminService_ListOperatorCredentials_FullMethodName  = "/id4me.registry.v1.AdminService/ListOperatorCredentials"
+	AdminService_RevokeOperatorCredential_FullMethodName = "/id4me.registry.v1.AdminService/RevokeOperatorCredential"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -60,6 +63,16 @@ type AdminServiceClient interface {
 	// prohibited) to exactly those given; client and lifecycle statuses are left alone. The
 	// change is journaled and announced to the sponsoring agent.
 	SetServerStatus(ctx context.Context, in *SetServerStatusRequest, opts ...grpc.CallOption) (*Identifier, error)
+	// CreateOperatorCredential issues a credential for a registry operator; the secret is
+	// returned only here. (CreateAgentToken makes agents' tokens only.)
+	CreateOperatorCredential(ctx context.Context, in *CreateOperatorCredentialRequest, opts ...grpc.CallOption) (*OperatorCredential, error)
+	// ListOperatorCredentials lists the operator credentials, revoked ones too, without
+	// secrets.
+	ListOperatorCredentials(ctx context.Context, in *ListOperatorCredentialsRequest, opts ...grpc.CallOption) (*ListOperatorCredentialsResponse, error)
+	// RevokeOperatorCredential revokes an operator credential at once. The last one not
+	// revoked is kept (FAILED_PRECONDITION, LAST_OPERATOR_CREDENTIAL): create its successor
+	// first, so that the registry is never left without an operator.
+	RevokeOperatorCredential(ctx context.Context, in *RevokeOperatorCredentialRequest, opts ...grpc.CallOption) (*OperatorCredential, error)
 }
 
 type adminServiceClient struct {
@@ -170,6 +183,36 @@ func (c *adminServiceClient) SetServerStatus(ctx context.Context, in *SetServerS
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateOperatorCredential(ctx context.Context, in *CreateOperatorCredentialRequest, opts ...grpc.CallOption) (*OperatorCredential, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OperatorCredential)
+	err := c.cc.Invoke(ctx, AdminService_CreateOperatorCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListOperatorCredentials(ctx context.Context, in *ListOperatorCredentialsRequest, opts ...grpc.CallOption) (*ListOperatorCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOperatorCredentialsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListOperatorCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeOperatorCredential(ctx context.Context, in *RevokeOperatorCredentialRequest, opts ...grpc.CallOption) (*OperatorCredential, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OperatorCredential)
+	err := c.cc.Invoke(ctx, AdminService_RevokeOperatorCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -199,6 +242,16 @@ type AdminServiceServer interface {
 	// prohibited) to exactly those given; client and lifecycle statuses are left alone. The
 	// change is journaled and announced to the sponsoring agent.
 	SetServerStatus(context.Context, *SetServerStatusRequest) (*Identifier, error)
+	// CreateOperatorCredential issues a credential for a registry operator; the secret is
+	// returned only here. (CreateAgentToken makes agents' tokens only.)
+	CreateOperatorCredential(context.Context, *CreateOperatorCredentialRequest) (*OperatorCredential, error)
+	// ListOperatorCredentials lists the operator credentials, revoked ones too, without
+	// secrets.
+	ListOperatorCredentials(context.Context, *ListOperatorCredentialsRequest) (*ListOperatorCredentialsResponse, error)
+	// RevokeOperatorCredential revokes an operator credential at once. The last one not
+	// revoked is kept (FAILED_PRECONDITION, LAST_OPERATOR_CREDENTIAL): create its successor
+	// first, so that the registry is never left without an operator.
+	RevokeOperatorCredential(context.Context, *RevokeOperatorCredentialRequest) (*OperatorCredential, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -238,6 +291,15 @@ func (UnimplementedAdminServiceServer) ListJournal(context.Context, *ListJournal
 }
 func (UnimplementedAdminServiceServer) SetServerStatus(context.Context, *SetServerStatusRequest) (*Identifier, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetServerStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateOperatorCredential(context.Context, *CreateOperatorCredentialRequest) (*OperatorCredential, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateOperatorCredential not implemented")
+}
+func (UnimplementedAdminServiceServer) ListOperatorCredentials(context.Context, *ListOperatorCredentialsRequest) (*ListOperatorCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOperatorCredentials not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeOperatorCredential(context.Context, *RevokeOperatorCredentialRequest) (*OperatorCredential, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeOperatorCredential not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -440,6 +502,60 @@ func _AdminService_SetServerStatus_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateOperatorCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateOperatorCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateOperatorCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateOperatorCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateOperatorCredential(ctx, req.(*CreateOperatorCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListOperatorCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOperatorCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListOperatorCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListOperatorCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListOperatorCredentials(ctx, req.(*ListOperatorCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeOperatorCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeOperatorCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeOperatorCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeOperatorCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeOperatorCredential(ctx, req.(*RevokeOperatorCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -486,6 +602,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetServerStatus",
 			Handler:    _AdminService_SetServerStatus_Handler,
+		},
+		{
+			MethodName: "CreateOperatorCredential",
+			Handler:    _AdminService_CreateOperatorCredential_Handler,
+		},
+		{
+			MethodName: "ListOperatorCredentials",
+			Handler:    _AdminService_ListOperatorCredentials_Handler,
+		},
+		{
+			MethodName: "RevokeOperatorCredential",
+			Handler:    _AdminService_RevokeOperatorCredential_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -229,8 +229,15 @@ type RegisterIdentifierRequest struct {
 	ChallengeId string `protobuf:"bytes,1,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
 	// Optional claims endpoint override (https URL); empty means the agent's default.
 	ClaimsEndpoint string `protobuf:"bytes,2,opt,name=claims_endpoint,json=claimsEndpoint,proto3" json:"claims_endpoint,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Optional (AIP-155): makes the call safe to retry. A retry with the same request_id and
+	// the same other fields, by the same agent, answers with the identifier the first call
+	// registered and a fresh credential link, instead of IDENTIFIER_TAKEN or
+	// CHALLENGE_CONSUMED; the same request_id with other fields is INVALID_ARGUMENT
+	// (REQUEST_ID_REUSED). 1 to 64 letters, digits, '-', '_' or '.': a UUID fits. Kept for the
+	// registry's retention (24 hours by default).
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterIdentifierRequest) Reset() {
@@ -273,6 +280,13 @@ func (x *RegisterIdentifierRequest) GetChallengeId() string {
 func (x *RegisterIdentifierRequest) GetClaimsEndpoint() string {
 	if x != nil {
 		return x.ClaimsEndpoint
+	}
+	return ""
+}
+
+func (x *RegisterIdentifierRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -706,7 +720,12 @@ func (x *CreateCredentialLinkRequest) GetPurpose() CredentialLink_Purpose {
 type RequestTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A valid PURPOSE_TRANSFER challenge of the calling agent.
-	ChallengeId   string `protobuf:"bytes,1,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
+	ChallengeId string `protobuf:"bytes,1,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
+	// Optional (AIP-155): makes the call safe to retry. A retry with the same request_id and
+	// challenge_id, by the same agent, answers with the transfer the first call made, as it
+	// is now; the same request_id with another challenge is INVALID_ARGUMENT
+	// (REQUEST_ID_REUSED). 1 to 64 letters, digits, '-', '_' or '.': a UUID fits.
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -744,6 +763,13 @@ func (*RequestTransferRequest) Descriptor() ([]byte, []int) {
 func (x *RequestTransferRequest) GetChallengeId() string {
 	if x != nil {
 		return x.ChallengeId
+	}
+	return ""
+}
+
+func (x *RequestTransferRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1323,10 +1349,12 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\x13GetChallengeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
 	"\x16VerifyChallengeRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"g\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x86\x01\n" +
 	"\x19RegisterIdentifierRequest\x12!\n" +
 	"\fchallenge_id\x18\x01 \x01(\tR\vchallengeId\x12'\n" +
-	"\x0fclaims_endpoint\x18\x02 \x01(\tR\x0eclaimsEndpoint\"\xa7\x01\n" +
+	"\x0fclaims_endpoint\x18\x02 \x01(\tR\x0eclaimsEndpoint\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"\xa7\x01\n" +
 	"\x1aRegisterIdentifierResponse\x12=\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\v2\x1d.id4me.registry.v1.IdentifierR\n" +
@@ -1362,9 +1390,11 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
 	"identifier\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2).id4me.registry.v1.CredentialLink.PurposeR\apurpose\";\n" +
+	"\apurpose\x18\x02 \x01(\x0e2).id4me.registry.v1.CredentialLink.PurposeR\apurpose\"Z\n" +
 	"\x16RequestTransferRequest\x12!\n" +
-	"\fchallenge_id\x18\x01 \x01(\tR\vchallengeId\"(\n" +
+	"\fchallenge_id\x18\x01 \x01(\tR\vchallengeId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"(\n" +
 	"\x16ApproveTransferRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"'\n" +
 	"\x15RejectTransferRequest\x12\x0e\n" +
