@@ -17,7 +17,8 @@ var ErrConflict = errors.New("authority: conflict")
 // Store keeps the authority's state. Every method is atomic on its own; the methods that
 // change two things at once (AddSigningKey, RedeemCredentialLink, RedeemGrant, RevokeGrant)
 // do so in one transaction. Secrets are stored hashed (SHA-256) wherever the authority only
-// needs to recognise them; signing keys and TOTP secrets are stored as they are.
+// needs to recognise them; signing keys as the KeySet gives them (sealed when it has a
+// key-encryption key) and TOTP secrets are stored as they are.
 //
 // Times are kept to the microsecond, in UTC; the zero time means "not set".
 type Store interface {
@@ -30,6 +31,10 @@ type Store interface {
 	// created after notAfter exists already (with a zero notAfter: any key of k.Alg), as
 	// when another instance rotated first, or when k.ID is taken.
 	AddSigningKey(ctx context.Context, k SigningKey, notAfter time.Time, verifyFor time.Duration) error
+	// ReplaceSigningKeyPrivateJWK replaces the PrivateJWK of key id with jwk if it is still
+	// old (ErrConflict otherwise; ErrNotFound when there is no such key): a key sealed anew
+	// with another key-encryption key.
+	ReplaceSigningKeyPrivateJWK(ctx context.Context, id string, old, jwk []byte) error
 
 	// CreateClient stores a new client (ErrConflict if its ID is taken).
 	CreateClient(ctx context.Context, c Client) error
@@ -118,7 +123,8 @@ type SigningKey struct {
 	ID string
 	// Alg is the JWS algorithm: "RS256" or "ES256".
 	Alg string
-	// PrivateJWK is the private key as a JWK in JSON.
+	// PrivateJWK is the private key as a JWK in JSON, or that JWK sealed with a
+	// key-encryption key (KeyEncryptionKey).
 	PrivateJWK []byte
 	CreateTime time.Time
 	SignTime   time.Time

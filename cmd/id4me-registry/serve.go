@@ -53,6 +53,7 @@ type serveFlags struct {
 	keyRefreshInterval        time.Duration
 	keyRotationPeriod         time.Duration
 	keyRSABits                int
+	kek                       kekFlags
 	credentialLinkTTL         time.Duration
 	loginLockAfter            int
 	loginLockFor              time.Duration
@@ -84,6 +85,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.keyRefreshInterval, "key-refresh-interval", authority.DefaultRefreshInterval, "how often the signing keys are re-read (rotations by other instances or the keys command)")
 	fs.DurationVar(&f.keyRotationPeriod, "key-rotation-period", authority.DefaultRotationPeriod, "age at which a signing key is replaced; negative: never on a schedule")
 	fs.IntVar(&f.keyRSABits, "key-rsa-bits", authority.DefaultRSABits, "size of new RSA signing keys in bits (at least 2048)")
+	f.kek.register(fs)
 	fs.DurationVar(&f.credentialLinkTTL, "credential-link-ttl", 72*time.Hour, "how long a credential (setup or reset) link works")
 	fs.IntVar(&f.loginLockAfter, "login-lock-after", 5, "failed logins after which an identifier is locked")
 	fs.DurationVar(&f.loginLockFor, "login-lock-for", 15*time.Minute, "how long a locked identifier stays locked")
@@ -153,6 +155,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("--dev listens on loopback addresses only; drop --dev to listen elsewhere")
 	}
 
+	kek, oldKEK, err := f.kek.load()
+	if err != nil {
+		return err
+	}
+	if kek == nil && !f.dev {
+		log.Warn("no --key-encryption-key-file: the authority's private signing keys are stored unsealed, and a copy of the database can sign tokens")
+	}
+
 	store, err := openStore(ctx, f.db, true)
 	if err != nil {
 		return err
@@ -197,9 +207,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keys, err := authority.NewKeySet(ctx, store.Authority(), authority.KeyConfig{
 		RSABits: f.keyRSABits, PublishLead: f.keyPublishLead, VerifyFor: f.keyVerifyFor,
 		RefreshInterval: f.keyRefreshInterval, RotationPeriod: f.keyRotationPeriod, Logger: log,
+		KEK: kek, PreviousKEK: oldKEK,
 	})
 	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
+		return keySetError(err)
 	}
 	auth, err := authority.New(authority.Config{
 		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
