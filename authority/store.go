@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -160,6 +161,14 @@ type ClientMetadata struct {
 	IDTokenSignedResponseAlg  string   `json:"id_token_signed_response_alg"`
 	UserinfoSignedResponseAlg string   `json:"userinfo_signed_response_alg,omitempty"`
 	SubjectType               string   `json:"subject_type"`
+	// The encrypted responses the client asked for, and its public keys to encrypt them to:
+	// inline (JWKS) or by reference (JWKSURI).
+	IDTokenEncryptedResponseAlg  string          `json:"id_token_encrypted_response_alg,omitempty"`
+	IDTokenEncryptedResponseEnc  string          `json:"id_token_encrypted_response_enc,omitempty"`
+	UserinfoEncryptedResponseAlg string          `json:"userinfo_encrypted_response_alg,omitempty"`
+	UserinfoEncryptedResponseEnc string          `json:"userinfo_encrypted_response_enc,omitempty"`
+	JWKS                         json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                      string          `json:"jwks_uri,omitempty"`
 	// Sector is the host pairwise subjects are computed for (OpenID Connect Core §8.1).
 	Sector string `json:"-"`
 }

@@ -71,7 +71,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain (PEM); without it a self-signed certificate is made")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&f.clientCA, "client-ca", "", "CA certificates (PEM) agents' client certificates must chain to; without it, only pinned keys count")
-	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, http:// loopback endpoints, prints a bootstrap operator credential")
+	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, http:// loopback endpoints, relying parties' jwks_uri fetched from loopback and private addresses too, prints a bootstrap operator credential")
 	fs.Var(&f.dnsServers, "dns-server", "nameserver host:port asked as the authoritative server of every zone (repeatable); default: find each zone's nameservers through the system resolver")
 	fs.IntVar(&f.dnsQuorum, "dns-quorum", 0, "how many answering nameservers must serve the challenge record; 0 means all that answer")
 	fs.DurationVar(&f.dnsTimeout, "dns-timeout", 10*time.Second, "bound on one whole DNS check")
@@ -215,7 +215,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	auth, err := authority.New(authority.Config{
 		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
 		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
-		AllowLoopbackHTTP: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
+		AllowLoopbackHTTP: f.dev, AllowPrivateJWKSURI: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
 		LockAfter: f.loginLockAfter, LockFor: f.loginLockFor, LoginRate: f.loginRate, LoginBurst: f.loginBurst,
 		Logger: log, Observe: metrics.AuthorityEvent,
 	})
