@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,13 @@ type Config struct {
 	// AllowLoopbackHTTP accepts http:// redirect URIs on loopback hosts for every client
 	// (development), not only for native ones.
 	AllowLoopbackHTTP bool
+	// AllowPrivateJWKSURI lets clients' jwks_uri be fetched from loopback, private,
+	// link-local and other addresses that are not public (development, tests); still https.
+	AllowPrivateJWKSURI bool
+	// JWKSURIRootCAs are the CAs a jwks_uri's certificate must chain to; nil: the system's.
+	JWKSURIRootCAs *x509.CertPool
+	// JWKSURITimeout bounds one fetch of a jwks_uri; default DefaultJWKSURITimeout.
+	JWKSURITimeout time.Duration
 	// CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL and
 	// CredentialLinkTTL are lifetimes; defaults 1m, 10m, 10m, 12h, 30m, 72h.
 	CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL, CredentialLinkTTL time.Duration
@@ -106,6 +114,7 @@ type Authority struct {
 	pages    *pages
 	disco    []byte
 	clients  clientCache
+	jwksURIs *jwksFetcher
 	// dummyHash is checked against when an identifier has no password, so that every
 	// failure costs the same; made at first need, with the configured cost.
 	dummyHash func() string
@@ -139,6 +148,7 @@ func New(cfg Config) (*Authority, error) {
 	setDefault(&cfg.SessionTTL, 12*time.Hour)
 	setDefault(&cfg.AuthRequestTTL, 30*time.Minute)
 	setDefault(&cfg.CredentialLinkTTL, 72*time.Hour)
+	setDefault(&cfg.JWKSURITimeout, DefaultJWKSURITimeout)
 	if cfg.SourceBackoff == (Backoff{}) {
 		cfg.SourceBackoff = DefaultSourceBackoff
 	}
@@ -188,6 +198,7 @@ func New(cfg Config) (*Authority, error) {
 		regs:     newLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
 		hashSlot: make(chan struct{}, cfg.HashConcurrency),
 		pages:    newPages(),
+		jwksURIs: newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.JWKSURIRootCAs, cfg.JWKSURITimeout, cfg.Now),
 	}
 	a.dummyHash = sync.OnceValue(func() string {
 		h, _ := hashPassword("no password is this", cfg.Password)

@@ -2,6 +2,7 @@ package authority
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 )
@@ -59,6 +60,7 @@ func (a *Authority) discovery() ([]byte, error) {
 		"authorization_response_iss_parameter_supported": true,
 		"ui_locales_supported":                           []string{"en"},
 	}
+	maps.Copy(m, encryptionDiscovery())
 	return json.Marshal(m)
 }
 

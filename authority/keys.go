@@ -75,6 +75,13 @@ type KeyConfig struct {
 	Now func() time.Time
 	// Logger receives the rotations and failures of Run; default slog.Default().
 	Logger *slog.Logger
+	// KEK, when set, seals every new private key before it reaches the store, and opens the
+	// keys sealed with it. Without it new keys are stored unsealed, and a sealed key fails
+	// the load (ErrSealed).
+	KEK *KeyEncryptionKey
+	// PreviousKEK opens the keys sealed with the key-encryption key that KEK replaces, while
+	// RewrapSigningKeys moves them to KEK.
+	PreviousKEK *KeyEncryptionKey
 }
 
 func (c *KeyConfig) setDefaults() error {
@@ -166,6 +173,9 @@ func NewKeySet(ctx context.Context, store Store, cfg KeyConfig) (*KeySet, error)
 	k := &KeySet{store: store, cfg: cfg}
 	if err := k.Refresh(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.KEK != nil {
+		k.warnUnsealed()
 	}
 	for _, alg := range k.Algorithms() {
 		if len(k.state.Load().byAlg[alg]) > 0 {
@@ -346,6 +356,9 @@ func (k *KeySet) add(ctx context.Context, alg string, immediate bool, notAfter t
 	if key.PrivateJWK, err = jwk.MarshalJSON(); err != nil {
 		return SigningKey{}, fmt.Errorf("authority: encoding the new %s key: %w", alg, err)
 	}
+	if k.cfg.KEK != nil {
+		key.PrivateJWK = k.cfg.KEK.seal(key.ID, key.PrivateJWK)
+	}
 	err = k.store.AddSigningKey(ctx, key, notAfter, k.cfg.VerifyFor+k.cfg.RefreshInterval)
 	if err != nil {
 		err = fmt.Errorf("authority: storing a new %s key: %w", alg, err)
@@ -412,7 +425,7 @@ func (k *KeySet) Refresh(ctx context.Context) error {
 		l := old[s.ID]
 		switch {
 		case l == nil || !bytes.Equal(l.PrivateJWK, s.PrivateJWK) || l.Alg != s.Alg:
-			if l, err = loadKey(s); err != nil {
+			if l, err = loadKey(s, k.cfg.KEK, k.cfg.PreviousKEK); err != nil {
 				return err
 			}
 		case !l.CreateTime.Equal(s.CreateTime) || !l.SignTime.Equal(s.SignTime) ||
@@ -432,13 +445,18 @@ func (k *KeySet) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// loadKey parses a stored key, refusing one that does not fit its algorithm.
-func loadKey(s SigningKey) (*loadedKey, error) {
+// loadKey parses a stored key, opening it with whichever of keks sealed it, and refuses one
+// that does not fit its algorithm.
+func loadKey(s SigningKey, keks ...*KeyEncryptionKey) (*loadedKey, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("authority: stored signing key %q (%s): %s", s.ID, s.Alg, fmt.Sprintf(format, args...))
 	}
+	plain, err := openKey(s.ID, s.PrivateJWK, keks...)
+	if err != nil {
+		return nil, fmt.Errorf("authority: stored signing key %q (%s): %w", s.ID, s.Alg, err)
+	}
 	var jwk jose.JSONWebKey
-	if err := jwk.UnmarshalJSON(s.PrivateJWK); err != nil {
+	if err := jwk.UnmarshalJSON(plain); err != nil {
 		return nil, bad("not a JWK: %v", err)
 	}
 	if jwk.KeyID != s.ID {

@@ -2,6 +2,7 @@ package authority
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -43,9 +44,13 @@ type registrationRequest struct {
 	UserinfoSignedResponseAlg string   `json:"userinfo_signed_response_alg"`
 	SubjectType               string   `json:"subject_type"`
 	SectorIdentifierURI       string   `json:"sector_identifier_uri"`
-	// Encryption cannot be honoured; asking for it is refused.
-	IDTokenEncryptedResponseAlg  string `json:"id_token_encrypted_response_alg"`
-	UserinfoEncryptedResponseAlg string `json:"userinfo_encrypted_response_alg"`
+	// Encrypted responses, and the keys to encrypt them to (encryption.go).
+	IDTokenEncryptedResponseAlg  string          `json:"id_token_encrypted_response_alg"`
+	IDTokenEncryptedResponseEnc  string          `json:"id_token_encrypted_response_enc"`
+	UserinfoEncryptedResponseAlg string          `json:"userinfo_encrypted_response_alg"`
+	UserinfoEncryptedResponseEnc string          `json:"userinfo_encrypted_response_enc"`
+	JWKS                         json.RawMessage `json:"jwks"`
+	JWKSURI                      string          `json:"jwks_uri"`
 }
 
 // registrationResponse is the client information response (RFC 7591 §3.2.1, RFC 7592 §3).
@@ -79,7 +84,7 @@ func (a *Authority) serveRegister(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body is not a JSON object of client metadata: "+err.Error()))
 		return
 	}
-	md, err := a.clientMetadata(req)
+	md, err := a.clientMetadata(r.Context(), req)
 	if err != nil {
 		var oe *oauthError
 		if errors.As(err, &oe) {
@@ -140,7 +145,7 @@ func (a *Authority) clientInfo(c Client) registrationResponse {
 
 // clientMetadata validates a registration request and applies the defaults; what cannot be
 // honoured is an *oauthError with an RFC 7591 code.
-func (a *Authority) clientMetadata(req registrationRequest) (ClientMetadata, error) {
+func (a *Authority) clientMetadata(ctx context.Context, req registrationRequest) (ClientMetadata, error) {
 	bad := func(format string, args ...any) (ClientMetadata, error) {
 		return ClientMetadata{}, errorf("invalid_client_metadata", fmt.Sprintf(format, args...))
 	}
@@ -167,8 +172,6 @@ func (a *Authority) clientMetadata(req registrationRequest) (ClientMetadata, err
 		return bad("userinfo_signed_response_alg must be one of %v, not %q", signingAlgs, md.UserinfoSignedResponseAlg)
 	case md.SubjectType != string(SubjectPairwise) && md.SubjectType != string(SubjectPublic):
 		return bad("subject_type must be pairwise or public, not %q", md.SubjectType)
-	case req.IDTokenEncryptedResponseAlg != "" || req.UserinfoEncryptedResponseAlg != "":
-		return bad("encrypted ID tokens and userinfo responses are not supported")
 	case req.SectorIdentifierURI != "":
 		return bad("sector_identifier_uri is not supported; register one client per redirect host")
 	case len(req.ClientName) > 200:
@@ -206,6 +209,9 @@ func (a *Authority) clientMetadata(req registrationRequest) (ClientMetadata, err
 		md.Sector = host
 	}
 	md.RedirectURIs = slices.Clone(req.RedirectURIs)
+	if err := a.clientEncryption(ctx, req, &md); err != nil {
+		return ClientMetadata{}, err
+	}
 	return md, nil
 }
 

@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -19,8 +20,8 @@ var ErrConflict = errors.New("authority: conflict")
 // Store keeps the authority's state. Every method is atomic on its own; the methods that
 // change two things at once (AddSigningKey, CreateCredentialLink, RedeemCredentialLink,
 // RedeemGrant, RevokeGrant) do so in one transaction. Secrets are stored hashed (SHA-256)
-// wherever the authority only needs to recognise them; signing keys and TOTP secrets are
-// stored as they are.
+// wherever the authority only needs to recognise them; signing keys as the KeySet gives them
+// (sealed when it has a key-encryption key) and TOTP secrets are stored as they are.
 //
 // Times are kept to the microsecond, in UTC; the zero time means "not set".
 type Store interface {
@@ -33,6 +34,10 @@ type Store interface {
 	// created after notAfter exists already (with a zero notAfter: any key of k.Alg), as
 	// when another instance rotated first, or when k.ID is taken.
 	AddSigningKey(ctx context.Context, k SigningKey, notAfter time.Time, verifyFor time.Duration) error
+	// ReplaceSigningKeyPrivateJWK replaces the PrivateJWK of key id with jwk if it is still
+	// old (ErrConflict otherwise; ErrNotFound when there is no such key): a key sealed anew
+	// with another key-encryption key.
+	ReplaceSigningKeyPrivateJWK(ctx context.Context, id string, old, jwk []byte) error
 
 	// CreateClient stores a new client (ErrConflict if its ID is taken).
 	CreateClient(ctx context.Context, c Client) error
@@ -140,7 +145,8 @@ type SigningKey struct {
 	ID string
 	// Alg is the JWS algorithm: "RS256" or "ES256".
 	Alg string
-	// PrivateJWK is the private key as a JWK in JSON.
+	// PrivateJWK is the private key as a JWK in JSON, or that JWK sealed with a
+	// key-encryption key (KeyEncryptionKey).
 	PrivateJWK []byte
 	CreateTime time.Time
 	SignTime   time.Time
@@ -176,6 +182,14 @@ type ClientMetadata struct {
 	IDTokenSignedResponseAlg  string   `json:"id_token_signed_response_alg"`
 	UserinfoSignedResponseAlg string   `json:"userinfo_signed_response_alg,omitempty"`
 	SubjectType               string   `json:"subject_type"`
+	// The encrypted responses the client asked for, and its public keys to encrypt them to:
+	// inline (JWKS) or by reference (JWKSURI).
+	IDTokenEncryptedResponseAlg  string          `json:"id_token_encrypted_response_alg,omitempty"`
+	IDTokenEncryptedResponseEnc  string          `json:"id_token_encrypted_response_enc,omitempty"`
+	UserinfoEncryptedResponseAlg string          `json:"userinfo_encrypted_response_alg,omitempty"`
+	UserinfoEncryptedResponseEnc string          `json:"userinfo_encrypted_response_enc,omitempty"`
+	JWKS                         json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                      string          `json:"jwks_uri,omitempty"`
 	// Sector is the host pairwise subjects are computed for (OpenID Connect Core §8.1).
 	Sector string `json:"-"`
 }

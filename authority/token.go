@@ -109,8 +109,11 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		Issuer: a.issuer, Subject: g.Subject, Audience: c.ID, IssuedAt: now.Unix(), Expiry: now.Add(a.cfg.IDTokenTTL).Unix(),
 		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, AMR: g.AMR, Identifier: g.Identifier,
 	}, "JWT")
+	if err == nil {
+		idt, err = a.encryptIDToken(ctx, c, idt)
+	}
 	if err != nil {
-		a.internalError(w, r, err)
+		a.responseError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")

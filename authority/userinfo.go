@@ -1,6 +1,8 @@
 package authority
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -44,8 +46,8 @@ type agentToken struct {
 }
 
 // serveUserinfo is the userinfo endpoint: the consented claims, distributed to the agent
-// that sponsors the identifier now (a transfer moves them), as JSON or as a signed JWT when
-// the client registered userinfo_signed_response_alg.
+// that sponsors the identifier now (a transfer moves them), as JSON, or as a JWT (signed,
+// encrypted, or both) as the client registered (userinfoJWT).
 func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	tok, ok := bearerToken(r)
 	if !ok {
@@ -92,18 +94,41 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	if alg := c.Metadata.UserinfoSignedResponseAlg; alg != "" {
-		out.IssuedAt = now.Unix()
-		jwt, err := a.signJSON(alg, out, "JWT")
-		if err != nil {
-			a.internalError(w, r, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/jwt")
-		w.Write([]byte(jwt))
+	if c.Metadata.UserinfoSignedResponseAlg == "" && c.Metadata.UserinfoEncryptedResponseAlg == "" {
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	jwt, err := a.userinfoJWT(ctx, c, out, now)
+	if err != nil {
+		a.responseError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwt")
+	w.Write([]byte(jwt))
+}
+
+// userinfoJWT is the userinfo response as a JWT (OpenID Connect Core §5.3.2): signed when
+// the client registered userinfo_signed_response_alg, and then encrypted when it registered
+// userinfo_encrypted_response_alg too (a nested JWT, "cty": "JWT"); encrypted only, the JWE
+// holds the claims as JSON.
+func (a *Authority) userinfoJWT(ctx context.Context, c Client, out userinfo, now time.Time) (string, error) {
+	md := c.Metadata
+	var payload []byte
+	cty := ""
+	if md.UserinfoSignedResponseAlg != "" {
+		out.IssuedAt = now.Unix()
+		jwt, err := a.signJSON(md.UserinfoSignedResponseAlg, out, "JWT")
+		if err != nil || md.UserinfoEncryptedResponseAlg == "" {
+			return jwt, err
+		}
+		payload, cty = []byte(jwt), "JWT"
+	} else {
+		var err error
+		if payload, err = json.Marshal(out); err != nil {
+			return "", err
+		}
+	}
+	return a.encryptFor(ctx, c, md.UserinfoEncryptedResponseAlg, md.UserinfoEncryptedResponseEnc, payload, cty)
 }
 
 func (a *Authority) invalidToken(w http.ResponseWriter, description string) {

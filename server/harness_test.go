@@ -99,6 +99,8 @@ type envOptions struct {
 	// configureAuthority, if set, changes its configuration first.
 	authority          bool
 	configureAuthority func(*authority.Config)
+	// configureKeys, if set, changes the configuration of the authority's signing keys.
+	configureKeys func(*authority.KeyConfig)
 }
 
 // syncBuffer collects log output from many goroutines.
@@ -187,7 +189,11 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		e.issuer = "https://" + hl.Addr().String()
 		e.roots = x509.NewCertPool()
 		e.roots.AddCert(cert.Leaf)
-		keys, err := authority.NewKeySet(ctx, store.Authority(), authority.KeyConfig{Now: e.clock.Now, Logger: log})
+		kcfg := authority.KeyConfig{Now: e.clock.Now, Logger: log}
+		if opts.configureKeys != nil {
+			opts.configureKeys(&kcfg)
+		}
+		keys, err := authority.NewKeySet(ctx, store.Authority(), kcfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRotation", testSigningKeyRotation},
 		{"SigningKeyConflict", testSigningKeyConflict},
+		{"ReplaceSigningKeyPrivateJWK", testReplaceSigningKeyPrivateJWK},
 		{"Clients", testClients},
 		{"CredentialLinks", testCredentialLinks},
 		{"RedeemCredentialLink", testRedeemCredentialLink},
@@ -204,6 +205,29 @@ func testSigningKeyConflict(t *testing.T, s authority.Store) {
 	must(t, s.AddSigningKey(ctx, late, rs2.CreateTime, time.Hour))
 	rs2.RetireTime, rs2.ExpireTime = late.SignTime, late.SignTime.Add(time.Hour)
 	wantKeys(t, s, t0, rs1, rs2, late)
+}
+
+// testReplaceSigningKeyPrivateJWK: a key's private JWK is replaced only while it is what the
+// caller read; nothing else of the key changes.
+func testReplaceSigningKeyPrivateJWK(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	rs1 := newKey("rs1", "RS256", t0)
+	es1 := newKey("es1", "ES256", t0.Add(time.Minute))
+	must(t, s.AddSigningKey(ctx, rs1, time.Time{}, time.Hour))
+	must(t, s.AddSigningKey(ctx, es1, time.Time{}, time.Hour))
+
+	sealed := []byte(`{"sealed":"A256GCM","kek":"k1","nonce":"AAAA","ciphertext":"BBBB"}`)
+	must(t, s.ReplaceSigningKeyPrivateJWK(ctx, rs1.ID, rs1.PrivateJWK, sealed))
+	stale := rs1.PrivateJWK
+	rs1.PrivateJWK = sealed
+	wantKeys(t, s, t0, rs1, es1)
+
+	// Read before the replacement: refused, and the key keeps the newer JWK.
+	wantErr(t, "ReplaceSigningKeyPrivateJWK of a changed key",
+		s.ReplaceSigningKeyPrivateJWK(ctx, rs1.ID, stale, []byte(`{"kty":"other"}`)), authority.ErrConflict)
+	wantErr(t, "ReplaceSigningKeyPrivateJWK of a missing key",
+		s.ReplaceSigningKeyPrivateJWK(ctx, "nokey", stale, sealed), authority.ErrNotFound)
+	wantKeys(t, s, t0, rs1, es1)
 }
 
 func newClient(id string) authority.Client {

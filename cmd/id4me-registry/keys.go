@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -16,23 +18,31 @@ import (
 const keysUsage = `usage: id4me-registry keys <subcommand> [flags]
 
 subcommands:
-  rotate   make a new signing key of each algorithm (or of --alg): published at once,
-           signing after --key-publish-lead (at once with --now); the keys it replaces
-           stay published until what they signed has expired
-  list     print the authority's signing keys
+  rotate        make a new signing key of each algorithm (or of --alg): published at once,
+                signing after --key-publish-lead (at once with --now); the keys it replaces
+                stay published until what they signed has expired
+  list          print the authority's signing keys, and the key-encryption key each is
+                sealed with
+  generate-kek  print a new random key-encryption key (for --key-encryption-key-file)
+  rewrap        seal every signing key with --key-encryption-key-file: keys stored
+                unsealed, and keys sealed with --old-key-encryption-key-file
 `
 
 // keysCommand runs "keys rotate" and "keys list".
 func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, keysUsage)
-		return errors.New(`"keys" needs a subcommand: rotate or list`)
+		return errors.New(`"keys" needs a subcommand: rotate, list, generate-kek or rewrap`)
 	}
 	switch args[0] {
 	case "rotate":
 		return keysRotate(ctx, args[1:], stdout, stderr)
 	case "list":
 		return keysList(ctx, args[1:], stdout, stderr)
+	case "generate-kek":
+		return keysGenerateKEK(args[1:], stdout, stderr)
+	case "rewrap":
+		return keysRewrap(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, keysUsage)
 		return nil
@@ -51,7 +61,13 @@ func keysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	verifyFor := fs.Duration("key-verify-for", authority.DefaultVerifyFor, "how long a replaced key stays published after it stops signing: at least the longest lifetime of a token plus clock skew")
 	refresh := fs.Duration("key-refresh-interval", authority.DefaultRefreshInterval, "how often serving instances re-read the keys (a replaced key stays published this much longer)")
 	rsaBits := fs.Int("key-rsa-bits", authority.DefaultRSABits, "size of new RSA keys in bits (at least 2048)")
+	var kf kekFlags
+	kf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	kek, oldKEK, err := kf.load()
+	if err != nil {
 		return err
 	}
 	var algs []string
@@ -82,9 +98,12 @@ func keysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		VerifyFor:       *verifyFor,
 		RefreshInterval: *refresh,
 		RotationPeriod:  -1,
+		KEK:             kek,
+		PreviousKEK:     oldKEK,
+		Logger:          slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 	if err != nil {
-		return err
+		return keySetError(err)
 	}
 	for _, a := range algs {
 		if !slices.ContainsFunc(before, func(k authority.SigningKey) bool { return k.Alg == a }) {
@@ -117,7 +136,13 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
+	var kf kekFlags
+	kf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	kek, oldKEK, err := kf.load()
+	if err != nil {
 		return err
 	}
 	store, err := openStore(ctx, *db, false)
@@ -142,7 +167,8 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tRETIRES\tEXPIRES")
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tRETIRES\tEXPIRES\tSEALED WITH")
+	var unopened []error
 	for _, k := range keys {
 		state := "retired"
 		switch {
@@ -151,10 +177,61 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case k.SignTime.After(now) && (k.RetireTime.IsZero() || now.Before(k.RetireTime)):
 			state = "next"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Alg, state, formatKeyTime(k.CreateTime),
-			formatKeyTime(k.SignTime), formatKeyTime(k.RetireTime), formatKeyTime(k.ExpireTime))
+		sealed := cmp.Or(k.SealedWith(), "-")
+		// Given a key-encryption key, every key must open: what serve would meet at start.
+		if kek != nil {
+			if err := authority.CheckSigningKey(k, kek, oldKEK); err != nil {
+				unopened = append(unopened, err)
+				sealed += " (does not open)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Alg, state, formatKeyTime(k.CreateTime),
+			formatKeyTime(k.SignTime), formatKeyTime(k.RetireTime), formatKeyTime(k.ExpireTime), sealed)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return errors.Join(unopened...)
+}
+
+func keysGenerateKEK(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys generate-kek", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	_, err := stdout.Write(authority.GenerateKeyEncryptionKey())
+	return err
+}
+
+func keysRewrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys rewrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
+	var kf kekFlags
+	kf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	kek, oldKEK, err := kf.load()
+	if err != nil {
+		return err
+	}
+	if kek == nil {
+		return errors.New("--key-encryption-key-file is required: the key-encryption key to seal the signing keys with")
+	}
+	store, err := openStore(ctx, *db, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	res, err := authority.RewrapSigningKeys(ctx, store.Authority(), kek, oldKEK)
+	if err != nil {
+		return keySetError(err)
+	}
+	fmt.Fprintf(stdout, "sealed %d signing keys with key-encryption key %s; %d were sealed with it already\n",
+		res.Rewrapped, kek.ID(), res.Already)
+	return nil
 }
 
 func formatKeyTime(t time.Time) string {

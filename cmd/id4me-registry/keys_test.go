@@ -1,9 +1,14 @@
 package main_test
 
 import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,8 +43,8 @@ func listed(t *testing.T, db string) map[string][]string {
 	rows := map[string][]string{}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 7 {
-			t.Fatalf("keys list row %q: want kid, alg, state and four times", l)
+		if len(f) != 8 {
+			t.Fatalf("keys list row %q: want kid, alg, state, four times and the seal", l)
 		}
 		rows[f[0]] = f[1:]
 	}
@@ -95,5 +100,165 @@ func TestKeysCommand(t *testing.T) {
 		if _, stderr, err := cli(t, nil, args...); err == nil || stderr == "" {
 			t.Errorf("%v: err %v, stderr %q; want a failure that says why", args, err, stderr)
 		}
+	}
+}
+
+// startServe runs serve with args until it listens (or exits), then stops it; it returns
+// what it printed and how it ended.
+func startServe(t *testing.T, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "gRPC on ") {
+			cmd.Process.Signal(syscall.SIGTERM)
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	err = cmd.Wait()
+	return out.String(), stderr.String(), err
+}
+
+// TestKeysSealedWithKEK: keys made with a key-encryption key are sealed; serve starts with it
+// and refuses to start without it or with another; a rewrap moves the keys to a new one.
+func TestKeysSealedWithKEK(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "r.db")
+	kek := func(name string) string {
+		t.Helper()
+		out, stderr, err := cli(t, nil, "keys", "generate-kek")
+		if err != nil || len(out) != 45 {
+			t.Fatalf("keys generate-kek: %q, %v\n%s", out, err, stderr)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	a, b := kek("a"), kek("b")
+
+	first, out := rotated(t, []string{"ID4ME_KEY_ENCRYPTION_KEY_FILE=" + a}, "--db", db)
+	if len(first) != 2 {
+		t.Fatalf("first rotate printed:\n%s", out)
+	}
+	sealedWith := func(env []string, args ...string) (map[string]string, error) {
+		t.Helper()
+		out, stderr, err := cli(t, env, append([]string{"keys", "list", "--db", db}, args...)...)
+		seals := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			f := strings.Fields(l)
+			seals[f[0]] = strings.Join(f[7:], " ")
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, stderr)
+		}
+		return seals, err
+	}
+	seals, err := sealedWith(nil, "--key-encryption-key-file", a)
+	kekA := seals[first["RS256"]]
+	if err != nil || len(seals) != 2 || kekA == "-" || kekA == "" || seals[first["ES256"]] != kekA {
+		t.Fatalf("keys list: %v, %v; want both keys sealed with one key-encryption key", seals, err)
+	}
+	if seals, err := sealedWith(nil, "--key-encryption-key-file", b); err == nil || !strings.Contains(err.Error(), kekA) ||
+		!strings.Contains(seals[first["RS256"]], "does not open") {
+		t.Fatalf("keys list with another key-encryption key: %v, %v; want each key marked and a failure", seals, err)
+	}
+
+	// serve: without the key-encryption key, or with another, it does not start, and says
+	// which key it needs; with it, it starts.
+	for name, args := range map[string][]string{
+		"none":    {"--dev", "--db", db},
+		"another": {"--dev", "--db", db, "--key-encryption-key-file", b},
+	} {
+		_, stderr, err := startServe(t, nil, args...)
+		if err == nil || !strings.Contains(stderr, "--key-encryption-key-file") || !strings.Contains(stderr, kekA) {
+			t.Fatalf("serve with %s key-encryption key: %v\n%s\nwant a refusal naming the key and the flag", name, err, stderr)
+		}
+	}
+	if _, stderr, err := startServe(t, []string{"ID4ME_KEY_ENCRYPTION_KEY_FILE=" + a}, "--dev", "--db", db); err != nil || strings.Contains(stderr, "without the key-encryption key") {
+		t.Fatalf("serve with the key-encryption key: %v\n%s", err, stderr)
+	}
+
+	// A rewrap to b: a alone opens nothing any more; a and b together (instances during
+	// the rewrap) and b alone open every key.
+	out, stderr, err := cli(t, nil, "keys", "rewrap", "--db", db, "--key-encryption-key-file", b, "--old-key-encryption-key-file", a)
+	if err != nil || !strings.Contains(out, "sealed 2 signing keys") {
+		t.Fatalf("keys rewrap: %q, %v\n%s", out, err, stderr)
+	}
+	seals, err = sealedWith(nil, "--key-encryption-key-file", b)
+	if err != nil || seals[first["RS256"]] == kekA || seals[first["RS256"]] != seals[first["ES256"]] {
+		t.Fatalf("keys list after the rewrap: %v, %v", seals, err)
+	}
+	if _, stderr, err := startServe(t, nil, "--dev", "--db", db, "--key-encryption-key-file", a); err == nil {
+		t.Fatalf("serve with the replaced key-encryption key started\n%s", stderr)
+	}
+	for _, args := range [][]string{
+		{"--key-encryption-key-file", b},
+		{"--key-encryption-key-file", b, "--old-key-encryption-key-file", a},
+	} {
+		if _, stderr, err := startServe(t, nil, append([]string{"--dev", "--db", db}, args...)...); err != nil {
+			t.Fatalf("serve %v after the rewrap: %v\n%s", args, err, stderr)
+		}
+	}
+	out, _, err = cli(t, nil, "keys", "rewrap", "--db", db, "--key-encryption-key-file", b)
+	if err != nil || !strings.Contains(out, "sealed 0 signing keys") || !strings.Contains(out, "2 were sealed with it already") {
+		t.Fatalf("second rewrap: %q, %v", out, err)
+	}
+
+	for _, args := range [][]string{
+		{"keys", "rewrap", "--db", db},
+		{"keys", "rewrap", "--db", db, "--old-key-encryption-key-file", a},
+		{"keys", "rewrap", "--db", db, "--key-encryption-key-file", b, "--old-key-encryption-key-file", b},
+		{"keys", "rewrap", "--db", db, "--key-encryption-key-file", filepath.Join(dir, "missing")},
+		{"keys", "rewrap", "--db", db, "--key-encryption-key-file", db},
+	} {
+		if _, stderr, err := cli(t, nil, args...); err == nil || stderr == "" {
+			t.Errorf("%v: err %v, stderr %q; want a failure that says why", args, err, stderr)
+		}
+	}
+}
+
+// TestServeWarnsWithoutKEK: outside --dev, serve warns that the signing keys are stored
+// unsealed when it has no key-encryption key; in --dev, and with one, it does not.
+func TestServeWarnsWithoutKEK(t *testing.T) {
+	dir := t.TempDir()
+	const warning = "no --key-encryption-key-file"
+	_, stderr, err := startServe(t, nil, "--db", filepath.Join(dir, "prod.db"))
+	if err != nil || !strings.Contains(stderr, warning) {
+		t.Fatalf("serve without a key-encryption key: %v\n%s\nwant a warning", err, stderr)
+	}
+	_, stderr, err = startServe(t, nil, "--dev", "--db", filepath.Join(dir, "dev.db"))
+	if err != nil || strings.Contains(stderr, warning) {
+		t.Fatalf("serve --dev: %v\n%s\nwant no warning", err, stderr)
+	}
+	out, _, err := cli(t, nil, "keys", "generate-kek")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek := filepath.Join(dir, "kek")
+	if err := os.WriteFile(kek, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An existing database with unsealed keys: served, with a warning that a rewrap seals them.
+	_, stderr, err = startServe(t, nil, "--db", filepath.Join(dir, "prod.db"), "--key-encryption-key-file", kek)
+	if err != nil || strings.Contains(stderr, warning) || !strings.Contains(stderr, "keys rewrap") {
+		t.Fatalf("serve with a key-encryption key over unsealed keys: %v\n%s\nwant a warning to rewrap", err, stderr)
 	}
 }

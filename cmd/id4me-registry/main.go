@@ -6,6 +6,8 @@
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
 //	id4me-registry admin operators …      create, list, revoke operator credentials (gRPC)
 //	id4me-registry keys rotate|list       rotate or list the authority's signing keys
+//	id4me-registry keys generate-kek      print a new key-encryption key for the signing keys
+//	id4me-registry keys rewrap            seal the signing keys with a new key-encryption key
 //	id4me-registry version                print the version
 //	id4me-registry agent register NAME    register an identifier, publishing the challenge
 //	                                      record through a lego DNS provider (also: transfer,
@@ -51,6 +53,8 @@ commands:
   admin operators   create, list and revoke operator credentials over the AdminService
   keys rotate       make new signing keys for the authority (--alg, --now)
   keys list         list the authority's signing keys
+  keys generate-kek print a new key-encryption key (--key-encryption-key-file)
+  keys rewrap       seal every signing key with a new key-encryption key
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
   agent             an agent's client: register and transfer identifiers through a DNS
                     provider, list them, follow events, delete ("agent help" for more)

@@ -54,6 +54,7 @@ type serveFlags struct {
 	keyRefreshInterval        time.Duration
 	keyRotationPeriod         time.Duration
 	keyRSABits                int
+	kek                       kekFlags
 	credentialLinkTTL         time.Duration
 	loginBackoffAfter         int
 	loginBackoffMax           time.Duration
@@ -73,7 +74,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain (PEM); without it a self-signed certificate is made")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&f.clientCA, "client-ca", "", "CA certificates (PEM) agents' client certificates must chain to; without it, only pinned keys count")
-	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, agents' endpoints on loopback and private addresses (and http:// on loopback), prints a bootstrap operator credential")
+	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, agents' endpoints on loopback and private addresses (and http:// on loopback), relying parties' jwks_uri fetched from loopback and private addresses too, prints a bootstrap operator credential")
 	fs.Var(&f.dnsServers, "dns-server", "nameserver host:port asked as the authoritative server of every zone (repeatable); default: find each zone's nameservers through the system resolver")
 	fs.IntVar(&f.dnsQuorum, "dns-quorum", 0, "how many answering nameservers must serve the challenge record; 0 means all that answer")
 	fs.DurationVar(&f.dnsTimeout, "dns-timeout", 10*time.Second, "bound on one whole DNS check")
@@ -87,6 +88,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.keyRefreshInterval, "key-refresh-interval", authority.DefaultRefreshInterval, "how often the signing keys are re-read (rotations by other instances or the keys command)")
 	fs.DurationVar(&f.keyRotationPeriod, "key-rotation-period", authority.DefaultRotationPeriod, "age at which a signing key is replaced; negative: never on a schedule")
 	fs.IntVar(&f.keyRSABits, "key-rsa-bits", authority.DefaultRSABits, "size of new RSA signing keys in bits (at least 2048)")
+	f.kek.register(fs)
 	fs.DurationVar(&f.credentialLinkTTL, "credential-link-ttl", 72*time.Hour, "how long a credential (setup or reset) link works")
 	fs.IntVar(&f.loginBackoffAfter, "login-backoff-after", authority.DefaultSourceBackoff.Free, "login attempts one source (or known device) may make for an identifier before each further one waits, 1s, then twice as long each time")
 	fs.DurationVar(&f.loginBackoffMax, "login-backoff-max", authority.DefaultSourceBackoff.Max, "longest wait between the login attempts of one source for an identifier")
@@ -162,6 +164,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("--dev listens on loopback addresses only; drop --dev to listen elsewhere")
 	}
 
+	kek, oldKEK, err := f.kek.load()
+	if err != nil {
+		return err
+	}
+	if kek == nil && !f.dev {
+		log.Warn("no --key-encryption-key-file: the authority's private signing keys are stored unsealed, and a copy of the database can sign tokens")
+	}
+
 	store, err := openStore(ctx, f.db, true)
 	if err != nil {
 		return err
@@ -206,14 +216,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keys, err := authority.NewKeySet(ctx, store.Authority(), authority.KeyConfig{
 		RSABits: f.keyRSABits, PublishLead: f.keyPublishLead, VerifyFor: f.keyVerifyFor,
 		RefreshInterval: f.keyRefreshInterval, RotationPeriod: f.keyRotationPeriod, Logger: log,
+		KEK: kek, PreviousKEK: oldKEK,
 	})
 	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
+		return keySetError(err)
 	}
 	auth, err := authority.New(authority.Config{
 		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
 		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
-		AllowLoopbackHTTP: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
+		AllowLoopbackHTTP: f.dev, AllowPrivateJWKSURI: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
 		SourceBackoff:     backoff(authority.DefaultSourceBackoff, f.loginBackoffAfter, f.loginBackoffMax),
 		IdentifierBackoff: backoff(authority.DefaultIdentifierBackoff, f.loginIDBackoffAfter, f.loginIDBackoffMax),
 		LoginRate:         f.loginRate, LoginBurst: f.loginBurst,

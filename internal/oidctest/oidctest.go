@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
 
@@ -80,8 +81,11 @@ type RP struct {
 	OAuth    oauth2.Config
 	// Registration is the registration response.
 	Registration map[string]any
-	client       *http.Client
-	ctx          context.Context
+	// DecryptionKey is the RP's private key (*rsa.PrivateKey or *ecdsa.PrivateKey) for the
+	// encrypted ID tokens and userinfo responses it registered; nil if it registered none.
+	DecryptionKey any
+	client        *http.Client
+	ctx           context.Context
 }
 
 // NewRP discovers the authority at issuer and registers a client with metadata (redirect
@@ -171,6 +175,9 @@ type Result struct {
 	RawUserinfo []byte
 	// UserinfoType is the userinfo Content-Type.
 	UserinfoType string
+	// IDTokenJWE and UserinfoJWE are the headers of the encrypted ID token and userinfo
+	// response; nil when they came unencrypted.
+	IDTokenJWE, UserinfoJWE *jose.Header
 }
 
 // Finish takes the URL the holder's browser was sent back to, checks its state and iss,
@@ -196,6 +203,14 @@ func (rp *RP) Finish(req Request, callback string, now func() time.Time) (*Resul
 		return nil, fmt.Errorf("token: %w", err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
+	var idtJWE *jose.Header
+	if isJWE(raw) {
+		inner, h, err := rp.Decrypt(raw)
+		if err != nil {
+			return nil, fmt.Errorf("ID token: %w", err)
+		}
+		raw, idtJWE = string(inner), &h
+	}
 	v := rp.Provider.Verifier(&oidc.Config{ClientID: rp.OAuth.ClientID, Now: now, SupportedSigningAlgs: []string{"RS256", "ES256"}})
 	idt, err := v.Verify(rp.ctx, raw)
 	if err != nil {
@@ -204,11 +219,11 @@ func (rp *RP) Finish(req Request, callback string, now func() time.Time) (*Resul
 	if idt.Nonce != req.Nonce {
 		return nil, fmt.Errorf("nonce %q, want %q", idt.Nonce, req.Nonce)
 	}
-	res := &Result{Token: tok, IDToken: idt}
+	res := &Result{Token: tok, IDToken: idt, IDTokenJWE: idtJWE}
 	if err := idt.Claims(&res.Claims); err != nil {
 		return nil, err
 	}
-	res.Userinfo, res.RawUserinfo, res.UserinfoType, err = rp.Userinfo(tok.AccessToken)
+	res.Userinfo, res.RawUserinfo, res.UserinfoType, res.UserinfoJWE, err = rp.userinfo(tok.AccessToken)
 	return res, err
 }
 
@@ -220,9 +235,32 @@ func issuerOf(rp *RP) string {
 	return c.Issuer
 }
 
-// Userinfo fetches userinfo with an access token; a JWT answer is verified with the
-// authority's keys.
+// Userinfo fetches userinfo with an access token; a JWT answer is decrypted with
+// DecryptionKey when it is encrypted, and verified with the authority's keys when it is
+// signed.
 func (rp *RP) Userinfo(accessToken string) (map[string]any, []byte, string, error) {
+	m, body, ct, _, err := rp.userinfo(accessToken)
+	return m, body, ct, err
+}
+
+func (rp *RP) userinfo(accessToken string) (map[string]any, []byte, string, *jose.Header, error) {
+	m, body, ct, err := rp.fetchUserinfo(accessToken)
+	if err != nil || !strings.HasPrefix(ct, "application/jwt") || !isJWE(string(body)) {
+		return m, body, ct, nil, err
+	}
+	payload, h, err := rp.Decrypt(string(body))
+	if err != nil {
+		return nil, body, ct, nil, fmt.Errorf("userinfo: %w", err)
+	}
+	if cty, _ := h.ExtraHeaders[jose.HeaderContentType].(string); strings.EqualFold(cty, "JWT") {
+		m, err = rp.verifyUserinfo(payload)
+	} else {
+		err = json.Unmarshal(payload, &m)
+	}
+	return m, body, ct, &h, err
+}
+
+func (rp *RP) fetchUserinfo(accessToken string) (map[string]any, []byte, string, error) {
 	req, _ := http.NewRequest(http.MethodGet, rp.Provider.UserInfoEndpoint(), nil)
 	req.Header.Set("Authorization", "Bearer "+accessToken)
 	resp, err := rp.client.Do(req)
@@ -238,25 +276,33 @@ func (rp *RP) Userinfo(accessToken string) (map[string]any, []byte, string, erro
 	if resp.StatusCode != http.StatusOK {
 		return nil, body, ct, &HTTPError{Status: resp.StatusCode, Body: string(body), WWWAuthenticate: resp.Header.Get("WWW-Authenticate")}
 	}
-	payload := body
+	if isJWE(string(body)) {
+		return nil, body, ct, nil
+	}
 	if strings.HasPrefix(ct, "application/jwt") {
-		// The userinfo JWT carries the client as aud, like an ID token.
-		v := rp.Provider.Verifier(&oidc.Config{ClientID: rp.OAuth.ClientID, SkipExpiryCheck: true, SupportedSigningAlgs: []string{"RS256", "ES256"}})
-		t, err := v.Verify(rp.ctx, string(body))
-		if err != nil {
-			return nil, body, ct, fmt.Errorf("userinfo JWT: %w", err)
-		}
-		var m map[string]any
-		if err := t.Claims(&m); err != nil {
-			return nil, body, ct, err
-		}
-		return m, body, ct, nil
+		m, err := rp.verifyUserinfo(body)
+		return m, body, ct, err
 	}
 	var m map[string]any
-	if err := json.Unmarshal(payload, &m); err != nil {
+	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, body, ct, err
 	}
 	return m, body, ct, nil
+}
+
+// verifyUserinfo verifies a signed userinfo JWT with the authority's keys: it carries the
+// client as aud, like an ID token.
+func (rp *RP) verifyUserinfo(jwt []byte) (map[string]any, error) {
+	v := rp.Provider.Verifier(&oidc.Config{ClientID: rp.OAuth.ClientID, SkipExpiryCheck: true, SupportedSigningAlgs: []string{"RS256", "ES256"}})
+	t, err := v.Verify(rp.ctx, string(jwt))
+	if err != nil {
+		return nil, fmt.Errorf("userinfo JWT: %w", err)
+	}
+	var m map[string]any
+	if err := t.Claims(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // DistributedClaims follows userinfo's _claim_sources: it asks each source's endpoint with

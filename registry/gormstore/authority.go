@@ -56,6 +56,8 @@ var (
 		placeholders(7) + ") ON CONFLICT DO NOTHING")
 	sqlRetireKeys = newSQL("UPDATE authority_signing_keys SET retire_time = ?, expire_time = ?" +
 		" WHERE alg = ? AND id <> ? AND retire_time IS NULL")
+	sqlReplaceKeyJWK = newSQL("UPDATE authority_signing_keys SET private_jwk = ? WHERE id = ? AND private_jwk = ?")
+	sqlHasKey        = newSQL("SELECT 1 FROM authority_signing_keys WHERE id = ?")
 
 	sqlInsertClient = newSQL("INSERT INTO authority_clients (" + clientColumns + ") VALUES (" +
 		placeholders(6) + ") ON CONFLICT DO NOTHING")
@@ -255,6 +257,14 @@ func (a *AuthorityStore) AddSigningKey(ctx context.Context, k authority.SigningK
 		_, err = t.execSQL(ctx, sqlRetireKeys, t.time(dbTime(k.SignTime)), t.time(dbTime(k.SignTime.Add(verifyFor))), k.Alg, k.ID)
 		return err
 	})
+}
+
+func (a *AuthorityStore) ReplaceSigningKeyPrivateJWK(ctx context.Context, id string, old, jwk []byte) error {
+	n, err := a.exec(ctx, sqlReplaceKeyJWK, blob(jwk), id, blob(old))
+	if err != nil || n > 0 {
+		return err
+	}
+	return lost(ctx, a.s.reader, sqlHasKey, id, fmt.Sprintf("signing key %q", id), "changed since it was read")
 }
 
 func (a *AuthorityStore) CreateClient(ctx context.Context, c authority.Client) error {
