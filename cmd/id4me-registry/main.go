@@ -5,6 +5,8 @@
 //	id4me-registry migrate [flags]        apply the database migrations and exit
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
 //	id4me-registry keys rotate|list       rotate or list the authority's signing keys
+//	id4me-registry registration-tokens create|list|revoke
+//	                                      manage initial access tokens for registrations
 //	id4me-registry version                print the version
 //	id4me-registry agent register NAME    register an identifier, publishing the challenge
 //	                                      record through a lego DNS provider (also: transfer,
@@ -49,6 +51,8 @@ commands:
   admin bootstrap   create an operator credential and print its secret
   keys rotate       make new signing keys for the authority (--alg, --now)
   keys list         list the authority's signing keys
+  registration-tokens create|list|revoke
+                    make, list or revoke initial access tokens (serve --registration token)
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
   agent             an agent's client: register and transfer identifiers through a DNS
                     provider, list them, follow events, delete ("agent help" for more)
@@ -77,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bootstrap(ctx, args[2:], stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args[1:], stdout, stderr)
+	case "registration-tokens":
+		return registrationTokensCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
 	case "agent":
