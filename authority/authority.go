@@ -44,6 +44,19 @@ const (
 	SubjectPublic SubjectType = "public"
 )
 
+// RegistrationMode says who may register clients at the registration endpoint.
+type RegistrationMode string
+
+// Registration modes.
+const (
+	// RegistrationOpen lets anyone register a client: ID4me relying parties meet
+	// authorities they have never seen.
+	RegistrationOpen RegistrationMode = "open"
+	// RegistrationToken asks for an initial access token (RFC 7591 §3), made by an
+	// operator (IssueInitialAccessToken).
+	RegistrationToken RegistrationMode = "token"
+)
+
 // Config configures an Authority. Issuer, Store, Keys and Mapping are required.
 type Config struct {
 	// Issuer is the authority's issuer URL: https, no query or fragment. Its host is what
@@ -80,17 +93,35 @@ type Config struct {
 	LoginRate  float64
 	LoginBurst int
 	// RegistrationRate and RegistrationBurst limit dynamic client registrations per source
-	// address; defaults 1/min and 10.
+	// address; defaults 1/min and 10; a RegistrationRate of math.Inf(1) turns the limit off.
 	RegistrationRate  float64
 	RegistrationBurst int
+	// Registration says who may register clients; default RegistrationOpen.
+	Registration RegistrationMode
+	// RequirePKCE makes PKCE (S256) mandatory for every client. Without it PKCE is
+	// mandatory for public clients, optional for confidential ones, and enforced whenever
+	// a client sent a code_challenge (RFC 9700 §2.1.1).
+	RequirePKCE bool
+	// ClientSecretTTL is how long a client secret works from its registration
+	// (client_secret_expires_at); 0: forever. RP libraries register again once it passed.
+	ClientSecretTTL time.Duration
+	// ClientCacheTTL is how long a client is answered from memory. An update or a deletion
+	// takes effect at once on the instance that made it and within ClientCacheTTL on
+	// others; a deleted client's codes and tokens, kept in the store, stop working at once
+	// everywhere. Default 2s; negative: no cache.
+	ClientCacheTTL time.Duration
+	// OPPolicyURI, OPTOSURI and ServiceDocumentation are https URLs published in discovery
+	// as op_policy_uri, op_tos_uri and service_documentation when set.
+	OPPolicyURI, OPTOSURI, ServiceDocumentation string
 	// Password is the argon2id cost; default PasswordParams{Memory: 19456, Time: 2,
 	// Threads: 1} (OWASP's minimum for argon2id).
 	Password PasswordParams
 	// HashConcurrency bounds concurrent password hashes (each takes Password.Memory KiB);
 	// default 2 × GOMAXPROCS.
 	HashConcurrency int
-	// Observe is told what the authority answered, for metrics: event is registration,
-	// login, totp, consent, credentials, token or userinfo; outcome is the HTTP status
+	// Observe is told what the authority answered, for metrics: event is registration
+	// (registering, reading, updating or deleting a client), login, totp, consent,
+	// credentials, token or userinfo; outcome is the HTTP status
 	// (a 303 is a login or consent that went on). It must be cheap. Nil for none.
 	Observe func(event, outcome string)
 	// Logger gets the authority's log lines; default slog.Default().
@@ -171,6 +202,26 @@ func New(cfg Config) (*Authority, error) {
 	}
 	if cfg.RegistrationBurst <= 0 {
 		cfg.RegistrationBurst = 10
+	}
+	switch cfg.Registration {
+	case "":
+		cfg.Registration = RegistrationOpen
+	case RegistrationOpen, RegistrationToken:
+	default:
+		return nil, fmt.Errorf("authority: registration mode %q is neither open nor token", cfg.Registration)
+	}
+	if cfg.ClientSecretTTL < 0 {
+		return nil, fmt.Errorf("authority: client secret lifetime %v is negative", cfg.ClientSecretTTL)
+	}
+	if cfg.ClientCacheTTL == 0 {
+		cfg.ClientCacheTTL = 2 * time.Second
+	}
+	for _, u := range []struct{ name, value string }{
+		{"op_policy_uri", cfg.OPPolicyURI}, {"op_tos_uri", cfg.OPTOSURI}, {"service_documentation", cfg.ServiceDocumentation},
+	} {
+		if u.value != "" && !isHTTPSURL(u.value) {
+			return nil, fmt.Errorf("authority: %s must be an https URL, got %q", u.name, u.value)
+		}
 	}
 	if cfg.Password == (PasswordParams{}) {
 		cfg.Password = DefaultPasswordParams
@@ -253,7 +304,9 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET "+pathDiscovery, a.serveDiscovery)
 	mux.HandleFunc("GET "+pathJWKS, a.serveJWKS)
 	mux.HandleFunc("POST "+pathRegister, a.observed("registration", a.serveRegister))
-	mux.HandleFunc("GET "+pathRegister+"/{client_id}", a.serveClientRead)
+	mux.HandleFunc("GET "+pathRegister+"/{client_id}", a.observed("registration", a.serveClientRead))
+	mux.HandleFunc("PUT "+pathRegister+"/{client_id}", a.observed("registration", a.serveClientUpdate))
+	mux.HandleFunc("DELETE "+pathRegister+"/{client_id}", a.observed("registration", a.serveClientDelete))
 	mux.HandleFunc("GET "+pathAuthorize, a.serveAuthorize)
 	mux.HandleFunc("POST "+pathAuthorize, a.serveAuthorize)
 	mux.HandleFunc("GET "+pathLogin, a.serveLoginPage)

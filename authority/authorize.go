@@ -56,7 +56,7 @@ func (a *Authority) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusBadRequest, "The site that sent you here asked to return to an address it did not register.", "redirect_uri does not match a registered redirect URI exactly.")
 		return
 	}
-	params, oe := parseAuthParams(q, c, redirectURI)
+	params, oe := parseAuthParams(q, c, redirectURI, a.cfg.RequirePKCE)
 	if oe != nil {
 		a.redirectError(w, r, redirectURI, q.Get("state"), oe)
 		return
@@ -85,8 +85,10 @@ func (a *Authority) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseAuthParams validates the parameters of an authorization request whose client and
-// redirect URI are known good.
-func parseAuthParams(q url.Values, c Client, redirectURI string) (AuthParams, *oauthError) {
+// redirect URI are known good. PKCE follows RFC 9700 §2.1.1: S256 only; mandatory for public
+// clients, and for every client with requirePKCE; optional for confidential clients, which
+// authenticate at the token endpoint (the ID4me RP libraries send none).
+func parseAuthParams(q url.Values, c Client, redirectURI string, requirePKCE bool) (AuthParams, *oauthError) {
 	p := AuthParams{ClientID: c.ID, RedirectURI: redirectURI, State: q.Get("state"), Nonce: q.Get("nonce"), LoginHint: q.Get("login_hint")}
 	for _, k := range []string{"client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "claims", "prompt", "max_age", "login_hint"} {
 		if len(q[k]) > 1 {
@@ -115,12 +117,18 @@ func parseAuthParams(q url.Values, c Client, redirectURI string) (AuthParams, *o
 		}
 	}
 	p.CodeChallenge = q.Get("code_challenge")
+	method := q.Get("code_challenge_method")
 	switch {
-	case p.CodeChallenge == "":
+	case p.CodeChallenge == "" && method != "":
+		return p, errorf("invalid_request", "code_challenge_method was sent without a code_challenge")
+	case p.CodeChallenge == "" && c.public():
+		return p, errorf("invalid_request", "PKCE is required for public clients: send code_challenge with code_challenge_method=S256")
+	case p.CodeChallenge == "" && requirePKCE:
 		return p, errorf("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
-	case q.Get("code_challenge_method") != "S256":
+	case p.CodeChallenge == "":
+	case method != "S256":
 		return p, errorf("invalid_request", "code_challenge_method must be S256")
-	case len(p.CodeChallenge) != 43:
+	case !isCodeChallenge(p.CodeChallenge):
 		return p, errorf("invalid_request", "code_challenge must be the base64url SHA-256 of the code verifier (43 characters)")
 	}
 	if raw := q.Get("claims"); raw != "" {
@@ -154,6 +162,15 @@ func parseAuthParams(q url.Values, c Client, redirectURI string) (AuthParams, *o
 	return p, nil
 }
 
+// isCodeChallenge reports whether s can be an S256 code challenge: 43 base64url characters.
+func isCodeChallenge(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil
+}
+
 // has reports whether the request's prompt includes v.
 func (p AuthParams) has(v string) bool { return slices.Contains(p.Prompt, v) }
 
@@ -170,7 +187,7 @@ type requestedClaim struct {
 func (p AuthParams) requestedClaims() []requestedClaim {
 	m := make(map[string]*requestedClaim)
 	add := func(name string, cr *ClaimRequest) {
-		if slices.Contains(authorityClaims, name) || len(name) > 100 {
+		if slices.Contains(protocolClaims, name) || len(name) > 100 {
 			return
 		}
 		rc, ok := m[name]
@@ -298,7 +315,7 @@ func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req
 		AuthTime: s.AuthTime, AMR: s.AMR, CreateTime: now, ExpireTime: now.Add(max(a.cfg.CodeTTL, a.cfg.AccessTokenTTL)),
 	}
 	if err := a.store.CreateGrant(ctx, g); err != nil {
-		a.internalErrorPage(w, r, err)
+		a.clientGoneOrFailed(w, r, err)
 		return
 	}
 	if err := a.store.DeleteAuthRequest(ctx, req.ID); err != nil {
@@ -422,8 +439,18 @@ func (a *Authority) pendingRequest(w http.ResponseWriter, r *http.Request, id st
 	}
 	c, err := a.client(r.Context(), req.Params.ClientID)
 	if err != nil {
-		a.internalErrorPage(w, r, err)
+		a.clientGoneOrFailed(w, r, err)
 		return AuthRequest{}, Client{}, false
 	}
 	return req, c, true
+}
+
+// clientGoneOrFailed answers a sign-in whose client could not be read or written for: an
+// error page that says the client was deleted meanwhile (ErrNotFound), or a failure.
+func (a *Authority) clientGoneOrFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrNotFound) {
+		a.errorPage(w, r, http.StatusBadRequest, "The site that sent you here is no longer registered with this authority.", "Go back to the site you came from and start again.")
+		return
+	}
+	a.internalErrorPage(w, r, err)
 }

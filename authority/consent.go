@@ -70,7 +70,7 @@ func (a *Authority) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.store.PutConsent(r.Context(), remembered); err != nil {
-		a.internalErrorPage(w, r, err)
+		a.clientGoneOrFailed(w, r, err)
 		return
 	}
 	a.finish(w, r, c, req, s, claims)

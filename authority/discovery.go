@@ -25,9 +25,13 @@ var scopeClaims = map[string][]string{
 // asks.
 var supportedScopes = []string{"openid", "profile", "email", "address", "phone"}
 
-// authorityClaims are the claims the authority itself asserts; every other claim comes from
-// the agent, as a distributed claim.
-var authorityClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp", "id4me.identifier"}
+// authorityClaims are the claims the authority itself asserts, in its ID tokens and
+// userinfo; claims_supported lists them.
+var authorityClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "id4me.identifier"}
+
+// protocolClaims are the claims that never come from the agent, as a distributed claim: the
+// authority's, and those of OpenID Connect it does not issue (acr, azp).
+var protocolClaims = append(slices.Clone(authorityClaims), "acr", "azp")
 
 // discovery builds the OpenID Provider metadata (OpenID Connect Discovery §3).
 func (a *Authority) discovery() ([]byte, error) {
@@ -61,6 +65,13 @@ func (a *Authority) discovery() ([]byte, error) {
 		"ui_locales_supported":                           []string{"en"},
 	}
 	maps.Copy(m, encryptionDiscovery())
+	for k, v := range map[string]string{
+		"op_policy_uri": a.cfg.OPPolicyURI, "op_tos_uri": a.cfg.OPTOSURI, "service_documentation": a.cfg.ServiceDocumentation,
+	} {
+		if v != "" {
+			m[k] = v
+		}
+	}
 	return json.Marshal(m)
 }
 

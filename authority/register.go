@@ -5,23 +5,25 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// tokenAuthMethods are the client authentication methods of the token endpoint.
-var tokenAuthMethods = []string{"client_secret_basic", "client_secret_post"}
+// tokenAuthMethods are the client authentication methods of the token endpoint; "none" is
+// a public client's (RFC 7591 §2): it has no secret and must use PKCE.
+var tokenAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
 
 // maxRedirectURIs bounds the redirect URIs of one client.
 const maxRedirectURIs = 20
@@ -70,77 +72,115 @@ func (a *Authority) serveRegister(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusTooManyRequests, errorf("rate_limited", "too many registrations from this address; try again later"))
 		return
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body must be application/json"))
-		return
-	}
-	var req registrationRequest
-	// The body is capped at maxBody (limitBodies).
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeOAuthError(w, http.StatusRequestEntityTooLarge, errorf("invalid_client_metadata", fmt.Sprintf("the request body is larger than %d KiB", maxBody>>10)))
+	var initialToken []byte
+	if a.cfg.Registration == RegistrationToken {
+		var ok bool
+		if initialToken, ok = a.initialAccessToken(w, r); !ok {
 			return
 		}
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body is not a JSON object of client metadata: "+err.Error()))
+	}
+	req, ok := readRegistration(w, r, nil)
+	if !ok {
 		return
 	}
 	md, err := a.clientMetadata(r.Context(), req)
 	if err != nil {
-		var oe *oauthError
-		if errors.As(err, &oe) {
-			writeOAuthError(w, http.StatusBadRequest, oe)
+		a.metadataError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	now := a.now()
+	regToken := randomToken()
+	c := Client{ID: randomID(), RegistrationTokenHash: hashToken(regToken), Metadata: md, CreateTime: now}
+	secret := a.issueSecret(&c, now)
+	if initialToken == nil {
+		err = a.store.CreateClient(ctx, c)
+	} else {
+		err = a.store.UseInitialAccessToken(ctx, initialToken, now, c)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+			// Used up, expired or revoked since it was checked.
+			refuseInitialAccessToken(w, "the initial access token is no longer valid")
 			return
 		}
+	}
+	if err != nil {
 		a.internalError(w, r, err)
 		return
 	}
-	now := a.now()
-	secret, regToken := randomToken(), randomToken()
-	c := Client{
-		ID: randomID(), SecretHash: hashToken(secret), RegistrationTokenHash: hashToken(regToken),
-		Metadata: md, CreateTime: now,
-	}
-	if err := a.store.CreateClient(r.Context(), c); err != nil {
-		a.internalError(w, r, err)
-		return
-	}
-	a.log.Info("client registered", "client_id", c.ID, "client_name", md.ClientName, "redirect_uris", md.RedirectURIs, "source", sourceOf(r))
+	a.log.Info("client registered", "client_id", c.ID, "client_name", md.ClientName, "redirect_uris", md.RedirectURIs,
+		"token_endpoint_auth_method", md.TokenEndpointAuthMethod, "source", sourceOf(r))
 	resp := a.clientInfo(c)
 	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-// serveClientRead is the RFC 7592 read: the client's metadata, for the holder of its
-// registration access token.
-func (a *Authority) serveClientRead(w http.ResponseWriter, r *http.Request) {
-	tok, ok := bearerToken(r)
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer`)
-		writeOAuthError(w, http.StatusUnauthorized, errorf("invalid_token", "a registration access token is required"))
-		return
+// readRegistration reads the JSON object of client metadata a registration or an update
+// carries, into req and, if extra is not nil, into extra too. On failure it answers
+// invalid_client_metadata and returns false.
+func readRegistration(w http.ResponseWriter, r *http.Request, extra any) (registrationRequest, bool) {
+	var req registrationRequest
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body must be application/json"))
+		return req, false
 	}
-	c, err := a.client(r.Context(), r.PathValue("client_id"))
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		a.internalError(w, r, err)
-		return
+	// The body is capped at maxBody (limitBodies).
+	body, err := io.ReadAll(r.Body)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		writeOAuthError(w, http.StatusRequestEntityTooLarge, errorf("invalid_client_metadata", fmt.Sprintf("the request body is larger than %d KiB", maxBody>>10)))
+		return req, false
 	}
-	// An unknown client and a wrong token look the same.
-	if err != nil || subtle.ConstantTimeCompare(hashToken(tok), c.RegistrationTokenHash) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeOAuthError(w, http.StatusUnauthorized, errorf("invalid_token", "the registration access token is not valid for this client"))
-		return
+	if err == nil {
+		err = json.Unmarshal(body, &req)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, a.clientInfo(c))
+	if err == nil && extra != nil {
+		err = json.Unmarshal(body, extra)
+	}
+	if err != nil {
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_client_metadata", "the request body is not a JSON object of client metadata: "+err.Error()))
+		return req, false
+	}
+	return req, true
 }
 
+// metadataError answers a refusal of clientMetadata (an *oauthError) or a failure.
+func (a *Authority) metadataError(w http.ResponseWriter, r *http.Request, err error) {
+	var oe *oauthError
+	if errors.As(err, &oe) {
+		writeOAuthError(w, http.StatusBadRequest, oe)
+		return
+	}
+	a.internalError(w, r, err)
+}
+
+// issueSecret gives c a new secret, which expires after Config.ClientSecretTTL, and
+// returns it; a public client gets none.
+func (a *Authority) issueSecret(c *Client, now time.Time) string {
+	c.SecretHash, c.SecretExpireTime = nil, time.Time{}
+	if c.public() {
+		return ""
+	}
+	secret := randomToken()
+	c.SecretHash = hashToken(secret)
+	if a.cfg.ClientSecretTTL > 0 {
+		c.SecretExpireTime = now.Add(a.cfg.ClientSecretTTL)
+	}
+	return secret
+}
+
+// public reports whether c is a public client: one without a secret.
+func (c Client) public() bool { return c.Metadata.TokenEndpointAuthMethod == "none" }
+
 func (a *Authority) clientInfo(c Client) registrationResponse {
-	return registrationResponse{
+	resp := registrationResponse{
 		ClientID: c.ID, ClientIDIssuedAt: c.CreateTime.Unix(),
 		RegistrationClientURI: a.issuer + pathRegister + "/" + c.ID,
 		ClientMetadata:        c.Metadata,
 	}
+	if !c.SecretExpireTime.IsZero() {
+		resp.ClientSecretExpiresAt = c.SecretExpireTime.Unix()
+	}
+	return resp
 }
 
 // clientMetadata validates a registration request and applies the defaults; what cannot be
@@ -187,7 +227,7 @@ func (a *Authority) clientMetadata(ctx context.Context, req registrationRequest)
 		if f.v == "" {
 			continue
 		}
-		if u, err := url.Parse(f.v); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || len(f.v) > 2000 {
+		if !isHTTPSURL(f.v) {
 			return bad("%s must be an https URL", f.name)
 		}
 		*f.dst = f.v
@@ -244,6 +284,13 @@ func (a *Authority) checkRedirectURI(raw, appType string) (string, error) {
 		return u.Scheme, nil
 	}
 	return bad("redirect URI %q must use https", raw)
+}
+
+// isHTTPSURL reports whether s is an absolute https URL without user information, of at
+// most 2000 bytes.
+func isHTTPSURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != "" && u.User == nil && len(s) <= 2000
 }
 
 func orDefault(v, def []string) []string {

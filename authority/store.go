@@ -19,9 +19,10 @@ var ErrConflict = errors.New("authority: conflict")
 
 // Store keeps the authority's state. Every method is atomic on its own; the methods that
 // change two things at once (AddSigningKey, CreateCredentialLink, RedeemCredentialLink,
-// RedeemGrant, RevokeGrant) do so in one transaction. Secrets are stored hashed (SHA-256)
-// wherever the authority only needs to recognise them; signing keys as the KeySet gives them
-// (sealed when it has a key-encryption key) and TOTP secrets are stored as they are.
+// RedeemGrant, RevokeGrant, DeleteClient, UseInitialAccessToken) do so in one transaction.
+// Secrets are stored hashed (SHA-256) wherever the authority only needs to recognise them;
+// signing keys as the KeySet gives them (sealed when it has a key-encryption key) and TOTP
+// secrets are stored as they are.
 //
 // Times are kept to the microsecond, in UTC; the zero time means "not set".
 type Store interface {
@@ -43,6 +44,33 @@ type Store interface {
 	CreateClient(ctx context.Context, c Client) error
 	// GetClient returns a client by ID.
 	GetClient(ctx context.Context, id string) (Client, error)
+	// UpdateClient replaces the secret hash, the secret's expiry, the registration token
+	// hash and the metadata of client c.ID (not its create time), provided its registration
+	// token hash is still registrationTokenHash: ErrNotFound when there is no such client,
+	// ErrConflict when the hash differs (another read or update of the client came first).
+	UpdateClient(ctx context.Context, c Client, registrationTokenHash []byte) error
+	// DeleteClient deletes a client whose registration token hash is registrationTokenHash
+	// and, in the same transaction, its grants, consents and access tokens: ErrNotFound
+	// when there is no such client, ErrConflict when the hash differs.
+	DeleteClient(ctx context.Context, id string, registrationTokenHash []byte) error
+
+	// CreateInitialAccessToken stores a new initial access token (ErrConflict if its ID or
+	// hash is taken).
+	CreateInitialAccessToken(ctx context.Context, t InitialAccessToken) error
+	// GetInitialAccessToken returns an initial access token by the hash of its value,
+	// usable or not.
+	GetInitialAccessToken(ctx context.Context, tokenHash []byte) (InitialAccessToken, error)
+	// ListInitialAccessTokens returns every initial access token, oldest first.
+	ListInitialAccessTokens(ctx context.Context) ([]InitialAccessToken, error)
+	// RevokeInitialAccessToken revokes an initial access token by ID (ErrNotFound: none);
+	// revoking one again keeps its first RevokeTime.
+	RevokeInitialAccessToken(ctx context.Context, id string, now time.Time) error
+	// UseInitialAccessToken counts one use of the initial access token whose hash is
+	// tokenHash and, in the same transaction, stores the client c it registers. It stores
+	// nothing and returns ErrNotFound when no token has that hash, ErrConflict when the
+	// token is revoked, has expired at now (its ExpireTime is not after now) or has been
+	// used MaxUses times, or when c.ID is taken.
+	UseInitialAccessToken(ctx context.Context, tokenHash []byte, now time.Time, c Client) error
 
 	// GetHolderCredential returns the credentials of an identity (ErrNotFound: none set).
 	GetHolderCredential(ctx context.Context, identityID string) (HolderCredential, error)
@@ -111,10 +139,10 @@ type Store interface {
 	// GetConsent returns what an identity has consented to for a client.
 	GetConsent(ctx context.Context, clientID, identityID string) (Consent, error)
 	// PutConsent stores a consent, replacing the previous one of the same client and
-	// identity.
+	// identity (ErrNotFound: the client is gone).
 	PutConsent(ctx context.Context, c Consent) error
 
-	// CreateGrant stores an authorization code's grant.
+	// CreateGrant stores an authorization code's grant (ErrNotFound: the client is gone).
 	CreateGrant(ctx context.Context, g Grant) error
 	// RedeemGrant marks the grant of a code used at now and returns it. A code used before
 	// returns the grant and ErrConflict, so the caller can revoke what it issued.
@@ -126,7 +154,8 @@ type Store interface {
 
 	// CreateAccessToken stores an access token. A token of a grant revoked already is stored
 	// revoked at the grant's RevokeTime, so that a code replayed while its first use is
-	// still being answered revokes the token that use gets too.
+	// still being answered revokes the token that use gets too; a token of a grant that is
+	// gone (its client was deleted meanwhile) is not stored: ErrNotFound.
 	CreateAccessToken(ctx context.Context, t AccessToken) error
 	// GetAccessToken returns an access token by the hash of its value, revoked or not.
 	GetAccessToken(ctx context.Context, tokenHash []byte) (AccessToken, error)
@@ -157,12 +186,34 @@ type SigningKey struct {
 // Client is a relying party, registered by dynamic registration (RFC 7591).
 type Client struct {
 	ID string
-	// SecretHash is SHA-256 of the client secret.
+	// SecretHash is SHA-256 of the client secret; nil for a public client
+	// (token_endpoint_auth_method none), which has no secret.
 	SecretHash []byte
+	// SecretExpireTime is when the secret stops working (client_secret_expires_at); zero:
+	// never.
+	SecretExpireTime time.Time
 	// RegistrationTokenHash is SHA-256 of the registration access token (RFC 7592).
 	RegistrationTokenHash []byte
 	Metadata              ClientMetadata
 	CreateTime            time.Time
+}
+
+// InitialAccessToken authorises dynamic client registrations when registration needs one
+// (RFC 7591 §3, RegistrationToken). Operators make them.
+type InitialAccessToken struct {
+	// ID names the token in listings and revocations; it is not secret.
+	ID string
+	// TokenHash is SHA-256 of the token.
+	TokenHash   []byte
+	Description string
+	// MaxUses is how many registrations the token may make; 0: any number.
+	MaxUses int
+	// Uses counts the registrations made with it.
+	Uses       int
+	CreateTime time.Time
+	// ExpireTime is when it stops working; zero: never.
+	ExpireTime time.Time
+	RevokeTime time.Time
 }
 
 // ClientMetadata is what a client registered (RFC 7591 §2, OpenID Connect Dynamic Client

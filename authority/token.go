@@ -37,15 +37,18 @@ type idTokenClaims struct {
 	Identifier string   `json:"id4me.identifier"`
 }
 
-// serveToken is the token endpoint: the authorization_code grant with PKCE, for clients
-// authenticating with client_secret_basic or client_secret_post, whichever they registered.
+// serveToken is the token endpoint: the authorization_code grant, for confidential clients
+// authenticating with client_secret_basic or client_secret_post, whichever they registered,
+// and for public clients (none) that name themselves with client_id; PKCE as the
+// authorization request used it (checkPKCE).
 func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxTokenBody)
 	if err := r.ParseForm(); err != nil {
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_request", "the body must be application/x-www-form-urlencoded"))
 		return
 	}
-	c, oe := a.authenticateClient(r)
+	now := a.now()
+	c, oe := a.authenticateClient(r, now)
 	if oe != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
 		writeOAuthError(w, http.StatusUnauthorized, oe)
@@ -56,7 +59,6 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	now := a.now()
 	code := r.PostForm.Get("code")
 	g, err := a.store.RedeemGrant(ctx, hashToken(code), now)
 	switch {
@@ -86,8 +88,9 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	case r.PostForm.Get("redirect_uri") != g.RedirectURI:
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "redirect_uri differs from the authorization request's"))
 		return
-	case !pkceMatches(r.PostForm.Get("code_verifier"), g.CodeChallenge):
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code_verifier does not match the code_challenge"))
+	}
+	if oe := checkPKCE(r.PostForm.Get("code_verifier"), g.CodeChallenge, c.public() || a.cfg.RequirePKCE); oe != nil {
+		writeOAuthError(w, http.StatusBadRequest, oe)
 		return
 	}
 	// The holder may have lost the identifier since logging in.
@@ -101,7 +104,11 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		TokenHash: hashToken(access), GrantID: g.ID, ClientID: c.ID, IdentityID: g.IdentityID, Identifier: g.Identifier,
 		Subject: g.Subject, Scopes: g.Scopes, Claims: g.Claims, CreateTime: now, ExpireTime: now.Add(a.cfg.AccessTokenTTL),
 	}
-	if err := a.store.CreateAccessToken(ctx, at); err != nil {
+	if err := a.store.CreateAccessToken(ctx, at); errors.Is(err, ErrNotFound) {
+		// The client was deleted since the code was redeemed: its grant went with it.
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code is not valid"))
+		return
+	} else if err != nil {
 		a.internalError(w, r, err)
 		return
 	}
@@ -124,8 +131,10 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// authenticateClient checks the client's credentials, sent the way it registered.
-func (a *Authority) authenticateClient(r *http.Request) (Client, *oauthError) {
+// authenticateClient checks the client's credentials, sent the way it registered: a
+// confidential client's secret (HTTP Basic or in the form), or a public client's client_id
+// alone (in the form, or Basic with an empty password).
+func (a *Authority) authenticateClient(r *http.Request, now time.Time) (Client, *oauthError) {
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		// RFC 6749 §2.3.1: the Basic credentials are form-urlencoded.
@@ -138,11 +147,23 @@ func (a *Authority) authenticateClient(r *http.Request) (Client, *oauthError) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	if id == "" || secret == "" {
-		return Client{}, errorf("invalid_client", "client authentication is required (client_secret_basic or client_secret_post)")
+	if id == "" {
+		return Client{}, errorf("invalid_client", "client authentication is required (client_secret_basic or client_secret_post; client_id alone for a public client)")
 	}
 	c, err := a.client(r.Context(), id)
-	if err != nil || subtle.ConstantTimeCompare(hashToken(secret), c.SecretHash) != 1 {
+	if err != nil {
+		return Client{}, errorf("invalid_client", "client authentication failed")
+	}
+	if c.public() {
+		if secret != "" {
+			return Client{}, errorf("invalid_client", "the client registered token_endpoint_auth_method none: send client_id without a secret")
+		}
+		return c, nil
+	}
+	if secret == "" {
+		return Client{}, errorf("invalid_client", "client authentication is required: the client registered "+c.Metadata.TokenEndpointAuthMethod)
+	}
+	if subtle.ConstantTimeCompare(hashToken(secret), c.SecretHash) != 1 {
 		return Client{}, errorf("invalid_client", "client authentication failed")
 	}
 	method := "client_secret_post"
@@ -152,7 +173,32 @@ func (a *Authority) authenticateClient(r *http.Request) (Client, *oauthError) {
 	if method != c.Metadata.TokenEndpointAuthMethod {
 		return Client{}, errorf("invalid_client", "the client registered "+c.Metadata.TokenEndpointAuthMethod+", not "+method)
 	}
+	if !c.SecretExpireTime.IsZero() && !now.Before(c.SecretExpireTime) {
+		return Client{}, errorf("invalid_client", "the client secret expired at "+c.SecretExpireTime.UTC().Format(time.RFC3339)+
+			" (client_secret_expires_at); register the client again")
+	}
 	return c, nil
+}
+
+// checkPKCE applies PKCE at the token endpoint (RFC 7636 §4.6, RFC 9700 §2.1.1 and §4.8.2).
+// A code whose authorization request carried a code_challenge needs the matching verifier.
+// A code whose request carried none refuses a verifier: otherwise an attacker could inject a
+// code obtained without PKCE into a client that uses it, and the client would not notice the
+// downgrade. A client that must use PKCE (required) cannot redeem a code without it.
+func checkPKCE(verifier, challenge string, required bool) *oauthError {
+	switch {
+	case challenge == "" && verifier != "":
+		return errorf("invalid_grant", "a code_verifier was sent, but the authorization request had no code_challenge")
+	case challenge == "" && required:
+		return errorf("invalid_grant", "this client must use PKCE, and the authorization request had no code_challenge")
+	case challenge == "":
+		return nil
+	case verifier == "":
+		return errorf("invalid_grant", "the authorization request had a code_challenge: the code_verifier is required")
+	case !pkceMatches(verifier, challenge):
+		return errorf("invalid_grant", "the code_verifier does not match the code_challenge")
+	}
+	return nil
 }
 
 // pkceMatches checks a code verifier against an S256 code challenge (RFC 7636 §4.6).

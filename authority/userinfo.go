@@ -90,6 +90,10 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	c, err := a.client(ctx, at.ClientID)
+	if errors.Is(err, ErrNotFound) {
+		a.invalidToken(w, "the client this token was issued to is no longer registered")
+		return
+	}
 	if err != nil {
 		a.internalError(w, r, err)
 		return

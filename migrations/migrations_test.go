@@ -69,7 +69,8 @@ func testUp(t *testing.T, db *sql.DB, d migrations.Dialect) {
 	// The schema is there: every table answers.
 	for _, table := range []string{"agents", "agent_client_certs", "credentials", "challenges", "identities", "identifiers", "journal", "transfers", "event_counters", "events", "request_outcomes",
 		"authority_signing_keys", "authority_clients", "authority_holder_credentials", "authority_credential_links",
-		"authority_auth_requests", "authority_sessions", "authority_consents", "authority_grants", "authority_access_tokens"} {
+		"authority_auth_requests", "authority_sessions", "authority_consents", "authority_grants", "authority_access_tokens",
+		"authority_initial_access_tokens"} {
 		var n int
 		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			t.Errorf("table %s: %v", table, err)

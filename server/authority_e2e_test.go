@@ -14,6 +14,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
@@ -320,7 +321,7 @@ func TestAuthorityDiscovery(t *testing.T) {
 		"id_token_signing_alg_values_supported": `["RS256","ES256"]`,
 		"userinfo_signing_alg_values_supported": `["RS256","ES256"]`,
 		"subject_types_supported":               `["pairwise","public"]`,
-		"token_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post"]`,
+		"token_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post","none"]`,
 	}
 	for k, v := range want {
 		got, _ := json.Marshal(d[k])
@@ -334,6 +335,22 @@ func TestAuthorityDiscovery(t *testing.T) {
 	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "claims_supported", "scopes_supported"} {
 		if d[k] == nil {
 			t.Errorf("discovery lacks %s", k)
+		}
+	}
+	// Only what is issued: the authority issues neither acr nor azp.
+	for _, c := range d["claims_supported"].([]any) {
+		if c == "acr" || c == "azp" {
+			t.Errorf("claims_supported lists %s, which the authority does not issue", c)
+		}
+	}
+	for _, c := range []string{"sub", "auth_time", "nonce", "amr", "id4me.identifier", "email"} {
+		if !slices.Contains(d["claims_supported"].([]any), any(c)) {
+			t.Errorf("claims_supported lacks %s", c)
+		}
+	}
+	for _, k := range []string{"op_policy_uri", "op_tos_uri", "service_documentation"} {
+		if d[k] != nil {
+			t.Errorf("discovery has %s = %v without its flag", k, d[k])
 		}
 	}
 	keys := get("/jwks.json")["keys"].([]any)
@@ -352,5 +369,20 @@ func TestAuthorityDiscovery(t *testing.T) {
 	}
 	if !algs["RS256"] || !algs["ES256"] {
 		t.Fatalf("JWKS algorithms %v, want RS256 and ES256", algs)
+	}
+
+	// The operator's documents, when configured.
+	docs := map[string]string{
+		"op_policy_uri": "https://id.example/privacy", "op_tos_uri": "https://id.example/terms",
+		"service_documentation": "https://id.example/developers",
+	}
+	e = newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
+		c.OPPolicyURI, c.OPTOSURI, c.ServiceDocumentation = docs["op_policy_uri"], docs["op_tos_uri"], docs["service_documentation"]
+	}})
+	d = get("/.well-known/openid-configuration")
+	for k, v := range docs {
+		if d[k] != v {
+			t.Errorf("discovery %s = %v, want %s", k, d[k], v)
+		}
 	}
 }

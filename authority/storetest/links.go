@@ -64,7 +64,9 @@ func testRedeemEndsOldCredentials(t *testing.T, s authority.Store) {
 	unused := newGrant("g-unused", "code-unused", "c1", alice)
 	redeemed := newGrant("g-used", "code-used", "c1", alice)
 	bobsGrant := newGrant("g-bob", "code-bob", "c1", bob)
-	for _, g := range []authority.Grant{unused, redeemed, bobsGrant} {
+	gone := newGrant("g-gone", "code-gone", "c1", alice)
+	unused.ExpireTime, redeemed.ExpireTime, bobsGrant.ExpireTime = t0.Add(2*time.Hour), t0.Add(2*time.Hour), t0.Add(2*time.Hour)
+	for _, g := range []authority.Grant{unused, redeemed, bobsGrant, gone} {
 		must(t, s.CreateGrant(ctx, g))
 	}
 	_, err := s.RedeemGrant(ctx, redeemed.CodeHash, t0.Add(2*time.Second))
@@ -78,6 +80,10 @@ func testRedeemEndsOldCredentials(t *testing.T, s authority.Store) {
 	bobsToken := newAccessToken("bob-token", "g-bob", bob)
 	for _, at := range []authority.AccessToken{token, orphan, revokedBefore, bobsToken} {
 		must(t, s.CreateAccessToken(ctx, at))
+	}
+	// g-gone expires before its token: only the grant goes.
+	if n, err := s.DeleteExpired(ctx, t0.Add(2*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("DeleteExpired of the orphan's grant = %d, %v; want 1", n, err)
 	}
 	consent := authority.Consent{ClientID: "c1", IdentityID: alice, Scopes: []string{"openid"}, Claims: []string{"email"}, UpdateTime: t0}
 	must(t, s.PutConsent(ctx, consent))

@@ -31,6 +31,10 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"SigningKeyConflict", testSigningKeyConflict},
 		{"ReplaceSigningKeyPrivateJWK", testReplaceSigningKeyPrivateJWK},
 		{"Clients", testClients},
+		{"UpdateClient", testUpdateClient},
+		{"DeleteClient", testDeleteClient},
+		{"InitialAccessTokens", testInitialAccessTokens},
+		{"UseInitialAccessToken", testUseInitialAccessToken},
 		{"CredentialLinks", testCredentialLinks},
 		{"RedeemCredentialLink", testRedeemCredentialLink},
 		{"LoginThrottles", testLoginThrottles},
@@ -52,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"ConcurrentTOTPStep", testConcurrentTOTPStep},
 		{"ConcurrentLoginAttempts", testConcurrentLoginAttempts},
 		{"ConcurrentAddSigningKey", testConcurrentAddSigningKey},
+		{"ConcurrentUpdateClient", testConcurrentUpdateClient},
+		{"ConcurrentUseInitialAccessToken", testConcurrentUseInitialAccessToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -257,8 +263,15 @@ func newClient(id string) authority.Client {
 }
 
 func normClient(c authority.Client) authority.Client {
-	c.CreateTime = norm(c.CreateTime)
+	c.CreateTime, c.SecretExpireTime = norm(c.CreateTime), norm(c.SecretExpireTime)
 	return c
+}
+
+func wantClient(t *testing.T, s authority.Store, want authority.Client) {
+	t.Helper()
+	got, err := s.GetClient(t.Context(), want.ID)
+	must(t, err)
+	wantEqual(t, "GetClient", got, normClient(want))
 }
 
 func testClients(t *testing.T, s authority.Store) {
@@ -292,6 +305,204 @@ func testClients(t *testing.T, s authority.Store) {
 	got, err = s.GetClient(ctx, "c2")
 	must(t, err)
 	wantEqual(t, "GetClient of a client with little metadata", got, normClient(bare))
+
+	// A public client has no secret; a confidential one's may expire.
+	public := newClient("c3")
+	public.SecretHash = nil
+	public.Metadata.TokenEndpointAuthMethod = "none"
+	must(t, s.CreateClient(ctx, public))
+	wantClient(t, s, public)
+	expiring := newClient("c4")
+	expiring.SecretExpireTime = t0.Add(time.Hour)
+	must(t, s.CreateClient(ctx, expiring))
+	wantClient(t, s, expiring)
+}
+
+// testUpdateClient: an update replaces the secret, its expiry, the registration token and
+// the metadata, provided the registration token is still the one the caller read.
+func testUpdateClient(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	c1 := newClient("c1")
+	wantErr(t, "UpdateClient of a missing client", s.UpdateClient(ctx, c1, c1.RegistrationTokenHash), authority.ErrNotFound)
+	must(t, s.CreateClient(ctx, c1))
+	must(t, s.CreateClient(ctx, newClient("c2")))
+
+	next := c1
+	next.SecretHash, next.SecretExpireTime = hash("new secret of c1"), t0.Add(24*time.Hour)
+	next.RegistrationTokenHash = hash("second registration token of c1")
+	next.Metadata.RedirectURIs = []string{"https://other.example/cb"}
+	next.Metadata.ClientName, next.Metadata.Contacts = "", nil
+	next.Metadata.Sector = "other.example"
+	must(t, s.UpdateClient(ctx, next, c1.RegistrationTokenHash))
+	wantClient(t, s, next)
+	wantClient(t, s, newClient("c2"))
+
+	// The old registration token no longer updates.
+	stale := next
+	stale.Metadata.ClientName = "stale"
+	wantErr(t, "UpdateClient with the replaced token", s.UpdateClient(ctx, stale, c1.RegistrationTokenHash), authority.ErrConflict)
+	wantClient(t, s, next)
+
+	// To a public client: no secret, no expiry.
+	public := next
+	public.SecretHash, public.SecretExpireTime = nil, time.Time{}
+	public.Metadata.TokenEndpointAuthMethod = "none"
+	public.RegistrationTokenHash = hash("third registration token of c1")
+	must(t, s.UpdateClient(ctx, public, next.RegistrationTokenHash))
+	wantClient(t, s, public)
+}
+
+// testDeleteClient: a deletion takes the client's grants, access tokens and consents with
+// it, and nothing of other clients; a grant, consent or token for it is refused after.
+func testDeleteClient(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	c1, c2 := newClient("c1"), newClient("c2")
+	wantErr(t, "DeleteClient of a missing client", s.DeleteClient(ctx, "c1", c1.RegistrationTokenHash), authority.ErrNotFound)
+	must(t, s.CreateClient(ctx, c1))
+	must(t, s.CreateClient(ctx, c2))
+	for _, c := range []string{"c1", "c2"} {
+		must(t, s.PutConsent(ctx, authority.Consent{ClientID: c, IdentityID: alice, Scopes: []string{"openid"}, UpdateTime: t0}))
+		g := newGrant("g-"+c, "code-"+c, c, alice)
+		g.ExpireTime = t0.Add(time.Hour)
+		must(t, s.CreateGrant(ctx, g))
+		at := newAccessToken("token-"+c, "g-"+c, alice)
+		at.ClientID = c
+		must(t, s.CreateAccessToken(ctx, at))
+	}
+	// A token that outlived its grant (swept meanwhile) goes too.
+	must(t, s.CreateGrant(ctx, newGrant("g-swept", "code-swept", "c1", bob)))
+	must(t, s.CreateAccessToken(ctx, newAccessToken("token-orphan", "g-swept", bob)))
+	if _, err := s.DeleteExpired(ctx, t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
+	wantErr(t, "DeleteClient with another token", s.DeleteClient(ctx, "c1", hash("not the token")), authority.ErrConflict)
+	wantClient(t, s, c1)
+	_, err := s.GetAccessToken(ctx, hash("token-c1"))
+	must(t, err)
+
+	must(t, s.DeleteClient(ctx, "c1", c1.RegistrationTokenHash))
+	_, err = s.GetClient(ctx, "c1")
+	wantErr(t, "GetClient of a deleted client", err, authority.ErrNotFound)
+	_, err = s.GetConsent(ctx, "c1", alice)
+	wantErr(t, "GetConsent of a deleted client", err, authority.ErrNotFound)
+	for _, tok := range []string{"token-c1", "token-orphan"} {
+		_, err = s.GetAccessToken(ctx, hash(tok))
+		wantErr(t, "GetAccessToken of a deleted client's "+tok, err, authority.ErrNotFound)
+	}
+	_, err = s.RedeemGrant(ctx, hash("code-c1"), t0.Add(time.Second))
+	wantErr(t, "RedeemGrant of a deleted client's code", err, authority.ErrNotFound)
+	wantErr(t, "DeleteClient again", s.DeleteClient(ctx, "c1", c1.RegistrationTokenHash), authority.ErrNotFound)
+
+	// Nothing for it can be stored any more.
+	wantErr(t, "CreateGrant for a deleted client", s.CreateGrant(ctx, newGrant("g-late", "code-late", "c1", alice)), authority.ErrNotFound)
+	wantErr(t, "PutConsent for a deleted client", s.PutConsent(ctx, authority.Consent{ClientID: "c1", IdentityID: bob, UpdateTime: t0}), authority.ErrNotFound)
+	wantErr(t, "CreateAccessToken of a deleted grant", s.CreateAccessToken(ctx, newAccessToken("token-late", "g-c1", alice)), authority.ErrNotFound)
+
+	// The other client keeps everything.
+	wantClient(t, s, c2)
+	if _, err := s.GetConsent(ctx, "c2", alice); err != nil {
+		t.Fatalf("the other client's consent: %v", err)
+	}
+	other := newAccessToken("token-c2", "g-c2", alice)
+	other.ClientID = "c2"
+	wantAccessToken(t, s, other)
+	if _, err := s.RedeemGrant(ctx, hash("code-c2"), t0.Add(time.Second)); err != nil {
+		t.Fatalf("the other client's code: %v", err)
+	}
+}
+
+func newInitialToken(id string, maxUses int) authority.InitialAccessToken {
+	return authority.InitialAccessToken{
+		ID: id, TokenHash: hash("initial token " + id), Description: "for " + id, MaxUses: maxUses,
+		CreateTime: t0, ExpireTime: t0.Add(time.Hour),
+	}
+}
+
+func normInitialToken(tok authority.InitialAccessToken) authority.InitialAccessToken {
+	tok.CreateTime, tok.ExpireTime, tok.RevokeTime = norm(tok.CreateTime), norm(tok.ExpireTime), norm(tok.RevokeTime)
+	return tok
+}
+
+func wantInitialToken(t *testing.T, s authority.Store, want authority.InitialAccessToken) {
+	t.Helper()
+	got, err := s.GetInitialAccessToken(t.Context(), want.TokenHash)
+	must(t, err)
+	wantEqual(t, "GetInitialAccessToken", got, normInitialToken(want))
+}
+
+// testInitialAccessTokens: tokens round-trip, list oldest first, and are revoked once.
+func testInitialAccessTokens(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	list, err := s.ListInitialAccessTokens(ctx)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("ListInitialAccessTokens of an empty store = %v, %v", list, err)
+	}
+	_, err = s.GetInitialAccessToken(ctx, hash("nothing"))
+	wantErr(t, "GetInitialAccessToken of a missing token", err, authority.ErrNotFound)
+
+	later := newInitialToken("t2", 0)
+	later.CreateTime, later.ExpireTime = t0.Add(time.Minute), time.Time{}
+	first := newInitialToken("t1", 5)
+	must(t, s.CreateInitialAccessToken(ctx, later))
+	must(t, s.CreateInitialAccessToken(ctx, first))
+	wantInitialToken(t, s, first)
+	wantInitialToken(t, s, later)
+	taken := newInitialToken("t1", 1)
+	taken.TokenHash = hash("another")
+	wantErr(t, "CreateInitialAccessToken of a taken ID", s.CreateInitialAccessToken(ctx, taken), authority.ErrConflict)
+	sameHash := newInitialToken("t3", 1)
+	sameHash.TokenHash = first.TokenHash
+	wantErr(t, "CreateInitialAccessToken of a taken hash", s.CreateInitialAccessToken(ctx, sameHash), authority.ErrConflict)
+
+	list, err = s.ListInitialAccessTokens(ctx)
+	must(t, err)
+	wantEqual(t, "ListInitialAccessTokens", list, []authority.InitialAccessToken{normInitialToken(first), normInitialToken(later)})
+
+	wantErr(t, "RevokeInitialAccessToken of a missing token", s.RevokeInitialAccessToken(ctx, "t9", t0), authority.ErrNotFound)
+	must(t, s.RevokeInitialAccessToken(ctx, "t1", t0.Add(time.Second)))
+	must(t, s.RevokeInitialAccessToken(ctx, "t1", t0.Add(time.Hour)))
+	first.RevokeTime = t0.Add(time.Second)
+	wantInitialToken(t, s, first)
+	wantInitialToken(t, s, later)
+}
+
+// testUseInitialAccessToken: a use registers the client and is counted, in one
+// transaction; a revoked, expired or used up token registers nothing.
+func testUseInitialAccessToken(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	once := newInitialToken("once", 1)
+	must(t, s.CreateInitialAccessToken(ctx, once))
+	wantErr(t, "UseInitialAccessToken of a missing token", s.UseInitialAccessToken(ctx, hash("nothing"), t0, newClient("c0")), authority.ErrNotFound)
+
+	// A taken client ID refuses the registration, and the use is not counted.
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	wantErr(t, "UseInitialAccessToken for a taken client ID", s.UseInitialAccessToken(ctx, once.TokenHash, t0, newClient("c1")), authority.ErrConflict)
+	wantInitialToken(t, s, once)
+
+	must(t, s.UseInitialAccessToken(ctx, once.TokenHash, t0.Add(time.Second), newClient("c2")))
+	wantClient(t, s, newClient("c2"))
+	once.Uses = 1
+	wantInitialToken(t, s, once)
+	wantErr(t, "UseInitialAccessToken of a used up token", s.UseInitialAccessToken(ctx, once.TokenHash, t0.Add(time.Second), newClient("c3")), authority.ErrConflict)
+
+	expiring := newInitialToken("expiring", 0)
+	revoked := newInitialToken("revoked", 0)
+	for _, tok := range []authority.InitialAccessToken{expiring, revoked} {
+		must(t, s.CreateInitialAccessToken(ctx, tok))
+	}
+	must(t, s.RevokeInitialAccessToken(ctx, "revoked", t0))
+	wantErr(t, "UseInitialAccessToken at the expiry", s.UseInitialAccessToken(ctx, expiring.TokenHash, expiring.ExpireTime, newClient("c3")), authority.ErrConflict)
+	wantErr(t, "UseInitialAccessToken of a revoked token", s.UseInitialAccessToken(ctx, revoked.TokenHash, t0, newClient("c3")), authority.ErrConflict)
+	_, err := s.GetClient(ctx, "c3")
+	wantErr(t, "GetClient of a refused registration", err, authority.ErrNotFound)
+
+	// Any number of uses for a token without a maximum, until it expires.
+	for i := range 3 {
+		must(t, s.UseInitialAccessToken(ctx, expiring.TokenHash, expiring.ExpireTime.Add(-time.Microsecond), newClient(fmt.Sprintf("many-%d", i))))
+	}
+	expiring.Uses = 3
+	wantInitialToken(t, s, expiring)
 }
 
 // setCredentials gives identity credentials through a credential link used at at.
@@ -760,6 +971,12 @@ func testAccessTokens(t *testing.T, s authority.Store) {
 	ctx := t.Context()
 	_, err := s.GetAccessToken(ctx, hash("token1"))
 	wantErr(t, "GetAccessToken of a missing token", err, authority.ErrNotFound)
+	wantErr(t, "CreateAccessToken of a missing grant", s.CreateAccessToken(ctx, newAccessToken("token1", "g1", alice)), authority.ErrNotFound)
+	must(t, s.CreateClient(ctx, newClient("c1")))
+	must(t, s.CreateGrant(ctx, newGrant("g1", "code1", "c1", alice)))
+	must(t, s.CreateGrant(ctx, newGrant("g2", "code2", "c1", bob)))
+	_, err = s.GetAccessToken(ctx, hash("token1"))
+	wantErr(t, "GetAccessToken after a refused CreateAccessToken", err, authority.ErrNotFound)
 
 	at := newAccessToken("token1", "g1", alice)
 	must(t, s.CreateAccessToken(ctx, at))
@@ -979,6 +1196,52 @@ func oneWinner(t *testing.T, what string, errs []error) int {
 		t.Fatalf("%s: no call succeeded", what)
 	}
 	return winner
+}
+
+// testConcurrentUpdateClient: of updates that all read the same registration token, one
+// wins.
+func testConcurrentUpdateClient(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	c := newClient("c1")
+	must(t, s.CreateClient(ctx, c))
+	updates := make([]authority.Client, racers)
+	errs := concurrently(racers, func(i int) error {
+		updates[i] = c
+		updates[i].RegistrationTokenHash = hash(fmt.Sprintf("token of update %d", i))
+		updates[i].Metadata.ClientName = fmt.Sprintf("update %d", i)
+		return s.UpdateClient(ctx, updates[i], c.RegistrationTokenHash)
+	})
+	w := oneWinner(t, "UpdateClient", errs)
+	wantClient(t, s, updates[w])
+}
+
+// testConcurrentUseInitialAccessToken: a token good for two registrations makes two,
+// however many try at once.
+func testConcurrentUseInitialAccessToken(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	tok := newInitialToken("twice", 2)
+	must(t, s.CreateInitialAccessToken(ctx, tok))
+	errs := concurrently(racers, func(i int) error {
+		return s.UseInitialAccessToken(ctx, tok.TokenHash, t0, newClient(fmt.Sprintf("c%d", i)))
+	})
+	registered := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			registered++
+			wantClient(t, s, newClient(fmt.Sprintf("c%d", i)))
+		case !errors.Is(err, authority.ErrConflict):
+			t.Fatalf("call %d: %v, want ErrConflict", i, err)
+		default:
+			_, err := s.GetClient(ctx, fmt.Sprintf("c%d", i))
+			wantErr(t, "GetClient of a refused registration", err, authority.ErrNotFound)
+		}
+	}
+	if registered != 2 {
+		t.Fatalf("%d registrations with a token good for 2", registered)
+	}
+	tok.Uses = 2
+	wantInitialToken(t, s, tok)
 }
 
 func testConcurrentRedeemGrant(t *testing.T, s authority.Store) {

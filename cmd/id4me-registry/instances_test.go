@@ -27,10 +27,11 @@ import (
 
 // instance is a running `serve` process.
 type instance struct {
-	cmd  *exec.Cmd
-	addr string
-	logs *strings.Builder
-	mu   *sync.Mutex
+	cmd *exec.Cmd
+	// addr is the gRPC listener's address, httpAddr the HTTPS listener's.
+	addr, httpAddr string
+	logs           *strings.Builder
+	mu             *sync.Mutex
 }
 
 // startInstance runs `serve --dev` on dsn with extra flags and waits until it listens.
@@ -51,11 +52,11 @@ func startInstance(t *testing.T, dsn string, flags ...string) *instance {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	addrLine := regexp.MustCompile(`^gRPC on (\S+),`)
+	addrLine := regexp.MustCompile(`^gRPC on (\S+), HTTPS on (\S+)`)
 	sc := bufio.NewScanner(stdout)
 	for in.addr == "" && sc.Scan() {
 		if m := addrLine.FindStringSubmatch(sc.Text()); m != nil {
-			in.addr = m[1]
+			in.addr, in.httpAddr = m[1], m[2]
 		}
 	}
 	if in.addr == "" {

@@ -8,6 +8,8 @@
 //	id4me-registry keys rotate|list       rotate or list the authority's signing keys
 //	id4me-registry keys generate-kek      print a new key-encryption key for the signing keys
 //	id4me-registry keys rewrap            seal the signing keys with a new key-encryption key
+//	id4me-registry registration-tokens create|list|revoke
+//	                                      manage initial access tokens for registrations
 //	id4me-registry version                print the version
 //	id4me-registry agent register NAME    register an identifier, publishing the challenge
 //	                                      record through a lego DNS provider (also: transfer,
@@ -55,6 +57,8 @@ commands:
   keys list         list the authority's signing keys
   keys generate-kek print a new key-encryption key (--key-encryption-key-file)
   keys rewrap       seal every signing key with a new key-encryption key
+  registration-tokens create|list|revoke
+                    make, list or revoke initial access tokens (serve --registration token)
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
   agent             an agent's client: register and transfer identifiers through a DNS
                     provider, list them, follow events, delete ("agent help" for more)
@@ -79,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return adminCommands.run(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args[1:], stdout, stderr)
+	case "registration-tokens":
+		return registrationTokensCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
 	case "agent":

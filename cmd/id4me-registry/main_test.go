@@ -92,6 +92,10 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--redemption-period", "0"}, {"serve", "--transfer-pending-period", "-1h"},
 		{"serve", "--sweep-interval", "0s"}, {"serve", "--event-poll-interval", "-1s"},
 		{"serve", "--request-id-retention", "0s"},
+		{"serve", "--registration", "closed"}, {"serve", "--registration-rate", "fast"},
+		{"serve", "--registration-rate", "5/day"}, {"serve", "--registration-rate", "-1/s"},
+		{"serve", "--client-secret-ttl", "-1h"}, {"serve", "--op-policy-uri", "http://id.example/privacy"},
+		{"serve", "--service-documentation", "docs"},
 	} {
 		if _, stderr, err := cli(t, nil, args...); err == nil || stderr == "" {
 			t.Errorf("%v: err %v, stderr %q; want a failure that says why", args, err, stderr)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -62,6 +63,13 @@ type serveFlags struct {
 	loginIDBackoffMax         time.Duration
 	loginRate                 float64
 	loginBurst                int
+	registration              string
+	registrationRate          rateFlag
+	registrationBurst         int
+	requirePKCE               bool
+	clientSecretTTL           time.Duration
+	opPolicyURI, opTOSURI     string
+	serviceDocumentation      string
 }
 
 func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -98,7 +106,16 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.Var(removedFlag("failed logins no longer lock an identifier; see --login-backoff-max"), "login-lock-for", "removed")
 	fs.Float64Var(&f.loginRate, "login-rate", 1, "login attempts per second each source address may make (token bucket); raise it when many holders share an address (a proxy, a NAT)")
 	fs.IntVar(&f.loginBurst, "login-burst", 20, "burst of the per-source login limit")
-	fs.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 2*time.Second, "how long a successful authentication is remembered; revocations made on other instances take effect within it (negative: off)")
+	fs.StringVar(&f.registration, "registration", string(authority.RegistrationOpen), "who may register relying parties: open (anyone, as ID4me needs) or token (with an initial access token from \"registration-tokens create\")")
+	f.registrationRate.Set("1/min")
+	fs.Var(&f.registrationRate, "registration-rate", "client registrations each source address may make: N/s, N/min or N/h (token bucket); off for no limit")
+	fs.IntVar(&f.registrationBurst, "registration-burst", 10, "burst of the per-source registration limit")
+	fs.BoolVar(&f.requirePKCE, "require-pkce", false, "make PKCE (S256) mandatory for every client; without it, only public clients must use it (confidential ones may, and then must finish with the verifier)")
+	fs.DurationVar(&f.clientSecretTTL, "client-secret-ttl", 0, "how long a client secret works (client_secret_expires_at); relying parties register again when it has passed; 0: forever")
+	fs.StringVar(&f.opPolicyURI, "op-policy-uri", "", "https URL of the authority's privacy policy, published in discovery (op_policy_uri)")
+	fs.StringVar(&f.opTOSURI, "op-tos-uri", "", "https URL of the authority's terms of service, published in discovery (op_tos_uri)")
+	fs.StringVar(&f.serviceDocumentation, "service-documentation", "", "https URL of documentation for relying-party developers, published in discovery (service_documentation)")
+	fs.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 2*time.Second, "how long a successful authentication, and a relying party's registration, is remembered; revocations, and clients updated or deleted, on other instances take effect within it (negative: off)")
 	fs.DurationVar(&f.resolveCacheTTL, "resolve-cache-ttl", 2*time.Second, "how long ResolveIdentifier may answer from memory; other instances' changes are seen within it (negative: off)")
 	fs.Float64Var(&f.agentRate, "agent-rate", 100, "calls per second each agent may make (token bucket); 0 for no limit")
 	fs.IntVar(&f.agentBurst, "agent-burst", 200, "burst of the per-agent limit")
@@ -124,6 +141,19 @@ func (f *serveFlags) check() error {
 	}
 	if f.transferPendingPeriod < 0 {
 		return errors.New("--transfer-pending-period must not be negative")
+	}
+	if m := authority.RegistrationMode(f.registration); m != authority.RegistrationOpen && m != authority.RegistrationToken {
+		return fmt.Errorf("--registration must be open or token, got %q", f.registration)
+	}
+	if f.clientSecretTTL < 0 {
+		return errors.New("--client-secret-ttl must not be negative")
+	}
+	for _, u := range []struct{ name, value string }{
+		{"op-policy-uri", f.opPolicyURI}, {"op-tos-uri", f.opTOSURI}, {"service-documentation", f.serviceDocumentation},
+	} {
+		if p, err := url.Parse(u.value); u.value != "" && (err != nil || p.Scheme != "https" || p.Host == "") {
+			return fmt.Errorf("--%s must be an https URL, got %q", u.name, u.value)
+		}
 	}
 	for _, d := range []struct {
 		name  string
@@ -228,6 +258,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		SourceBackoff:     backoff(authority.DefaultSourceBackoff, f.loginBackoffAfter, f.loginBackoffMax),
 		IdentifierBackoff: backoff(authority.DefaultIdentifierBackoff, f.loginIDBackoffAfter, f.loginIDBackoffMax),
 		LoginRate:         f.loginRate, LoginBurst: f.loginBurst,
+		Registration: authority.RegistrationMode(f.registration), RegistrationRate: f.registrationRate.perSecond,
+		RegistrationBurst: f.registrationBurst, RequirePKCE: f.requirePKCE, ClientSecretTTL: f.clientSecretTTL,
+		ClientCacheTTL: f.authCacheTTL, OPPolicyURI: f.opPolicyURI, OPTOSURI: f.opTOSURI, ServiceDocumentation: f.serviceDocumentation,
 		Logger: log, Observe: metrics.AuthorityEvent,
 	})
 	if err != nil {

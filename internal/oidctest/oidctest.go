@@ -1,7 +1,8 @@
 // Package oidctest plays the other parties of an ID4me login against a running authority, for
 // tests and benchmarks: a relying party built on go-oidc and x/oauth2 that registers itself
-// dynamically, a holder that fills the authority's forms over HTTP, and an agent (a TLS
-// server) that verifies the authority's access tokens and answers with claims.
+// dynamically, one shaped like the ID4me RP libraries (plain HTTP, no PKCE by default), a
+// holder that fills the authority's forms over HTTP, and an agent (a TLS server) that
+// verifies the authority's access tokens and answers with claims.
 package oidctest
 
 import (
@@ -308,6 +309,10 @@ func (rp *RP) verifyUserinfo(jwt []byte) (map[string]any, error) {
 // DistributedClaims follows userinfo's _claim_sources: it asks each source's endpoint with
 // its access token and returns the claims named in _claim_names.
 func (rp *RP) DistributedClaims(userinfo map[string]any) (map[string]any, error) {
+	return distributedClaims(rp.client, userinfo)
+}
+
+func distributedClaims(client *http.Client, userinfo map[string]any) (map[string]any, error) {
 	names, _ := userinfo["_claim_names"].(map[string]any)
 	sources, _ := userinfo["_claim_sources"].(map[string]any)
 	out := make(map[string]any)
@@ -320,7 +325,7 @@ func (rp *RP) DistributedClaims(userinfo map[string]any) (map[string]any, error)
 			at, _ := cs["access_token"].(string)
 			req, _ := http.NewRequest(http.MethodGet, ep, nil)
 			req.Header.Set("Authorization", "Bearer "+at)
-			resp, err := rp.client.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				return nil, err
 			}

@@ -1,8 +1,10 @@
 package gormstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,22 +13,24 @@ import (
 )
 
 // AuthorityStore is an authority.Store in the registry's database (migrations 00003 and
-// 00008, tables authority_*), sharing its Store's connections: closing the Store closes it.
-// Holders' credentials, credential links, consents and grants reference the registry's
-// identities; consents and grants reference a client. A write that a missing identity or
-// client refuses returns authority.ErrNotFound. RedeemCredentialLink hands its check the
-// transaction as a registry.Reader.
+// 00004, 00008 and 00009, tables authority_*), sharing its Store's connections: closing the
+// Store closes it. Holders' credentials, credential links, consents and grants reference the
+// registry's identities; consents and grants reference a client. A write that a missing
+// identity or client refuses returns authority.ErrNotFound. RedeemCredentialLink hands its
+// check the transaction as a registry.Reader.
 //
 // Every statement is a fixed text, prepared once (pool.go), like the registry's frequent
 // ones. The writes that decide something (RedeemGrant, RedeemCredentialLink, UseTOTPStep,
-// SetCredentialLinkPending) each turn on one conditional statement,
-// which the database runs atomically: of any number of concurrent calls, only as many
-// succeed as the condition lets through. AddSigningKey, which must see every key stored
-// before it, locks the table of keys against other writers (PostgreSQL; SQLite has one
-// writer); the writes of credential links lock their identity (authority_links.go).
-// AddSigningKey, CreateCredentialLink, RedeemCredentialLink, RevokeGrant and
-// ClaimLoginAttempt (whose budgets' rows PostgreSQL locks) run in one transaction; like Store.Tx, every write is run again when the database asks for a retry,
-// and on SQLite waits for the store's write slot.
+// SetCredentialLinkPending, UpdateClient, UseInitialAccessToken) each turn on one
+// conditional statement, which the database runs atomically: of any number of concurrent
+// calls, only as many succeed as the condition lets through. AddSigningKey, which must see
+// every key stored before it, locks the table of keys against other writers (PostgreSQL;
+// SQLite has one writer); DeleteClient locks the client's row; the writes of credential
+// links lock their identity (authority_links.go); ClaimLoginAttempt locks its budgets' rows.
+// AddSigningKey, CreateCredentialLink, RedeemCredentialLink, RevokeGrant, DeleteClient,
+// UseInitialAccessToken and ClaimLoginAttempt run in one transaction; like Store.Tx, every
+// write is run again when the database asks for a retry, and on SQLite waits for the
+// store's write slot.
 type AuthorityStore struct {
 	s *Store
 }
@@ -60,8 +64,37 @@ var (
 	sqlHasKey        = newSQL("SELECT 1 FROM authority_signing_keys WHERE id = ?")
 
 	sqlInsertClient = newSQL("INSERT INTO authority_clients (" + clientColumns + ") VALUES (" +
-		placeholders(6) + ") ON CONFLICT DO NOTHING")
+		placeholders(7) + ") ON CONFLICT DO NOTHING")
 	sqlGetClient = newSQL("SELECT " + clientColumns + " FROM authority_clients WHERE id = ?")
+	sqlHasClient = newSQL("SELECT 1 FROM authority_clients WHERE id = ?")
+	// An update or a deletion must come with the registration token hash the caller read:
+	// of two concurrent ones, the second finds it changed.
+	sqlUpdateClient = newSQL("UPDATE authority_clients SET secret_hash = ?, secret_expire_time = ?," +
+		" registration_token_hash = ?, metadata = ?, sector = ? WHERE id = ? AND registration_token_hash = ?")
+	// On PostgreSQL the row lock makes a concurrent grant or consent, whose foreign key
+	// locks the client's row for key share, wait for the deletion and then fail, or the
+	// deletion wait for it and then delete it.
+	sqlLockClient = sqlText{
+		sqlite:   "SELECT registration_token_hash FROM authority_clients WHERE id = ?",
+		postgres: newSQL("SELECT registration_token_hash FROM authority_clients WHERE id = ? FOR UPDATE").postgres,
+	}
+	// The grants go first: a token being issued holds its grant's row (sqlInsertToken), so
+	// the deletion of the grants waits for it, and the deletion of the tokens then sees it.
+	sqlDeleteClientGrants   = newSQL("DELETE FROM authority_grants WHERE client_id = ?")
+	sqlDeleteClientTokens   = newSQL("DELETE FROM authority_access_tokens WHERE client_id = ?")
+	sqlDeleteClientConsents = newSQL("DELETE FROM authority_consents WHERE client_id = ?")
+	sqlDeleteClient         = newSQL("DELETE FROM authority_clients WHERE id = ?")
+
+	sqlInsertInitialToken = newSQL("INSERT INTO authority_initial_access_tokens (" + initialTokenColumns + ") VALUES (" +
+		placeholders(8) + ") ON CONFLICT DO NOTHING")
+	sqlGetInitialToken    = newSQL("SELECT " + initialTokenColumns + " FROM authority_initial_access_tokens WHERE token_hash = ?")
+	sqlHasInitialToken    = newSQL("SELECT 1 FROM authority_initial_access_tokens WHERE token_hash = ?")
+	sqlListInitialTokens  = newSQL("SELECT " + initialTokenColumns + " FROM authority_initial_access_tokens ORDER BY create_time, id")
+	sqlRevokeInitialToken = newSQL("UPDATE authority_initial_access_tokens SET revoke_time = ?" +
+		" WHERE id = ? AND revoke_time IS NULL")
+	sqlHasInitialTokenID = newSQL("SELECT 1 FROM authority_initial_access_tokens WHERE id = ?")
+	sqlUseInitialToken   = newSQL("UPDATE authority_initial_access_tokens SET uses = uses + 1 WHERE token_hash = ?" +
+		" AND revoke_time IS NULL AND (expire_time IS NULL OR expire_time > ?) AND (max_uses = 0 OR uses < max_uses)")
 
 	sqlGetHolder   = newSQL("SELECT " + holderColumns + " FROM authority_holder_credentials WHERE identity_id = ?")
 	sqlHasHolder   = newSQL("SELECT 1 FROM authority_holder_credentials WHERE identity_id = ?")
@@ -100,13 +133,14 @@ var (
 	sqlHasGrant     = newSQL("SELECT 1 FROM authority_grants WHERE id = ?")
 	sqlRevokeTokens = newSQL("UPDATE authority_access_tokens SET revoke_time = ? WHERE grant_id = ? AND revoke_time IS NULL")
 
-	// A token of a revoked grant is stored revoked. On PostgreSQL the grant's row is locked
-	// for share: a RevokeGrant under way waits for the token, and then revokes it, or the
-	// token waits for the RevokeGrant, and then reads its revoke time. On SQLite writes never
-	// overlap.
+	// A token is stored only while its grant exists (not after its client's deletion), and
+	// the token of a revoked grant is stored revoked. On PostgreSQL the grant's row is locked
+	// for share: a RevokeGrant or DeleteClient under way waits for the token, and then
+	// revokes or deletes it, or the token waits for it, and then reads the revoke time or
+	// finds no grant. On SQLite writes never overlap.
 	sqlInsertToken = func() sqlText {
-		q := "INSERT INTO authority_access_tokens (" + accessTokenColumns + ") VALUES (" + placeholders(10) +
-			", COALESCE(?, (SELECT revoke_time FROM authority_grants WHERE id = ?%s))) ON CONFLICT DO NOTHING"
+		q := "INSERT INTO authority_access_tokens (" + accessTokenColumns + ") SELECT " + placeholders(10) +
+			", COALESCE(?, revoke_time) FROM authority_grants WHERE id = ?%s ON CONFLICT DO NOTHING"
 		return sqlText{sqlite: fmt.Sprintf(q, ""), postgres: newSQL(fmt.Sprintf(q, " FOR SHARE")).postgres}
 	}()
 	sqlGetToken = newSQL("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
@@ -283,6 +317,108 @@ func (a *AuthorityStore) GetClient(ctx context.Context, id string) (authority.Cl
 	return row.client()
 }
 
+func (a *AuthorityStore) UpdateClient(ctx context.Context, c authority.Client, registrationTokenHash []byte) error {
+	md, err := json.Marshal(c.Metadata)
+	if err != nil {
+		return fmt.Errorf("gormstore: encoding metadata of client %s: %w", c.ID, err)
+	}
+	r := a.s.reader
+	n, err := a.exec(ctx, sqlUpdateClient, blob(c.SecretHash), r.time(dbTime(c.SecretExpireTime)), blob(c.RegistrationTokenHash),
+		string(md), c.Metadata.Sector, c.ID, registrationTokenHash)
+	if err != nil || n > 0 {
+		return err
+	}
+	return lost(ctx, r, sqlHasClient, c.ID, fmt.Sprintf("client %q", c.ID), "has another registration token")
+}
+
+func (a *AuthorityStore) DeleteClient(ctx context.Context, id string, registrationTokenHash []byte) error {
+	return a.tx(ctx, func(t *tx) error {
+		var stored []byte
+		err := t.c.QueryRowContext(ctx, t.sql(sqlLockClient), id).Scan(&stored)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("client %q: %w", id, authority.ErrNotFound)
+		case err != nil:
+			return err
+		case !bytes.Equal(stored, registrationTokenHash):
+			return fmt.Errorf("client %q has another registration token: %w", id, authority.ErrConflict)
+		}
+		for _, q := range []sqlText{sqlDeleteClientGrants, sqlDeleteClientTokens, sqlDeleteClientConsents, sqlDeleteClient} {
+			if _, err := t.execSQL(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (a *AuthorityStore) CreateInitialAccessToken(ctx context.Context, t authority.InitialAccessToken) error {
+	if err := mustBeSet("the create time of an initial access token", t.CreateTime); err != nil {
+		return err
+	}
+	return a.insert(ctx, fmt.Sprintf("initial access token %q", t.ID), sqlInsertInitialToken, initialTokenArgs(a.s.reader, t)...)
+}
+
+func (a *AuthorityStore) GetInitialAccessToken(ctx context.Context, tokenHash []byte) (authority.InitialAccessToken, error) {
+	var row initialTokenRow
+	if err := getRow(ctx, a.s.reader, "initial access token", sqlGetInitialToken, row.dest(), tokenHash); err != nil {
+		return authority.InitialAccessToken{}, err
+	}
+	return row.token(), nil
+}
+
+func (a *AuthorityStore) ListInitialAccessTokens(ctx context.Context) ([]authority.InitialAccessToken, error) {
+	rows, err := queryRows(ctx, a.s.reader, sqlListInitialTokens, (*initialTokenRow).dest)
+	if err != nil || len(rows) == 0 {
+		return nil, authError(err)
+	}
+	out := make([]authority.InitialAccessToken, len(rows))
+	for i, row := range rows {
+		out[i] = row.token()
+	}
+	return out, nil
+}
+
+func (a *AuthorityStore) RevokeInitialAccessToken(ctx context.Context, id string, now time.Time) error {
+	if err := mustBeSet("the revoke time of an initial access token", now); err != nil {
+		return err
+	}
+	r := a.s.reader
+	n, err := a.exec(ctx, sqlRevokeInitialToken, r.time(dbTime(now)), id)
+	if err != nil || n > 0 {
+		return err
+	}
+	// Revoked already, which is harmless, or missing.
+	ok, err := has(ctx, r, sqlHasInitialTokenID, id)
+	if err == nil && !ok {
+		err = fmt.Errorf("initial access token %q: %w", id, authority.ErrNotFound)
+	}
+	return err
+}
+
+func (a *AuthorityStore) UseInitialAccessToken(ctx context.Context, tokenHash []byte, now time.Time, c authority.Client) error {
+	if err := mustBeSet("the time an initial access token is used", now); err != nil {
+		return err
+	}
+	args, err := clientArgs(a.s.reader, c)
+	if err != nil {
+		return err
+	}
+	return a.tx(ctx, func(t *tx) error {
+		n, err := t.execSQL(ctx, sqlUseInitialToken, tokenHash, t.time(dbTime(now)))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return lost(ctx, t.reader, sqlHasInitialToken, tokenHash, "initial access token", "is revoked, expired or used up")
+		}
+		if n, err = t.execSQL(ctx, sqlInsertClient, args...); err == nil && n == 0 {
+			err = fmt.Errorf("client %q exists already: %w", c.ID, authority.ErrConflict)
+		}
+		return err
+	})
+}
+
 func (a *AuthorityStore) GetHolderCredential(ctx context.Context, identityID string) (authority.HolderCredential, error) {
 	var row holderRow
 	err := getRow(ctx, a.s.reader, fmt.Sprintf("credentials of identity %q", identityID), sqlGetHolder, row.dest(), identityID)
@@ -418,7 +554,12 @@ func (a *AuthorityStore) RevokeGrant(ctx context.Context, grantID string, now ti
 }
 
 func (a *AuthorityStore) CreateAccessToken(ctx context.Context, t authority.AccessToken) error {
-	return a.insert(ctx, "access token", sqlInsertToken, accessTokenArgs(a.s.reader, t)...)
+	n, err := a.exec(ctx, sqlInsertToken, accessTokenArgs(a.s.reader, t)...)
+	if err != nil || n > 0 {
+		return err
+	}
+	// No grant to select from, or a token of that hash exists already.
+	return lost(ctx, a.s.reader, sqlHasGrant, t.GrantID, fmt.Sprintf("grant %q", t.GrantID), "has an access token of that hash already")
 }
 
 func (a *AuthorityStore) GetAccessToken(ctx context.Context, tokenHash []byte) (authority.AccessToken, error) {

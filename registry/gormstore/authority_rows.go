@@ -8,13 +8,13 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// The authority's rows: the columns of each table (migrations 00003 and 00008), the values a row is
+// The authority's rows: the columns of each table (migrations 00003, 00004 and 00008), the values a row is
 // written with (…Args, in the order of the columns) and the fields it is read into (dest).
 
 // Column lists, in the order of the rows' fields.
 const (
 	signingKeyColumns = "id, alg, private_jwk, create_time, sign_time, retire_time, expire_time"
-	clientColumns     = "id, secret_hash, registration_token_hash, metadata, sector, create_time"
+	clientColumns     = "id, secret_hash, registration_token_hash, metadata, sector, create_time, secret_expire_time"
 	holderColumns     = "identity_id, password_hash, totp_secret, totp_last_step, update_time"
 	linkColumns       = "token_hash, identity_id, identifier, purpose, agent_id, pending_password_hash, pending_totp_secret, create_time, expire_time, use_time, " +
 		"identifier_generation, agent_generation, void_time"
@@ -25,6 +25,7 @@ const (
 		"nonce, code_challenge, auth_time, amr, create_time, expire_time, use_time, revoke_time"
 	accessTokenColumns = "token_hash, grant_id, client_id, identity_id, identifier, subject, scopes, claims, " +
 		"create_time, expire_time, revoke_time"
+	initialTokenColumns = "id, token_hash, description, max_uses, uses, create_time, expire_time, revoke_time"
 )
 
 // encodeList encodes a list of names as a JSON array, [] for none.
@@ -87,19 +88,19 @@ func signingKeyArgs(rd reader, k authority.SigningKey) []any {
 }
 
 type clientRow struct {
-	c          authority.Client
-	metadata   string
-	createTime dbTime
+	c                            authority.Client
+	metadata                     string
+	createTime, secretExpireTime dbTime
 }
 
 func (r *clientRow) dest() []any {
-	return []any{&r.c.ID, &r.c.SecretHash, &r.c.RegistrationTokenHash, &r.metadata, &r.c.Metadata.Sector, &r.createTime}
+	return []any{&r.c.ID, &r.c.SecretHash, &r.c.RegistrationTokenHash, &r.metadata, &r.c.Metadata.Sector, &r.createTime, &r.secretExpireTime}
 }
 
 func (r *clientRow) client() (authority.Client, error) {
 	c := r.c
 	c.SecretHash, c.RegistrationTokenHash = unblob(c.SecretHash), unblob(c.RegistrationTokenHash)
-	c.CreateTime = time.Time(r.createTime)
+	c.CreateTime, c.SecretExpireTime = time.Time(r.createTime), time.Time(r.secretExpireTime)
 	sector := c.Metadata.Sector
 	if err := json.Unmarshal([]byte(r.metadata), &c.Metadata); err != nil {
 		return authority.Client{}, internal(fmt.Errorf("decoding metadata of client %s: %w", c.ID, err))
@@ -114,7 +115,7 @@ func clientArgs(rd reader, c authority.Client) ([]any, error) {
 		return nil, fmt.Errorf("gormstore: encoding metadata of client %s: %w", c.ID, err)
 	}
 	return []any{c.ID, blob(c.SecretHash), blob(c.RegistrationTokenHash), string(md), c.Metadata.Sector,
-		rd.time(dbTime(c.CreateTime))}, nil
+		rd.time(dbTime(c.CreateTime)), rd.time(dbTime(c.SecretExpireTime))}, nil
 }
 
 type holderRow struct {
@@ -313,4 +314,25 @@ func accessTokenArgs(rd reader, t authority.AccessToken) []any {
 	return []any{blob(t.TokenHash), t.GrantID, t.ClientID, t.IdentityID, t.Identifier, t.Subject,
 		encodeList(t.Scopes), encodeList(t.Claims), rd.time(dbTime(t.CreateTime)), rd.time(dbTime(t.ExpireTime)),
 		rd.time(dbTime(t.RevokeTime)), t.GrantID}
+}
+
+type initialTokenRow struct {
+	t                                  authority.InitialAccessToken
+	createTime, expireTime, revokeTime dbTime
+}
+
+func (r *initialTokenRow) dest() []any {
+	return []any{&r.t.ID, &r.t.TokenHash, &r.t.Description, &r.t.MaxUses, &r.t.Uses, &r.createTime, &r.expireTime, &r.revokeTime}
+}
+
+func (r *initialTokenRow) token() authority.InitialAccessToken {
+	t := r.t
+	t.TokenHash = unblob(t.TokenHash)
+	t.CreateTime, t.ExpireTime, t.RevokeTime = time.Time(r.createTime), time.Time(r.expireTime), time.Time(r.revokeTime)
+	return t
+}
+
+func initialTokenArgs(rd reader, t authority.InitialAccessToken) []any {
+	return []any{t.ID, blob(t.TokenHash), t.Description, t.MaxUses, t.Uses, rd.time(dbTime(t.CreateTime)),
+		rd.time(dbTime(t.ExpireTime)), rd.time(dbTime(t.RevokeTime))}
 }

@@ -144,6 +144,9 @@ func TestAuthorityQueryPlans(t *testing.T) {
 				{"drop an identity's unused codes", sqlDropUnusedGrants, []any{"id1"}, "authority_grants_identity", "authority_grants_identity"},
 				{"revoke an identity's grants", sqlRevokeIdentityGrants, []any{now, "id1"}, "authority_grants_identity", "authority_grants_identity"},
 				{"revoke an identity's tokens", sqlRevokeIdentityTokens, []any{now, "id1"}, "authority_access_tokens_identity", "authority_access_tokens_identity"},
+				{"DeleteClient's grants", sqlDeleteClientGrants, []any{"c1"}, "authority_grants_client", "authority_grants_client"},
+				{"DeleteClient's tokens", sqlDeleteClientTokens, []any{"c1"}, "authority_access_tokens_client", "authority_access_tokens_client"},
+				{"GetInitialAccessToken", sqlGetInitialToken, []any{hash}, "sqlite_autoindex_authority_initial_access_tokens_2", "authority_initial_access_tokens_token_hash_key"},
 			}
 			for i, table := range []string{"auth_requests", "sessions", "grants", "access_tokens", "credential_links", "login_throttles", "known_devices"} {
 				plans = append(plans, plan{"DeleteExpired " + table, sqlSweeps[i], []any{now, sweepBatch},
@@ -212,11 +215,20 @@ func BenchmarkAuthorityGetAccessToken(b *testing.B) {
 			const tokens = 10000
 			hashes := make([][]byte, tokens)
 			now := time.Now()
+			// A token is stored only with its grant; one grant gives them all.
+			err := a.CreateClient(ctx, authority.Client{ID: "c1", SecretHash: []byte("s"), RegistrationTokenHash: []byte("r"), CreateTime: now})
+			if err == nil {
+				err = a.CreateGrant(ctx, authority.Grant{ID: "g1", CodeHash: []byte("code"), ClientID: "c1", IdentityID: storetest.IdentityIDs[0],
+					AuthTime: now, CreateTime: now, ExpireTime: now.Add(time.Hour)})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
 			for i := range hashes {
 				h := sha256.Sum256([]byte(strconv.Itoa(i)))
 				hashes[i] = h[:]
 				err := a.CreateAccessToken(ctx, authority.AccessToken{
-					TokenHash: hashes[i], GrantID: "g" + strconv.Itoa(i), ClientID: "c1", IdentityID: storetest.IdentityIDs[0],
+					TokenHash: hashes[i], GrantID: "g1", ClientID: "c1", IdentityID: storetest.IdentityIDs[0],
 					Identifier: "alice.example", Subject: "sub", Scopes: []string{"openid", "email"}, Claims: []string{"email", "name"},
 					CreateTime: now, ExpireTime: now.Add(time.Hour),
 				})
