@@ -27,8 +27,8 @@ type IndexedStatement struct {
 	Index string
 }
 
-// IndexedStatements are the claims of background work and the other reads of migration
-// 00002's partial indexes.
+// IndexedStatements are the claims of background work, the other reads of migration 00002's
+// partial indexes, and the read by DNS name (migration 00005).
 var IndexedStatements = []IndexedStatement{
 	{"ClaimDueTransfers", sqlClaimDueTransfers.sqlite, sqlClaimDueTransfers.postgres, "transfers_pending_act"},
 	{"ClaimDuePurges", sqlClaimDuePurges.sqlite, sqlClaimDuePurges.postgres, "identifiers_purge"},
@@ -37,4 +37,5 @@ var IndexedStatements = []IndexedStatement{
 	{"DeleteAckedEvents", sqlDeleteAckedEvents.sqlite, sqlDeleteAckedEvents.postgres, "events_acked"},
 	{"PendingTransfer", sqlPendingTransfer.sqlite, sqlPendingTransfer.postgres, "transfers_pending"},
 	{"ListTransfers in both directions", sqlListTransfersBoth[1].sqlite, sqlListTransfersBoth[1].postgres, "transfers_losing"},
+	{"GetIdentifierByDNSName", sqlGetIdentifierByDNSName.sqlite, sqlGetIdentifierByDNSName.postgres, "identifiers_dns_name"},
 }
