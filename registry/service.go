@@ -20,9 +20,10 @@ type TXTChecker interface {
 	CheckTXT(ctx context.Context, name, want string) dnsverify.Result
 }
 
-// OpenIDChecker checks an identifier's _openid record. dnsverify.Verifier implements it.
+// OpenIDChecker checks the _openid record at an identifier's DNS name (Identifier.DNSName).
+// dnsverify.Verifier implements it.
 type OpenIDChecker interface {
-	CheckOpenID(ctx context.Context, identifier, issuerHost string) dnsverify.OpenIDCheck
+	CheckOpenID(ctx context.Context, dnsName, issuerHost string) dnsverify.OpenIDCheck
 }
 
 // Observer is told of outcomes worth counting (metrics). Its methods must be cheap.
