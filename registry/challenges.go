@@ -38,7 +38,8 @@ func (c Challenge) RecordName() string { return acme.RecordName(c.DNSName()) }
 func (c Challenge) RecordValue() string { return acme.RecordValue(c.KeyAuthorization) }
 
 // CreateChallenge starts a dns-01 challenge for an identifier, bound to the agent and the
-// purpose. A register challenge for a name whose DNS name is registered already (IDENTIFIER_TAKEN: the name itself, or a domain identifier equal to an
+// purpose. A register challenge for a name the registration policy refuses, or whose DNS name
+// is registered already (IDENTIFIER_TAKEN: the name itself, or a domain identifier equal to an
 // e-mail-form identifier's DNS name, or the other way round), or a transfer challenge for a
 // name that is not registered or that the agent sponsors already, is refused at once so the
 // agent does not publish a record in vain.
@@ -48,7 +49,11 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 		return Challenge{}, err
 	}
 	switch purpose {
-	case PurposeRegister, PurposeTransfer:
+	case PurposeRegister:
+		if err := s.registrationPolicy().Check(name); err != nil {
+			return Challenge{}, err
+		}
+	case PurposeTransfer:
 	default:
 		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_REGISTER or PURPOSE_TRANSFER")
 	}

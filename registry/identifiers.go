@@ -54,7 +54,8 @@ func info(i Identifier, a Agent) IdentifierInfo {
 // RegisterIdentifier consumes a valid register challenge of the agent and registers its
 // identifier to the agent with a new identity, all in one transaction. Of any number of
 // concurrent registrations of one name, or of names with one DNS name, exactly one succeeds;
-// the others are KindAlreadyExists (IDENTIFIER_TAKEN) and their challenges stay valid.
+// the others are KindAlreadyExists (IDENTIFIER_TAKEN) and their challenges stay valid. The
+// registration policy is checked again: it may have changed since the challenge was made.
 func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challengeID, claimsEndpoint string) (IdentifierInfo, error) {
 	if claimsEndpoint != "" {
 		if err := checkEndpointURL("claims_endpoint", claimsEndpoint, s.cfg.AllowLoopbackHTTP); err != nil {
@@ -85,6 +86,9 @@ func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challenge
 	}
 	name, err := ParseIdentifier(c.Identifier)
 	if err != nil {
+		return IdentifierInfo{}, err
+	}
+	if err := s.registrationPolicy().Check(name); err != nil {
 		return IdentifierInfo{}, err
 	}
 	used := c

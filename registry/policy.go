@@ -24,6 +24,8 @@ const (
 const maxInputLength = 4096
 
 // Reasons for refusing an identifier. Each is the Reason of an *Error of KindInvalidArgument.
+// ParseIdentifier refuses with the IDENTIFIER_… and IDENTIFIER_LOCAL_PART_… reasons below;
+// RegistrationPolicy.Check, which decides what may be registered anew, with the last two.
 const (
 	ReasonIdentifierEmpty        = "IDENTIFIER_EMPTY"
 	ReasonIdentifierMalformed    = "IDENTIFIER_MALFORMED"
@@ -38,6 +40,9 @@ const (
 	ReasonLocalPartTooLong   = "IDENTIFIER_LOCAL_PART_TOO_LONG"
 	ReasonLocalPartNotNFC    = "IDENTIFIER_LOCAL_PART_NOT_NFC"
 	ReasonLocalPartMalformed = "IDENTIFIER_LOCAL_PART_MALFORMED"
+	// What may be registered anew; see policy_registration.go.
+	ReasonIdentifierMixedScript = "IDENTIFIER_MIXED_SCRIPT"
+	ReasonIdentifierSpecialUse  = "IDENTIFIER_SPECIAL_USE"
 )
 
 // lenientLookup is the Lookup profile without the STD3 rules: it maps full-width and other
@@ -88,6 +93,10 @@ func (n Name) IsEmail() bool { return n.Local != "" }
 //     the WHATWG URL parser reads such a host as IPv4, so it could never be an issuer host.
 //   - Leading or trailing whitespace is refused rather than trimmed, so what the caller sent is
 //     what was checked.
+//
+// ParseIdentifier says what an identifier is, not whether it may be registered now: a name
+// registered under an older policy must still be found. RegistrationPolicy adds the rules for
+// new registrations.
 func ParseIdentifier(s string) (Name, error) {
 	if s == "" {
 		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierEmpty, "identifier is empty")

@@ -67,6 +67,9 @@ type Config struct {
 	ChallengeRetention time.Duration
 	// AllowLoopbackHTTP accepts http:// URLs on loopback hosts for endpoints (dev mode).
 	AllowLoopbackHTTP bool
+	// AllowSpecialUseNames accepts registrations of special-use names (.test, .example,
+	// .localhost, …; see RegistrationPolicy): dev mode and tests.
+	AllowSpecialUseNames bool
 	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
 	// are seen within it. Default 2s; negative disables the cache.
 	ResolveCacheTTL time.Duration
@@ -130,6 +133,11 @@ func New(cfg Config) (*Service, error) {
 		cfg.AuthCacheTTL = 2 * time.Second
 	}
 	return &Service{store: cfg.Store, cfg: cfg, cache: newResolveCache(cfg.ResolveCacheTTL), auth: newAuthCache(cfg.AuthCacheTTL)}, nil
+}
+
+// registrationPolicy is what may be registered anew under the configuration.
+func (s *Service) registrationPolicy() RegistrationPolicy {
+	return RegistrationPolicy{AllowSpecialUse: s.cfg.AllowSpecialUseNames}
 }
 
 // now returns the current time, truncated to the microsecond every store keeps.
