@@ -141,7 +141,7 @@ func TestEmailIdentifierEndToEnd(t *testing.T) {
 
 // TestEmailAndDomainIdentifiersShareNoDNSName: a domain identifier equal to an e-mail-form
 // identifier's DNS name is taken, and the other way round; the refusal does not tell the other
-// identifier's local part.
+// identifier's local part. A transfer of an e-mail-form identifier is proved at its DNS name.
 func TestEmailAndDomainIdentifiersShareNoDNSName(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	alpha, beta := e.newAgent("alpha"), e.newAgent("beta")
@@ -173,5 +173,22 @@ func TestEmailAndDomainIdentifiersShareNoDNSName(t *testing.T) {
 	}
 	if got, err := e.registry.GetChallenge(beta.ctx(), &registryv1.GetChallengeRequest{Id: carol.Id}); err != nil || got.Status != registryv1.Challenge_STATUS_VALID {
 		t.Fatalf("challenge after the refusal = %v, %v; want still valid", got, err)
+	}
+
+	// A transfer proves control of the same DNS name.
+	tc, err := e.registry.CreateChallenge(beta.ctx(), &registryv1.CreateChallengeRequest{Identifier: "alice.smith+id4me@example.test", Purpose: registryv1.Purpose_PURPOSE_TRANSFER})
+	if err != nil || tc.RecordName != "_acme-challenge."+aliceLabel+".example.test." {
+		t.Fatalf("transfer challenge = %v, %v", tc, err)
+	}
+	e.publish(tc)
+	if v, err := e.registry.VerifyChallenge(beta.ctx(), &registryv1.VerifyChallengeRequest{Id: tc.Id}); err != nil || v.Status != registryv1.Challenge_STATUS_VALID {
+		t.Fatalf("VerifyChallenge = %v, %v", v, err)
+	}
+	if _, err := e.registry.RequestTransfer(beta.ctx(), &registryv1.RequestTransferRequest{ChallengeId: tc.Id}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.registry.GetIdentifier(beta.ctx(), &registryv1.GetIdentifierRequest{Identifier: "alice.smith+id4me@example.test"}); err != nil ||
+		got.AgentId != beta.agent.Id || got.DnsName != aliceLabel+".example.test" {
+		t.Fatalf("after the transfer: %v, %v", got, err)
 	}
 }
