@@ -140,8 +140,8 @@ func checkLocalPart(local, what string) error {
 			return malformed("has %q in its local part, which e-mail allows only in a quoted local part; "+
 				"quoted local parts are not accepted", r)
 		default:
-			if why := nonASCIIProblem(r); why != "" {
-				return malformed("has %s U+%04X in its local part: %s", why, r, nonASCIIReason[why])
+			if kind, why := nonASCIIProblem(r); kind != "" {
+				return malformed("has %s U+%04X in its local part: %s", kind, r, why)
 			}
 			if partStart && unicode.Is(unicode.M, r) {
 				return malformed("has a local part (or a part of it between dots) that starts with the combining mark U+%04X", r)
@@ -168,35 +168,25 @@ func isAtext(r rune) bool {
 	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
 }
 
-// nonASCIIProblem names what is wrong with the non-ASCII rune r in a local part, or returns "".
-func nonASCIIProblem(r rune) string {
+// nonASCIIProblem names the kind of the non-ASCII rune r and why a local part may not have it,
+// or returns "" when it may.
+func nonASCIIProblem(r rune) (kind, why string) {
 	switch {
 	case unicode.Is(unicode.Cc, r):
-		return "the control character"
+		return "the control character", "it cannot be typed into a login form"
 	case unicode.IsSpace(r) || unicode.Is(unicode.Z, r):
-		return "the whitespace"
+		return "the whitespace", "it cannot be told from other whitespace, or from none"
 	case unicode.Is(unicode.Cf, r):
-		return "the invisible format character"
+		return "the invisible format character", "it is invisible, so the holder cannot tell whether it was typed"
 	case unicode.Is(unicode.Variation_Selector, r):
-		return "the variation selector"
+		return "the variation selector", "input methods add or leave out variation selectors, and relying parties would hash other bytes"
 	case unicode.Is(unicode.Co, r):
-		return "the private-use character"
+		return "the private-use character", "its meaning is private to some fonts and input methods"
 	case !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S):
-		return "the unassigned code point"
+		return "the unassigned code point", "Unicode has not assigned it, so its normalisation is not fixed"
 	case unicode.In(r, unicode.P, unicode.S):
-		return "the punctuation or symbol"
+		return "the punctuation or symbol", "outside ASCII a local part takes letters, combining marks and digits only: " +
+			"keyboards and autocorrection write punctuation and symbols in more than one way"
 	}
-	return ""
-}
-
-// nonASCIIReason says why each problem of nonASCIIProblem is refused.
-var nonASCIIReason = map[string]string{
-	"the control character":          "it cannot be typed into a login form",
-	"the whitespace":                 "it cannot be told from other whitespace, or from none",
-	"the invisible format character": "it is invisible, so the holder cannot tell whether it was typed",
-	"the variation selector":         "input methods add or leave out variation selectors, and relying parties would hash other bytes",
-	"the private-use character":      "its meaning is private to some fonts and input methods",
-	"the unassigned code point":      "Unicode has not assigned it, so its normalisation is not fixed",
-	"the punctuation or symbol": "outside ASCII a local part takes letters, combining marks and digits only: " +
-		"keyboards and autocorrection write punctuation and symbols in more than one way",
+	return "", ""
 }
