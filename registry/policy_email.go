@@ -28,8 +28,9 @@ import (
 // keyboards and input methods write NFC, so a decomposed "u" + U+0308 would never match the
 // "ü" the holder types at login. ReasonLocalPartMalformed, with a message naming the character
 // and the rule, for the rest:
-//   - a second "@", a quote or a backslash: quoted local parts (RFC 5322 §3.4.1) are written
-//     with and without their quotes by different software, and the libraries refuse them;
+//   - a second "@" (the libraries refuse it), a quote or a backslash: quoted local parts
+//     (RFC 5322 §3.4.1) are written with and without their quotes by different software, so
+//     relying parties would hash other bytes;
 //   - in ASCII, anything but RFC 5322 atext (letters, digits and !#$%&'*+-/=?^_`{|}~) and
 //     the dot: controls, the space, and the specials ( ) < > [ ] : ; ,
 //   - a dot first, last, or next to another one (RFC 5322 dot-atom);
