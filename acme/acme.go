@@ -179,11 +179,11 @@ func KeyAuthorization(token, thumbprint string) string {
 	return token + "." + thumbprint
 }
 
-// RecordName returns the fully qualified owner name of the dns-01 TXT record for identifier
-// (RFC 8555 §8.4): "_acme-challenge." + identifier + ".". The identifier is expected without
-// a trailing dot; one is tolerated.
-func RecordName(identifier string) string {
-	return "_acme-challenge." + strings.TrimSuffix(identifier, ".") + "."
+// RecordName returns the fully qualified owner name of the dns-01 TXT record for the DNS name
+// dnsName (RFC 8555 §8.4): "_acme-challenge." + dnsName + ".", what lego builds from the domain
+// given to Present. dnsName is expected without a trailing dot; one is tolerated.
+func RecordName(dnsName string) string {
+	return "_acme-challenge." + strings.TrimSuffix(dnsName, ".") + "."
 }
 
 // RecordValue returns the dns-01 TXT record value for a key authorization (RFC 8555 §8.4):

@@ -77,6 +77,7 @@ func startRegistry(t *testing.T, opts registryOptions) *testRegistry {
 	}
 	svc, err := registry.New(registry.Config{
 		Store: store, DNS: v, ChallengeTTL: time.Hour, TransferPendingPeriod: opts.transferPendingPeriod,
+		AllowSpecialUseNames: true, // example.test, as dev mode allows
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/id4me/id4me-registry/acme"
 	"github.com/id4me/id4me-registry/dnsverify"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // Step is a step of Register and Transfer.
@@ -167,10 +168,13 @@ func WithClaimsEndpoint(url string) RegisterOption {
 
 // Register registers identifier to the agent, proving control of its DNS zone through
 // provider: it creates a register challenge, publishes the record with provider.Present(the
-// identifier, the challenge's token, its key authorisation), waits until every authoritative
-// nameserver serves it, has the registry verify it, registers the identifier, and removes the
-// record with provider.CleanUp whatever happened after Present succeeded. An error is a
-// *StepError, joined with the StepCleanUp one when the record could not be removed either.
+// identifier's DNS name, the challenge's token, its key authorisation), waits until every
+// authoritative nameserver serves it, has the registry verify it, registers the identifier,
+// and removes the record with provider.CleanUp whatever happened after Present succeeded. The
+// DNS name of a domain identifier is the identifier; that of an e-mail-form identifier,
+// local@domain, is "<h>.<domain>" (registry.DNSName), so lego publishes the record at
+// _acme-challenge.<h>.<domain>. An error is a *StepError, joined with the StepCleanUp one when
+// the record could not be removed either.
 //
 // The registration carries a request_id, and is sent once more when its answer is lost
 // (UNAVAILABLE, DEADLINE_EXCEEDED while ctx lives on): the registry answers the retry of a
@@ -225,9 +229,15 @@ func (c *Client) solve(ctx context.Context, identifier string, purpose registryv
 	if err != nil {
 		return nil, finish(StepChallenge, stepError(StepChallenge, err))
 	}
-	// The provider publishes what lego computes from the key authorisation; make sure that is
-	// what the registry will look for before touching DNS.
-	if ch.RecordName != acme.RecordName(ch.Identifier) || ch.RecordValue != acme.RecordValue(ch.KeyAuthorization) {
+	// The provider publishes what lego computes from the key authorisation under the domain it
+	// is given, the identifier's DNS name; make sure that is what the registry will look for
+	// before touching DNS.
+	dnsName := registry.DNSName(ch.Identifier)
+	if ch.DnsName != "" && ch.DnsName != dnsName {
+		return nil, finish(StepChallenge, &StepError{Step: StepChallenge, Err: fmt.Errorf(
+			"challenge %s names the DNS name %s, which is not that of its identifier %s (%s)", ch.Id, ch.DnsName, ch.Identifier, dnsName)})
+	}
+	if ch.RecordName != acme.RecordName(dnsName) || ch.RecordValue != acme.RecordValue(ch.KeyAuthorization) {
 		return nil, finish(StepChallenge, &StepError{Step: StepChallenge, Err: fmt.Errorf(
 			"challenge %s asks for %s TXT %q, which is not the record of its key authorisation", ch.Id, ch.RecordName, ch.RecordValue)})
 	}
@@ -235,7 +245,7 @@ func (c *Client) solve(ctx context.Context, identifier string, purpose registryv
 	finish(StepChallenge, nil)
 
 	p.report(Progress{Step: StepPublish})
-	if err := provider.Present(ch.Identifier, ch.Token, ch.KeyAuthorization); err != nil {
+	if err := provider.Present(dnsName, ch.Token, ch.KeyAuthorization); err != nil {
 		return nil, finish(StepPublish, &StepError{Step: StepPublish, Err: err})
 	}
 	finish(StepPublish, nil)
@@ -243,7 +253,7 @@ func (c *Client) solve(ctx context.Context, identifier string, purpose registryv
 	defer func() {
 		p.report(Progress{Step: StepCleanUp})
 		var cleanErr error
-		if e := provider.CleanUp(ch.Identifier, ch.Token, ch.KeyAuthorization); e != nil {
+		if e := provider.CleanUp(dnsName, ch.Token, ch.KeyAuthorization); e != nil {
 			cleanErr = &StepError{Step: StepCleanUp, Err: e}
 		}
 		finish(StepCleanUp, cleanErr)

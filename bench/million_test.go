@@ -250,7 +250,7 @@ func insertIdentifiers(ctx context.Context, store *gormstore.Store, agentIDs []s
 		for start := txStart; start < min(txStart+perTx, n); start += perStatement {
 			rows := min(perStatement, n-start)
 			identities := make([]any, 0, 4*rows)
-			identifiers := make([]any, 0, 10*rows)
+			identifiers := make([]any, 0, 11*rows)
 			for k := start; k < start+rows; k++ {
 				rng.Read(raw[:16])
 				id := registry.IdentityIDPrefix + idEncoding.EncodeToString(raw[:16])
@@ -260,13 +260,13 @@ func insertIdentifiers(ctx context.Context, store *gormstore.Store, agentIDs []s
 				// The first _openid check is due a day after the seed (spread over an hour),
 				// as after registrations, so that none is due when the benchmarks run.
 				nextCheck := now + int64(24*time.Hour) + int64(k%3600)*int64(time.Second)
-				identifiers = append(identifiers, name, name, agentIDs[k%len(agentIDs)], id, "", "", now, now, 1, nextCheck)
+				identifiers = append(identifiers, name, name, agentIDs[k%len(agentIDs)], id, "", "", now, now, 1, nextCheck, name)
 			}
 			if _, err := tx.ExecContext(ctx, insertSQL("identities", "id, subject_seed, create_time, retire_time", 4, rows), identities...); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("insert identities: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, insertSQL("identifiers", "name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, create_time, update_time, version, openid_next_check", 10, rows), identifiers...); err != nil {
+			if _, err := tx.ExecContext(ctx, insertSQL("identifiers", "name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, create_time, update_time, version, openid_next_check, dns_name", 11, rows), identifiers...); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("insert identifiers: %w", err)
 			}

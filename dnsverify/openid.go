@@ -112,14 +112,16 @@ type OpenIDCheck struct {
 	Queries []Query
 }
 
-// CheckOpenID looks up TXT at _openid.<identifier> on the authoritative nameservers of its zone
-// and reports whether a record names issuerHost as iss. iss and issuerHost may each be a host or
-// https://host; hosts are compared case-insensitively. Nameservers must agree as for CheckTXT.
-func (v *Verifier) CheckOpenID(ctx context.Context, identifier, issuerHost string) OpenIDCheck {
+// CheckOpenID looks up TXT at _openid.<dnsName> on the authoritative nameservers of its zone
+// and reports whether a record names issuerHost as iss. dnsName is the name relying parties
+// look an identifier up under: the identifier itself for a domain, "<h>.<domain>" for an
+// e-mail-form identifier. iss and issuerHost may each be a host or https://host; hosts are
+// compared case-insensitively. Nameservers must agree as for CheckTXT.
+func (v *Verifier) CheckOpenID(ctx context.Context, dnsName, issuerHost string) OpenIDCheck {
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
 	tr := &trace{observe: v.cfg.OnQuery}
-	name := "_openid." + dns.Fqdn(identifier)
+	name := "_openid." + dns.Fqdn(dnsName)
 	ans, prob := v.lookup(ctx, tr, name)
 	if prob == nil {
 		prob = unusableProblem(ans, name)

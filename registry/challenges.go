@@ -26,23 +26,34 @@ func viewChallenge(c Challenge) challengeView {
 	return v
 }
 
-// RecordName returns the owner name of the challenge's TXT record.
-func (c Challenge) RecordName() string { return acme.RecordName(c.Identifier) }
+// DNSName returns the DNS name of the challenge's identifier: the identifier itself, or for an
+// e-mail-form identifier "<h>.<domain>".
+func (c Challenge) DNSName() string { return DNSName(c.Identifier) }
+
+// RecordName returns the owner name of the challenge's TXT record: "_acme-challenge." and the
+// DNS name, the name lego's Present(DNSName, …) publishes.
+func (c Challenge) RecordName() string { return acme.RecordName(c.DNSName()) }
 
 // RecordValue returns the TXT value the challenge expects.
 func (c Challenge) RecordValue() string { return acme.RecordValue(c.KeyAuthorization) }
 
 // CreateChallenge starts a dns-01 challenge for an identifier, bound to the agent and the
-// purpose. A register challenge for a name already registered (IDENTIFIER_TAKEN), or a
-// transfer challenge for a name that is not registered or that the agent sponsors already, is
-// refused at once so the agent does not publish a record in vain.
+// purpose. A register challenge for a name the registration policy refuses, or whose DNS name
+// is registered already (IDENTIFIER_TAKEN: the name itself, or a domain identifier equal to an
+// e-mail-form identifier's DNS name, or the other way round), or a transfer challenge for a
+// name that is not registered or that the agent sponsors already, is refused at once so the
+// agent does not publish a record in vain.
 func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier string, purpose Purpose) (Challenge, error) {
 	name, err := ParseIdentifier(identifier)
 	if err != nil {
 		return Challenge{}, err
 	}
 	switch purpose {
-	case PurposeRegister, PurposeTransfer:
+	case PurposeRegister:
+		if err := s.registrationPolicy().Check(name); err != nil {
+			return Challenge{}, err
+		}
+	case PurposeTransfer:
 	default:
 		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_REGISTER or PURPOSE_TRANSFER")
 	}
@@ -51,11 +62,18 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 		return Challenge{}, err
 	}
 	// Refuse at once what the challenge could not be used for, so the agent does not publish
-	// a record in vain; the use itself checks again.
-	i, err := s.store.GetIdentifier(ctx, name.ASCII)
+	// a record in vain; the use itself checks again. A registration needs the DNS name free,
+	// where the records would be; a transfer needs the identifier itself.
+	lookup, key := s.store.GetIdentifier, name.ASCII
+	if purpose == PurposeRegister {
+		lookup, key = s.store.GetIdentifierByDNSName, name.DNSName
+	}
+	i, err := lookup(ctx, key)
 	switch {
 	case err != nil && KindOf(err) != KindNotFound:
 		return Challenge{}, err
+	case purpose == PurposeRegister && err == nil && i.Name != name.ASCII:
+		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is taken: another identifier has its DNS name %s", name.ASCII, name.DNSName)
 	case purpose == PurposeRegister && err == nil:
 		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is already registered", name.ASCII)
 	case purpose == PurposeTransfer && err != nil:

@@ -17,7 +17,9 @@ type IdentifierInfo struct {
 
 // identifierView is how an identifier appears in the journal.
 type identifierView struct {
-	Name           string   `json:"name"`
+	Name string `json:"name"`
+	// DNSName is set for an e-mail-form identifier, whose DNS name is not its name.
+	DNSName        string   `json:"dns_name,omitempty"`
 	AgentID        string   `json:"agent_id"`
 	IdentityID     string   `json:"identity_id"`
 	ClaimsEndpoint string   `json:"claims_endpoint,omitempty"`
@@ -35,6 +37,9 @@ func viewIdentifier(i Identifier) identifierView {
 	if !i.PurgeTime.IsZero() {
 		v.PurgeTime = &i.PurgeTime
 	}
+	if i.DNSName != i.Name {
+		v.DNSName = i.DNSName
+	}
 	return v
 }
 
@@ -48,8 +53,9 @@ func info(i Identifier, a Agent) IdentifierInfo {
 
 // RegisterIdentifier consumes a valid register challenge of the agent and registers its
 // identifier to the agent with a new identity, all in one transaction. Of any number of
-// concurrent registrations of one name exactly one succeeds; the others are
-// KindAlreadyExists (IDENTIFIER_TAKEN) and their challenges stay valid.
+// concurrent registrations of one name, or of names with one DNS name, exactly one succeeds;
+// the others are KindAlreadyExists (IDENTIFIER_TAKEN) and their challenges stay valid. The
+// registration policy is checked again: it may have changed since the challenge was made.
 //
 // With a requestID the registration can be retried: a call with the same requestID and
 // arguments answers with the identifier the first one registered (REQUEST_OUTCOME_GONE once
@@ -97,11 +103,14 @@ func (s *Service) register(ctx context.Context, actor Actor, challengeID, claims
 	if err != nil {
 		return IdentifierInfo{}, err
 	}
+	if err := s.registrationPolicy().Check(name); err != nil {
+		return IdentifierInfo{}, err
+	}
 	used := c
 	used.Status = ChallengeConsumed
 	identity := Identity{ID: newID(IdentityIDPrefix), SubjectSeed: newSecret(), CreateTime: now}
 	i := Identifier{
-		Name: name.ASCII, UnicodeName: name.Unicode, AgentID: agent.ID, IdentityID: identity.ID,
+		Name: name.ASCII, UnicodeName: name.Unicode, DNSName: name.DNSName, AgentID: agent.ID, IdentityID: identity.ID,
 		ClaimsEndpoint: claimsEndpoint, CreateTime: now, UpdateTime: now, Version: 1,
 		OpenID: OpenIDState{NextCheck: now.Add(min(firstOpenIDCheck, s.cfg.OpenIDCheckInterval))},
 	}

@@ -218,7 +218,7 @@ func (s *Service) SweepOpenID(ctx context.Context) (int, error) {
 				defer func() { <-sem; wg.Done() }()
 				cctx, cancel := context.WithTimeout(ctx, s.cfg.OpenIDCheckTimeout)
 				defer cancel()
-				check := s.cfg.OpenID.CheckOpenID(cctx, i.Name, s.cfg.AuthorityIssuer)
+				check := s.cfg.OpenID.CheckOpenID(cctx, i.DNSName, s.cfg.AuthorityIssuer)
 				results[k] = judgeOpenID(check, agents[i.AgentID], s.now())
 			}()
 		}

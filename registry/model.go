@@ -91,8 +91,9 @@ const (
 // Challenge is a DNS ACME (dns-01) challenge bound to one agent, one identifier and one
 // purpose.
 type Challenge struct {
-	ID         string
-	AgentID    string
+	ID      string
+	AgentID string
+	// Identifier is the canonical identifier; its DNS name (DNSName) holds the record.
 	Identifier string
 	Purpose    Purpose
 	Token      string
@@ -185,12 +186,16 @@ type Identity struct {
 
 // Identifier is an ID4me identifier sponsored by an agent.
 type Identifier struct {
-	// Name is the canonical lowercase A-label, without trailing dot.
+	// Name is the canonical identifier (Name.ASCII of ParseIdentifier): a lowercase A-label
+	// without trailing dot, or an e-mail-form identifier, local@A-label.
 	Name string
 	// UnicodeName is Name for display.
 	UnicodeName string
-	AgentID     string
-	IdentityID  string
+	// DNSName is the name its records live under (_openid, _acme-challenge): Name for a domain,
+	// "<h>.<domain>" for an e-mail-form identifier (see DNSName). No two identifiers share one.
+	DNSName    string
+	AgentID    string
+	IdentityID string
 	// ClaimsEndpoint overrides the agent's default; empty means the default.
 	ClaimsEndpoint string
 	// Statuses in force, sorted.

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -23,6 +24,8 @@ const (
 const maxInputLength = 4096
 
 // Reasons for refusing an identifier. Each is the Reason of an *Error of KindInvalidArgument.
+// ParseIdentifier refuses with the IDENTIFIER_… and IDENTIFIER_LOCAL_PART_… reasons below;
+// RegistrationPolicy.Check, which decides what may be registered anew, with the last two.
 const (
 	ReasonIdentifierEmpty        = "IDENTIFIER_EMPTY"
 	ReasonIdentifierMalformed    = "IDENTIFIER_MALFORMED"
@@ -32,26 +35,50 @@ const (
 	ReasonIdentifierPublicSuffix = "IDENTIFIER_PUBLIC_SUFFIX"
 	ReasonIdentifierWildcard     = "IDENTIFIER_WILDCARD"
 	ReasonIdentifierIPLiteral    = "IDENTIFIER_IP_LITERAL"
+	// The local part of an e-mail-form identifier (local@domain); see policy_email.go.
+	ReasonLocalPartEmpty     = "IDENTIFIER_LOCAL_PART_EMPTY"
+	ReasonLocalPartTooLong   = "IDENTIFIER_LOCAL_PART_TOO_LONG"
+	ReasonLocalPartNotNFC    = "IDENTIFIER_LOCAL_PART_NOT_NFC"
+	ReasonLocalPartMalformed = "IDENTIFIER_LOCAL_PART_MALFORMED"
+	// What may be registered anew; see policy_registration.go.
+	ReasonIdentifierMixedScript = "IDENTIFIER_MIXED_SCRIPT"
+	ReasonIdentifierSpecialUse  = "IDENTIFIER_SPECIAL_USE"
 )
 
 // lenientLookup is the Lookup profile without the STD3 rules: it maps full-width and other
 // compatibility forms of "*", "[", ":" and digits to ASCII instead of refusing them.
 var lenientLookup = idna.New(idna.MapForLookup(), idna.StrictDomainName(false))
 
-// Name is a canonical identifier.
+// Name is a canonical identifier: a domain name ("alice.example"), or an e-mail-form
+// identifier ("alice@example"), which relying parties look up as the DNS name
+// "<h>.example" (see EmailDNSName).
 type Name struct {
-	ASCII   string // canonical lowercase A-label form, no trailing dot: the key everywhere
-	Unicode string // U-label form for display
+	// ASCII is the canonical form, the key everywhere: the lowercase A-label form of a domain,
+	// without trailing dot; for an e-mail-form identifier, the local part as typed, "@" and
+	// the domain in that form.
+	ASCII string
+	// Unicode is the form for display: domain labels as U-labels.
+	Unicode string
+	// DNSName is the name the identifier's records live under (_openid, _acme-challenge): ASCII
+	// for a domain, "<h>.<domain>" for an e-mail-form identifier.
+	DNSName string
+	// Local is the local part of an e-mail-form identifier, as typed; empty for a domain.
+	Local string
 }
 
-// String returns the canonical A-label form.
+// String returns the canonical form.
 func (n Name) String() string { return n.ASCII }
 
+// IsEmail reports whether n is an e-mail-form identifier.
+func (n Name) IsEmail() bool { return n.Local != "" }
+
 // ParseIdentifier validates and canonicalises an identifier given in any accepted form:
-// A-labels or U-labels, any letter case, with or without one trailing dot. Every refusal is an
-// *Error of KindInvalidArgument whose Reason is one of the ReasonIdentifier… constants.
+// A-labels or U-labels, any letter case, with or without one trailing dot; or the e-mail form
+// local@domain, whose domain follows the same rules and whose local part follows those of
+// policy_email.go. Every refusal is an *Error of KindInvalidArgument whose Reason is one of
+// the ReasonIdentifier… or ReasonLocalPart… constants.
 //
-// The rules, and why:
+// The rules for a domain, and why:
 //   - The name goes through the IDNA2008/UTS #46 Lookup profile (what browsers and resolvers
 //     do), so "Bücher.EXAMPLE." and "xn--bcher-kva.example" are the same identifier. The result
 //     must be letters, digits and hyphens only: "_" is refused, since an identifier is a host
@@ -66,6 +93,10 @@ func (n Name) String() string { return n.ASCII }
 //     the WHATWG URL parser reads such a host as IPv4, so it could never be an issuer host.
 //   - Leading or trailing whitespace is refused rather than trimmed, so what the caller sent is
 //     what was checked.
+//
+// ParseIdentifier says what an identifier is, not whether it may be registered now: a name
+// registered under an older policy must still be found. RegistrationPolicy adds the rules for
+// new registrations.
 func ParseIdentifier(s string) (Name, error) {
 	if s == "" {
 		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierEmpty, "identifier is empty")
@@ -87,109 +118,119 @@ func ParseIdentifier(s string) (Name, error) {
 		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
 			"identifier %q ends with whitespace", s)
 	}
-	// Checked before IDNA, which would report these only as a disallowed rune.
-	if err := checkLiteral(s, s); err != nil {
+	if strings.Contains(s, "@") {
+		return parseEmail(s)
+	}
+	ascii, unicodeForm, err := parseDomain(s, quoteIdentifier(s))
+	if err != nil {
 		return Name{}, err
 	}
+	return Name{ASCII: ascii, Unicode: unicodeForm, DNSName: ascii}, nil
+}
 
-	ascii, err := idna.Lookup.ToASCII(s)
+// quoteIdentifier is how a refusal names the identifier s.
+func quoteIdentifier(s string) string { return "identifier " + strconv.Quote(s) }
+
+// parseDomain validates and canonicalises the domain name s and returns its A-label and
+// U-label forms; what names s in the refusals ("identifier "…"", or the domain of an e-mail
+// form).
+func parseDomain(s, what string) (ascii, unicodeForm string, err error) {
+	// Checked before IDNA, which would report these only as a disallowed rune.
+	if err := checkLiteral(s, what); err != nil {
+		return "", "", err
+	}
+
+	ascii, err = idna.Lookup.ToASCII(s)
 	if err != nil {
 		// Lookup reports a wildcard or IP literal written in full-width forms ("＊", "［")
 		// only as a disallowed rune; map without the STD3 rules to name the real problem.
 		if mapped, merr := lenientLookup.ToASCII(s); merr == nil {
-			if err := checkLiteral(mapped, s); err != nil {
-				return Name{}, err
+			if err := checkLiteral(mapped, what); err != nil {
+				return "", "", err
 			}
 		}
-		e := Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
-			"identifier %q is not a valid domain name", s)
+		e := Errorf(KindInvalidArgument, ReasonIdentifierMalformed, "%s is not a valid domain name", what)
 		e.Err = err
-		return Name{}, e
+		return "", "", e
 	}
 	// Checked again after IDNA mapping: full-width forms map to "*", digits and dots.
-	if err := checkLiteral(ascii, s); err != nil {
-		return Name{}, err
+	if err := checkLiteral(ascii, what); err != nil {
+		return "", "", err
 	}
 	ascii = strings.TrimSuffix(ascii, ".")
 	if ascii == "" {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierEmpty,
-			"identifier %q has no labels", s)
+		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierEmpty, "%s has no labels", what)
 	}
 
 	labels := strings.Split(ascii, ".")
 	for _, label := range labels {
-		if err := checkLabel(label, s); err != nil {
-			return Name{}, err
+		if err := checkLabel(label, what); err != nil {
+			return "", "", err
 		}
 	}
 	if len(ascii) > MaxIdentifierLength {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
-			"identifier %q is %d octets in A-label form; the limit is %d",
-			s, len(ascii), MaxIdentifierLength)
+		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
+			"%s is %d octets in A-label form; the limit is %d", what, len(ascii), MaxIdentifierLength)
 	}
 	if len(labels) < 2 {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooFewLabels,
-			"identifier %q has one label; an identifier needs at least two", s)
+		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierTooFewLabels,
+			"%s has one label; an identifier needs at least two", what)
 	}
 	if endsInNumber(labels[len(labels)-1]) {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral,
-			"identifier %q ends in the number %q and would be read as an IPv4 address",
-			s, labels[len(labels)-1])
+		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral,
+			"%s ends in the number %q and would be read as an IPv4 address", what, labels[len(labels)-1])
 	}
 	if suffix, _ := publicsuffix.PublicSuffix(ascii); suffix == ascii {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierPublicSuffix,
-			"identifier %q is the public suffix %q; register a name below it", s, ascii)
+		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierPublicSuffix,
+			"%s is the public suffix %q; register a name below it", what, ascii)
 	}
 
-	unicodeForm, err := idna.Lookup.ToUnicode(ascii)
+	unicodeForm, err = idna.Lookup.ToUnicode(ascii)
 	if err != nil {
-		e := Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
-			"identifier %q has no valid Unicode form", s)
+		e := Errorf(KindInvalidArgument, ReasonIdentifierMalformed, "%s has no valid Unicode form", what)
 		e.Err = err
-		return Name{}, e
+		return "", "", e
 	}
-	return Name{ASCII: ascii, Unicode: unicodeForm}, nil
+	return ascii, unicodeForm, nil
 }
 
-// checkLiteral refuses wildcards and IP literals in s, a form of the identifier original.
-func checkLiteral(s, original string) error {
+// checkLiteral refuses wildcards and IP literals in s, a form of the name what names.
+func checkLiteral(s, what string) error {
 	if strings.Contains(s, "*") {
 		return Errorf(KindInvalidArgument, ReasonIdentifierWildcard,
-			"identifier %q contains %q; wildcards are not identifiers", original, "*")
+			"%s contains %q; wildcards are not identifiers", what, "*")
 	}
 	if strings.ContainsAny(s, "[]") {
-		return Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral,
-			"identifier %q is a bracketed IP literal", original)
+		return Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral, "%s is a bracketed IP literal", what)
 	}
 	if _, err := netip.ParseAddr(strings.TrimSuffix(s, ".")); err == nil {
-		return Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral,
-			"identifier %q is an IP address", original)
+		return Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral, "%s is an IP address", what)
 	}
 	return nil
 }
 
-// checkLabel checks one label of the A-label form of the identifier original.
-func checkLabel(label, original string) error {
+// checkLabel checks one label of the A-label form of the name what names.
+func checkLabel(label, what string) error {
 	if label == "" {
 		return Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
-			"identifier %q has an empty label (a leading dot or two dots in a row)", original)
+			"%s has an empty label (a leading dot or two dots in a row)", what)
 	}
 	if len(label) > MaxLabelLength {
 		return Errorf(KindInvalidArgument, ReasonIdentifierLabelTooLong,
-			"identifier %q has the label %q of %d octets in A-label form; the limit is %d",
-			original, label, len(label), MaxLabelLength)
+			"%s has the label %q of %d octets in A-label form; the limit is %d",
+			what, label, len(label), MaxLabelLength)
 	}
 	for i := 0; i < len(label); i++ {
 		c := label[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
 			return Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
-				"identifier %q has the label %q with the character %q; "+
-					"only letters, digits and hyphens are allowed", original, label, rune(c))
+				"%s has the label %q with the character %q; "+
+					"only letters, digits and hyphens are allowed", what, label, rune(c))
 		}
 	}
 	if label[0] == '-' || label[len(label)-1] == '-' {
 		return Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
-			"identifier %q has the label %q that starts or ends with a hyphen", original, label)
+			"%s has the label %q that starts or ends with a hyphen", what, label)
 	}
 	return nil
 }

@@ -8,12 +8,16 @@ import (
 // FuzzParseIdentifier checks that ParseIdentifier never panics, refuses only with an
 // invalid-argument *Error, and that an accepted name is a fixed point: both its A-label and its
 // U-label form parse back to the same Name. The store keys on Name.ASCII and the UI shows
-// Name.Unicode, so either form coming back from a user must find the same identifier.
+// Name.Unicode, so either form coming back from a user must find the same identifier. The DNS
+// name follows from the canonical form alone (the store and the agent derive it so), and is
+// itself a domain identifier: the name relying parties look up.
 func FuzzParseIdentifier(f *testing.F) {
 	for _, s := range []string{
 		"alice.example", "Bücher.example", "xn--bcher-kva.example.", "co.uk", "github.io",
 		"*.example", "192.0.2.1", "[::1]", "a_b.example", " alice.example", "alice..example",
 		"ａｌｉｃｅ。example", "straße.de", "例子.公司.cn", "alice.0x7f",
+		"alice@example.org", "Jürgen.Müller+x@Bücher.example.", "a@b@example.org", "ju\u0308rgen@example.org",
+		"\"a\"@example.org", "用户@例子.公司.cn", ".a@example.org", "@example.org",
 	} {
 		f.Add(s)
 	}
@@ -26,8 +30,14 @@ func FuzzParseIdentifier(f *testing.F) {
 			}
 			return
 		}
-		if n.ASCII == "" || n.Unicode == "" {
+		if n.ASCII == "" || n.Unicode == "" || n.DNSName == "" {
 			t.Fatalf("ParseIdentifier(%q) = %+v: empty form", s, n)
+		}
+		if DNSName(n.ASCII) != n.DNSName {
+			t.Fatalf("ParseIdentifier(%q) = %+v, but DNSName(%q) = %q", s, n, n.ASCII, DNSName(n.ASCII))
+		}
+		if d, err := ParseIdentifier(n.DNSName); err != nil || d.ASCII != n.DNSName || d.IsEmail() {
+			t.Fatalf("ParseIdentifier(%q) = %+v, but its DNS name parses as %+v, %v", s, n, d, err)
 		}
 		for _, form := range []string{n.ASCII, n.Unicode} {
 			again, err := ParseIdentifier(form)

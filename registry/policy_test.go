@@ -79,7 +79,7 @@ func TestParseIdentifierRefuses(t *testing.T) {
 		{"bad punycode", "xn--abc.example", ReasonIdentifierMalformed},
 		{"empty punycode", "xn--.example", ReasonIdentifierMalformed},
 		{"slash", "alice.example/", ReasonIdentifierMalformed},
-		{"at sign", "bob@alice.example", ReasonIdentifierMalformed},
+		{"full-width at sign", "bob＠alice.example", ReasonIdentifierMalformed},
 		{"invalid UTF-8", "alice\xff.example", ReasonIdentifierMalformed},
 		{"NUL", "alice.example\x00", ReasonIdentifierMalformed},
 		{"64-octet label", strings.Repeat("a", 64) + ".example", ReasonIdentifierLabelTooLong},

@@ -11,7 +11,9 @@ import (
 // Resolution is what an identifier maps to: its agent and the claims endpoint relying
 // parties are sent to.
 type Resolution struct {
-	Identifier     string
+	Identifier string
+	// DNSName is the identifier's DNS name, where its _openid record is.
+	DNSName        string
 	AgentID        string
 	ClaimsEndpoint string
 	AgentIssuer    string
@@ -53,7 +55,7 @@ func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, e
 		return Resolution{}, err
 	}
 	in := info(i, a)
-	r := Resolution{Identifier: i.Name, AgentID: a.ID, ClaimsEndpoint: in.EffectiveClaimsEndpoint, AgentIssuer: a.Issuer, Statuses: i.Statuses, IdentityID: i.IdentityID}
+	r := Resolution{Identifier: i.Name, DNSName: i.DNSName, AgentID: a.ID, ClaimsEndpoint: in.EffectiveClaimsEndpoint, AgentIssuer: a.Issuer, Statuses: i.Statuses, IdentityID: i.IdentityID}
 	s.cache.put(i.Name, r, gen, now)
 	return r, nil
 }

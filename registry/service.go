@@ -20,9 +20,10 @@ type TXTChecker interface {
 	CheckTXT(ctx context.Context, name, want string) dnsverify.Result
 }
 
-// OpenIDChecker checks an identifier's _openid record. dnsverify.Verifier implements it.
+// OpenIDChecker checks the _openid record at an identifier's DNS name (Identifier.DNSName).
+// dnsverify.Verifier implements it.
 type OpenIDChecker interface {
-	CheckOpenID(ctx context.Context, identifier, issuerHost string) dnsverify.OpenIDCheck
+	CheckOpenID(ctx context.Context, dnsName, issuerHost string) dnsverify.OpenIDCheck
 }
 
 // Observer is told of outcomes worth counting (metrics). Its methods must be cheap.
@@ -72,6 +73,9 @@ type Config struct {
 	// on loopback hosts: dev mode, where agents run on the same machine. Otherwise such
 	// endpoints are refused (urls.go).
 	AllowLocalEndpoints bool
+	// AllowSpecialUseNames accepts registrations of special-use names (.test, .example,
+	// .localhost, …; see RegistrationPolicy): dev mode and tests.
+	AllowSpecialUseNames bool
 	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
 	// are seen within it. Default 2s; negative disables the cache.
 	ResolveCacheTTL time.Duration
@@ -138,6 +142,11 @@ func New(cfg Config) (*Service, error) {
 		cfg.AuthCacheTTL = 2 * time.Second
 	}
 	return &Service{store: cfg.Store, cfg: cfg, cache: newResolveCache(cfg.ResolveCacheTTL), auth: newAuthCache(cfg.AuthCacheTTL)}, nil
+}
+
+// registrationPolicy is what may be registered anew under the configuration.
+func (s *Service) registrationPolicy() RegistrationPolicy {
+	return RegistrationPolicy{AllowSpecialUse: s.cfg.AllowSpecialUseNames}
 }
 
 // now returns the current time, truncated to the microsecond every store keeps.

@@ -39,6 +39,8 @@ type Reader interface {
 	GetIdentity(ctx context.Context, id string) (Identity, error)
 
 	GetIdentifier(ctx context.Context, name string) (Identifier, error)
+	// GetIdentifierByDNSName returns the identifier whose DNSName is dnsName.
+	GetIdentifierByDNSName(ctx context.Context, dnsName string) (Identifier, error)
 	// ListIdentifiers returns up to limit identifiers of agentID with Name > afterName,
 	// ordered by Name (keyset pagination: the cost does not grow with the position).
 	ListIdentifiers(ctx context.Context, agentID, afterName string, limit int) ([]Identifier, error)
@@ -90,9 +92,9 @@ type Tx interface {
 	// RetireIdentity marks an identity retired for good.
 	RetireIdentity(ctx context.Context, id string, at time.Time) error
 
-	// CreateIdentifier stores a new identifier; a taken name is KindAlreadyExists with
-	// reason IDENTIFIER_TAKEN. A zero OpenID.NextCheck is stored as CreateTime (the first
-	// check is due at once).
+	// CreateIdentifier stores a new identifier; a taken name or DNS name is KindAlreadyExists
+	// with reason IDENTIFIER_TAKEN. A zero DNSName is stored as Name (a domain's DNS name); a
+	// zero OpenID.NextCheck is stored as CreateTime (the first check is due at once).
 	CreateIdentifier(ctx context.Context, i Identifier) error
 	// UpdateIdentifier stores i, which must carry the next version (as UpdateAgent).
 	UpdateIdentifier(ctx context.Context, i Identifier) error

@@ -75,7 +75,7 @@ var openIDStatus = map[dnsverify.OpenIDStatus]registryv1.OpenIDRecordCheck_Statu
 
 func identifierToProto(i registry.IdentifierInfo) *registryv1.Identifier {
 	out := &registryv1.Identifier{
-		Name: i.Name, UnicodeName: i.UnicodeName, AgentId: i.AgentID, Statuses: statusesToProto(i.Statuses),
+		Name: i.Name, UnicodeName: i.UnicodeName, DnsName: i.DNSName, AgentId: i.AgentID, Statuses: statusesToProto(i.Statuses),
 		ClaimsEndpoint: i.ClaimsEndpoint, EffectiveClaimsEndpoint: i.EffectiveClaimsEndpoint,
 		CreateTime: ts(i.CreateTime), UpdateTime: ts(i.UpdateTime), Etag: i.Etag(),
 		DeleteTime: ts(i.DeleteTime), PurgeTime: ts(i.PurgeTime),
@@ -131,7 +131,7 @@ var challengeStatus = map[registry.ChallengeStatus]registryv1.Challenge_Status{
 
 func challengeToProto(c registry.Challenge) *registryv1.Challenge {
 	out := &registryv1.Challenge{
-		Id: c.ID, Identifier: c.Identifier, Purpose: purposeToProto[c.Purpose], Token: c.Token,
+		Id: c.ID, Identifier: c.Identifier, DnsName: c.DNSName(), Purpose: purposeToProto[c.Purpose], Token: c.Token,
 		KeyAuthorization: c.KeyAuthorization, RecordName: c.RecordName(), RecordValue: c.RecordValue(),
 		Status: challengeStatus[c.Status], ExpireTime: ts(c.ExpireTime), CreateTime: ts(c.CreateTime),
 		ValidateTime: ts(c.ValidateTime), Attempts: int32(c.Attempts),

@@ -154,9 +154,11 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The test identifiers are under example.test, a special-use name, as dev mode allows.
 	cfg := registry.Config{
 		Store: store, DNS: v, OpenID: v, AuthorityIssuer: "id.example.test",
 		ChallengeTTL: time.Hour, ChallengeMaxAttempts: 3, Now: e.clock.Now, Observer: metrics,
+		AllowSpecialUseNames: true,
 	}
 	// The authority's tests play agents with claims endpoints on loopback (internal/oidctest).
 	cfg.AllowLocalEndpoints = opts.authority

@@ -412,7 +412,7 @@ func (s *resolverService) ResolveIdentifier(ctx context.Context, req *registryv1
 		return nil, toStatus(ctx, s.log, err)
 	}
 	return &registryv1.Resolution{
-		Identifier: r.Identifier, AgentId: r.AgentID, ClaimsEndpoint: r.ClaimsEndpoint,
+		Identifier: r.Identifier, DnsName: r.DNSName, AgentId: r.AgentID, ClaimsEndpoint: r.ClaimsEndpoint,
 		AgentIssuer: r.AgentIssuer, Statuses: statusesToProto(r.Statuses),
 	}, nil
 }

@@ -82,7 +82,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain (PEM); without it a self-signed certificate is made")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&f.clientCA, "client-ca", "", "CA certificates (PEM) agents' client certificates must chain to; without it, only pinned keys count")
-	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, agents' endpoints on loopback and private addresses (and http:// on loopback), relying parties' jwks_uri fetched from loopback and private addresses too, prints a bootstrap operator credential")
+	fs.BoolVar(&f.dev, "dev", false, "development mode: self-signed certificate, plaintext gRPC from loopback, agents' endpoints on loopback and private addresses (and http:// on loopback), relying parties' jwks_uri fetched from loopback and private addresses too, special-use names (.test, .example, …) registrable, prints a bootstrap operator credential")
 	fs.Var(&f.dnsServers, "dns-server", "nameserver host:port asked as the authoritative server of every zone (repeatable); default: find each zone's nameservers through the system resolver")
 	fs.IntVar(&f.dnsQuorum, "dns-quorum", 0, "how many answering nameservers must serve the challenge record; 0 means all that answer")
 	fs.DurationVar(&f.dnsTimeout, "dns-timeout", 10*time.Second, "bound on one whole DNS check")
@@ -219,7 +219,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	svc, err := registry.New(registry.Config{
 		Store: store, DNS: verifier, OpenID: verifier, AuthorityIssuer: f.authorityIssuer,
 		ChallengeTTL: f.challengeTTL, ChallengeMaxAttempts: f.challengeMaxAttempts,
-		AllowLocalEndpoints: f.dev, Observer: metrics, AuthCacheTTL: f.authCacheTTL, ResolveCacheTTL: f.resolveCacheTTL,
+		AllowLocalEndpoints: f.dev, AllowSpecialUseNames: f.dev,
+		Observer: metrics, AuthCacheTTL: f.authCacheTTL, ResolveCacheTTL: f.resolveCacheTTL,
 		TransferPendingPeriod: f.transferPendingPeriod, RedemptionPeriod: f.redemptionPeriod,
 		OpenIDCheckInterval: f.openIDCheckInterval, ChallengeRetention: f.challengeRetention,
 		EventRetention: f.eventRetention, RequestIDRetention: f.requestIDRetention,

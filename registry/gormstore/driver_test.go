@@ -48,8 +48,11 @@ func TestErrorMapping(t *testing.T) {
 				kind      registry.Kind
 				reason    string
 			}{
-				{"identifier name", `INSERT INTO identifiers (name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, create_time, update_time, version, openid_next_check)
-					SELECT name, unicode_name, agent_id, 'id2', claims_endpoint, statuses, create_time, update_time, version, openid_next_check FROM identifiers`,
+				{"identifier name", `INSERT INTO identifiers (name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, create_time, update_time, version, openid_next_check, dns_name)
+					SELECT name, unicode_name, agent_id, 'id2', claims_endpoint, statuses, create_time, update_time, version, openid_next_check, 'other.example' FROM identifiers`,
+					registry.KindAlreadyExists, "IDENTIFIER_TAKEN"},
+				{"identifier DNS name", `INSERT INTO identifiers (name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, create_time, update_time, version, openid_next_check, dns_name)
+					SELECT 'bob@example', unicode_name, agent_id, 'id2', claims_endpoint, statuses, create_time, update_time, version, openid_next_check, dns_name FROM identifiers`,
 					registry.KindAlreadyExists, "IDENTIFIER_TAKEN"},
 				{"identity seed", `INSERT INTO identities (id, subject_seed, create_time) SELECT 'id3', subject_seed, create_time FROM identities WHERE id = 'id1'`,
 					registry.KindAlreadyExists, "OBJECT_EXISTS"},

@@ -99,15 +99,16 @@ func isForeignKey(err error) bool {
 	return false
 }
 
-// onIdentifierName reports whether a unique violation is on the identifier name.
+// onIdentifierName reports whether a unique violation is on the identifier name or its DNS
+// name.
 func onIdentifierName(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.ConstraintName == "identifiers_pkey"
+		return pe.ConstraintName == "identifiers_pkey" || pe.ConstraintName == "identifiers_dns_name"
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
-		return strings.Contains(se.Error(), "identifiers.name")
+		return strings.Contains(se.Error(), "identifiers.name") || strings.Contains(se.Error(), "identifiers.dns_name")
 	}
 	return false
 }

@@ -28,7 +28,8 @@ type IndexedStatement struct {
 }
 
 // IndexedStatements are the claims of background work, the other reads of migration 00002's
-// partial indexes, and the sweep of request outcomes (00006).
+// partial indexes, the read by DNS name (migration 00005) and the sweep of request outcomes
+// (00006).
 var IndexedStatements = []IndexedStatement{
 	{"ClaimDueTransfers", sqlClaimDueTransfers.sqlite, sqlClaimDueTransfers.postgres, "transfers_pending_act"},
 	{"ClaimDuePurges", sqlClaimDuePurges.sqlite, sqlClaimDuePurges.postgres, "identifiers_purge"},
@@ -38,4 +39,5 @@ var IndexedStatements = []IndexedStatement{
 	{"DeleteRequestOutcomes", sqlDeleteRequestOutcomes.sqlite, sqlDeleteRequestOutcomes.postgres, "request_outcomes_create"},
 	{"PendingTransfer", sqlPendingTransfer.sqlite, sqlPendingTransfer.postgres, "transfers_pending"},
 	{"ListTransfers in both directions", sqlListTransfersBoth[1].sqlite, sqlListTransfersBoth[1].postgres, "transfers_losing"},
+	{"GetIdentifierByDNSName", sqlGetIdentifierByDNSName.sqlite, sqlGetIdentifierByDNSName.postgres, "identifiers_dns_name"},
 }

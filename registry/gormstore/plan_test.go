@@ -34,7 +34,7 @@ func TestQueryPlans(t *testing.T) {
 			for _, st := range gormstore.IndexedStatements {
 				args := []any{now, 10}
 				switch st.Name {
-				case "PendingTransfer":
+				case "PendingTransfer", "GetIdentifierByDNSName":
 					args = []any{"alice.example"}
 				case "ListTransfers in both directions":
 					args = []any{"a1", "", 10, "a1", "", 10, 10}

@@ -120,6 +120,14 @@ func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identi
 	return row.identifier(), nil
 }
 
+func (r reader) GetIdentifierByDNSName(ctx context.Context, dnsName string) (registry.Identifier, error) {
+	var row identifierRow
+	if err := r.get(ctx, sqlGetIdentifierByDNSName, dnsName, row.dest(), "IDENTIFIER_NOT_FOUND", "identifier with the DNS name"); err != nil {
+		return registry.Identifier{}, err
+	}
+	return row.identifier(), nil
+}
+
 func (r reader) ListIdentifiers(ctx context.Context, agentID, afterName string, limit int) ([]registry.Identifier, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err

@@ -311,6 +311,8 @@ type identifierRow struct {
 	OpenIDCheckTime      dbTime `gorm:"column:openid_check_time"`
 	// OpenIDNextCheck is NOT NULL: a new identifier with no time set is due at its creation.
 	OpenIDNextCheck dbTime `gorm:"column:openid_next_check"`
+	// DNSName is unique (migration 00005); a domain identifier's is its name.
+	DNSName string `gorm:"column:dns_name"`
 }
 
 func (identifierRow) TableName() string { return "identifiers" }
@@ -323,6 +325,10 @@ func identifierToRow(i registry.Identifier) (identifierRow, error) {
 	next := i.OpenID.NextCheck
 	if next.IsZero() {
 		next = i.CreateTime
+	}
+	dnsName := i.DNSName
+	if dnsName == "" {
+		dnsName = i.Name
 	}
 	return identifierRow{
 		Name:                 i.Name,
@@ -344,6 +350,7 @@ func identifierToRow(i registry.Identifier) (identifierRow, error) {
 		OpenIDDetail:         i.OpenID.Detail,
 		OpenIDCheckTime:      dbTime(i.OpenID.CheckTime),
 		OpenIDNextCheck:      dbTime(next),
+		DNSName:              dnsName,
 	}, nil
 }
 
@@ -351,6 +358,7 @@ func (r identifierRow) identifier() registry.Identifier {
 	return registry.Identifier{
 		Name:           r.Name,
 		UnicodeName:    r.UnicodeName,
+		DNSName:        r.DNSName,
 		AgentID:        r.AgentID,
 		IdentityID:     r.IdentityID,
 		ClaimsEndpoint: r.ClaimsEndpoint,

@@ -56,7 +56,7 @@ const (
 	identifierColumns = "name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, " +
 		"create_time, update_time, delete_time, purge_time, version, " +
 		"openid_status, openid_record, openid_issuer, openid_claims_provider, openid_detail, " +
-		"openid_check_time, openid_next_check, link_generation"
+		"openid_check_time, openid_next_check, link_generation, dns_name"
 	journalColumns  = `"time", actor, action, object_type, object_id, "before", "after"`
 	transferColumns = "id, identifier, gaining_agent_id, losing_agent_id, challenge_id, status, request_time, act_time"
 	eventColumns    = "agent_id, id, type, identifier, data, create_time, ack_time"
@@ -74,6 +74,8 @@ var (
 	sqlGetChallenge        = newSQL("SELECT " + challengeColumns + " FROM challenges WHERE id = ?")
 	sqlGetIdentity         = newSQL("SELECT " + identityColumns + " FROM identities WHERE id = ?")
 	sqlGetIdentifier       = newSQL("SELECT " + identifierColumns + " FROM identifiers WHERE name = ?")
+	// Through the unique index identifiers_dns_name.
+	sqlGetIdentifierByDNSName = newSQL("SELECT " + identifierColumns + " FROM identifiers WHERE dns_name = ?")
 
 	// Inserts say ON CONFLICT DO NOTHING (tx.go).
 	sqlInsertChallenge = newSQL("INSERT INTO challenges (" + challengeColumns + ") VALUES (" +
@@ -81,7 +83,7 @@ var (
 	sqlInsertIdentity = newSQL("INSERT INTO identities (" + identityColumns + ") VALUES (" +
 		placeholders(4) + ") ON CONFLICT DO NOTHING")
 	sqlInsertIdentifier = newSQL("INSERT INTO identifiers (" + identifierColumns + ") VALUES (" +
-		placeholders(19) + ") ON CONFLICT DO NOTHING")
+		placeholders(20) + ") ON CONFLICT DO NOTHING")
 	sqlUpdateChallenge = newSQL(`UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?
 		WHERE id = ? AND status = ? AND attempts = ?`)
 
@@ -198,7 +200,7 @@ func (r *identifierRow) dest() []any {
 	return []any{&r.Name, &r.UnicodeName, &r.AgentID, &r.IdentityID, &r.ClaimsEndpoint, &r.Statuses,
 		&r.CreateTime, &r.UpdateTime, &r.DeleteTime, &r.PurgeTime, &r.Version,
 		&r.OpenIDStatus, &r.OpenIDRecord, &r.OpenIDIssuer, &r.OpenIDClaimsProvider, &r.OpenIDDetail,
-		&r.OpenIDCheckTime, &r.OpenIDNextCheck, &r.LinkGeneration}
+		&r.OpenIDCheckTime, &r.OpenIDNextCheck, &r.LinkGeneration, &r.DNSName}
 }
 
 // args returns the values of r in the dialect, in the order of identifierColumns.
@@ -206,7 +208,7 @@ func (r *identifierRow) args(rd reader) []any {
 	return []any{r.Name, r.UnicodeName, r.AgentID, r.IdentityID, r.ClaimsEndpoint, r.Statuses,
 		rd.time(r.CreateTime), rd.time(r.UpdateTime), rd.time(r.DeleteTime), rd.time(r.PurgeTime), r.Version,
 		r.OpenIDStatus, r.OpenIDRecord, r.OpenIDIssuer, r.OpenIDClaimsProvider, r.OpenIDDetail,
-		rd.time(r.OpenIDCheckTime), rd.time(r.OpenIDNextCheck), r.LinkGeneration}
+		rd.time(r.OpenIDCheckTime), rd.time(r.OpenIDNextCheck), r.LinkGeneration, r.DNSName}
 }
 
 func (r *transferRow) dest() []any {

@@ -219,13 +219,21 @@ func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error 
 	if err != nil || n > 0 {
 		return err
 	}
-	// The name or the identity is taken; only the name is the caller's business.
+	// The name, the DNS name or the identity is taken; only the names are the caller's
+	// business, and of another identifier with the DNS name only that it exists.
 	taken, err := t.exists(ctx, "identifiers", "name", i.Name)
 	if err != nil {
 		return err
 	}
 	if taken {
 		return registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken, "identifier %q is taken", i.Name)
+	}
+	if taken, err = t.exists(ctx, "identifiers", "dns_name", r.DNSName); err != nil {
+		return err
+	}
+	if taken {
+		return registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken,
+			"identifier %q is taken: another identifier has its DNS name %s", i.Name, r.DNSName)
 	}
 	return objectExists("identity %q has an identifier already", i.IdentityID)
 }

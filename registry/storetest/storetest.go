@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store, opts ...Option) {
 		{"TxRollback", testTxRollback},
 		{"ConcurrentRegistration", testConcurrentRegistration},
 		{"LinkGenerations", testLinkGenerations},
+		{"IdentifierDNSNames", testIdentifierDNSNames},
+		{"ConcurrentDNSNameRegistration", testConcurrentDNSNameRegistration},
 		{"IdentifierLifecycle", testIdentifierLifecycle},
 		{"OpenIDState", testOpenIDState},
 		{"Transfers", testTransfers},
@@ -170,8 +172,12 @@ func newIdentifier(name, agentID, identityID string) registry.Identifier {
 }
 
 // normIdentifier returns what a store gives back for an identifier created as i: times
-// normalized, and a new identifier with no next _openid check due at its creation.
+// normalized, a new identifier with no next _openid check due at its creation, and one with no
+// DNS name its name as DNS name.
 func normIdentifier(i registry.Identifier) registry.Identifier {
+	if i.DNSName == "" {
+		i.DNSName = i.Name
+	}
 	i.CreateTime, i.UpdateTime = norm(i.CreateTime), norm(i.UpdateTime)
 	i.DeleteTime, i.PurgeTime = norm(i.DeleteTime), norm(i.PurgeTime)
 	if i.OpenID.NextCheck.IsZero() {

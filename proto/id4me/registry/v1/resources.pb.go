@@ -636,7 +636,9 @@ func (x *CredentialLink) GetIdentifier() string {
 // Identifier is an ID4me identifier sponsored by an agent.
 type Identifier struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The canonical name: lowercase A-label, no trailing dot. Identifies the resource.
+	// The canonical name: lowercase A-label, no trailing dot; or an e-mail-form identifier,
+	// local@domain, with the local part as given and the domain in that form. Identifies the
+	// resource.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The name for display, in Unicode (U-label form). Output only.
 	UnicodeName string `protobuf:"bytes,2,opt,name=unicode_name,json=unicodeName,proto3" json:"unicode_name,omitempty"`
@@ -663,7 +665,11 @@ type Identifier struct {
 	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
 	// While pending delete: when the redemption period ends and the identifier is purged.
 	// Output only.
-	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	// The DNS name relying parties look the identifier up under, where its _openid and
+	// _acme-challenge records live: the name itself, or for an e-mail-form identifier
+	// "<h>.<domain>", h the first 56 hex digits of SHA-256 over the local part. Output only.
+	DnsName       string `protobuf:"bytes,13,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -780,6 +786,13 @@ func (x *Identifier) GetPurgeTime() *timestamppb.Timestamp {
 		return x.PurgeTime
 	}
 	return nil
+}
+
+func (x *Identifier) GetDnsName() string {
+	if x != nil {
+		return x.DnsName
+	}
+	return ""
 }
 
 // OpenIDRecordCheck reports whether an identifier's _openid TXT record points at this authority.
@@ -1146,7 +1159,7 @@ type Challenge struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Opaque identifier of the challenge.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// The identifier (canonical A-label) the challenge is for.
+	// The identifier (canonical form, as Identifier.name) the challenge is for.
 	Identifier string `protobuf:"bytes,2,opt,name=identifier,proto3" json:"identifier,omitempty"`
 	// What the challenge proves control for.
 	Purpose Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=id4me.registry.v1.Purpose" json:"purpose,omitempty"`
@@ -1154,7 +1167,7 @@ type Challenge struct {
 	Token string `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
 	// token + "." + the agent's account-key thumbprint (RFC 8555 §8.1).
 	KeyAuthorization string `protobuf:"bytes,5,opt,name=key_authorization,json=keyAuthorization,proto3" json:"key_authorization,omitempty"`
-	// The owner name of the TXT record to publish: "_acme-challenge.<identifier>.".
+	// The owner name of the TXT record to publish: "_acme-challenge.<dns_name>.".
 	RecordName string `protobuf:"bytes,6,opt,name=record_name,json=recordName,proto3" json:"record_name,omitempty"`
 	// The TXT value to publish: base64url(SHA-256(key_authorization)) (RFC 8555 §8.4).
 	RecordValue string `protobuf:"bytes,7,opt,name=record_value,json=recordValue,proto3" json:"record_value,omitempty"`
@@ -1169,7 +1182,10 @@ type Challenge struct {
 	// When the challenge was verified, if it was.
 	ValidateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=validate_time,json=validateTime,proto3" json:"validate_time,omitempty"`
 	// How many DNS checks have been made.
-	Attempts      int32 `protobuf:"varint,13,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Attempts int32 `protobuf:"varint,13,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The identifier's DNS name (as Identifier.dns_name): the domain a DNS provider's
+	// Present(domain, token, key_authorization) is given to publish record_name.
+	DnsName       string `protobuf:"bytes,14,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1293,6 +1309,13 @@ func (x *Challenge) GetAttempts() int32 {
 		return x.Attempts
 	}
 	return 0
+}
+
+func (x *Challenge) GetDnsName() string {
+	if x != nil {
+		return x.DnsName
+	}
+	return ""
 }
 
 // Problem explains a failed DNS check, with what every nameserver was asked and answered.
@@ -1818,7 +1841,7 @@ func (x *JournalEntry) GetAfter() string {
 // Resolution is what the registry maps an identifier to.
 type Resolution struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The canonical identifier (A-label).
+	// The canonical identifier (as Identifier.name).
 	Identifier string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
 	// The sponsoring agent.
 	AgentId string `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
@@ -1827,7 +1850,9 @@ type Resolution struct {
 	// The sponsoring agent's issuer URL.
 	AgentIssuer string `protobuf:"bytes,4,opt,name=agent_issuer,json=agentIssuer,proto3" json:"agent_issuer,omitempty"`
 	// The identifier's statuses.
-	Statuses      []IdentifierStatus `protobuf:"varint,5,rep,packed,name=statuses,proto3,enum=id4me.registry.v1.IdentifierStatus" json:"statuses,omitempty"`
+	Statuses []IdentifierStatus `protobuf:"varint,5,rep,packed,name=statuses,proto3,enum=id4me.registry.v1.IdentifierStatus" json:"statuses,omitempty"`
+	// The identifier's DNS name (as Identifier.dns_name), where its _openid record is.
+	DnsName       string `protobuf:"bytes,6,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1897,6 +1922,13 @@ func (x *Resolution) GetStatuses() []IdentifierStatus {
 	return nil
 }
 
+func (x *Resolution) GetDnsName() string {
+	if x != nil {
+		return x.DnsName
+	}
+	return ""
+}
+
 var File_id4me_registry_v1_resources_proto protoreflect.FileDescriptor
 
 const file_id4me_registry_v1_resources_proto_rawDesc = "" +
@@ -1913,7 +1945,7 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rPURPOSE_SETUP\x10\x01\x12\x11\n" +
-	"\rPURPOSE_RESET\x10\x02\"\xd5\x04\n" +
+	"\rPURPOSE_RESET\x10\x02\"\xf0\x04\n" +
 	"\n" +
 	"Identifier\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -1932,7 +1964,8 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\vdelete_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"deleteTime\x129\n" +
 	"\n" +
-	"purge_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\"\xb9\x03\n" +
+	"purge_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12\x19\n" +
+	"\bdns_name\x18\r \x01(\tR\adnsName\"\xb9\x03\n" +
 	"\x11OpenIDRecordCheck\x12C\n" +
 	"\x06status\x18\x01 \x01(\x0e2+.id4me.registry.v1.OpenIDRecordCheck.StatusR\x06status\x12\x16\n" +
 	"\x06record\x18\x02 \x01(\tR\x06record\x12\x16\n" +
@@ -1998,7 +2031,7 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\x16TYPE_IDENTIFIER_PURGED\x10\t\x12\x1e\n" +
 	"\x1aTYPE_SERVER_STATUS_CHANGED\x10\n" +
 	"\x12\x1e\n" +
-	"\x1aTYPE_OPENID_RECORD_CHANGED\x10\v\"\xc8\x05\n" +
+	"\x1aTYPE_OPENID_RECORD_CHANGED\x10\v\"\xe3\x05\n" +
 	"\tChallenge\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
@@ -2018,7 +2051,8 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12?\n" +
 	"\rvalidate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\fvalidateTime\x12\x1a\n" +
-	"\battempts\x18\r \x01(\x05R\battempts\"\x83\x01\n" +
+	"\battempts\x18\r \x01(\x05R\battempts\x12\x19\n" +
+	"\bdns_name\x18\x0e \x01(\tR\adnsName\"\x83\x01\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATUS_PENDING\x10\x01\x12\x10\n" +
@@ -2083,7 +2117,7 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"objectType\x12\x1b\n" +
 	"\tobject_id\x18\x06 \x01(\tR\bobjectId\x12\x16\n" +
 	"\x06before\x18\a \x01(\tR\x06before\x12\x14\n" +
-	"\x05after\x18\b \x01(\tR\x05after\"\xd4\x01\n" +
+	"\x05after\x18\b \x01(\tR\x05after\"\xef\x01\n" +
 	"\n" +
 	"Resolution\x12\x1e\n" +
 	"\n" +
@@ -2092,7 +2126,8 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12'\n" +
 	"\x0fclaims_endpoint\x18\x03 \x01(\tR\x0eclaimsEndpoint\x12!\n" +
 	"\fagent_issuer\x18\x04 \x01(\tR\vagentIssuer\x12?\n" +
-	"\bstatuses\x18\x05 \x03(\x0e2#.id4me.registry.v1.IdentifierStatusR\bstatuses*N\n" +
+	"\bstatuses\x18\x05 \x03(\x0e2#.id4me.registry.v1.IdentifierStatusR\bstatuses\x12\x19\n" +
+	"\bdns_name\x18\x06 \x01(\tR\adnsName*N\n" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PURPOSE_REGISTER\x10\x01\x12\x14\n" +

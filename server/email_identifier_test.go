@@ -1,0 +1,194 @@
+package server_test
+
+import (
+	"context"
+	"html"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/id4me/id4me-registry/internal/oidctest"
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+)
+
+// The DNS labels of local parts, computed apart from the code under test with coreutils:
+// printf '%s' 'alice.smith+id4me' | sha256sum | cut -c1-56
+const (
+	aliceLabel = "42d0feda68886315bce4c8e3768ae05995c214465a4fbca62a41b23e" // alice.smith+id4me
+	bobLabel   = "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd" // bob
+)
+
+// TestEmailIdentifierEndToEnd: an e-mail-form identifier is registered through the DNS
+// challenge at _acme-challenge.<h>.<domain> on loopback DNS, GetIdentifier shows it with its
+// DNS name, the periodic check reads its _openid record at _openid.<h>.<domain>, and its holder
+// logs in at a relying party by typing local@domain: the ID token and the agent's access token
+// carry the e-mail form as id4me.identifier, and the RP reaches the agent's claims.
+func TestEmailIdentifierEndToEnd(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent, claims := e.startAgent("alpha")
+	const (
+		typed     = "alice.smith+id4me@Example.TEST."
+		canonical = "alice.smith+id4me@example.test"
+		dnsName   = aliceLabel + ".example.test"
+	)
+
+	c, err := e.registry.CreateChallenge(agent.ctx(), &registryv1.CreateChallengeRequest{Identifier: typed, Purpose: registryv1.Purpose_PURPOSE_REGISTER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identifier != canonical || c.DnsName != dnsName || c.RecordName != "_acme-challenge."+dnsName+"." {
+		t.Fatalf("challenge for %s, DNS name %s, record %s; want %s, %s, _acme-challenge.%s.", c.Identifier, c.DnsName, c.RecordName, canonical, dnsName, dnsName)
+	}
+	// Published where an agent's lego provider would, given the DNS name.
+	for _, ns := range e.ns {
+		ns.Add("_acme-challenge." + dnsName + `. 60 IN TXT "` + c.RecordValue + `"`)
+	}
+	v, err := e.registry.VerifyChallenge(agent.ctx(), &registryv1.VerifyChallengeRequest{Id: c.Id})
+	if err != nil || v.Status != registryv1.Challenge_STATUS_VALID {
+		t.Fatalf("VerifyChallenge = %v, %v", v, err)
+	}
+	reg, err := e.registry.RegisterIdentifier(agent.ctx(), &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := reg.Identifier; id.Name != canonical || id.DnsName != dnsName || id.UnicodeName != canonical {
+		t.Fatalf("registered %v", id)
+	}
+
+	// Read in any form of the domain; the local part is the one typed.
+	got, err := e.registry.GetIdentifier(agent.ctx(), &registryv1.GetIdentifierRequest{Identifier: "alice.smith+id4me@EXAMPLE.test"})
+	if err != nil || got.Name != canonical || got.DnsName != dnsName {
+		t.Fatalf("GetIdentifier = %v, %v; want %s with DNS name %s", got, err, canonical, dnsName)
+	}
+	for _, other := range []string{"Alice.Smith+id4me@example.test", dnsName} {
+		_, err = e.registry.GetIdentifier(agent.ctx(), &registryv1.GetIdentifierRequest{Identifier: other})
+		wantStatus(t, err, codes.NotFound, "IDENTIFIER_NOT_FOUND")
+	}
+	res, err := e.resolver.ResolveIdentifier(as(e.admin), &registryv1.ResolveIdentifierRequest{Identifier: canonical})
+	if err != nil || res.Identifier != canonical || res.DnsName != dnsName {
+		t.Fatalf("ResolveIdentifier = %v, %v", res, err)
+	}
+
+	// The periodic check reads the record relying parties look up.
+	for _, ns := range e.ns {
+		ns.Add("_openid." + dnsName + `. 60 IN TXT "v=OID1;iss=id.example.test;clp=` + strings.TrimPrefix(claims.Issuer, "https://") + `"`)
+	}
+	e.clock.Advance(24 * time.Hour)
+	if n, err := e.svc.SweepOpenID(context.Background()); err != nil || n != 1 {
+		t.Fatalf("SweepOpenID = %d, %v; want 1 check", n, err)
+	}
+	got, err = e.registry.GetIdentifier(agent.ctx(), &registryv1.GetIdentifierRequest{Identifier: canonical})
+	if err != nil || got.OpenidRecord.GetStatus() != registryv1.OpenIDRecordCheck_STATUS_MATCHES {
+		t.Fatalf("openid record check = %v, %v; want MATCHES", got.GetOpenidRecord(), err)
+	}
+	asked := false
+	for _, q := range e.ns[0].Queries() {
+		asked = asked || q.Name == "_openid."+dnsName+"."
+	}
+	if !asked {
+		t.Fatalf("the nameserver was not asked for _openid.%s.", dnsName)
+	}
+
+	// The holder sets credentials through the registration's link and logs in by typing the
+	// e-mail form, as an ID4me RP's login_hint suggests it.
+	h := e.setCredentials(canonical, reg.GetCredentialLink().GetUrl(), false)
+	claims.Claims[canonical] = map[string]any{"email": "alice.smith@example.test", "name": "Alice"}
+	rp := e.newRP(map[string]any{"client_name": "Shop"})
+	req := rp.AuthRequest(map[string]string{"claims": emailClaims, "login_hint": canonical})
+	first, err := oidctest.HTTPClient(e.roots, true).Get(req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(first.Body)
+	first.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.UnescapeString(string(page)), `value="`+canonical+`"`) {
+		t.Fatalf("the login page does not offer the login_hint %s:\n%s", canonical, page)
+	}
+	result := e.login(rp, h, map[string]string{"claims": emailClaims, "login_hint": canonical})
+	if result.Claims["id4me.identifier"] != canonical {
+		t.Fatalf("ID token id4me.identifier = %v, want %s", result.Claims["id4me.identifier"], canonical)
+	}
+	distributed, err := rp.DistributedClaims(result.Userinfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if distributed["email"] != "alice.smith@example.test" || distributed["name"] != "Alice" {
+		t.Fatalf("distributed claims %v", distributed)
+	}
+	toks := claims.Tokens()
+	if len(toks) != 1 || toks[0]["id4me.identifier"] != canonical || toks[0]["sub"] != result.Claims["sub"] {
+		t.Fatalf("agent access tokens %v, want one for %s", toks, canonical)
+	}
+
+	// The session answers a login_hint of the same identifier in another form of its domain,
+	// and not one whose local part differs in case: that is another identifier.
+	again := rp.AuthRequest(map[string]string{"prompt": "none", "login_hint": "alice.smith+id4me@EXAMPLE.test."})
+	p, err := h.Get(again.URL)
+	if !strings.HasPrefix(p.URL, oidctest.RedirectURI+"?code=") {
+		t.Fatalf("prompt=none with the session's identifier as login_hint: %v %s, want a code", err, p.URL)
+	}
+	other := rp.AuthRequest(map[string]string{"prompt": "none", "login_hint": "Alice.Smith+id4me@example.test"})
+	p, err = h.Get(other.URL)
+	e.wantCallbackError(t, p, err, oidctest.RedirectURI, other.State, "login_required")
+}
+
+// TestEmailAndDomainIdentifiersShareNoDNSName: a domain identifier equal to an e-mail-form
+// identifier's DNS name is taken, and the other way round; the refusal does not tell the other
+// identifier's local part. A transfer of an e-mail-form identifier is proved at its DNS name.
+func TestEmailAndDomainIdentifiersShareNoDNSName(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	alpha, beta := e.newAgent("alpha"), e.newAgent("beta")
+	e.register(alpha, "alice.smith+id4me@example.test")
+	e.register(alpha, bobLabel+".example.test")
+
+	for _, tc := range []struct{ identifier, mention string }{
+		{aliceLabel + ".example.test", "another identifier has its DNS name"},
+		{"bob@example.test", "another identifier has its DNS name " + bobLabel + ".example.test"},
+		{"alice.smith+id4me@example.test", "already registered"},
+	} {
+		for _, a := range []testAgent{alpha, beta} {
+			_, err := e.registry.CreateChallenge(a.ctx(), &registryv1.CreateChallengeRequest{Identifier: tc.identifier, Purpose: registryv1.Purpose_PURPOSE_REGISTER})
+			wantStatus(t, err, codes.AlreadyExists, "IDENTIFIER_TAKEN")
+			msg := status.Convert(err).Message()
+			if !strings.Contains(msg, tc.mention) || (tc.identifier != "alice.smith+id4me@example.test" && strings.Contains(msg, "alice.smith")) {
+				t.Errorf("CreateChallenge(%s): %q, want it to say %q and not name the other identifier", tc.identifier, msg, tc.mention)
+			}
+		}
+	}
+	// A registration that raced past the challenge is refused by the store: the DNS name of
+	// carol@example.test is registered as a domain identifier between her challenge and its use.
+	carol := e.validChallenge(beta, "carol@example.test")
+	e.register(alpha, carol.DnsName)
+	_, err := e.registry.RegisterIdentifier(beta.ctx(), &registryv1.RegisterIdentifierRequest{ChallengeId: carol.Id})
+	wantStatus(t, err, codes.AlreadyExists, "IDENTIFIER_TAKEN")
+	if n := e.countRows("identifiers", "name = ?", "carol@example.test"); n != 0 {
+		t.Fatalf("carol@example.test stored %d times", n)
+	}
+	if got, err := e.registry.GetChallenge(beta.ctx(), &registryv1.GetChallengeRequest{Id: carol.Id}); err != nil || got.Status != registryv1.Challenge_STATUS_VALID {
+		t.Fatalf("challenge after the refusal = %v, %v; want still valid", got, err)
+	}
+
+	// A transfer proves control of the same DNS name.
+	tc, err := e.registry.CreateChallenge(beta.ctx(), &registryv1.CreateChallengeRequest{Identifier: "alice.smith+id4me@example.test", Purpose: registryv1.Purpose_PURPOSE_TRANSFER})
+	if err != nil || tc.RecordName != "_acme-challenge."+aliceLabel+".example.test." {
+		t.Fatalf("transfer challenge = %v, %v", tc, err)
+	}
+	e.publish(tc)
+	if v, err := e.registry.VerifyChallenge(beta.ctx(), &registryv1.VerifyChallengeRequest{Id: tc.Id}); err != nil || v.Status != registryv1.Challenge_STATUS_VALID {
+		t.Fatalf("VerifyChallenge = %v, %v", v, err)
+	}
+	if _, err := e.registry.RequestTransfer(beta.ctx(), &registryv1.RequestTransferRequest{ChallengeId: tc.Id}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.registry.GetIdentifier(beta.ctx(), &registryv1.GetIdentifierRequest{Identifier: "alice.smith+id4me@example.test"}); err != nil ||
+		got.AgentId != beta.agent.Id || got.DnsName != aliceLabel+".example.test" {
+		t.Fatalf("after the transfer: %v, %v", got, err)
+	}
+}
