@@ -66,7 +66,7 @@ func (a *Authority) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	req := AuthRequest{ID: randomToken(), BrowserHash: hashToken(browser), Params: params, CreateTime: now, ExpireTime: now.Add(a.cfg.AuthRequestTTL)}
 
 	sess, ok := a.currentSession(r, now)
-	if ok && !a.sessionServes(r.Context(), sess, params, now) {
+	if ok && !a.sessionServes(r.Context(), sess, req, now) {
 		ok = false
 	}
 	if !ok {
@@ -228,23 +228,40 @@ func claimNames(cs []requestedClaim) []string {
 	return out
 }
 
-// sessionServes reports whether a login session may answer a request without a new login:
-// no prompt=login, within max_age, the login_hint (if any) names the session's identifier,
-// and the identifier still resolves to the session's identity.
-func (a *Authority) sessionServes(ctx context.Context, s Session, p AuthParams, now time.Time) bool {
-	if p.has("login") {
-		return false
-	}
-	if p.MaxAge != nil && now.Sub(s.AuthTime) > time.Duration(*p.MaxAge)*time.Second {
-		return false
-	}
-	if p.LoginHint != "" {
-		if n, err := registry.ParseIdentifier(p.LoginHint); err != nil || n.ASCII != s.Identifier {
+// sessionServes reports whether a login session may answer req at now without a new login.
+// The session a login during the request started serves it; any other only when the request has no prompt=login, the login is within max_age, and the
+// login_hint, if any, names the session's identifier. Either way the identifier must still
+// resolve to the session's identity. Every step of a login asks it again (authorize, consent
+// page and form), so a request that demands a login cannot be taken around the login page.
+func (a *Authority) sessionServes(ctx context.Context, s Session, req AuthRequest, now time.Time) bool {
+	loggedInNow := len(req.LoginSessionHash) > 0 && hmac.Equal(req.LoginSessionHash, s.IDHash)
+	if p := req.Params; !loggedInNow {
+		if p.has("login") {
 			return false
+		}
+		if p.MaxAge != nil && now.Sub(s.AuthTime) > time.Duration(*p.MaxAge)*time.Second {
+			return false
+		}
+		if p.LoginHint != "" {
+			if n, err := registry.ParseIdentifier(p.LoginHint); err != nil || n.ASCII != s.Identifier {
+				return false
+			}
 		}
 	}
 	res, err := a.mapping.Resolve(ctx, s.Identifier)
 	return err == nil && res.IdentityID == s.IdentityID
+}
+
+// servingSession returns the browser's session if it may answer req at now
+// (sessionServes); otherwise it sends the browser to the login page for req and returns
+// false.
+func (a *Authority) servingSession(w http.ResponseWriter, r *http.Request, req AuthRequest, now time.Time) (Session, bool) {
+	s, ok := a.currentSession(r, now)
+	if ok && a.sessionServes(r.Context(), s, req, now) {
+		return s, true
+	}
+	http.Redirect(w, r, pathLogin+"?req="+url.QueryEscape(req.ID), http.StatusSeeOther)
+	return Session{}, false
 }
 
 // afterLogin goes on once the holder is logged in: to the consent page unless a remembered

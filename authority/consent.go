@@ -17,15 +17,15 @@ type consentForm struct {
 	Scopes     []string
 }
 
-// serveConsentPage shows what the client asks for, to the holder logged in in this browser.
+// serveConsentPage shows what the client asks for, to the holder logged in in this browser
+// if that login serves the request; otherwise the browser goes to the login page.
 func (a *Authority) serveConsentPage(w http.ResponseWriter, r *http.Request) {
 	req, c, ok := a.pendingRequest(w, r, r.URL.Query().Get("req"))
 	if !ok {
 		return
 	}
-	s, ok := a.currentSession(r, a.now())
+	s, ok := a.servingSession(w, r, req, a.now())
 	if !ok {
-		a.errorPage(w, r, http.StatusForbidden, "You are not logged in.", "Go back to the site you came from and start again.")
 		return
 	}
 	browser := a.browserID(w, r)
@@ -46,9 +46,8 @@ func (a *Authority) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.now()
-	s, ok := a.currentSession(r, now)
-	if !ok || !a.sessionServes(r.Context(), s, AuthParams{}, now) {
-		a.errorPage(w, r, http.StatusForbidden, "You are not logged in.", "Go back to the site you came from and start again.")
+	s, ok := a.servingSession(w, r, req, now)
+	if !ok {
 		return
 	}
 	if r.PostFormValue("decision") != "allow" {

@@ -107,7 +107,7 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		a.pages.render(w, http.StatusOK, "totp", loginForm{Request: req.ID, CSRF: csrfToken(browser, "totp"+req.ID), Client: c.Metadata, Identifier: res.Identifier})
 		return
 	}
-	a.loggedIn(w, r, c, req, res, keys, []string{"pwd"})
+	a.loggedIn(w, r, c, req, res, cred, keys, []string{"pwd"})
 }
 
 // claimed counts a login attempt against keys; when a budget says to wait it answers with
@@ -177,17 +177,40 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 		a.internalErrorPage(w, r, err)
 		return
 	}
-	a.loggedIn(w, r, c, req, res, keys, append(req.PendingAMR, "otp", "mfa"))
+	a.loggedIn(w, r, c, req, res, cred, keys, append(req.PendingAMR, "otp", "mfa"))
 }
 
-// loggedIn starts the holder's session and goes on to consent.
-func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, res registry.Resolution, keys []ThrottleKey, amr []string) {
+// loggedIn starts the holder's session, logged in with the credentials checked, and goes on
+// to consent.
+func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, res registry.Resolution, checked HolderCredential, keys []ThrottleKey, amr []string) {
 	ctx := r.Context()
 	if err := a.loginSucceeded(ctx, w, r, keys, res.IdentityID); err != nil {
 		a.log.WarnContext(ctx, "authority: clearing login attempts", "err", err)
 	}
 	s, err := a.startSession(w, r, res.IdentityID, res.Identifier, amr)
 	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	// New credentials end every session there is when they are set; one started after them
+	// with the old ones, checked just before, ends here. New credentials always come with a
+	// new password hash (a new salt).
+	now, err := a.store.GetHolderCredential(ctx, res.IdentityID)
+	if err != nil || now.PasswordHash != checked.PasswordHash || now.TOTPSecret != checked.TOTPSecret {
+		if derr := a.store.DeleteSession(ctx, s.IDHash); derr != nil {
+			a.log.WarnContext(ctx, "authority: ending a session of replaced credentials", "err", derr)
+		}
+		setCookie(w, sessionCookie, "", -1)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		a.errorPage(w, r, http.StatusConflict, "Your credentials changed while you were logging in.", "Go back to the site you came from and log in with the new ones.")
+		return
+	}
+	// This session, and no other, answers the rest of the request (sessionServes).
+	req.LoginSessionHash = s.IDHash
+	if err := a.store.UpdateAuthRequest(ctx, req); err != nil {
 		a.internalErrorPage(w, r, err)
 		return
 	}

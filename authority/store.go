@@ -124,7 +124,7 @@ type Store interface {
 	// finished).
 	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
 	// UpdateAuthRequest replaces an authorization request's login progress
-	// (PendingIdentityID, PendingIdentifier, PendingAMR).
+	// (PendingIdentityID, PendingIdentifier, PendingAMR, LoginSessionHash).
 	UpdateAuthRequest(ctx context.Context, r AuthRequest) error
 	// DeleteAuthRequest removes an authorization request; removing one twice is harmless.
 	DeleteAuthRequest(ctx context.Context, id string) error
@@ -144,6 +144,8 @@ type Store interface {
 
 	// CreateGrant stores an authorization code's grant (ErrNotFound: the client is gone).
 	CreateGrant(ctx context.Context, g Grant) error
+	// GetGrant returns the grant of a code by the code's hash, used, revoked or not.
+	GetGrant(ctx context.Context, codeHash []byte) (Grant, error)
 	// RedeemGrant marks the grant of a code used at now and returns it. A code used before
 	// returns the grant and ErrConflict, so the caller can revoke what it issued.
 	RedeemGrant(ctx context.Context, codeHash []byte, now time.Time) (Grant, error)
@@ -302,8 +304,11 @@ type AuthRequest struct {
 	PendingIdentityID string
 	PendingIdentifier string
 	PendingAMR        []string
-	CreateTime        time.Time
-	ExpireTime        time.Time
+	// LoginSessionHash is the IDHash of the session a login during this request started:
+	// that session answers the request whatever its prompt, max_age and login_hint ask.
+	LoginSessionHash []byte
+	CreateTime       time.Time
+	ExpireTime       time.Time
 }
 
 // AuthParams are the validated parameters of an authorization request.

@@ -11,9 +11,6 @@ import (
 	"time"
 )
 
-// maxTokenBody bounds a token request.
-const maxTokenBody = 16 << 10
-
 // tokenResponse is a successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
 type tokenResponse struct {
 	AccessToken string `json:"access_token"`
@@ -40,9 +37,11 @@ type idTokenClaims struct {
 // serveToken is the token endpoint: the authorization_code grant, for confidential clients
 // authenticating with client_secret_basic or client_secret_post, whichever they registered,
 // and for public clients (none) that name themselves with client_id; PKCE as the
-// authorization request used it (checkPKCE).
+// authorization request used it (checkPKCE). The code is used only once the client, its
+// authentication, the redirect URI and PKCE check out; presented again by its client, it
+// revokes what it gave.
 func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxTokenBody)
+	// limitBodies read the form, within its cap.
 	if err := r.ParseForm(); err != nil {
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_request", "the body must be application/x-www-form-urlencoded"))
 		return
@@ -50,8 +49,13 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	now := a.now()
 	c, oe := a.authenticateClient(r, now)
 	if oe != nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
-		writeOAuthError(w, http.StatusUnauthorized, oe)
+		status := http.StatusUnauthorized
+		if oe.Code == "invalid_request" {
+			status = http.StatusBadRequest
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+		}
+		writeOAuthError(w, status, oe)
 		return
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "authorization_code" {
@@ -59,31 +63,21 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	code := r.PostForm.Get("code")
-	g, err := a.store.RedeemGrant(ctx, hashToken(code), now)
+	codeHash := hashToken(r.PostForm.Get("code"))
+	g, err := a.store.GetGrant(ctx, codeHash)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code is not valid"))
-		return
-	case errors.Is(err, ErrConflict):
-		// A code used twice was likely stolen: what it gave is revoked (RFC 6749 §4.1.2).
-		if rerr := a.store.RevokeGrant(ctx, g.ID, now); rerr != nil {
-			a.internalError(w, r, rerr)
-			return
-		}
-		a.log.WarnContext(ctx, "authorization code replayed; its tokens are revoked", "client_id", g.ClientID, "grant", g.ID)
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code was used already; the tokens it gave are revoked"))
 		return
 	case err != nil:
 		a.internalError(w, r, err)
 		return
 	}
+	// Everything the request says is checked before the code is used, so that a stranger
+	// who presents a stolen code can neither use it up nor revoke what it gave.
 	switch {
 	case g.ClientID != c.ID:
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code was issued to another client"))
-		return
-	case !now.Before(g.CreateTime.Add(a.cfg.CodeTTL)):
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code has expired"))
 		return
 	case r.PostForm.Get("redirect_uri") != g.RedirectURI:
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "redirect_uri differs from the authorization request's"))
@@ -91,6 +85,30 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if oe := checkPKCE(r.PostForm.Get("code_verifier"), g.CodeChallenge, c.public() || a.cfg.RequirePKCE); oe != nil {
 		writeOAuthError(w, http.StatusBadRequest, oe)
+		return
+	}
+	if !g.UseTime.IsZero() {
+		a.codeReplayed(w, r, g, now)
+		return
+	}
+	switch {
+	case !g.RevokeTime.IsZero():
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code is not valid"))
+		return
+	case !now.Before(g.CreateTime.Add(a.cfg.CodeTTL)):
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code has expired"))
+		return
+	}
+	switch _, err := a.store.RedeemGrant(ctx, codeHash, now); {
+	case errors.Is(err, ErrConflict):
+		// Redeemed by a concurrent request of the same client since it was read.
+		a.codeReplayed(w, r, g, now)
+		return
+	case errors.Is(err, ErrNotFound):
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code is not valid"))
+		return
+	case err != nil:
+		a.internalError(w, r, err)
 		return
 	}
 	// The holder may have lost the identifier since logging in.
@@ -131,6 +149,17 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// codeReplayed answers the client a code was issued to when it presents the code again:
+// a code used twice was likely stolen, so what it gave is revoked (RFC 6749 §4.1.2).
+func (a *Authority) codeReplayed(w http.ResponseWriter, r *http.Request, g Grant, now time.Time) {
+	if err := a.store.RevokeGrant(r.Context(), g.ID, now); err != nil && !errors.Is(err, ErrNotFound) {
+		a.internalError(w, r, err)
+		return
+	}
+	a.log.WarnContext(r.Context(), "authorization code replayed; its tokens are revoked", "client_id", g.ClientID, "grant", g.ID)
+	writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code was used already; the tokens it gave are revoked"))
+}
+
 // authenticateClient checks the client's credentials, sent the way it registered: a
 // confidential client's secret (HTTP Basic or in the form), or a public client's client_id
 // alone (in the form, or Basic with an empty password).
@@ -143,6 +172,14 @@ func (a *Authority) authenticateClient(r *http.Request, now time.Time) (Client, 
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
 			return Client{}, errorf("invalid_client", "malformed Basic credentials")
+		}
+		// One method per request (RFC 6749 §2.3). A client_id in the body as well is common
+		// and harmless when it names the same client.
+		if r.PostForm.Has("client_secret") {
+			return Client{}, errorf("invalid_request", "the request authenticates the client twice, with HTTP Basic and with client_secret in the body; use one method")
+		}
+		if bodyID := r.PostForm.Get("client_id"); bodyID != "" && bodyID != id {
+			return Client{}, errorf("invalid_request", "client_id in the body names another client than the HTTP Basic credentials")
 		}
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")

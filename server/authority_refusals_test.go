@@ -628,8 +628,8 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 		}
 	})
 
-	// A request that names the code wrongly uses the code up: it cannot be retried, so a
-	// verifier cannot be guessed.
+	// A request that names the code wrongly is refused before the code is used: a stranger
+	// who holds the code cannot burn it, and the client's own request still works after.
 	t.Run("grant", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
@@ -656,8 +656,8 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 					t.Fatalf("%d %v, want 400 invalid_grant", status, m)
 				}
 				e.wantNothingIssued(t, before)
-				if status, m, _ := e.postToken(redeem(tc.rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
-					t.Fatalf("the right request after a refused one: %d %v, want invalid_grant", status, m)
+				if status, m, _ := e.postToken(redeem(tc.rp, req, code)); status != http.StatusOK || m["access_token"] == nil {
+					t.Fatalf("the right request after a refused one: %d %v, want the tokens", status, m)
 				}
 			})
 		}

@@ -792,16 +792,18 @@ func testAuthRequests(t *testing.T, s authority.Store) {
 	// Only the login progress changes.
 	upd := r
 	upd.PendingIdentityID, upd.PendingIdentifier, upd.PendingAMR = alice, "alice.example", []string{"pwd"}
+	upd.LoginSessionHash = hash("session")
 	upd.BrowserHash = hash("another browser")
 	upd.Params.State = "changed"
 	upd.ExpireTime = t0.Add(time.Hour)
 	must(t, s.UpdateAuthRequest(ctx, upd))
 	r.PendingIdentityID, r.PendingIdentifier, r.PendingAMR = alice, "alice.example", []string{"pwd"}
+	r.LoginSessionHash = hash("session")
 	wantAuthRequest(t, s, r)
 	// And may be cleared.
-	upd.PendingIdentityID, upd.PendingIdentifier, upd.PendingAMR = "", "", nil
+	upd.PendingIdentityID, upd.PendingIdentifier, upd.PendingAMR, upd.LoginSessionHash = "", "", nil, nil
 	must(t, s.UpdateAuthRequest(ctx, upd))
-	r.PendingIdentityID, r.PendingIdentifier, r.PendingAMR = "", "", nil
+	r.PendingIdentityID, r.PendingIdentifier, r.PendingAMR, r.LoginSessionHash = "", "", nil, nil
 	wantAuthRequest(t, s, r)
 	missing := newAuthRequest("ar9")
 	wantErr(t, "UpdateAuthRequest of a missing request", s.UpdateAuthRequest(ctx, missing), authority.ErrNotFound)
@@ -915,9 +917,14 @@ func testGrants(t *testing.T, s authority.Store) {
 	must(t, s.CreateClient(ctx, newClient("c1")))
 	_, err := s.RedeemGrant(ctx, hash("code1"), t0)
 	wantErr(t, "RedeemGrant of a missing code", err, authority.ErrNotFound)
+	_, err = s.GetGrant(ctx, hash("code1"))
+	wantErr(t, "GetGrant of a missing code", err, authority.ErrNotFound)
 
 	g := newGrant("g1", "code1", "c1", alice)
 	must(t, s.CreateGrant(ctx, g))
+	got, err := s.GetGrant(ctx, g.CodeHash)
+	must(t, err)
+	wantEqual(t, "GetGrant", got, normGrant(g))
 	wantErr(t, "CreateGrant of a taken ID", s.CreateGrant(ctx, newGrant("g1", "code2", "c1", alice)), authority.ErrConflict)
 	wantErr(t, "CreateGrant of a taken code", s.CreateGrant(ctx, newGrant("g2", "code1", "c1", alice)), authority.ErrConflict)
 	bare := newGrant("g3", "code3", "c1", bob)
@@ -925,10 +932,13 @@ func testGrants(t *testing.T, s authority.Store) {
 	must(t, s.CreateGrant(ctx, bare))
 
 	used := t0.Add(10 * time.Second)
-	got, err := s.RedeemGrant(ctx, g.CodeHash, used)
+	got, err = s.RedeemGrant(ctx, g.CodeHash, used)
 	must(t, err)
 	g.UseTime = used
 	wantEqual(t, "RedeemGrant", got, normGrant(g))
+	got, err = s.GetGrant(ctx, g.CodeHash)
+	must(t, err)
+	wantEqual(t, "GetGrant of a used code", got, normGrant(g))
 
 	got, err = s.RedeemGrant(ctx, g.CodeHash, used.Add(time.Second))
 	wantErr(t, "RedeemGrant of a used code", err, authority.ErrConflict)

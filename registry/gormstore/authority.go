@@ -13,7 +13,7 @@ import (
 )
 
 // AuthorityStore is an authority.Store in the registry's database (migrations 00003 and
-// 00004, 00008 and 00009, tables authority_*), sharing its Store's connections: closing the
+// 00004, 00007, 00008 and 00009, tables authority_*), sharing its Store's connections: closing the
 // Store closes it. Holders' credentials, credential links, consents and grants reference the
 // registry's identities; consents and grants reference a client. A write that a missing
 // identity or client refuses returns authority.ErrNotFound. RedeemCredentialLink hands its
@@ -107,10 +107,10 @@ var (
 		update_time = excluded.update_time`)
 
 	sqlInsertAuthRequest = newSQL("INSERT INTO authority_auth_requests (" + authRequestColumns + ") VALUES (" +
-		placeholders(8) + ") ON CONFLICT DO NOTHING")
+		placeholders(9) + ") ON CONFLICT DO NOTHING")
 	sqlGetAuthRequest    = newSQL("SELECT " + authRequestColumns + " FROM authority_auth_requests WHERE id = ?")
 	sqlUpdateAuthRequest = newSQL("UPDATE authority_auth_requests SET pending_identity_id = ?, pending_identifier = ?," +
-		" pending_amr = ? WHERE id = ?")
+		" pending_amr = ?, login_session_hash = ? WHERE id = ?")
 	sqlDeleteAuthRequest = newSQL("DELETE FROM authority_auth_requests WHERE id = ?")
 
 	sqlInsertSession = newSQL("INSERT INTO authority_sessions (" + sessionColumns + ") VALUES (" +
@@ -454,7 +454,8 @@ func (a *AuthorityStore) GetAuthRequest(ctx context.Context, id string) (authori
 }
 
 func (a *AuthorityStore) UpdateAuthRequest(ctx context.Context, r authority.AuthRequest) error {
-	n, err := a.exec(ctx, sqlUpdateAuthRequest, r.PendingIdentityID, r.PendingIdentifier, encodeList(r.PendingAMR), r.ID)
+	n, err := a.exec(ctx, sqlUpdateAuthRequest, r.PendingIdentityID, r.PendingIdentifier, encodeList(r.PendingAMR),
+		blob(r.LoginSessionHash), r.ID)
 	if err == nil && n == 0 {
 		return fmt.Errorf("authorization request %q: %w", r.ID, authority.ErrNotFound)
 	}
@@ -500,6 +501,14 @@ func (a *AuthorityStore) PutConsent(ctx context.Context, c authority.Consent) er
 
 func (a *AuthorityStore) CreateGrant(ctx context.Context, g authority.Grant) error {
 	return a.insert(ctx, fmt.Sprintf("grant %q or its code", g.ID), sqlInsertGrant, grantArgs(a.s.reader, g)...)
+}
+
+func (a *AuthorityStore) GetGrant(ctx context.Context, codeHash []byte) (authority.Grant, error) {
+	var row grantRow
+	if err := getRow(ctx, a.s.reader, "grant of code", sqlGetGrantByCode, row.dest(), codeHash); err != nil {
+		return authority.Grant{}, err
+	}
+	return row.grant()
 }
 
 func (a *AuthorityStore) RedeemGrant(ctx context.Context, codeHash []byte, now time.Time) (authority.Grant, error) {

@@ -34,7 +34,7 @@ var (
 		" WHERE identity_id = ? AND use_time IS NULL AND void_time IS NULL AND token_hash <> ?")
 
 	// What the old credentials gave, found through the indexes on identity_id (migration
-	// 00008). A code not yet used goes; a grant used already is revoked, and so are its
+	// 00007). A code not yet used goes; a grant used already is revoked, and so are its
 	// tokens (a token issued from it later is stored revoked, sqlInsertToken).
 	sqlEndSessions          = newSQL("DELETE FROM authority_sessions WHERE identity_id = ?")
 	sqlDropUnusedGrants     = newSQL("DELETE FROM authority_grants WHERE identity_id = ? AND use_time IS NULL")

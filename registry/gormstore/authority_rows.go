@@ -8,7 +8,7 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// The authority's rows: the columns of each table (migrations 00003, 00004 and 00008), the values a row is
+// The authority's rows: the columns of each table (migrations 00003, 00004, 00007 and 00009), the values a row is
 // written with (…Args, in the order of the columns) and the fields it is read into (dest).
 
 // Column lists, in the order of the rows' fields.
@@ -18,7 +18,7 @@ const (
 	holderColumns     = "identity_id, password_hash, totp_secret, totp_last_step, update_time"
 	linkColumns       = "token_hash, identity_id, identifier, purpose, agent_id, pending_password_hash, pending_totp_secret, create_time, expire_time, use_time, " +
 		"identifier_generation, agent_generation, void_time"
-	authRequestColumns = "id, browser_hash, params, pending_identity_id, pending_identifier, pending_amr, create_time, expire_time"
+	authRequestColumns = "id, browser_hash, params, pending_identity_id, pending_identifier, pending_amr, create_time, expire_time, login_session_hash"
 	sessionColumns     = "id_hash, identity_id, identifier, auth_time, amr, create_time, expire_time"
 	consentColumns     = "client_id, identity_id, scopes, claims, update_time"
 	grantColumns       = "id, code_hash, client_id, redirect_uri, identity_id, identifier, subject, scopes, claims, id_token_claims, " +
@@ -171,12 +171,12 @@ type authRequestRow struct {
 
 func (r *authRequestRow) dest() []any {
 	return []any{&r.r.ID, &r.r.BrowserHash, &r.params, &r.r.PendingIdentityID, &r.r.PendingIdentifier,
-		&r.pendingAMR, &r.createTime, &r.expireTime}
+		&r.pendingAMR, &r.createTime, &r.expireTime, &r.r.LoginSessionHash}
 }
 
 func (r *authRequestRow) request() (authority.AuthRequest, error) {
 	ar := r.r
-	ar.BrowserHash = unblob(ar.BrowserHash)
+	ar.BrowserHash, ar.LoginSessionHash = unblob(ar.BrowserHash), unblob(ar.LoginSessionHash)
 	ar.CreateTime, ar.ExpireTime = time.Time(r.createTime), time.Time(r.expireTime)
 	if err := json.Unmarshal([]byte(r.params), &ar.Params); err != nil {
 		return authority.AuthRequest{}, internal(fmt.Errorf("decoding parameters of authorization request %s: %w", ar.ID, err))
@@ -192,7 +192,7 @@ func authRequestArgs(rd reader, r authority.AuthRequest) ([]any, error) {
 		return nil, fmt.Errorf("gormstore: encoding parameters of authorization request %s: %w", r.ID, err)
 	}
 	return []any{r.ID, blob(r.BrowserHash), string(params), r.PendingIdentityID, r.PendingIdentifier,
-		encodeList(r.PendingAMR), rd.time(dbTime(r.CreateTime)), rd.time(dbTime(r.ExpireTime))}, nil
+		encodeList(r.PendingAMR), rd.time(dbTime(r.CreateTime)), rd.time(dbTime(r.ExpireTime)), blob(r.LoginSessionHash)}, nil
 }
 
 type sessionRow struct {

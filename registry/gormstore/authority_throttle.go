@@ -9,7 +9,7 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// Login throttles and known devices (migration 00009).
+// Login throttles and known devices (migration 00008).
 var (
 	// On PostgreSQL the budgets' rows are locked, so that concurrent attempts claim them one
 	// after the other; on SQLite writes never overlap.
