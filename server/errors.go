@@ -45,17 +45,24 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !errors.As(err, new(*registry.Error)) {
+	var re *registry.Error
+	isRegistry := errors.As(err, &re)
+	if _, ok := status.FromError(err); ok && !isRegistry {
 		return err
 	}
-	if errors.Is(err, context.Canceled) {
+	// When the call's deadline passed or the client cancelled it, what failed inside (a
+	// statement cancelled, a transaction already rolled back, a connection cut) followed
+	// from that: say so, rather than blame the registry or the database.
+	if ctxErr := ctx.Err(); ctxErr != nil && (!isRegistry || re.Kind == registry.KindInternal || re.Kind == registry.KindUnavailable) {
+		err, isRegistry = ctxErr, false
+	}
+	if !isRegistry && errors.Is(err, context.Canceled) {
 		return statusError(codes.Canceled, "CANCELLED", "the call was cancelled")
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if !isRegistry && errors.Is(err, context.DeadlineExceeded) {
 		return statusError(codes.DeadlineExceeded, "DEADLINE_EXCEEDED", "the call ran out of time")
 	}
-	var re *registry.Error
-	if !errors.As(err, &re) || re.Kind == registry.KindInternal {
+	if !isRegistry || re.Kind == registry.KindInternal {
 		log.ErrorContext(ctx, "internal error", "err", err)
 		return statusError(codes.Internal, "INTERNAL", "internal error; the operator has been told")
 	}
