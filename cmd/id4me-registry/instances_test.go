@@ -36,7 +36,7 @@ type instance struct {
 // startInstance runs `serve --dev` on dsn with extra flags and waits until it listens.
 func startInstance(t *testing.T, dsn string, flags ...string) *instance {
 	t.Helper()
-	args := append([]string{"serve", "--dev", "--db", dsn, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--agent-rate", "0"}, flags...)
+	args := append([]string{"serve", "--dev", "--db", dsn, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--agent-rate", "0"}, flags...)
 	cmd := exec.Command(binary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

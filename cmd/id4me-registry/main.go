@@ -44,7 +44,7 @@ func main() {
 const usage = `usage: id4me-registry <command> [flags]
 
 commands:
-  serve             run the registry (gRPC API, HTTP listener with /metrics)
+  serve             run the registry (gRPC API, HTTPS listener, operator's listener)
   migrate           apply the database migrations and exit
   admin bootstrap   create an operator credential and print its secret
   keys rotate       make new signing keys for the authority (--alg, --now)
