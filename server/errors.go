@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -38,6 +39,17 @@ func statusError(code codes.Code, reason, msg string) error {
 	return st.Err()
 }
 
+// callEnd returns why the call's context ended, or nil. gRPC ends a call at its deadline by
+// cancelling it, which may come before the deadline's own expiry: a cancellation at or after
+// the deadline is the deadline.
+func callEnd(ctx context.Context) error {
+	err := ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, context.Canceled) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
 // toStatus turns an error from the registry into a gRPC status error with an ErrorInfo. A
 // registry *Error keeps its message; anything else is logged and reported as INTERNAL
 // without its text, which may name internals.
@@ -53,7 +65,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	// When the call's deadline passed or the client cancelled it, what failed inside (a
 	// statement cancelled, a transaction already rolled back, a connection cut) followed
 	// from that: say so, rather than blame the registry or the database.
-	if ctxErr := ctx.Err(); ctxErr != nil && (!isRegistry || re.Kind == registry.KindInternal || re.Kind == registry.KindUnavailable) {
+	if ctxErr := callEnd(ctx); ctxErr != nil && (!isRegistry || re.Kind == registry.KindInternal || re.Kind == registry.KindUnavailable) {
 		err, isRegistry = ctxErr, false
 	}
 	if !isRegistry && errors.Is(err, context.Canceled) {

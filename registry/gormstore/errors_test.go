@@ -45,6 +45,7 @@ func TestDatabaseOutageErrorsAreUnavailable(t *testing.T) {
 		{"connection reset", fmt.Errorf("read: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), registry.KindUnavailable},
 		{"bad connection", driver.ErrBadConn, registry.KindUnavailable},
 		{"unexpected EOF", fmt.Errorf("receive message failed: %w", io.ErrUnexpectedEOF), registry.KindUnavailable},
+		{"caller's deadline", fmt.Errorf("timeout: %w", context.DeadlineExceeded), registry.KindUnavailable},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, registry.KindAlreadyExists},
 		{"syntax error", &pgconn.PgError{Code: "42601"}, registry.KindInternal},
 		{"statement timeout", &pgconn.PgError{Code: "57014"}, registry.KindInternal},
