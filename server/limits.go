@@ -65,15 +65,16 @@ const (
 // DefaultMaxInFlight returns the default bounds of calls in progress per class, for a
 // process that may run on GOMAXPROCS CPUs.
 //
-// Writes: 4 × GOMAXPROCS, the PostgreSQL pool's connections, so that an admitted write never
-// waits for one; on SQLite, whose single writer commits a registration's transaction in well
-// under a millisecond, the queue behind it stays a few milliseconds long. Reads: twice that;
-// they are cheaper and mostly CPU. DNS checks: 16 × GOMAXPROCS, as they mostly wait on the
-// network, but each ends in a write and holds sockets meanwhile. Watches: 1,000 streams, each
-// one read of the store per poll interval.
+// Reads, 4 × GOMAXPROCS: indexed reads, often answered from the caches, are CPU and a
+// connection for a moment; a few per core keep the cores busy, more only wait for them.
+// Writes, 2 × GOMAXPROCS: one transaction each; SQLite commits one at a time, so more would
+// only queue for its writer, and on PostgreSQL they leave most of the pool's 4 × GOMAXPROCS
+// connections to reads. DNS checks, 16 × GOMAXPROCS: they mostly wait for remote nameservers
+// (up to the DNS timeout) and cost little CPU, and a few unreachable nameservers must not
+// stop every check. Watches, 1,000 streams: each reads the store once per poll interval.
 func DefaultMaxInFlight() map[CallClass]int {
 	n := runtime.GOMAXPROCS(0)
-	return map[CallClass]int{ClassRead: 8 * n, ClassWrite: 4 * n, ClassDNS: 16 * n, ClassWatch: 1000}
+	return map[CallClass]int{ClassRead: 4 * n, ClassWrite: 2 * n, ClassDNS: 16 * n, ClassWatch: 1000}
 }
 
 // Default limits.

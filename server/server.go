@@ -121,23 +121,25 @@ func New(cfg Config) (*Server, error) {
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))*4),
 		grpc.MaxRecvMsgSize(1<<20),
 		grpc.ChainUnaryInterceptor(
+			// First: a shed call costs next to nothing, not even a log line (the shed are
+			// counted in id4me_grpc_shed_total); a log line per shed call would add to the
+			// overload it answers.
+			shed.unary,
 			withCallStateUnary,
 			grpcMetrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(slogLogger(cfg.Logger), logOpts...),
 			reasonUnary,
 			recovery.UnaryServerInterceptor(recoverOpt),
-			// Before authentication, which reads the store: a shed call costs next to nothing.
-			shed.unary,
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(authn.authenticate), secured),
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), secured),
 		),
 		grpc.ChainStreamInterceptor(
+			shed.stream,
 			withCallStateStream,
 			grpcMetrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(slogLogger(cfg.Logger), logOpts...),
 			reasonStream,
 			recovery.StreamServerInterceptor(recoverOpt),
-			shed.stream,
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authn.authenticate), secured),
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), secured),
 		),
