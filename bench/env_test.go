@@ -49,8 +49,8 @@ type registryEnv struct {
 }
 
 // newRegistryEnv starts a registry on the database at dsn (a SQLite path or a postgres://
-// DSN); tb's cleanup stops it.
-func newRegistryEnv(tb testing.TB, dsn string) *registryEnv {
+// DSN), with the server's configuration changed by configure if given; tb's cleanup stops it.
+func newRegistryEnv(tb testing.TB, dsn string, configure ...func(*server.Config)) *registryEnv {
 	tb.Helper()
 	ctx := context.Background()
 	e := &registryEnv{}
@@ -89,10 +89,14 @@ func newRegistryEnv(tb testing.TB, dsn string) *registryEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Service: e.svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), TLS: tlsCfg,
 		AllowPlaintextLoopback: true, AgentRate: rate.Inf, Prometheus: prom,
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -146,7 +150,17 @@ func (e *registryEnv) operatorToken(tb testing.TB) string {
 // its TXT record on both nameservers, ask the registry to verify it, register the identifier,
 // and remove the record again (lego's Present and CleanUp).
 func (e *registryEnv) register(a benchAgent, name string) error {
-	c, err := a.api.CreateChallenge(a.ctx, &registryv1.CreateChallengeRequest{Identifier: name, Purpose: registryv1.Purpose_PURPOSE_REGISTER})
+	return e.registerVia(a, name, func(rpc func(context.Context) error) error { return rpc(a.ctx) })
+}
+
+// registerVia runs one registration as register does, making each of its calls through call,
+// which runs rpc with a context that carries the agent's credential.
+func (e *registryEnv) registerVia(a benchAgent, name string, call func(rpc func(context.Context) error) error) error {
+	var c *registryv1.Challenge
+	err := call(func(ctx context.Context) (err error) {
+		c, err = a.api.CreateChallenge(ctx, &registryv1.CreateChallengeRequest{Identifier: name, Purpose: registryv1.Purpose_PURPOSE_REGISTER})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("CreateChallenge(%s): %w", name, err)
 	}
@@ -158,14 +172,22 @@ func (e *registryEnv) register(a benchAgent, name string) error {
 			ns.Remove(c.RecordName, dns.TypeTXT)
 		}
 	}()
-	v, err := a.api.VerifyChallenge(a.ctx, &registryv1.VerifyChallengeRequest{Id: c.Id})
+	var v *registryv1.Challenge
+	err = call(func(ctx context.Context) (err error) {
+		v, err = a.api.VerifyChallenge(ctx, &registryv1.VerifyChallengeRequest{Id: c.Id})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("VerifyChallenge(%s): %w", name, err)
 	}
 	if v.Status != registryv1.Challenge_STATUS_VALID {
 		return fmt.Errorf("VerifyChallenge(%s): status %v, problem %v", name, v.Status, v.Problem)
 	}
-	if _, err := a.api.RegisterIdentifier(a.ctx, &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id}); err != nil {
+	err = call(func(ctx context.Context) error {
+		_, err := a.api.RegisterIdentifier(ctx, &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("RegisterIdentifier(%s): %w", name, err)
 	}
 	return nil

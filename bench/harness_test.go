@@ -4,9 +4,11 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/server"
 )
 
 // The tests below run the benchmarks' machinery at a small scale, so that `go test ./...`
@@ -41,6 +43,22 @@ func TestRegistrationHarness(t *testing.T) {
 	var rows int64
 	if err := env.store.DB().Table("bench_scratch").Count(&rows).Error; err != nil || rows != 20 {
 		t.Errorf("scratch table has %d rows (%v), want 20", rows, err)
+	}
+}
+
+func TestOverloadHarness(t *testing.T) {
+	env := newRegistryEnv(t, filepath.Join(t.TempDir(), "registry.db"), func(c *server.Config) {
+		c.Limits.MaxInFlight = map[server.CallClass]int{server.ClassWrite: 1, server.ClassDNS: 1}
+	})
+	setup := overloadSetup{clients: 8, idleCalls: 5, loadFor: 200 * time.Millisecond, recoveryLimit: 10 * time.Second}
+	agents := env.newAgents(t, setup.clients+1)
+	var f overloadFigures
+	if err := overloadRoundRun(env, agents, setup, 0, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.idle) != 3*setup.idleCalls || f.registrations == 0 || len(f.loaded) < 3*f.registrations || len(f.recoveries) != 1 {
+		t.Fatalf("%d idle calls, %d registrations in %d admitted calls under load, recoveries %v",
+			len(f.idle), f.registrations, len(f.loaded), f.recoveries)
 	}
 }
 

@@ -353,7 +353,7 @@ func startBinary(tb testing.TB, bin, dbPath, logPath string) *binaryServer {
 	// No DNS check runs here; pinning a loopback nameserver keeps the binary from using the
 	// system's resolvers. The per-agent rate limit is off: the listing is timed, not throttled.
 	cmd := exec.Command(bin, "serve", "--dev", "--db", dbPath,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--dns-server", "127.0.0.1:53", "--agent-rate", "0")
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()

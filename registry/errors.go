@@ -29,7 +29,7 @@ const (
 	KindUnauthenticated
 	// KindResourceExhausted: a rate or size limit was hit.
 	KindResourceExhausted
-	// KindUnavailable: a dependency (DNS, database) did not answer in time.
+	// KindUnavailable: a dependency (DNS, database) is out of reach or did not answer in time.
 	KindUnavailable
 	// KindUnimplemented: the registry does not offer this (yet).
 	KindUnimplemented

@@ -368,6 +368,9 @@ func runJobs(ctx context.Context, cfg WorkerConfig, jobs []job) {
 				cfg.Observe(j.name, n, took, err)
 			}
 			switch {
+			case KindOf(err) == KindUnavailable:
+				// The store logs an outage once; a sweep per interval would repeat it.
+				cfg.Logger.Debug("background job failed", "job", j.name, "handled", n, "err", err)
 			case err != nil && !errors.Is(err, context.Canceled):
 				cfg.Logger.Error("background job failed", "job", j.name, "handled", n, "err", err)
 			case n > 0:

@@ -328,7 +328,7 @@ func TestMetricsAndLogs(t *testing.T) {
 	if _, err := e.registry.VerifyChallenge(a.ctx(), &registryv1.VerifyChallengeRequest{Id: c.Id}); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(e.http.URL + "/metrics")
+	resp, err := http.Get(e.ops.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

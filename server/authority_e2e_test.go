@@ -209,7 +209,7 @@ func TestAuthorityEndToEnd(t *testing.T) {
 			if again.Claims["sub"] != c["sub"] {
 				t.Fatalf("second login sub %v, first %v", again.Claims["sub"], c["sub"])
 			}
-			resp, err = http.Get(e.http.URL + "/metrics")
+			resp, err = http.Get(e.ops.URL + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -38,6 +39,17 @@ func statusError(code codes.Code, reason, msg string) error {
 	return st.Err()
 }
 
+// callEnd returns why the call's context ended, or nil. gRPC ends a call at its deadline by
+// cancelling it, which may come before the deadline's own expiry: a cancellation at or after
+// the deadline is the deadline.
+func callEnd(ctx context.Context) error {
+	err := ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, context.Canceled) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
 // toStatus turns an error from the registry into a gRPC status error with an ErrorInfo. A
 // registry *Error keeps its message; anything else is logged and reported as INTERNAL
 // without its text, which may name internals.
@@ -45,17 +57,24 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !errors.As(err, new(*registry.Error)) {
+	var re *registry.Error
+	isRegistry := errors.As(err, &re)
+	if _, ok := status.FromError(err); ok && !isRegistry {
 		return err
 	}
-	if errors.Is(err, context.Canceled) {
+	// When the call's deadline passed or the client cancelled it, what failed inside (a
+	// statement cancelled, a transaction already rolled back, a connection cut) followed
+	// from that: say so, rather than blame the registry or the database.
+	if ctxErr := callEnd(ctx); ctxErr != nil && (!isRegistry || re.Kind == registry.KindInternal || re.Kind == registry.KindUnavailable) {
+		err, isRegistry = ctxErr, false
+	}
+	if !isRegistry && errors.Is(err, context.Canceled) {
 		return statusError(codes.Canceled, "CANCELLED", "the call was cancelled")
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if !isRegistry && errors.Is(err, context.DeadlineExceeded) {
 		return statusError(codes.DeadlineExceeded, "DEADLINE_EXCEEDED", "the call ran out of time")
 	}
-	var re *registry.Error
-	if !errors.As(err, &re) || re.Kind == registry.KindInternal {
+	if !isRegistry || re.Kind == registry.KindInternal {
 		log.ErrorContext(ctx, "internal error", "err", err)
 		return statusError(codes.Internal, "INTERNAL", "internal error; the operator has been told")
 	}

@@ -60,18 +60,20 @@ func (c *clock) Advance(d time.Duration) {
 // env is a running registry: a gRPC server on a loopback listener, two authoritative
 // nameservers for example.test on loopback, and an operator credential.
 type env struct {
-	t        *testing.T
-	ns       []*devdns.Server
-	store    *gormstore.Store
-	svc      *registry.Service
-	srv      *server.Server
-	addr     string
-	conn     *grpc.ClientConn
-	admin    string
-	clock    *clock
-	logs     *syncBuffer
-	tlsCfg   *tls.Config
-	http     *httptest.Server
+	t      *testing.T
+	ns     []*devdns.Server
+	store  *gormstore.Store
+	svc    *registry.Service
+	srv    *server.Server
+	addr   string
+	conn   *grpc.ClientConn
+	admin  string
+	clock  *clock
+	logs   *syncBuffer
+	tlsCfg *tls.Config
+	http   *httptest.Server
+	// ops serves the operator's handler (/metrics, /readyz).
+	ops      *httptest.Server
 	registry registryv1.RegistryServiceClient
 	adminAPI registryv1.AdminServiceClient
 	resolver registryv1.ResolverServiceClient
@@ -101,6 +103,11 @@ type envOptions struct {
 	configureAuthority func(*authority.Config)
 	// configureKeys, if set, changes the configuration of the authority's signing keys.
 	configureKeys func(*authority.KeyConfig)
+	// limits is server.Config.Limits; without MaxInFlight no call is shed, as the tests of
+	// races start more calls at once than the default bounds admit.
+	limits server.Limits
+	// pprof is server.Config.Pprof.
+	pprof bool
 }
 
 // syncBuffer collects log output from many goroutines.
@@ -138,7 +145,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.dsn == nil {
 		opts.dsn = testdb.SQLite
 	}
-	store, err := gormstore.Open(ctx, opts.dsn(t))
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store, err := gormstore.Open(ctx, opts.dsn(t), gormstore.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +161,6 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The test identifiers are under example.test, a special-use name, as dev mode allows.
 	cfg := registry.Config{
 		Store: store, DNS: v, OpenID: v, AuthorityIssuer: "id.example.test",
@@ -176,6 +183,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.tlsCfg, err = server.ServerTLSConfig(cert, opts.clientCA)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.limits.MaxInFlight == nil {
+		opts.limits.MaxInFlight = map[server.CallClass]int{server.ClassRead: -1, server.ClassWrite: -1, server.ClassDNS: -1, server.ClassWatch: -1}
 	}
 	if opts.agentRate == 0 {
 		opts.agentRate = rate.Inf
@@ -218,6 +228,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		Service: e.svc, Logger: log, TLS: e.tlsCfg, AllowPlaintextLoopback: !opts.noPlain,
 		AgentRate: opts.agentRate, AgentBurst: opts.agentBurst, Prometheus: prom,
 		EventPollInterval: opts.eventPollInterval, Authority: authHandler,
+		Limits: opts.limits, Ready: store.Ping, Pprof: opts.pprof,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +249,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	})
 	e.http = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.http.Close)
+	e.ops = httptest.NewServer(e.srv.AdminHandler())
+	t.Cleanup(e.ops.Close)
 	e.conn, err = grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

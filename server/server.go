@@ -1,7 +1,8 @@
 // Package server puts the registry on the network: the gRPC services (RegistryService,
 // AdminService, ResolverService) with their interceptors (authentication, authorisation,
-// panic recovery, logging, metrics, per-agent rate limits), health and reflection, and the
-// HTTP listener with /metrics.
+// panic recovery, logging, metrics, per-agent rate limits, load shedding), health and
+// reflection, the public HTTPS listener (the identity authority, /healthz), and the
+// operator's HTTP listener (/metrics, /readyz, pprof).
 package server
 
 import (
@@ -23,7 +24,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -53,8 +53,15 @@ type Config struct {
 	// again. Default 1s.
 	EventPollInterval time.Duration
 	// Authority is the embedded Identity Authority's handler, served at the root of the
-	// HTTPS listener beside /metrics and /healthz; nil serves only those.
+	// HTTPS listener beside /healthz; nil serves only that.
 	Authority http.Handler
+	// Limits bounds connections, streams and calls in progress; zero fields take defaults.
+	Limits Limits
+	// Ready tells whether this instance can serve calls (its database answers), for /readyz;
+	// it is given a context with a short deadline. nil: always ready.
+	Ready func(context.Context) error
+	// Pprof serves net/http/pprof under /debug/pprof/ on the operator's handler.
+	Pprof bool
 }
 
 // NewPrometheusRegistry returns a metrics registry with the Go runtime and process collectors.
@@ -70,6 +77,8 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
+	admin  *http.Server
+	conns  *connLimit
 	// stopping is closed by Shutdown, which ends the open event streams: they would
 	// otherwise keep a graceful stop waiting until its deadline.
 	stopping     chan struct{}
@@ -93,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.EventPollInterval <= 0 {
 		cfg.EventPollInterval = time.Second
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	stopping := make(chan struct{})
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	cfg.Prometheus.MustRegister(grpcMetrics)
@@ -102,14 +112,19 @@ func New(cfg Config) (*Server, error) {
 	limiter := newAgentLimiter(cfg.AgentRate, cfg.AgentBurst)
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(actorFields)}
 	recoverOpt := recovery.WithRecoveryHandlerContext(recoverPanic(cfg.Logger))
+	shed := newShedder(cfg.Limits.MaxInFlight, cfg.Prometheus)
 
-	g := grpc.NewServer(
+	g := grpc.NewServer(append(cfg.Limits.grpcOptions(),
 		grpc.Creds(newTransportCredentials(cfg.TLS, cfg.AllowPlaintextLoopback)),
 		grpc.ConnectionTimeout(10*time.Second),
 		// Reused handler goroutines keep their grown stacks: the store's calls run deep.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))*4),
 		grpc.MaxRecvMsgSize(1<<20),
 		grpc.ChainUnaryInterceptor(
+			// First: a shed call costs next to nothing, not even a log line (the shed are
+			// counted in id4me_grpc_shed_total); a log line per shed call would add to the
+			// overload it answers.
+			shed.unary,
 			withCallStateUnary,
 			grpcMetrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(slogLogger(cfg.Logger), logOpts...),
@@ -119,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), secured),
 		),
 		grpc.ChainStreamInterceptor(
+			shed.stream,
 			withCallStateStream,
 			grpcMetrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(slogLogger(cfg.Logger), logOpts...),
@@ -127,9 +143,10 @@ func New(cfg Config) (*Server, error) {
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(authn.authenticate), secured),
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), secured),
 		),
-	)
+	)...)
 	registryv1.RegisterRegistryServiceServer(g, &registryService{
 		svc: cfg.Service, log: cfg.Logger, pollInterval: cfg.EventPollInterval, reauth: authn.identify, stopping: stopping,
+		watches: newWatchCounter(cfg.Limits.MaxWatchesPerAgent),
 	})
 	registryv1.RegisterAdminServiceServer(g, &adminService{svc: cfg.Service, log: cfg.Logger})
 	registryv1.RegisterResolverServiceServer(g, &resolverService{svc: cfg.Service, log: cfg.Logger})
@@ -142,7 +159,6 @@ func New(cfg Config) (*Server, error) {
 	grpcMetrics.InitializeMetrics(g)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Prometheus, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -163,15 +179,24 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: httpsMaxStreams},
 	}
-	return &Server{cfg: cfg, grpc: g, health: hs, http: hsrv, stopping: stopping}, nil
+	s := &Server{cfg: cfg, grpc: g, health: hs, http: hsrv, stopping: stopping,
+		conns: newConnLimit(cfg.Limits.MaxConns, cfg.Logger, cfg.Prometheus)}
+	s.admin = s.newAdminServer()
+	return s, nil
 }
 
-// Handler returns the HTTP handler (/metrics, /healthz, the authority).
+// httpsMaxStreams bounds the concurrent requests of one HTTP/2 connection to the HTTPS
+// listener: a browser or relying party needs a handful.
+const httpsMaxStreams = 100
+
+// Handler returns the public HTTP handler (/healthz, the authority).
 func (s *Server) Handler() http.Handler { return s.http.Handler }
 
-// ServeGRPC serves gRPC on l until Shutdown.
-func (s *Server) ServeGRPC(l net.Listener) error { return s.grpc.Serve(l) }
+// ServeGRPC serves gRPC on l until Shutdown; the connections of l count against
+// Limits.MaxConns.
+func (s *Server) ServeGRPC(l net.Listener) error { return s.grpc.Serve(s.conns.listener(l)) }
 
 // ServeHTTPS serves the HTTP handler over TLS on l until Shutdown.
 func (s *Server) ServeHTTPS(l net.Listener) error {
@@ -203,4 +228,6 @@ func (s *Server) Shutdown(ctx context.Context) {
 		<-done
 	}
 	<-httpErr
+	// Last, so that /readyz says "stopping" and /metrics can be read while calls finish.
+	s.admin.Close()
 }

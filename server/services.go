@@ -24,6 +24,8 @@ type registryService struct {
 	reauth func(context.Context) (registry.Actor, error)
 	// stopping is closed when the server shuts down; open event streams then end.
 	stopping <-chan struct{}
+	// watches caps each agent's open event streams.
+	watches *watchCounter
 }
 
 func (s *registryService) CreateChallenge(ctx context.Context, req *registryv1.CreateChallengeRequest) (*registryv1.Challenge, error) {
@@ -226,6 +228,11 @@ const watchBatch = 500
 func (s *registryService) WatchEvents(req *registryv1.WatchEventsRequest, stream grpc.ServerStreamingServer[registryv1.Event]) error {
 	ctx := stream.Context()
 	actor := ActorFrom(ctx)
+	release, err := s.watches.acquire(actor.ID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	after := req.GetAfterId() // the registry refuses a negative one on the first read
 	if after == 0 {
 		// From the oldest unacknowledged event on; from then on every event, acknowledged

@@ -37,7 +37,7 @@ type instance struct {
 // startInstance runs `serve --dev` on dsn with extra flags and waits until it listens.
 func startInstance(t *testing.T, dsn string, flags ...string) *instance {
 	t.Helper()
-	args := append([]string{"serve", "--dev", "--db", dsn, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--agent-rate", "0"}, flags...)
+	args := append([]string{"serve", "--dev", "--db", dsn, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--agent-rate", "0"}, flags...)
 	cmd := exec.Command(binary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -52,7 +52,7 @@ func startInstance(t *testing.T, dsn string, flags ...string) *instance {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	addrLine := regexp.MustCompile(`^gRPC on (\S+), HTTPS on (\S+)`)
+	addrLine := regexp.MustCompile(`^gRPC on ([^\s,]+), HTTPS on ([^\s,]+)`)
 	sc := bufio.NewScanner(stdout)
 	for in.addr == "" && sc.Scan() {
 		if m := addrLine.FindStringSubmatch(sc.Text()); m != nil {

@@ -107,7 +107,7 @@ func TestKeysCommand(t *testing.T) {
 // what it printed and how it ended.
 func startServe(t *testing.T, env []string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(binary, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

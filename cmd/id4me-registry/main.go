@@ -49,7 +49,7 @@ func main() {
 const usage = `usage: id4me-registry <command> [flags]
 
 commands:
-  serve             run the registry (gRPC API, HTTP listener with /metrics)
+  serve             run the registry (gRPC API, HTTPS listener, operator's listener)
   migrate           apply the database migrations and exit
   admin bootstrap   create an operator credential in the database and print its secret
   admin operators   create, list and revoke operator credentials over the AdminService

@@ -96,6 +96,7 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--registration-rate", "5/day"}, {"serve", "--registration-rate", "-1/s"},
 		{"serve", "--client-secret-ttl", "-1h"}, {"serve", "--op-policy-uri", "http://id.example/privacy"},
 		{"serve", "--service-documentation", "docs"},
+		{"serve", "--dev", "--admin-addr", "0.0.0.0:0"}, {"serve", "--grpc-max-conns", "0"}, {"serve", "--max-inflight-dns", "0"},
 	} {
 		if _, stderr, err := cli(t, nil, args...); err == nil || stderr == "" {
 			t.Errorf("%v: err %v, stderr %q; want a failure that says why", args, err, stderr)
@@ -120,7 +121,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestServeDevAndGracefulStop(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "r.db")
-	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--http-addr", "127.0.0.1:0", "--sweep-interval", "20ms")
+	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--sweep-interval", "20ms")
 	cmd.Env = append(os.Environ(), "ID4ME_GRPC_ADDR=127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -133,8 +134,8 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
 
-	var token, grpcAddr, httpAddr string
-	addrLine := regexp.MustCompile(`^gRPC on (\S+), HTTPS on (\S+)`)
+	var token, grpcAddr, adminAddr string
+	addrLine := regexp.MustCompile(`^gRPC on (\S+), HTTPS on \S+, operator HTTP on (\S+) `)
 	sc := bufio.NewScanner(stdout)
 	for grpcAddr == "" && sc.Scan() {
 		line := sc.Text()
@@ -142,7 +143,7 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 			token = v
 		}
 		if m := addrLine.FindStringSubmatch(line); m != nil {
-			grpcAddr, httpAddr = m[1], m[2]
+			grpcAddr, adminAddr = m[1], m[2]
 		}
 	}
 	if !bearerPattern.MatchString(token) || grpcAddr == "" {
@@ -174,11 +175,10 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 		t.Fatalf("ListAgents over TLS with the printed credential: %v", err)
 	}
 
-	// The background sweeps run (every 20ms here) and are counted.
-	metricsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	// The background sweeps run (every 20ms here) and are counted on the operator's listener.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := metricsClient.Get("https://" + httpAddr + "/metrics")
+		resp, err := http.Get("http://" + adminAddr + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 // runBriefly starts serve --dev on db, waits until it listens, and stops it.
 func runBriefly(t *testing.T, db string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -20,6 +20,7 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/registry"
+	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/server"
 )
 
@@ -70,6 +71,7 @@ type serveFlags struct {
 	clientSecretTTL           time.Duration
 	opPolicyURI, opTOSURI     string
 	serviceDocumentation      string
+	limits                    *limitFlags
 }
 
 func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -77,7 +79,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9443", "gRPC listen address")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address: the identity authority, /metrics, /healthz")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address: the identity authority, /healthz")
 	fs.StringVar(&f.db, "db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain (PEM); without it a self-signed certificate is made")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
@@ -131,6 +133,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", 10*time.Second, "time between two rounds of background sweeps (due transfers, purges, _openid checks, expired challenges, old events and request outcomes)")
 	fs.BoolVar(&f.worker, "worker", true, "run the background sweeps in this instance; any number of instances sharing a database may run them")
 	fs.DurationVar(&f.eventPollInterval, "event-poll-interval", time.Second, "how often an open WatchEvents stream looks for events written by other instances, and checks its caller's credential again")
+	f.limits = addLimitFlags(fs)
 	return fs, f
 }
 
@@ -171,7 +174,7 @@ func (f *serveFlags) check() error {
 			return fmt.Errorf("--%s must be positive, got %v", d.name, d.value)
 		}
 	}
-	return nil
+	return f.limits.check()
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -190,7 +193,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if f.dev && !(isLoopbackListen(f.grpcAddr) && isLoopbackListen(f.httpAddr)) {
+	if f.dev && !(isLoopbackListen(f.grpcAddr) && isLoopbackListen(f.httpAddr) && isLoopbackListen(f.limits.adminAddr)) {
 		return errors.New("--dev listens on loopback addresses only; drop --dev to listen elsewhere")
 	}
 
@@ -202,7 +205,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("no --key-encryption-key-file: the authority's private signing keys are stored unsealed, and a copy of the database can sign tokens")
 	}
 
-	store, err := openStore(ctx, f.db, true)
+	store, err := openStore(ctx, f.db, true, gormstore.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -242,6 +245,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	defer hl.Close()
+	al, err := net.Listen("tcp", f.limits.adminAddr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	defer al.Close()
 
 	issuer := issuerURL(f.authorityIssuer, hl.Addr().String())
 	keys, err := authority.NewKeySet(ctx, store.Authority(), authority.KeyConfig{
@@ -272,7 +280,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv, err := server.New(server.Config{
 		Service: svc, Logger: log, TLS: tlsCfg, AllowPlaintextLoopback: f.dev,
 		AgentRate: limit, AgentBurst: f.agentBurst, Prometheus: prom, EventPollInterval: f.eventPollInterval,
-		Authority: auth.Handler(),
+		Authority: auth.Handler(), Limits: f.limits.limits(), Ready: store.Ping, Pprof: f.limits.pprof,
 	})
 	if err != nil {
 		return err
@@ -284,8 +292,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "issuer", issuer, "db", redactDSN(f.db), "dev", f.dev, "worker", f.worker, "version", versionString())
-	fmt.Fprintf(stdout, "gRPC on %s, HTTPS on %s (metrics: https://%s/metrics)\nIdentity authority: %s\n", gl.Addr(), hl.Addr(), hl.Addr(), issuer)
+	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "admin", al.Addr().String(), "issuer", issuer, "db", redactDSN(f.db), "dev", f.dev, "worker", f.worker, "version", versionString())
+	fmt.Fprintf(stdout, "gRPC on %s, HTTPS on %s, operator HTTP on %s (metrics: http://%[3]s/metrics)\nIdentity authority: %s\n", gl.Addr(), hl.Addr(), al.Addr(), issuer)
 
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
@@ -304,9 +312,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		auth.Run(workerCtx, f.sweepInterval)
 	}()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.ServeGRPC(gl) }()
 	go func() { errc <- srv.ServeHTTPS(hl) }()
+	go func() { errc <- srv.ServeAdmin(al) }()
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: finishing calls in flight", "timeout", f.shutdownTimeout)

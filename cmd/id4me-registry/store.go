@@ -8,8 +8,7 @@ import (
 )
 
 // openStore opens the database at dsn, applying pending migrations when migrate is set.
-func openStore(ctx context.Context, dsn string, migrate bool) (*gormstore.Store, error) {
-	var opts []gormstore.Option
+func openStore(ctx context.Context, dsn string, migrate bool, opts ...gormstore.Option) (*gormstore.Store, error) {
 	if !migrate {
 		opts = append(opts, gormstore.WithoutMigrations())
 	}

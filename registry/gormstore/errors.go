@@ -2,7 +2,11 @@ package gormstore
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,6 +29,14 @@ const (
 	pgForeignKeyViolation  = "23503"
 	pgSerializationFailure = "40001"
 	pgDeadlockDetected     = "40P01"
+	// The server is going away or not there yet: an administrator's or a crash shutdown, a
+	// server starting up or shutting down, or one out of connection slots.
+	pgAdminShutdown      = "57P01"
+	pgCrashShutdown      = "57P02"
+	pgCannotConnectNow   = "57P03"
+	pgTooManyConnections = "53300"
+	// pgConnectionException is the class of the connection's own failures (08000, 08006, …).
+	pgConnectionException = "08"
 )
 
 // Reasons of the errors the store returns besides the *_NOT_FOUND ones.
@@ -60,6 +72,8 @@ func dbError(err error) error {
 		e = registry.Errorf(registry.KindAborted, reasonConcurrentUpdate, "transaction lost to a concurrent one")
 	case isForeignKey(err):
 		e = registry.Errorf(registry.KindFailedPrecondition, reasonReferenceNotFound, "a referenced object does not exist")
+	case unavailable(err):
+		e = registry.Errorf(registry.KindUnavailable, reasonUnavailable, "the database is unreachable; try again shortly")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		e = registry.Errorf(registry.KindUnavailable, reasonUnavailable, "database did not answer in time")
 	default:
@@ -125,6 +139,34 @@ func retryable(err error) bool {
 		return se.Code()&0xff == sqliteBusy
 	}
 	return false
+}
+
+// unavailable reports whether err says the database is out of reach rather than that the
+// statement is wrong: the connection could not be made or broke (refused, reset, timed out,
+// closed), or the server refuses work because it is shutting down or starting up. Running
+// the call again later, against the same or a recovered server, may succeed.
+func unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case pgAdminShutdown, pgCrashShutdown, pgCannotConnectNow, pgTooManyConnections:
+			return true
+		}
+		return strings.HasPrefix(pe.Code, pgConnectionException)
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	// The caller's deadline or cancellation, which context.DeadlineExceeded, a net.Error
+	// itself, would otherwise pass for a network failure.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func notFound(reason, format string, args ...any) error {

@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"strings"
@@ -59,6 +60,7 @@ type Option func(*config)
 type config struct {
 	migrate      bool
 	maxOpenConns int
+	logger       *slog.Logger
 }
 
 // WithoutMigrations makes Open leave the schema alone, for the CLI's migrate command, which
@@ -69,15 +71,20 @@ func WithoutMigrations() Option { return func(c *config) { c.migrate = false } }
 // max(4, GOMAXPROCS) on SQLite and 4 × GOMAXPROCS on PostgreSQL.
 func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = n } }
 
+// WithLogger is where a PostgreSQL store logs that its database became unreachable, and
+// reachable again: once each per outage. Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
 // Open opens the store at dsn and brings its schema up to date.
 //
 // A dsn beginning with postgres:// or postgresql:// is a PostgreSQL URL (pgx syntax, e.g.
-// with sslmode and search_path parameters). Anything else is SQLite: a file path or a file:
+// with sslmode and search_path parameters); without a connect_timeout in the DSN a connection
+// attempt gives up after 2 s. Anything else is SQLite: a file path or a file:
 // URI, to which Open adds WAL journaling, synchronous=NORMAL, a busy timeout, foreign keys
 // and immediate write transactions (pragmas given in the DSN take precedence). ":memory:"
 // opens a database private to this Store that lives as long as it.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	cfg := config{migrate: true}
+	cfg := config{migrate: true, logger: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -96,7 +103,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		if perr != nil {
 			return nil, fmt.Errorf("gormstore: PostgreSQL DSN: %w", perr)
 		}
-		s.sqlDB = stdlib.OpenDB(*pgcfg)
+		if pgcfg.ConnectTimeout == 0 {
+			pgcfg.ConnectTimeout = defaultConnectTimeout
+		}
+		s.sqlDB = sql.OpenDB(watchedConnector{stdlib.GetConnector(*pgcfg), &reachability{log: cfg.logger}})
 		n := cmpOr(cfg.maxOpenConns, 4*runtime.GOMAXPROCS(0))
 		s.sqlDB.SetMaxOpenConns(n)
 		s.sqlDB.SetMaxIdleConns(n)
@@ -158,6 +168,11 @@ func (s *Store) Dialect() migrations.Dialect { return s.dialect }
 
 // DB returns the store's gorm handle, for benchmarks and operator tooling.
 func (s *Store) DB() *gorm.DB { return s.db }
+
+// Ping checks that the database answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	return dbError(s.sqlDB.PingContext(ctx))
+}
 
 // Migrate applies pending migrations, as Open does unless told WithoutMigrations.
 func (s *Store) Migrate(ctx context.Context) error {
