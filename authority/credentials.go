@@ -40,10 +40,15 @@ func (a *Authority) IssueCredentialLink(ctx context.Context, req registry.Creden
 		AgentID: req.AgentID, IdentifierGeneration: req.IdentifierGeneration, AgentGeneration: req.AgentGeneration,
 		CreateTime: now, ExpireTime: now.Add(a.cfg.CredentialLinkTTL),
 	}
-	if err := a.store.CreateCredentialLink(ctx, l); err != nil {
+	link := registry.CredentialLink{URL: a.issuer + pathCredential + tok, ExpireTime: l.ExpireTime, Purpose: req.Purpose, Identifier: req.Identifier}
+	var within func(context.Context, registry.Tx) error
+	if req.Record != nil {
+		within = func(ctx context.Context, tx registry.Tx) error { return req.Record(ctx, tx, link) }
+	}
+	if err := a.store.CreateCredentialLink(ctx, l, within); err != nil {
 		return registry.CredentialLink{}, err
 	}
-	return registry.CredentialLink{URL: a.issuer + pathCredential + tok, ExpireTime: l.ExpireTime, Purpose: req.Purpose, Identifier: req.Identifier}, nil
+	return link, nil
 }
 
 // credentialForm is what the credential pages show.

@@ -95,8 +95,11 @@ type Store interface {
 	// CreateCredentialLink stores a new credential link and, in the same transaction, voids
 	// every other link of its identity that is neither used nor void (VoidTime
 	// l.CreateTime): the newest link is the only one that works. Links of one identity made
-	// at the same time leave one of them working.
-	CreateCredentialLink(ctx context.Context, l CredentialLink) error
+	// at the same time leave one of them working. within, when it is not nil, runs in that
+	// transaction too, with the registry's side of it (the store shares the registry's
+	// database): an error of within is returned as it is, storing nothing. within may be
+	// called again when the transaction is.
+	CreateCredentialLink(ctx context.Context, l CredentialLink, within func(ctx context.Context, tx registry.Tx) error) error
 	// GetCredentialLink returns a link by the hash of its token, used, void or not.
 	GetCredentialLink(ctx context.Context, tokenHash []byte) (CredentialLink, error)
 	// SetCredentialLinkPending keeps a password hash and TOTP secret chosen on a link that

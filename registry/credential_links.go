@@ -26,6 +26,10 @@ type CredentialLinkRequest struct {
 	// CredentialLinkBinding is the state the link is made in (its AgentID the sponsoring
 	// agent, which asked for it): the link works only while the registry still holds it.
 	CredentialLinkBinding
+	// Record, when it is not nil, is given the link as made, in the transaction that stores
+	// it, to write the registry's record of it (the journal): both are committed, or
+	// neither. It may be called again when the transaction is.
+	Record func(ctx context.Context, tx Tx, link CredentialLink) error
 }
 
 // CredentialLinkBinding is the state of the registry a credential link is bound to: the
@@ -49,7 +53,7 @@ func linkBinding(i Identifier, a Agent) (CredentialLinkBinding, error) {
 	case i.Has(StatusServerHold):
 		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "IDENTIFIER_ON_HOLD", "identifier %s is on hold; its holder cannot log in", i.Name)
 	case a.State != AgentActive:
-		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
+		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "SPONSOR_SUSPENDED", "agent %s, which sponsors identifier %s, is suspended", a.ID, i.Name)
 	}
 	return CredentialLinkBinding{AgentID: a.ID, IdentifierGeneration: i.LinkGeneration, AgentGeneration: a.LinkGeneration}, nil
 }
@@ -149,14 +153,13 @@ func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identif
 	if err != nil {
 		return CredentialLink{}, err
 	}
-	link, err := issuer.IssueCredentialLink(ctx, CredentialLinkRequest{IdentityID: i.IdentityID, Identifier: i.Name, Purpose: purpose, CredentialLinkBinding: binding})
-	if err != nil {
-		return CredentialLink{}, fmt.Errorf("credential link: %w", err)
-	}
 	now := s.now()
-	err = s.store.Tx(ctx, func(tx Tx) error {
-		return s.journal(ctx, tx, now, actor, "credential_link.create", "identifier", i.Name, nil,
-			credentialLinkView{Purpose: purpose, IdentityID: i.IdentityID, ExpireTime: link.ExpireTime})
+	link, err := issuer.IssueCredentialLink(ctx, CredentialLinkRequest{
+		IdentityID: i.IdentityID, Identifier: i.Name, Purpose: purpose, CredentialLinkBinding: binding,
+		Record: func(ctx context.Context, tx Tx, link CredentialLink) error {
+			return s.journal(ctx, tx, now, actor, "credential_link.create", "identifier", i.Name, nil,
+				credentialLinkView{Purpose: purpose, IdentityID: i.IdentityID, ExpireTime: link.ExpireTime})
+		},
 	})
 	if err != nil {
 		return CredentialLink{}, fmt.Errorf("credential link: %w", err)

@@ -17,7 +17,10 @@ func (s *Service) CreateOperatorCredential(ctx context.Context, actor Actor, des
 	return s.createCredential(ctx, actor, OperatorPrefix, "", description)
 }
 
-// ListOperatorCredentials returns every operator credential, revoked ones too, oldest first.
+// ListOperatorCredentials returns every credential of no agent, revoked ones too, oldest
+// first: the operator credentials, and any agent token made without an agent before
+// CreateAgentToken refused that (it authenticates nobody, and is listed so that it can be
+// revoked).
 func (s *Service) ListOperatorCredentials(ctx context.Context) ([]Credential, error) {
 	return s.store.ListCredentials(ctx, "")
 }
@@ -25,7 +28,13 @@ func (s *Service) ListOperatorCredentials(ctx context.Context) ([]Credential, er
 // CountOperators returns how many operator credentials exist, revoked ones included.
 func (s *Service) CountOperators(ctx context.Context) (int, error) {
 	creds, err := s.store.ListCredentials(ctx, "")
-	return len(creds), err
+	n := 0
+	for _, c := range creds {
+		if strings.HasPrefix(c.ID, OperatorPrefix) {
+			n++
+		}
+	}
+	return n, err
 }
 
 // RevokeOperatorCredential revokes an operator credential; revoking a revoked one is a

@@ -51,7 +51,7 @@ var lenientLookup = idna.New(idna.MapForLookup(), idna.StrictDomainName(false))
 
 // Name is a canonical identifier: a domain name ("alice.example"), or an e-mail-form
 // identifier ("alice@example"), which relying parties look up as the DNS name
-// "<h>.example" (see EmailDNSName).
+// "<h>.example" (see DNSName).
 type Name struct {
 	// ASCII is the canonical form, the key everywhere: the lowercase A-label form of a domain,
 	// without trailing dot; for an e-mail-form identifier, the local part as typed, "@" and

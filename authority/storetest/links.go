@@ -21,7 +21,7 @@ func testCredentialLinkVoiding(t *testing.T, s authority.Store) {
 	bobs := newLink("bobs", bob, t0)
 	used := newLink("used", alice, t0)
 	for _, l := range []authority.CredentialLink{older, bobs, used} {
-		must(t, s.CreateCredentialLink(ctx, l))
+		must(t, s.CreateCredentialLink(ctx, l, nil))
 	}
 	// used voided older when it was made.
 	older.VoidTime = used.CreateTime
@@ -31,7 +31,7 @@ func testCredentialLinkVoiding(t *testing.T, s authority.Store) {
 	used.UseTime = t0.Add(time.Minute)
 
 	newer := newLink("newer", alice, t0.Add(time.Hour))
-	must(t, s.CreateCredentialLink(ctx, newer))
+	must(t, s.CreateCredentialLink(ctx, newer, nil))
 	// A used link stays as it was, a void one keeps its void time, another identity's link
 	// is left alone.
 	wantLink(t, s, used)
@@ -45,7 +45,7 @@ func testCredentialLinkVoiding(t *testing.T, s authority.Store) {
 	wantCredential(t, s, newCredential(alice))
 
 	// A link made again under a taken token changes nothing: the others are not voided.
-	wantErr(t, "CreateCredentialLink of a taken token", s.CreateCredentialLink(ctx, newLink("newer", alice, t0.Add(2*time.Hour))), authority.ErrConflict)
+	wantErr(t, "CreateCredentialLink of a taken token", s.CreateCredentialLink(ctx, newLink("newer", alice, t0.Add(2*time.Hour)), nil), authority.ErrConflict)
 	wantLink(t, s, newer)
 }
 
@@ -97,7 +97,7 @@ func testRedeemEndsOldCredentials(t *testing.T, s authority.Store) {
 
 	reset := newLink("reset", alice, t0.Add(time.Hour))
 	reset.Purpose = "reset"
-	must(t, s.CreateCredentialLink(ctx, reset))
+	must(t, s.CreateCredentialLink(ctx, reset, nil))
 	when := t0.Add(90 * time.Minute)
 	fresh := newCredential(alice)
 	fresh.PasswordHash, fresh.TOTPSecret, fresh.UpdateTime = "$argon2id$fresh", "", when
@@ -154,7 +154,7 @@ func testRedeemCredentialLinkCheck(t *testing.T, s authority.Store) {
 	sess := newSession("alice", alice)
 	must(t, s.CreateSession(ctx, sess))
 	l := newLink("reset", alice, t0.Add(time.Hour))
-	must(t, s.CreateCredentialLink(ctx, l))
+	must(t, s.CreateCredentialLink(ctx, l, nil))
 	fresh := newCredential(alice)
 	fresh.PasswordHash = "$argon2id$fresh"
 	when := t0.Add(90 * time.Minute)
@@ -194,7 +194,7 @@ func testRedeemCredentialLinkCheck(t *testing.T, s authority.Store) {
 func testConcurrentCredentialLinks(t *testing.T, s authority.Store) {
 	ctx := t.Context()
 	errs := concurrently(racers, func(i int) error {
-		return s.CreateCredentialLink(ctx, newLink(fmt.Sprintf("link%d", i), alice, t0.Add(time.Duration(i)*time.Second)))
+		return s.CreateCredentialLink(ctx, newLink(fmt.Sprintf("link%d", i), alice, t0.Add(time.Duration(i)*time.Second)), nil)
 	})
 	live := -1
 	for i, err := range errs {
@@ -213,4 +213,33 @@ func testConcurrentCredentialLinks(t *testing.T, s authority.Store) {
 	}
 	// Within every link's hour.
 	must(t, s.RedeemCredentialLink(ctx, hash(fmt.Sprintf("link%d", live)), t0.Add(30*time.Minute), newCredential(alice), nil))
+}
+
+// testCreateCredentialLinkWithin: what runs with a new link runs in its transaction, with the
+// registry's side of it; when it fails, the link is not stored and the older one stays good.
+func testCreateCredentialLinkWithin(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	older := newLink("older", alice, t0)
+	must(t, s.CreateCredentialLink(ctx, older, nil))
+
+	failed := errors.New("the journal could not be written")
+	l := newLink("newer", alice, t0.Add(time.Hour))
+	err := s.CreateCredentialLink(ctx, l, func(context.Context, registry.Tx) error { return failed })
+	wantErr(t, "CreateCredentialLink whose within fails", err, failed)
+	_, err = s.GetCredentialLink(ctx, l.TokenHash)
+	wantErr(t, "GetCredentialLink of a link whose within failed", err, authority.ErrNotFound)
+	wantLink(t, s, older)
+
+	var seen registry.Identity
+	must(t, s.CreateCredentialLink(ctx, l, func(ctx context.Context, tx registry.Tx) error {
+		var err error
+		seen, err = tx.GetIdentity(ctx, alice)
+		return err
+	}))
+	if seen.ID != alice {
+		t.Fatalf("within read identity %+v through its transaction, want %s", seen, alice)
+	}
+	wantLink(t, s, l)
+	older.VoidTime = l.CreateTime
+	wantLink(t, s, older)
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"LoginThrottles", testLoginThrottles},
 		{"KnownDevices", testKnownDevices},
 		{"CredentialLinkVoiding", testCredentialLinkVoiding},
+		{"CreateCredentialLinkWithin", testCreateCredentialLinkWithin},
 		{"RedeemEndsOldCredentials", testRedeemEndsOldCredentials},
 		{"RedeemCredentialLinkCheck", testRedeemCredentialLinkCheck},
 		{"TOTPSteps", testTOTPSteps},
@@ -509,7 +510,7 @@ func testUseInitialAccessToken(t *testing.T, s authority.Store) {
 func setCredentials(t *testing.T, s authority.Store, c authority.HolderCredential, at time.Time) {
 	t.Helper()
 	l := newLink("setup of "+c.IdentityID+at.String(), c.IdentityID, at)
-	must(t, s.CreateCredentialLink(t.Context(), l))
+	must(t, s.CreateCredentialLink(t.Context(), l, nil))
 	must(t, s.RedeemCredentialLink(t.Context(), l.TokenHash, at, c, nil))
 }
 
@@ -567,10 +568,10 @@ func testCredentialLinks(t *testing.T, s authority.Store) {
 	wantErr(t, "GetCredentialLink of a missing link", err, authority.ErrNotFound)
 
 	l := newLink("link1", alice, t0)
-	must(t, s.CreateCredentialLink(ctx, l))
+	must(t, s.CreateCredentialLink(ctx, l, nil))
 	wantLink(t, s, l)
 	dup := newLink("link1", bob, t0)
-	wantErr(t, "CreateCredentialLink of a taken token", s.CreateCredentialLink(ctx, dup), authority.ErrConflict)
+	wantErr(t, "CreateCredentialLink of a taken token", s.CreateCredentialLink(ctx, dup, nil), authority.ErrConflict)
 	wantLink(t, s, l)
 
 	must(t, s.SetCredentialLinkPending(ctx, l.TokenHash, "$argon2id$pending", "PENDINGSECRET"))
@@ -598,7 +599,7 @@ func testCredentialLinks(t *testing.T, s authority.Store) {
 
 	// A link has expired at its expire time: it is refused, and stays unused.
 	exp := newLink("link2", alice, t0)
-	must(t, s.CreateCredentialLink(ctx, exp))
+	must(t, s.CreateCredentialLink(ctx, exp, nil))
 	for _, at := range []time.Time{norm(exp.ExpireTime), exp.ExpireTime.Add(time.Hour)} {
 		wantErr(t, "RedeemCredentialLink of an expired link", s.RedeemCredentialLink(ctx, exp.TokenHash, at, other, nil), authority.ErrConflict)
 	}
@@ -623,7 +624,7 @@ func testRedeemCredentialLink(t *testing.T, s authority.Store) {
 	}
 	l := newLink("reset", alice, now)
 	l.Purpose = "reset"
-	must(t, s.CreateCredentialLink(ctx, l))
+	must(t, s.CreateCredentialLink(ctx, l, nil))
 	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now.Add(time.Minute), reset, nil))
 	wantCredential(t, s, reset)
 	// Another identity's are left alone.
@@ -1084,7 +1085,7 @@ func testDeleteExpired(t *testing.T, s authority.Store) {
 		must(t, s.CreateAccessToken(ctx, at))
 		l := newLink("link-"+name, alice, t0)
 		l.ExpireTime = exp
-		must(t, s.CreateCredentialLink(ctx, l))
+		must(t, s.CreateCredentialLink(ctx, l, nil))
 		must(t, s.PutKnownDevice(ctx, authority.KnownDevice{DeviceHash: hash("device-" + name), IdentityID: alice, CreateTime: t0, ExpireTime: exp}))
 		// Claimed twice an hour before: free, then a minute's wait; forgotten at exp.
 		k := throttle(name)
@@ -1275,7 +1276,7 @@ func testConcurrentRedeemGrant(t *testing.T, s authority.Store) {
 func testConcurrentRedeemCredentialLink(t *testing.T, s authority.Store) {
 	ctx := t.Context()
 	l := newLink("link1", alice, t0)
-	must(t, s.CreateCredentialLink(ctx, l))
+	must(t, s.CreateCredentialLink(ctx, l, nil))
 	creds := make([]authority.HolderCredential, racers)
 	errs := concurrently(racers, func(i int) error {
 		creds[i] = newCredential(alice)

@@ -1,7 +1,7 @@
 // Package grpcconn dials the registry's gRPC API for its clients, the agent toolkit and the
 // operator CLI alike: TLS unless plaintext is asked for, which is allowed to loopback
-// addresses only, and a bearer credential sent with every call, never in clear across a
-// network.
+// addresses only, a bearer credential sent with every call, never in clear across a
+// network, and calls the server shed for overload sent again after the wait it asks for.
 package grpcconn
 
 import (
@@ -12,10 +12,14 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/id4me/id4me-registry/registry"
 )
@@ -53,11 +57,56 @@ func Dial(target string, c Config) (*grpc.ClientConn, error) {
 			InsecureSkipVerify: c.InsecureSkipVerify, // asked for explicitly, for dev registries
 		})
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, c.DialOptions...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithChainUnaryInterceptor(retryShed)}, c.DialOptions...)
 	if c.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: c.Token, secure: !c.Plaintext}))
 	}
 	return grpc.NewClient(target, opts...)
+}
+
+// Shed calls (RESOURCE_EXHAUSTED, reason OVERLOADED: the server's bound for the call's class
+// was full) are refused before the server does anything, so they are safe to send again,
+// whatever they ask. They are, after the RetryInfo's delay, up to shedRetries times.
+const (
+	shedRetries     = 3
+	maxShedDelay    = 5 * time.Second
+	overloadedLabel = "OVERLOADED"
+)
+
+// retryShed sends a unary call again when the server shed it, waiting as it asks.
+func retryShed(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	for attempt := 0; ; attempt++ {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		delay, shed := shedDelay(err)
+		if !shed || attempt == shedRetries {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// shedDelay reports whether err is a shed call, and how long it asks the client to wait.
+func shedDelay(err error) (time.Duration, bool) {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.ResourceExhausted {
+		return 0, false
+	}
+	shed, delay := false, 100*time.Millisecond
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			shed = d.GetReason() == overloadedLabel
+		case *errdetails.RetryInfo:
+			delay = d.GetRetryDelay().AsDuration()
+		}
+	}
+	return min(max(delay, 0), maxShedDelay), shed
 }
 
 // bearer sends the token with every call.

@@ -59,7 +59,7 @@ func (t *tx) lockIdentity(ctx context.Context, identityID string) error {
 	return err
 }
 
-func (a *AuthorityStore) CreateCredentialLink(ctx context.Context, l authority.CredentialLink) error {
+func (a *AuthorityStore) CreateCredentialLink(ctx context.Context, l authority.CredentialLink, within func(ctx context.Context, tx registry.Tx) error) error {
 	if err := mustBeSet("the create time of a credential link", l.CreateTime); err != nil {
 		return err
 	}
@@ -71,10 +71,15 @@ func (a *AuthorityStore) CreateCredentialLink(ctx context.Context, l authority.C
 			return err
 		}
 		n, err := t.execSQL(ctx, sqlInsertLink, linkArgs(t.reader, l)...)
-		if err == nil && n == 0 {
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
 			return fmt.Errorf("credential link exists already: %w", authority.ErrConflict)
+		case within != nil:
+			return within(ctx, t)
 		}
-		return err
+		return nil
 	})
 }
 

@@ -85,7 +85,7 @@ func TestAuthorityReferences(t *testing.T) {
 				what string
 				err  error
 			}{
-				{"credential link of a missing identity", a.CreateCredentialLink(ctx, link("l1", "id_nobody"))},
+				{"credential link of a missing identity", a.CreateCredentialLink(ctx, link("l1", "id_nobody"), nil)},
 				{"consent of a missing identity", a.PutConsent(ctx, authority.Consent{ClientID: "c1", IdentityID: "id_nobody", UpdateTime: now})},
 				{"consent to a missing client", a.PutConsent(ctx, authority.Consent{ClientID: "c9", IdentityID: known, UpdateTime: now})},
 				{"grant of a missing identity", a.CreateGrant(ctx, grant("g1", "c1", "id_nobody"))},
@@ -99,7 +99,7 @@ func TestAuthorityReferences(t *testing.T) {
 				t.Errorf("GetCredentialLink after a refused CreateCredentialLink: %v", err)
 			}
 			// Everything is fine with what exists.
-			if err := a.CreateCredentialLink(ctx, link("l2", known)); err != nil {
+			if err := a.CreateCredentialLink(ctx, link("l2", known), nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := a.CreateGrant(ctx, grant("g3", "c1", known)); err != nil {
