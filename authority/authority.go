@@ -387,11 +387,13 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 // Run does the authority's background work until ctx ends: refreshing and rotating keys,
-// and deleting expired requests, sessions, codes, tokens and links every interval.
+// and deleting expired requests, sessions, codes, tokens and links every interval. A
+// failure is logged once until the work succeeds again.
 func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 	go a.keys.Run(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	sweep := failureLog{log: a.log, failed: "authority: deleting expired state failed", recovered: "authority: deleting expired state works again"}
 	for {
 		select {
 		case <-ctx.Done():
@@ -399,10 +401,11 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		n, err := a.store.DeleteExpired(ctx, a.now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			a.log.Warn("authority: deleting expired state", "err", err)
-		case n > 0:
+		if ctx.Err() != nil {
+			return
+		}
+		sweep.report(err)
+		if n > 0 {
 			a.log.Debug("authority: deleted expired state", "rows", n)
 		}
 	}

@@ -110,7 +110,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.loginBurst, "login-burst", 20, "burst of the per-source login limit")
 	fs.StringVar(&f.registration, "registration", string(authority.RegistrationOpen), "who may register relying parties: open (anyone, as ID4me needs) or token (with an initial access token from \"registration-tokens create\")")
 	f.registrationRate.Set("1/min")
-	fs.Var(&f.registrationRate, "registration-rate", "client registrations each source address may make: N/s, N/min or N/h (token bucket); off for no limit")
+	fs.Var(&f.registrationRate, "registration-rate", "client registrations and updates (RFC 7592 PUT) each source address may make: N/s, N/min or N/h (token bucket); off for no limit")
 	fs.IntVar(&f.registrationBurst, "registration-burst", 10, "burst of the per-source registration limit")
 	fs.BoolVar(&f.requirePKCE, "require-pkce", false, "make PKCE (S256) mandatory for every client; without it, only public clients must use it (confidential ones may, and then must finish with the verifier)")
 	fs.DurationVar(&f.clientSecretTTL, "client-secret-ttl", 0, "how long a client secret works (client_secret_expires_at); relying parties register again when it has passed; 0: forever")
