@@ -24,6 +24,11 @@ type Mapping interface {
 	// Resolve maps an identifier to its sponsoring agent and identity; an identifier on
 	// hold, pending delete or unknown resolves to a registry KindNotFound error.
 	Resolve(ctx context.Context, identifier string) (registry.Resolution, error)
+	// HolderIdentity returns the canonical name of identifier and the identity it stands
+	// for, whatever its statuses (on hold or pending delete too), so that the password of a
+	// held identifier can be checked like any other: a registry KindNotFound error when there
+	// is no such identifier, KindInvalidArgument when it is malformed.
+	HolderIdentity(ctx context.Context, identifier string) (name, identityID string, err error)
 	// SubjectSeed returns the secret an identity's subjects are derived from.
 	SubjectSeed(ctx context.Context, identityID string) (string, error)
 	// CredentialLinkBinding returns the binding a credential link of the holder of
