@@ -89,16 +89,17 @@ type Config struct {
 	// CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL and
 	// CredentialLinkTTL are lifetimes; defaults 1m, 10m, 10m, 12h, 30m, 72h.
 	CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL, CredentialLinkTTL time.Duration
-	// SourceBackoff slows the login attempts of one source (or known device) for one
-	// identifier, IdentifierBackoff those of all sources together (throttle.go); defaults
+	// SourceBackoff slows the login attempts of one source (or known device) at one
+	// identifier; IdentifierBackoff those of the sources that have used up their own free
+	// attempts, together, and the TOTP codes tried for an identifier (throttle.go). Defaults
 	// DefaultSourceBackoff and DefaultIdentifierBackoff. Nothing ever locks a holder out.
 	SourceBackoff, IdentifierBackoff Backoff
-	// LoginRate and LoginBurst limit login attempts (password and TOTP) per source
-	// address; defaults 1/s and 20.
+	// LoginRate and LoginBurst limit login attempts (password and TOTP) per source (an
+	// IPv4 address or IPv6 /64); defaults 1/s and 20.
 	LoginRate  float64
 	LoginBurst int
-	// RegistrationRate and RegistrationBurst limit dynamic client registrations per source
-	// address; defaults 1/min and 10; a RegistrationRate of math.Inf(1) turns the limit off.
+	// RegistrationRate and RegistrationBurst limit dynamic client registrations and RFC 7592
+	// updates per source (an IPv4 address or IPv6 /64); defaults 1/min and 10; a RegistrationRate of math.Inf(1) turns the limit off.
 	RegistrationRate  float64
 	RegistrationBurst int
 	// Registration says who may register clients; default RegistrationOpen.

@@ -88,8 +88,9 @@ type Store interface {
 	ClaimLoginAttempt(ctx context.Context, keys []ThrottleKey, now time.Time) (time.Time, error)
 	// ReleaseLoginAttempts settles, in one transaction, the budgets a successful login was
 	// counted against: it forgets the budgets of the Own keys and gives back one attempt to
-	// each other budget (Attempts less one, never below zero; NextTime and ExpireTime stay).
-	ReleaseLoginAttempts(ctx context.Context, keys []ThrottleKey) error
+	// each other budget that has counted any: its Attempts less one, and its NextTime no
+	// later than now plus key.Backoff.Delay of the Attempts left (ExpireTime stays).
+	ReleaseLoginAttempts(ctx context.Context, keys []ThrottleKey, now time.Time) error
 	// PutKnownDevice records a known device, replacing the times of one recorded before.
 	PutKnownDevice(ctx context.Context, d KnownDevice) error
 	// IsKnownDevice reports whether a device is known for an identity at now.

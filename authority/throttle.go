@@ -176,13 +176,13 @@ func (a *Authority) passwordRight(ctx context.Context, keys []ThrottleKey) error
 			others = append(others, k)
 		}
 	}
-	return a.store.ReleaseLoginAttempts(ctx, others)
+	return a.store.ReleaseLoginAttempts(ctx, others, a.now())
 }
 
 // loginSucceeded settles the budgets of keys (ReleaseLoginAttempts) and remembers the
 // browser as a known device of identityID.
 func (a *Authority) loginSucceeded(ctx context.Context, w http.ResponseWriter, r *http.Request, keys []ThrottleKey, identityID string) error {
-	if err := a.store.ReleaseLoginAttempts(ctx, keys); err != nil {
+	if err := a.store.ReleaseLoginAttempts(ctx, keys, a.now()); err != nil {
 		return err
 	}
 	return a.rememberDevice(ctx, w, r, identityID)

@@ -676,10 +676,10 @@ func testLoginThrottles(t *testing.T, s authority.Store) {
 	// A success clears an own budget; the others stay.
 	ownA := a
 	ownA.Own = true
-	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{ownA}))
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{ownA}, t0.Add(10*time.Minute)))
 	claim(t, s, t0.Add(10*time.Minute), zero, a)
 	claim(t, s, t0.Add(10*time.Minute), t0.Add(11*time.Minute), b)
-	must(t, s.ReleaseLoginAttempts(ctx, nil))
+	must(t, s.ReleaseLoginAttempts(ctx, nil, t0.Add(10*time.Minute)))
 
 	// An hour after its last attempt a budget starts afresh.
 	last := t0.Add(11 * time.Minute)
@@ -724,32 +724,48 @@ func testSharedLoginThrottles(t *testing.T, s authority.Store) {
 }
 
 // testReleaseLoginAttempts: a success forgets the own budgets it was counted against and
-// gives back one attempt to each other budget, never below none.
+// gives back one attempt to each other budget, never below none, with the wait that the
+// attempts left call for from the time of the success at most.
 func testReleaseLoginAttempts(t *testing.T, s authority.Store) {
 	ctx := t.Context()
 	src := throttle("source")
 	src.Own = true
 	shared := throttle("shared")
 	shared.Shared = true
+	// other is a source past its free attempts, its wait over at t0.
+	other := throttle("other")
+	other.Own = true
 	var zero time.Time
+	claim(t, s, t0.Add(-2*time.Minute), zero, other)
+	claim(t, s, t0.Add(-2*time.Minute), zero, other)
+
 	claim(t, s, t0, zero, src, shared)
-	claim(t, s, t0, zero, src, shared)
-	claim(t, s, t0, t0.Add(time.Minute), throttle("other"), shared)
+	claim(t, s, t0, zero, src, shared) // the shared budget's second: the next waits a minute
+	claim(t, s, t0, t0.Add(time.Minute), other, shared)
 	// The second attempt succeeds: the source starts afresh, and the shared budget has one
-	// of its two free attempts back.
-	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{src, shared}))
-	claim(t, s, t0.Add(time.Minute), zero, throttle("other"), shared)
-	claim(t, s, t0.Add(time.Minute), t0.Add(2*time.Minute), throttle("other"), shared)
-	// Given back twice more: none counted, not fewer.
-	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{shared}))
-	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{shared}))
-	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{shared}))
-	later := t0.Add(2 * time.Minute)
+	// of its two free attempts back, at once.
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{src, shared}, t0))
+	claim(t, s, t0, zero, other, shared) // the shared budget's second again
+	claim(t, s, t0.Add(time.Minute), t0.Add(2*time.Minute), other, shared)
+
+	// Given back while past its free attempts, the shared budget waits no longer than the
+	// attempts left call for from the time of the success.
+	at := t0.Add(time.Minute)
+	claim(t, s, at, zero, src, shared) // shared: 3rd, then two minutes
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{shared}, at.Add(30*time.Second)))
+	claim(t, s, at.Add(90*time.Second), zero, other, shared) // not at.Add(2 * time.Minute)
+
+	// Given back more often than it counted: none counted, not fewer.
+	later := t0.Add(time.Hour)
+	for range 6 {
+		must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{shared}, later))
+	}
 	claim(t, s, later, zero, shared)
 	claim(t, s, later, zero, shared)
 	claim(t, s, later, later.Add(time.Minute), shared)
 	// Releasing budgets that were never claimed changes nothing.
-	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{throttle("never"), src}))
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{throttle("never"), src}, later))
+	claim(t, s, later, zero, throttle("never"))
 }
 
 // testKnownDevices: a device is known for the identity it logged in as, until it expires;

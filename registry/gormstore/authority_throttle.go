@@ -29,8 +29,7 @@ var (
 	}
 	sqlPutThrottle = newSQL(`UPDATE authority_login_throttles SET attempts = ?, next_time = ?, expire_time = ?
 		WHERE key_hash = ?`)
-	sqlClearThrottle    = newSQL("DELETE FROM authority_login_throttles WHERE key_hash = ?")
-	sqlGiveBackThrottle = newSQL("UPDATE authority_login_throttles SET attempts = attempts - 1 WHERE key_hash = ? AND attempts > 0")
+	sqlClearThrottle = newSQL("DELETE FROM authority_login_throttles WHERE key_hash = ?")
 
 	sqlPutDevice = newSQL(`INSERT INTO authority_known_devices (device_hash, identity_id, create_time, expire_time)
 		VALUES (?, ?, ?, ?) ON CONFLICT (device_hash, identity_id) DO UPDATE SET create_time = excluded.create_time,
@@ -118,14 +117,39 @@ func (t *tx) lockThrottle(ctx context.Context, keyHash []byte, now time.Time) (i
 	return 0, time.Time{}, fmt.Errorf("gormstore: the login budget's row vanished %d times while it was claimed", seedAttempts)
 }
 
-func (a *AuthorityStore) ReleaseLoginAttempts(ctx context.Context, keys []authority.ThrottleKey) error {
+func (a *AuthorityStore) ReleaseLoginAttempts(ctx context.Context, keys []authority.ThrottleKey, now time.Time) error {
+	if err := mustBeSet("the time of a successful login", now); err != nil {
+		return err
+	}
+	now = norm(now)
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b authority.ThrottleKey) int { return bytes.Compare(a.Hash, b.Hash) })
 	return a.tx(ctx, func(t *tx) error {
 		for _, k := range keys {
-			q := sqlGiveBackThrottle
 			if k.Own {
-				q = sqlClearThrottle
+				if _, err := t.execSQL(ctx, sqlClearThrottle, blob(k.Hash)); err != nil {
+					return err
+				}
+				continue
 			}
-			if _, err := t.execSQL(ctx, q, blob(k.Hash)); err != nil {
+			var n int
+			var next, expire dbTime
+			err := t.c.QueryRowContext(ctx, t.sql(sqlGetThrottle), k.Hash).Scan(&n, &next, &expire)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				continue
+			case err != nil:
+				return err
+			case n == 0:
+				continue
+			}
+			n--
+			at := time.Time(next)
+			if soon := now.Add(k.Backoff.Delay(n)); soon.Before(at) {
+				at = soon
+			}
+			_, err = t.execSQL(ctx, sqlPutThrottle, n, t.time(dbTime(at)), t.time(expire), blob(k.Hash))
+			if err != nil {
 				return err
 			}
 		}
