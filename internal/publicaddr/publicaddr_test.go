@@ -52,7 +52,7 @@ func TestNonPublic(t *testing.T) {
 		{"::ffff:127.0.0.1", "127.0.0.0/8", "embedded"},
 		{"::ffff:10.1.2.3", "10.0.0.0/8", "embedded"},
 		{"::ffff:169.254.169.254", "169.254.0.0/16", "embedded"},
-		{"64:ff9b::7f00:1", "127.0.0.0/8", "embedded"},     // NAT64 of loopback
+		{"64:ff9b::7f00:1", "127.0.0.0/8", "embedded"},       // NAT64 of loopback
 		{"64:ff9b::a9fe:a9fe", "169.254.0.0/16", "embedded"}, // NAT64 of the metadata service
 		{"64:ff9b::a00:1", "10.0.0.0/8", "embedded"},
 		{"2002:7f00:1::1", "127.0.0.0/8", "embedded"}, // 6to4 of loopback
