@@ -164,7 +164,7 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusForbidden, msgCannotLogIn, "")
 		return
 	}
-	keys, err := a.throttleKeys(ctx, r, h.res.Identifier, h.res.IdentityID, stepCode)
+	keys, err := a.throttleKeys(ctx, r, throttleIdentifier(h.res.Identifier), h.res.IdentityID, stepCode)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
