@@ -24,6 +24,11 @@ type Mapping interface {
 	// Resolve maps an identifier to its sponsoring agent and identity; an identifier on
 	// hold, pending delete or unknown resolves to a registry KindNotFound error.
 	Resolve(ctx context.Context, identifier string) (registry.Resolution, error)
+	// HolderIdentity returns the canonical name of identifier and the identity it stands
+	// for, whatever its statuses (on hold or pending delete too), so that the password of a
+	// held identifier can be checked like any other: a registry KindNotFound error when there
+	// is no such identifier, KindInvalidArgument when it is malformed.
+	HolderIdentity(ctx context.Context, identifier string) (name, identityID string, err error)
 	// SubjectSeed returns the secret an identity's subjects are derived from.
 	SubjectSeed(ctx context.Context, identityID string) (string, error)
 	// CredentialLinkBinding returns the binding a credential link of the holder of
@@ -84,16 +89,17 @@ type Config struct {
 	// CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL and
 	// CredentialLinkTTL are lifetimes; defaults 1m, 10m, 10m, 12h, 30m, 72h.
 	CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL, CredentialLinkTTL time.Duration
-	// SourceBackoff slows the login attempts of one source (or known device) for one
-	// identifier, IdentifierBackoff those of all sources together (throttle.go); defaults
+	// SourceBackoff slows the login attempts of one source (or known device) at one
+	// identifier; IdentifierBackoff those of the sources that have used up their own free
+	// attempts, together, and the TOTP codes tried for an identifier (throttle.go). Defaults
 	// DefaultSourceBackoff and DefaultIdentifierBackoff. Nothing ever locks a holder out.
 	SourceBackoff, IdentifierBackoff Backoff
-	// LoginRate and LoginBurst limit login attempts (password and TOTP) per source
-	// address; defaults 1/s and 20.
+	// LoginRate and LoginBurst limit login attempts (password and TOTP) per source (an
+	// IPv4 address or IPv6 /64); defaults 1/s and 20.
 	LoginRate  float64
 	LoginBurst int
-	// RegistrationRate and RegistrationBurst limit dynamic client registrations per source
-	// address; defaults 1/min and 10; a RegistrationRate of math.Inf(1) turns the limit off.
+	// RegistrationRate and RegistrationBurst limit dynamic client registrations and RFC 7592
+	// updates per source (an IPv4 address or IPv6 /64); defaults 1/min and 10; a RegistrationRate of math.Inf(1) turns the limit off.
 	RegistrationRate  float64
 	RegistrationBurst int
 	// Registration says who may register clients; default RegistrationOpen.
@@ -387,11 +393,13 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 // Run does the authority's background work until ctx ends: refreshing and rotating keys,
-// and deleting expired requests, sessions, codes, tokens and links every interval.
+// and deleting expired requests, sessions, codes, tokens and links every interval. A
+// failure is logged once until the work succeeds again.
 func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 	go a.keys.Run(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	sweep := failureLog{log: a.log, failed: "authority: deleting expired state failed", recovered: "authority: deleting expired state works again"}
 	for {
 		select {
 		case <-ctx.Done():
@@ -399,10 +407,11 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		n, err := a.store.DeleteExpired(ctx, a.now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			a.log.Warn("authority: deleting expired state", "err", err)
-		case n > 0:
+		if ctx.Err() != nil {
+			return
+		}
+		sweep.report(err)
+		if n > 0 {
 			a.log.Debug("authority: deleted expired state", "rows", n)
 		}
 	}

@@ -260,7 +260,8 @@ func (a *Authority) lostLinkPage(w http.ResponseWriter, r *http.Request, l Crede
 }
 
 // redeemLink sets the credentials and uses the link up, in one transaction, which also ends
-// every session, grant and access token of the identity. The binding is checked again in
+// every session, grant and access token of the identity and forgets its known devices; the
+// browser that posted is then its one known device. The binding is checked again in
 // that transaction: a transfer, delete, hold or suspension committed since the form was
 // posted (and the password hashed) either comes after the new credentials or stops them.
 func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l CredentialLink, c HolderCredential) {
@@ -275,5 +276,11 @@ func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l Credent
 		return
 	}
 	a.log.InfoContext(r.Context(), "holder credentials set; the identity's sessions and tokens are ended", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")
+	// The browser that set the credentials is the holder's: its login attempts count
+	// against its own budget, which nobody else's guessing touches (throttle.go). So a
+	// holder can always get in through a link from their agent.
+	if err := a.rememberDevice(r.Context(), w, r, l.IdentityID); err != nil {
+		a.log.WarnContext(r.Context(), "authority: remembering the browser that set credentials", "err", err)
+	}
 	a.pages.render(w, http.StatusOK, "credential-done", credentialForm{Identifier: l.Identifier, WantTOTP: c.TOTPSecret != ""})
 }

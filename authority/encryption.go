@@ -212,15 +212,29 @@ func (e *encryptionError) Error() string {
 
 func (e *encryptionError) Unwrap() error { return e.err }
 
-// encryptIDToken encrypts a signed ID token when the client registered
-// id_token_encrypted_response_alg: a nested JWT (OpenID Connect Core §16.14, "cty": "JWT").
-// Otherwise it returns the ID token as it is.
-func (a *Authority) encryptIDToken(ctx context.Context, c Client, idToken string) (string, error) {
-	md := c.Metadata
-	if md.IDTokenEncryptedResponseAlg == "" {
+// idTokenKey returns the client's key to encrypt its ID tokens to, or nil when it registered
+// none: the token endpoint gets it before it uses the code up, so that a jwks_uri that
+// cannot be fetched leaves the code good for another try.
+func (a *Authority) idTokenKey(ctx context.Context, c Client) (*jose.JSONWebKey, error) {
+	if c.Metadata.IDTokenEncryptedResponseAlg == "" {
+		return nil, nil
+	}
+	key, err := a.clientEncryptionKey(ctx, c, jose.KeyAlgorithm(c.Metadata.IDTokenEncryptedResponseAlg))
+	if err != nil {
+		return nil, &encryptionError{err: err}
+	}
+	return key, nil
+}
+
+// encryptIDToken encrypts a signed ID token to key, the client's (idTokenKey): a nested JWT
+// (OpenID Connect Core §16.14, "cty": "JWT"). With a nil key it returns the ID token as it
+// is.
+func (a *Authority) encryptIDToken(c Client, key *jose.JSONWebKey, idToken string) (string, error) {
+	if key == nil {
 		return idToken, nil
 	}
-	return a.encryptFor(ctx, c, md.IDTokenEncryptedResponseAlg, md.IDTokenEncryptedResponseEnc, []byte(idToken), "JWT")
+	md := c.Metadata
+	return encryptTo(c, key, md.IDTokenEncryptedResponseAlg, md.IDTokenEncryptedResponseEnc, []byte(idToken), "JWT")
 }
 
 // encryptFor encrypts payload to the client's key for alg, as a compact JWE with "kid" when
@@ -230,6 +244,11 @@ func (a *Authority) encryptFor(ctx context.Context, c Client, alg, enc string, p
 	if err != nil {
 		return "", &encryptionError{err: err}
 	}
+	return encryptTo(c, key, alg, enc, payload, cty)
+}
+
+// encryptTo encrypts payload to key, one of client c's, as encryptFor does.
+func encryptTo(c Client, key *jose.JSONWebKey, alg, enc string, payload []byte, cty string) (string, error) {
 	opts := &jose.EncrypterOptions{}
 	if cty != "" {
 		opts = opts.WithContentType(jose.ContentType(cty))
@@ -273,6 +292,10 @@ func (a *Authority) responseError(w http.ResponseWriter, r *http.Request, err er
 		a.internalError(w, r, err)
 		return
 	}
-	a.log.WarnContext(r.Context(), "authority: response not encrypted", "path", r.URL.Path, "err", err)
+	cause := err
+	if fe, ok := errors.AsType[*fetchError](err); ok && fe.err != nil {
+		cause = fe.err
+	}
+	a.log.WarnContext(r.Context(), "authority: response not encrypted", "path", r.URL.Path, "err", err, "cause", cause)
 	writeOAuthError(w, http.StatusInternalServerError, errorf("server_error", ee.Error()))
 }

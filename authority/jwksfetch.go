@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/id4me/id4me-registry/internal/publicaddr"
 )
 
 // Bounds of fetching a relying party's jwks_uri.
@@ -29,9 +32,10 @@ const (
 	jwksURIMinAge     = time.Minute
 	jwksURIMaxAge     = 24 * time.Hour
 	jwksURIDefaultAge = time.Hour
-	// jwksURIRefetchInterval is the least time between two fetches of a set that lacks the
-	// key a response needs (the relying party may have rotated its keys), so that a client
-	// cannot make the authority fetch its jwks_uri at every request.
+	// jwksURIRefetchInterval is the least time between two fetches of a jwks_uri, whether
+	// the last one failed, or gave a set that lacks the key a response needs (the relying
+	// party may have rotated its keys), so that a client cannot make the authority fetch
+	// its jwks_uri at every request.
 	jwksURIRefetchInterval = 30 * time.Second
 	// maxCachedJWKSURIs bounds the cache; when full, it forgets everything.
 	maxCachedJWKSURIs = 1000
@@ -41,22 +45,26 @@ const (
 // only, bounded in time and size, no redirects, and, unless allowPrivate, never from an
 // address that is not public. The address is checked when the connection is made, after
 // the name is resolved, so a name that resolves to a public address when it is checked and
-// to a private one when it is used (DNS rebinding) gets nowhere.
+// to a private one when it is used (DNS rebinding) gets nowhere. A fetch that fails says
+// so without the details of the connection (fetchError).
 type jwksFetcher struct {
-	client *http.Client
-	now    func() time.Time
+	client  *http.Client
+	timeout time.Duration
+	now     func() time.Time
 
 	mu   sync.Mutex
 	sets map[string]*cachedJWKS
 }
 
-// cachedJWKS is one jwks_uri's set. Its mutex serialises fetches of it.
+// cachedJWKS is one jwks_uri's set and its last fetch. Its mutex serialises fetches of it.
 type cachedJWKS struct {
 	mu        sync.Mutex
 	keys      []jose.JSONWebKey
 	fetched   bool
 	expires   time.Time
 	lastFetch time.Time
+	// lastErr is the failure of the last fetch; nil when it succeeded.
+	lastErr error
 }
 
 func newJWKSFetcher(allowPrivate bool, roots *x509.CertPool, timeout time.Duration, now func() time.Time) *jwksFetcher {
@@ -77,7 +85,8 @@ func newJWKSFetcher(allowPrivate bool, roots *x509.CertPool, timeout time.Durati
 		IdleConnTimeout:        30 * time.Second,
 	}
 	return &jwksFetcher{
-		now: now,
+		now:     now,
+		timeout: timeout,
 		client: &http.Client{
 			Transport: transport,
 			Timeout:   timeout,
@@ -89,8 +98,12 @@ func newJWKSFetcher(allowPrivate bool, roots *x509.CertPool, timeout time.Durati
 }
 
 // keys returns the set at uri: the cached one while it is fresh and has a key want
-// accepts; otherwise it is fetched again, at most once per jwksURIRefetchInterval when it
-// lacks the key. A failed fetch falls back on the cached set if that has the key.
+// accepts; otherwise it is fetched again, but never twice within jwksURIRefetchInterval,
+// whatever came of the last fetch: within it, the set there is serves (fresh or not), or
+// the last fetch's failure is returned again. So neither a client whose set lacks a key nor
+// one whose jwks_uri fails can make the authority fetch at every request, and concurrent
+// requests wait for one fetch. A failed fetch falls back on the cached set if that has the
+// key.
 func (f *jwksFetcher) keys(ctx context.Context, uri string, want func([]jose.JSONWebKey) bool) ([]jose.JSONWebKey, error) {
 	f.mu.Lock()
 	c := f.sets[uri]
@@ -106,24 +119,46 @@ func (f *jwksFetcher) keys(ctx context.Context, uri string, want func([]jose.JSO
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := f.now()
-	fresh := c.fetched && now.Before(c.expires)
 	switch {
-	case fresh && want(c.keys):
+	case c.fetched && now.Before(c.expires) && want(c.keys):
 		return c.keys, nil
-	case fresh && now.Sub(c.lastFetch) < jwksURIRefetchInterval:
-		return c.keys, nil
+	case !c.lastFetch.IsZero() && now.Sub(c.lastFetch) < jwksURIRefetchInterval:
+		if c.fetched && (c.lastErr == nil || want(c.keys)) {
+			return c.keys, nil
+		}
+		return nil, c.lastErr
 	}
+	prev := c.lastFetch
 	c.lastFetch = now
 	keys, maxAge, err := f.fetch(ctx, uri)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The request went away: that says nothing of the jwks_uri.
+			c.lastFetch = prev
+		} else {
+			c.lastErr = err
+		}
 		if c.fetched && want(c.keys) {
 			return c.keys, nil
 		}
 		return nil, err
 	}
-	c.keys, c.fetched, c.expires = keys, true, now.Add(maxAge)
+	c.keys, c.fetched, c.expires, c.lastErr = keys, true, now.Add(maxAge), nil
 	return keys, nil
 }
+
+// fetchError is a jwks_uri that could not be fetched. Its message is what the relying party
+// is told: whether an HTTPS server answered in time, its status, or what is wrong with the
+// set it served, and nothing of the connection (refused, reset, no route, a TLS alert),
+// which would let anyone probe hosts and ports through the authority. The cause is for the
+// log.
+type fetchError struct {
+	msg string
+	err error
+}
+
+func (e *fetchError) Error() string { return e.msg }
+func (e *fetchError) Unwrap() error { return e.err }
 
 // fetch gets the set at uri and how long it may be used.
 func (f *jwksFetcher) fetch(ctx context.Context, uri string) ([]jose.JSONWebKey, time.Duration, error) {
@@ -132,27 +167,31 @@ func (f *jwksFetcher) fetch(ctx context.Context, uri string) ([]jose.JSONWebKey,
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, &fetchError{msg: "the jwks_uri is not a URL that can be fetched", err: err}
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	noAnswer := fmt.Sprintf("the jwks_uri could not be fetched: no HTTPS answer from it within %v", f.timeout)
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("fetching jwks_uri: %w", err)
+		if _, ok := errors.AsType[*nonPublicAddressError](err); ok {
+			return nil, 0, &fetchError{msg: "the jwks_uri could not be fetched: its host is not a public address; the authority fetches jwks_uri only from public addresses", err: err}
+		}
+		return nil, 0, &fetchError{msg: noAnswer, err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("jwks_uri answered %s; it must serve the JWK Set itself", resp.Status)
+		return nil, 0, &fetchError{msg: fmt.Sprintf("the jwks_uri could not be fetched: it answered HTTP status %d; it must serve the JWK Set itself", resp.StatusCode)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSURIBody+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading jwks_uri: %w", err)
+		return nil, 0, &fetchError{msg: noAnswer, err: err}
 	}
 	if len(body) > maxJWKSURIBody {
-		return nil, 0, fmt.Errorf("the JWK Set at jwks_uri is larger than %d KiB", maxJWKSURIBody>>10)
+		return nil, 0, &fetchError{msg: fmt.Sprintf("the jwks_uri did not serve a usable JWK Set: it is larger than %d KiB", maxJWKSURIBody>>10)}
 	}
 	keys, err := parseClientJWKS(body)
 	if err != nil {
-		return nil, 0, fmt.Errorf("jwks_uri: %w", err)
+		return nil, 0, &fetchError{msg: "the jwks_uri did not serve a usable JWK Set: " + err.Error(), err: err}
 	}
 	return keys, cacheAge(resp.Header.Get("Cache-Control")), nil
 }
@@ -190,65 +229,19 @@ func refuseNonPublic(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("jwks_uri: unexpected address %q: %w", address, err)
 	}
-	if !isPublicAddress(ap.Addr()) {
+	if _, bad := publicaddr.NonPublic(ap.Addr()); bad {
 		return &nonPublicAddressError{addr: ap.Addr().Unmap()}
 	}
 	return nil
 }
 
-// nonPublicPrefixes are the special-purpose ranges (RFC 6890 and the IANA registries) that
-// netip.Addr's predicates do not name: nothing a relying party's keys are served from.
-var nonPublicPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),   // shared address space (carrier-grade NAT)
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-	netip.MustParsePrefix("198.51.100.0/24"), // documentation
-	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and the limited broadcast address
-	netip.MustParsePrefix("100::/64"),        // discard
-	netip.MustParsePrefix("2001:db8::/32"),   // documentation
-	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
-	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
-}
-
-// nat64 and sixToFour embed an IPv4 address, which is then what counts.
-var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
-)
-
-// isPublicAddress reports whether a is an address a relying party's keys may be fetched
-// from: not loopback, private (RFC 1918, RFC 4193), link-local, multicast, unspecified,
-// nor another special-purpose range; an IPv4 address mapped or embedded in IPv6 is judged
-// as itself.
-func isPublicAddress(a netip.Addr) bool {
-	a = a.Unmap()
-	switch {
-	case !a.IsValid(), a.Zone() != "", a.IsUnspecified(), a.IsLoopback(), a.IsPrivate(),
-		a.IsLinkLocalUnicast(), a.IsLinkLocalMulticast(), a.IsInterfaceLocalMulticast(), a.IsMulticast():
-		return false
-	case nat64.Contains(a):
-		b := a.As16()
-		return isPublicAddress(netip.AddrFrom4([4]byte(b[12:])))
-	case sixToFour.Contains(a):
-		b := a.As16()
-		return isPublicAddress(netip.AddrFrom4([4]byte(b[2:6])))
-	}
-	for _, p := range nonPublicPrefixes {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
-}
-
 // checkJWKSURIHost refuses, before any connection, a jwks_uri whose host is an address that
 // is not public; a name is checked when it is connected to, whatever it resolves to then.
 func checkJWKSURIHost(host string) error {
-	if a, err := netip.ParseAddr(host); err == nil && !isPublicAddress(a) {
-		return &nonPublicAddressError{addr: a.Unmap()}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if _, bad := publicaddr.NonPublic(a); bad {
+			return &nonPublicAddressError{addr: a.Unmap()}
+		}
 	}
 	return nil
 }

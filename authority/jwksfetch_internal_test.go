@@ -11,7 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,54 +19,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 )
-
-func TestIsPublicAddress(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"93.184.215.14":            true,
-		"8.8.8.8":                  true,
-		"2606:4700:4700::1111":     true,
-		"64:ff9b::5db8:d70e":       true, // NAT64 of a public address
-		"2002:5db8:d70e::1":        true, // 6to4 of a public address
-		"127.0.0.1":                false,
-		"127.1.2.3":                false,
-		"::1":                      false,
-		"10.0.0.1":                 false,
-		"172.16.5.4":               false,
-		"192.168.1.1":              false,
-		"fd00::1":                  false,
-		"169.254.169.254":          false,
-		"fe80::1":                  false,
-		"fe80::1%eth0":             false,
-		"224.0.0.1":                false,
-		"ff02::1":                  false,
-		"239.255.255.250":          false,
-		"0.0.0.0":                  false,
-		"::":                       false,
-		"0.1.2.3":                  false,
-		"100.64.0.1":               false,
-		"192.0.0.8":                false,
-		"198.18.0.1":               false,
-		"192.0.2.1":                false,
-		"240.0.0.1":                false,
-		"255.255.255.255":          false,
-		"::ffff:127.0.0.1":         false,
-		"::ffff:10.1.2.3":          false,
-		"::ffff:93.184.215.14":     true,
-		"64:ff9b::7f00:1":          false, // NAT64 of loopback
-		"64:ff9b::a9fe:a9fe":       false, // NAT64 of 169.254.169.254
-		"2002:7f00:1::1":           false, // 6to4 of loopback
-		"2001:db8::1":              false,
-		"fec0::1":                  false,
-		"64:ff9b:1::a00:1":         false,
-		"100::1":                   false,
-		"::ffff:169.254.169.254":   false,
-		"2a00:1450:4001:82b::200e": true,
-	} {
-		if got := isPublicAddress(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("isPublicAddress(%s) = %v, want %v", addr, got, want)
-		}
-	}
-}
 
 func TestCacheAge(t *testing.T) {
 	for header, want := range map[string]time.Duration{
@@ -243,5 +195,136 @@ func TestJWKSFetcherRefusesNonPublicAtConnect(t *testing.T) {
 	keys, err := dev.keys(ctx, srv.srv.URL+"/jwks", anyKey)
 	if err != nil || len(keys) != 1 || srv.hits.Load() != 1 {
 		t.Fatalf("allowed: %v, %v, %d requests", keys, err, srv.hits.Load())
+	}
+}
+
+// TestJWKSFetcherFailuresAreNotFetchedAgainAtOnce: a jwks_uri that fails is fetched again
+// only after jwksURIRefetchInterval, whether a set was fetched from it before (which then
+// serves, expired or not, if it has the key) or not (the last failure is returned again);
+// concurrent requests wait for one fetch.
+func TestJWKSFetcherFailuresAreNotFetchedAgainAtOnce(t *testing.T) {
+	ctx := context.Background()
+	has := func(kid string) func([]jose.JSONWebKey) bool {
+		return func(keys []jose.JSONWebKey) bool {
+			for _, k := range keys {
+				if k.KeyID == kid {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	concurrently := func(f *jwksFetcher, uri, kid string) []error {
+		errs := make([]error, 20)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() { _, errs[i] = f.keys(ctx, uri, has(kid)) })
+		}
+		wg.Wait()
+		return errs
+	}
+
+	t.Run("expired set", func(t *testing.T) {
+		srv := newJWKSServer(t)
+		clk := &testClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+		f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.now)
+		uri := srv.srv.URL + "/jwks"
+		srv.serve(ecKey(t, "one"))
+		if _, err := f.keys(ctx, uri, has("one")); err != nil {
+			t.Fatal(err)
+		}
+		clk.advance(10 * time.Minute) // past max-age=300
+		srv.fail()
+		for i, err := range concurrently(f, uri, "one") {
+			if err != nil {
+				t.Fatalf("request %d: %v; want the expired set, which has the key", i, err)
+			}
+		}
+		if n := srv.hits.Load(); n != 2 {
+			t.Fatalf("%d fetches, want 2: the first, and one for 20 concurrent requests after expiry", n)
+		}
+		for i, err := range concurrently(f, uri, "missing") {
+			if err == nil || !strings.Contains(err.Error(), "HTTP status 503") {
+				t.Fatalf("request %d for a key the set lacks: %v; want the last fetch's failure", i, err)
+			}
+		}
+		if n := srv.hits.Load(); n != 2 {
+			t.Fatalf("%d fetches within the interval after a failure, want none more", n-2)
+		}
+		clk.advance(jwksURIRefetchInterval)
+		f.keys(ctx, uri, has("one"))
+		if n := srv.hits.Load(); n != 3 {
+			t.Fatalf("%d fetches once the interval passed, want one more", n-2)
+		}
+	})
+
+	t.Run("never fetched", func(t *testing.T) {
+		srv := newJWKSServer(t)
+		clk := &testClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+		f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.now)
+		uri := srv.srv.URL + "/jwks"
+		srv.fail()
+		for i, err := range concurrently(f, uri, "one") {
+			if err == nil {
+				t.Fatalf("request %d got keys from a failing jwks_uri", i)
+			}
+		}
+		if n := srv.hits.Load(); n != 1 {
+			t.Fatalf("20 concurrent requests for a failing jwks_uri made %d fetches, want 1", n)
+		}
+		srv.serve(ecKey(t, "one"))
+		clk.advance(jwksURIRefetchInterval - time.Second)
+		if _, err := f.keys(ctx, uri, has("one")); err == nil || srv.hits.Load() != 1 {
+			t.Fatalf("within the interval: %v after %d fetches; want the failure again, unfetched", err, srv.hits.Load())
+		}
+		clk.advance(time.Second)
+		if _, err := f.keys(ctx, uri, has("one")); err != nil || srv.hits.Load() != 2 {
+			t.Fatalf("after the interval: %v after %d fetches; want the set, fetched again", err, srv.hits.Load())
+		}
+	})
+}
+
+// TestJWKSFetcherErrorsSayNothingOfConnections: whatever stops a connection (a closed port,
+// a server that does not speak TLS, one that does not answer in time), the error says only
+// that no HTTPS answer came, so that the authority cannot be used to probe hosts and ports.
+func TestJWKSFetcherErrorsSayNothingOfConnections(t *testing.T) {
+	ctx := context.Background()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	f := newJWKSFetcher(true, x509.NewCertPool(), 200*time.Millisecond, time.Now)
+	const want = "the jwks_uri could not be fetched: no HTTPS answer from it within 200ms"
+	for name, uri := range map[string]string{
+		"closed port": "https://" + closedAddr + "/jwks",
+		"not TLS":     "https://" + strings.TrimPrefix(plain.URL, "http://") + "/jwks",
+		"no answer":   "https://" + silent.Addr().String() + "/jwks",
+		"unknown CA":  newJWKSServer(t).srv.URL + "/jwks",
+	} {
+		_, err := f.keys(ctx, uri, func([]jose.JSONWebKey) bool { return true })
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v; want %q", name, err, want)
+		}
+		if fe, ok := errors.AsType[*fetchError](err); !ok || fe.err == nil {
+			t.Errorf("%s: the cause is not kept for the log", name)
+		}
 	}
 }

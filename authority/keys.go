@@ -494,21 +494,24 @@ func loadKey(s SigningKey, keks ...*KeyEncryptionKey) (*loadedKey, error) {
 }
 
 // Run refreshes the keys every RefreshInterval and rotates those due, until ctx ends.
-// Failures are logged; the keys in use stay as they were.
+// Failures are logged, each kind once until it succeeds again (a database outage would
+// otherwise be logged at every interval); the keys in use stay as they were.
 func (k *KeySet) Run(ctx context.Context) {
 	t := time.NewTicker(k.cfg.RefreshInterval)
 	defer t.Stop()
+	rotation := failureLog{log: k.cfg.Logger, failed: "scheduled signing key rotation failed", recovered: "scheduled signing key rotation works again"}
+	refresh := failureLog{log: k.cfg.Logger, failed: "reading the signing keys failed", recovered: "reading the signing keys works again"}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if err := k.RotateDue(ctx); err != nil && ctx.Err() == nil {
-			k.cfg.Logger.Error("scheduled signing key rotation failed", "err", err)
+		if err := k.RotateDue(ctx); ctx.Err() == nil {
+			rotation.report(err)
 		}
-		if err := k.Refresh(ctx); err != nil && ctx.Err() == nil {
-			k.cfg.Logger.Error("reading the signing keys failed", "err", err)
+		if err := k.Refresh(ctx); ctx.Err() == nil {
+			refresh.report(err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package authority_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,15 +10,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/registry/gormstore"
 )
 
@@ -760,4 +765,83 @@ func BenchmarkSign(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signatures/s")
 		})
 	}
+}
+
+// outageStore is a Store whose SigningKeys fails while down is set, as during a database
+// outage, and counts its calls.
+type outageStore struct {
+	authority.Store
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (s *outageStore) SigningKeys(ctx context.Context, now time.Time) ([]authority.SigningKey, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, registry.Errorf(registry.KindUnavailable, "DATABASE_UNAVAILABLE", "the database is unreachable; try again shortly")
+	}
+	return s.Store.SigningKeys(ctx, now)
+}
+
+// TestKeysRunLogsAnOutageOnce: while the store fails, Run logs the failure of reading the
+// keys once, not at every interval, and once more when it works again.
+func TestKeysRunLogsAnOutageOnce(t *testing.T) {
+	store := &outageStore{Store: newKeyStore(t)}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	cfg := testConfig(newClock())
+	cfg.RefreshInterval = time.Millisecond
+	cfg.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	k := newKeySet(t, store, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { k.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitCalls := func(n int64) {
+		t.Helper()
+		want := store.calls.Load() + n
+		deadline := time.Now().Add(10 * time.Second)
+		for store.calls.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("Run read the keys %d times, want %d more", store.calls.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	store.down.Store(true)
+	waitCalls(20)
+	store.down.Store(false)
+	waitCalls(5)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	count := func(msg string) int {
+		n := 0
+		for line := range strings.Lines(logs.String()) {
+			var rec struct{ Msg string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("reading the signing keys failed; logged once until it works again"); n != 1 {
+		t.Fatalf("%d log lines for 20 failed reads, want 1:\n%s", n, logs.String())
+	}
+	if n := count("reading the signing keys works again"); n != 1 {
+		t.Fatalf("%d log lines say reading works again, want 1:\n%s", n, logs.String())
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -63,12 +64,23 @@ func (l *limiter) allow(r *http.Request, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// sourceOf returns the address a request came from: the peer's IP (a proxy in front must
-// be one that this listener's operator trusts to pass the peer through, e.g. at TCP level).
+// sourceOf returns the source a request came from, as budgets and limits count sources:
+// the peer's IPv4 address, or the /64 of its IPv6 address (a network is given a /64 at
+// least, and anyone with one has its 2^64 addresses; an IPv4-mapped address is IPv4). A
+// proxy in front must be one that this listener's operator trusts to pass the peer
+// through, e.g. at TCP level.
 func sourceOf(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }

@@ -15,11 +15,12 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// Messages of the login page. A wrong identifier and a wrong password read the same.
+// Messages of the login page. With a wrong password every identifier reads the same: one
+// that does not exist, one without a password yet, one on hold or pending delete. Only the
+// right password learns that an identifier cannot log in at present.
 const (
 	msgWrongCredentials = "The identifier or the password is wrong."
 	msgCannotLogIn      = "This identifier cannot log in at present. Its agent can tell you why."
-	msgNoCredentials    = "No password has been set for this identifier yet. Ask your agent for a setup link."
 	msgWrongCode        = "The code is wrong or has expired. Enter the current code from your authenticator app."
 	msgUsedCode         = "That code has been used already. Wait for the next one and enter it."
 )
@@ -68,13 +69,13 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	res, cred, msg, err := a.holder(ctx, form.Identifier)
+	h, err := a.holder(ctx, form.Identifier)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
 	}
 	// Counted before anything is checked, and alike whether the identifier exists or not.
-	keys, err := a.throttleKeys(ctx, r, throttleIdentifier(form.Identifier), res.IdentityID)
+	keys, err := a.throttleKeys(ctx, r, throttleIdentifier(form.Identifier), h.res.IdentityID, stepPassword)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
@@ -82,32 +83,39 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if !a.claimed(w, r, keys, fail) {
 		return
 	}
-	if msg != "" {
-		// Hash anyway, so that a wrong identifier takes as long as a wrong password.
-		a.checkPassword(ctx, password, a.dummyHash())
-		fail(http.StatusUnauthorized, msg)
-		return
+	// Without a password, the check is made against one nobody has, so that every failure
+	// takes as long.
+	hash := h.cred.PasswordHash
+	if hash == "" {
+		hash = a.dummyHash()
 	}
-	form.Identifier = res.Identifier
-	good, err := a.checkPassword(ctx, password, cred.PasswordHash)
+	good, err := a.checkPassword(ctx, password, hash)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
 	}
-	if !good {
+	if !good || h.cred.PasswordHash == "" {
 		fail(http.StatusUnauthorized, msgWrongCredentials)
 		return
 	}
-	if cred.TOTPSecret != "" {
-		req.PendingIdentityID, req.PendingIdentifier, req.PendingAMR = res.IdentityID, res.Identifier, []string{"pwd"}
+	if h.held {
+		fail(http.StatusUnauthorized, msgCannotLogIn)
+		return
+	}
+	form.Identifier = h.res.Identifier
+	if h.cred.TOTPSecret != "" {
+		if err := a.passwordRight(ctx, keys); err != nil {
+			a.log.WarnContext(ctx, "authority: giving back a login attempt", "err", err)
+		}
+		req.PendingIdentityID, req.PendingIdentifier, req.PendingAMR = h.res.IdentityID, h.res.Identifier, []string{"pwd"}
 		if err := a.store.UpdateAuthRequest(ctx, req); err != nil {
 			a.internalErrorPage(w, r, err)
 			return
 		}
-		a.pages.render(w, http.StatusOK, "totp", loginForm{Request: req.ID, CSRF: csrfToken(browser, "totp"+req.ID), Client: c.Metadata, Identifier: res.Identifier})
+		a.pages.render(w, http.StatusOK, "totp", loginForm{Request: req.ID, CSRF: csrfToken(browser, "totp"+req.ID), Client: c.Metadata, Identifier: h.res.Identifier})
 		return
 	}
-	a.loggedIn(w, r, c, req, res, cred, keys, []string{"pwd"})
+	a.loggedIn(w, r, c, req, h.res, h.cred, keys, []string{"pwd"})
 }
 
 // claimed counts a login attempt against keys; when a budget says to wait it answers with
@@ -147,16 +155,16 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	res, cred, msg, err := a.holder(ctx, req.PendingIdentifier)
+	h, err := a.holder(ctx, req.PendingIdentifier)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
 	}
-	if msg != "" || res.IdentityID != req.PendingIdentityID || cred.TOTPSecret == "" {
+	if h.held || h.res.IdentityID != req.PendingIdentityID || h.cred.TOTPSecret == "" {
 		a.errorPage(w, r, http.StatusForbidden, msgCannotLogIn, "")
 		return
 	}
-	keys, err := a.throttleKeys(ctx, r, res.Identifier, res.IdentityID)
+	keys, err := a.throttleKeys(ctx, r, throttleIdentifier(h.res.Identifier), h.res.IdentityID, stepCode)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
@@ -164,6 +172,7 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 	if !a.claimed(w, r, keys, fail) {
 		return
 	}
+	cred := h.cred
 	step, good := checkTOTP(cred.TOTPSecret, r.PostFormValue("code"), a.cfg.Now())
 	if !good {
 		fail(http.StatusUnauthorized, msgWrongCode)
@@ -177,7 +186,7 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 		a.internalErrorPage(w, r, err)
 		return
 	}
-	a.loggedIn(w, r, c, req, res, cred, keys, append(req.PendingAMR, "otp", "mfa"))
+	a.loggedIn(w, r, c, req, h.res, cred, keys, append(req.PendingAMR, "otp", "mfa"))
 }
 
 // loggedIn starts the holder's session, logged in with the credentials checked, and goes on
@@ -218,26 +227,50 @@ func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, r
 	a.afterLogin(w, r, c, req, s, true)
 }
 
-// holder resolves an identifier and reads its credentials. A non-empty message says why it
-// cannot log in; err is a failure of the authority.
-func (a *Authority) holder(ctx context.Context, identifier string) (registry.Resolution, HolderCredential, string, error) {
+// loginHolder is what the identifier of a login form stands for.
+type loginHolder struct {
+	// res is the identifier's resolution: only Identifier and IdentityID when it is held;
+	// zero when there is no such identifier.
+	res registry.Resolution
+	// cred are the holder's credentials; zero when none are set.
+	cred HolderCredential
+	// held says the identifier is on hold or pending delete: it cannot log in, which only
+	// the right password is told.
+	held bool
+}
+
+// holder resolves an identifier and reads its holder's credentials, those of an identifier
+// on hold or pending delete too; err is a failure of the authority.
+func (a *Authority) holder(ctx context.Context, identifier string) (loginHolder, error) {
+	var h loginHolder
 	res, err := a.mapping.Resolve(ctx, identifier)
-	switch {
-	case registry.ReasonOf(err) == "IDENTIFIER_ON_HOLD" || registry.ReasonOf(err) == "IDENTIFIER_PENDING_DELETE":
-		return res, HolderCredential{}, msgCannotLogIn, nil
-	case registry.KindOf(err) == registry.KindNotFound || registry.KindOf(err) == registry.KindInvalidArgument:
-		return res, HolderCredential{}, msgWrongCredentials, nil
+	switch reason, kind := registry.ReasonOf(err), registry.KindOf(err); {
+	case reason == "IDENTIFIER_ON_HOLD" || reason == "IDENTIFIER_PENDING_DELETE":
+		name, identityID, err := a.mapping.HolderIdentity(ctx, identifier)
+		switch kind := registry.KindOf(err); {
+		case kind == registry.KindNotFound || kind == registry.KindInvalidArgument:
+			// Purged meanwhile.
+			return h, nil
+		case err != nil:
+			return h, err
+		}
+		h.res, h.held = registry.Resolution{Identifier: name, IdentityID: identityID}, true
+	case kind == registry.KindNotFound || kind == registry.KindInvalidArgument:
+		return h, nil
 	case err != nil:
-		return res, HolderCredential{}, "", err
+		return h, err
+	default:
+		h.res = res
 	}
-	cred, err := a.store.GetHolderCredential(ctx, res.IdentityID)
+	cred, err := a.store.GetHolderCredential(ctx, h.res.IdentityID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return res, HolderCredential{}, msgNoCredentials, nil
+		return h, nil
 	case err != nil:
-		return res, HolderCredential{}, "", err
+		return h, err
 	}
-	return res, cred, "", nil
+	h.cred = cred
+	return h, nil
 }
 
 func tooMany(wait time.Duration) string {

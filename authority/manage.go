@@ -69,6 +69,11 @@ func (f clientUpdateFields) check(c Client) *oauthError {
 // validated as a registration is. The client keeps its ID and secret, but for a change
 // between a public and a confidential client, which drops the secret or issues one.
 func (a *Authority) serveClientUpdate(w http.ResponseWriter, r *http.Request) {
+	// An update validates metadata as a registration does, fetching a new jwks_uri: it
+	// counts against the same limit of the source.
+	if !a.registrationAllowed(w, r) {
+		return
+	}
 	c, presented, ok := a.managedClient(w, r)
 	if !ok {
 		return

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"strconv"
 )
 
 //go:embed templates/*.html templates/style.css
@@ -61,7 +62,14 @@ func (a *Authority) errorPage(w http.ResponseWriter, r *http.Request, status int
 	a.pages.render(w, status, "error", errorPage{Title: title, Detail: detail})
 }
 
+// internalErrorPage is internalError for a browser: a page that asks to come back shortly
+// (503, Retry-After) while the database is out of reach, else a 500 page, logged.
 func (a *Authority) internalErrorPage(w http.ResponseWriter, r *http.Request, err error) {
+	if databaseUnavailable(err) {
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+		a.errorPage(w, r, http.StatusServiceUnavailable, "This service is unavailable for a moment.", "Please try again in a few seconds.")
+		return
+	}
 	a.log.ErrorContext(r.Context(), "authority: internal error", "path", r.URL.Path, "err", err)
 	a.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.", "Please try again in a moment.")
 }

@@ -157,8 +157,10 @@ func TestAuthenticateClient(t *testing.T) {
 			if err := r.ParseForm(); err != nil {
 				t.Fatal(err)
 			}
-			c, oe := a.authenticateClient(r, now)
+			c, oe, err := a.authenticateClient(r, now)
 			switch {
+			case err != nil:
+				t.Fatal(err)
 			case tc.refusal == "" && oe != nil:
 				t.Fatalf("refused: %v", oe)
 			case tc.refusal == "" && c.ID == "":

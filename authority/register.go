@@ -67,9 +67,7 @@ type registrationResponse struct {
 }
 
 func (a *Authority) serveRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := a.regs.allow(r, a.cfg.Now()); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeOAuthError(w, http.StatusTooManyRequests, errorf("rate_limited", "too many registrations from this address; try again later"))
+	if !a.registrationAllowed(w, r) {
 		return
 	}
 	var initialToken []byte
@@ -113,6 +111,18 @@ func (a *Authority) serveRegister(w http.ResponseWriter, r *http.Request) {
 	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, resp)
+}
+
+// registrationAllowed takes one of the source's registrations (and updates, which fetch a
+// jwks_uri as registrations do); when the source has made too many it answers 429 with
+// Retry-After and returns false.
+func (a *Authority) registrationAllowed(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := a.regs.allow(r, a.cfg.Now())
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeOAuthError(w, http.StatusTooManyRequests, errorf("rate_limited", "too many registrations or updates from this address; try again later"))
+	}
+	return ok
 }
 
 // readRegistration reads the JSON object of client metadata a registration or an update
@@ -330,8 +340,26 @@ func bearerToken(r *http.Request) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-// internalError logs err and answers 500 without detail.
+// internalError answers a failure of the authority to a client: 503
+// temporarily_unavailable, with Retry-After, when the database is out of reach
+// (databaseUnavailable); otherwise it logs err and answers 500 without detail.
 func (a *Authority) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if databaseUnavailable(err) {
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+		writeOAuthError(w, http.StatusServiceUnavailable, errorf("temporarily_unavailable", "the authority cannot reach its database; try again shortly"))
+		return
+	}
 	a.log.ErrorContext(r.Context(), "authority: internal error", "path", r.URL.Path, "err", err)
 	writeOAuthError(w, http.StatusInternalServerError, errorf("server_error", "the authority failed; try again later"))
+}
+
+// unavailableRetryAfter is what Retry-After says, in seconds, while the database is out of
+// reach.
+const unavailableRetryAfter = 5
+
+// databaseUnavailable reports whether err is the database being out of reach or not
+// answering in time (registry.KindUnavailable, reason DATABASE_UNAVAILABLE): not the
+// authority's failure, and logged already, once per outage, by the store.
+func databaseUnavailable(err error) bool {
+	return registry.KindOf(err) == registry.KindUnavailable
 }

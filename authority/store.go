@@ -19,7 +19,8 @@ var ErrConflict = errors.New("authority: conflict")
 
 // Store keeps the authority's state. Every method is atomic on its own; the methods that
 // change two things at once (AddSigningKey, CreateCredentialLink, RedeemCredentialLink,
-// RedeemGrant, RevokeGrant, DeleteClient, UseInitialAccessToken) do so in one transaction.
+// RevokeGrant, DeleteClient, UseInitialAccessToken, ClaimLoginAttempt,
+// ReleaseLoginAttempts) do so in one transaction.
 // Secrets are stored hashed (SHA-256) wherever the authority only needs to recognise them;
 // signing keys as the KeySet gives them (sealed when it has a key-encryption key) and TOTP
 // secrets are stored as they are.
@@ -75,14 +76,21 @@ type Store interface {
 	// GetHolderCredential returns the credentials of an identity (ErrNotFound: none set).
 	GetHolderCredential(ctx context.Context, identityID string) (HolderCredential, error)
 	// ClaimLoginAttempt counts a login attempt against every budget of keys, in one
-	// transaction: when a budget's NextTime is after now it changes nothing and returns the
-	// latest such NextTime; otherwise each budget's Attempts grows by one (starting from 1
-	// when the budget is missing or has expired at now), its NextTime becomes now plus
-	// key.Backoff.Delay(Attempts) and its ExpireTime now plus key.Backoff.Forget, and it
-	// returns the zero time.
+	// transaction. A budget holds the attempt back when its NextTime is after now, but for
+	// a Shared budget while the Own budget among keys has counted fewer than its
+	// Backoff.Free attempts (a missing budget, or one expired at now, has counted none).
+	// When a budget holds it back, ClaimLoginAttempt changes nothing and returns the latest
+	// NextTime of those that do; otherwise each budget's Attempts grows by one (starting
+	// from 1 when the budget is missing or has expired at now), its NextTime becomes now
+	// plus key.Backoff.Delay(Attempts) and its ExpireTime now plus key.Backoff.Forget, and
+	// it returns the zero time. Concurrent claims of one budget, a missing one too, count
+	// one after the other.
 	ClaimLoginAttempt(ctx context.Context, keys []ThrottleKey, now time.Time) (time.Time, error)
-	// ClearLoginAttempts forgets the budgets of the given key hashes (after a success).
-	ClearLoginAttempts(ctx context.Context, keyHashes [][]byte) error
+	// ReleaseLoginAttempts settles, in one transaction, the budgets a successful login was
+	// counted against: it forgets the budgets of the Own keys and gives back one attempt to
+	// each other budget that has counted any: its Attempts less one, and its NextTime no
+	// later than now plus key.Backoff.Delay of the Attempts left (ExpireTime stays).
+	ReleaseLoginAttempts(ctx context.Context, keys []ThrottleKey, now time.Time) error
 	// PutKnownDevice records a known device, replacing the times of one recorded before.
 	PutKnownDevice(ctx context.Context, d KnownDevice) error
 	// IsKnownDevice reports whether a device is known for an identity at now.
@@ -112,6 +120,8 @@ type Store interface {
 	//     comes after the redemption or stops it (the store shares the registry's database);
 	//   - sets the identity's credentials to c (replacing any);
 	//   - voids the identity's other links (VoidTime now);
+	//   - forgets the identity's known devices: a browser that logged in with the old
+	//     credentials is a stranger's again;
 	//   - ends what the old credentials gave: deletes the identity's sessions and its grants
 	//     whose code is unused (the code no longer redeems), clears the password step of its
 	//     authorization requests in progress (PendingIdentityID and the rest), and revokes
@@ -166,8 +176,8 @@ type Store interface {
 	GetAccessToken(ctx context.Context, tokenHash []byte) (AccessToken, error)
 
 	// DeleteExpired deletes auth requests, sessions, grants, access tokens, credential
-	// links, login throttles and known devices that expired before now, and signing keys past their ExpireTime, and returns
-	// how many rows went.
+	// links, login throttles and known devices that expired before now, and signing keys
+	// past their ExpireTime, and returns how many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }
 

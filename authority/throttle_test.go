@@ -71,3 +71,33 @@ func TestLimiterEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Fatal("an evicted source was not given a fresh bucket")
 	}
 }
+
+// TestSourcesAreIPv4AddressesAndIPv6Networks: budgets and limits count an IPv6 source by its
+// /64, which whoever has one address of it has all of, and an IPv4 source (mapped into IPv6
+// or not) by its address.
+func TestSourcesAreIPv4AddressesAndIPv6Networks(t *testing.T) {
+	for remote, want := range map[string]string{
+		"192.0.2.7:1234":                      "192.0.2.7",
+		"[::ffff:192.0.2.7]:1234":             "192.0.2.7",
+		"[2001:db8:1:2:3:4:5:6]:443":          "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff:ffff:ffff:1]:443": "2001:db8:1:2::/64",
+		"[fe80::1%eth0]:443":                  "fe80::/64",
+		"[2001:db8:1:3::1]:443":               "2001:db8:1:3::/64",
+	} {
+		if got := sourceOf(&http.Request{RemoteAddr: remote}); got != want {
+			t.Errorf("sourceOf(%s) = %s, want %s", remote, got, want)
+		}
+	}
+	// One /64 is one source for the limiter: an attacker cannot rotate through it.
+	l := newLimiter(1.0/3600, 1)
+	now := time.Unix(1e9, 0)
+	if ok, _ := l.allow(&http.Request{RemoteAddr: "[2001:db8:1:2::1]:1"}, now); !ok {
+		t.Fatal("the first attempt of a /64 was refused")
+	}
+	if ok, _ := l.allow(&http.Request{RemoteAddr: "[2001:db8:1:2::2]:1"}, now); ok {
+		t.Fatal("another address of the same /64 got a bucket of its own")
+	}
+	if ok, _ := l.allow(&http.Request{RemoteAddr: "[2001:db8:1:3::1]:1"}, now); !ok {
+		t.Fatal("the next /64 shares the first one's bucket")
+	}
+}

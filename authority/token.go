@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // tokenResponse is a successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
@@ -39,7 +41,8 @@ type idTokenClaims struct {
 // and for public clients (none) that name themselves with client_id; PKCE as the
 // authorization request used it (checkPKCE). The code is used only once the client, its
 // authentication, the redirect URI and PKCE check out; presented again by its client, it
-// revokes what it gave.
+// revokes what it gave. What can fail for a while, the registry's mapping and the client's
+// encryption key, is read before the code is used too, so that the client can retry.
 func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	// limitBodies read the form, within its cap.
 	if err := r.ParseForm(); err != nil {
@@ -47,7 +50,11 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.now()
-	c, oe := a.authenticateClient(r, now)
+	c, oe, err := a.authenticateClient(r, now)
+	if err != nil {
+		a.internalError(w, r, err)
+		return
+	}
 	if oe != nil {
 		status := http.StatusUnauthorized
 		if oe.Code == "invalid_request" {
@@ -99,7 +106,25 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code has expired"))
 		return
 	}
-	switch _, err := a.store.RedeemGrant(ctx, codeHash, now); {
+	// What can fail for a while (the registry's database, the client's jwks_uri) is done
+	// before the code is used, so that the client can try again with it.
+	res, err := a.mapping.Resolve(ctx, g.Identifier)
+	switch {
+	case registry.KindOf(err) == registry.KindNotFound, err == nil && res.IdentityID != g.IdentityID:
+		// The holder lost the identifier since logging in.
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the identifier no longer resolves to the identity that logged in"))
+		return
+	case err != nil:
+		a.internalError(w, r, err)
+		return
+	}
+	encKey, err := a.idTokenKey(ctx, c)
+	if err != nil {
+		a.responseError(w, r, err)
+		return
+	}
+	g, err = a.store.RedeemGrant(ctx, codeHash, now)
+	switch {
 	case errors.Is(err, ErrConflict):
 		// Redeemed by a concurrent request of the same client since it was read.
 		a.codeReplayed(w, r, g, now)
@@ -110,11 +135,8 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.internalError(w, r, err)
 		return
-	}
-	// The holder may have lost the identifier since logging in.
-	res, err := a.mapping.Resolve(ctx, g.Identifier)
-	if err != nil || res.IdentityID != g.IdentityID {
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the identifier no longer resolves to the identity that logged in"))
+	case !g.RevokeTime.IsZero():
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code is not valid"))
 		return
 	}
 	access := randomToken()
@@ -135,10 +157,10 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, AMR: g.AMR, Identifier: g.Identifier,
 	}, "JWT")
 	if err == nil {
-		idt, err = a.encryptIDToken(ctx, c, idt)
+		idt, err = a.encryptIDToken(c, encKey, idt)
 	}
 	if err != nil {
-		a.responseError(w, r, err)
+		a.internalError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -162,8 +184,9 @@ func (a *Authority) codeReplayed(w http.ResponseWriter, r *http.Request, g Grant
 
 // authenticateClient checks the client's credentials, sent the way it registered: a
 // confidential client's secret (HTTP Basic or in the form), or a public client's client_id
-// alone (in the form, or Basic with an empty password).
-func (a *Authority) authenticateClient(r *http.Request, now time.Time) (Client, *oauthError) {
+// alone (in the form, or Basic with an empty password). A failure to read the client is
+// the error.
+func (a *Authority) authenticateClient(r *http.Request, now time.Time) (Client, *oauthError, error) {
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		// RFC 6749 §2.3.1: the Basic credentials are form-urlencoded.
@@ -171,50 +194,53 @@ func (a *Authority) authenticateClient(r *http.Request, now time.Time) (Client, 
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			return Client{}, errorf("invalid_client", "malformed Basic credentials")
+			return Client{}, errorf("invalid_client", "malformed Basic credentials"), nil
 		}
 		// One method per request (RFC 6749 §2.3). A client_id in the body as well is common
 		// and harmless when it names the same client.
 		if r.PostForm.Has("client_secret") {
-			return Client{}, errorf("invalid_request", "the request authenticates the client twice, with HTTP Basic and with client_secret in the body; use one method")
+			return Client{}, errorf("invalid_request", "the request authenticates the client twice, with HTTP Basic and with client_secret in the body; use one method"), nil
 		}
 		if bodyID := r.PostForm.Get("client_id"); bodyID != "" && bodyID != id {
-			return Client{}, errorf("invalid_request", "client_id in the body names another client than the HTTP Basic credentials")
+			return Client{}, errorf("invalid_request", "client_id in the body names another client than the HTTP Basic credentials"), nil
 		}
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	if id == "" {
-		return Client{}, errorf("invalid_client", "client authentication is required (client_secret_basic or client_secret_post; client_id alone for a public client)")
+		return Client{}, errorf("invalid_client", "client authentication is required (client_secret_basic or client_secret_post; client_id alone for a public client)"), nil
 	}
 	c, err := a.client(r.Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		return Client{}, errorf("invalid_client", "client authentication failed"), nil
+	}
 	if err != nil {
-		return Client{}, errorf("invalid_client", "client authentication failed")
+		return Client{}, nil, err
 	}
 	if c.public() {
 		if secret != "" {
-			return Client{}, errorf("invalid_client", "the client registered token_endpoint_auth_method none: send client_id without a secret")
+			return Client{}, errorf("invalid_client", "the client registered token_endpoint_auth_method none: send client_id without a secret"), nil
 		}
-		return c, nil
+		return c, nil, nil
 	}
 	if secret == "" {
-		return Client{}, errorf("invalid_client", "client authentication is required: the client registered "+c.Metadata.TokenEndpointAuthMethod)
+		return Client{}, errorf("invalid_client", "client authentication is required: the client registered "+c.Metadata.TokenEndpointAuthMethod), nil
 	}
 	if subtle.ConstantTimeCompare(hashToken(secret), c.SecretHash) != 1 {
-		return Client{}, errorf("invalid_client", "client authentication failed")
+		return Client{}, errorf("invalid_client", "client authentication failed"), nil
 	}
 	method := "client_secret_post"
 	if basic {
 		method = "client_secret_basic"
 	}
 	if method != c.Metadata.TokenEndpointAuthMethod {
-		return Client{}, errorf("invalid_client", "the client registered "+c.Metadata.TokenEndpointAuthMethod+", not "+method)
+		return Client{}, errorf("invalid_client", "the client registered "+c.Metadata.TokenEndpointAuthMethod+", not "+method), nil
 	}
 	if !c.SecretExpireTime.IsZero() && !now.Before(c.SecretExpireTime) {
 		return Client{}, errorf("invalid_client", "the client secret expired at "+c.SecretExpireTime.UTC().Format(time.RFC3339)+
-			" (client_secret_expires_at); register the client again")
+			" (client_secret_expires_at); register the client again"), nil
 	}
-	return c, nil
+	return c, nil, nil
 }
 
 // checkPKCE applies PKCE at the token endpoint (RFC 7636 §4.6, RFC 9700 §2.1.1 and §4.8.2).

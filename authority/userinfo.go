@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // agentTokenTTL is the lifetime of the access token an agent receives (DESIGN: exp = iat + 600).
@@ -67,8 +69,12 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := a.mapping.Resolve(ctx, at.Identifier)
-	if err != nil || res.IdentityID != at.IdentityID {
+	switch {
+	case registry.KindOf(err) == registry.KindNotFound, err == nil && res.IdentityID != at.IdentityID:
 		a.invalidToken(w, "the identifier no longer resolves to the identity this token was issued for")
+		return
+	case err != nil:
+		a.internalError(w, r, err)
 		return
 	}
 	out := userinfo{Subject: at.Subject, Issuer: a.issuer, Audience: at.ClientID}

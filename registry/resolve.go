@@ -60,6 +60,23 @@ func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, e
 	return r, nil
 }
 
+// HolderIdentity returns the canonical name of an identifier and the identity it stands
+// for, whatever its statuses, read from the store: the authority checks the password of an
+// identifier on hold or pending delete with it, so that a wrong one reads as for any other
+// identifier. KindNotFound when there is no such identifier, KindInvalidArgument when it is
+// malformed.
+func (s *Service) HolderIdentity(ctx context.Context, identifier string) (string, string, error) {
+	name, err := ParseIdentifier(identifier)
+	if err != nil {
+		return "", "", err
+	}
+	i, err := s.store.GetIdentifier(ctx, name.ASCII)
+	if err != nil {
+		return "", "", err
+	}
+	return i.Name, i.IdentityID, nil
+}
+
 // resolveCache keeps recent resolutions, sharded so concurrent readers rarely meet on a lock.
 type resolveCache struct {
 	ttl    time.Duration

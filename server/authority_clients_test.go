@@ -126,7 +126,9 @@ func TestAuthorityClientRead(t *testing.T) {
 // registration is (the same refusals, and RFC 7592's rules for client_id and the secret),
 // and the change takes effect at once; a refused update changes nothing.
 func TestAuthorityClientUpdate(t *testing.T) {
-	e := newAuthEnv(t, envOptions{})
+	// Updates count against the per-source registration limit, which is not what this is
+	// about.
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) { c.RegistrationBurst = 1000 }})
 	agent, claims := e.startAgent("alpha")
 	h := e.holderFor(agent, "alice.example.test", false)
 	claims.Claims["alice.example.test"] = map[string]any{"email": "alice@example.test"}

@@ -265,9 +265,9 @@ func TestAuthorityWrongCredentials(t *testing.T) {
 
 // TestAuthorityNobodyCanLockAHolderOut: failed logins slow further attempts down but never
 // lock a holder out. One source's failures slow that source only; guessing spread over many
-// sources slows browsers that never logged in as the identifier, for a bounded while, and not
-// the holder's own browser; an identifier that does not exist answers exactly like one that
-// does, and no answer counts attempts or speaks of a lock.
+// sources slows the sources that have used up their own free attempts, and neither a source
+// that has not been guessing nor the holder's own browser; an identifier that does not exist
+// answers exactly like one that does, and no answer counts attempts or speaks of a lock.
 func TestAuthorityNobodyCanLockAHolderOut(t *testing.T) {
 	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
 		c.SourceBackoff = authority.Backoff{Free: 3, Base: time.Second, Max: time.Minute, Forget: time.Hour}
@@ -340,30 +340,40 @@ func TestAuthorityNobodyCanLockAHolderOut(t *testing.T) {
 		t.Fatalf("holder from another source after one source's guessing: %v, want logged in", got)
 	}
 
-	// Guesses from many sources slow every browser that has not logged in as alice: the
-	// identifier's six free attempts are used up (the holder's first login, four by
-	// 127.0.0.2, the holder's from 127.0.0.4), so a fresh source waits.
-	if got := attempt(from("127.0.0.5"), "alice.example.test", "guess"); got != wait(1) {
-		t.Fatalf("a fresh source after six attempts for the identifier: %v, want %v", got, wait(1))
+	// Guesses from many sources: two more use up their own free attempts, which the
+	// identifier's budget counts too (four by 127.0.0.2, three each here; the holder's
+	// logins gave theirs back): past its six free attempts, it holds back every source that
+	// has used up its own.
+	for _, src := range []string{"127.0.0.5", "127.0.0.6"} {
+		for range 3 {
+			if got := attempt(from(src), "alice.example.test", "guess"); got != wrong {
+				t.Fatalf("%s, within its free attempts: %v, want %v", src, got, wrong)
+			}
+		}
 	}
-	newDevice := from("127.0.0.7")
-	got := attempt(newDevice, home.Identifier, home.Password)
-	m := waitRe.FindStringSubmatch(got.alert)
-	if got.status != http.StatusTooManyRequests || m == nil {
-		t.Fatalf("holder on a new device during distributed guessing: %v, want to be told to wait", got)
+	// A holder on a new device, at a source that has not been guessing, is not held back at
+	// all, nor is the holder's own browser.
+	if got := attempt(from("127.0.0.7"), home.Identifier, home.Password); got.status != http.StatusOK {
+		t.Fatalf("holder on a new device during distributed guessing: %v, want logged in at once", got)
 	}
-	n, _ := strconv.Atoi(m[1])
-	if n < 1 || n > 30 {
-		t.Fatalf("the wait is %d seconds, want at most the identifier's 30", n)
-	}
-	// The holder's own browser is not slowed at all.
 	if got := attempt(home, home.Identifier, home.Password); got.status != http.StatusOK {
 		t.Fatalf("holder on a known device during distributed guessing: %v, want logged in", got)
 	}
-	// And the new device gets in once the wait has passed: slowed, never locked out.
+	// A guessing source, its own wait over, waits for the identifier's budget: slowed,
+	// never locked out.
+	e.clock.Advance(time.Second)
+	got := attempt(from("127.0.0.5"), "alice.example.test", "guess")
+	m := waitRe.FindStringSubmatch(got.alert)
+	if got.status != http.StatusTooManyRequests || m == nil {
+		t.Fatalf("a guessing source, its own wait over, while the identifier's budget waits: %v, want to be told to wait", got)
+	}
+	n, _ := strconv.Atoi(m[1])
+	if n < 2 || n > 30 {
+		t.Fatalf("the wait is %d seconds, want the identifier's, at most its 30", n)
+	}
 	e.clock.Advance(time.Duration(n) * time.Second)
-	if got := attempt(newDevice, home.Identifier, home.Password); got.status != http.StatusOK {
-		t.Fatalf("holder on a new device after the wait: %v, want logged in", got)
+	if got := attempt(from("127.0.0.5"), "alice.example.test", "guess"); got != wrong {
+		t.Fatalf("the guessing source after the wait: %v, want %v", got, wrong)
 	}
 }
 
@@ -764,8 +774,9 @@ func TestAuthorityCredentialLinkRefusals(t *testing.T) {
 	})
 }
 
-// TestAuthorityHeldIdentifier: an identifier on hold or pending delete cannot log in, its
-// sessions no longer serve, and its codes and access tokens stop working.
+// TestAuthorityHeldIdentifier: an identifier on hold or pending delete cannot log in (which
+// only the right password is told), its sessions no longer serve, and its codes and access
+// tokens stop working.
 func TestAuthorityHeldIdentifier(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -790,6 +801,9 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 
 			tc.apply(e, agent)
 			before := e.issued()
+			// A wrong password reads as for any other identifier: nothing says it is held.
+			p, err := e.submitLogin(rp, h, h.Identifier, "not the password at all")
+			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
 
 			e.wantUserinfoRefused(t, res.Token.AccessToken)
 			if status, m, _ := e.postToken(redeem(rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
@@ -797,7 +811,7 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 			}
 			// The session does not answer silently any more.
 			none := rp.AuthRequest(map[string]string{"prompt": "none"})
-			p, err := h.Get(none.URL)
+			p, err = h.Get(none.URL)
 			e.wantCallbackError(t, p, err, oidctest.RedirectURI, none.State, "login_required")
 			p, err = h.Get(rp.AuthRequest(nil).URL)
 			if err != nil || p.Action() != "/login" {
@@ -826,6 +840,60 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 		p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
 		wantPastLogin(t, p, err)
 	})
+}
+
+// TestAuthorityWrongPasswordRevealsNothing: with a wrong password, an identifier on hold,
+// one pending delete and one whose holder has set no password yet are answered exactly as an
+// identifier that does not exist: the same status, message and page. The page's hint tells a
+// holder without a password where to get one.
+func TestAuthorityWrongPasswordRevealsNothing(t *testing.T) {
+	e := newAuthEnv(t, lifecycleOptions(0))
+	agent := e.newAgent("alpha")
+	held := e.holderFor(agent, "held.example.test", false)
+	deleted := e.holderFor(agent, "deleted.example.test", false)
+	e.registerForLink(agent, "fresh.example.test")
+	e.serverStatus("held.example.test", "abuse report", stServerHold)
+	e.deleteIdentifier(agent, "deleted.example.test")
+	rp := e.newRP(nil)
+	// Each from a source of its own, so that no budget tells them apart.
+	answer := func(source, identifier, password string) (int, string, string) {
+		t.Helper()
+		b := &oidctest.Holder{Client: oidctest.HTTPClientFrom(e.roots, source)}
+		p, err := e.submitLogin(rp, b, identifier, password)
+		if err != nil {
+			t.Fatalf("%s: %v", identifier, err)
+		}
+		// The page, but for the request's own hidden fields and the identifier typed.
+		body := regexp.MustCompile(`name="(req|csrf)" value="[^"]*"`).ReplaceAllString(p.Body, `name="$1"`)
+		body = strings.ReplaceAll(body, identifier, "IDENTIFIER")
+		return p.Status, p.Alert(), body
+	}
+	wantStatus, wantAlert, wantBody := answer("127.0.0.2", "nobody.example.test", "not the password at all")
+	if wantStatus != http.StatusUnauthorized || wantAlert != alertWrongCredentials {
+		t.Fatalf("unknown identifier: %d %q", wantStatus, wantAlert)
+	}
+	if !strings.Contains(wantBody, "Forgot your password, or never set one? Your agent (where you registered the identifier) can send you a link to set it.") {
+		t.Fatal("the login page does not say where a password is set")
+	}
+	for _, tc := range []struct{ name, source, identifier, password string }{
+		{"on hold", "127.0.0.3", "held.example.test", "not the password at all"},
+		{"pending delete", "127.0.0.4", "deleted.example.test", "not the password at all"},
+		{"no password yet", "127.0.0.5", "fresh.example.test", "not the password at all"},
+		{"no password yet, and none given that could be", "127.0.0.6", "fresh.example.test", "correct horse battery staple"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, alert, body := answer(tc.source, tc.identifier, tc.password)
+			if status != wantStatus || alert != wantAlert || body != wantBody {
+				t.Fatalf("%d %q, want %d %q as for an unknown identifier; page differs: %v", status, alert, wantStatus, wantAlert, body != wantBody)
+			}
+		})
+	}
+	// The right password learns that the identifier cannot log in at present.
+	for source, h := range map[string]*oidctest.Holder{"127.0.0.7": held, "127.0.0.8": deleted} {
+		if status, alert, _ := answer(source, h.Identifier, h.Password); status != http.StatusUnauthorized || alert != alertCannotLogIn {
+			t.Fatalf("%s with the right password: %d %q, want 401 %q", h.Identifier, status, alert, alertCannotLogIn)
+		}
+	}
 }
 
 // TestAuthorityPromptNone: prompt=none answers at once: login_required without a session,

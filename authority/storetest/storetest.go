@@ -38,7 +38,10 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"CredentialLinks", testCredentialLinks},
 		{"RedeemCredentialLink", testRedeemCredentialLink},
 		{"LoginThrottles", testLoginThrottles},
+		{"SharedLoginThrottles", testSharedLoginThrottles},
+		{"ReleaseLoginAttempts", testReleaseLoginAttempts},
 		{"KnownDevices", testKnownDevices},
+		{"RedeemForgetsKnownDevices", testRedeemForgetsKnownDevices},
 		{"CredentialLinkVoiding", testCredentialLinkVoiding},
 		{"CreateCredentialLinkWithin", testCreateCredentialLinkWithin},
 		{"RedeemEndsOldCredentials", testRedeemEndsOldCredentials},
@@ -671,11 +674,13 @@ func testLoginThrottles(t *testing.T, s authority.Store) {
 	claim(t, s, t0.Add(10*time.Minute), zero, b) // b's second: b had not counted before
 	claim(t, s, t0.Add(10*time.Minute), t0.Add(11*time.Minute), b)
 
-	// A success clears a budget; the others stay.
-	must(t, s.ClearLoginAttempts(ctx, [][]byte{a.Hash}))
+	// A success clears an own budget; the others stay.
+	ownA := a
+	ownA.Own = true
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{ownA}, t0.Add(10*time.Minute)))
 	claim(t, s, t0.Add(10*time.Minute), zero, a)
 	claim(t, s, t0.Add(10*time.Minute), t0.Add(11*time.Minute), b)
-	must(t, s.ClearLoginAttempts(ctx, nil))
+	must(t, s.ReleaseLoginAttempts(ctx, nil, t0.Add(10*time.Minute)))
 
 	// An hour after its last attempt a budget starts afresh.
 	last := t0.Add(11 * time.Minute)
@@ -683,6 +688,85 @@ func testLoginThrottles(t *testing.T, s authority.Store) {
 	claim(t, s, last.Add(time.Hour), zero, b)
 	claim(t, s, last.Add(time.Hour), zero, b)
 	claim(t, s, last.Add(time.Hour), last.Add(time.Hour+time.Minute), b)
+}
+
+// testSharedLoginThrottles: a Shared budget holds back only an attempt whose Own budget has
+// used up its free attempts, and counts every attempt; a budget neither own nor shared holds
+// back every attempt.
+func testSharedLoginThrottles(t *testing.T, s authority.Store) {
+	own := func(name string) authority.ThrottleKey {
+		k := throttle(name)
+		k.Own = true
+		return k
+	}
+	shared := throttle("shared")
+	shared.Shared = true
+	var zero time.Time
+	// Two sources use up the shared budget's two free attempts, and one of them its own.
+	claim(t, s, t0, zero, own("guesser"), shared)
+	claim(t, s, t0, zero, own("guesser"), shared)
+	// The guesser is past its free attempts: the shared budget holds it back too, once its
+	// own wait has passed.
+	claim(t, s, t0, t0.Add(time.Minute), own("guesser"), shared)
+	claim(t, s, t0.Add(time.Minute), zero, own("guesser"), shared) // shared: 3rd, then two minutes
+	claim(t, s, t0.Add(2*time.Minute), t0.Add(3*time.Minute), own("guesser"), shared)
+	// A source within its free attempts is not held back by the shared budget, and counts.
+	claim(t, s, t0.Add(2*time.Minute), zero, own("holder"), shared) // shared: 4th, then four
+	claim(t, s, t0.Add(2*time.Minute), zero, own("holder"), shared)
+	// Past its own free attempts, it waits for its own budget and for the shared one, which
+	// the holder's attempts pushed to four minutes.
+	claim(t, s, t0.Add(2*time.Minute), t0.Add(6*time.Minute), own("holder"), shared)
+	claim(t, s, t0.Add(6*time.Minute), zero, own("holder"), shared)
+	// A budget neither own nor shared holds back a source within its free attempts.
+	strict := throttle("codes")
+	claim(t, s, t0, zero, own("a"), strict)
+	claim(t, s, t0, zero, own("b"), strict)
+	claim(t, s, t0, t0.Add(time.Minute), own("c"), strict)
+}
+
+// testReleaseLoginAttempts: a success forgets the own budgets it was counted against and
+// gives back one attempt to each other budget, never below none, with the wait that the
+// attempts left call for from the time of the success at most.
+func testReleaseLoginAttempts(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	src := throttle("source")
+	src.Own = true
+	shared := throttle("shared")
+	shared.Shared = true
+	// other is a source past its free attempts, its wait over at t0.
+	other := throttle("other")
+	other.Own = true
+	var zero time.Time
+	claim(t, s, t0.Add(-2*time.Minute), zero, other)
+	claim(t, s, t0.Add(-2*time.Minute), zero, other)
+
+	claim(t, s, t0, zero, src, shared)
+	claim(t, s, t0, zero, src, shared) // the shared budget's second: the next waits a minute
+	claim(t, s, t0, t0.Add(time.Minute), other, shared)
+	// The second attempt succeeds: the source starts afresh, and the shared budget has one
+	// of its two free attempts back, at once.
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{src, shared}, t0))
+	claim(t, s, t0, zero, other, shared) // the shared budget's second again
+	claim(t, s, t0.Add(time.Minute), t0.Add(2*time.Minute), other, shared)
+
+	// Given back while past its free attempts, the shared budget waits no longer than the
+	// attempts left call for from the time of the success.
+	at := t0.Add(time.Minute)
+	claim(t, s, at, zero, src, shared) // shared: 3rd, then two minutes
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{shared}, at.Add(30*time.Second)))
+	claim(t, s, at.Add(90*time.Second), zero, other, shared) // not at.Add(2 * time.Minute)
+
+	// Given back more often than it counted: none counted, not fewer.
+	later := t0.Add(time.Hour)
+	for range 6 {
+		must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{shared}, later))
+	}
+	claim(t, s, later, zero, shared)
+	claim(t, s, later, zero, shared)
+	claim(t, s, later, later.Add(time.Minute), shared)
+	// Releasing budgets that were never claimed changes nothing.
+	must(t, s.ReleaseLoginAttempts(ctx, []authority.ThrottleKey{throttle("never"), src}, later))
+	claim(t, s, later, zero, throttle("never"))
 }
 
 // testKnownDevices: a device is known for the identity it logged in as, until it expires;
@@ -708,6 +792,35 @@ func testKnownDevices(t *testing.T, s authority.Store) {
 	known("d1", alice, t0.Add(time.Hour), true)
 	err := s.PutKnownDevice(ctx, authority.KnownDevice{DeviceHash: hash("d1"), IdentityID: "id_nobody", CreateTime: t0, ExpireTime: t0.Add(time.Hour)})
 	wantErr(t, "PutKnownDevice of an unknown identity", err, authority.ErrNotFound)
+}
+
+// testRedeemForgetsKnownDevices: new credentials forget the identity's known devices (a
+// browser that logged in with the old ones is a stranger's again), not another identity's.
+func testRedeemForgetsKnownDevices(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	setCredentials(t, s, newCredential(alice), t0)
+	setCredentials(t, s, newCredential(bob), t0)
+	for _, d := range []authority.KnownDevice{
+		{DeviceHash: hash("laptop"), IdentityID: alice, CreateTime: t0, ExpireTime: t0.Add(48 * time.Hour)},
+		{DeviceHash: hash("attacker"), IdentityID: alice, CreateTime: t0, ExpireTime: t0.Add(48 * time.Hour)},
+		{DeviceHash: hash("laptop"), IdentityID: bob, CreateTime: t0, ExpireTime: t0.Add(48 * time.Hour)},
+	} {
+		must(t, s.PutKnownDevice(ctx, d))
+	}
+	now := t0.Add(time.Hour)
+	l := newLink("reset", alice, now)
+	must(t, s.CreateCredentialLink(ctx, l))
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now, newCredential(alice), nil))
+	for _, tc := range []struct {
+		device, identity string
+		want             bool
+	}{{"laptop", alice, false}, {"attacker", alice, false}, {"laptop", bob, true}} {
+		got, err := s.IsKnownDevice(ctx, hash(tc.device), tc.identity, now)
+		must(t, err)
+		if got != tc.want {
+			t.Fatalf("after new credentials of %s: IsKnownDevice(%s, %s) = %v, want %v", alice, tc.device, tc.identity, got, tc.want)
+		}
+	}
 }
 
 // testTOTPSteps: each time step's code is good once, and no earlier one after it.
@@ -1295,30 +1408,44 @@ func testConcurrentTOTPStep(t *testing.T, s authority.Store) {
 	oneWinner(t, "UseTOTPStep", errs)
 }
 
-// testConcurrentLoginAttempts: of concurrent attempts against a budget with one free
-// attempt left, one goes through and the others are told to wait.
+// testConcurrentLoginAttempts: of concurrent attempts against a budget, only as many go
+// through as it has free attempts left and the others are told to wait: a budget with one
+// left, and a budget nobody has claimed yet, with all of its two (a lock needs a row).
 func testConcurrentLoginAttempts(t *testing.T, s authority.Store) {
 	ctx := t.Context()
-	k := throttle("racy")
-	claim(t, s, t0, time.Time{}, k)
-	waits := make([]time.Time, racers)
-	errs := concurrently(racers, func(i int) error {
-		var err error
-		waits[i], err = s.ClaimLoginAttempt(ctx, []authority.ThrottleKey{k}, t0)
-		return err
-	})
-	through := 0
-	for i, err := range errs {
-		must(t, err)
-		switch {
-		case waits[i].IsZero():
-			through++
-		case !waits[i].Equal(norm(t0.Add(time.Minute))):
-			t.Fatalf("attempt %d told to wait until %v, want a minute", i, waits[i].Sub(t0))
+	primed := throttle("racy")
+	claim(t, s, t0, time.Time{}, primed)
+	for _, tc := range []struct {
+		name string
+		key  authority.ThrottleKey
+		free int
+	}{
+		{"one free attempt left", primed, 1},
+		{"a budget not claimed before", throttle("fresh"), 2},
+	} {
+		waits := make([]time.Time, racers)
+		errs := concurrently(racers, func(i int) error {
+			var err error
+			waits[i], err = s.ClaimLoginAttempt(ctx, []authority.ThrottleKey{tc.key}, t0)
+			return err
+		})
+		through := 0
+		for i, err := range errs {
+			must(t, err)
+			switch {
+			case waits[i].IsZero():
+				through++
+			case !waits[i].Equal(norm(t0.Add(time.Minute))):
+				t.Fatalf("%s: attempt %d told to wait until %v, want a minute", tc.name, i, waits[i].Sub(t0))
+			}
 		}
-	}
-	if through != 1 {
-		t.Fatalf("%d of %d concurrent attempts went through, want 1", through, racers)
+		if through != tc.free {
+			t.Fatalf("%s: %d of %d concurrent attempts went through, want %d", tc.name, through, racers, tc.free)
+		}
+		// Every attempt that went through counted: the next waits until the first backoff
+		// is over, then gets the second wait.
+		claim(t, s, t0.Add(time.Minute), time.Time{}, tc.key)
+		claim(t, s, t0.Add(time.Minute), t0.Add(3*time.Minute), tc.key)
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// AuthorityStore is an authority.Store in the registry's database (migrations 00003 and
-// 00004, 00007, 00008 and 00009, tables authority_*), sharing its Store's connections: closing the
+// AuthorityStore is an authority.Store in the registry's database (migrations 00003,
+// 00004 and 00007 to 00010, tables authority_*), sharing its Store's connections: closing the
 // Store closes it. Holders' credentials, credential links, consents and grants reference the
 // registry's identities; consents and grants reference a client. A write that a missing
 // identity or client refuses returns authority.ErrNotFound. RedeemCredentialLink hands its
@@ -26,9 +26,10 @@ import (
 // calls, only as many succeed as the condition lets through. AddSigningKey, which must see
 // every key stored before it, locks the table of keys against other writers (PostgreSQL;
 // SQLite has one writer); DeleteClient locks the client's row; the writes of credential
-// links lock their identity (authority_links.go); ClaimLoginAttempt locks its budgets' rows.
-// AddSigningKey, CreateCredentialLink, RedeemCredentialLink, RevokeGrant, DeleteClient,
-// UseInitialAccessToken and ClaimLoginAttempt run in one transaction; like Store.Tx, every
+// links lock their identity (authority_links.go); ClaimLoginAttempt locks its budgets' rows,
+// made first when missing (authority_throttle.go). AddSigningKey, CreateCredentialLink,
+// RedeemCredentialLink, RevokeGrant, DeleteClient, UseInitialAccessToken, ClaimLoginAttempt
+// and ReleaseLoginAttempts run in one transaction; like Store.Tx, every
 // write is run again when the database asks for a retry, and on SQLite waits for the
 // store's write slot.
 type AuthorityStore struct {

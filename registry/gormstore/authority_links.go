@@ -150,6 +150,7 @@ func (a *AuthorityStore) RedeemCredentialLink(ctx context.Context, tokenHash []b
 			{sqlDropUnusedGrants, []any{identityID}},
 			{sqlRevokeIdentityGrants, []any{at, identityID}},
 			{sqlRevokeIdentityTokens, []any{at, identityID}},
+			{sqlForgetDevices, []any{identityID}},
 		} {
 			if _, err := t.execSQL(ctx, q.q, q.args...); err != nil {
 				return err

@@ -28,8 +28,8 @@ type IndexedStatement struct {
 }
 
 // IndexedStatements are the claims of background work, the other reads of migration 00002's
-// partial indexes, the read by DNS name (migration 00005) and the sweep of request outcomes
-// (00006).
+// partial indexes, the read by DNS name (migration 00005), the sweep of request outcomes
+// (00006) and the deletion of an identity's known devices (00010).
 var IndexedStatements = []IndexedStatement{
 	{"ClaimDueTransfers", sqlClaimDueTransfers.sqlite, sqlClaimDueTransfers.postgres, "transfers_pending_act"},
 	{"ClaimDuePurges", sqlClaimDuePurges.sqlite, sqlClaimDuePurges.postgres, "identifiers_purge"},
@@ -40,4 +40,5 @@ var IndexedStatements = []IndexedStatement{
 	{"PendingTransfer", sqlPendingTransfer.sqlite, sqlPendingTransfer.postgres, "transfers_pending"},
 	{"ListTransfers in both directions", sqlListTransfersBoth[1].sqlite, sqlListTransfersBoth[1].postgres, "transfers_losing"},
 	{"GetIdentifierByDNSName", sqlGetIdentifierByDNSName.sqlite, sqlGetIdentifierByDNSName.postgres, "identifiers_dns_name"},
+	{"ForgetKnownDevices", sqlForgetDevices.sqlite, sqlForgetDevices.postgres, "authority_known_devices_identity"},
 }

@@ -36,6 +36,8 @@ func TestQueryPlans(t *testing.T) {
 				switch st.Name {
 				case "PendingTransfer", "GetIdentifierByDNSName":
 					args = []any{"alice.example"}
+				case "ForgetKnownDevices":
+					args = []any{"id_alice"}
 				case "ListTransfers in both directions":
 					args = []any{"a1", "", 10, "a1", "", 10, 10}
 				}
