@@ -809,7 +809,7 @@ func testRedeemForgetsKnownDevices(t *testing.T, s authority.Store) {
 	}
 	now := t0.Add(time.Hour)
 	l := newLink("reset", alice, now)
-	must(t, s.CreateCredentialLink(ctx, l))
+	must(t, s.CreateCredentialLink(ctx, l, nil))
 	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, now, newCredential(alice), nil))
 	for _, tc := range []struct {
 		device, identity string
