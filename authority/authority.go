@@ -94,6 +94,11 @@ type Config struct {
 	// attempts, together, and the TOTP codes tried for an identifier (throttle.go). Defaults
 	// DefaultSourceBackoff and DefaultIdentifierBackoff. Nothing ever locks a holder out.
 	SourceBackoff, IdentifierBackoff Backoff
+	// IdentifierBackoffHoldsAll makes the identifier's budget hold back every source, not
+	// only those past their own free attempts: guessing spread over many sources is slowed
+	// from its first attempts, at the cost that it can hold back a holder on a new device for
+	// as long as it goes on (known devices, and a credential link's, still get in).
+	IdentifierBackoffHoldsAll bool
 	// LoginRate and LoginBurst limit login attempts (password and TOTP) per source (an
 	// IPv4 address or IPv6 /64); defaults 1/s and 20.
 	LoginRate  float64

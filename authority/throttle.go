@@ -152,7 +152,7 @@ func (a *Authority) throttleKeys(ctx context.Context, r *http.Request, identifie
 	if step == stepCode {
 		return []ThrottleKey{own, {Hash: throttleKey("codes", identifier), Backoff: a.cfg.IdentifierBackoff}}, nil
 	}
-	return []ThrottleKey{own, {Hash: throttleKey("identifier", identifier), Backoff: a.cfg.IdentifierBackoff, Shared: true}}, nil
+	return []ThrottleKey{own, {Hash: throttleKey("identifier", identifier), Backoff: a.cfg.IdentifierBackoff, Shared: !a.cfg.IdentifierBackoffHoldsAll}}, nil
 }
 
 // claimAttempt counts a login attempt against keys before it is checked. It returns zero

@@ -190,3 +190,34 @@ func TestAuthorityCredentialLinkMakesAKnownDevice(t *testing.T) {
 	p, err = e.submitLogin(rp, browser, h.Identifier, browser.Password)
 	wantPastLogin(t, p, err)
 }
+
+// TestAuthorityIdentifierBackoffHoldsAll: with the stricter setting, guessing spread over
+// many sources is slowed from its first attempts: once the identifier's budget has counted its
+// free attempts, a fresh source waits too; the holder's known device still gets in at once.
+func TestAuthorityIdentifierBackoffHoldsAll(t *testing.T) {
+	e := newAuthEnv(t, envOptions{configureAuthority: func(c *authority.Config) {
+		c.SourceBackoff = authority.Backoff{Free: 3, Base: time.Second, Max: time.Minute, Forget: time.Hour}
+		c.IdentifierBackoff = authority.Backoff{Free: 4, Base: time.Minute, Max: time.Hour, Forget: 2 * time.Hour}
+		c.IdentifierBackoffHoldsAll = true
+		c.LoginRate, c.LoginBurst = 1000, 1000
+	}})
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(nil)
+	e.login(rp, h, nil) // the holder's browser is a known device
+	// Four sources, one guess each: the identifier's four free attempts.
+	for k := range 4 {
+		if ok, p := e.loginAttempt(rp, fmt.Sprintf("127.0.0.%d", 30+k), h, "guess"); ok || p.Alert() != alertWrongCredentials {
+			t.Fatalf("guess %d: %v %q, want it checked and refused", k+1, ok, p.Alert())
+		}
+	}
+	// A fresh source now waits, the holder's new device too.
+	for _, src := range []string{"127.0.0.40", "127.0.0.41"} {
+		if ok, p := e.loginAttempt(rp, src, h, h.Password); ok || p.Status != http.StatusTooManyRequests {
+			t.Fatalf("a fresh source %s after the identifier's free attempts: %v %d %q, want told to wait", src, ok, p.Status, p.Alert())
+		}
+	}
+	// The known device is not.
+	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
+	wantPastLogin(t, p, err)
+}

@@ -62,6 +62,7 @@ type serveFlags struct {
 	loginBackoffMax           time.Duration
 	loginIDBackoffAfter       int
 	loginIDBackoffMax         time.Duration
+	loginIDBackoffHoldsAll    bool
 	loginRate                 float64
 	loginBurst                int
 	registration              string
@@ -103,6 +104,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.loginBackoffAfter, "login-backoff-after", authority.DefaultSourceBackoff.Free, "login attempts one source (an IPv4 address or IPv6 /64) or known device may make for an identifier before each further one waits, 1s, then twice as long each time")
 	fs.DurationVar(&f.loginBackoffMax, "login-backoff-max", authority.DefaultSourceBackoff.Max, "longest wait between the login attempts of one source for an identifier")
 	fs.IntVar(&f.loginIDBackoffAfter, "login-identifier-backoff-after", authority.DefaultIdentifierBackoff.Free, "login attempts at an identifier, from all sources together, before a source that has used up its own --login-backoff-after attempts waits for each further one (a source that has not been guessing is never held back by it); also the allowance of an identifier's TOTP codes")
+	fs.BoolVar(&f.loginIDBackoffHoldsAll, "login-identifier-backoff-holds-all", false, "stricter: the identifier's budget holds back every source, so guessing from many sources is slowed from its first attempts; but then it can hold back a holder on a new device as long as it goes on (known devices and a credential link's browser still get in)")
 	fs.DurationVar(&f.loginIDBackoffMax, "login-identifier-backoff-max", authority.DefaultIdentifierBackoff.Max, "longest wait, across sources, between the attempts at an identifier of sources past their own free attempts; and between TOTP codes tried for it")
 	fs.Var(removedFlag("failed logins no longer lock an identifier; see --login-backoff-after"), "login-lock-after", "removed")
 	fs.Var(removedFlag("failed logins no longer lock an identifier; see --login-backoff-max"), "login-lock-for", "removed")
@@ -264,9 +266,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
 		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
 		AllowLoopbackHTTP: f.dev, AllowPrivateJWKSURI: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
-		SourceBackoff:     backoff(authority.DefaultSourceBackoff, f.loginBackoffAfter, f.loginBackoffMax),
-		IdentifierBackoff: backoff(authority.DefaultIdentifierBackoff, f.loginIDBackoffAfter, f.loginIDBackoffMax),
-		LoginRate:         f.loginRate, LoginBurst: f.loginBurst,
+		SourceBackoff:             backoff(authority.DefaultSourceBackoff, f.loginBackoffAfter, f.loginBackoffMax),
+		IdentifierBackoff:         backoff(authority.DefaultIdentifierBackoff, f.loginIDBackoffAfter, f.loginIDBackoffMax),
+		IdentifierBackoffHoldsAll: f.loginIDBackoffHoldsAll,
+		LoginRate:                 f.loginRate, LoginBurst: f.loginBurst,
 		Registration: authority.RegistrationMode(f.registration), RegistrationRate: f.registrationRate.perSecond,
 		RegistrationBurst: f.registrationBurst, RequirePKCE: f.requirePKCE, ClientSecretTTL: f.clientSecretTTL,
 		ClientCacheTTL: f.authCacheTTL, OPPolicyURI: f.opPolicyURI, OPTOSURI: f.opTOSURI, ServiceDocumentation: f.serviceDocumentation,
