@@ -103,12 +103,7 @@ func (a *Authority) serveClientUpdate(w http.ResponseWriter, r *http.Request) {
 	if !a.replaceClient(w, r, next, presented) {
 		return
 	}
-	a.log.Info("client updated", "client_id", c.ID, "client_name", md.ClientName, "redirect_uris", md.RedirectURIs,
-		"token_endpoint_auth_method", md.TokenEndpointAuthMethod, "source", sourceOf(r))
-	resp := a.clientInfo(next)
-	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, resp)
+	a.answerClient(w, r, "client updated", http.StatusOK, next, secret, regToken)
 }
 
 // serveClientDelete is the RFC 7592 delete: the client goes with its grants (so its codes no

@@ -105,12 +105,19 @@ func (a *Authority) serveRegister(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	a.log.Info("client registered", "client_id", c.ID, "client_name", md.ClientName, "redirect_uris", md.RedirectURIs,
+	a.answerClient(w, r, "client registered", http.StatusCreated, c, secret, regToken)
+}
+
+// answerClient logs what happened to client c and answers with its information, the secret
+// and registration access token included when they are new (shown this once).
+func (a *Authority) answerClient(w http.ResponseWriter, r *http.Request, what string, status int, c Client, secret, regToken string) {
+	md := c.Metadata
+	a.log.Info(what, "client_id", c.ID, "client_name", md.ClientName, "redirect_uris", md.RedirectURIs,
 		"token_endpoint_auth_method", md.TokenEndpointAuthMethod, "source", sourceOf(r))
 	resp := a.clientInfo(c)
 	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, resp)
+	writeJSON(w, status, resp)
 }
 
 // registrationAllowed takes one of the source's registrations (and updates, which fetch a
