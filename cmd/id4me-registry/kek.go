@@ -19,6 +19,17 @@ func (k *kekFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.oldFile, "old-key-encryption-key-file", "", "file holding the key-encryption key being replaced: keys sealed with it still open while keys rewrap moves them")
 }
 
+// parseWithKEK registers the key-encryption key flags on fs, parses args and reads the keys
+// the flags name: what every keys command that opens signing keys does first.
+func parseWithKEK(fs *flag.FlagSet, args []string) (kek, old *authority.KeyEncryptionKey, err error) {
+	var k kekFlags
+	k.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, err
+	}
+	return k.load()
+}
+
 // load reads the key-encryption keys; nil for a file not given.
 func (k kekFlags) load() (kek, old *authority.KeyEncryptionKey, err error) {
 	if k.oldFile != "" && k.file == "" {

@@ -61,12 +61,7 @@ func keysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	verifyFor := fs.Duration("key-verify-for", authority.DefaultVerifyFor, "how long a replaced key stays published after it stops signing: at least the longest lifetime of a token plus clock skew")
 	refresh := fs.Duration("key-refresh-interval", authority.DefaultRefreshInterval, "how often serving instances re-read the keys (a replaced key stays published this much longer)")
 	rsaBits := fs.Int("key-rsa-bits", authority.DefaultRSABits, "size of new RSA keys in bits (at least 2048)")
-	var kf kekFlags
-	kf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	kek, oldKEK, err := kf.load()
+	kek, oldKEK, err := parseWithKEK(fs, args)
 	if err != nil {
 		return err
 	}
@@ -136,12 +131,7 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
-	var kf kekFlags
-	kf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	kek, oldKEK, err := kf.load()
+	kek, oldKEK, err := parseWithKEK(fs, args)
 	if err != nil {
 		return err
 	}
@@ -208,12 +198,7 @@ func keysRewrap(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("keys rewrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
-	var kf kekFlags
-	kf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	kek, oldKEK, err := kf.load()
+	kek, oldKEK, err := parseWithKEK(fs, args)
 	if err != nil {
 		return err
 	}
