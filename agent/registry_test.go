@@ -24,8 +24,8 @@ import (
 	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/server"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 const zone = "example.test."
@@ -66,7 +66,7 @@ func startRegistry(t *testing.T, opts registryOptions) *testRegistry {
 	if opts.checkOn != "" {
 		servers = []string{opts.checkOn}
 	}
-	store, err := gormstore.Open(ctx, testdb.SQLite(t))
+	store, err := sqlstore.Open(ctx, testdb.SQLite(t))
 	if err != nil {
 		t.Fatal(err)
 	}

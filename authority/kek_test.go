@@ -16,7 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/id4me/id4me-registry/authority"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 func newKEK(t *testing.T) *authority.KeyEncryptionKey {
@@ -66,7 +66,7 @@ func TestKeyEncryptionKeyFile(t *testing.T) {
 
 // rawKeys reads the private_jwk column of every signing key straight from the database, as
 // a copy of it would show them.
-func rawKeys(t *testing.T, s *gormstore.Store) map[string][]byte {
+func rawKeys(t *testing.T, s *sqlstore.Store) map[string][]byte {
 	t.Helper()
 	rows, err := s.DB().Raw("SELECT id, private_jwk FROM authority_signing_keys").Rows()
 	if err != nil {
@@ -157,9 +157,9 @@ func copyFile(t *testing.T, from string) string {
 	return to
 }
 
-func openFile(t *testing.T, path string) *gormstore.Store {
+func openFile(t *testing.T, path string) *sqlstore.Store {
 	t.Helper()
-	s, err := gormstore.Open(context.Background(), path)
+	s, err := sqlstore.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // keyStore is a Store that keeps signing keys in memory; the rest of the interface is nil
@@ -78,7 +78,7 @@ var stores = []struct {
 // openSQLite opens the real store on an in-memory SQLite database.
 func openSQLite(t *testing.T) authority.Store {
 	t.Helper()
-	s, err := gormstore.Open(context.Background(), ":memory:")
+	s, err := sqlstore.Open(context.Background(), ":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}

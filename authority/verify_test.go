@@ -24,7 +24,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/id4me/id4me-registry/authority"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // agentIssuer is the issuer of the agent the tokens of these tests are for.
@@ -53,7 +53,7 @@ func newVerifierEnv(t *testing.T) *verifierEnv {
 	t.Helper()
 	ctx := context.Background()
 	v := &verifierEnv{t: t, now: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
-	store, err := gormstore.Open(ctx, ":memory:")
+	store, err := sqlstore.Open(ctx, ":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}

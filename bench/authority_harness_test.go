@@ -25,8 +25,8 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/server"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // authorityEnv is a registry with its embedded authority on a real HTTPS loopback listener,
@@ -35,7 +35,7 @@ import (
 // logging at info level to a discarded writer), plus one agent whose claims endpoint is a
 // test agent (oidctest.Agent) that verifies the authority's access tokens.
 type authorityEnv struct {
-	store  *gormstore.Store
+	store  *sqlstore.Store
 	svc    *registry.Service
 	keys   *authority.KeySet
 	issuer string
@@ -65,7 +65,7 @@ func newAuthorityEnv(tb testing.TB, opts authorityOptions) *authorityEnv {
 	tb.Helper()
 	ctx := context.Background()
 	e := &authorityEnv{}
-	store, err := gormstore.Open(ctx, filepath.Join(tb.TempDir(), "registry.db"))
+	store, err := sqlstore.Open(ctx, filepath.Join(tb.TempDir(), "registry.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}

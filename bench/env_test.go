@@ -27,8 +27,8 @@ import (
 	"github.com/id4me/id4me-registry/internal/devdns"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/server"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // zone is the DNS zone every benchmark identifier lives in, served by both loopback
@@ -42,7 +42,7 @@ const concurrency = 16
 // (metrics, logging at info level to a discarded writer, plaintext gRPC from loopback), with
 // two authoritative nameservers for zone on loopback that the DNS checks ask.
 type registryEnv struct {
-	store *gormstore.Store
+	store *sqlstore.Store
 	svc   *registry.Service
 	addr  string
 	ns    []*devdns.Server
@@ -63,7 +63,7 @@ func newRegistryEnv(tb testing.TB, dsn string, configure ...func(*server.Config)
 		ns.AddZone(zone)
 		e.ns = append(e.ns, ns)
 	}
-	store, err := gormstore.Open(ctx, dsn)
+	store, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}

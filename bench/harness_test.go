@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/server"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // The tests below run the benchmarks' machinery at a small scale, so that `go test ./...`
@@ -68,7 +68,7 @@ func TestSeedBulk(t *testing.T) {
 	seedBulk(t, path, agents, n)
 
 	ctx := context.Background()
-	store, err := gormstore.Open(ctx, path)
+	store, err := sqlstore.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

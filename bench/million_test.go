@@ -22,7 +22,7 @@ import (
 	"github.com/id4me/id4me-registry/migrations"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // The seeded database of BenchmarkMillionIdentifiers.
@@ -199,7 +199,7 @@ func seededName(k int) string { return fmt.Sprintf("u%07d.%s", k, zone) }
 func seedBulk(tb testing.TB, path string, agents, n int) {
 	tb.Helper()
 	ctx := context.Background()
-	store, err := gormstore.Open(ctx, path)
+	store, err := sqlstore.Open(ctx, path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func seedBulk(tb testing.TB, path string, agents, n int) {
 
 // insertIdentifiers writes n identifiers, identifier k held by agentIDs[k % len(agentIDs)],
 // each with a new identity.
-func insertIdentifiers(ctx context.Context, store *gormstore.Store, agentIDs []string, n int) error {
+func insertIdentifiers(ctx context.Context, store *sqlstore.Store, agentIDs []string, n int) error {
 	sqlDB, err := store.DB().DB()
 	if err != nil {
 		return err
@@ -290,7 +290,7 @@ func insertSQL(table, columns string, cols, rows int) string {
 // busiestAgent returns the agent with the most identifiers in the database at path.
 func busiestAgent(tb testing.TB, path string) string {
 	tb.Helper()
-	store, err := gormstore.Open(context.Background(), path)
+	store, err := sqlstore.Open(context.Background(), path)
 	if err != nil {
 		tb.Fatal(err)
 	}

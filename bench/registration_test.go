@@ -13,7 +13,7 @@ import (
 
 	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/migrations"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // BenchmarkRegistration measures end-to-end registrations per second: 16 agents, each with
@@ -74,7 +74,7 @@ const minRawInserts = 1000
 // On SQLite the goroutines take turns to write, as the store's own transactions do (SQLite
 // has one writer; without turns the figure would be the busy handler's sleep-and-retry, not
 // the database's commit rate).
-func rawInsertRate(ctx context.Context, store *gormstore.Store, workers, n int) (float64, error) {
+func rawInsertRate(ctx context.Context, store *sqlstore.Store, workers, n int) (float64, error) {
 	db := store.DB().WithContext(ctx)
 	ddl := "CREATE TABLE bench_scratch (id BIGINT NOT NULL PRIMARY KEY, payload TEXT NOT NULL)"
 	var writeTurn sync.Locker = noLock{}

@@ -11,7 +11,7 @@ import (
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/internal/devdns"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // sweepItems is how many items are due for each job in a loaded sweep.
@@ -42,7 +42,7 @@ func BenchmarkSweeps(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	store, err := gormstore.Open(ctx, dbPath)
+	store, err := sqlstore.Open(ctx, dbPath)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func anys(ss []string) []any {
 }
 
 // execSQL runs one statement on the store's database (SQLite: times are Unix nanoseconds).
-func execSQL(tb testing.TB, store *gormstore.Store, sql string, args ...any) {
+func execSQL(tb testing.TB, store *sqlstore.Store, sql string, args ...any) {
 	tb.Helper()
 	if err := store.DB().Exec(sql, args...).Error; err != nil {
 		tb.Fatalf("%s: %v", sql, err)
@@ -159,13 +159,13 @@ func execSQL(tb testing.TB, store *gormstore.Store, sql string, args ...any) {
 }
 
 // duePurges makes the identifiers pending delete with their redemption period over.
-func duePurges(tb testing.TB, store *gormstore.Store, now time.Time, ns []string) {
+func duePurges(tb testing.TB, store *sqlstore.Store, now time.Time, ns []string) {
 	execSQL(tb, store, "UPDATE identifiers SET statuses = 'pendingDelete', delete_time = ?, purge_time = ?, version = version + 1 WHERE name IN "+inList(len(ns)),
 		append([]any{now.Add(-31 * 24 * time.Hour).UnixNano(), now.Add(-time.Hour).UnixNano()}, anys(ns)...)...)
 }
 
 // dueTransfers makes pending transfers of the identifiers to gaining, past their deadline.
-func dueTransfers(tb testing.TB, store *gormstore.Store, now time.Time, gaining string, ns []string) {
+func dueTransfers(tb testing.TB, store *sqlstore.Store, now time.Time, gaining string, ns []string) {
 	args := append([]any{gaining, now.Add(-2 * time.Hour).UnixNano(), now.Add(-time.Hour).UnixNano(), gaining}, anys(ns)...)
 	execSQL(tb, store, `INSERT INTO transfers (id, identifier, gaining_agent_id, losing_agent_id, challenge_id, status, request_time, act_time)
 		SELECT 'tr_bench_' || name, name, ?, agent_id, 'ch_bench', 'pending', ?, ? FROM identifiers
@@ -175,7 +175,7 @@ func dueTransfers(tb testing.TB, store *gormstore.Store, now time.Time, gaining 
 }
 
 // dueChallenges adds sweepItems challenges that expired two days ago.
-func dueChallenges(tb testing.TB, store *gormstore.Store, now time.Time, agentID string, round int) {
+func dueChallenges(tb testing.TB, store *sqlstore.Store, now time.Time, agentID string, round int) {
 	expired := now.Add(-48 * time.Hour)
 	const perStatement = 200
 	for start := 0; start < sweepItems; start += perStatement {
@@ -189,7 +189,7 @@ func dueChallenges(tb testing.TB, store *gormstore.Store, now time.Time, agentID
 }
 
 // dueOpenID makes the identifiers due for an _openid check.
-func dueOpenID(tb testing.TB, store *gormstore.Store, now time.Time, ns []string) {
+func dueOpenID(tb testing.TB, store *sqlstore.Store, now time.Time, ns []string) {
 	execSQL(tb, store, "UPDATE identifiers SET openid_next_check = ? WHERE name IN "+inList(len(ns)),
 		append([]any{now.Add(-time.Minute).UnixNano()}, anys(ns)...)...)
 }

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // Two instances share one database: a revocation made on one takes effect on the other
 // within AuthCacheTTL, and at once on the one that made it.
 func TestAuthCacheAcrossInstances(t *testing.T) {
 	ctx := context.Background()
-	store, err := gormstore.Open(ctx, filepath.Join(t.TempDir(), "r.db"))
+	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

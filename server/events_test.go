@@ -14,7 +14,7 @@ import (
 	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // watcher is an open WatchEvents stream whose messages and end arrive on channels.
@@ -223,7 +223,7 @@ func TestWatchEventsSeesOtherInstances(t *testing.T) {
 			e.register(a, "alice.example.test")
 			w := e.watch(a, 0)
 
-			store, err := gormstore.Open(context.Background(), dsn)
+			store, err := sqlstore.Open(context.Background(), dsn)
 			if err != nil {
 				t.Fatal(err)
 			}

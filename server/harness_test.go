@@ -32,8 +32,8 @@ import (
 	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/server"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // The zone every test identifier lives in, served by both test nameservers.
@@ -62,7 +62,7 @@ func (c *clock) Advance(d time.Duration) {
 type env struct {
 	t      *testing.T
 	ns     []*devdns.Server
-	store  *gormstore.Store
+	store  *sqlstore.Store
 	svc    *registry.Service
 	srv    *server.Server
 	addr   string
@@ -146,7 +146,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		opts.dsn = testdb.SQLite
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	store, err := gormstore.Open(ctx, opts.dsn(t), gormstore.WithLogger(log))
+	store, err := sqlstore.Open(ctx, opts.dsn(t), sqlstore.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}

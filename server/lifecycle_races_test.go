@@ -12,7 +12,7 @@ import (
 	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // Races: calls that contend for one identifier or one transfer, released together, several
@@ -315,7 +315,7 @@ func TestRaceRestorePurge(t *testing.T) {
 		ctx := context.Background()
 		dsn := dsnFor(t)
 		e := newEnv(t, raceOptions(func(testing.TB) string { return dsn }, 0))
-		store, err := gormstore.Open(ctx, dsn)
+		store, err := sqlstore.Open(ctx, dsn)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,8 +20,8 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/server"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 type serveFlags struct {
@@ -207,7 +207,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("no --key-encryption-key-file: the authority's private signing keys are stored unsealed, and a copy of the database can sign tokens")
 	}
 
-	store, err := openStore(ctx, f.db, true, gormstore.WithLogger(log))
+	store, err := openStore(ctx, f.db, true, sqlstore.WithLogger(log))
 	if err != nil {
 		return err
 	}

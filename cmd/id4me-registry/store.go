@@ -4,15 +4,15 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // openStore opens the database at dsn, applying pending migrations when migrate is set.
-func openStore(ctx context.Context, dsn string, migrate bool, opts ...gormstore.Option) (*gormstore.Store, error) {
+func openStore(ctx context.Context, dsn string, migrate bool, opts ...sqlstore.Option) (*sqlstore.Store, error) {
 	if !migrate {
-		opts = append(opts, gormstore.WithoutMigrations())
+		opts = append(opts, sqlstore.WithoutMigrations())
 	}
-	s, err := gormstore.Open(ctx, dsn, opts...)
+	s, err := sqlstore.Open(ctx, dsn, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactDSN(dsn), err)
 	}

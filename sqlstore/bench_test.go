@@ -1,4 +1,4 @@
-package gormstore_test
+package sqlstore_test
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 
 	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // BenchmarkRegister measures the store's share of registering an identifier: three
 // transactions (create a challenge, record a successful check, consume it and register), each
 // journaled, from parallel clients.
 //
-//	go test -run '^$' -bench Register -benchtime 5s ./registry/gormstore/
+//	go test -run '^$' -bench Register -benchtime 5s ./sqlstore/
 func BenchmarkRegister(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) {
 		benchmarkRegister(b, open(b, filepath.Join(b.TempDir(), "bench.db")))
@@ -27,7 +27,7 @@ func BenchmarkRegister(b *testing.B) {
 	})
 }
 
-func benchmarkRegister(b *testing.B, s *gormstore.Store) {
+func benchmarkRegister(b *testing.B, s *sqlstore.Store) {
 	ctx := context.Background()
 	now := time.Now()
 	err := s.Tx(ctx, func(tx registry.Tx) error {

@@ -1,4 +1,4 @@
-package gormstore
+package sqlstore
 
 import (
 	"bytes"
@@ -114,7 +114,7 @@ func (t *tx) lockThrottle(ctx context.Context, keyHash []byte, now time.Time) (i
 		}
 		return n, time.Time(next), nil
 	}
-	return 0, time.Time{}, fmt.Errorf("gormstore: the login budget's row vanished %d times while it was claimed", seedAttempts)
+	return 0, time.Time{}, fmt.Errorf("sqlstore: the login budget's row vanished %d times while it was claimed", seedAttempts)
 }
 
 func (a *AuthorityStore) ReleaseLoginAttempts(ctx context.Context, keys []authority.ThrottleKey, now time.Time) error {

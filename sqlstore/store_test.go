@@ -1,4 +1,4 @@
-package gormstore_test
+package sqlstore_test
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/migrations"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
 	"github.com/id4me/id4me-registry/registry/storetest"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 func TestSQLite(t *testing.T) {
@@ -34,9 +34,9 @@ func TestPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) registry.Store { return open(t, testdb.Postgres(t)) }, storetest.ConcurrentWriters())
 }
 
-func open(t testing.TB, dsn string) *gormstore.Store {
+func open(t testing.TB, dsn string) *sqlstore.Store {
 	t.Helper()
-	s, err := gormstore.Open(context.Background(), dsn)
+	s, err := sqlstore.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestOpenMigrates(t *testing.T) {
 
 func TestOpenWithoutMigrations(t *testing.T) {
 	ctx := context.Background()
-	s, err := gormstore.Open(ctx, filepath.Join(t.TempDir(), "r.db"), gormstore.WithoutMigrations())
+	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "r.db"), sqlstore.WithoutMigrations())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestTxRetry(t *testing.T) {
 	err := s.Tx(ctx, func(tx registry.Tx) error {
 		calls++
 		if calls == 1 {
-			return gormstore.ExecInTx(ctx, tx, failSerialization)
+			return sqlstore.ExecInTx(ctx, tx, failSerialization)
 		}
 		return tx.CreateIdentity(ctx, registry.Identity{ID: "id1", SubjectSeed: "s1", CreateTime: time.Now()})
 	})
@@ -127,7 +127,7 @@ func TestTxRetry(t *testing.T) {
 	calls = 0
 	err = s.Tx(ctx, func(tx registry.Tx) error {
 		calls++
-		return gormstore.ExecInTx(ctx, tx, failSerialization)
+		return sqlstore.ExecInTx(ctx, tx, failSerialization)
 	})
 	if registry.KindOf(err) != registry.KindAborted || calls < 2 {
 		t.Fatalf("Tx = %v after %d calls; want KindAborted after retries", err, calls)

@@ -1,4 +1,4 @@
-package gormstore_test
+package sqlstore_test
 
 import (
 	"context"
@@ -9,16 +9,16 @@ import (
 
 	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/registry"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 // backends opens a new store per subtest on SQLite and, when configured, PostgreSQL.
 var backends = []struct {
 	name string
-	open func(t *testing.T) *gormstore.Store
+	open func(t *testing.T) *sqlstore.Store
 }{
-	{"sqlite", func(t *testing.T) *gormstore.Store { return open(t, filepath.Join(t.TempDir(), "r.db")) }},
-	{"postgres", func(t *testing.T) *gormstore.Store { return open(t, testdb.Postgres(t)) }},
+	{"sqlite", func(t *testing.T) *sqlstore.Store { return open(t, filepath.Join(t.TempDir(), "r.db")) }},
+	{"postgres", func(t *testing.T) *sqlstore.Store { return open(t, testdb.Postgres(t)) }},
 }
 
 // TestErrorMapping: the database's own errors (here from raw statements, which skip the
@@ -62,7 +62,7 @@ func TestErrorMapping(t *testing.T) {
 				calls := 0
 				err := s.Tx(ctx, func(tx registry.Tx) error {
 					calls++
-					return gormstore.ExecInTx(ctx, tx, tc.sql)
+					return sqlstore.ExecInTx(ctx, tx, tc.sql)
 				})
 				var re *registry.Error
 				if !errors.As(err, &re) || re.Kind != tc.kind || re.Reason != tc.reason || calls != 1 {
@@ -151,7 +151,7 @@ func TestTxPanic(t *testing.T) {
 func TestOneConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := gormstore.Open(ctx, filepath.Join(t.TempDir(), "r.db"), gormstore.WithMaxOpenConns(1))
+	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "r.db"), sqlstore.WithMaxOpenConns(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,14 +196,14 @@ func TestStatementsPrepared(t *testing.T) {
 		})
 		return id, err
 	}
-	if gormstore.Prepared(s, gormstore.SQLInsertJournal) {
+	if sqlstore.Prepared(s, sqlstore.SQLInsertJournal) {
 		t.Fatal("journal insert prepared before its first use")
 	}
 	for want := int64(1); want <= 3; want++ {
 		if id, err := appendEntry(); err != nil || id != want {
 			t.Fatalf("AppendJournal = %d, %v; want %d", id, err, want)
 		}
-		if !gormstore.Prepared(s, gormstore.SQLInsertJournal) {
+		if !sqlstore.Prepared(s, sqlstore.SQLInsertJournal) {
 			t.Fatal("journal insert not prepared after a transaction ran it")
 		}
 	}

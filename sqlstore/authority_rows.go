@@ -1,4 +1,4 @@
-package gormstore
+package sqlstore
 
 import (
 	"encoding/json"
@@ -112,7 +112,7 @@ func (r *clientRow) client() (authority.Client, error) {
 func clientArgs(rd reader, c authority.Client) ([]any, error) {
 	md, err := json.Marshal(c.Metadata)
 	if err != nil {
-		return nil, fmt.Errorf("gormstore: encoding metadata of client %s: %w", c.ID, err)
+		return nil, fmt.Errorf("sqlstore: encoding metadata of client %s: %w", c.ID, err)
 	}
 	return []any{c.ID, blob(c.SecretHash), blob(c.RegistrationTokenHash), string(md), c.Metadata.Sector,
 		rd.time(dbTime(c.CreateTime)), rd.time(dbTime(c.SecretExpireTime))}, nil
@@ -189,7 +189,7 @@ func (r *authRequestRow) request() (authority.AuthRequest, error) {
 func authRequestArgs(rd reader, r authority.AuthRequest) ([]any, error) {
 	params, err := json.Marshal(r.Params)
 	if err != nil {
-		return nil, fmt.Errorf("gormstore: encoding parameters of authorization request %s: %w", r.ID, err)
+		return nil, fmt.Errorf("sqlstore: encoding parameters of authorization request %s: %w", r.ID, err)
 	}
 	return []any{r.ID, blob(r.BrowserHash), string(params), r.PendingIdentityID, r.PendingIdentifier,
 		encodeList(r.PendingAMR), rd.time(dbTime(r.CreateTime)), rd.time(dbTime(r.ExpireTime)), blob(r.LoginSessionHash)}, nil

@@ -1,4 +1,4 @@
-// Package gormstore keeps the registry's state in SQL: in an embedded SQLite file
+// Package sqlstore keeps the registry's state in SQL: in an embedded SQLite file
 // (modernc.org/sqlite: pure Go, no cgo) by default, or in PostgreSQL (pgx) for production.
 //
 // The frequent statements (reading an agent, credential, challenge or identifier; the inserts
@@ -11,7 +11,7 @@
 // UTC. Callers that compare or hash times they hold with times read back (etags) should
 // truncate them before writing. The zero time is stored as NULL and read back as the zero
 // time.
-package gormstore
+package sqlstore
 
 import (
 	"context"
@@ -89,7 +89,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		o(&cfg)
 	}
 	if dsn == "" {
-		return nil, errors.New("gormstore: empty DSN")
+		return nil, errors.New("sqlstore: empty DSN")
 	}
 
 	var (
@@ -101,7 +101,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.dialect = migrations.Postgres
 		pgcfg, perr := pgx.ParseConfig(dsn)
 		if perr != nil {
-			return nil, fmt.Errorf("gormstore: PostgreSQL DSN: %w", perr)
+			return nil, fmt.Errorf("sqlstore: PostgreSQL DSN: %w", perr)
 		}
 		if pgcfg.ConnectTimeout == 0 {
 			pgcfg.ConnectTimeout = defaultConnectTimeout
@@ -121,7 +121,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, serr
 		}
 		if s.sqlDB, err = sql.Open(sqliteDriver, sdsn); err != nil {
-			return nil, fmt.Errorf("gormstore: %w", err)
+			return nil, fmt.Errorf("sqlstore: %w", err)
 		}
 		n := cmpOr(cfg.maxOpenConns, max(4, runtime.GOMAXPROCS(0)))
 		s.sqlDB.SetMaxOpenConns(n)
@@ -135,12 +135,12 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 
 	if err := s.sqlDB.PingContext(ctx); err != nil {
 		s.sqlDB.Close()
-		return nil, fmt.Errorf("gormstore: connecting to the database: %w", err)
+		return nil, fmt.Errorf("sqlstore: connecting to the database: %w", err)
 	}
 	if cfg.migrate {
 		if err := migrations.Up(ctx, s.sqlDB, s.dialect); err != nil {
 			s.sqlDB.Close()
-			return nil, fmt.Errorf("gormstore: %w", err)
+			return nil, fmt.Errorf("sqlstore: %w", err)
 		}
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
@@ -153,7 +153,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	})
 	if err != nil {
 		s.sqlDB.Close()
-		return nil, fmt.Errorf("gormstore: %w", err)
+		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
 	s.reader = reader{db: db, c: s.pool, postgres: s.dialect == migrations.Postgres}
 	return s, nil
@@ -265,7 +265,7 @@ func sqliteDSN(dsn string) (string, error) {
 	path, rawQuery, _ := strings.Cut(dsn, "?")
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return "", fmt.Errorf("gormstore: SQLite DSN: %w", err)
+		return "", fmt.Errorf("sqlstore: SQLite DSN: %w", err)
 	}
 	memory := false
 	if path == ":memory:" || path == "file::memory:" {

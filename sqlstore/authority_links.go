@@ -1,4 +1,4 @@
-package gormstore
+package sqlstore
 
 import (
 	"context"
@@ -116,7 +116,7 @@ func (a *AuthorityStore) RedeemCredentialLink(ctx context.Context, tokenHash []b
 			return err
 		}
 		if c.IdentityID != "" && c.IdentityID != identityID {
-			return fmt.Errorf("gormstore: credentials of identity %q set through a link of identity %q", c.IdentityID, identityID)
+			return fmt.Errorf("sqlstore: credentials of identity %q set through a link of identity %q", c.IdentityID, identityID)
 		}
 		if err := t.lockIdentity(ctx, identityID); err != nil {
 			return err

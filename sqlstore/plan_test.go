@@ -1,4 +1,4 @@
-package gormstore_test
+package sqlstore_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/id4me/id4me-registry/migrations"
-	"github.com/id4me/id4me-registry/registry/gormstore"
+	"github.com/id4me/id4me-registry/sqlstore"
 )
 
 var tableScan = regexp.MustCompile(`(?m)^SCAN (transfers|identifiers|challenges|events|request_outcomes)\b|Seq Scan`)
@@ -31,7 +31,7 @@ func TestQueryPlans(t *testing.T) {
 			if pg {
 				now = time.Now()
 			}
-			for _, st := range gormstore.IndexedStatements {
+			for _, st := range sqlstore.IndexedStatements {
 				args := []any{now, 10}
 				switch st.Name {
 				case "PendingTransfer", "GetIdentifierByDNSName":

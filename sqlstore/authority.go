@@ -1,4 +1,4 @@
-package gormstore
+package sqlstore
 
 import (
 	"bytes"
@@ -242,7 +242,7 @@ func lost(ctx context.Context, r reader, q sqlText, arg any, what, refused strin
 
 func mustBeSet(what string, t time.Time) error {
 	if t.IsZero() {
-		return fmt.Errorf("gormstore: %s must be set", what)
+		return fmt.Errorf("sqlstore: %s must be set", what)
 	}
 	return nil
 }
@@ -321,7 +321,7 @@ func (a *AuthorityStore) GetClient(ctx context.Context, id string) (authority.Cl
 func (a *AuthorityStore) UpdateClient(ctx context.Context, c authority.Client, registrationTokenHash []byte) error {
 	md, err := json.Marshal(c.Metadata)
 	if err != nil {
-		return fmt.Errorf("gormstore: encoding metadata of client %s: %w", c.ID, err)
+		return fmt.Errorf("sqlstore: encoding metadata of client %s: %w", c.ID, err)
 	}
 	r := a.s.reader
 	n, err := a.exec(ctx, sqlUpdateClient, blob(c.SecretHash), r.time(dbTime(c.SecretExpireTime)), blob(c.RegistrationTokenHash),

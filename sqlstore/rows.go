@@ -1,4 +1,4 @@
-package gormstore
+package sqlstore
 
 import (
 	"context"
@@ -56,7 +56,7 @@ func (t *dbTime) Scan(src any) error {
 	case time.Time:
 		*t = dbTime(v.UTC())
 	default:
-		return fmt.Errorf("gormstore: cannot read a time from %T", src)
+		return fmt.Errorf("sqlstore: cannot read a time from %T", src)
 	}
 	return nil
 }
