@@ -17,8 +17,8 @@ import (
 
 	"github.com/id4me/id4me-registry/acme"
 	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/id4me"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
-	"github.com/id4me/id4me-registry/registry"
 )
 
 // Step is a step of Register and Transfer.
@@ -172,7 +172,7 @@ func WithClaimsEndpoint(url string) RegisterOption {
 // authoritative nameserver serves it, has the registry verify it, registers the identifier,
 // and removes the record with provider.CleanUp whatever happened after Present succeeded. The
 // DNS name of a domain identifier is the identifier; that of an e-mail-form identifier,
-// local@domain, is "<h>.<domain>" (registry.DNSName), so lego publishes the record at
+// local@domain, is "<h>.<domain>" (id4me.DNSName), so lego publishes the record at
 // _acme-challenge.<h>.<domain>. An error is a *StepError, joined with the StepCleanUp one when
 // the record could not be removed either.
 //
@@ -232,7 +232,7 @@ func (c *Client) solve(ctx context.Context, identifier string, purpose registryv
 	// The provider publishes what lego computes from the key authorisation under the domain it
 	// is given, the identifier's DNS name; make sure that is what the registry will look for
 	// before touching DNS.
-	dnsName := registry.DNSName(ch.Identifier)
+	dnsName := id4me.DNSName(ch.Identifier)
 	if ch.DnsName != "" && ch.DnsName != dnsName {
 		return nil, finish(StepChallenge, &StepError{Step: StepChallenge, Err: fmt.Errorf(
 			"challenge %s names the DNS name %s, which is not that of its identifier %s (%s)", ch.Id, ch.DnsName, ch.Identifier, dnsName)})

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/publicaddr"
 	"github.com/id4me/id4me-registry/registry"
 )
 
@@ -293,7 +294,7 @@ func (a *Authority) checkRedirectURI(raw, appType string) (string, error) {
 	switch {
 	case u.Scheme == "https" && u.Host != "":
 		return u.Hostname(), nil
-	case u.Scheme == "http" && registry.IsLoopbackHost(u.Hostname()) && (appType == "native" || a.cfg.AllowLoopbackHTTP):
+	case u.Scheme == "http" && publicaddr.IsLoopbackHost(u.Hostname()) && (appType == "native" || a.cfg.AllowLoopbackHTTP):
 		return u.Hostname(), nil
 	case u.Scheme == "http":
 		return bad("redirect URI %q must use https (http is allowed on loopback for native clients only)", raw)

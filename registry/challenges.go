@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/id4me/id4me-registry/acme"
+	"github.com/id4me/id4me-registry/id4me"
 )
 
 // challengeView is how a challenge appears in the journal.
@@ -28,7 +29,7 @@ func viewChallenge(c Challenge) challengeView {
 
 // DNSName returns the DNS name of the challenge's identifier: the identifier itself, or for an
 // e-mail-form identifier "<h>.<domain>".
-func (c Challenge) DNSName() string { return DNSName(c.Identifier) }
+func (c Challenge) DNSName() string { return id4me.DNSName(c.Identifier) }
 
 // RecordName returns the owner name of the challenge's TXT record: "_acme-challenge." and the
 // DNS name, the name lego's Present(DNSName, …) publishes.

@@ -1,13 +1,13 @@
 package registry
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"unicode"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/id4me/id4me-registry/id4me"
 )
 
 // E-mail-form identifiers.
@@ -52,26 +52,7 @@ const (
 	// maxEmailLength bounds the canonical e-mail form: a forward path is at most 256 octets
 	// with its angle brackets (RFC 5321 §4.5.3.1.3).
 	maxEmailLength = 254
-	// localPartLabelLength is how many hex digits of the hash name the local part in DNS.
-	localPartLabelLength = 56
 )
-
-// DNSName returns the DNS name of a canonical identifier (Name.ASCII): the identifier itself
-// for a domain, "<h>.<domain>" for an e-mail-form identifier.
-func DNSName(identifier string) string {
-	local, domain, ok := strings.Cut(identifier, "@")
-	if !ok {
-		return identifier
-	}
-	return localPartLabel(local) + "." + domain
-}
-
-// localPartLabel returns the DNS label of a local part: the first 56 lowercase hex digits of
-// SHA-256 over its UTF-8 bytes.
-func localPartLabel(local string) string {
-	sum := sha256.Sum256([]byte(local))
-	return hex.EncodeToString(sum[:])[:localPartLabelLength]
-}
 
 // parseEmail validates and canonicalises the e-mail-form identifier s, which holds an "@".
 func parseEmail(s string) (Name, error) {
@@ -91,11 +72,11 @@ func parseEmail(s string) (Name, error) {
 	if err != nil {
 		return Name{}, err
 	}
-	n := Name{ASCII: local + "@" + ascii, Unicode: local + "@" + unicodeForm, DNSName: DNSName(local + "@" + ascii), Local: local}
+	n := Name{ASCII: local + "@" + ascii, Unicode: local + "@" + unicodeForm, DNSName: id4me.DNSName(local + "@" + ascii), Local: local}
 	if len(n.DNSName) > MaxIdentifierLength {
 		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
 			"%s has the DNS name %s of %d octets; the limit is %d, so the domain may have at most %d octets in A-label form",
-			what, n.DNSName, len(n.DNSName), MaxIdentifierLength, MaxIdentifierLength-localPartLabelLength-1)
+			what, n.DNSName, len(n.DNSName), MaxIdentifierLength, MaxIdentifierLength-id4me.LocalPartLabelLength-1)
 	}
 	if len(n.ASCII) > maxEmailLength {
 		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooLong,

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/id4me/id4me-registry/id4me"
 )
 
 // The hashes below were computed apart from the code under test, with coreutils:
@@ -60,8 +62,8 @@ func TestEmailIdentifierDNSName(t *testing.T) {
 			if !n.IsEmail() {
 				t.Error("IsEmail() = false")
 			}
-			if got := DNSName(n.ASCII); got != tt.wantDNS {
-				t.Errorf("DNSName(%q) = %q, want %q", n.ASCII, got, tt.wantDNS)
+			if got := id4me.DNSName(n.ASCII); got != tt.wantDNS {
+				t.Errorf("id4me.DNSName(%q) = %q, want %q", n.ASCII, got, tt.wantDNS)
 			}
 			// The DNS name is itself a valid domain identifier: the one an RP looks up.
 			d, err := ParseIdentifier(n.DNSName)
@@ -78,8 +80,8 @@ func TestDomainIdentifierDNSName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.DNSName != "xn--bcher-kva.example" || n.Local != "" || n.IsEmail() || DNSName(n.ASCII) != n.DNSName {
-		t.Fatalf("ParseIdentifier = %+v, DNSName = %q", n, DNSName(n.ASCII))
+	if n.DNSName != "xn--bcher-kva.example" || n.Local != "" || n.IsEmail() || id4me.DNSName(n.ASCII) != n.DNSName {
+		t.Fatalf("ParseIdentifier = %+v, DNSName = %q", n, id4me.DNSName(n.ASCII))
 	}
 }
 

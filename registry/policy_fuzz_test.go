@@ -3,6 +3,8 @@ package registry
 import (
 	"errors"
 	"testing"
+
+	"github.com/id4me/id4me-registry/id4me"
 )
 
 // FuzzParseIdentifier checks that ParseIdentifier never panics, refuses only with an
@@ -33,8 +35,8 @@ func FuzzParseIdentifier(f *testing.F) {
 		if n.ASCII == "" || n.Unicode == "" || n.DNSName == "" {
 			t.Fatalf("ParseIdentifier(%q) = %+v: empty form", s, n)
 		}
-		if DNSName(n.ASCII) != n.DNSName {
-			t.Fatalf("ParseIdentifier(%q) = %+v, but DNSName(%q) = %q", s, n, n.ASCII, DNSName(n.ASCII))
+		if id4me.DNSName(n.ASCII) != n.DNSName {
+			t.Fatalf("ParseIdentifier(%q) = %+v, but id4me.DNSName(%q) = %q", s, n, n.ASCII, id4me.DNSName(n.ASCII))
 		}
 		if d, err := ParseIdentifier(n.DNSName); err != nil || d.ASCII != n.DNSName || d.IsEmail() {
 			t.Fatalf("ParseIdentifier(%q) = %+v, but its DNS name parses as %+v, %v", s, n, d, err)

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"cmp"
-	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -49,7 +48,7 @@ func (s *Service) checkEndpointURL(field, raw string) error {
 	local := s.cfg.AllowLocalEndpoints
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && local && IsLoopbackHost(host):
+	case u.Scheme == "http" && local && publicaddr.IsLoopbackHost(host):
 	default:
 		return Errorf(KindInvalidArgument, reason("NOT_HTTPS"), "%s must use https, got %q", field, raw)
 	}
@@ -89,13 +88,4 @@ func numericHost(host string) bool {
 		return err == nil
 	}
 	return strings.Trim(last, "0123456789") == ""
-}
-
-// IsLoopbackHost reports whether h names the loopback interface: localhost or a loopback IP.
-func IsLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }

@@ -26,6 +26,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc/codes"
 
+	"github.com/id4me/id4me-registry/agent/accesstoken"
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
@@ -1064,7 +1065,7 @@ func TestAuthorityForgedAgentTokens(t *testing.T) {
 		t.Fatalf("userinfo %v has no agent access token", res.Userinfo)
 	}
 
-	ours, err := authority.NewAccessTokenVerifier(ctx, e.rpClient, e.issuer, claims.Issuer, authority.WithVerifierClock(e.clock.Now))
+	ours, err := accesstoken.NewVerifier(ctx, e.rpClient, e.issuer, claims.Issuer, accesstoken.WithClock(e.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1158,7 +1159,7 @@ func TestAuthorityForgedAgentTokens(t *testing.T) {
 	}
 	for name, token := range forged {
 		t.Run(name, func(t *testing.T) {
-			if _, err := ours.Verify(ctx, token); !errors.Is(err, authority.ErrInvalidAccessToken) {
+			if _, err := ours.Verify(ctx, token); !errors.Is(err, accesstoken.ErrInvalid) {
 				t.Fatalf("AccessTokenVerifier: %v, want a refusal", err)
 			}
 			if _, err := theirs.Verify(oidc.ClientContext(ctx, e.rpClient), token); err == nil {

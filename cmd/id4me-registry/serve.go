@@ -19,6 +19,7 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/internal/publicaddr"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/server"
 	"github.com/id4me/id4me-registry/sqlstore"
@@ -413,7 +414,7 @@ func loadTLS(f *serveFlags, log *slog.Logger) (*tls.Config, error) {
 
 func isLoopbackListen(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	return err == nil && registry.IsLoopbackHost(host)
+	return err == nil && publicaddr.IsLoopbackHost(host)
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

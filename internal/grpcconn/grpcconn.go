@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/id4me/id4me-registry/registry"
+	"github.com/id4me/id4me-registry/internal/publicaddr"
 )
 
 // Config says how to reach the registry and what to authenticate with.
@@ -124,5 +124,5 @@ func (b bearer) RequireTransportSecurity() bool { return b.secure }
 // IsLoopbackTarget reports whether a gRPC target names a loopback address or localhost.
 func IsLoopbackTarget(target string) bool {
 	host, _, err := net.SplitHostPort(strings.TrimPrefix(target, "dns:///"))
-	return err == nil && registry.IsLoopbackHost(host)
+	return err == nil && publicaddr.IsLoopbackHost(host)
 }

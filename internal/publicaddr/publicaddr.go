@@ -5,7 +5,10 @@
 // them agreeing.
 package publicaddr
 
-import "net/netip"
+import (
+	"net"
+	"net/netip"
+)
 
 // Range is a special-purpose address range, and what it is for.
 type Range struct {
@@ -94,4 +97,14 @@ func NonPublic(a netip.Addr) (Range, bool) {
 		}
 	}
 	return Range{}, false
+}
+
+// IsLoopbackHost reports whether h, a URL's host without port, names the loopback
+// interface: "localhost" or a loopback IP address.
+func IsLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

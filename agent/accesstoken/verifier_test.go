@@ -1,4 +1,4 @@
-package authority_test
+package accesstoken_test
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/id4me/id4me-registry/agent/accesstoken"
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
@@ -100,12 +101,12 @@ func (v *verifierEnv) advance(d time.Duration) {
 	v.mu.Unlock()
 }
 
-func (v *verifierEnv) verifier(opts ...authority.VerifierOption) *authority.AccessTokenVerifier {
+func (v *verifierEnv) verifier(opts ...accesstoken.Option) *accesstoken.Verifier {
 	v.t.Helper()
-	av, err := authority.NewAccessTokenVerifier(context.Background(), v.srv.Client(), v.issuer, agentIssuer,
-		append([]authority.VerifierOption{authority.WithVerifierClock(v.Now)}, opts...)...)
+	av, err := accesstoken.NewVerifier(context.Background(), v.srv.Client(), v.issuer, agentIssuer,
+		append([]accesstoken.Option{accesstoken.WithClock(v.Now)}, opts...)...)
 	if err != nil {
-		v.t.Fatalf("NewAccessTokenVerifier: %v", err)
+		v.t.Fatalf("NewVerifier: %v", err)
 	}
 	return av
 }
@@ -331,8 +332,8 @@ func TestAccessTokenVerifierRefuses(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Verify accepted it: %+v", got)
 			}
-			if !errors.Is(err, authority.ErrInvalidAccessToken) {
-				t.Fatalf("Verify: %v, want an ErrInvalidAccessToken", err)
+			if !errors.Is(err, accesstoken.ErrInvalid) {
+				t.Fatalf("Verify: %v, want an ErrInvalid", err)
 			}
 			if !strings.Contains(err.Error(), tc.reason) {
 				t.Fatalf("Verify: %v, want a refusal for %s", err, tc.reason)
@@ -347,11 +348,11 @@ func TestAccessTokenVerifierRefuses(t *testing.T) {
 		t.Fatalf("the good token: %v", err)
 	}
 	// A token for another agent passes that agent's verifier only.
-	other, err := authority.NewAccessTokenVerifier(context.Background(), v.srv.Client(), v.issuer, "https://other-agent.example.test", authority.WithVerifierClock(v.Now))
+	other, err := accesstoken.NewVerifier(context.Background(), v.srv.Client(), v.issuer, "https://other-agent.example.test", accesstoken.WithClock(v.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.Verify(context.Background(), good); !errors.Is(err, authority.ErrInvalidAccessToken) {
+	if _, err := other.Verify(context.Background(), good); !errors.Is(err, accesstoken.ErrInvalid) {
 		t.Fatalf("another agent's verifier: %v, want a refusal", err)
 	}
 }
@@ -362,7 +363,7 @@ func TestAccessTokenVerifierRefuses(t *testing.T) {
 func TestAccessTokenVerifierRefresh(t *testing.T) {
 	ctx := context.Background()
 	v := newVerifierEnv(t)
-	av := v.verifier(authority.WithJWKSRefreshInterval(time.Minute), authority.WithJWKSMaxAge(time.Hour))
+	av := v.verifier(accesstoken.WithJWKSRefreshInterval(time.Minute), accesstoken.WithJWKSMaxAge(time.Hour))
 	if n := v.fetches.Load(); n != 1 {
 		t.Fatalf("%d JWKS fetches at start, want 1", n)
 	}
@@ -400,7 +401,7 @@ func TestAccessTokenVerifierRefresh(t *testing.T) {
 		return tok
 	}
 	for k := range 20 {
-		if _, err := av.Verify(ctx, madeUp("made-up-"+string(rune('a'+k)))); !errors.Is(err, authority.ErrInvalidAccessToken) {
+		if _, err := av.Verify(ctx, madeUp("made-up-"+string(rune('a'+k)))); !errors.Is(err, accesstoken.ErrInvalid) {
 			t.Fatalf("made-up kid: %v", err)
 		}
 	}
@@ -408,7 +409,7 @@ func TestAccessTokenVerifierRefresh(t *testing.T) {
 		t.Fatalf("%d JWKS fetches after made-up kids within the refresh interval, want still 2", n)
 	}
 	v.advance(time.Minute)
-	if _, err := av.Verify(ctx, madeUp("made-up-later")); !errors.Is(err, authority.ErrInvalidAccessToken) {
+	if _, err := av.Verify(ctx, madeUp("made-up-later")); !errors.Is(err, accesstoken.ErrInvalid) {
 		t.Fatalf("made-up kid: %v", err)
 	}
 	if n := v.fetches.Load(); n != 3 {
@@ -427,7 +428,7 @@ func TestAccessTokenVerifierRefresh(t *testing.T) {
 	}
 	// An unknown kid while the authority is down is the authority's trouble, not the token's.
 	v.advance(time.Minute)
-	if _, err := av.Verify(ctx, madeUp("made-up-while-down")); err == nil || errors.Is(err, authority.ErrInvalidAccessToken) {
+	if _, err := av.Verify(ctx, madeUp("made-up-while-down")); err == nil || errors.Is(err, accesstoken.ErrInvalid) {
 		t.Fatalf("unknown kid while the JWKS is down: %v, want a fetch error", err)
 	}
 	v.down.Store(false)
@@ -464,8 +465,8 @@ func TestAccessTokenVerifierDiscoveryRefusals(t *testing.T) {
 			if issuer == "" {
 				issuer = v.issuer
 			}
-			if av, err := authority.NewAccessTokenVerifier(context.Background(), v.srv.Client(), issuer, agentIssuer); err == nil {
-				t.Fatalf("NewAccessTokenVerifier accepted it: %v", av)
+			if av, err := accesstoken.NewVerifier(context.Background(), v.srv.Client(), issuer, agentIssuer); err == nil {
+				t.Fatalf("NewVerifier accepted it: %v", av)
 			}
 		})
 	}

@@ -1,4 +1,8 @@
-package authority
+// Package accesstoken verifies, on an agent's side, the access tokens the ID4me authority
+// puts into userinfo's _claim_sources for the agent's claims endpoint (DESIGN.md). It needs
+// only the authority's issuer URL: keys come from its discovery document and JWKS. It
+// imports nothing of the registry's or the authority's code, so an agent can vendor it alone.
+package accesstoken
 
 import (
 	"context"
@@ -20,15 +24,15 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// ErrInvalidAccessToken wraps every refusal of AccessTokenVerifier.Verify that is the
+// ErrInvalid wraps every refusal of Verifier.Verify that is the
 // token's fault: an agent answers it with 401. Other errors (the authority's JWKS could not
 // be fetched) are the agent's or the authority's trouble, not the caller's.
-var ErrInvalidAccessToken = errors.New("authority: invalid access token")
+var ErrInvalid = errors.New("accesstoken: invalid access token")
 
-// Defaults of the AccessTokenVerifier options.
+// Defaults of the Verifier options.
 const (
-	// DefaultVerifyLeeway is the clock skew allowed on exp and iat.
-	DefaultVerifyLeeway = 30 * time.Second
+	// DefaultLeeway is the clock skew allowed on exp and iat.
+	DefaultLeeway = 30 * time.Second
 	// DefaultJWKSRefreshInterval is the least time between two JWKS fetches caused by
 	// tokens with an unknown kid, so that made-up kids cannot make the verifier hammer the
 	// authority.
@@ -38,6 +42,18 @@ const (
 	DefaultJWKSMaxAge = time.Hour
 )
 
+// discoveryPath is where OpenID Connect Discovery §4 puts the provider's metadata.
+const discoveryPath = "/.well-known/openid-configuration"
+
+// minRSABits is the smallest RSA modulus a published key may have to be trusted.
+const minRSABits = 2048
+
+// The algorithm names a key may carry.
+var (
+	rs256 = string(jose.RS256)
+	es256 = string(jose.ES256)
+)
+
 // maxDiscoveryBody bounds what the verifier reads of discovery and the JWKS.
 const maxDiscoveryBody = 1 << 20
 
@@ -45,9 +61,9 @@ const maxDiscoveryBody = 1 << 20
 // with. Anything else ("none", HS256 over a public key, …) is refused when the token is parsed.
 var verifyAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 
-// AgentAccessToken is the access token the authority gives an agent in userinfo's
-// _claim_sources (DESIGN.md, DENIC's layout), as AccessTokenVerifier.Verify returns it.
-type AgentAccessToken struct {
+// Token is the access token the authority gives an agent in userinfo's
+// _claim_sources (DESIGN.md, DENIC's layout), as Verifier.Verify returns it.
+type Token struct {
 	// Issuer (iss) is the authority.
 	Issuer string
 	// Subject (sub) is the subject the relying party knows the holder by.
@@ -94,7 +110,7 @@ func (s *scopeList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// AccessTokenVerifier verifies the access tokens the authority gives agents in
+// Verifier verifies the access tokens the authority gives agents in
 // _claim_sources, as an agent does: the keys come from the authority's discovery →
 // jwks_uri; only RS256 and ES256 are accepted (go-jose parses with that explicit list, so
 // "none" and HS256 signed with a public key are refused before any key is looked at); the
@@ -106,7 +122,7 @@ func (s *scopeList) UnmarshalJSON(b []byte) error {
 // keys older than the maximum age are fetched again before use. It is safe for concurrent
 // use. This is what agents (and the agent toolkit) use at their claims endpoint: a token that
 // passes names the identifier, the relying party (client_id) and the claims (clm) to answer.
-type AccessTokenVerifier struct {
+type Verifier struct {
 	client          *http.Client
 	issuer          string
 	agentIssuer     string
@@ -128,49 +144,49 @@ type verifierKeys struct {
 	fetched time.Time
 }
 
-// VerifierOption changes a default of NewAccessTokenVerifier.
-type VerifierOption func(*AccessTokenVerifier)
+// Option changes a default of NewVerifier.
+type Option func(*Verifier)
 
-// WithVerifierClock sets the clock exp, iat and the key cache are checked against
+// WithClock sets the clock exp, iat and the key cache are checked against
 // (default time.Now).
-func WithVerifierClock(now func() time.Time) VerifierOption {
-	return func(v *AccessTokenVerifier) { v.now = now }
+func WithClock(now func() time.Time) Option {
+	return func(v *Verifier) { v.now = now }
 }
 
-// WithVerifyLeeway sets the clock skew allowed on exp and iat (default DefaultVerifyLeeway).
-func WithVerifyLeeway(d time.Duration) VerifierOption {
-	return func(v *AccessTokenVerifier) { v.leeway = d }
+// WithLeeway sets the clock skew allowed on exp and iat (default DefaultLeeway).
+func WithLeeway(d time.Duration) Option {
+	return func(v *Verifier) { v.leeway = d }
 }
 
 // WithJWKSRefreshInterval sets the least time between JWKS fetches caused by an unknown kid
 // or a failed fetch (default DefaultJWKSRefreshInterval).
-func WithJWKSRefreshInterval(d time.Duration) VerifierOption {
-	return func(v *AccessTokenVerifier) { v.refreshInterval = d }
+func WithJWKSRefreshInterval(d time.Duration) Option {
+	return func(v *Verifier) { v.refreshInterval = d }
 }
 
 // WithJWKSMaxAge sets how long fetched keys are used before they are fetched again (default
 // DefaultJWKSMaxAge).
-func WithJWKSMaxAge(d time.Duration) VerifierOption {
-	return func(v *AccessTokenVerifier) { v.maxAge = d }
+func WithJWKSMaxAge(d time.Duration) Option {
+	return func(v *Verifier) { v.maxAge = d }
 }
 
-// NewAccessTokenVerifier makes a verifier for the access tokens the authority at issuer (an
+// NewVerifier makes a verifier for the access tokens the authority at issuer (an
 // https URL) gives the agent whose issuer is agentIssuer. It reads the authority's
 // discovery, whose issuer must be issuer exactly, and fetches the JWKS; client (nil:
 // http.DefaultClient) is how it reaches the authority.
-func NewAccessTokenVerifier(ctx context.Context, client *http.Client, issuer, agentIssuer string, opts ...VerifierOption) (*AccessTokenVerifier, error) {
+func NewVerifier(ctx context.Context, client *http.Client, issuer, agentIssuer string, opts ...Option) (*Verifier, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
 	if u, err := url.Parse(issuer); err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("authority: verifier: the issuer must be an https URL, got %q", issuer)
+		return nil, fmt.Errorf("accesstoken: the issuer must be an https URL, got %q", issuer)
 	}
 	if agentIssuer == "" {
-		return nil, errors.New("authority: verifier: the agent's issuer is required")
+		return nil, errors.New("accesstoken: the agent's issuer is required")
 	}
-	v := &AccessTokenVerifier{
+	v := &Verifier{
 		client: client, issuer: issuer, agentIssuer: agentIssuer, now: time.Now,
-		leeway: DefaultVerifyLeeway, refreshInterval: DefaultJWKSRefreshInterval, maxAge: DefaultJWKSMaxAge,
+		leeway: DefaultLeeway, refreshInterval: DefaultJWKSRefreshInterval, maxAge: DefaultJWKSMaxAge,
 	}
 	for _, o := range opts {
 		o(v)
@@ -179,15 +195,15 @@ func NewAccessTokenVerifier(ctx context.Context, client *http.Client, issuer, ag
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := v.getJSON(ctx, strings.TrimSuffix(issuer, "/")+pathDiscovery, &disco); err != nil {
-		return nil, fmt.Errorf("authority: verifier: discovery: %w", err)
+	if err := v.getJSON(ctx, strings.TrimSuffix(issuer, "/")+discoveryPath, &disco); err != nil {
+		return nil, fmt.Errorf("accesstoken: discovery: %w", err)
 	}
 	// OpenID Connect Discovery §4.3: the issuer in the document is the one asked for.
 	if disco.Issuer != issuer {
-		return nil, fmt.Errorf("authority: verifier: discovery names issuer %q, want %q", disco.Issuer, issuer)
+		return nil, fmt.Errorf("accesstoken: discovery names issuer %q, want %q", disco.Issuer, issuer)
 	}
 	if u, err := url.Parse(disco.JWKSURI); err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("authority: verifier: discovery's jwks_uri %q is not an https URL", disco.JWKSURI)
+		return nil, fmt.Errorf("accesstoken: discovery's jwks_uri %q is not an https URL", disco.JWKSURI)
 	}
 	v.jwksURI = disco.JWKSURI
 	v.mu.Lock()
@@ -199,10 +215,10 @@ func NewAccessTokenVerifier(ctx context.Context, client *http.Client, issuer, ag
 }
 
 // Verify checks an access token and returns its claims. A refusal that is the token's fault
-// wraps ErrInvalidAccessToken.
-func (v *AccessTokenVerifier) Verify(ctx context.Context, token string) (AgentAccessToken, error) {
-	invalid := func(format string, args ...any) (AgentAccessToken, error) {
-		return AgentAccessToken{}, fmt.Errorf("%w: %s", ErrInvalidAccessToken, fmt.Sprintf(format, args...))
+// wraps ErrInvalid.
+func (v *Verifier) Verify(ctx context.Context, token string) (Token, error) {
+	invalid := func(format string, args ...any) (Token, error) {
+		return Token{}, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
 	tok, err := jwt.ParseSigned(token, verifyAlgs)
 	if err != nil {
@@ -215,7 +231,7 @@ func (v *AccessTokenVerifier) Verify(ctx context.Context, token string) (AgentAc
 	}
 	key, err := v.key(ctx, h.KeyID, h.Algorithm)
 	if err != nil {
-		return AgentAccessToken{}, err
+		return Token{}, err
 	}
 	var c agentTokenClaims
 	if err := tok.Claims(key.Key, &c); err != nil {
@@ -231,7 +247,7 @@ func (v *AccessTokenVerifier) Verify(ctx context.Context, token string) (AgentAc
 	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: v.issuer, AnyAudience: jwt.Audience{v.agentIssuer}, Time: now}, v.leeway); err != nil {
 		return invalid("%v", err)
 	}
-	return AgentAccessToken{
+	return Token{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: []string(c.Audience), Identifier: c.Identifier,
 		Claims: c.Clm, Scope: []string(c.Scope), ClientID: c.ClientID,
 		IssuedAt: c.IssuedAt.Time(), Expiry: c.Expiry.Time(), ID: c.ID,
@@ -240,7 +256,7 @@ func (v *AccessTokenVerifier) Verify(ctx context.Context, token string) (AgentAc
 
 // key returns the published key kid of alg, fetching the JWKS again when kid is unknown (at
 // most once per refresh interval) or the keys are older than the maximum age.
-func (v *AccessTokenVerifier) key(ctx context.Context, kid, alg string) (jose.JSONWebKey, error) {
+func (v *Verifier) key(ctx context.Context, kid, alg string) (jose.JSONWebKey, error) {
 	ks := v.keys.Load()
 	now := v.now()
 	stale := now.Sub(ks.fetched) >= v.maxAge
@@ -263,7 +279,7 @@ func (v *AccessTokenVerifier) key(ctx context.Context, kid, alg string) (jose.JS
 	}
 	v.mu.Unlock()
 	if k, found = ks.find(kid, alg); !found {
-		return jose.JSONWebKey{}, fmt.Errorf("%w: the authority publishes no %s key %q", ErrInvalidAccessToken, alg, kid)
+		return jose.JSONWebKey{}, fmt.Errorf("%w: the authority publishes no %s key %q", ErrInvalid, alg, kid)
 	}
 	return k, nil
 }
@@ -281,14 +297,14 @@ func (ks *verifierKeys) find(kid, alg string) (jose.JSONWebKey, bool) {
 
 // fetchLocked fetches the JWKS and keeps its signature keys for RS256 and ES256; v.mu is
 // held.
-func (v *AccessTokenVerifier) fetchLocked(ctx context.Context) error {
+func (v *Verifier) fetchLocked(ctx context.Context) error {
 	v.lastTry = v.now()
 	// Keys one by one: a key of a type go-jose does not know is skipped, not a failure.
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := v.getJSON(ctx, v.jwksURI, &set); err != nil {
-		return fmt.Errorf("authority: verifier: JWKS: %w", err)
+		return fmt.Errorf("accesstoken: JWKS: %w", err)
 	}
 	ks := &verifierKeys{byKID: make(map[string][]jose.JSONWebKey), fetched: v.lastTry}
 	for _, raw := range set.Keys {
@@ -305,15 +321,15 @@ func (v *AccessTokenVerifier) fetchLocked(ctx context.Context) error {
 		var typeAlg string
 		switch key := pub.Key.(type) {
 		case *rsa.PublicKey:
-			if key.N.BitLen() < MinRSABits {
+			if key.N.BitLen() < minRSABits {
 				continue
 			}
-			typeAlg = RS256
+			typeAlg = rs256
 		case *ecdsa.PublicKey:
 			if key.Curve != elliptic.P256() {
 				continue
 			}
-			typeAlg = ES256
+			typeAlg = es256
 		default:
 			continue
 		}
@@ -330,7 +346,7 @@ func (v *AccessTokenVerifier) fetchLocked(ctx context.Context) error {
 }
 
 // getJSON fetches u and decodes its JSON answer into dst.
-func (v *AccessTokenVerifier) getJSON(ctx context.Context, u string, dst any) error {
+func (v *Verifier) getJSON(ctx context.Context, u string, dst any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
