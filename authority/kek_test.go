@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
 
@@ -68,7 +69,7 @@ func TestKeyEncryptionKeyFile(t *testing.T) {
 // a copy of it would show them.
 func rawKeys(t *testing.T, s *sqlstore.Store) map[string][]byte {
 	t.Helper()
-	rows, err := s.DB().Raw("SELECT id, private_jwk FROM authority_signing_keys").Rows()
+	rows, err := storedb.DB(s).Raw("SELECT id, private_jwk FROM authority_signing_keys").Rows()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +336,7 @@ func TestSealedKeyBoundToItsRow(t *testing.T) {
 		}
 	}
 	raw := rawKeys(t, s)
-	if err := s.DB().Exec("UPDATE authority_signing_keys SET private_jwk = ? WHERE id = ?", raw[next.ID], first).Error; err != nil {
+	if err := storedb.DB(s).Exec("UPDATE authority_signing_keys SET private_jwk = ? WHERE id = ?", raw[next.ID], first).Error; err != nil {
 		t.Fatal(err)
 	}
 	_, err = authority.NewKeySet(ctx, s.Authority(), cfg)

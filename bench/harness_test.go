@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/server"
 	"github.com/id4me/id4me-registry/sqlstore"
@@ -41,7 +42,7 @@ func TestRegistrationHarness(t *testing.T) {
 		t.Errorf("rawInsertRate = %v, %v", rate, err)
 	}
 	var rows int64
-	if err := env.store.DB().Table("bench_scratch").Count(&rows).Error; err != nil || rows != 20 {
+	if err := storedb.DB(env.store).Table("bench_scratch").Count(&rows).Error; err != nil || rows != 20 {
 		t.Errorf("scratch table has %d rows (%v), want 20", rows, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/migrations"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
@@ -217,7 +218,7 @@ func seedBulk(tb testing.TB, path string, agents, n int) {
 // insertIdentifiers writes n identifiers, identifier k held by agentIDs[k % len(agentIDs)],
 // each with a new identity.
 func insertIdentifiers(ctx context.Context, store *sqlstore.Store, agentIDs []string, n int) error {
-	sqlDB, err := store.DB().DB()
+	sqlDB, err := storedb.DB(store).DB()
 	if err != nil {
 		return err
 	}
@@ -296,7 +297,7 @@ func busiestAgent(tb testing.TB, path string) string {
 	}
 	defer store.Close()
 	var id string
-	err = store.DB().Raw("SELECT agent_id FROM identifiers GROUP BY agent_id ORDER BY count(*) DESC, agent_id LIMIT 1").Scan(&id).Error
+	err = storedb.DB(store).Raw("SELECT agent_id FROM identifiers GROUP BY agent_id ORDER BY count(*) DESC, agent_id LIMIT 1").Scan(&id).Error
 	if err != nil || id == "" {
 		tb.Fatalf("busiest agent: %q, %v", id, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/migrations"
 	"github.com/id4me/id4me-registry/sqlstore"
@@ -75,7 +76,7 @@ const minRawInserts = 1000
 // has one writer; without turns the figure would be the busy handler's sleep-and-retry, not
 // the database's commit rate).
 func rawInsertRate(ctx context.Context, store *sqlstore.Store, workers, n int) (float64, error) {
-	db := store.DB().WithContext(ctx)
+	db := storedb.DB(store).WithContext(ctx)
 	ddl := "CREATE TABLE bench_scratch (id BIGINT NOT NULL PRIMARY KEY, payload TEXT NOT NULL)"
 	var writeTurn sync.Locker = noLock{}
 	if store.Dialect() == migrations.SQLite {

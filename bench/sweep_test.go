@@ -10,6 +10,7 @@ import (
 
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/internal/devdns"
+	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
@@ -70,7 +71,7 @@ func BenchmarkSweeps(b *testing.B) {
 		b.Fatal(err)
 	}
 	var agentIDs []string
-	if err := store.DB().Raw("SELECT id FROM agents ORDER BY id").Scan(&agentIDs).Error; err != nil || len(agentIDs) < 2 {
+	if err := storedb.DB(store).Raw("SELECT id FROM agents ORDER BY id").Scan(&agentIDs).Error; err != nil || len(agentIDs) < 2 {
 		b.Fatalf("agents: %v %v", agentIDs, err)
 	}
 
@@ -153,7 +154,7 @@ func anys(ss []string) []any {
 // execSQL runs one statement on the store's database (SQLite: times are Unix nanoseconds).
 func execSQL(tb testing.TB, store *sqlstore.Store, sql string, args ...any) {
 	tb.Helper()
-	if err := store.DB().Exec(sql, args...).Error; err != nil {
+	if err := storedb.DB(store).Exec(sql, args...).Error; err != nil {
 		tb.Fatalf("%s: %v", sql, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/internal/storedb"
 )
 
 // TestAuthoritySigningKeysSealedAtRest: an authority whose signing keys are sealed with a
@@ -33,7 +34,7 @@ func TestAuthoritySigningKeysSealedAtRest(t *testing.T) {
 		}
 	}
 
-	rows, err := e.store.DB().Raw("SELECT id, private_jwk FROM authority_signing_keys").Rows()
+	rows, err := storedb.DB(e.store).Raw("SELECT id, private_jwk FROM authority_signing_keys").Rows()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/internal/devdns"
+	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
@@ -388,7 +389,7 @@ func wantStatus(t *testing.T, err error, code codes.Code, reason string) {
 func (e *env) countRows(table, where string, args ...any) int64 {
 	e.t.Helper()
 	var n int64
-	q := e.store.DB().Table(table)
+	q := storedb.DB(e.store).Table(table)
 	if where != "" {
 		q = q.Where(where, args...)
 	}

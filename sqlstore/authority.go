@@ -3,11 +3,12 @@ package sqlstore
 import (
 	"bytes"
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/id4me/id4me-registry/authority"
 )
@@ -19,8 +20,7 @@ import (
 // identity or client refuses returns authority.ErrNotFound. RedeemCredentialLink hands its
 // check the transaction as a registry.Reader.
 //
-// Every statement is a fixed text, prepared once (pool.go), like the registry's frequent
-// ones. The writes that decide something (RedeemGrant, RedeemCredentialLink, UseTOTPStep,
+// The writes that decide something (RedeemGrant, RedeemCredentialLink, UseTOTPStep,
 // SetCredentialLinkPending, UpdateClient, UseInitialAccessToken) each turn on one
 // conditional statement, which the database runs atomically: of any number of concurrent
 // calls, only as many succeed as the condition lets through. AddSigningKey, which must see
@@ -45,130 +45,6 @@ func (s *Store) Authority() *AuthorityStore { return &AuthorityStore{s: s} }
 // does not hold SQLite's write lock, or PostgreSQL's row locks, for long.
 const sweepBatch = 1000
 
-var (
-	// An object has expired once its expire time has come; DeleteExpired deletes it once that
-	// time has passed.
-	sqlSigningKeys = newSQL("SELECT " + signingKeyColumns + " FROM authority_signing_keys" +
-		" WHERE expire_time IS NULL OR expire_time > ? ORDER BY create_time, id")
-	// Another instance rotated first if it made a key after the caller's newest.
-	sqlNewerKey = newSQL("SELECT 1 FROM authority_signing_keys WHERE alg = ? AND create_time > ? LIMIT 1")
-	sqlAnyKey   = newSQL("SELECT 1 FROM authority_signing_keys WHERE alg = ? LIMIT 1")
-	// SQLite runs one write transaction at a time anyway; on PostgreSQL the lock makes
-	// rotations of concurrent instances run one after the other, each seeing the keys of
-	// those before it. It lets the JWKS be read meanwhile.
-	sqlLockSigningKeys = "LOCK TABLE authority_signing_keys IN SHARE ROW EXCLUSIVE MODE"
-	sqlInsertKey       = newSQL("INSERT INTO authority_signing_keys (" + signingKeyColumns + ") VALUES (" +
-		placeholders(7) + ") ON CONFLICT DO NOTHING")
-	sqlRetireKeys = newSQL("UPDATE authority_signing_keys SET retire_time = ?, expire_time = ?" +
-		" WHERE alg = ? AND id <> ? AND retire_time IS NULL")
-	sqlReplaceKeyJWK = newSQL("UPDATE authority_signing_keys SET private_jwk = ? WHERE id = ? AND private_jwk = ?")
-	sqlHasKey        = newSQL("SELECT 1 FROM authority_signing_keys WHERE id = ?")
-
-	sqlInsertClient = newSQL("INSERT INTO authority_clients (" + clientColumns + ") VALUES (" +
-		placeholders(7) + ") ON CONFLICT DO NOTHING")
-	sqlGetClient = newSQL("SELECT " + clientColumns + " FROM authority_clients WHERE id = ?")
-	sqlHasClient = newSQL("SELECT 1 FROM authority_clients WHERE id = ?")
-	// An update or a deletion must come with the registration token hash the caller read:
-	// of two concurrent ones, the second finds it changed.
-	sqlUpdateClient = newSQL("UPDATE authority_clients SET secret_hash = ?, secret_expire_time = ?," +
-		" registration_token_hash = ?, metadata = ?, sector = ? WHERE id = ? AND registration_token_hash = ?")
-	// On PostgreSQL the row lock makes a concurrent grant or consent, whose foreign key
-	// locks the client's row for key share, wait for the deletion and then fail, or the
-	// deletion wait for it and then delete it.
-	sqlLockClient = sqlText{
-		sqlite:   "SELECT registration_token_hash FROM authority_clients WHERE id = ?",
-		postgres: newSQL("SELECT registration_token_hash FROM authority_clients WHERE id = ? FOR UPDATE").postgres,
-	}
-	// The grants go first: a token being issued holds its grant's row (sqlInsertToken), so
-	// the deletion of the grants waits for it, and the deletion of the tokens then sees it.
-	sqlDeleteClientGrants   = newSQL("DELETE FROM authority_grants WHERE client_id = ?")
-	sqlDeleteClientTokens   = newSQL("DELETE FROM authority_access_tokens WHERE client_id = ?")
-	sqlDeleteClientConsents = newSQL("DELETE FROM authority_consents WHERE client_id = ?")
-	sqlDeleteClient         = newSQL("DELETE FROM authority_clients WHERE id = ?")
-
-	sqlInsertInitialToken = newSQL("INSERT INTO authority_initial_access_tokens (" + initialTokenColumns + ") VALUES (" +
-		placeholders(8) + ") ON CONFLICT DO NOTHING")
-	sqlGetInitialToken    = newSQL("SELECT " + initialTokenColumns + " FROM authority_initial_access_tokens WHERE token_hash = ?")
-	sqlHasInitialToken    = newSQL("SELECT 1 FROM authority_initial_access_tokens WHERE token_hash = ?")
-	sqlListInitialTokens  = newSQL("SELECT " + initialTokenColumns + " FROM authority_initial_access_tokens ORDER BY create_time, id")
-	sqlRevokeInitialToken = newSQL("UPDATE authority_initial_access_tokens SET revoke_time = ?" +
-		" WHERE id = ? AND revoke_time IS NULL")
-	sqlHasInitialTokenID = newSQL("SELECT 1 FROM authority_initial_access_tokens WHERE id = ?")
-	sqlUseInitialToken   = newSQL("UPDATE authority_initial_access_tokens SET uses = uses + 1 WHERE token_hash = ?" +
-		" AND revoke_time IS NULL AND (expire_time IS NULL OR expire_time > ?) AND (max_uses = 0 OR uses < max_uses)")
-
-	sqlGetHolder   = newSQL("SELECT " + holderColumns + " FROM authority_holder_credentials WHERE identity_id = ?")
-	sqlHasHolder   = newSQL("SELECT 1 FROM authority_holder_credentials WHERE identity_id = ?")
-	sqlUseTOTPStep = newSQL("UPDATE authority_holder_credentials SET totp_last_step = ?" +
-		" WHERE identity_id = ? AND totp_last_step < ?")
-	// Setting credentials replaces the previous ones.
-	sqlPutHolder = newSQL("INSERT INTO authority_holder_credentials (" + holderColumns + ") VALUES (" +
-		placeholders(5) + `) ON CONFLICT (identity_id) DO UPDATE SET password_hash = excluded.password_hash,
-		totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step,
-		update_time = excluded.update_time`)
-
-	sqlInsertAuthRequest = newSQL("INSERT INTO authority_auth_requests (" + authRequestColumns + ") VALUES (" +
-		placeholders(9) + ") ON CONFLICT DO NOTHING")
-	sqlGetAuthRequest    = newSQL("SELECT " + authRequestColumns + " FROM authority_auth_requests WHERE id = ?")
-	sqlUpdateAuthRequest = newSQL("UPDATE authority_auth_requests SET pending_identity_id = ?, pending_identifier = ?," +
-		" pending_amr = ?, login_session_hash = ? WHERE id = ?")
-	sqlDeleteAuthRequest = newSQL("DELETE FROM authority_auth_requests WHERE id = ?")
-
-	sqlInsertSession = newSQL("INSERT INTO authority_sessions (" + sessionColumns + ") VALUES (" +
-		placeholders(7) + ") ON CONFLICT DO NOTHING")
-	sqlGetSession    = newSQL("SELECT " + sessionColumns + " FROM authority_sessions WHERE id_hash = ?")
-	sqlDeleteSession = newSQL("DELETE FROM authority_sessions WHERE id_hash = ?")
-
-	sqlGetConsent = newSQL("SELECT " + consentColumns + " FROM authority_consents WHERE client_id = ? AND identity_id = ?")
-	sqlPutConsent = newSQL("INSERT INTO authority_consents (" + consentColumns + ") VALUES (" + placeholders(5) +
-		`) ON CONFLICT (client_id, identity_id) DO UPDATE SET scopes = excluded.scopes, claims = excluded.claims,
-		update_time = excluded.update_time`)
-
-	// Either unique key may refuse the row: the ID or the code's hash.
-	sqlInsertGrant = newSQL("INSERT INTO authority_grants (" + grantColumns + ") VALUES (" +
-		placeholders(18) + ") ON CONFLICT DO NOTHING")
-	sqlGetGrantByCode = newSQL("SELECT " + grantColumns + " FROM authority_grants WHERE code_hash = ?")
-	sqlRedeemGrant    = newSQL("UPDATE authority_grants SET use_time = ? WHERE code_hash = ? AND use_time IS NULL" +
-		" RETURNING " + grantColumns)
-	sqlRevokeGrant  = newSQL("UPDATE authority_grants SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL")
-	sqlHasGrant     = newSQL("SELECT 1 FROM authority_grants WHERE id = ?")
-	sqlRevokeTokens = newSQL("UPDATE authority_access_tokens SET revoke_time = ? WHERE grant_id = ? AND revoke_time IS NULL")
-
-	// A token is stored only while its grant exists (not after its client's deletion), and
-	// the token of a revoked grant is stored revoked. On PostgreSQL the grant's row is locked
-	// for share: a RevokeGrant or DeleteClient under way waits for the token, and then
-	// revokes or deletes it, or the token waits for it, and then reads the revoke time or
-	// finds no grant. On SQLite writes never overlap.
-	sqlInsertToken = func() sqlText {
-		q := "INSERT INTO authority_access_tokens (" + accessTokenColumns + ") SELECT " + placeholders(10) +
-			", COALESCE(?, revoke_time) FROM authority_grants WHERE id = ?%s ON CONFLICT DO NOTHING"
-		return sqlText{sqlite: fmt.Sprintf(q, ""), postgres: newSQL(fmt.Sprintf(q, " FOR SHARE")).postgres}
-	}()
-	sqlGetToken = newSQL("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
-
-	// The sweeps of DeleteExpired read the index on expire_time; on PostgreSQL they skip the
-	// rows other transactions hold, to delete them next time.
-	sqlSweeps = []sqlText{
-		sweepSQL("authority_auth_requests", "id"),
-		sweepSQL("authority_sessions", "id_hash"),
-		sweepSQL("authority_grants", "id"),
-		sweepSQL("authority_access_tokens", "token_hash"),
-		sweepSQL("authority_credential_links", "token_hash"),
-		sweepSQL("authority_login_throttles", "key_hash"),
-		sweepSQL("authority_known_devices", "device_hash, identity_id"),
-	}
-	sqlDeleteExpiredKeys = newSQL("DELETE FROM authority_signing_keys WHERE expire_time < ?")
-)
-
-// sweepSQL returns the statement deleting up to a limit of rows of table, whose primary key
-// is key (one column, or several separated by commas), that expired before a time; its
-// parameters are the time and the limit.
-func sweepSQL(table, key string) sqlText {
-	q := "DELETE FROM " + table + " WHERE (" + key + ") IN (SELECT " + key + " FROM " + table +
-		" WHERE expire_time < ? ORDER BY expire_time LIMIT ?"
-	return sqlText{sqlite: q + ")", postgres: newSQL(q + " FOR UPDATE SKIP LOCKED)").postgres}
-}
-
 // authError returns err as the authority store returns it: the authority's own errors as
 // they are, a missing identity or client as authority.ErrNotFound, a database error as the
 // registry's (dbError).
@@ -182,21 +58,25 @@ func authError(err error) error {
 	return dbError(err)
 }
 
-// exec runs one statement on its own and returns how many rows it changed.
-func (a *AuthorityStore) exec(ctx context.Context, q sqlText, args ...any) (int64, error) {
+// q starts a statement outside a transaction.
+func (a *AuthorityStore) q(ctx context.Context) *gorm.DB { return a.s.q(ctx) }
+
+// exec runs the statement stmt makes on its own, as a write (Store.write), and returns how
+// many rows it changed.
+func (a *AuthorityStore) exec(ctx context.Context, stmt func(db *gorm.DB) *gorm.DB) (int64, error) {
 	var n int64
 	err := a.s.write(ctx, func() error {
-		var err error
-		n, err = a.s.execSQL(ctx, q, args...)
-		return err
+		res := stmt(a.q(ctx))
+		n = res.RowsAffected
+		return res.Error
 	})
 	return n, authError(err)
 }
 
-// insert runs an INSERT … ON CONFLICT DO NOTHING on its own; a row refused by a unique key
-// is ErrConflict.
-func (a *AuthorityStore) insert(ctx context.Context, what string, q sqlText, args ...any) error {
-	n, err := a.exec(ctx, q, args...)
+// insert writes row on its own, ON CONFLICT DO NOTHING; a row refused by a unique key is
+// ErrConflict.
+func (a *AuthorityStore) insert(ctx context.Context, what string, row any) error {
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB { return db.Clauses(doNothing).Create(row) })
 	if err == nil && n == 0 {
 		return fmt.Errorf("%s exists already: %w", what, authority.ErrConflict)
 	}
@@ -208,29 +88,26 @@ func (a *AuthorityStore) tx(ctx context.Context, fn func(t *tx) error) error {
 	return authError(a.s.write(ctx, func() error { return a.s.runTx(ctx, fn) }))
 }
 
-// getRow reads the one row q selects into dest; no row is ErrNotFound.
-func getRow(ctx context.Context, r reader, what string, q sqlText, dest []any, args ...any) error {
-	err := r.c.QueryRowContext(ctx, r.sql(q), args...).Scan(dest...)
-	if errors.Is(err, sql.ErrNoRows) {
+// getRow reads the one row q selects into row; no row is ErrNotFound.
+func getRow(q *gorm.DB, row any, what string) error {
+	err := q.Take(row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("%s: %w", what, authority.ErrNotFound)
 	}
 	return authError(err)
 }
 
-// has reports whether q, a SELECT 1, finds a row.
-func has(ctx context.Context, r reader, q sqlText, args ...any) (bool, error) {
-	var one int
-	err := r.c.QueryRowContext(ctx, r.sql(q), args...).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, authError(err)
+// has reports whether the table of model has a row the condition selects.
+func has(q *gorm.DB, model any, cond string, args ...any) (bool, error) {
+	var n int64
+	err := q.Model(model).Where(cond, args...).Limit(1).Count(&n).Error
+	return n > 0, authError(err)
 }
 
-// lost explains why a conditional write changed nothing: the object q looks for (a
-// SELECT 1) is missing, ErrNotFound, or it exists and the condition refused it, ErrConflict.
-func lost(ctx context.Context, r reader, q sqlText, arg any, what, refused string) error {
-	ok, err := has(ctx, r, q, arg)
+// lost explains why a conditional write changed nothing: the object the condition selects
+// is missing, ErrNotFound, or it exists and the write's condition refused it, ErrConflict.
+func lost(q *gorm.DB, model any, cond string, arg any, what, refused string) error {
+	ok, err := has(q, model, cond, arg)
 	switch {
 	case err != nil:
 		return err
@@ -247,105 +124,132 @@ func mustBeSet(what string, t time.Time) error {
 	return nil
 }
 
+// SigningKeys returns the keys that have not expired: an object has expired once its
+// expire time has come; DeleteExpired deletes it once that time has passed.
 func (a *AuthorityStore) SigningKeys(ctx context.Context, now time.Time) ([]authority.SigningKey, error) {
-	r := a.s.reader
-	rows, err := queryRows(ctx, r, sqlSigningKeys, (*signingKeyRow).dest, r.time(dbTime(now)))
-	if err != nil || len(rows) == 0 {
-		return nil, authError(err)
-	}
-	out := make([]authority.SigningKey, len(rows))
-	for i, row := range rows {
-		out[i] = row.key()
-	}
-	return out, nil
+	keys, err := find(a.q(ctx).Where("expire_time IS NULL OR expire_time > ?", dbTime(now)).Order("create_time, id"), signingKeyRow.key)
+	return keys, authError(err)
 }
+
+// lockSigningKeys makes the rotations of concurrent instances run one after the other on
+// PostgreSQL, each seeing the keys of those before it, and lets the JWKS be read meanwhile.
+// gorm has no LOCK TABLE: the statement is written out.
+const lockSigningKeys = "LOCK TABLE authority_signing_keys IN SHARE ROW EXCLUSIVE MODE"
 
 func (a *AuthorityStore) AddSigningKey(ctx context.Context, k authority.SigningKey, notAfter time.Time, verifyFor time.Duration) error {
 	if err := mustBeSet("the sign time of a signing key", k.SignTime); err != nil {
 		return err
 	}
 	return a.tx(ctx, func(t *tx) error {
-		if t.postgres {
-			if _, err := t.c.ExecContext(ctx, sqlLockSigningKeys); err != nil {
+		if t.d.rowLocks() {
+			if err := t.q(ctx).Exec(lockSigningKeys).Error; err != nil {
 				return err
 			}
 		}
-		// With no notAfter, every key is newer.
-		q, args := sqlAnyKey, []any{k.Alg}
+		// Another instance rotated first if it made a key after the caller's newest; with
+		// no notAfter, every key is newer.
+		cond, args := "alg = ?", []any{k.Alg}
 		if !notAfter.IsZero() {
-			q, args = sqlNewerKey, []any{k.Alg, t.time(dbTime(notAfter))}
+			cond, args = "alg = ? AND create_time > ?", []any{k.Alg, dbTime(notAfter)}
 		}
-		newer, err := has(ctx, t.reader, q, args...)
+		newer, err := has(t.q(ctx), &signingKeyRow{}, cond, args...)
 		switch {
 		case err != nil:
 			return err
 		case newer:
 			return fmt.Errorf("a newer %s signing key exists: %w", k.Alg, authority.ErrConflict)
 		}
-		n, err := t.execSQL(ctx, sqlInsertKey, signingKeyArgs(t.reader, k)...)
+		row := signingKeyToRow(k)
+		ok, err := insert(t.q(ctx), &row)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !ok {
 			return fmt.Errorf("signing key %q exists already: %w", k.ID, authority.ErrConflict)
 		}
-		_, err = t.execSQL(ctx, sqlRetireKeys, t.time(dbTime(k.SignTime)), t.time(dbTime(k.SignTime.Add(verifyFor))), k.Alg, k.ID)
+		_, err = update(t.q(ctx), &signingKeyRow{},
+			map[string]any{"retire_time": dbTime(k.SignTime), "expire_time": dbTime(k.SignTime.Add(verifyFor))},
+			"alg = ? AND id <> ? AND retire_time IS NULL", k.Alg, k.ID)
 		return err
 	})
 }
 
 func (a *AuthorityStore) ReplaceSigningKeyPrivateJWK(ctx context.Context, id string, old, jwk []byte) error {
-	n, err := a.exec(ctx, sqlReplaceKeyJWK, blob(jwk), id, blob(old))
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&signingKeyRow{}).Where("id = ? AND private_jwk = ?", id, blob(old)).Update("private_jwk", blob(jwk))
+	})
 	if err != nil || n > 0 {
 		return err
 	}
-	return lost(ctx, a.s.reader, sqlHasKey, id, fmt.Sprintf("signing key %q", id), "changed since it was read")
+	return lost(a.q(ctx), &signingKeyRow{}, "id = ?", id, fmt.Sprintf("signing key %q", id), "changed since it was read")
 }
 
 func (a *AuthorityStore) CreateClient(ctx context.Context, c authority.Client) error {
-	args, err := clientArgs(a.s.reader, c)
+	row, err := clientToRow(c)
 	if err != nil {
 		return err
 	}
-	return a.insert(ctx, fmt.Sprintf("client %q", c.ID), sqlInsertClient, args...)
+	return a.insert(ctx, fmt.Sprintf("client %q", c.ID), &row)
 }
 
 func (a *AuthorityStore) GetClient(ctx context.Context, id string) (authority.Client, error) {
 	var row clientRow
-	if err := getRow(ctx, a.s.reader, fmt.Sprintf("client %q", id), sqlGetClient, row.dest(), id); err != nil {
+	if err := getRow(a.q(ctx).Where("id = ?", id), &row, fmt.Sprintf("client %q", id)); err != nil {
 		return authority.Client{}, err
 	}
 	return row.client()
 }
 
+// UpdateClient stores c only with the registration token hash the caller read: of two
+// concurrent updates or deletions, the second finds it changed.
 func (a *AuthorityStore) UpdateClient(ctx context.Context, c authority.Client, registrationTokenHash []byte) error {
-	md, err := json.Marshal(c.Metadata)
+	row, err := clientToRow(c)
 	if err != nil {
-		return fmt.Errorf("sqlstore: encoding metadata of client %s: %w", c.ID, err)
+		return err
 	}
-	r := a.s.reader
-	n, err := a.exec(ctx, sqlUpdateClient, blob(c.SecretHash), r.time(dbTime(c.SecretExpireTime)), blob(c.RegistrationTokenHash),
-		string(md), c.Metadata.Sector, c.ID, registrationTokenHash)
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&clientRow{}).Where("id = ? AND registration_token_hash = ?", c.ID, registrationTokenHash).
+			Updates(map[string]any{
+				"secret_hash":             row.SecretHash,
+				"secret_expire_time":      row.SecretExpireTime,
+				"registration_token_hash": row.RegistrationTokenHash,
+				"metadata":                row.Metadata,
+				"sector":                  row.Sector,
+			})
+	})
 	if err != nil || n > 0 {
 		return err
 	}
-	return lost(ctx, r, sqlHasClient, c.ID, fmt.Sprintf("client %q", c.ID), "has another registration token")
+	return lost(a.q(ctx), &clientRow{}, "id = ?", c.ID, fmt.Sprintf("client %q", c.ID), "has another registration token")
 }
 
+// DeleteClient locks the client's row first (PostgreSQL): a concurrent grant or consent,
+// whose foreign key locks the client's row for key share, waits for the deletion and then
+// fails, or the deletion waits for it and then deletes it. The grants go before the
+// tokens: a token being issued holds its grant's row (CreateAccessToken), so the deletion
+// of the grants waits for it, and the deletion of the tokens then sees it.
 func (a *AuthorityStore) DeleteClient(ctx context.Context, id string, registrationTokenHash []byte) error {
 	return a.tx(ctx, func(t *tx) error {
-		var stored []byte
-		err := t.c.QueryRowContext(ctx, t.sql(sqlLockClient), id).Scan(&stored)
+		var row clientRow
+		err := t.q(ctx).Select("registration_token_hash").Where("id = ?", id).Clauses(forUpdate).Take(&row).Error
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		case errors.Is(err, gorm.ErrRecordNotFound):
 			return fmt.Errorf("client %q: %w", id, authority.ErrNotFound)
 		case err != nil:
 			return err
-		case !bytes.Equal(stored, registrationTokenHash):
+		case !bytes.Equal(row.RegistrationTokenHash, registrationTokenHash):
 			return fmt.Errorf("client %q has another registration token: %w", id, authority.ErrConflict)
 		}
-		for _, q := range []sqlText{sqlDeleteClientGrants, sqlDeleteClientTokens, sqlDeleteClientConsents, sqlDeleteClient} {
-			if _, err := t.execSQL(ctx, q, id); err != nil {
+		for _, del := range []struct {
+			model any
+			cond  string
+		}{
+			{&grantRow{}, "client_id = ?"},
+			{&accessTokenRow{}, "client_id = ?"},
+			{&consentRow{}, "client_id = ?"},
+			{&clientRow{}, "id = ?"},
+		} {
+			if err := t.q(ctx).Where(del.cond, id).Delete(del.model).Error; err != nil {
 				return err
 			}
 		}
@@ -357,40 +261,35 @@ func (a *AuthorityStore) CreateInitialAccessToken(ctx context.Context, t authori
 	if err := mustBeSet("the create time of an initial access token", t.CreateTime); err != nil {
 		return err
 	}
-	return a.insert(ctx, fmt.Sprintf("initial access token %q", t.ID), sqlInsertInitialToken, initialTokenArgs(a.s.reader, t)...)
+	row := initialTokenToRow(t)
+	return a.insert(ctx, fmt.Sprintf("initial access token %q", t.ID), &row)
 }
 
 func (a *AuthorityStore) GetInitialAccessToken(ctx context.Context, tokenHash []byte) (authority.InitialAccessToken, error) {
 	var row initialTokenRow
-	if err := getRow(ctx, a.s.reader, "initial access token", sqlGetInitialToken, row.dest(), tokenHash); err != nil {
+	if err := getRow(a.q(ctx).Where("token_hash = ?", tokenHash), &row, "initial access token"); err != nil {
 		return authority.InitialAccessToken{}, err
 	}
 	return row.token(), nil
 }
 
 func (a *AuthorityStore) ListInitialAccessTokens(ctx context.Context) ([]authority.InitialAccessToken, error) {
-	rows, err := queryRows(ctx, a.s.reader, sqlListInitialTokens, (*initialTokenRow).dest)
-	if err != nil || len(rows) == 0 {
-		return nil, authError(err)
-	}
-	out := make([]authority.InitialAccessToken, len(rows))
-	for i, row := range rows {
-		out[i] = row.token()
-	}
-	return out, nil
+	tokens, err := find(a.q(ctx).Order("create_time, id"), initialTokenRow.token)
+	return tokens, authError(err)
 }
 
 func (a *AuthorityStore) RevokeInitialAccessToken(ctx context.Context, id string, now time.Time) error {
 	if err := mustBeSet("the revoke time of an initial access token", now); err != nil {
 		return err
 	}
-	r := a.s.reader
-	n, err := a.exec(ctx, sqlRevokeInitialToken, r.time(dbTime(now)), id)
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&initialTokenRow{}).Where("id = ? AND revoke_time IS NULL", id).Update("revoke_time", dbTime(now))
+	})
 	if err != nil || n > 0 {
 		return err
 	}
 	// Revoked already, which is harmless, or missing.
-	ok, err := has(ctx, r, sqlHasInitialTokenID, id)
+	ok, err := has(a.q(ctx), &initialTokenRow{}, "id = ?", id)
 	if err == nil && !ok {
 		err = fmt.Errorf("initial access token %q: %w", id, authority.ErrNotFound)
 	}
@@ -401,19 +300,22 @@ func (a *AuthorityStore) UseInitialAccessToken(ctx context.Context, tokenHash []
 	if err := mustBeSet("the time an initial access token is used", now); err != nil {
 		return err
 	}
-	args, err := clientArgs(a.s.reader, c)
+	row, err := clientToRow(c)
 	if err != nil {
 		return err
 	}
 	return a.tx(ctx, func(t *tx) error {
-		n, err := t.execSQL(ctx, sqlUseInitialToken, tokenHash, t.time(dbTime(now)))
+		n, err := update(t.q(ctx), &initialTokenRow{}, map[string]any{"uses": gorm.Expr("uses + 1")},
+			"token_hash = ? AND revoke_time IS NULL AND (expire_time IS NULL OR expire_time > ?) AND (max_uses = 0 OR uses < max_uses)",
+			tokenHash, dbTime(now))
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			return lost(ctx, t.reader, sqlHasInitialToken, tokenHash, "initial access token", "is revoked, expired or used up")
+			return lost(t.q(ctx), &initialTokenRow{}, "token_hash = ?", tokenHash, "initial access token", "is revoked, expired or used up")
 		}
-		if n, err = t.execSQL(ctx, sqlInsertClient, args...); err == nil && n == 0 {
+		ok, err := insert(t.q(ctx), &row)
+		if err == nil && !ok {
 			err = fmt.Errorf("client %q exists already: %w", c.ID, authority.ErrConflict)
 		}
 		return err
@@ -422,41 +324,48 @@ func (a *AuthorityStore) UseInitialAccessToken(ctx context.Context, tokenHash []
 
 func (a *AuthorityStore) GetHolderCredential(ctx context.Context, identityID string) (authority.HolderCredential, error) {
 	var row holderRow
-	err := getRow(ctx, a.s.reader, fmt.Sprintf("credentials of identity %q", identityID), sqlGetHolder, row.dest(), identityID)
-	if err != nil {
+	if err := getRow(a.q(ctx).Where("identity_id = ?", identityID), &row, fmt.Sprintf("credentials of identity %q", identityID)); err != nil {
 		return authority.HolderCredential{}, err
 	}
 	return row.credential(), nil
 }
 
 func (a *AuthorityStore) UseTOTPStep(ctx context.Context, identityID string, step int64) error {
-	n, err := a.exec(ctx, sqlUseTOTPStep, step, identityID, step)
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&holderRow{}).Where("identity_id = ? AND totp_last_step < ?", identityID, step).Update("totp_last_step", step)
+	})
 	if err != nil || n > 0 {
 		return err
 	}
-	return lost(ctx, a.s.reader, sqlHasHolder, identityID,
+	return lost(a.q(ctx), &holderRow{}, "identity_id = ?", identityID,
 		fmt.Sprintf("credentials of identity %q", identityID), fmt.Sprintf("used TOTP step %d or a later one already", step))
 }
 
 func (a *AuthorityStore) CreateAuthRequest(ctx context.Context, r authority.AuthRequest) error {
-	args, err := authRequestArgs(a.s.reader, r)
+	row, err := authRequestToRow(r)
 	if err != nil {
 		return err
 	}
-	return a.insert(ctx, fmt.Sprintf("authorization request %q", r.ID), sqlInsertAuthRequest, args...)
+	return a.insert(ctx, fmt.Sprintf("authorization request %q", r.ID), &row)
 }
 
 func (a *AuthorityStore) GetAuthRequest(ctx context.Context, id string) (authority.AuthRequest, error) {
 	var row authRequestRow
-	if err := getRow(ctx, a.s.reader, fmt.Sprintf("authorization request %q", id), sqlGetAuthRequest, row.dest(), id); err != nil {
+	if err := getRow(a.q(ctx).Where("id = ?", id), &row, fmt.Sprintf("authorization request %q", id)); err != nil {
 		return authority.AuthRequest{}, err
 	}
 	return row.request()
 }
 
 func (a *AuthorityStore) UpdateAuthRequest(ctx context.Context, r authority.AuthRequest) error {
-	n, err := a.exec(ctx, sqlUpdateAuthRequest, r.PendingIdentityID, r.PendingIdentifier, encodeList(r.PendingAMR),
-		blob(r.LoginSessionHash), r.ID)
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&authRequestRow{}).Where("id = ?", r.ID).Updates(map[string]any{
+			"pending_identity_id": r.PendingIdentityID,
+			"pending_identifier":  r.PendingIdentifier,
+			"pending_amr":         encodeList(r.PendingAMR),
+			"login_session_hash":  blob(r.LoginSessionHash),
+		})
+	})
 	if err == nil && n == 0 {
 		return fmt.Errorf("authorization request %q: %w", r.ID, authority.ErrNotFound)
 	}
@@ -464,71 +373,92 @@ func (a *AuthorityStore) UpdateAuthRequest(ctx context.Context, r authority.Auth
 }
 
 func (a *AuthorityStore) DeleteAuthRequest(ctx context.Context, id string) error {
-	_, err := a.exec(ctx, sqlDeleteAuthRequest, id)
+	_, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB { return db.Where("id = ?", id).Delete(&authRequestRow{}) })
 	return err
 }
 
 func (a *AuthorityStore) CreateSession(ctx context.Context, s authority.Session) error {
-	return a.insert(ctx, "session", sqlInsertSession, sessionArgs(a.s.reader, s)...)
+	row := sessionToRow(s)
+	return a.insert(ctx, "session", &row)
 }
 
 func (a *AuthorityStore) GetSession(ctx context.Context, idHash []byte) (authority.Session, error) {
 	var row sessionRow
-	if err := getRow(ctx, a.s.reader, "session", sqlGetSession, row.dest(), idHash); err != nil {
+	if err := getRow(a.q(ctx).Where("id_hash = ?", idHash), &row, "session"); err != nil {
 		return authority.Session{}, err
 	}
 	return row.session()
 }
 
 func (a *AuthorityStore) DeleteSession(ctx context.Context, idHash []byte) error {
-	_, err := a.exec(ctx, sqlDeleteSession, idHash)
+	_, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB { return db.Where("id_hash = ?", idHash).Delete(&sessionRow{}) })
 	return err
 }
 
 func (a *AuthorityStore) GetConsent(ctx context.Context, clientID, identityID string) (authority.Consent, error) {
 	var row consentRow
-	err := getRow(ctx, a.s.reader, fmt.Sprintf("consent of identity %q to client %q", identityID, clientID),
-		sqlGetConsent, row.dest(), clientID, identityID)
+	err := getRow(a.q(ctx).Where("client_id = ? AND identity_id = ?", clientID, identityID), &row,
+		fmt.Sprintf("consent of identity %q to client %q", identityID, clientID))
 	if err != nil {
 		return authority.Consent{}, err
 	}
 	return row.consent()
 }
 
+// upsert is ON CONFLICT on the columns of a unique key DO UPDATE SET each of set to the
+// value the statement tried to insert.
+func upsert(key []string, set ...string) clause.OnConflict {
+	cols := make([]clause.Column, len(key))
+	for i, k := range key {
+		cols[i] = clause.Column{Name: k}
+	}
+	return clause.OnConflict{Columns: cols, DoUpdates: clause.AssignmentColumns(set)}
+}
+
+// PutConsent replaces the previous consent of the identity to the client.
 func (a *AuthorityStore) PutConsent(ctx context.Context, c authority.Consent) error {
-	_, err := a.exec(ctx, sqlPutConsent, consentArgs(a.s.reader, c)...)
+	row := consentToRow(c)
+	_, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Clauses(upsert([]string{"client_id", "identity_id"}, "scopes", "claims", "update_time")).Create(&row)
+	})
 	return err
 }
 
+// CreateGrant stores g; either unique key may refuse the row: the ID or the code's hash.
 func (a *AuthorityStore) CreateGrant(ctx context.Context, g authority.Grant) error {
-	return a.insert(ctx, fmt.Sprintf("grant %q or its code", g.ID), sqlInsertGrant, grantArgs(a.s.reader, g)...)
+	row := grantToRow(g)
+	return a.insert(ctx, fmt.Sprintf("grant %q or its code", g.ID), &row)
 }
 
 func (a *AuthorityStore) GetGrant(ctx context.Context, codeHash []byte) (authority.Grant, error) {
 	var row grantRow
-	if err := getRow(ctx, a.s.reader, "grant of code", sqlGetGrantByCode, row.dest(), codeHash); err != nil {
+	if err := getRow(a.q(ctx).Where("code_hash = ?", codeHash), &row, "grant of code"); err != nil {
 		return authority.Grant{}, err
 	}
 	return row.grant()
 }
 
+// RedeemGrant sets the use time of the grant of a code not used yet, and reads the grant
+// back in the same statement (RETURNING).
 func (a *AuthorityStore) RedeemGrant(ctx context.Context, codeHash []byte, now time.Time) (authority.Grant, error) {
 	if err := mustBeSet("the time a code is used", now); err != nil {
 		return authority.Grant{}, err
 	}
-	r := a.s.reader
-	var row grantRow
-	err := a.s.write(ctx, func() error {
-		return r.c.QueryRowContext(ctx, r.sql(sqlRedeemGrant), r.time(dbTime(now)), codeHash).Scan(row.dest()...)
+	var rows []grantRow
+	_, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		rows = nil
+		return db.Model(&rows).Clauses(clause.Returning{}).Where("code_hash = ? AND use_time IS NULL", codeHash).
+			Update("use_time", dbTime(now))
 	})
-	if err == nil {
-		return row.grant()
+	if err != nil {
+		return authority.Grant{}, err
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return authority.Grant{}, authError(err)
+	if len(rows) > 0 {
+		return rows[0].grant()
 	}
 	// Used already (a use time, once set, stays), or missing.
-	if err := getRow(ctx, r, "grant of code", sqlGetGrantByCode, row.dest(), codeHash); err != nil {
+	var row grantRow
+	if err := getRow(a.q(ctx).Where("code_hash = ?", codeHash), &row, "grant of code"); err != nil {
 		return authority.Grant{}, err
 	}
 	g, err := row.grant()
@@ -543,14 +473,14 @@ func (a *AuthorityStore) RevokeGrant(ctx context.Context, grantID string, now ti
 		return err
 	}
 	return a.tx(ctx, func(t *tx) error {
-		at := t.time(dbTime(now))
-		n, err := t.execSQL(ctx, sqlRevokeGrant, at, grantID)
+		at := dbTime(now)
+		n, err := update(t.q(ctx), &grantRow{}, map[string]any{"revoke_time": at}, "id = ? AND revoke_time IS NULL", grantID)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			// Revoked already, which is harmless: the tokens issued since are revoked below.
-			ok, err := has(ctx, t.reader, sqlHasGrant, grantID)
+			ok, err := has(t.q(ctx), &grantRow{}, "id = ?", grantID)
 			if err != nil {
 				return err
 			}
@@ -558,41 +488,84 @@ func (a *AuthorityStore) RevokeGrant(ctx context.Context, grantID string, now ti
 				return fmt.Errorf("grant %q: %w", grantID, authority.ErrNotFound)
 			}
 		}
-		_, err = t.execSQL(ctx, sqlRevokeTokens, at, grantID)
+		_, err = update(t.q(ctx), &accessTokenRow{}, map[string]any{"revoke_time": at}, "grant_id = ? AND revoke_time IS NULL", grantID)
 		return err
 	})
 }
 
+// accessTokenColumns are the columns of authority_access_tokens, in the order of
+// accessTokenRow's fields.
+const accessTokenColumns = "token_hash, grant_id, client_id, identity_id, identifier, subject, scopes, claims, " +
+	"create_time, expire_time, revoke_time"
+
+// CreateAccessToken stores a token only while its grant exists (not after its client's
+// deletion), and the token of a revoked grant revoked: the row is selected from the
+// grant's. On PostgreSQL the grant's row is locked for share: a RevokeGrant or DeleteClient
+// under way waits for the token, and then revokes or deletes it, or the token waits for it,
+// and then reads the revoke time or finds no grant. On SQLite writes never overlap. gorm
+// has no INSERT … SELECT: the frame is written out, the SELECT built by gorm.
 func (a *AuthorityStore) CreateAccessToken(ctx context.Context, t authority.AccessToken) error {
-	n, err := a.exec(ctx, sqlInsertToken, accessTokenArgs(a.s.reader, t)...)
+	r := accessTokenToRow(t)
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		grant := db.Model(&grantRow{}).
+			Select("?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, revoke_time)", r.TokenHash, r.GrantID, r.ClientID, r.IdentityID,
+				r.Identifier, r.Subject, r.Scopes, r.Claims, r.CreateTime, r.ExpireTime, r.RevokeTime).
+			Where("id = ?", t.GrantID).Clauses(clause.Locking{Strength: clause.LockingStrengthShare})
+		return db.Exec("INSERT INTO authority_access_tokens ("+accessTokenColumns+") ? ON CONFLICT DO NOTHING", grant)
+	})
 	if err != nil || n > 0 {
 		return err
 	}
 	// No grant to select from, or a token of that hash exists already.
-	return lost(ctx, a.s.reader, sqlHasGrant, t.GrantID, fmt.Sprintf("grant %q", t.GrantID), "has an access token of that hash already")
+	return lost(a.q(ctx), &grantRow{}, "id = ?", t.GrantID, fmt.Sprintf("grant %q", t.GrantID), "has an access token of that hash already")
 }
 
+// GetAccessToken reads a token by its hash: every userinfo request does.
 func (a *AuthorityStore) GetAccessToken(ctx context.Context, tokenHash []byte) (authority.AccessToken, error) {
 	var row accessTokenRow
-	if err := getRow(ctx, a.s.reader, "access token", sqlGetToken, row.dest(), tokenHash); err != nil {
+	if err := getRow(a.q(ctx).Where("token_hash = ?", tokenHash), &row, "access token"); err != nil {
 		return authority.AccessToken{}, err
 	}
 	return row.token()
+}
+
+// sweeps are the tables DeleteExpired sweeps, each with its primary key.
+var sweeps = []struct {
+	model any
+	key   string
+}{
+	{&authRequestRow{}, "id"},
+	{&sessionRow{}, "id_hash"},
+	{&grantRow{}, "id"},
+	{&accessTokenRow{}, "token_hash"},
+	{&linkRow{}, "token_hash"},
+	{&throttleRow{}, "key_hash"},
+	{&knownDeviceRow{}, "device_hash, identity_id"},
+}
+
+// sweep deletes up to limit rows of model's table, whose primary key is key (one column, or
+// several separated by commas), that expired before a time. It reads the index on
+// expire_time; on PostgreSQL it skips the rows other transactions hold, to delete them next
+// time.
+func sweep(db *gorm.DB, model any, key string, before time.Time, limit int) *gorm.DB {
+	expired := db.Model(model).Select(key).Where("expire_time < ?", dbTime(before)).
+		Order("expire_time").Limit(limit).Clauses(skipLocked)
+	return db.Where("("+key+") IN (?)", expired).Delete(model)
 }
 
 func (a *AuthorityStore) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	if err := mustBeSet("the time of a sweep", now); err != nil {
 		return 0, err
 	}
-	r := a.s.reader
-	before := r.time(dbTime(now))
-	total, err := a.exec(ctx, sqlDeleteExpiredKeys, before)
+	total, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Where("expire_time < ?", dbTime(now)).Delete(&signingKeyRow{})
+	})
 	if err != nil {
 		return 0, err
 	}
-	for _, q := range sqlSweeps {
+	for _, sw := range sweeps {
 		for {
-			n, err := a.exec(ctx, q, before, sweepBatch)
+			n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB { return sweep(db, sw.model, sw.key, now, sweepBatch) })
 			total += n
 			if err != nil {
 				return total, err

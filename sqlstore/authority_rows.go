@@ -8,25 +8,10 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// The authority's rows: the columns of each table (migrations 00003, 00004, 00007 and 00009), the values a row is
-// written with (…Args, in the order of the columns) and the fields it is read into (dest).
-
-// Column lists, in the order of the rows' fields.
-const (
-	signingKeyColumns = "id, alg, private_jwk, create_time, sign_time, retire_time, expire_time"
-	clientColumns     = "id, secret_hash, registration_token_hash, metadata, sector, create_time, secret_expire_time"
-	holderColumns     = "identity_id, password_hash, totp_secret, totp_last_step, update_time"
-	linkColumns       = "token_hash, identity_id, identifier, purpose, agent_id, pending_password_hash, pending_totp_secret, create_time, expire_time, use_time, " +
-		"identifier_generation, agent_generation, void_time"
-	authRequestColumns = "id, browser_hash, params, pending_identity_id, pending_identifier, pending_amr, create_time, expire_time, login_session_hash"
-	sessionColumns     = "id_hash, identity_id, identifier, auth_time, amr, create_time, expire_time"
-	consentColumns     = "client_id, identity_id, scopes, claims, update_time"
-	grantColumns       = "id, code_hash, client_id, redirect_uri, identity_id, identifier, subject, scopes, claims, id_token_claims, " +
-		"nonce, code_challenge, auth_time, amr, create_time, expire_time, use_time, revoke_time"
-	accessTokenColumns = "token_hash, grant_id, client_id, identity_id, identifier, subject, scopes, claims, " +
-		"create_time, expire_time, revoke_time"
-	initialTokenColumns = "id, token_hash, description, max_uses, uses, create_time, expire_time, revoke_time"
-)
+// The authority's rows (migrations 00003, 00004 and 00007 to 00010, tables authority_*):
+// one model per table, made from the authority's value (…Row functions) and turned back
+// into it. Lists of names are JSON arrays ('[]' for none); hashes and keys, NOT NULL, are
+// written empty for nil and read back as nil.
 
 // encodeList encodes a list of names as a JSON array, [] for none.
 func encodeList(ss []string) string {
@@ -66,211 +51,280 @@ func unblob(b []byte) []byte {
 }
 
 type signingKeyRow struct {
-	k                                            authority.SigningKey
-	createTime, signTime, retireTime, expireTime dbTime
+	ID         string `gorm:"primaryKey"`
+	Alg        string
+	PrivateJWK []byte `gorm:"column:private_jwk"`
+	CreateTime dbTime
+	SignTime   dbTime
+	RetireTime dbTime
+	ExpireTime dbTime
 }
 
-func (r *signingKeyRow) dest() []any {
-	return []any{&r.k.ID, &r.k.Alg, &r.k.PrivateJWK, &r.createTime, &r.signTime, &r.retireTime, &r.expireTime}
+func (signingKeyRow) TableName() string { return "authority_signing_keys" }
+
+func signingKeyToRow(k authority.SigningKey) signingKeyRow {
+	return signingKeyRow{
+		ID: k.ID, Alg: k.Alg, PrivateJWK: blob(k.PrivateJWK),
+		CreateTime: dbTime(k.CreateTime), SignTime: dbTime(k.SignTime),
+		RetireTime: dbTime(k.RetireTime), ExpireTime: dbTime(k.ExpireTime),
+	}
 }
 
-func (r *signingKeyRow) key() authority.SigningKey {
-	k := r.k
-	k.PrivateJWK = unblob(k.PrivateJWK)
-	k.CreateTime, k.SignTime = time.Time(r.createTime), time.Time(r.signTime)
-	k.RetireTime, k.ExpireTime = time.Time(r.retireTime), time.Time(r.expireTime)
-	return k
+func (r signingKeyRow) key() authority.SigningKey {
+	return authority.SigningKey{
+		ID: r.ID, Alg: r.Alg, PrivateJWK: unblob(r.PrivateJWK),
+		CreateTime: time.Time(r.CreateTime), SignTime: time.Time(r.SignTime),
+		RetireTime: time.Time(r.RetireTime), ExpireTime: time.Time(r.ExpireTime),
+	}
 }
 
-func signingKeyArgs(rd reader, k authority.SigningKey) []any {
-	return []any{k.ID, k.Alg, blob(k.PrivateJWK), rd.time(dbTime(k.CreateTime)), rd.time(dbTime(k.SignTime)),
-		rd.time(dbTime(k.RetireTime)), rd.time(dbTime(k.ExpireTime))}
-}
-
+// clientRow keeps authority.ClientMetadata as JSON (metadata), but for the sector, which
+// has a column of its own.
 type clientRow struct {
-	c                            authority.Client
-	metadata                     string
-	createTime, secretExpireTime dbTime
+	ID                    string `gorm:"primaryKey"`
+	SecretHash            []byte
+	RegistrationTokenHash []byte
+	Metadata              string
+	Sector                string
+	CreateTime            dbTime
+	SecretExpireTime      dbTime
 }
 
-func (r *clientRow) dest() []any {
-	return []any{&r.c.ID, &r.c.SecretHash, &r.c.RegistrationTokenHash, &r.metadata, &r.c.Metadata.Sector, &r.createTime, &r.secretExpireTime}
+func (clientRow) TableName() string { return "authority_clients" }
+
+func clientToRow(c authority.Client) (clientRow, error) {
+	md, err := json.Marshal(c.Metadata)
+	if err != nil {
+		return clientRow{}, fmt.Errorf("sqlstore: encoding metadata of client %s: %w", c.ID, err)
+	}
+	return clientRow{
+		ID: c.ID, SecretHash: blob(c.SecretHash), RegistrationTokenHash: blob(c.RegistrationTokenHash),
+		Metadata: string(md), Sector: c.Metadata.Sector,
+		CreateTime: dbTime(c.CreateTime), SecretExpireTime: dbTime(c.SecretExpireTime),
+	}, nil
 }
 
-func (r *clientRow) client() (authority.Client, error) {
-	c := r.c
-	c.SecretHash, c.RegistrationTokenHash = unblob(c.SecretHash), unblob(c.RegistrationTokenHash)
-	c.CreateTime, c.SecretExpireTime = time.Time(r.createTime), time.Time(r.secretExpireTime)
-	sector := c.Metadata.Sector
-	if err := json.Unmarshal([]byte(r.metadata), &c.Metadata); err != nil {
+func (r clientRow) client() (authority.Client, error) {
+	c := authority.Client{
+		ID: r.ID, SecretHash: unblob(r.SecretHash), RegistrationTokenHash: unblob(r.RegistrationTokenHash),
+		CreateTime: time.Time(r.CreateTime), SecretExpireTime: time.Time(r.SecretExpireTime),
+	}
+	if err := json.Unmarshal([]byte(r.Metadata), &c.Metadata); err != nil {
 		return authority.Client{}, internal(fmt.Errorf("decoding metadata of client %s: %w", c.ID, err))
 	}
-	c.Metadata.Sector = sector
+	c.Metadata.Sector = r.Sector
 	return c, nil
 }
 
-func clientArgs(rd reader, c authority.Client) ([]any, error) {
-	md, err := json.Marshal(c.Metadata)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: encoding metadata of client %s: %w", c.ID, err)
-	}
-	return []any{c.ID, blob(c.SecretHash), blob(c.RegistrationTokenHash), string(md), c.Metadata.Sector,
-		rd.time(dbTime(c.CreateTime)), rd.time(dbTime(c.SecretExpireTime))}, nil
-}
-
 type holderRow struct {
-	c          authority.HolderCredential
-	updateTime dbTime
+	IdentityID   string `gorm:"primaryKey"`
+	PasswordHash string
+	TOTPSecret   string `gorm:"column:totp_secret"`
+	TOTPLastStep int64  `gorm:"column:totp_last_step"`
+	UpdateTime   dbTime
 }
 
-func (r *holderRow) dest() []any {
-	return []any{&r.c.IdentityID, &r.c.PasswordHash, &r.c.TOTPSecret, &r.c.TOTPLastStep, &r.updateTime}
+func (holderRow) TableName() string { return "authority_holder_credentials" }
+
+func holderToRow(c authority.HolderCredential) holderRow {
+	return holderRow{
+		IdentityID: c.IdentityID, PasswordHash: c.PasswordHash, TOTPSecret: c.TOTPSecret,
+		TOTPLastStep: c.TOTPLastStep, UpdateTime: dbTime(c.UpdateTime),
+	}
 }
 
-func (r *holderRow) credential() authority.HolderCredential {
-	c := r.c
-	c.UpdateTime = time.Time(r.updateTime)
-	return c
-}
-
-func holderArgs(rd reader, c authority.HolderCredential) []any {
-	return []any{c.IdentityID, c.PasswordHash, c.TOTPSecret, c.TOTPLastStep, rd.time(dbTime(c.UpdateTime))}
+func (r holderRow) credential() authority.HolderCredential {
+	return authority.HolderCredential{
+		IdentityID: r.IdentityID, PasswordHash: r.PasswordHash, TOTPSecret: r.TOTPSecret,
+		TOTPLastStep: r.TOTPLastStep, UpdateTime: time.Time(r.UpdateTime),
+	}
 }
 
 type linkRow struct {
-	l                                         authority.CredentialLink
-	createTime, expireTime, useTime, voidTime dbTime
+	TokenHash            []byte `gorm:"primaryKey"`
+	IdentityID           string
+	Identifier           string
+	Purpose              string
+	AgentID              string
+	PendingPasswordHash  string
+	PendingTOTPSecret    string `gorm:"column:pending_totp_secret"`
+	CreateTime           dbTime
+	ExpireTime           dbTime
+	UseTime              dbTime
+	IdentifierGeneration int64
+	AgentGeneration      int64
+	VoidTime             dbTime
 }
 
-func (r *linkRow) dest() []any {
-	return []any{&r.l.TokenHash, &r.l.IdentityID, &r.l.Identifier, &r.l.Purpose, &r.l.AgentID,
-		&r.l.PendingPasswordHash, &r.l.PendingTOTPSecret, &r.createTime, &r.expireTime, &r.useTime,
-		&r.l.IdentifierGeneration, &r.l.AgentGeneration, &r.voidTime}
+func (linkRow) TableName() string { return "authority_credential_links" }
+
+func linkToRow(l authority.CredentialLink) linkRow {
+	return linkRow{
+		TokenHash: blob(l.TokenHash), IdentityID: l.IdentityID, Identifier: l.Identifier, Purpose: l.Purpose,
+		AgentID: l.AgentID, PendingPasswordHash: l.PendingPasswordHash, PendingTOTPSecret: l.PendingTOTPSecret,
+		CreateTime: dbTime(l.CreateTime), ExpireTime: dbTime(l.ExpireTime), UseTime: dbTime(l.UseTime),
+		IdentifierGeneration: l.IdentifierGeneration, AgentGeneration: l.AgentGeneration, VoidTime: dbTime(l.VoidTime),
+	}
 }
 
-func (r *linkRow) link() authority.CredentialLink {
-	l := r.l
-	l.TokenHash = unblob(l.TokenHash)
-	l.CreateTime, l.ExpireTime, l.UseTime = time.Time(r.createTime), time.Time(r.expireTime), time.Time(r.useTime)
-	l.VoidTime = time.Time(r.voidTime)
-	return l
+func (r linkRow) link() authority.CredentialLink {
+	return authority.CredentialLink{
+		TokenHash: unblob(r.TokenHash), IdentityID: r.IdentityID, Identifier: r.Identifier, Purpose: r.Purpose,
+		AgentID: r.AgentID, PendingPasswordHash: r.PendingPasswordHash, PendingTOTPSecret: r.PendingTOTPSecret,
+		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime), UseTime: time.Time(r.UseTime),
+		IdentifierGeneration: r.IdentifierGeneration, AgentGeneration: r.AgentGeneration, VoidTime: time.Time(r.VoidTime),
+	}
 }
 
-func linkArgs(rd reader, l authority.CredentialLink) []any {
-	return []any{blob(l.TokenHash), l.IdentityID, l.Identifier, l.Purpose, l.AgentID,
-		l.PendingPasswordHash, l.PendingTOTPSecret,
-		rd.time(dbTime(l.CreateTime)), rd.time(dbTime(l.ExpireTime)), rd.time(dbTime(l.UseTime)),
-		l.IdentifierGeneration, l.AgentGeneration, rd.time(dbTime(l.VoidTime))}
-}
-
+// authRequestRow keeps authority.AuthParams as JSON (params).
 type authRequestRow struct {
-	r                      authority.AuthRequest
-	params, pendingAMR     string
-	createTime, expireTime dbTime
+	ID                string `gorm:"primaryKey"`
+	BrowserHash       []byte
+	Params            string
+	PendingIdentityID string
+	PendingIdentifier string
+	PendingAMR        string `gorm:"column:pending_amr"`
+	CreateTime        dbTime
+	ExpireTime        dbTime
+	LoginSessionHash  []byte
 }
 
-func (r *authRequestRow) dest() []any {
-	return []any{&r.r.ID, &r.r.BrowserHash, &r.params, &r.r.PendingIdentityID, &r.r.PendingIdentifier,
-		&r.pendingAMR, &r.createTime, &r.expireTime, &r.r.LoginSessionHash}
+func (authRequestRow) TableName() string { return "authority_auth_requests" }
+
+func authRequestToRow(r authority.AuthRequest) (authRequestRow, error) {
+	params, err := json.Marshal(r.Params)
+	if err != nil {
+		return authRequestRow{}, fmt.Errorf("sqlstore: encoding parameters of authorization request %s: %w", r.ID, err)
+	}
+	return authRequestRow{
+		ID: r.ID, BrowserHash: blob(r.BrowserHash), Params: string(params),
+		PendingIdentityID: r.PendingIdentityID, PendingIdentifier: r.PendingIdentifier, PendingAMR: encodeList(r.PendingAMR),
+		CreateTime: dbTime(r.CreateTime), ExpireTime: dbTime(r.ExpireTime), LoginSessionHash: blob(r.LoginSessionHash),
+	}, nil
 }
 
-func (r *authRequestRow) request() (authority.AuthRequest, error) {
-	ar := r.r
-	ar.BrowserHash, ar.LoginSessionHash = unblob(ar.BrowserHash), unblob(ar.LoginSessionHash)
-	ar.CreateTime, ar.ExpireTime = time.Time(r.createTime), time.Time(r.expireTime)
-	if err := json.Unmarshal([]byte(r.params), &ar.Params); err != nil {
+func (r authRequestRow) request() (authority.AuthRequest, error) {
+	ar := authority.AuthRequest{
+		ID: r.ID, BrowserHash: unblob(r.BrowserHash),
+		PendingIdentityID: r.PendingIdentityID, PendingIdentifier: r.PendingIdentifier,
+		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime), LoginSessionHash: unblob(r.LoginSessionHash),
+	}
+	if err := json.Unmarshal([]byte(r.Params), &ar.Params); err != nil {
 		return authority.AuthRequest{}, internal(fmt.Errorf("decoding parameters of authorization request %s: %w", ar.ID, err))
 	}
 	var err error
-	ar.PendingAMR, err = decodeList(r.pendingAMR, "authentication methods")
+	ar.PendingAMR, err = decodeList(r.PendingAMR, "authentication methods")
 	return ar, err
 }
 
-func authRequestArgs(rd reader, r authority.AuthRequest) ([]any, error) {
-	params, err := json.Marshal(r.Params)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: encoding parameters of authorization request %s: %w", r.ID, err)
-	}
-	return []any{r.ID, blob(r.BrowserHash), string(params), r.PendingIdentityID, r.PendingIdentifier,
-		encodeList(r.PendingAMR), rd.time(dbTime(r.CreateTime)), rd.time(dbTime(r.ExpireTime)), blob(r.LoginSessionHash)}, nil
-}
-
 type sessionRow struct {
-	s                                authority.Session
-	amr                              string
-	authTime, createTime, expireTime dbTime
+	IDHash     []byte `gorm:"column:id_hash;primaryKey"`
+	IdentityID string
+	Identifier string
+	AuthTime   dbTime
+	AMR        string `gorm:"column:amr"`
+	CreateTime dbTime
+	ExpireTime dbTime
 }
 
-func (r *sessionRow) dest() []any {
-	return []any{&r.s.IDHash, &r.s.IdentityID, &r.s.Identifier, &r.authTime, &r.amr, &r.createTime, &r.expireTime}
+func (sessionRow) TableName() string { return "authority_sessions" }
+
+func sessionToRow(s authority.Session) sessionRow {
+	return sessionRow{
+		IDHash: blob(s.IDHash), IdentityID: s.IdentityID, Identifier: s.Identifier, AuthTime: dbTime(s.AuthTime),
+		AMR: encodeList(s.AMR), CreateTime: dbTime(s.CreateTime), ExpireTime: dbTime(s.ExpireTime),
+	}
 }
 
-func (r *sessionRow) session() (authority.Session, error) {
-	s := r.s
-	s.IDHash = unblob(s.IDHash)
-	s.AuthTime, s.CreateTime, s.ExpireTime = time.Time(r.authTime), time.Time(r.createTime), time.Time(r.expireTime)
+func (r sessionRow) session() (authority.Session, error) {
+	s := authority.Session{
+		IDHash: unblob(r.IDHash), IdentityID: r.IdentityID, Identifier: r.Identifier, AuthTime: time.Time(r.AuthTime),
+		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime),
+	}
 	var err error
-	s.AMR, err = decodeList(r.amr, "authentication methods")
+	s.AMR, err = decodeList(r.AMR, "authentication methods")
 	return s, err
 }
 
-func sessionArgs(rd reader, s authority.Session) []any {
-	return []any{blob(s.IDHash), s.IdentityID, s.Identifier, rd.time(dbTime(s.AuthTime)), encodeList(s.AMR),
-		rd.time(dbTime(s.CreateTime)), rd.time(dbTime(s.ExpireTime))}
-}
-
 type consentRow struct {
-	c              authority.Consent
-	scopes, claims string
-	updateTime     dbTime
+	ClientID   string `gorm:"primaryKey"`
+	IdentityID string `gorm:"primaryKey"`
+	Scopes     string
+	Claims     string
+	UpdateTime dbTime
 }
 
-func (r *consentRow) dest() []any {
-	return []any{&r.c.ClientID, &r.c.IdentityID, &r.scopes, &r.claims, &r.updateTime}
+func (consentRow) TableName() string { return "authority_consents" }
+
+func consentToRow(c authority.Consent) consentRow {
+	return consentRow{
+		ClientID: c.ClientID, IdentityID: c.IdentityID, Scopes: encodeList(c.Scopes), Claims: encodeList(c.Claims),
+		UpdateTime: dbTime(c.UpdateTime),
+	}
 }
 
-func (r *consentRow) consent() (authority.Consent, error) {
-	c := r.c
-	c.UpdateTime = time.Time(r.updateTime)
+func (r consentRow) consent() (authority.Consent, error) {
+	c := authority.Consent{ClientID: r.ClientID, IdentityID: r.IdentityID, UpdateTime: time.Time(r.UpdateTime)}
 	var err error
-	if c.Scopes, err = decodeList(r.scopes, "scopes"); err != nil {
+	if c.Scopes, err = decodeList(r.Scopes, "scopes"); err != nil {
 		return authority.Consent{}, err
 	}
-	c.Claims, err = decodeList(r.claims, "claims")
+	c.Claims, err = decodeList(r.Claims, "claims")
 	return c, err
 }
 
-func consentArgs(rd reader, c authority.Consent) []any {
-	return []any{c.ClientID, c.IdentityID, encodeList(c.Scopes), encodeList(c.Claims), rd.time(dbTime(c.UpdateTime))}
-}
-
 type grantRow struct {
-	g                                                     authority.Grant
-	scopes, claims, idTokenClaims, amr                    string
-	authTime, createTime, expireTime, useTime, revokeTime dbTime
+	ID            string `gorm:"primaryKey"`
+	CodeHash      []byte
+	ClientID      string
+	RedirectURI   string `gorm:"column:redirect_uri"`
+	IdentityID    string
+	Identifier    string
+	Subject       string
+	Scopes        string
+	Claims        string
+	IDTokenClaims string `gorm:"column:id_token_claims"`
+	Nonce         string
+	CodeChallenge string
+	AuthTime      dbTime
+	AMR           string `gorm:"column:amr"`
+	CreateTime    dbTime
+	ExpireTime    dbTime
+	UseTime       dbTime
+	RevokeTime    dbTime
 }
 
-func (r *grantRow) dest() []any {
-	return []any{&r.g.ID, &r.g.CodeHash, &r.g.ClientID, &r.g.RedirectURI, &r.g.IdentityID, &r.g.Identifier,
-		&r.g.Subject, &r.scopes, &r.claims, &r.idTokenClaims, &r.g.Nonce, &r.g.CodeChallenge, &r.authTime, &r.amr,
-		&r.createTime, &r.expireTime, &r.useTime, &r.revokeTime}
+func (grantRow) TableName() string { return "authority_grants" }
+
+func grantToRow(g authority.Grant) grantRow {
+	return grantRow{
+		ID: g.ID, CodeHash: blob(g.CodeHash), ClientID: g.ClientID, RedirectURI: g.RedirectURI,
+		IdentityID: g.IdentityID, Identifier: g.Identifier, Subject: g.Subject,
+		Scopes: encodeList(g.Scopes), Claims: encodeList(g.Claims), IDTokenClaims: encodeList(g.IDTokenClaims),
+		Nonce: g.Nonce, CodeChallenge: g.CodeChallenge, AuthTime: dbTime(g.AuthTime), AMR: encodeList(g.AMR),
+		CreateTime: dbTime(g.CreateTime), ExpireTime: dbTime(g.ExpireTime),
+		UseTime: dbTime(g.UseTime), RevokeTime: dbTime(g.RevokeTime),
+	}
 }
 
-func (r *grantRow) grant() (authority.Grant, error) {
-	g := r.g
-	g.CodeHash = unblob(g.CodeHash)
-	g.AuthTime, g.CreateTime, g.ExpireTime = time.Time(r.authTime), time.Time(r.createTime), time.Time(r.expireTime)
-	g.UseTime, g.RevokeTime = time.Time(r.useTime), time.Time(r.revokeTime)
-	var err error
+func (r grantRow) grant() (authority.Grant, error) {
+	g := authority.Grant{
+		ID: r.ID, CodeHash: unblob(r.CodeHash), ClientID: r.ClientID, RedirectURI: r.RedirectURI,
+		IdentityID: r.IdentityID, Identifier: r.Identifier, Subject: r.Subject,
+		Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, AuthTime: time.Time(r.AuthTime),
+		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime),
+		UseTime: time.Time(r.UseTime), RevokeTime: time.Time(r.RevokeTime),
+	}
 	for _, l := range []struct {
 		dst       *[]string
 		src, what string
 	}{
-		{&g.Scopes, r.scopes, "scopes"},
-		{&g.Claims, r.claims, "claims"},
-		{&g.IDTokenClaims, r.idTokenClaims, "ID token claims"},
-		{&g.AMR, r.amr, "authentication methods"},
+		{&g.Scopes, r.Scopes, "scopes"},
+		{&g.Claims, r.Claims, "claims"},
+		{&g.IDTokenClaims, r.IDTokenClaims, "ID token claims"},
+		{&g.AMR, r.AMR, "authentication methods"},
 	} {
+		var err error
 		if *l.dst, err = decodeList(l.src, l.what); err != nil {
 			return authority.Grant{}, err
 		}
@@ -278,61 +332,86 @@ func (r *grantRow) grant() (authority.Grant, error) {
 	return g, nil
 }
 
-func grantArgs(rd reader, g authority.Grant) []any {
-	return []any{g.ID, blob(g.CodeHash), g.ClientID, g.RedirectURI, g.IdentityID, g.Identifier, g.Subject,
-		encodeList(g.Scopes), encodeList(g.Claims), encodeList(g.IDTokenClaims), g.Nonce, g.CodeChallenge,
-		rd.time(dbTime(g.AuthTime)), encodeList(g.AMR), rd.time(dbTime(g.CreateTime)), rd.time(dbTime(g.ExpireTime)),
-		rd.time(dbTime(g.UseTime)), rd.time(dbTime(g.RevokeTime))}
-}
-
 type accessTokenRow struct {
-	t                                  authority.AccessToken
-	scopes, claims                     string
-	createTime, expireTime, revokeTime dbTime
+	TokenHash  []byte `gorm:"primaryKey"`
+	GrantID    string
+	ClientID   string
+	IdentityID string
+	Identifier string
+	Subject    string
+	Scopes     string
+	Claims     string
+	CreateTime dbTime
+	ExpireTime dbTime
+	RevokeTime dbTime
 }
 
-func (r *accessTokenRow) dest() []any {
-	return []any{&r.t.TokenHash, &r.t.GrantID, &r.t.ClientID, &r.t.IdentityID, &r.t.Identifier, &r.t.Subject,
-		&r.scopes, &r.claims, &r.createTime, &r.expireTime, &r.revokeTime}
+func (accessTokenRow) TableName() string { return "authority_access_tokens" }
+
+func accessTokenToRow(t authority.AccessToken) accessTokenRow {
+	return accessTokenRow{
+		TokenHash: blob(t.TokenHash), GrantID: t.GrantID, ClientID: t.ClientID, IdentityID: t.IdentityID,
+		Identifier: t.Identifier, Subject: t.Subject, Scopes: encodeList(t.Scopes), Claims: encodeList(t.Claims),
+		CreateTime: dbTime(t.CreateTime), ExpireTime: dbTime(t.ExpireTime), RevokeTime: dbTime(t.RevokeTime),
+	}
 }
 
-func (r *accessTokenRow) token() (authority.AccessToken, error) {
-	t := r.t
-	t.TokenHash = unblob(t.TokenHash)
-	t.CreateTime, t.ExpireTime, t.RevokeTime = time.Time(r.createTime), time.Time(r.expireTime), time.Time(r.revokeTime)
+func (r accessTokenRow) token() (authority.AccessToken, error) {
+	t := authority.AccessToken{
+		TokenHash: unblob(r.TokenHash), GrantID: r.GrantID, ClientID: r.ClientID, IdentityID: r.IdentityID,
+		Identifier: r.Identifier, Subject: r.Subject,
+		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime), RevokeTime: time.Time(r.RevokeTime),
+	}
 	var err error
-	if t.Scopes, err = decodeList(r.scopes, "scopes"); err != nil {
+	if t.Scopes, err = decodeList(r.Scopes, "scopes"); err != nil {
 		return authority.AccessToken{}, err
 	}
-	t.Claims, err = decodeList(r.claims, "claims")
+	t.Claims, err = decodeList(r.Claims, "claims")
 	return t, err
 }
 
-// accessTokenArgs returns the values of sqlInsertToken: the columns, then the grant's ID again
-// for the revoke time of a revoked grant.
-func accessTokenArgs(rd reader, t authority.AccessToken) []any {
-	return []any{blob(t.TokenHash), t.GrantID, t.ClientID, t.IdentityID, t.Identifier, t.Subject,
-		encodeList(t.Scopes), encodeList(t.Claims), rd.time(dbTime(t.CreateTime)), rd.time(dbTime(t.ExpireTime)),
-		rd.time(dbTime(t.RevokeTime)), t.GrantID}
-}
-
 type initialTokenRow struct {
-	t                                  authority.InitialAccessToken
-	createTime, expireTime, revokeTime dbTime
+	ID          string `gorm:"primaryKey"`
+	TokenHash   []byte
+	Description string
+	MaxUses     int
+	Uses        int
+	CreateTime  dbTime
+	ExpireTime  dbTime
+	RevokeTime  dbTime
 }
 
-func (r *initialTokenRow) dest() []any {
-	return []any{&r.t.ID, &r.t.TokenHash, &r.t.Description, &r.t.MaxUses, &r.t.Uses, &r.createTime, &r.expireTime, &r.revokeTime}
+func (initialTokenRow) TableName() string { return "authority_initial_access_tokens" }
+
+func initialTokenToRow(t authority.InitialAccessToken) initialTokenRow {
+	return initialTokenRow{
+		ID: t.ID, TokenHash: blob(t.TokenHash), Description: t.Description, MaxUses: t.MaxUses, Uses: t.Uses,
+		CreateTime: dbTime(t.CreateTime), ExpireTime: dbTime(t.ExpireTime), RevokeTime: dbTime(t.RevokeTime),
+	}
 }
 
-func (r *initialTokenRow) token() authority.InitialAccessToken {
-	t := r.t
-	t.TokenHash = unblob(t.TokenHash)
-	t.CreateTime, t.ExpireTime, t.RevokeTime = time.Time(r.createTime), time.Time(r.expireTime), time.Time(r.revokeTime)
-	return t
+func (r initialTokenRow) token() authority.InitialAccessToken {
+	return authority.InitialAccessToken{
+		ID: r.ID, TokenHash: unblob(r.TokenHash), Description: r.Description, MaxUses: r.MaxUses, Uses: r.Uses,
+		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime), RevokeTime: time.Time(r.RevokeTime),
+	}
 }
 
-func initialTokenArgs(rd reader, t authority.InitialAccessToken) []any {
-	return []any{t.ID, blob(t.TokenHash), t.Description, t.MaxUses, t.Uses, rd.time(dbTime(t.CreateTime)),
-		rd.time(dbTime(t.ExpireTime)), rd.time(dbTime(t.RevokeTime))}
+// throttleRow is a login budget (authority_throttle.go).
+type throttleRow struct {
+	KeyHash    []byte `gorm:"primaryKey"`
+	Attempts   int
+	NextTime   dbTime
+	ExpireTime dbTime
 }
+
+func (throttleRow) TableName() string { return "authority_login_throttles" }
+
+type knownDeviceRow struct {
+	DeviceHash []byte `gorm:"primaryKey"`
+	IdentityID string `gorm:"primaryKey"`
+	CreateTime dbTime
+	ExpireTime dbTime
+}
+
+func (knownDeviceRow) TableName() string { return "authority_known_devices" }

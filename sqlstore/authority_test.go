@@ -114,92 +114,156 @@ var authorityTableScan = regexp.MustCompile(`(?m)^SCAN authority_|Seq Scan`)
 // TestAuthorityQueryPlans: the userinfo endpoint's read of an access token is one primary
 // key lookup, the other lookups read their indexes, DeleteExpired reads the indexes on
 // expire_time, so that its cost follows what has expired, not the size of the tables, and
-// new credentials find what the old ones gave through the indexes on the identity.
+// new credentials find what the old ones gave through the indexes on the identity. The
+// statements checked are those the store runs: recorded while it runs each call.
 func TestAuthorityQueryPlans(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range authorityBackends {
 		t.Run(b.name, func(t *testing.T) {
 			s := b.open(t)
-			pg := s.postgres
-			now := s.time(dbTime(time.Now()))
+			a := s.Authority()
+			pg := s.Dialect() == "postgres"
+			now := time.Now()
 			hash := []byte("0123456789abcdef0123456789abcdef")
-			type plan struct {
-				name string
-				q    sqlText
-				args []any
-				// index is the index it must read: on SQLite, and on PostgreSQL.
+			known := storetest.IdentityIDs[0]
+			for _, err := range []error{
+				a.CreateClient(ctx, authority.Client{ID: "c1", SecretHash: []byte("s"), RegistrationTokenHash: []byte("r"), CreateTime: now}),
+				a.CreateGrant(ctx, authority.Grant{ID: "g1", CodeHash: []byte("code1"), ClientID: "c1", IdentityID: known, AuthTime: now, CreateTime: now, ExpireTime: now.Add(time.Hour)}),
+				a.CreateCredentialLink(ctx, authority.CredentialLink{TokenHash: []byte("link1"), IdentityID: known, Purpose: "setup", CreateTime: now, ExpireTime: now.Add(time.Hour)}, nil),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A statement of a call, by a pattern of its SQL (without quotes), and the index
+			// it must read: on SQLite, and on PostgreSQL.
+			type statement struct {
+				name, pattern    string
 				sqlite, postgres string
 			}
-			plans := []plan{
-				{"GetAccessToken", sqlGetToken, []any{hash}, "PRIMARY KEY", "authority_access_tokens_pkey"},
-				{"RedeemGrant", sqlRedeemGrant, []any{now, hash}, "sqlite_autoindex_authority_grants_2", "authority_grants_code_hash_key"},
-				{"RevokeGrant's tokens", sqlRevokeTokens, []any{now, "g1"}, "authority_access_tokens_grant", "authority_access_tokens_grant"},
-				{"GetCredentialLink", sqlGetLink, []any{hash}, "sqlite_autoindex_authority_credential_links_1", "authority_credential_links_pkey"},
-				{"GetSession", sqlGetSession, []any{hash}, "sqlite_autoindex_authority_sessions_1", "authority_sessions_pkey"},
-				{"ClaimLoginAttempt", sqlGetThrottle, []any{hash}, "sqlite_autoindex_authority_login_throttles_1", "authority_login_throttles_pkey"},
-				{"IsKnownDevice", sqlIsDevice, []any{hash, "id", now}, "sqlite_autoindex_authority_known_devices_1", "authority_known_devices_pkey"},
-				{"void an identity's links", sqlVoidLinks, []any{now, "id1", hash}, "authority_credential_links_identity", "authority_credential_links_identity"},
-				{"end an identity's sessions", sqlEndSessions, []any{"id1"}, "authority_sessions_identity", "authority_sessions_identity"},
-				{"forget an identity's pending logins", sqlForgetPendingLogins, []any{"id1"}, "authority_auth_requests_pending", "authority_auth_requests_pending"},
-				{"drop an identity's unused codes", sqlDropUnusedGrants, []any{"id1"}, "authority_grants_identity", "authority_grants_identity"},
-				{"revoke an identity's grants", sqlRevokeIdentityGrants, []any{now, "id1"}, "authority_grants_identity", "authority_grants_identity"},
-				{"revoke an identity's tokens", sqlRevokeIdentityTokens, []any{now, "id1"}, "authority_access_tokens_identity", "authority_access_tokens_identity"},
-				{"DeleteClient's grants", sqlDeleteClientGrants, []any{"c1"}, "authority_grants_client", "authority_grants_client"},
-				{"DeleteClient's tokens", sqlDeleteClientTokens, []any{"c1"}, "authority_access_tokens_client", "authority_access_tokens_client"},
-				{"GetInitialAccessToken", sqlGetInitialToken, []any{hash}, "sqlite_autoindex_authority_initial_access_tokens_2", "authority_initial_access_tokens_token_hash_key"},
+			calls := []struct {
+				call       func() error
+				statements []statement
+			}{
+				{func() error { _, err := a.GetAccessToken(ctx, hash); return err }, []statement{
+					{"GetAccessToken", `FROM authority_access_tokens WHERE token_hash`, "PRIMARY KEY", "authority_access_tokens_pkey"}}},
+				{func() error { _, err := a.RedeemGrant(ctx, hash, now); return err }, []statement{
+					{"RedeemGrant", `^UPDATE authority_grants SET use_time`, "sqlite_autoindex_authority_grants_2", "authority_grants_code_hash_key"}}},
+				{func() error { return a.RevokeGrant(ctx, "g1", now) }, []statement{
+					{"RevokeGrant's tokens", `^UPDATE authority_access_tokens SET revoke_time=\S+ WHERE grant_id`, "authority_access_tokens_grant", "authority_access_tokens_grant"}}},
+				{func() error { _, err := a.GetCredentialLink(ctx, hash); return err }, []statement{
+					{"GetCredentialLink", `FROM authority_credential_links WHERE token_hash`, "sqlite_autoindex_authority_credential_links_1", "authority_credential_links_pkey"}}},
+				{func() error { _, err := a.GetSession(ctx, hash); return err }, []statement{
+					{"GetSession", `FROM authority_sessions WHERE id_hash`, "sqlite_autoindex_authority_sessions_1", "authority_sessions_pkey"}}},
+				{func() error {
+					_, err := a.ClaimLoginAttempt(ctx, []authority.ThrottleKey{{Hash: hash, Backoff: authority.Backoff{Free: 5, Forget: time.Hour}}}, now)
+					return err
+				}, []statement{
+					{"ClaimLoginAttempt", `FROM authority_login_throttles WHERE key_hash`, "sqlite_autoindex_authority_login_throttles_1", "authority_login_throttles_pkey"}}},
+				{func() error { _, err := a.IsKnownDevice(ctx, hash, "id", now); return err }, []statement{
+					{"IsKnownDevice", `FROM authority_known_devices WHERE device_hash`, "sqlite_autoindex_authority_known_devices_1", "authority_known_devices_pkey"}}},
+				{func() error {
+					return a.RedeemCredentialLink(ctx, []byte("link1"), now, authority.HolderCredential{PasswordHash: "p", UpdateTime: now}, nil)
+				}, []statement{
+					{"void an identity's links", `^UPDATE authority_credential_links SET void_time`, "authority_credential_links_identity", "authority_credential_links_identity"},
+					{"end an identity's sessions", `^DELETE FROM authority_sessions WHERE identity_id`, "authority_sessions_identity", "authority_sessions_identity"},
+					{"forget an identity's pending logins", `^UPDATE authority_auth_requests SET`, "authority_auth_requests_pending", "authority_auth_requests_pending"},
+					{"drop an identity's unused codes", `^DELETE FROM authority_grants WHERE identity_id`, "authority_grants_identity", "authority_grants_identity"},
+					{"revoke an identity's grants", `^UPDATE authority_grants SET revoke_time`, "authority_grants_identity", "authority_grants_identity"},
+					{"revoke an identity's tokens", `^UPDATE authority_access_tokens SET revoke_time`, "authority_access_tokens_identity", "authority_access_tokens_identity"},
+				}},
+				{func() error { return a.DeleteClient(ctx, "c1", []byte("r")) }, []statement{
+					{"DeleteClient's grants", `^DELETE FROM authority_grants WHERE client_id`, "authority_grants_client", "authority_grants_client"},
+					{"DeleteClient's tokens", `^DELETE FROM authority_access_tokens WHERE client_id`, "authority_access_tokens_client", "authority_access_tokens_client"},
+				}},
+				{func() error { _, err := a.GetInitialAccessToken(ctx, hash); return err }, []statement{
+					{"GetInitialAccessToken", `FROM authority_initial_access_tokens WHERE token_hash`, "sqlite_autoindex_authority_initial_access_tokens_2", "authority_initial_access_tokens_token_hash_key"}}},
+				{func() error { _, err := a.DeleteExpired(ctx, now); return err }, func() []statement {
+					var sweeps []statement
+					for _, table := range []string{"auth_requests", "sessions", "grants", "access_tokens", "credential_links", "login_throttles", "known_devices"} {
+						sweeps = append(sweeps, statement{"DeleteExpired " + table, `^DELETE FROM authority_` + table + ` WHERE`,
+							"authority_" + table + "_expire", "authority_" + table + "_expire"})
+					}
+					return sweeps
+				}()},
 			}
-			for i, table := range []string{"auth_requests", "sessions", "grants", "access_tokens", "credential_links", "login_throttles", "known_devices"} {
-				plans = append(plans, plan{"DeleteExpired " + table, sqlSweeps[i], []any{now, sweepBatch},
-					"authority_" + table + "_expire", "authority_" + table + "_expire"})
-			}
-			for _, p := range plans {
-				q, index := "EXPLAIN QUERY PLAN "+p.q.sqlite, p.sqlite
-				if pg {
-					q, index = "EXPLAIN "+p.q.postgres, p.postgres
-				}
-				tx, err := s.sqlDB.BeginTx(ctx, nil)
-				if err != nil {
+			unquote := strings.NewReplacer("`", "", `"`, "")
+			for _, c := range calls {
+				stop := Record(s)
+				err := c.call()
+				ran := stop()
+				if err != nil && !errors.Is(err, authority.ErrNotFound) && !errors.Is(err, authority.ErrConflict) {
 					t.Fatal(err)
 				}
-				if pg {
-					if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-						t.Fatal(err)
+				for _, st := range c.statements {
+					var stmt *Recorded
+					for i, r := range ran {
+						if regexp.MustCompile(st.pattern).MatchString(unquote.Replace(r.SQL)) {
+							stmt = &ran[i]
+							break
+						}
 					}
-				}
-				rows, err := tx.QueryContext(ctx, q, p.args...)
-				if err != nil {
-					t.Fatalf("%s: %v", p.name, err)
-				}
-				var lines []string
-				for rows.Next() {
-					// SQLite answers id, parent, notused, detail; PostgreSQL one line of text.
-					var detail string
-					dest := []any{&detail}
-					if !pg {
-						var id, parent, notused int
-						dest = []any{&id, &parent, &notused, &detail}
+					if stmt == nil {
+						t.Errorf("%s: no statement matches %s among %v", st.name, st.pattern, ran)
+						continue
 					}
-					if err := rows.Scan(dest...); err != nil {
-						t.Fatal(err)
+					q, index := "EXPLAIN QUERY PLAN "+stmt.SQL, st.sqlite
+					if pg {
+						q, index = "EXPLAIN "+stmt.SQL, st.postgres
 					}
-					lines = append(lines, strings.TrimSpace(detail))
+					text := explain(t, s, q, stmt.Vars)
+					if !strings.Contains(text, index) {
+						t.Errorf("%s does not read index %s:\n%s\n%s", st.name, index, stmt.SQL, text)
+					}
+					if authorityTableScan.MatchString(text) {
+						t.Errorf("%s scans a table:\n%s\n%s", st.name, stmt.SQL, text)
+					}
+					t.Logf("%s: %s\n%s", st.name, stmt.SQL, text)
 				}
-				if err := rows.Err(); err != nil {
-					t.Fatal(err)
-				}
-				rows.Close()
-				tx.Rollback()
-				text := strings.Join(lines, "\n")
-				if !strings.Contains(text, index) {
-					t.Errorf("%s does not read index %s:\n%s", p.name, index, text)
-				}
-				if authorityTableScan.MatchString(text) {
-					t.Errorf("%s scans a table:\n%s", p.name, text)
-				}
-				t.Logf("%s:\n%s", p.name, text)
 			}
 		})
 	}
+}
+
+// explain returns the plan of the EXPLAIN statement q, one line per node; on PostgreSQL
+// with sequential scans disabled.
+func explain(t *testing.T, s *Store, q string, args []any) string {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	pg := s.d.rowLocks()
+	if pg {
+		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		// SQLite answers id, parent, notused, detail; PostgreSQL one line of text.
+		var detail string
+		dest := []any{&detail}
+		if !pg {
+			var id, parent, notused int
+			dest = []any{&id, &parent, &notused, &detail}
+		}
+		if err := rows.Scan(dest...); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimSpace(detail))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // BenchmarkAuthorityGetAccessToken: the read of every userinfo request, from parallel

@@ -3,11 +3,13 @@ package sqlstore
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/id4me/id4me-registry/authority"
 )
@@ -20,24 +22,6 @@ import (
 // forgotten budget would all go through and count as one. The budgets are taken in the
 // order of their hashes, so that two claims never wait for each other's. On SQLite writes
 // never overlap.
-var (
-	sqlSeedThrottle = newSQL(`INSERT INTO authority_login_throttles (key_hash, attempts, next_time, expire_time)
-		VALUES (?, 0, ?, ?) ON CONFLICT (key_hash) DO NOTHING`)
-	sqlGetThrottle = sqlText{
-		sqlite:   "SELECT attempts, next_time, expire_time FROM authority_login_throttles WHERE key_hash = ?",
-		postgres: newSQL("SELECT attempts, next_time, expire_time FROM authority_login_throttles WHERE key_hash = ? FOR UPDATE").postgres,
-	}
-	sqlPutThrottle = newSQL(`UPDATE authority_login_throttles SET attempts = ?, next_time = ?, expire_time = ?
-		WHERE key_hash = ?`)
-	sqlClearThrottle = newSQL("DELETE FROM authority_login_throttles WHERE key_hash = ?")
-
-	sqlPutDevice = newSQL(`INSERT INTO authority_known_devices (device_hash, identity_id, create_time, expire_time)
-		VALUES (?, ?, ?, ?) ON CONFLICT (device_hash, identity_id) DO UPDATE SET create_time = excluded.create_time,
-		expire_time = excluded.expire_time`)
-	sqlIsDevice = newSQL("SELECT 1 FROM authority_known_devices WHERE device_hash = ? AND identity_id = ? AND expire_time > ?")
-	// Through the index on identity_id (migration 00010).
-	sqlForgetDevices = newSQL("DELETE FROM authority_known_devices WHERE identity_id = ?")
-)
 
 // seedAttempts is how often a claim tries to find the row of a budget it has just made sure
 // of: a sweep of DeleteExpired may delete an expired row between the two statements.
@@ -81,9 +65,7 @@ func (a *AuthorityStore) ClaimLoginAttempt(ctx context.Context, keys []authority
 		}
 		for i, k := range keys {
 			n := attempts[i] + 1
-			_, err := t.execSQL(ctx, sqlPutThrottle, n, t.time(dbTime(now.Add(k.Backoff.Delay(n)))),
-				t.time(dbTime(now.Add(k.Backoff.Forget))), blob(k.Hash))
-			if err != nil {
+			if err := putThrottle(t.q(ctx), k.Hash, n, now.Add(k.Backoff.Delay(n)), now.Add(k.Backoff.Forget)); err != nil {
 				return err
 			}
 		}
@@ -92,27 +74,41 @@ func (a *AuthorityStore) ClaimLoginAttempt(ctx context.Context, keys []authority
 	return retryAt, err
 }
 
+// putThrottle stores a budget's attempts, next time and expire time.
+func putThrottle(db *gorm.DB, keyHash []byte, attempts int, next, expire time.Time) error {
+	_, err := update(db, &throttleRow{}, map[string]any{"attempts": attempts, "next_time": dbTime(next), "expire_time": dbTime(expire)},
+		"key_hash = ?", blob(keyHash))
+	return err
+}
+
+// getThrottle reads a budget's row, on PostgreSQL locking it; gorm.ErrRecordNotFound when
+// it has none.
+func getThrottle(db *gorm.DB, keyHash []byte) (throttleRow, error) {
+	var row throttleRow
+	err := db.Where("key_hash = ?", blob(keyHash)).Clauses(forUpdate).Take(&row).Error
+	return row, err
+}
+
 // lockThrottle makes sure the budget keyHash has a row, locks it (PostgreSQL), and returns
 // its attempts and next time as they count at now: none for a budget that has expired.
 func (t *tx) lockThrottle(ctx context.Context, keyHash []byte, now time.Time) (int, time.Time, error) {
-	at := t.time(dbTime(now))
+	seed := throttleRow{KeyHash: blob(keyHash), NextTime: dbTime(now), ExpireTime: dbTime(now)}
 	for range seedAttempts {
-		if _, err := t.execSQL(ctx, sqlSeedThrottle, blob(keyHash), at, at); err != nil {
+		err := t.q(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "key_hash"}}, DoNothing: true}).Create(&seed).Error
+		if err != nil {
 			return 0, time.Time{}, err
 		}
-		var n int
-		var next, expire dbTime
-		err := t.c.QueryRowContext(ctx, t.sql(sqlGetThrottle), keyHash).Scan(&n, &next, &expire)
+		row, err := getThrottle(t.q(ctx), keyHash)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		case errors.Is(err, gorm.ErrRecordNotFound):
 			continue
 		case err != nil:
 			return 0, time.Time{}, err
-		case !time.Time(expire).After(now):
+		case !time.Time(row.ExpireTime).After(now):
 			// Forgotten, or just made: the budget starts afresh.
 			return 0, time.Time{}, nil
 		}
-		return n, time.Time(next), nil
+		return row.Attempts, time.Time(row.NextTime), nil
 	}
 	return 0, time.Time{}, fmt.Errorf("sqlstore: the login budget's row vanished %d times while it was claimed", seedAttempts)
 }
@@ -127,29 +123,26 @@ func (a *AuthorityStore) ReleaseLoginAttempts(ctx context.Context, keys []author
 	return a.tx(ctx, func(t *tx) error {
 		for _, k := range keys {
 			if k.Own {
-				if _, err := t.execSQL(ctx, sqlClearThrottle, blob(k.Hash)); err != nil {
+				if err := t.q(ctx).Where("key_hash = ?", blob(k.Hash)).Delete(&throttleRow{}).Error; err != nil {
 					return err
 				}
 				continue
 			}
-			var n int
-			var next, expire dbTime
-			err := t.c.QueryRowContext(ctx, t.sql(sqlGetThrottle), k.Hash).Scan(&n, &next, &expire)
+			row, err := getThrottle(t.q(ctx), k.Hash)
 			switch {
-			case errors.Is(err, sql.ErrNoRows):
+			case errors.Is(err, gorm.ErrRecordNotFound):
 				continue
 			case err != nil:
 				return err
-			case n == 0:
+			case row.Attempts == 0:
 				continue
 			}
-			n--
-			at := time.Time(next)
+			n := row.Attempts - 1
+			at := time.Time(row.NextTime)
 			if soon := now.Add(k.Backoff.Delay(n)); soon.Before(at) {
 				at = soon
 			}
-			_, err = t.execSQL(ctx, sqlPutThrottle, n, t.time(dbTime(at)), t.time(expire), blob(k.Hash))
-			if err != nil {
+			if err := putThrottle(t.q(ctx), k.Hash, n, at, time.Time(row.ExpireTime)); err != nil {
 				return err
 			}
 		}
@@ -161,12 +154,13 @@ func (a *AuthorityStore) PutKnownDevice(ctx context.Context, d authority.KnownDe
 	if err := mustBeSet("the expire time of a known device", d.ExpireTime); err != nil {
 		return err
 	}
-	r := a.s.reader
-	_, err := a.exec(ctx, sqlPutDevice, blob(d.DeviceHash), d.IdentityID, r.time(dbTime(d.CreateTime)), r.time(dbTime(d.ExpireTime)))
+	row := knownDeviceRow{DeviceHash: blob(d.DeviceHash), IdentityID: d.IdentityID, CreateTime: dbTime(d.CreateTime), ExpireTime: dbTime(d.ExpireTime)}
+	_, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Clauses(upsert([]string{"device_hash", "identity_id"}, "create_time", "expire_time")).Create(&row)
+	})
 	return err
 }
 
 func (a *AuthorityStore) IsKnownDevice(ctx context.Context, deviceHash []byte, identityID string, now time.Time) (bool, error) {
-	r := a.s.reader
-	return has(ctx, r, sqlIsDevice, deviceHash, identityID, r.time(dbTime(now)))
+	return has(a.q(ctx), &knownDeviceRow{}, "device_hash = ? AND identity_id = ? AND expire_time > ?", deviceHash, identityID, dbTime(now))
 }

@@ -1,126 +1,196 @@
 package sqlstore
 
 import (
-	"strconv"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"runtime"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
-	"gorm.io/gorm/callbacks"
-	"gorm.io/gorm/clause"
-	"gorm.io/gorm/logger"
-	"gorm.io/gorm/migrator"
-	"gorm.io/gorm/schema"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/id4me/id4me-registry/migrations"
 )
 
-// sqliteDialect is gorm's SQLite dialect, on a connection pool of modernc.org/sqlite (pure Go).
-// It is gorm.io/driver/sqlite's, less its schema migrator (migrations/ keeps the schema) and
-// its import of github.com/mattn/go-sqlite3, a cgo driver the store does not use; and
-// github.com/glebarez/sqlite, the dialect for modernc.org/sqlite, comes with a fork of that
-// driver that registers the same database/sql driver name, and does not keep compiled
-// statements.
-//
-// Adapted from gorm.io/driver/sqlite v1.6.0, under its MIT License:
-// Copyright (c) 2013-NOW Jinzhu <wosmvp@gmail.com>. Permission is hereby granted, free of
-// charge, to any person obtaining a copy of this software and associated documentation files
-// (the "Software"), to deal in the Software without restriction, including without
-// limitation the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or
-// sell copies of the Software, and to permit persons to whom the Software is furnished to do
-// so, subject to the following conditions: The above copyright notice and this permission
-// notice shall be included in all copies or substantial portions of the Software. THE
-// SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.
-type sqliteDialect struct {
-	conn gorm.ConnPool
+// dialect is what differs between the store's two database engines. Placeholders, row
+// locks (clause.Locking, which gorm's SQLite dialect leaves out), upserts and RETURNING are
+// gorm's business; what is left is how a connection is made, how a time is kept, whether
+// the engine locks rows or the whole database, and whether the store keeps statements
+// prepared.
+type dialect struct {
+	name migrations.Dialect
+	// oneWriter: the engine runs one write transaction at a time, and locks the whole
+	// database for it (SQLite). The store queues its writers in a slot of its own
+	// (Store.write), and leaves out the statements that only take row locks (LOCK TABLE,
+	// lockIdentity), which the write lock makes needless. A PostgreSQL transaction locks
+	// the rows it reads FOR UPDATE and the like, and waits for them.
+	oneWriter bool
+	// prepare: gorm keeps the store's statements prepared (gorm.Config.PrepareStmt).
+	// modernc.org/sqlite compiles a statement each time it is run unless it is prepared;
+	// pgx keeps prepared statements per connection itself, so on PostgreSQL gorm passes
+	// statements through.
+	prepare bool
 }
 
-var _ gorm.Dialector = sqliteDialect{}
+var (
+	sqliteDialect   = dialect{name: migrations.SQLite, oneWriter: true, prepare: true}
+	postgresDialect = dialect{name: migrations.Postgres}
+)
 
-func (sqliteDialect) Name() string { return "sqlite" }
+// dialectFor returns the dialect of dsn: PostgreSQL for a postgres:// or postgresql:// URL,
+// SQLite for anything else.
+func dialectFor(dsn string) dialect {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return postgresDialect
+	}
+	return sqliteDialect
+}
 
-func (d sqliteDialect) Initialize(db *gorm.DB) error {
-	db.ConnPool = d.conn
-	// modernc.org/sqlite bundles SQLite ≥ 3.35, which has RETURNING.
-	callbacks.RegisterDefaultCallbacks(db, &callbacks.Config{
-		CreateClauses:        []string{"INSERT", "VALUES", "ON CONFLICT", "RETURNING"},
-		UpdateClauses:        []string{"UPDATE", "SET", "FROM", "WHERE", "RETURNING"},
-		DeleteClauses:        []string{"DELETE", "FROM", "WHERE", "RETURNING"},
-		LastInsertIDReversed: true,
-	})
-	db.ClauseBuilders["LIMIT"] = func(c clause.Clause, builder clause.Builder) {
-		// SQLite has no OFFSET without LIMIT: LIMIT -1 is none.
-		if limit, ok := c.Expression.(clause.Limit); ok {
-			lmt := -1
-			if limit.Limit != nil && *limit.Limit >= 0 {
-				lmt = *limit.Limit
-			}
-			if lmt >= 0 || limit.Offset > 0 {
-				builder.WriteString("LIMIT " + strconv.Itoa(lmt))
-			}
-			if limit.Offset > 0 {
-				builder.WriteString(" OFFSET " + strconv.Itoa(limit.Offset))
-			}
+// dialectOf returns the dialect of a gorm handle the store opened.
+func dialectOf(db *gorm.DB) dialect {
+	if db.Dialector.Name() == string(migrations.Postgres) {
+		return postgresDialect
+	}
+	return sqliteDialect
+}
+
+// rowLocks reports whether the engine locks rows, so that the statements taking row locks
+// alone must run.
+func (d dialect) rowLocks() bool { return !d.oneWriter }
+
+// timeValue encodes t as the dialect keeps it: Unix nanoseconds on SQLite (an INTEGER that
+// orders and compares as a number), a timestamptz on PostgreSQL; NULL for the zero time.
+// t is normalised first (norm).
+func (d dialect) timeValue(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	t = norm(t)
+	if d.name == migrations.Postgres {
+		return t
+	}
+	return t.UnixNano()
+}
+
+// open makes the connection pool of dsn and gorm's dialector on it.
+func (d dialect) open(dsn string, cfg config) (*sql.DB, gorm.Dialector, error) {
+	if d.name == migrations.Postgres {
+		pgcfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlstore: PostgreSQL DSN: %w", err)
+		}
+		if pgcfg.ConnectTimeout == 0 {
+			pgcfg.ConnectTimeout = defaultConnectTimeout
+		}
+		db := sql.OpenDB(watchedConnector{stdlib.GetConnector(*pgcfg), &reachability{log: cfg.logger}})
+		n := cmpOr(cfg.maxOpenConns, 4*runtime.GOMAXPROCS(0))
+		db.SetMaxOpenConns(n)
+		db.SetMaxIdleConns(n)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		db.SetConnMaxLifetime(time.Hour)
+		return db, postgres.New(postgres.Config{Conn: db}), nil
+	}
+	sdsn, err := sqliteDSN(dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := sql.Open(sqliteDriver, sdsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	n := cmpOr(cfg.maxOpenConns, max(4, runtime.GOMAXPROCS(0)))
+	db.SetMaxOpenConns(n)
+	// Idle connections are kept for ever: an in-memory database vanishes with its last
+	// connection.
+	db.SetMaxIdleConns(n)
+	// gorm's own SQLite dialect, on modernc.org/sqlite (pure Go) rather than the cgo driver
+	// it names by default. It imports that driver, github.com/mattn/go-sqlite3, which
+	// without cgo compiles to a stub that fails only when it is opened; the store never
+	// opens it.
+	return db, sqlite.New(sqlite.Config{DriverName: sqliteDriver, Conn: db}), nil
+}
+
+// sqliteDriver is the database/sql name of modernc.org/sqlite.
+const sqliteDriver = "sqlite"
+
+// sqliteDSN adds the store's connection settings to a SQLite path or file: URI.
+func sqliteDSN(dsn string) (string, error) {
+	path, rawQuery, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", fmt.Errorf("sqlstore: SQLite DSN: %w", err)
+	}
+	memory := false
+	if path == ":memory:" || path == "file::memory:" {
+		// Every connection of the pool must see the same database: SQLite's memdb VFS shares
+		// one among the connections that name it.
+		var b [8]byte
+		rand.Read(b[:])
+		path = "file:/id4me-registry-" + hex.EncodeToString(b[:])
+		q.Set("vfs", "memdb")
+		memory = true
+	}
+	// The driver runs the _pragma values in an order of its own (busy_timeout first, then
+	// sorted), not in the DSN's, so a setting the DSN makes, as a _pragma or as one of the
+	// driver's shorthand keys, replaces the store's rather than following it.
+	set := make(map[string]bool)
+	for _, p := range q["_pragma"] {
+		set[pragmaName(p)] = true
+	}
+	for key, name := range sqliteShorthands {
+		if q.Has(key) {
+			set[name] = true
 		}
 	}
-	db.ClauseBuilders["FOR"] = func(c clause.Clause, builder clause.Builder) {
-		// SQLite locks the database, not rows: FOR UPDATE and the like are left out.
-		if _, ok := c.Expression.(clause.Locking); !ok {
-			c.Build(builder)
+	defaults := [][2]string{
+		{"busy_timeout", "busy_timeout(10000)"},
+		{"foreign_keys", "foreign_keys(1)"},
+		{"synchronous", "synchronous(NORMAL)"},
+	}
+	if !memory {
+		defaults = append(defaults, [2]string{"journal_mode", "journal_mode(WAL)"})
+	}
+	for _, d := range defaults {
+		if !set[d[0]] {
+			q.Add("_pragma", d[1])
 		}
 	}
-	return nil
-}
-
-func (d sqliteDialect) Migrator(db *gorm.DB) gorm.Migrator {
-	return migrator.Migrator{Config: migrator.Config{DB: db, Dialector: d, CreateIndexAfterCreateTable: true}}
-}
-
-func (sqliteDialect) DataTypeOf(field *schema.Field) string {
-	switch field.DataType {
-	case schema.Bool, schema.Int, schema.Uint:
-		return "integer"
-	case schema.Float:
-		return "real"
-	case schema.String:
-		return "text"
-	case schema.Time:
-		return "integer" // dbTime: Unix nanoseconds
-	case schema.Bytes:
-		return "blob"
+	if q.Get("_txlock") == "" {
+		// Write transactions take the write lock when they begin, so two of them wait for
+		// each other (busy_timeout) instead of failing with SQLITE_BUSY on their first write.
+		q.Set("_txlock", "immediate")
 	}
-	return string(field.DataType)
+	return path + "?" + q.Encode(), nil
 }
 
-func (sqliteDialect) DefaultValueOf(field *schema.Field) clause.Expression {
-	if field.AutoIncrement {
-		return clause.Expr{SQL: "NULL"}
+// sqliteShorthands maps modernc.org/sqlite's DSN keys that set a pragma to the pragma.
+var sqliteShorthands = map[string]string{
+	"_busy_timeout": "busy_timeout", "_timeout": "busy_timeout",
+	"_foreign_keys": "foreign_keys", "_fk": "foreign_keys",
+	"_journal_mode": "journal_mode", "_journal": "journal_mode",
+	"_synchronous": "synchronous", "_sync": "synchronous",
+}
+
+// pragmaName returns the name of the pragma a _pragma value sets: "busy_timeout" for
+// "busy_timeout(5000)" or "busy_timeout = 5000".
+func pragmaName(p string) string {
+	if i := strings.IndexAny(p, "(="); i >= 0 {
+		p = p[:i]
 	}
-	return clause.Expr{SQL: "DEFAULT"}
+	return strings.ToLower(strings.TrimSpace(p))
 }
 
-func (sqliteDialect) BindVarTo(writer clause.Writer, _ *gorm.Statement, _ any) {
-	writer.WriteByte('?')
-}
-
-// QuoteTo quotes each dot-separated part of an identifier in backticks (which, unlike double
-// quotes, SQLite never takes for a string).
-func (sqliteDialect) QuoteTo(writer clause.Writer, str string) {
-	for i, part := range strings.Split(str, ".") {
-		if i > 0 {
-			writer.WriteByte('.')
-		}
-		writer.WriteByte('`')
-		writer.WriteString(strings.ReplaceAll(strings.Trim(part, "`"), "`", "``"))
-		writer.WriteByte('`')
+func cmpOr(v, def int) int {
+	if v > 0 {
+		return v
 	}
-}
-
-func (sqliteDialect) Explain(sql string, vars ...any) string {
-	return logger.ExplainSQL(sql, nil, `"`, vars...)
-}
-
-func (sqliteDialect) SavePoint(tx *gorm.DB, name string) error {
-	return tx.Exec("SAVEPOINT " + name).Error
-}
-
-func (sqliteDialect) RollbackTo(tx *gorm.DB, name string) error {
-	return tx.Exec("ROLLBACK TO SAVEPOINT " + name).Error
+	return def
 }

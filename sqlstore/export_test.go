@@ -2,6 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/id4me/id4me-registry/registry"
 )
@@ -13,16 +19,25 @@ func ExecInTx(ctx context.Context, t registry.Tx, sql string) error {
 	return err
 }
 
-// Prepared reports whether the store keeps query prepared.
-func Prepared(s *Store, query string) bool { return s.pool.cached(query) != nil }
+// DB returns the store's gorm handle.
+func DB(s *Store) *gorm.DB { return s.db }
 
-// SQLInsertJournal is the SQLite text of the journal insert.
-var SQLInsertJournal = sqlInsertJournal.sqlite
+// PreparedStatements returns how many statements gorm keeps prepared for s; -1 when it
+// keeps none (PostgreSQL, where pgx does).
+func PreparedStatements(s *Store) int {
+	p, ok := s.db.ConnPool.(*gorm.PreparedStmtDB)
+	if !ok {
+		return -1
+	}
+	return len(p.Stmts.Keys())
+}
 
 // IndexedStatement is a statement of the store that must read an index, not scan its table.
 type IndexedStatement struct {
-	Name             string
-	SQLite, Postgres string
+	Name string
+	// Build runs the statement on db; on a dry-run handle gorm builds it and runs nothing,
+	// leaving the SQL and its arguments in the handle's Statement.
+	Build func(db *gorm.DB) *gorm.DB
 	// Index is the index it must read.
 	Index string
 }
@@ -30,15 +45,66 @@ type IndexedStatement struct {
 // IndexedStatements are the claims of background work, the other reads of migration 00002's
 // partial indexes, the read by DNS name (migration 00005), the sweep of request outcomes
 // (00006) and the deletion of an identity's known devices (00010).
-var IndexedStatements = []IndexedStatement{
-	{"ClaimDueTransfers", sqlClaimDueTransfers.sqlite, sqlClaimDueTransfers.postgres, "transfers_pending_act"},
-	{"ClaimDuePurges", sqlClaimDuePurges.sqlite, sqlClaimDuePurges.postgres, "identifiers_purge"},
-	{"ClaimOpenIDChecks", sqlClaimOpenIDChecks.sqlite, sqlClaimOpenIDChecks.postgres, "identifiers_openid_next_check"},
-	{"DeleteExpiredChallenges", sqlDeleteExpiredChallenges.sqlite, sqlDeleteExpiredChallenges.postgres, "challenges_expire"},
-	{"DeleteAckedEvents", sqlDeleteAckedEvents.sqlite, sqlDeleteAckedEvents.postgres, "events_acked"},
-	{"DeleteRequestOutcomes", sqlDeleteRequestOutcomes.sqlite, sqlDeleteRequestOutcomes.postgres, "request_outcomes_create"},
-	{"PendingTransfer", sqlPendingTransfer.sqlite, sqlPendingTransfer.postgres, "transfers_pending"},
-	{"ListTransfers in both directions", sqlListTransfersBoth[1].sqlite, sqlListTransfersBoth[1].postgres, "transfers_losing"},
-	{"GetIdentifierByDNSName", sqlGetIdentifierByDNSName.sqlite, sqlGetIdentifierByDNSName.postgres, "identifiers_dns_name"},
-	{"ForgetKnownDevices", sqlForgetDevices.sqlite, sqlForgetDevices.postgres, "authority_known_devices_identity"},
+var IndexedStatements = func() []IndexedStatement {
+	now := time.Now()
+	const limit = 10
+	return []IndexedStatement{
+		{"ClaimDueTransfers", func(db *gorm.DB) *gorm.DB {
+			return dueTransfers(db, dialectOf(db), now, limit).Find(&[]transferRow{})
+		}, "transfers_pending_act"},
+		{"ClaimDuePurges", func(db *gorm.DB) *gorm.DB { return duePurges(db, now, limit).Find(&[]identifierRow{}) }, "identifiers_purge"},
+		{"ClaimOpenIDChecks", func(db *gorm.DB) *gorm.DB { return dueOpenIDChecks(db, now, limit).Find(&[]identifierRow{}) }, "identifiers_openid_next_check"},
+		{"DeleteExpiredChallenges", func(db *gorm.DB) *gorm.DB { return deleteExpiredChallenges(db, now, limit) }, "challenges_expire"},
+		{"DeleteAckedEvents", func(db *gorm.DB) *gorm.DB { return deleteAckedEvents(db, now, limit) }, "events_acked"},
+		{"DeleteRequestOutcomes", func(db *gorm.DB) *gorm.DB { return deleteRequestOutcomes(db, now, limit) }, "request_outcomes_create"},
+		{"PendingTransfer", func(db *gorm.DB) *gorm.DB { return pendingTransfer(db, "alice.example").Find(&[]transferRow{}) }, "transfers_pending"},
+		{"ListTransfers in both directions", func(db *gorm.DB) *gorm.DB {
+			return transfersBothWays(db, "a1", "", true, limit)
+		}, "transfers_losing"},
+		{"GetIdentifierByDNSName", func(db *gorm.DB) *gorm.DB {
+			return identifierByDNSName(db, "alice.example").Find(&[]identifierRow{})
+		}, "identifiers_dns_name"},
+		{"ForgetKnownDevices", func(db *gorm.DB) *gorm.DB { return forgetDevices(db, "id_alice", dbTime{}) }, "authority_known_devices_identity"},
+	}
+}()
+
+// Recorded is a statement the store ran: its SQL, with the dialect's placeholders, and its
+// arguments.
+type Recorded struct {
+	SQL  string
+	Vars []any
+}
+
+var recorders atomic.Int64
+
+// Record makes s record the statements it runs until the function it returns is called,
+// which returns them. Not for stores in concurrent use.
+func Record(s *Store) func() []Recorded {
+	var (
+		on  = true
+		got []Recorded
+	)
+	record := func(db *gorm.DB) {
+		if on && !db.DryRun {
+			got = append(got, Recorded{db.Statement.SQL.String(), slices.Clone(db.Statement.Vars)})
+		}
+	}
+	name := fmt.Sprintf("test:record%d", recorders.Add(1))
+	cb := s.db.Callback()
+	for _, err := range []error{
+		cb.Create().After("gorm:create").Register(name, record),
+		cb.Query().After("gorm:query").Register(name, record),
+		cb.Update().After("gorm:update").Register(name, record),
+		cb.Delete().After("gorm:delete").Register(name, record),
+		cb.Row().After("gorm:row").Register(name, record),
+		cb.Raw().After("gorm:raw").Register(name, record),
+	} {
+		if err != nil {
+			panic(err)
+		}
+	}
+	return func() []Recorded {
+		on = false
+		return got
+	}
 }

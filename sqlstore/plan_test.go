@@ -5,7 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/id4me/id4me-registry/migrations"
 	"github.com/id4me/id4me-registry/sqlstore"
@@ -23,28 +24,18 @@ func TestQueryPlans(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			s := b.open(t)
 			pg := s.Dialect() == migrations.Postgres
-			sqlDB, err := s.DB().DB()
+			db := sqlstore.DB(s)
+			sqlDB, err := db.DB()
 			if err != nil {
 				t.Fatal(err)
 			}
-			var now any = time.Now().UnixNano()
-			if pg {
-				now = time.Now()
-			}
 			for _, st := range sqlstore.IndexedStatements {
-				args := []any{now, 10}
-				switch st.Name {
-				case "PendingTransfer", "GetIdentifierByDNSName":
-					args = []any{"alice.example"}
-				case "ForgetKnownDevices":
-					args = []any{"id_alice"}
-				case "ListTransfers in both directions":
-					args = []any{"a1", "", 10, "a1", "", 10, 10}
-				}
-				q := "EXPLAIN QUERY PLAN " + st.SQLite
+				dry := st.Build(db.Session(&gorm.Session{DryRun: true})).Statement
+				q := "EXPLAIN QUERY PLAN " + dry.SQL.String()
 				if pg {
-					q = "EXPLAIN " + st.Postgres
+					q = "EXPLAIN " + dry.SQL.String()
 				}
+				args := dry.Vars
 				tx, err := sqlDB.BeginTx(ctx, nil)
 				if err != nil {
 					t.Fatal(err)

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 
 	"gorm.io/gorm"
@@ -10,16 +9,15 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// reader reads through db and c: the connection pool for Store, the transaction for tx.
+// reader reads through db: the store's handle for Store, the transaction's for tx.
 type reader struct {
 	db *gorm.DB
-	// c runs the store's own statements (statements.go).
-	c        conn
-	postgres bool
+	d  dialect
 }
 
 var _ registry.Reader = reader{}
 
+// q starts a statement.
 func (r reader) q(ctx context.Context) *gorm.DB { return r.db.WithContext(ctx) }
 
 func checkLimit(limit int) error {
@@ -29,9 +27,39 @@ func checkLimit(limit int) error {
 	return nil
 }
 
+// take reads the one row q selects into row; no row is a not-found error with reason.
+func take(q *gorm.DB, row any, reason, format string, args ...any) error {
+	err := q.Take(row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return notFound(reason, format, args...)
+	}
+	return dbError(err)
+}
+
+// find reads the rows q selects and converts each with conv.
+func find[R, T any](q *gorm.DB, conv func(R) T) ([]T, error) {
+	var rows []R
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, dbError(err)
+	}
+	return convert(rows, conv), nil
+}
+
+// convert converts each of rows with conv; no rows is nil.
+func convert[R, T any](rows []R, conv func(R) T) []T {
+	if len(rows) == 0 {
+		return nil
+	}
+	out := make([]T, len(rows))
+	for i, row := range rows {
+		out[i] = conv(row)
+	}
+	return out
+}
+
 func (r reader) GetAgent(ctx context.Context, id string) (registry.Agent, error) {
 	var row agentRow
-	if err := r.get(ctx, sqlGetAgent, id, row.dest(), "AGENT_NOT_FOUND", "agent"); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, "AGENT_NOT_FOUND", "agent %q not found", id); err != nil {
 		return registry.Agent{}, err
 	}
 	return row.agent(), nil
@@ -41,35 +69,22 @@ func (r reader) ListAgents(ctx context.Context, afterID string, limit int) ([]re
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
-	var rows []agentRow
-	if err := r.q(ctx).Where("id > ?", afterID).Order("id").Limit(limit).Find(&rows).Error; err != nil {
-		return nil, dbError(err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	out := make([]registry.Agent, len(rows))
-	for i, row := range rows {
-		out[i] = row.agent()
-	}
-	return out, nil
+	return find(r.q(ctx).Where("id > ?", afterID).Order("id").Limit(limit), agentRow.agent)
 }
 
 func (r reader) FindAgentByCertSPKI(ctx context.Context, spkiHex string) (registry.Agent, error) {
+	pinned := r.q(ctx).Model(&certRow{}).Select("agent_id").Where("spki_sha256 = ?", spkiHex)
 	var row agentRow
-	err := r.c.QueryRowContext(ctx, r.sql(sqlFindAgentByCertSPKI), spkiHex).Scan(row.dest()...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return registry.Agent{}, notFound("AGENT_NOT_FOUND", "no agent pinned client certificate key %q", spkiHex)
-	}
+	err := take(r.q(ctx).Where("id = (?)", pinned), &row, "AGENT_NOT_FOUND", "no agent pinned client certificate key %q", spkiHex)
 	if err != nil {
-		return registry.Agent{}, dbError(err)
+		return registry.Agent{}, err
 	}
 	return row.agent(), nil
 }
 
 func (r reader) GetCredential(ctx context.Context, id string) (registry.Credential, error) {
 	var row credentialRow
-	if err := r.get(ctx, sqlGetCredential, id, row.dest(), "CREDENTIAL_NOT_FOUND", "credential"); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, "CREDENTIAL_NOT_FOUND", "credential %q not found", id); err != nil {
 		return registry.Credential{}, err
 	}
 	return row.credential(), nil
@@ -82,23 +97,12 @@ func (r reader) ListCredentials(ctx context.Context, agentID string) ([]registry
 	} else {
 		q = q.Where("agent_id = ?", agentID)
 	}
-	var rows []credentialRow
-	if err := q.Order("create_time, id").Find(&rows).Error; err != nil {
-		return nil, dbError(err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	out := make([]registry.Credential, len(rows))
-	for i, row := range rows {
-		out[i] = row.credential()
-	}
-	return out, nil
+	return find(q.Order("create_time, id"), credentialRow.credential)
 }
 
 func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge, error) {
 	var row challengeRow
-	if err := r.get(ctx, sqlGetChallenge, id, row.dest(), "CHALLENGE_NOT_FOUND", "challenge"); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, "CHALLENGE_NOT_FOUND", "challenge %q not found", id); err != nil {
 		return registry.Challenge{}, err
 	}
 	return row.challenge()
@@ -106,7 +110,7 @@ func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge
 
 func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, error) {
 	var row identityRow
-	if err := r.get(ctx, sqlGetIdentity, id, row.dest(), "IDENTITY_NOT_FOUND", "identity"); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, "IDENTITY_NOT_FOUND", "identity %q not found", id); err != nil {
 		return registry.Identity{}, err
 	}
 	return row.identity(), nil
@@ -114,7 +118,7 @@ func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, 
 
 func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identifier, error) {
 	var row identifierRow
-	if err := r.get(ctx, sqlGetIdentifier, name, row.dest(), "IDENTIFIER_NOT_FOUND", "identifier"); err != nil {
+	if err := take(r.q(ctx).Where("name = ?", name), &row, "IDENTIFIER_NOT_FOUND", "identifier %q not found", name); err != nil {
 		return registry.Identifier{}, err
 	}
 	return row.identifier(), nil
@@ -122,29 +126,24 @@ func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identi
 
 func (r reader) GetIdentifierByDNSName(ctx context.Context, dnsName string) (registry.Identifier, error) {
 	var row identifierRow
-	if err := r.get(ctx, sqlGetIdentifierByDNSName, dnsName, row.dest(), "IDENTIFIER_NOT_FOUND", "identifier with the DNS name"); err != nil {
+	err := take(identifierByDNSName(r.q(ctx), dnsName), &row, "IDENTIFIER_NOT_FOUND", "identifier with the DNS name %q not found", dnsName)
+	if err != nil {
 		return registry.Identifier{}, err
 	}
 	return row.identifier(), nil
+}
+
+// identifierByDNSName selects the identifier of a DNS name, through the unique index
+// identifiers_dns_name.
+func identifierByDNSName(db *gorm.DB, dnsName string) *gorm.DB {
+	return db.Model(&identifierRow{}).Where("dns_name = ?", dnsName)
 }
 
 func (r reader) ListIdentifiers(ctx context.Context, agentID, afterName string, limit int) ([]registry.Identifier, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
-	var rows []identifierRow
-	err := r.q(ctx).Where("agent_id = ? AND name > ?", agentID, afterName).Order("name").Limit(limit).Find(&rows).Error
-	if err != nil {
-		return nil, dbError(err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	out := make([]registry.Identifier, len(rows))
-	for i, row := range rows {
-		out[i] = row.identifier()
-	}
-	return out, nil
+	return find(r.q(ctx).Where("agent_id = ? AND name > ?", agentID, afterName).Order("name").Limit(limit), identifierRow.identifier)
 }
 
 func (r reader) ListJournal(ctx context.Context, f registry.JournalFilter, afterID int64, limit int) ([]registry.JournalEntry, error) {
@@ -158,23 +157,12 @@ func (r reader) ListJournal(ctx context.Context, f registry.JournalFilter, after
 	if f.ObjectID != "" {
 		q = q.Where("object_id = ?", f.ObjectID)
 	}
-	var rows []journalRow
-	if err := q.Order("id").Limit(limit).Find(&rows).Error; err != nil {
-		return nil, dbError(err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	out := make([]registry.JournalEntry, len(rows))
-	for i, row := range rows {
-		out[i] = row.entry()
-	}
-	return out, nil
+	return find(q.Order("id").Limit(limit), journalRow.entry)
 }
 
 func (r reader) GetTransfer(ctx context.Context, id string) (registry.Transfer, error) {
 	var row transferRow
-	if err := r.get(ctx, sqlGetTransfer, id, row.dest(), "TRANSFER_NOT_FOUND", "transfer"); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, "TRANSFER_NOT_FOUND", "transfer %q not found", id); err != nil {
 		return registry.Transfer{}, err
 	}
 	return row.transfer(), nil
@@ -182,10 +170,21 @@ func (r reader) GetTransfer(ctx context.Context, id string) (registry.Transfer, 
 
 func (r reader) PendingTransfer(ctx context.Context, identifier string) (registry.Transfer, error) {
 	var row transferRow
-	if err := r.get(ctx, sqlPendingTransfer, identifier, row.dest(), "TRANSFER_NOT_FOUND", "pending transfer of identifier"); err != nil {
+	err := take(pendingTransfer(r.q(ctx), identifier), &row, "TRANSFER_NOT_FOUND", "pending transfer of identifier %q not found", identifier)
+	if err != nil {
 		return registry.Transfer{}, err
 	}
 	return row.transfer(), nil
+}
+
+// isPending is the condition of the partial indexes transfers_pending and
+// transfers_pending_act. It is written out, not bound: a planner uses a partial index only for
+// a query whose condition implies the index's, which a parameter does not.
+const isPending = "status = 'pending'"
+
+// pendingTransfer selects the pending transfer of an identifier, through transfers_pending.
+func pendingTransfer(db *gorm.DB, identifier string) *gorm.DB {
+	return db.Model(&transferRow{}).Where("identifier = ? AND "+isPending, identifier)
 }
 
 // ListTransfers lists the transfers of every agent when f.AgentID is empty.
@@ -193,35 +192,17 @@ func (r reader) ListTransfers(ctx context.Context, f registry.TransferFilter, af
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
-	var (
-		rows []transferRow
-		err  error
-	)
+	var rows []transferRow
 	if f.AgentID != "" && f.Direction == registry.TransferBoth {
-		pending := 0
-		if f.PendingOnly {
-			pending = 1
+		err := transfersBothWays(r.q(ctx), f.AgentID, afterID, f.PendingOnly, limit).Scan(&rows).Error
+		if err != nil {
+			return nil, dbError(err)
 		}
-		rows, err = queryRows(ctx, r, sqlListTransfersBoth[pending], (*transferRow).dest,
-			f.AgentID, afterID, limit, f.AgentID, afterID, limit, limit)
-	} else {
-		rows, err = r.listTransfersOneWay(ctx, f, afterID, limit)
+		return convert(rows, transferRow.transfer), nil
 	}
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	out := make([]registry.Transfer, len(rows))
-	for i, row := range rows {
-		out[i] = row.transfer()
-	}
-	return out, nil
-}
-
-// listTransfersOneWay lists the transfers an agent gains or loses by, reading the index of
-// that side (transfers_gaining or transfers_losing, ordered by ID), or every agent's.
-func (r reader) listTransfersOneWay(ctx context.Context, f registry.TransferFilter, afterID string, limit int) ([]transferRow, error) {
 	q := r.q(ctx).Where("id > ?", afterID)
 	if f.AgentID != "" {
+		// The index of that side, transfers_gaining or transfers_losing, ordered by ID.
 		switch f.Direction {
 		case registry.TransferIn:
 			q = q.Where("gaining_agent_id = ?", f.AgentID)
@@ -232,18 +213,29 @@ func (r reader) listTransfersOneWay(ctx context.Context, f registry.TransferFilt
 		}
 	}
 	if f.PendingOnly {
-		q = q.Where(pendingTransfer)
+		q = q.Where(isPending)
 	}
-	var rows []transferRow
-	if err := q.Order("id").Limit(limit).Find(&rows).Error; err != nil {
-		return nil, dbError(err)
+	return find(q.Order("id").Limit(limit), transferRow.transfer)
+}
+
+// transfersBothWays selects an agent's transfers in both directions: the first of each
+// index (transfers_gaining, transfers_losing), merged, so that a page costs the same
+// wherever it starts. gorm builds the two arms; it has no UNION, so the frame is written out.
+func transfersBothWays(db *gorm.DB, agentID, afterID string, pendingOnly bool, limit int) *gorm.DB {
+	arm := func(side string) *gorm.DB {
+		q := db.Model(&transferRow{}).Where(side+"_agent_id = ? AND id > ?", agentID, afterID)
+		if pendingOnly {
+			q = q.Where(isPending)
+		}
+		return q.Order("id").Limit(limit)
 	}
-	return rows, nil
+	return db.Raw("SELECT * FROM (?) AS gaining UNION SELECT * FROM (?) AS losing ORDER BY id LIMIT ?",
+		arm("gaining"), arm("losing"), limit)
 }
 
 func (r reader) LastEventID(ctx context.Context, agentID string) (int64, error) {
 	var ids []int64
-	if err := r.q(ctx).Raw("SELECT last_id FROM event_counters WHERE agent_id = ?", agentID).Scan(&ids).Error; err != nil {
+	if err := r.q(ctx).Model(&eventCounterRow{}).Where("agent_id = ?", agentID).Pluck("last_id", &ids).Error; err != nil {
 		return 0, dbError(err)
 	}
 	if len(ids) == 0 {

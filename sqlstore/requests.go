@@ -2,48 +2,34 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/id4me/id4me-registry/registry"
 )
 
 // The outcomes of calls made with a request_id (migration 00006). A retry reads one and a
-// registration or transfer with a request_id writes one, so both are fixed statements.
-
-const requestOutcomeColumns = "agent_id, request_id, method, request_hash, resource, identity_id, create_time"
-
-var (
-	sqlGetRequestOutcome    = newSQL("SELECT " + requestOutcomeColumns + " FROM request_outcomes WHERE agent_id = ? AND request_id = ?")
-	sqlInsertRequestOutcome = newSQL("INSERT INTO request_outcomes (" + requestOutcomeColumns + ") VALUES (" +
-		placeholders(7) + ") ON CONFLICT DO NOTHING")
-	// Through request_outcomes_create, the oldest first.
-	sqlDeleteRequestOutcomes = sqlText{
-		sqlite: "DELETE FROM request_outcomes WHERE (agent_id, request_id) IN " +
-			"(SELECT agent_id, request_id FROM request_outcomes WHERE create_time < ? ORDER BY create_time LIMIT ?)",
-		postgres: newSQL("DELETE FROM request_outcomes WHERE (agent_id, request_id) IN " +
-			"(SELECT agent_id, request_id FROM request_outcomes WHERE create_time < ? ORDER BY create_time LIMIT ? FOR UPDATE SKIP LOCKED)").postgres,
-	}
-)
+// registration or transfer with a request_id writes one.
 
 type requestOutcomeRow struct {
-	AgentID, RequestID, Method, RequestHash, Resource, IdentityID string
-	CreateTime                                                    dbTime
+	AgentID     string `gorm:"primaryKey"`
+	RequestID   string `gorm:"primaryKey"`
+	Method      string
+	RequestHash string
+	Resource    string
+	IdentityID  string
+	CreateTime  dbTime
 }
 
-func (r *requestOutcomeRow) dest() []any {
-	return []any{&r.AgentID, &r.RequestID, &r.Method, &r.RequestHash, &r.Resource, &r.IdentityID, &r.CreateTime}
-}
+func (requestOutcomeRow) TableName() string { return "request_outcomes" }
 
 func (r reader) GetRequestOutcome(ctx context.Context, agentID, requestID string) (registry.RequestOutcome, error) {
 	var row requestOutcomeRow
-	err := r.c.QueryRowContext(ctx, r.sql(sqlGetRequestOutcome), agentID, requestID).Scan(row.dest()...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return registry.RequestOutcome{}, notFound("REQUEST_OUTCOME_NOT_FOUND", "agent %q made no call with request_id %q", agentID, requestID)
-	}
+	err := take(r.q(ctx).Where("agent_id = ? AND request_id = ?", agentID, requestID), &row,
+		"REQUEST_OUTCOME_NOT_FOUND", "agent %q made no call with request_id %q", agentID, requestID)
 	if err != nil {
-		return registry.RequestOutcome{}, dbError(err)
+		return registry.RequestOutcome{}, err
 	}
 	return registry.RequestOutcome{
 		AgentID: row.AgentID, RequestID: row.RequestID, Method: registry.RequestMethod(row.Method),
@@ -56,21 +42,31 @@ func (t *tx) CreateRequestOutcome(ctx context.Context, o registry.RequestOutcome
 	if o.CreateTime.IsZero() {
 		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "create time must be set")
 	}
-	n, err := t.execSQL(ctx, sqlInsertRequestOutcome, o.AgentID, o.RequestID, string(o.Method), o.RequestHash,
-		o.Resource, o.IdentityID, t.time(dbTime(o.CreateTime)))
+	ok, err := insert(t.q(ctx), &requestOutcomeRow{
+		AgentID: o.AgentID, RequestID: o.RequestID, Method: string(o.Method), RequestHash: o.RequestHash,
+		Resource: o.Resource, IdentityID: o.IdentityID, CreateTime: dbTime(o.CreateTime),
+	})
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if !ok {
 		return objectExists("agent %q made a call with request_id %q already", o.AgentID, o.RequestID)
 	}
 	return nil
+}
+
+// deleteRequestOutcomes deletes up to limit outcomes made before a time, the oldest first,
+// through request_outcomes_create.
+func deleteRequestOutcomes(db *gorm.DB, before time.Time, limit int) *gorm.DB {
+	old := db.Model(&requestOutcomeRow{}).Select("agent_id, request_id").
+		Where("create_time < ?", dbTime(before)).Order("create_time").Limit(limit).Clauses(skipLocked)
+	return db.Where("(agent_id, request_id) IN (?)", old).Delete(&requestOutcomeRow{})
 }
 
 func (t *tx) DeleteRequestOutcomes(ctx context.Context, before time.Time, limit int) (int, error) {
 	if err := checkLimit(limit); err != nil {
 		return 0, err
 	}
-	n, err := t.execSQL(ctx, sqlDeleteRequestOutcomes, t.time(dbTime(before)), limit)
+	n, err := changed(deleteRequestOutcomes(t.q(ctx), before, limit))
 	return int(n), err
 }

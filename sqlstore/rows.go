@@ -17,21 +17,8 @@ import (
 
 // dbTime is a time as the store keeps it: UTC, truncated to the microsecond (PostgreSQL's
 // precision), NULL for the zero time. On SQLite it is an INTEGER of Unix nanoseconds, so it
-// orders and compares as a number; on PostgreSQL a timestamptz.
+// orders and compares as a number; on PostgreSQL a timestamptz (dialect.timeValue).
 type dbTime time.Time
-
-// value encodes t as the dialect keeps it: Unix nanoseconds on SQLite, a timestamptz on
-// PostgreSQL, NULL for the zero time.
-func (t dbTime) value(postgres bool) any {
-	if time.Time(t).IsZero() {
-		return nil
-	}
-	tt := norm(time.Time(t))
-	if postgres {
-		return tt
-	}
-	return tt.UnixNano()
-}
 
 // norm returns t as the store reads it back: in UTC, truncated to the microsecond.
 func norm(t time.Time) time.Time {
@@ -41,9 +28,9 @@ func norm(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
-// GormValue encodes t for the dialect of db.
+// GormValue encodes t for the dialect of db, as a column value or a statement's argument.
 func (t dbTime) GormValue(_ context.Context, db *gorm.DB) clause.Expr {
-	return clause.Expr{SQL: "?", Vars: []any{t.value(db.Dialector.Name() != "sqlite")}}
+	return clause.Expr{SQL: "?", Vars: []any{dialectOf(db).timeValue(time.Time(t))}}
 }
 
 // Scan decodes a time read from either dialect.
@@ -499,3 +486,11 @@ func (r eventRow) event() (registry.Event, error) {
 	}
 	return e, nil
 }
+
+// eventCounterRow holds the number of an agent's newest event (AppendEvent).
+type eventCounterRow struct {
+	AgentID string `gorm:"primaryKey"`
+	LastID  int64  `gorm:"autoIncrement:false"`
+}
+
+func (eventCounterRow) TableName() string { return "event_counters" }

@@ -1,10 +1,12 @@
 // Package sqlstore keeps the registry's state in SQL: in an embedded SQLite file
 // (modernc.org/sqlite: pure Go, no cgo) by default, or in PostgreSQL (pgx) for production.
 //
-// The frequent statements (reading an agent, credential, challenge or identifier; the inserts
-// of a registration; journal entries and events) and the claims of background work are fixed
-// SQL texts run through database/sql (statements.go); listings and rare writes go through gorm. On SQLite every statement is
-// prepared once and kept (pool.go); on PostgreSQL pgx keeps them per connection.
+// Every statement goes through gorm: models with gorm tags (rows.go, authority_rows.go),
+// gorm's query builder, clause.Locking and clause.OnConflict for row locks and upserts, and
+// gorm's transactions. A few statements gorm cannot build (an INSERT … SELECT, a UNION, a
+// LOCK TABLE) are written out, and run through gorm's Raw and Exec all the same. On SQLite
+// gorm keeps every statement prepared (PrepareStmt); on PostgreSQL pgx keeps them per
+// connection. The dialect value (dialect.go) holds what differs between the engines.
 //
 // Times are stored in UTC truncated to the microsecond, the precision PostgreSQL keeps, on
 // both dialects: a time read back equals the time written truncated to the microsecond, in
@@ -15,44 +17,38 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"runtime"
-	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/migrations"
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// sqliteDriver is the database/sql name of modernc.org/sqlite.
-const sqliteDriver = "sqlite"
-
 // Store is a registry.Store on SQLite or PostgreSQL.
 type Store struct {
 	reader
-	dialect migrations.Dialect
-	sqlDB   *sql.DB
-	pool    *pool
+	sqlDB *sql.DB
 	// writeSlot, on SQLite, lets one write transaction of this process run at a time. SQLite
 	// allows one writer anyway; waiting here is cheaper and fairer than waiting in SQLite's
 	// busy handler, which sleeps and polls.
 	writeSlot chan struct{}
+	// statements counts the statements gorm has run for the store.
+	statements atomic.Int64
 }
 
 var _ registry.Store = (*Store)(nil)
+
+func init() {
+	storedb.Register(func(store any) *gorm.DB { return store.(*Store).db })
+}
 
 // Option configures Open.
 type Option func(*config)
@@ -75,6 +71,10 @@ func WithMaxOpenConns(n int) Option { return func(c *config) { c.maxOpenConns = 
 // reachable again: once each per outage. Default slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
+// maxPreparedStmts bounds the statements gorm keeps prepared. Statements vary with list
+// sizes (LIMIT n, IN (…)); the least recently used ones are closed.
+const maxPreparedStmts = 512
+
 // Open opens the store at dsn and brings its schema up to date.
 //
 // A dsn beginning with postgres:// or postgresql:// is a PostgreSQL URL (pgx syntax, e.g.
@@ -92,82 +92,77 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, errors.New("sqlstore: empty DSN")
 	}
 
-	var (
-		s         = &Store{}
-		dialector gorm.Dialector
-		err       error
-	)
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s.dialect = migrations.Postgres
-		pgcfg, perr := pgx.ParseConfig(dsn)
-		if perr != nil {
-			return nil, fmt.Errorf("sqlstore: PostgreSQL DSN: %w", perr)
-		}
-		if pgcfg.ConnectTimeout == 0 {
-			pgcfg.ConnectTimeout = defaultConnectTimeout
-		}
-		s.sqlDB = sql.OpenDB(watchedConnector{stdlib.GetConnector(*pgcfg), &reachability{log: cfg.logger}})
-		n := cmpOr(cfg.maxOpenConns, 4*runtime.GOMAXPROCS(0))
-		s.sqlDB.SetMaxOpenConns(n)
-		s.sqlDB.SetMaxIdleConns(n)
-		s.sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-		s.sqlDB.SetConnMaxLifetime(time.Hour)
-		s.pool = newPool(s.sqlDB, false)
-		dialector = postgres.New(postgres.Config{Conn: s.pool})
-	} else {
-		s.dialect = migrations.SQLite
-		sdsn, serr := sqliteDSN(dsn)
-		if serr != nil {
-			return nil, serr
-		}
-		if s.sqlDB, err = sql.Open(sqliteDriver, sdsn); err != nil {
-			return nil, fmt.Errorf("sqlstore: %w", err)
-		}
-		n := cmpOr(cfg.maxOpenConns, max(4, runtime.GOMAXPROCS(0)))
-		s.sqlDB.SetMaxOpenConns(n)
-		// Idle connections are kept for ever: an in-memory database vanishes with its last
-		// connection.
-		s.sqlDB.SetMaxIdleConns(n)
-		s.writeSlot = make(chan struct{}, 1)
-		s.pool = newPool(s.sqlDB, true)
-		dialector = sqliteDialect{conn: s.pool}
+	d := dialectFor(dsn)
+	sqlDB, dialector, err := d.open(dsn, cfg)
+	if err != nil {
+		return nil, err
 	}
-
-	if err := s.sqlDB.PingContext(ctx); err != nil {
-		s.sqlDB.Close()
+	s := &Store{sqlDB: sqlDB}
+	if d.oneWriter {
+		s.writeSlot = make(chan struct{}, 1)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
 		return nil, fmt.Errorf("sqlstore: connecting to the database: %w", err)
 	}
 	if cfg.migrate {
-		if err := migrations.Up(ctx, s.sqlDB, s.dialect); err != nil {
-			s.sqlDB.Close()
+		if err := migrations.Up(ctx, sqlDB, d.name); err != nil {
+			sqlDB.Close()
 			return nil, fmt.Errorf("sqlstore: %w", err)
 		}
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		// Every write either is one statement or runs inside Store.Tx.
 		SkipDefaultTransaction: true,
-		// The pool prepares statements (pool.go).
-		PrepareStmt:          false,
+		PrepareStmt:            d.prepare,
+		PrepareStmtMaxSize:     maxPreparedStmts,
+		// SELECT lists the model's columns, not *.
+		QueryFields:          true,
 		Logger:               logger.Discard,
 		DisableAutomaticPing: true,
 	})
 	if err != nil {
-		s.sqlDB.Close()
+		sqlDB.Close()
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	s.reader = reader{db: db, c: s.pool, postgres: s.dialect == migrations.Postgres}
+	if err := s.countStatements(db); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	s.reader = reader{db: db, d: d}
 	return s, nil
+}
+
+// countStatements makes db count in s.statements every statement it runs. A subquery gorm
+// builds into another statement (a dry run) is not run, and not counted.
+func (s *Store) countStatements(db *gorm.DB) error {
+	count := func(db *gorm.DB) {
+		if !db.DryRun {
+			s.statements.Add(1)
+		}
+	}
+	cb := db.Callback()
+	for _, err := range []error{
+		cb.Create().After("gorm:create").Register("sqlstore:count", count),
+		cb.Query().After("gorm:query").Register("sqlstore:count", count),
+		cb.Update().After("gorm:update").Register("sqlstore:count", count),
+		cb.Delete().After("gorm:delete").Register("sqlstore:count", count),
+		cb.Row().After("gorm:row").Register("sqlstore:count", count),
+		cb.Raw().After("gorm:raw").Register("sqlstore:count", count),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Statements returns how many SQL statements the store has run (reads, writes, and those of
 // transactions; not BEGIN and COMMIT), for benchmarks and operators counting the cost of work.
-func (s *Store) Statements() int64 { return s.pool.statements.Load() }
+func (s *Store) Statements() int64 { return s.statements.Load() }
 
 // Dialect returns the store's database dialect.
-func (s *Store) Dialect() migrations.Dialect { return s.dialect }
-
-// DB returns the store's gorm handle, for benchmarks and operator tooling.
-func (s *Store) DB() *gorm.DB { return s.db }
+func (s *Store) Dialect() migrations.Dialect { return s.d.name }
 
 // Ping checks that the database answers, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error {
@@ -176,17 +171,19 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Migrate applies pending migrations, as Open does unless told WithoutMigrations.
 func (s *Store) Migrate(ctx context.Context) error {
-	return migrations.Up(ctx, s.sqlDB, s.dialect)
+	return migrations.Up(ctx, s.sqlDB, s.d.name)
 }
 
 // SchemaVersion returns the version of the newest migration applied to the database.
 func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
-	return migrations.Version(ctx, s.sqlDB, s.dialect)
+	return migrations.Version(ctx, s.sqlDB, s.d.name)
 }
 
-// Close releases the store's connections.
+// Close releases the store's connections and prepared statements.
 func (s *Store) Close() error {
-	s.pool.Close()
+	if p, ok := s.db.ConnPool.(*gorm.PreparedStmtDB); ok {
+		p.Close()
+	}
 	return s.sqlDB.Close()
 }
 
@@ -236,100 +233,10 @@ func (s *Store) write(ctx context.Context, attempt func() error) error {
 	return err
 }
 
-// runTx runs fn in one database transaction: committed if fn returns nil, rolled back
-// otherwise, and if fn panics.
+// runTx runs fn in one database transaction (gorm's Transaction): committed if fn returns
+// nil, rolled back otherwise, and if fn panics.
 func (s *Store) runTx(ctx context.Context, fn func(t *tx) error) error {
-	ptx, err := s.pool.begin(ctx)
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			ptx.Rollback()
-		}
-	}()
-	// The gorm handle of the transaction, for the statements that go through gorm, as
-	// gorm.DB.Begin makes it.
-	gtx := s.db.Session(&gorm.Session{Context: ctx, NewDB: true})
-	gtx.Statement.ConnPool = ptx
-	if err := fn(&tx{reader{db: gtx, c: ptx, postgres: s.postgres}}); err != nil {
-		return err
-	}
-	done = true
-	return ptx.Commit()
-}
-
-// sqliteDSN adds the store's connection settings to a SQLite path or file: URI.
-func sqliteDSN(dsn string) (string, error) {
-	path, rawQuery, _ := strings.Cut(dsn, "?")
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return "", fmt.Errorf("sqlstore: SQLite DSN: %w", err)
-	}
-	memory := false
-	if path == ":memory:" || path == "file::memory:" {
-		// Every connection of the pool must see the same database: SQLite's memdb VFS shares
-		// one among the connections that name it.
-		var b [8]byte
-		rand.Read(b[:])
-		path = "file:/id4me-registry-" + hex.EncodeToString(b[:])
-		q.Set("vfs", "memdb")
-		memory = true
-	}
-	// The driver runs the _pragma values in an order of its own (busy_timeout first, then
-	// sorted), not in the DSN's, so a setting the DSN makes, as a _pragma or as one of the
-	// driver's shorthand keys, replaces the store's rather than following it.
-	set := make(map[string]bool)
-	for _, p := range q["_pragma"] {
-		set[pragmaName(p)] = true
-	}
-	for key, name := range sqliteShorthands {
-		if q.Has(key) {
-			set[name] = true
-		}
-	}
-	defaults := [][2]string{
-		{"busy_timeout", "busy_timeout(10000)"},
-		{"foreign_keys", "foreign_keys(1)"},
-		{"synchronous", "synchronous(NORMAL)"},
-	}
-	if !memory {
-		defaults = append(defaults, [2]string{"journal_mode", "journal_mode(WAL)"})
-	}
-	for _, d := range defaults {
-		if !set[d[0]] {
-			q.Add("_pragma", d[1])
-		}
-	}
-	if q.Get("_txlock") == "" {
-		// Write transactions take the write lock when they begin, so two of them wait for
-		// each other (busy_timeout) instead of failing with SQLITE_BUSY on their first write.
-		q.Set("_txlock", "immediate")
-	}
-	return path + "?" + q.Encode(), nil
-}
-
-// sqliteShorthands maps modernc.org/sqlite's DSN keys that set a pragma to the pragma.
-var sqliteShorthands = map[string]string{
-	"_busy_timeout": "busy_timeout", "_timeout": "busy_timeout",
-	"_foreign_keys": "foreign_keys", "_fk": "foreign_keys",
-	"_journal_mode": "journal_mode", "_journal": "journal_mode",
-	"_synchronous": "synchronous", "_sync": "synchronous",
-}
-
-// pragmaName returns the name of the pragma a _pragma value sets: "busy_timeout" for
-// "busy_timeout(5000)" or "busy_timeout = 5000".
-func pragmaName(p string) string {
-	if i := strings.IndexAny(p, "(="); i >= 0 {
-		p = p[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(p))
-}
-
-func cmpOr(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
+	return s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
+		return fn(&tx{reader{db: gtx, d: s.d}})
+	})
 }

@@ -138,7 +138,7 @@ func TestTxRetry(t *testing.T) {
 func TestSQLiteSettings(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "r.db"))
-	db := s.DB().WithContext(ctx)
+	db := sqlstore.DB(s).WithContext(ctx)
 	for pragma, want := range map[string]string{
 		"journal_mode": "wal",
 		"foreign_keys": "1",
@@ -178,7 +178,7 @@ func TestSQLiteDSNSettings(t *testing.T) {
 			s := open(t, filepath.Join(t.TempDir(), "r.db")+tc.query)
 			// Every connection: hold four at once.
 			var conns []*sql.Conn
-			sqlDB, err := s.DB().DB()
+			sqlDB, err := sqlstore.DB(s).DB()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/id4me/id4me-registry/registry"
@@ -24,28 +25,46 @@ var _ registry.Tx = (*tx)(nil)
 
 var doNothing = clause.OnConflict{DoNothing: true}
 
+// Row locks: FOR UPDATE, and FOR UPDATE SKIP LOCKED for the claims of background work.
+// gorm's SQLite dialect leaves them out: a SQLite write transaction holds the only write
+// lock already.
+var (
+	forUpdate  = clause.Locking{Strength: clause.LockingStrengthUpdate}
+	skipLocked = clause.Locking{Strength: clause.LockingStrengthUpdate, Options: clause.LockingOptionsSkipLocked}
+)
+
 // insert writes row unless it conflicts with a unique key, and reports whether it did.
-func (t *tx) insert(ctx context.Context, row any) (bool, error) {
-	res := t.q(ctx).Clauses(doNothing).Create(row)
+func insert(db *gorm.DB, row any) (bool, error) {
+	res := db.Clauses(doNothing).Create(row)
 	if res.Error != nil {
 		return false, dbError(res.Error)
 	}
 	return res.RowsAffected > 0, nil
 }
 
-// exec runs a conditional statement and returns how many rows it changed.
-func (t *tx) exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	res := t.q(ctx).Exec(sql, args...)
+// changed returns how many rows the statement res ran changed.
+func changed(res *gorm.DB) (int64, error) {
 	if res.Error != nil {
 		return 0, dbError(res.Error)
 	}
 	return res.RowsAffected, nil
 }
 
-// exists reports whether table has a row whose column key equals value.
-func (t *tx) exists(ctx context.Context, table, key, value string) (bool, error) {
+// update sets columns of the rows of model's table that the condition selects, and returns
+// how many it changed.
+func update(db *gorm.DB, model any, set map[string]any, cond string, args ...any) (int64, error) {
+	return changed(db.Model(model).Where(cond, args...).Updates(set))
+}
+
+// exec runs a statement written out and returns how many rows it changed.
+func (t *tx) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return changed(t.q(ctx).Exec(sql, args...))
+}
+
+// exists reports whether model's table has a row whose column key equals value.
+func exists(db *gorm.DB, model any, key string, value any) (bool, error) {
 	var n int64
-	if err := t.q(ctx).Table(table).Where(key+" = ?", value).Limit(1).Count(&n).Error; err != nil {
+	if err := db.Model(model).Where(key+" = ?", value).Limit(1).Count(&n).Error; err != nil {
 		return false, dbError(err)
 	}
 	return n > 0, nil
@@ -53,8 +72,8 @@ func (t *tx) exists(ctx context.Context, table, key, value string) (bool, error)
 
 // lostUpdate explains why a conditional statement changed nothing: the row is gone
 // (notFound), or it changed (changed).
-func (t *tx) lostUpdate(ctx context.Context, table, key, value string, notFound, changed error) error {
-	ok, err := t.exists(ctx, table, key, value)
+func (t *tx) lostUpdate(ctx context.Context, model any, key, value string, notFound, changed error) error {
+	ok, err := exists(t.q(ctx), model, key, value)
 	switch {
 	case err != nil:
 		return err
@@ -73,7 +92,7 @@ func (t *tx) CreateAgent(ctx context.Context, a registry.Agent) error {
 	if err != nil {
 		return err
 	}
-	ok, err := t.insert(ctx, &row)
+	ok, err := insert(t.q(ctx), &row)
 	if err != nil {
 		return err
 	}
@@ -94,11 +113,11 @@ func (t *tx) pinCerts(ctx context.Context, agentID string, spki []string) error 
 	for i, s := range spki {
 		rows[i] = certRow{SPKISHA256: s, AgentID: agentID}
 	}
-	res := t.q(ctx).Clauses(doNothing).Create(&rows)
-	if res.Error != nil {
-		return dbError(res.Error)
+	n, err := changed(t.q(ctx).Clauses(doNothing).Create(&rows))
+	if err != nil {
+		return err
 	}
-	if res.RowsAffected != int64(len(rows)) {
+	if n != int64(len(rows)) {
 		return objectExists("a client certificate key of agent %q is pinned by another agent", agentID)
 	}
 	return nil
@@ -109,21 +128,27 @@ func (t *tx) UpdateAgent(ctx context.Context, a registry.Agent) error {
 	if err != nil {
 		return err
 	}
-	n, err := t.exec(ctx, `UPDATE agents SET display_name = ?, claims_endpoint = ?, issuer = ?,
-		account_key_jwk = ?, account_key_thumbprint = ?, state = ?, client_cert_spki = ?,
-		update_time = ?, version = ?, link_generation = ?
-		WHERE id = ? AND version = ?`,
-		row.DisplayName, row.ClaimsEndpoint, row.Issuer, row.AccountKeyJWK, row.AccountKeyThumbprint,
-		row.State, row.ClientCertSPKI, row.UpdateTime, row.Version, row.LinkGeneration, row.ID, a.Version-1)
+	n, err := update(t.q(ctx), &agentRow{}, map[string]any{
+		"display_name":           row.DisplayName,
+		"claims_endpoint":        row.ClaimsEndpoint,
+		"issuer":                 row.Issuer,
+		"account_key_jwk":        row.AccountKeyJWK,
+		"account_key_thumbprint": row.AccountKeyThumbprint,
+		"state":                  row.State,
+		"client_cert_spki":       row.ClientCertSPKI,
+		"update_time":            row.UpdateTime,
+		"version":                row.Version,
+		"link_generation":        row.LinkGeneration,
+	}, "id = ? AND version = ?", row.ID, a.Version-1)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
-		return t.lostUpdate(ctx, "agents", "id", a.ID,
+		return t.lostUpdate(ctx, &agentRow{}, "id", a.ID,
 			notFound("AGENT_NOT_FOUND", "agent %q not found", a.ID),
 			concurrentUpdate("agent %q was changed concurrently", a.ID))
 	}
-	if _, err := t.exec(ctx, "DELETE FROM agent_client_certs WHERE agent_id = ?", a.ID); err != nil {
+	if _, err := changed(t.q(ctx).Where("agent_id = ?", a.ID).Delete(&certRow{})); err != nil {
 		return err
 	}
 	return t.pinCerts(ctx, a.ID, spki)
@@ -131,7 +156,7 @@ func (t *tx) UpdateAgent(ctx context.Context, a registry.Agent) error {
 
 func (t *tx) CreateCredential(ctx context.Context, c registry.Credential) error {
 	row := credentialToRow(c)
-	ok, err := t.insert(ctx, &row)
+	ok, err := insert(t.q(ctx), &row)
 	if err != nil {
 		return err
 	}
@@ -145,26 +170,34 @@ func (t *tx) RevokeCredential(ctx context.Context, id string, at time.Time) erro
 	if at.IsZero() {
 		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "revoke time must be set")
 	}
-	n, err := t.exec(ctx, "UPDATE credentials SET revoke_time = ? WHERE id = ? AND revoke_time IS NULL", dbTime(at), id)
+	n, err := update(t.q(ctx), &credentialRow{}, map[string]any{"revoke_time": dbTime(at)}, "id = ? AND revoke_time IS NULL", id)
 	if err != nil || n > 0 {
 		return err
 	}
-	return t.lostUpdate(ctx, "credentials", "id", id,
+	return t.lostUpdate(ctx, &credentialRow{}, "id", id,
 		notFound("CREDENTIAL_NOT_FOUND", "credential %q not found", id),
 		registry.Errorf(registry.KindFailedPrecondition, "CREDENTIAL_REVOKED", "credential %q is revoked already", id))
 }
 
+// LockOperatorCredentials reads the operator credentials not revoked. On PostgreSQL it
+// locks them: a second transaction waits for the first, and then reads each row again, so
+// a credential the first revoked is no longer among those it gets. On SQLite the
+// transaction holds the only write lock already.
+func (t *tx) LockOperatorCredentials(ctx context.Context) ([]registry.Credential, error) {
+	q := t.q(ctx).Where("agent_id IS NULL AND revoke_time IS NULL").Order("create_time, id").Clauses(forUpdate)
+	return find(q, credentialRow.credential)
+}
+
 func (t *tx) CreateChallenge(ctx context.Context, c registry.Challenge) error {
-	r, err := challengeToRow(c)
+	row, err := challengeToRow(c)
 	if err != nil {
 		return err
 	}
-	n, err := t.execSQL(ctx, sqlInsertChallenge, r.ID, r.AgentID, r.Identifier, r.Purpose, r.Token, r.KeyAuthorization,
-		r.Status, r.Attempts, r.Problem, t.time(r.CreateTime), t.time(r.ExpireTime), t.time(r.ValidateTime), r.SponsorAgentID)
+	ok, err := insert(t.q(ctx), &row)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if !ok {
 		return objectExists("challenge %q already exists", c.ID)
 	}
 	return nil
@@ -175,23 +208,28 @@ func (t *tx) UpdateChallenge(ctx context.Context, c registry.Challenge, fromStat
 	if err != nil {
 		return err
 	}
-	n, err := t.execSQL(ctx, sqlUpdateChallenge, r.Status, r.Attempts, r.Problem, t.time(r.ValidateTime), t.time(r.ExpireTime),
-		c.ID, string(fromStatus), fromAttempts)
+	n, err := update(t.q(ctx), &challengeRow{}, map[string]any{
+		"status":        r.Status,
+		"attempts":      r.Attempts,
+		"problem":       r.Problem,
+		"validate_time": r.ValidateTime,
+		"expire_time":   r.ExpireTime,
+	}, "id = ? AND status = ? AND attempts = ?", c.ID, string(fromStatus), fromAttempts)
 	if err != nil || n > 0 {
 		return err
 	}
-	return t.lostUpdate(ctx, "challenges", "id", c.ID,
+	return t.lostUpdate(ctx, &challengeRow{}, "id", c.ID,
 		notFound("CHALLENGE_NOT_FOUND", "challenge %q not found", c.ID),
 		concurrentUpdate("challenge %q was changed concurrently", c.ID))
 }
 
 func (t *tx) CreateIdentity(ctx context.Context, i registry.Identity) error {
-	r := identityToRow(i)
-	n, err := t.execSQL(ctx, sqlInsertIdentity, r.ID, r.SubjectSeed, t.time(r.CreateTime), t.time(r.RetireTime))
+	row := identityToRow(i)
+	ok, err := insert(t.q(ctx), &row)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if !ok {
 		return objectExists("identity %q or its subject seed exists already", i.ID)
 	}
 	return nil
@@ -201,39 +239,39 @@ func (t *tx) RetireIdentity(ctx context.Context, id string, at time.Time) error 
 	if at.IsZero() {
 		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "retire time must be set")
 	}
-	n, err := t.exec(ctx, "UPDATE identities SET retire_time = ? WHERE id = ? AND retire_time IS NULL", dbTime(at), id)
+	n, err := update(t.q(ctx), &identityRow{}, map[string]any{"retire_time": dbTime(at)}, "id = ? AND retire_time IS NULL", id)
 	if err != nil || n > 0 {
 		return err
 	}
-	return t.lostUpdate(ctx, "identities", "id", id,
+	return t.lostUpdate(ctx, &identityRow{}, "id", id,
 		notFound("IDENTITY_NOT_FOUND", "identity %q not found", id),
 		registry.Errorf(registry.KindFailedPrecondition, "IDENTITY_RETIRED", "identity %q is retired already", id))
 }
 
 func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error {
-	r, err := identifierToRow(i)
+	row, err := identifierToRow(i)
 	if err != nil {
 		return err
 	}
-	n, err := t.execSQL(ctx, sqlInsertIdentifier, r.args(t.reader)...)
-	if err != nil || n > 0 {
+	ok, err := insert(t.q(ctx), &row)
+	if err != nil || ok {
 		return err
 	}
 	// The name, the DNS name or the identity is taken; only the names are the caller's
 	// business, and of another identifier with the DNS name only that it exists.
-	taken, err := t.exists(ctx, "identifiers", "name", i.Name)
+	taken, err := exists(t.q(ctx), &identifierRow{}, "name", i.Name)
 	if err != nil {
 		return err
 	}
 	if taken {
 		return registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken, "identifier %q is taken", i.Name)
 	}
-	if taken, err = t.exists(ctx, "identifiers", "dns_name", r.DNSName); err != nil {
+	if taken, err = exists(t.q(ctx), &identifierRow{}, "dns_name", row.DNSName); err != nil {
 		return err
 	}
 	if taken {
 		return registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken,
-			"identifier %q is taken: another identifier has its DNS name %s", i.Name, r.DNSName)
+			"identifier %q is taken: another identifier has its DNS name %s", i.Name, row.DNSName)
 	}
 	return objectExists("identity %q has an identifier already", i.IdentityID)
 }
@@ -245,48 +283,51 @@ func (t *tx) UpdateIdentifier(ctx context.Context, i registry.Identifier) error 
 	}
 	// The openid_* columns are not the identifier's (registry.Identifier.OpenID): they are
 	// left as they are.
-	n, err := t.exec(ctx, `UPDATE identifiers SET unicode_name = ?, agent_id = ?, identity_id = ?,
-		claims_endpoint = ?, statuses = ?, update_time = ?, delete_time = ?, purge_time = ?, version = ?,
-		link_generation = ?
-		WHERE name = ? AND version = ?`,
-		row.UnicodeName, row.AgentID, row.IdentityID, row.ClaimsEndpoint, row.Statuses,
-		row.UpdateTime, row.DeleteTime, row.PurgeTime, row.Version, row.LinkGeneration, row.Name, i.Version-1)
+	n, err := update(t.q(ctx), &identifierRow{}, map[string]any{
+		"unicode_name":    row.UnicodeName,
+		"agent_id":        row.AgentID,
+		"identity_id":     row.IdentityID,
+		"claims_endpoint": row.ClaimsEndpoint,
+		"statuses":        row.Statuses,
+		"update_time":     row.UpdateTime,
+		"delete_time":     row.DeleteTime,
+		"purge_time":      row.PurgeTime,
+		"version":         row.Version,
+		"link_generation": row.LinkGeneration,
+	}, "name = ? AND version = ?", row.Name, i.Version-1)
 	if err != nil || n > 0 {
 		return err
 	}
-	return t.lostUpdate(ctx, "identifiers", "name", i.Name,
+	return t.lostUpdate(ctx, &identifierRow{}, "name", i.Name,
 		notFound("IDENTIFIER_NOT_FOUND", "identifier %q not found", i.Name),
 		concurrentUpdate("identifier %q was changed concurrently", i.Name))
 }
 
 func (t *tx) DeleteIdentifier(ctx context.Context, name string, version int64) error {
-	n, err := t.exec(ctx, "DELETE FROM identifiers WHERE name = ? AND version = ?", name, version)
+	n, err := changed(t.q(ctx).Where("name = ? AND version = ?", name, version).Delete(&identifierRow{}))
 	if err != nil || n > 0 {
 		return err
 	}
-	return t.lostUpdate(ctx, "identifiers", "name", name,
+	return t.lostUpdate(ctx, &identifierRow{}, "name", name,
 		notFound("IDENTIFIER_NOT_FOUND", "identifier %q not found", name),
 		concurrentUpdate("identifier %q was changed concurrently", name))
 }
 
+// AppendJournal writes e; gorm reads the new ID back (RETURNING id).
 func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64, error) {
-	args := []any{t.time(dbTime(e.Time)), e.Actor, e.Action, e.ObjectType, e.ObjectID, e.Before, e.After}
-	if t.postgres {
-		var id int64
-		if err := t.c.QueryRowContext(ctx, sqlInsertJournal.postgres, args...).Scan(&id); err != nil {
-			return 0, dbError(err)
-		}
-		return id, nil
+	row := journalRow{
+		Time:       dbTime(e.Time),
+		Actor:      e.Actor,
+		Action:     e.Action,
+		ObjectType: e.ObjectType,
+		ObjectID:   e.ObjectID,
+		Before:     e.Before,
+		After:      e.After,
 	}
-	res, err := t.c.ExecContext(ctx, sqlInsertJournal.sqlite, args...)
-	if err != nil {
+	if err := t.q(ctx).Create(&row).Error; err != nil {
 		return 0, dbError(err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, dbError(err)
-	}
-	return id, nil
+	return row.ID, nil
 }
 
 func (t *tx) SetOpenIDState(ctx context.Context, name, identityID string, st registry.OpenIDState) (bool, error) {
@@ -294,19 +335,26 @@ func (t *tx) SetOpenIDState(ctx context.Context, name, identityID string, st reg
 		// openid_next_check is NOT NULL: every identifier is due for a check some time.
 		return false, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "next check time must be set")
 	}
-	n, err := t.execSQL(ctx, sqlSetOpenIDState, string(st.Status), st.Record, st.Issuer, st.ClaimsProvider, st.Detail,
-		t.time(dbTime(st.CheckTime)), t.time(dbTime(st.NextCheck)), name, identityID)
+	n, err := update(t.q(ctx), &identifierRow{}, map[string]any{
+		"openid_status":          string(st.Status),
+		"openid_record":          st.Record,
+		"openid_issuer":          st.Issuer,
+		"openid_claims_provider": st.ClaimsProvider,
+		"openid_detail":          st.Detail,
+		"openid_check_time":      dbTime(st.CheckTime),
+		"openid_next_check":      dbTime(st.NextCheck),
+	}, "name = ? AND identity_id = ?", name, identityID)
 	return n > 0, err
 }
 
 func (t *tx) CreateTransfer(ctx context.Context, tr registry.Transfer) error {
-	r := transferToRow(tr)
-	n, err := t.execSQL(ctx, sqlInsertTransfer, r.args(t.reader)...)
-	if err != nil || n > 0 {
+	row := transferToRow(tr)
+	// Either unique key may refuse the row: the ID, or transfers_pending.
+	ok, err := insert(t.q(ctx), &row)
+	if err != nil || ok {
 		return err
 	}
-	// The ID or, for a pending transfer, the identifier's pending transfer is taken.
-	taken, err := t.exists(ctx, "transfers", "id", tr.ID)
+	taken, err := exists(t.q(ctx), &transferRow{}, "id", tr.ID)
 	if err != nil {
 		return err
 	}
@@ -317,13 +365,27 @@ func (t *tx) CreateTransfer(ctx context.Context, tr registry.Transfer) error {
 }
 
 func (t *tx) UpdateTransfer(ctx context.Context, tr registry.Transfer, from registry.TransferStatus) error {
-	n, err := t.execSQL(ctx, sqlUpdateTransfer, string(tr.Status), t.time(dbTime(tr.ActTime)), tr.ID, string(from))
+	n, err := update(t.q(ctx), &transferRow{}, map[string]any{"status": string(tr.Status), "act_time": dbTime(tr.ActTime)},
+		"id = ? AND status = ?", tr.ID, string(from))
 	if err != nil || n > 0 {
 		return err
 	}
-	return t.lostUpdate(ctx, "transfers", "id", tr.ID,
+	return t.lostUpdate(ctx, &transferRow{}, "id", tr.ID,
 		notFound("TRANSFER_NOT_FOUND", "transfer %q not found", tr.ID),
 		concurrentUpdate("transfer %q was changed concurrently", tr.ID))
+}
+
+// nextEventID takes the agent's next event number. On PostgreSQL the upsert locks the
+// agent's counter row until the transaction ends, so the transactions writing one agent's
+// events run one after the other: each takes its number only once the one before it has
+// committed (or rolled back, giving its number back), and so numbers become visible in
+// order, without gaps. On SQLite write transactions never overlap anyway.
+var nextEventID = []clause.Expression{
+	clause.OnConflict{
+		Columns:   []clause.Column{{Name: "agent_id"}},
+		DoUpdates: clause.Set{{Column: clause.Column{Name: "last_id"}, Value: gorm.Expr("event_counters.last_id + 1")}},
+	},
+	clause.Returning{Columns: []clause.Column{{Name: "last_id"}}},
 }
 
 func (t *tx) AppendEvent(ctx context.Context, e registry.Event) (int64, error) {
@@ -331,16 +393,23 @@ func (t *tx) AppendEvent(ctx context.Context, e registry.Event) (int64, error) {
 	if err != nil {
 		return 0, internal(fmt.Errorf("encoding event data: %w", err))
 	}
-	var id int64
-	if err := t.c.QueryRowContext(ctx, t.sql(sqlNextEventID), e.AgentID).Scan(&id); err != nil {
+	counter := eventCounterRow{AgentID: e.AgentID, LastID: 1}
+	if err := t.q(ctx).Clauses(nextEventID...).Create(&counter).Error; err != nil {
 		return 0, dbError(err)
 	}
-	_, err = t.execSQL(ctx, sqlInsertEvent, e.AgentID, id, string(e.Type), e.Identifier, string(data),
-		t.time(dbTime(e.Time)), t.time(dbTime(e.AckTime)))
-	if err != nil {
-		return 0, err
+	row := eventRow{
+		AgentID:    e.AgentID,
+		ID:         counter.LastID,
+		Type:       string(e.Type),
+		Identifier: e.Identifier,
+		Data:       string(data),
+		CreateTime: dbTime(e.Time),
+		AckTime:    dbTime(e.AckTime),
 	}
-	return id, nil
+	if err := t.q(ctx).Create(&row).Error; err != nil {
+		return 0, dbError(err)
+	}
+	return row.ID, nil
 }
 
 func (t *tx) AckEvents(ctx context.Context, agentID string, ids []int64, at time.Time) (int, error) {
@@ -350,39 +419,73 @@ func (t *tx) AckEvents(ctx context.Context, agentID string, ids []int64, at time
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	n, err := t.exec(ctx, "UPDATE events SET ack_time = ? WHERE agent_id = ? AND id IN ? AND ack_time IS NULL",
-		dbTime(at), agentID, ids)
+	n, err := update(t.q(ctx), &eventRow{}, map[string]any{"ack_time": dbTime(at)},
+		"agent_id = ? AND id IN ? AND ack_time IS NULL", agentID, ids)
 	return int(n), err
+}
+
+// The claims of background work read the due rows through an index ordered by due time
+// (transfers_pending_act, identifiers_purge, identifiers_openid_next_check,
+// challenges_expire, events_acked) and stop at the limit. On PostgreSQL they lock the rows
+// and skip those another transaction holds; on SQLite the transaction holds the only write
+// lock already.
+
+// dueTransfers selects the pending transfers due at now. On PostgreSQL a due transfer is
+// claimed with its identifier: the lifecycle calls lock the identifier and then the
+// transfer, and a sweep that locked the transfer alone and then waited for the identifier
+// could deadlock with them. Skipping either row when it is locked, the sweep never waits,
+// and the identifier it reads next cannot change under it.
+func dueTransfers(db *gorm.DB, d dialect, now time.Time, limit int) *gorm.DB {
+	q := db.Model(&transferRow{}).Where(isPending+" AND act_time <= ?", dbTime(now)).Order("act_time").Limit(limit)
+	if d.rowLocks() {
+		q = q.Joins("JOIN identifiers ON identifiers.name = transfers.identifier").Clauses(clause.Locking{
+			Strength: clause.LockingStrengthUpdate,
+			// gorm's Locking names one table; the two are written out.
+			Table:   clause.Table{Name: "transfers, identifiers", Raw: true},
+			Options: clause.LockingOptionsSkipLocked,
+		})
+	}
+	return q
+}
+
+// duePurges selects the identifiers pending delete whose purge time has come.
+func duePurges(db *gorm.DB, now time.Time, limit int) *gorm.DB {
+	return db.Model(&identifierRow{}).Where("purge_time IS NOT NULL AND purge_time <= ?", dbTime(now)).
+		Order("purge_time").Limit(limit).Clauses(skipLocked)
+}
+
+// dueOpenIDChecks selects the identifiers whose next _openid check is due.
+func dueOpenIDChecks(db *gorm.DB, now time.Time, limit int) *gorm.DB {
+	return db.Model(&identifierRow{}).Where("openid_next_check <= ?", dbTime(now)).
+		Order("openid_next_check").Limit(limit).Clauses(skipLocked)
+}
+
+// deleteExpiredChallenges deletes up to limit challenges that expired before a time.
+func deleteExpiredChallenges(db *gorm.DB, before time.Time, limit int) *gorm.DB {
+	expired := db.Model(&challengeRow{}).Select("id").
+		Where("expire_time < ?", dbTime(before)).Order("expire_time").Limit(limit).Clauses(skipLocked)
+	return db.Where("id IN (?)", expired).Delete(&challengeRow{})
+}
+
+// deleteAckedEvents deletes up to limit events acknowledged before a time.
+func deleteAckedEvents(db *gorm.DB, before time.Time, limit int) *gorm.DB {
+	acked := db.Model(&eventRow{}).Select("agent_id, id").
+		Where("ack_time IS NOT NULL AND ack_time < ?", dbTime(before)).Order("ack_time").Limit(limit).Clauses(skipLocked)
+	return db.Where("(agent_id, id) IN (?)", acked).Delete(&eventRow{})
 }
 
 func (t *tx) ClaimDueTransfers(ctx context.Context, now time.Time, limit int) ([]registry.Transfer, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
-	rows, err := queryRows(ctx, t.reader, sqlClaimDueTransfers, (*transferRow).dest, t.time(dbTime(now)), limit)
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	out := make([]registry.Transfer, len(rows))
-	for i, row := range rows {
-		out[i] = row.transfer()
-	}
-	return out, nil
+	return find(dueTransfers(t.q(ctx), t.d, now, limit), transferRow.transfer)
 }
 
 func (t *tx) ClaimDuePurges(ctx context.Context, now time.Time, limit int) ([]registry.Identifier, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
-	rows, err := queryRows(ctx, t.reader, sqlClaimDuePurges, (*identifierRow).dest, t.time(dbTime(now)), limit)
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	out := make([]registry.Identifier, len(rows))
-	for i, row := range rows {
-		out[i] = row.identifier()
-	}
-	return out, nil
+	return find(duePurges(t.q(ctx), now, limit), identifierRow.identifier)
 }
 
 func (t *tx) ClaimOpenIDChecks(ctx context.Context, now, leaseUntil time.Time, limit int) ([]registry.Identifier, error) {
@@ -392,16 +495,18 @@ func (t *tx) ClaimOpenIDChecks(ctx context.Context, now, leaseUntil time.Time, l
 	if leaseUntil.IsZero() {
 		return nil, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "lease end must be set")
 	}
-	rows, err := queryRows(ctx, t.reader, sqlClaimOpenIDChecks, (*identifierRow).dest, t.time(dbTime(now)), limit)
-	if err != nil || len(rows) == 0 {
-		return nil, err
+	var rows []identifierRow
+	if err := dueOpenIDChecks(t.q(ctx), now, limit).Find(&rows).Error; err != nil {
+		return nil, dbError(err)
 	}
-	lease := dbTime(leaseUntil)
+	if len(rows) == 0 {
+		return nil, nil
+	}
 	names := make([]string, len(rows))
 	for i, row := range rows {
 		names[i] = row.Name
 	}
-	if _, err := t.exec(ctx, "UPDATE identifiers SET openid_next_check = ? WHERE name IN ?", lease, names); err != nil {
+	if _, err := update(t.q(ctx), &identifierRow{}, map[string]any{"openid_next_check": dbTime(leaseUntil)}, "name IN ?", names); err != nil {
 		return nil, err
 	}
 	out := make([]registry.Identifier, len(rows))
@@ -416,7 +521,7 @@ func (t *tx) DeleteAckedEvents(ctx context.Context, before time.Time, limit int)
 	if err := checkLimit(limit); err != nil {
 		return 0, err
 	}
-	n, err := t.execSQL(ctx, sqlDeleteAckedEvents, t.time(dbTime(before)), limit)
+	n, err := changed(deleteAckedEvents(t.q(ctx), before, limit))
 	return int(n), err
 }
 
@@ -424,6 +529,6 @@ func (t *tx) DeleteExpiredChallenges(ctx context.Context, before time.Time, limi
 	if err := checkLimit(limit); err != nil {
 		return 0, err
 	}
-	n, err := t.execSQL(ctx, sqlDeleteExpiredChallenges, t.time(dbTime(before)), limit)
+	n, err := changed(deleteExpiredChallenges(t.q(ctx), before, limit))
 	return int(n), err
 }
