@@ -115,7 +115,7 @@ func (d dialect) open(dsn string, cfg config) (*sql.DB, gorm.Dialector, error) {
 	// it names by default. It imports that driver, github.com/mattn/go-sqlite3, which
 	// without cgo compiles to a stub that fails only when it is opened; the store never
 	// opens it.
-	return db, sqlite.New(sqlite.Config{DriverName: sqliteDriver, Conn: db}), nil
+	return db, sqlite.New(sqlite.Config{DriverName: sqliteDriver, Conn: &sqlitePool{DB: db}}), nil
 }
 
 // sqliteDriver is the database/sql name of modernc.org/sqlite.

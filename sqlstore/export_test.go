@@ -22,14 +22,21 @@ func ExecInTx(ctx context.Context, t registry.Tx, sql string) error {
 // DB returns the store's gorm handle.
 func DB(s *Store) *gorm.DB { return s.db }
 
-// PreparedStatements returns how many statements gorm keeps prepared for s; -1 when it
-// keeps none (PostgreSQL, where pgx does).
-func PreparedStatements(s *Store) int {
+// PreparedStatements returns how many statements gorm keeps prepared for s, and how many of
+// them are prepared on a transaction (and prepared again by every transaction that runs
+// them); -1 when it keeps none (PostgreSQL, where pgx does).
+func PreparedStatements(s *Store) (all, onTx int) {
 	p, ok := s.db.ConnPool.(*gorm.PreparedStmtDB)
 	if !ok {
-		return -1
+		return -1, -1
 	}
-	return len(p.Stmts.Keys())
+	for _, k := range p.Stmts.Keys() {
+		all++
+		if st, ok := p.Stmts.Get(k); ok && st.Transaction {
+			onTx++
+		}
+	}
+	return all, onTx
 }
 
 // IndexedStatement is a statement of the store that must read an index, not scan its table.

@@ -116,14 +116,17 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		SkipDefaultTransaction: true,
 		PrepareStmt:            d.prepare,
 		PrepareStmtMaxSize:     maxPreparedStmts,
-		// SELECT lists the model's columns, not *.
-		QueryFields:          true,
-		Logger:               logger.Discard,
-		DisableAutomaticPing: true,
+		Logger:                 logger.Discard,
+		DisableAutomaticPing:   true,
 	})
 	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	if cache, ok := db.ConnPool.(*gorm.PreparedStmtDB); ok {
+		if pool, ok := cache.ConnPool.(*sqlitePool); ok {
+			pool.promote = func(queries []string) { promote(cache, sqlDB, queries) }
+		}
 	}
 	if err := s.countStatements(db); err != nil {
 		sqlDB.Close()
