@@ -24,8 +24,9 @@ import (
 // In the same run, with the timer stopped, 16 goroutines sign max(b.N, 200) agent-token
 // payloads with the same KeySet and algorithm (KeySet.Sign, typ JWT): the raw signing rate.
 //
-// Metrics: userinfo/s, sign/s, ratio = userinfo/s ÷ sign/s, and http_version, the HTTP major
-// version the clients spoke (2).
+// Metrics: userinfo/s, sign/s, ratio = userinfo/s ÷ sign/s, http_version, the HTTP major
+// version the clients spoke (2), and cpu-µs/op, the CPU time of the whole process (authority
+// and clients) per userinfo call.
 //
 //	go test -run=NONE -bench='Userinfo|Logins' -benchtime=2s -count=3 ./bench/
 func BenchmarkUserinfo(b *testing.B) {
@@ -58,7 +59,7 @@ func BenchmarkUserinfo(b *testing.B) {
 				}
 				b.ResetTimer()
 			}
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime()
 			err := parallel(concurrency, b.N, func(w, _ int) error {
 				u, _, _, err := rps[w].Userinfo(tokens[w])
 				if err != nil {
@@ -66,7 +67,7 @@ func BenchmarkUserinfo(b *testing.B) {
 				}
 				return checkUserinfo(u)
 			})
-			elapsed := time.Since(start)
+			elapsed, cpuPerCall := time.Since(start), cpuPerOp(cpu, b.N)
 			b.StopTimer()
 			if err != nil {
 				b.Fatal(err)
@@ -84,6 +85,7 @@ func BenchmarkUserinfo(b *testing.B) {
 			b.ReportMetric(signs, "sign/s")
 			b.ReportMetric(rate/signs, "ratio")
 			b.ReportMetric(float64(major), "http_version")
+			b.ReportMetric(cpuPerCall, "cpu-µs/op")
 		})
 	}
 }

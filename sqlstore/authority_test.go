@@ -302,6 +302,7 @@ func BenchmarkAuthorityGetAccessToken(b *testing.B) {
 			}
 			var next atomic.Int64
 			b.ResetTimer()
+			defer ReportCPU(b, CPUTime())
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := a.GetAccessToken(ctx, hashes[next.Add(1)%tokens]); err != nil {

@@ -42,7 +42,7 @@ func benchmarkRegister(b *testing.B, s *sqlstore.Store) {
 		return err
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), sqlstore.CPUTime()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := seq.Add(1)
@@ -96,4 +96,5 @@ func benchmarkRegister(b *testing.B, s *sqlstore.Store) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "registrations/s")
+	sqlstore.ReportCPU(b, cpu)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"syscall"
+	"testing"
 	"time"
 
 	"gorm.io/gorm"
@@ -114,4 +116,19 @@ func Record(s *Store) func() []Recorded {
 		on = false
 		return got
 	}
+}
+
+// CPUTime returns the CPU time the process has used so far, user and system: a benchmark's
+// cost that other processes on the machine do not inflate, as they do its wall time.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ReportCPU reports the CPU time used since start per operation of b, as cpu-µs/op.
+func ReportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(CPUTime()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }
