@@ -493,11 +493,6 @@ func (a *AuthorityStore) RevokeGrant(ctx context.Context, grantID string, now ti
 	})
 }
 
-// accessTokenColumns are the columns of authority_access_tokens, in the order of
-// accessTokenRow's fields.
-const accessTokenColumns = "token_hash, grant_id, client_id, identity_id, identifier, subject, scopes, claims, " +
-	"create_time, expire_time, revoke_time"
-
 // CreateAccessToken stores a token only while its grant exists (not after its client's
 // deletion), and the token of a revoked grant revoked: the row is selected from the
 // grant's. On PostgreSQL the grant's row is locked for share: a RevokeGrant or DeleteClient
@@ -520,11 +515,15 @@ func (a *AuthorityStore) CreateAccessToken(ctx context.Context, t authority.Acce
 	return lost(a.q(ctx), &grantRow{}, "id = ?", t.GrantID, fmt.Sprintf("grant %q", t.GrantID), "has an access token of that hash already")
 }
 
-// GetAccessToken reads a token by its hash: every userinfo request does.
+// GetAccessToken reads a token by its hash: every userinfo request does (handsql.go).
 func (a *AuthorityStore) GetAccessToken(ctx context.Context, tokenHash []byte) (authority.AccessToken, error) {
 	var row accessTokenRow
-	if err := getRow(a.q(ctx).Where("token_hash = ?", tokenHash), &row, "access token"); err != nil {
-		return authority.AccessToken{}, err
+	ok, err := scanRow(a.q(ctx), row.dest(), sqlGetAccessToken, tokenHash)
+	if err != nil {
+		return authority.AccessToken{}, authError(err)
+	}
+	if !ok {
+		return authority.AccessToken{}, fmt.Errorf("access token: %w", authority.ErrNotFound)
 	}
 	return row.token()
 }

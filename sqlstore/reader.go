@@ -36,6 +36,19 @@ func take(q *gorm.DB, row any, reason, format string, args ...any) error {
 	return dbError(err)
 }
 
+// get reads the one row of the SELECT q, written out (handsql.go), whose one argument is
+// key, into dest; no row is a not-found error with reason, format naming the key.
+func (r reader) get(ctx context.Context, dest []any, q, key, reason, format string) error {
+	ok, err := scanRow(r.q(ctx), dest, q, key)
+	if err != nil {
+		return dbError(err)
+	}
+	if !ok {
+		return notFound(reason, format, key)
+	}
+	return nil
+}
+
 // find reads the rows q selects and converts each with conv.
 func find[R, T any](q *gorm.DB, conv func(R) T) ([]T, error) {
 	var rows []R
@@ -59,7 +72,7 @@ func convert[R, T any](rows []R, conv func(R) T) []T {
 
 func (r reader) GetAgent(ctx context.Context, id string) (registry.Agent, error) {
 	var row agentRow
-	if err := take(r.q(ctx).Where("id = ?", id), &row, "AGENT_NOT_FOUND", "agent %q not found", id); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetAgent, id, "AGENT_NOT_FOUND", "agent %q not found"); err != nil {
 		return registry.Agent{}, err
 	}
 	return row.agent(), nil
@@ -102,7 +115,7 @@ func (r reader) ListCredentials(ctx context.Context, agentID string) ([]registry
 
 func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge, error) {
 	var row challengeRow
-	if err := take(r.q(ctx).Where("id = ?", id), &row, "CHALLENGE_NOT_FOUND", "challenge %q not found", id); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetChallenge, id, "CHALLENGE_NOT_FOUND", "challenge %q not found"); err != nil {
 		return registry.Challenge{}, err
 	}
 	return row.challenge()
@@ -118,7 +131,7 @@ func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, 
 
 func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identifier, error) {
 	var row identifierRow
-	if err := take(r.q(ctx).Where("name = ?", name), &row, "IDENTIFIER_NOT_FOUND", "identifier %q not found", name); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetIdentifier, name, "IDENTIFIER_NOT_FOUND", "identifier %q not found"); err != nil {
 		return registry.Identifier{}, err
 	}
 	return row.identifier(), nil

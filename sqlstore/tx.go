@@ -193,11 +193,11 @@ func (t *tx) CreateChallenge(ctx context.Context, c registry.Challenge) error {
 	if err != nil {
 		return err
 	}
-	ok, err := insert(t.q(ctx), &row)
+	n, err := t.exec(ctx, sqlInsertChallenge, row.args()...)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if n == 0 {
 		return objectExists("challenge %q already exists", c.ID)
 	}
 	return nil
@@ -208,13 +208,8 @@ func (t *tx) UpdateChallenge(ctx context.Context, c registry.Challenge, fromStat
 	if err != nil {
 		return err
 	}
-	n, err := update(t.q(ctx), &challengeRow{}, map[string]any{
-		"status":        r.Status,
-		"attempts":      r.Attempts,
-		"problem":       r.Problem,
-		"validate_time": r.ValidateTime,
-		"expire_time":   r.ExpireTime,
-	}, "id = ? AND status = ? AND attempts = ?", c.ID, string(fromStatus), fromAttempts)
+	n, err := t.exec(ctx, sqlUpdateChallenge, r.Status, r.Attempts, r.Problem, r.ValidateTime, r.ExpireTime,
+		c.ID, string(fromStatus), fromAttempts)
 	if err != nil || n > 0 {
 		return err
 	}
@@ -225,11 +220,11 @@ func (t *tx) UpdateChallenge(ctx context.Context, c registry.Challenge, fromStat
 
 func (t *tx) CreateIdentity(ctx context.Context, i registry.Identity) error {
 	row := identityToRow(i)
-	ok, err := insert(t.q(ctx), &row)
+	n, err := t.exec(ctx, sqlInsertIdentity, row.args()...)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if n == 0 {
 		return objectExists("identity %q or its subject seed exists already", i.ID)
 	}
 	return nil
@@ -253,8 +248,8 @@ func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error 
 	if err != nil {
 		return err
 	}
-	ok, err := insert(t.q(ctx), &row)
-	if err != nil || ok {
+	n, err := t.exec(ctx, sqlInsertIdentifier, row.args()...)
+	if err != nil || n > 0 {
 		return err
 	}
 	// The name, the DNS name or the identity is taken; only the names are the caller's
@@ -313,7 +308,6 @@ func (t *tx) DeleteIdentifier(ctx context.Context, name string, version int64) e
 		concurrentUpdate("identifier %q was changed concurrently", name))
 }
 
-// AppendJournal writes e; gorm reads the new ID back (RETURNING id).
 func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64, error) {
 	row := journalRow{
 		Time:       dbTime(e.Time),
@@ -324,10 +318,11 @@ func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64,
 		Before:     e.Before,
 		After:      e.After,
 	}
-	if err := t.q(ctx).Create(&row).Error; err != nil {
+	var id int64
+	if _, err := scanRow(t.q(ctx), []any{&id}, sqlInsertJournal, row.args()...); err != nil {
 		return 0, dbError(err)
 	}
-	return row.ID, nil
+	return id, nil
 }
 
 func (t *tx) SetOpenIDState(ctx context.Context, name, identityID string, st registry.OpenIDState) (bool, error) {
