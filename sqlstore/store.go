@@ -2,11 +2,14 @@
 // (modernc.org/sqlite: pure Go, no cgo) by default, or in PostgreSQL (pgx) for production.
 //
 // Every statement goes through gorm: models with gorm tags (rows.go, authority_rows.go),
-// gorm's query builder, clause.Locking and clause.OnConflict for row locks and upserts, and
-// gorm's transactions. A few statements gorm cannot build (an INSERT … SELECT, a UNION, a
-// LOCK TABLE) are written out, and run through gorm's Raw and Exec all the same. On SQLite
-// gorm keeps every statement prepared (PrepareStmt); on PostgreSQL pgx keeps them per
-// connection. The dialect value (dialect.go) holds what differs between the engines.
+// gorm's query builder, clause.Locking and clause.OnConflict for row locks and upserts,
+// gorm's transactions, and gorm's SQLite and PostgreSQL dialects. A few statements are
+// written out and run through gorm's Raw and Exec: those gorm cannot build (a UNION, an
+// INSERT … SELECT, a LOCK TABLE), and those of the hot paths, where skipping gorm's builder
+// and its reflection over the model was measured to pay (handsql.go). On SQLite gorm keeps
+// every statement prepared (PrepareStmt; prepare.go makes that hold for statements first
+// met inside a transaction); on PostgreSQL pgx keeps them per connection. The dialect value
+// (dialect.go) holds what differs between the engines.
 //
 // Times are stored in UTC truncated to the microsecond, the precision PostgreSQL keeps, on
 // both dialects: a time read back equals the time written truncated to the microsecond, in
