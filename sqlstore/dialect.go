@@ -24,7 +24,8 @@ import (
 // locks (clause.Locking, which gorm's SQLite dialect leaves out), upserts and RETURNING are
 // gorm's business; what is left is how a connection is made, how a time is kept, whether
 // the engine locks rows or the whole database, and whether the store keeps statements
-// prepared.
+// prepared. A database error names its engine by its type (pgconn.PgError, sqlite.Error),
+// so errors.go tells them apart without a dialect.
 type dialect struct {
 	name migrations.Dialect
 	// oneWriter: the engine runs one write transaction at a time, and locks the whole
@@ -38,11 +39,13 @@ type dialect struct {
 	// pgx keeps prepared statements per connection itself, so on PostgreSQL gorm passes
 	// statements through.
 	prepare bool
+	// open makes the connection pool of a DSN and gorm's dialector on it.
+	open func(dsn string, cfg config) (*sql.DB, gorm.Dialector, error)
 }
 
 var (
-	sqliteDialect   = dialect{name: migrations.SQLite, oneWriter: true, prepare: true}
-	postgresDialect = dialect{name: migrations.Postgres}
+	sqliteDialect   = dialect{name: migrations.SQLite, oneWriter: true, prepare: true, open: openSQLite}
+	postgresDialect = dialect{name: migrations.Postgres, open: openPostgres}
 )
 
 // dialectFor returns the dialect of dsn: PostgreSQL for a postgres:// or postgresql:// URL,
@@ -80,24 +83,28 @@ func (d dialect) timeValue(t time.Time) any {
 	return t.UnixNano()
 }
 
-// open makes the connection pool of dsn and gorm's dialector on it.
-func (d dialect) open(dsn string, cfg config) (*sql.DB, gorm.Dialector, error) {
-	if d.name == migrations.Postgres {
-		pgcfg, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			return nil, nil, fmt.Errorf("sqlstore: PostgreSQL DSN: %w", err)
-		}
-		if pgcfg.ConnectTimeout == 0 {
-			pgcfg.ConnectTimeout = defaultConnectTimeout
-		}
-		db := sql.OpenDB(watchedConnector{stdlib.GetConnector(*pgcfg), &reachability{log: cfg.logger}})
-		n := cmpOr(cfg.maxOpenConns, 4*runtime.GOMAXPROCS(0))
-		db.SetMaxOpenConns(n)
-		db.SetMaxIdleConns(n)
-		db.SetConnMaxIdleTime(5 * time.Minute)
-		db.SetConnMaxLifetime(time.Hour)
-		return db, postgres.New(postgres.Config{Conn: db}), nil
+// openPostgres opens a PostgreSQL database through pgx, reporting to cfg.logger when it
+// becomes unreachable and reachable again.
+func openPostgres(dsn string, cfg config) (*sql.DB, gorm.Dialector, error) {
+	pgcfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: PostgreSQL DSN: %w", err)
 	}
+	if pgcfg.ConnectTimeout == 0 {
+		pgcfg.ConnectTimeout = defaultConnectTimeout
+	}
+	db := sql.OpenDB(watchedConnector{stdlib.GetConnector(*pgcfg), &reachability{log: cfg.logger}})
+	n := cmpOr(cfg.maxOpenConns, 4*runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(time.Hour)
+	return db, postgres.New(postgres.Config{Conn: db}), nil
+}
+
+// openSQLite opens a SQLite database through modernc.org/sqlite, with the store's settings
+// (sqliteDSN).
+func openSQLite(dsn string, cfg config) (*sql.DB, gorm.Dialector, error) {
 	sdsn, err := sqliteDSN(dsn)
 	if err != nil {
 		return nil, nil, err
