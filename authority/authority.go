@@ -18,9 +18,10 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// Mapping is the registry's identifier → agent mapping as the authority reads it.
+// Resolver is the registry's identifier → agent mapping as the authority reads it
+// (registry.Resolver implements it).
 // registry.Service implements it.
-type Mapping interface {
+type Resolver interface {
 	// Resolve maps an identifier to its sponsoring agent and identity; an identifier on
 	// hold, pending delete or unknown resolves to a registry KindNotFound error.
 	Resolve(ctx context.Context, identifier string) (registry.Resolution, error)
@@ -62,15 +63,15 @@ const (
 	RegistrationToken RegistrationMode = "token"
 )
 
-// Config configures an Authority. Issuer, Store, Keys and Mapping are required.
+// Config configures an Authority. Issuer, Store, Keys and Resolver are required.
 type Config struct {
 	// Issuer is the authority's issuer URL: https, no query or fragment. Its host is what
 	// identifiers' _openid records name as iss.
 	Issuer string
 	Store  Store
 	Keys   *KeySet
-	// Mapping is the registry's mapping.
-	Mapping Mapping
+	// Resolver is the registry's mapping.
+	Resolver Resolver
 	// SubjectType is the default for clients that do not ask; default pairwise.
 	SubjectType SubjectType
 	// AgentTokenAlg signs the access tokens given to agents in _claim_sources; default
@@ -148,7 +149,7 @@ type Authority struct {
 	host     string
 	store    Store
 	keys     *KeySet
-	mapping  Mapping
+	resolver Resolver
 	log      *slog.Logger
 	logins   *limiter
 	regs     *limiter
@@ -164,8 +165,8 @@ type Authority struct {
 
 // New returns an Authority for cfg.
 func New(cfg Config) (*Authority, error) {
-	if cfg.Store == nil || cfg.Keys == nil || cfg.Mapping == nil {
-		return nil, errors.New("authority: Config.Store, Keys and Mapping are required")
+	if cfg.Store == nil || cfg.Keys == nil || cfg.Resolver == nil {
+		return nil, errors.New("authority: Config.Store, Keys and Resolver are required")
 	}
 	issuer, err := checkIssuer(cfg.Issuer)
 	if err != nil {
@@ -254,7 +255,7 @@ func New(cfg Config) (*Authority, error) {
 	}
 	u, _ := url.Parse(cfg.Issuer)
 	a := &Authority{
-		cfg: cfg, issuer: cfg.Issuer, host: u.Host, store: cfg.Store, keys: cfg.Keys, mapping: cfg.Mapping,
+		cfg: cfg, issuer: cfg.Issuer, host: u.Host, store: cfg.Store, keys: cfg.Keys, resolver: cfg.Resolver,
 		log:      cfg.Logger,
 		logins:   newLimiter(cfg.LoginRate, cfg.LoginBurst),
 		regs:     newLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
@@ -399,9 +400,15 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // Run does the authority's background work until ctx ends: refreshing and rotating keys,
 // and deleting expired requests, sessions, codes, tokens and links every interval. A
-// failure is logged once until the work succeeds again.
+// failure is logged once until the work succeeds again. It returns when ctx has ended and
+// the key rotator has stopped too, so that nothing of it outlives the caller's shutdown.
 func (a *Authority) Run(ctx context.Context, interval time.Duration) {
-	go a.keys.Run(ctx)
+	rotator := make(chan struct{})
+	go func() {
+		defer close(rotator)
+		a.keys.Run(ctx)
+	}()
+	defer func() { <-rotator }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	sweep := failureLog{log: a.log, failed: "authority: deleting expired state failed", recovered: "authority: deleting expired state works again"}

@@ -248,7 +248,7 @@ func (a *Authority) sessionServes(ctx context.Context, s Session, req AuthReques
 			}
 		}
 	}
-	res, err := a.mapping.Resolve(ctx, s.Identifier)
+	res, err := a.resolver.Resolve(ctx, s.Identifier)
 	return err == nil && res.IdentityID == s.IdentityID
 }
 
@@ -307,7 +307,7 @@ func subset(a, b []string) bool {
 // client with it (and the state and iss, RFC 9207).
 func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, s Session, claims []string) {
 	ctx := r.Context()
-	seed, err := a.mapping.SubjectSeed(ctx, s.IdentityID)
+	seed, err := a.resolver.SubjectSeed(ctx, s.IdentityID)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return

@@ -118,7 +118,7 @@ func (a *Authority) credentialLink(w http.ResponseWriter, r *http.Request) (Cred
 		a.voidLinkPage(w, r, l)
 		return l, false
 	}
-	b, err := a.mapping.CredentialLinkBinding(r.Context(), l.Identifier, l.IdentityID)
+	b, err := a.resolver.CredentialLinkBinding(r.Context(), l.Identifier, l.IdentityID)
 	switch err := stillBound(l, b, err); {
 	case errors.Is(err, errLinkVoid):
 		a.voidLinkPage(w, r, l)

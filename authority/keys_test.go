@@ -845,3 +845,54 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// blockingKeyStore holds the key rotator in a store call from the moment it is armed until
+// released, and records that the call has returned.
+type blockingKeyStore struct {
+	authority.Store
+	armed    atomic.Bool
+	entered  chan struct{}
+	release  chan struct{}
+	returned atomic.Bool
+}
+
+func (s *blockingKeyStore) SigningKeys(ctx context.Context, now time.Time) ([]authority.SigningKey, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+		defer s.returned.Store(true)
+	}
+	return s.Store.SigningKeys(ctx, now)
+}
+
+// TestRunWaitsForTheKeyRotator: Authority.Run returns only once the key rotator it started
+// has stopped, so that no store call of the authority's outlives a shutdown (which closes
+// the database after Run returns).
+func TestRunWaitsForTheKeyRotator(t *testing.T) {
+	store := &blockingKeyStore{Store: newKeyStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	cfg := testConfig(newClock())
+	cfg.RefreshInterval = time.Millisecond
+	keys := newKeySet(t, store, cfg)
+	a, err := authority.New(authority.Config{
+		Issuer: "https://id.example.test", Store: store, Keys: keys, Resolver: struct{ authority.Resolver }{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.armed.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx, time.Hour); close(done) }()
+	<-store.entered
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("Run returned while the key rotator was still in a store call")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(store.release)
+	<-done
+	if !store.returned.Load() {
+		t.Fatal("Run returned before the key rotator's store call did")
+	}
+}

@@ -243,10 +243,10 @@ type loginHolder struct {
 // on hold or pending delete too; err is a failure of the authority.
 func (a *Authority) holder(ctx context.Context, identifier string) (loginHolder, error) {
 	var h loginHolder
-	res, err := a.mapping.Resolve(ctx, identifier)
+	res, err := a.resolver.Resolve(ctx, identifier)
 	switch reason, kind := registry.ReasonOf(err), registry.KindOf(err); {
 	case reason == "IDENTIFIER_ON_HOLD" || reason == "IDENTIFIER_PENDING_DELETE":
-		name, identityID, err := a.mapping.HolderIdentity(ctx, identifier)
+		name, identityID, err := a.resolver.HolderIdentity(ctx, identifier)
 		switch kind := registry.KindOf(err); {
 		case kind == registry.KindNotFound || kind == registry.KindInvalidArgument:
 			// Purged meanwhile.

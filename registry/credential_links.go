@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -82,7 +81,7 @@ func ReadCredentialLinkBinding(ctx context.Context, r Reader, identifier, identi
 // (standing for identity identityID) would have now, as ReadCredentialLinkBinding reads it
 // from the store: never from the resolve cache, so a change made by another instance counts
 // at once.
-func (s *Service) CredentialLinkBinding(ctx context.Context, identifier, identityID string) (CredentialLinkBinding, error) {
+func (s *Resolver) CredentialLinkBinding(ctx context.Context, identifier, identityID string) (CredentialLinkBinding, error) {
 	return ReadCredentialLinkBinding(ctx, s.store, identifier, identityID)
 }
 
@@ -101,20 +100,6 @@ type CredentialLinkIssuer interface {
 	IssueCredentialLink(ctx context.Context, req CredentialLinkRequest) (CredentialLink, error)
 }
 
-// linkIssuer holds the Service's CredentialLinkIssuer, set once at wiring time.
-type linkIssuer struct {
-	mu sync.RWMutex
-	i  CredentialLinkIssuer
-}
-
-// SetCredentialLinkIssuer names the authority that makes credential links. The authority
-// reads the mapping through the Service, so the two are wired after both exist.
-func (s *Service) SetCredentialLinkIssuer(i CredentialLinkIssuer) {
-	s.links.mu.Lock()
-	s.links.i = i
-	s.links.mu.Unlock()
-}
-
 // credentialLinkView is how a credential link appears in the journal: never its URL.
 type credentialLinkView struct {
 	Purpose    CredentialLinkPurpose `json:"purpose"`
@@ -130,9 +115,7 @@ func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identif
 	if purpose != CredentialLinkSetup && purpose != CredentialLinkReset {
 		return CredentialLink{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_SETUP or PURPOSE_RESET")
 	}
-	s.links.mu.RLock()
-	issuer := s.links.i
-	s.links.mu.RUnlock()
+	issuer := s.cfg.CredentialLinks
 	if issuer == nil {
 		return CredentialLink{}, Errorf(KindUnimplemented, "NO_AUTHORITY", "this registry runs without an authority, so it keeps no holder credentials")
 	}
@@ -168,7 +151,7 @@ func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identif
 }
 
 // SubjectSeed returns the secret an identity's subjects are derived from.
-func (s *Service) SubjectSeed(ctx context.Context, identityID string) (string, error) {
+func (s *Resolver) SubjectSeed(ctx context.Context, identityID string) (string, error) {
 	id, err := s.store.GetIdentity(ctx, identityID)
 	if err != nil {
 		return "", err

@@ -289,7 +289,7 @@ func TestAuthorityClientDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	second, err := authority.New(authority.Config{
-		Issuer: e.issuer, Store: e.store.Authority(), Keys: keys, Mapping: e.svc, Now: e.clock.Now,
+		Issuer: e.issuer, Store: e.store.Authority(), Keys: keys, Resolver: e.mapping, Now: e.clock.Now,
 		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1}, ClientCacheTTL: time.Hour,
 	})
 	if err != nil {

@@ -132,7 +132,7 @@ func (e *authEnv) otherInstance(configure func(*authority.Config)) (*http.Client
 		e.t.Fatal(err)
 	}
 	cfg := authority.Config{
-		Issuer: e.issuer, Store: e.store.Authority(), Keys: keys, Mapping: e.svc, Now: e.clock.Now,
+		Issuer: e.issuer, Store: e.store.Authority(), Keys: keys, Resolver: e.mapping, Now: e.clock.Now,
 		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 	}
 	configure(&cfg)

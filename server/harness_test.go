@@ -60,18 +60,20 @@ func (c *clock) Advance(d time.Duration) {
 // env is a running registry: a gRPC server on a loopback listener, two authoritative
 // nameservers for example.test on loopback, and an operator credential.
 type env struct {
-	t      *testing.T
-	ns     []*devdns.Server
-	store  *sqlstore.Store
-	svc    *registry.Service
-	srv    *server.Server
-	addr   string
-	conn   *grpc.ClientConn
-	admin  string
-	clock  *clock
-	logs   *syncBuffer
-	tlsCfg *tls.Config
-	http   *httptest.Server
+	t     *testing.T
+	ns    []*devdns.Server
+	store *sqlstore.Store
+	svc   *registry.Service
+	// mapping is the resolver the authority reads, shared with svc.
+	mapping *registry.Resolver
+	srv     *server.Server
+	addr    string
+	conn    *grpc.ClientConn
+	admin   string
+	clock   *clock
+	logs    *syncBuffer
+	tlsCfg  *tls.Config
+	http    *httptest.Server
 	// ops serves the operator's handler (/metrics, /readyz).
 	ops      *httptest.Server
 	registry registryv1.RegistryServiceClient
@@ -172,10 +174,10 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.configure != nil {
 		opts.configure(&cfg)
 	}
-	e.svc, err = registry.New(cfg)
-	if err != nil {
-		t.Fatal(err)
+	if cfg.Resolver == nil {
+		cfg.Resolver = registry.NewResolver(store, cfg.ResolveCacheTTL, cfg.Now)
 	}
+	e.mapping = cfg.Resolver
 	cert, _, err := server.DevCertificate()
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +212,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			t.Fatal(err)
 		}
 		acfg := authority.Config{
-			Issuer: e.issuer, Store: store.Authority(), Keys: keys, Mapping: e.svc, Logger: log, Now: e.clock.Now,
+			Issuer: e.issuer, Store: store.Authority(), Keys: keys, Resolver: e.mapping, Logger: log, Now: e.clock.Now,
 			// Cheap hashes: the tests count logins, not hash strength.
 			Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 			Observe:  metrics.AuthorityEvent,
@@ -221,8 +223,11 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		if e.auth, err = authority.New(acfg); err != nil {
 			t.Fatal(err)
 		}
-		e.svc.SetCredentialLinkIssuer(e.auth)
+		cfg.CredentialLinks = e.auth
 		authHandler = e.auth.Handler()
+	}
+	if e.svc, err = registry.New(cfg); err != nil {
+		t.Fatal(err)
 	}
 	e.srv, err = server.New(server.Config{
 		Service: e.svc, Logger: log, TLS: e.tlsCfg, AllowPlaintextLoopback: !opts.noPlain,
