@@ -1,0 +1,7 @@
+// Package layering holds no code: its test keeps the direction of the module's imports.
+// The tree reads top-down: leaves (id4me, acme, dnsverify, internal/publicaddr) know no other
+// package of the module; the domain (registry) knows only leaves; the authority knows the
+// domain's types through a small resolver interface; the store (sqlstore) implements both;
+// the transport (server) knows the domain; the binary wires them. The agent side (agent/...)
+// knows only leaves, so agents can take it without any server code.
+package layering
