@@ -42,6 +42,11 @@ var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
 // Every catalogue entry is a well-formed reason with a kind and a one-line description, and
 // every Reason constant of this package is in the catalogue.
 func TestReasonCatalogue(t *testing.T) {
+	for k := range kindNames {
+		if !slices.Contains(slices.Collect(maps.Values(kinds)), k) {
+			t.Errorf("kind %v is missing from the test's kinds", k)
+		}
+	}
 	for _, in := range Reasons() {
 		if !upperSnake.MatchString(string(in.Reason)) {
 			t.Errorf("reason %q is not UPPER_SNAKE", in.Reason)
