@@ -778,7 +778,7 @@ type outageStore struct {
 func (s *outageStore) SigningKeys(ctx context.Context, now time.Time) ([]authority.SigningKey, error) {
 	s.calls.Add(1)
 	if s.down.Load() {
-		return nil, registry.Errorf(registry.KindUnavailable, "DATABASE_UNAVAILABLE", "the database is unreachable; try again shortly")
+		return nil, registry.NewError(registry.ReasonDatabaseUnavailable, "the database is unreachable; try again shortly")
 	}
 	return s.Store.SigningKeys(ctx, now)
 }

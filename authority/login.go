@@ -245,7 +245,7 @@ func (a *Authority) holder(ctx context.Context, identifier string) (loginHolder,
 	var h loginHolder
 	res, err := a.resolver.Resolve(ctx, identifier)
 	switch reason, kind := registry.ReasonOf(err), registry.KindOf(err); {
-	case reason == "IDENTIFIER_ON_HOLD" || reason == "IDENTIFIER_PENDING_DELETE":
+	case reason == registry.ReasonNotResolvedOnHold || reason == registry.ReasonNotResolvedPendingDelete:
 		name, identityID, err := a.resolver.HolderIdentity(ctx, identifier)
 		switch kind := registry.KindOf(err); {
 		case kind == registry.KindNotFound || kind == registry.KindInvalidArgument:

@@ -48,11 +48,11 @@ type CredentialLinkBinding struct {
 func linkBinding(i Identifier, a Agent) (CredentialLinkBinding, error) {
 	switch {
 	case i.Has(StatusPendingDelete):
-		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete; restore it first", i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonIdentifierPendingDelete, "identifier %s is pending delete; restore it first", i.Name)
 	case i.Has(StatusServerHold):
-		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "IDENTIFIER_ON_HOLD", "identifier %s is on hold; its holder cannot log in", i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonIdentifierOnHold, "identifier %s is on hold; its holder cannot log in", i.Name)
 	case a.State != AgentActive:
-		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "SPONSOR_SUSPENDED", "agent %s, which sponsors identifier %s, is suspended", a.ID, i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonSponsorSuspended, "agent %s, which sponsors identifier %s, is suspended", a.ID, i.Name)
 	}
 	return CredentialLinkBinding{AgentID: a.ID, IdentifierGeneration: i.LinkGeneration, AgentGeneration: a.LinkGeneration}, nil
 }
@@ -68,7 +68,7 @@ func ReadCredentialLinkBinding(ctx context.Context, r Reader, identifier, identi
 		return CredentialLinkBinding{}, err
 	}
 	if i.IdentityID != identityID {
-		return CredentialLinkBinding{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "identifier %s stands for another identity now", i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonIdentifierNotFound, "identifier %s stands for another identity now", i.Name)
 	}
 	a, err := r.GetAgent(ctx, i.AgentID)
 	if err != nil {
@@ -113,11 +113,11 @@ type credentialLinkView struct {
 // is suspended.
 func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identifier string, purpose CredentialLinkPurpose) (CredentialLink, error) {
 	if purpose != CredentialLinkSetup && purpose != CredentialLinkReset {
-		return CredentialLink{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_SETUP or PURPOSE_RESET")
+		return CredentialLink{}, NewError(ReasonPurposeRequired, "purpose must be PURPOSE_SETUP or PURPOSE_RESET")
 	}
 	issuer := s.cfg.CredentialLinks
 	if issuer == nil {
-		return CredentialLink{}, Errorf(KindUnimplemented, "NO_AUTHORITY", "this registry runs without an authority, so it keeps no holder credentials")
+		return CredentialLink{}, NewError(ReasonNoAuthority, "this registry runs without an authority, so it keeps no holder credentials")
 	}
 	i, err := s.ownIdentifier(ctx, s.store, actor, identifier)
 	if err != nil {

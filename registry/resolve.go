@@ -50,8 +50,8 @@ func NewResolver(store Reader, cacheTTL time.Duration, now func() time.Time) *Re
 const defaultResolveCacheTTL = 2 * time.Second
 
 // Resolve maps an identifier to its sponsoring agent. An identifier on hold or pending
-// delete resolves to nothing (KindNotFound, reason IDENTIFIER_ON_HOLD or
-// IDENTIFIER_PENDING_DELETE). Answers are cached for
+// delete resolves to nothing (KindNotFound, reason NOT_RESOLVED_ON_HOLD or
+// NOT_RESOLVED_PENDING_DELETE). Answers are cached for
 // Config.ResolveCacheTTL; changes made through this Service drop the cached answer at once,
 // changes made by other instances sharing the database are seen within the TTL.
 func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, error) {
@@ -77,10 +77,10 @@ func (s *Resolver) Resolve(ctx context.Context, identifier string) (Resolution, 
 		return Resolution{}, err
 	}
 	if i.Has(StatusServerHold) {
-		return Resolution{}, Errorf(KindNotFound, "IDENTIFIER_ON_HOLD", "identifier %s is on hold and resolves to nothing", i.Name)
+		return Resolution{}, NewError(ReasonNotResolvedOnHold, "identifier %s is on hold and resolves to nothing", i.Name)
 	}
 	if i.Has(StatusPendingDelete) {
-		return Resolution{}, Errorf(KindNotFound, "IDENTIFIER_PENDING_DELETE", "identifier %s is deleted (pending purge) and resolves to nothing", i.Name)
+		return Resolution{}, NewError(ReasonNotResolvedPendingDelete, "identifier %s is deleted (pending purge) and resolves to nothing", i.Name)
 	}
 	a, err := s.store.GetAgent(ctx, i.AgentID)
 	if err != nil {

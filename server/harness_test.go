@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,6 +135,14 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, clock: &clock{now: time.Now().UTC()}, logs: &syncBuffer{}}
+	// Last: no registry error answered may have a reason that is not as catalogued.
+	t.Cleanup(func() {
+		for line := range strings.Lines(e.logs.String()) {
+			if strings.Contains(line, server.UncataloguedReason) {
+				t.Errorf("a registry error is not as registry/reasons.go catalogues it: %s", line)
+			}
+		}
+	})
 	for range 2 {
 		ns, err := devdns.Start("127.0.0.1:0")
 		if err != nil {
@@ -360,7 +369,7 @@ func (e *env) validChallenge(a testAgent, identifier string) *registryv1.Challen
 }
 
 // wantStatus fails unless err is a gRPC status with code and an ErrorInfo with reason.
-func wantStatus(t *testing.T, err error, code codes.Code, reason string) {
+func wantStatus[R ~string](t *testing.T, err error, code codes.Code, reason R) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("got no error, want %v %s", code, reason)
@@ -374,7 +383,7 @@ func wantStatus(t *testing.T, err error, code codes.Code, reason string) {
 	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			if info.Reason != reason {
+			if info.Reason != string(reason) {
 				t.Fatalf("got reason %s (%s), want %s", info.Reason, st.Message(), reason)
 			}
 			if info.Domain != server.ErrorDomain {

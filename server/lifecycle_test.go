@@ -107,7 +107,7 @@ func TestLifecycleHappyPath(t *testing.T) {
 		t.Fatalf("DeleteIdentifier = %v, %v; want pending delete with delete and purge times", del, err)
 	}
 	_, err = e.resolver.ResolveIdentifier(as(e.admin), &registryv1.ResolveIdentifierRequest{Identifier: "alice.example.test"})
-	wantStatus(t, err, codes.NotFound, "IDENTIFIER_PENDING_DELETE")
+	wantStatus(t, err, codes.NotFound, "NOT_RESOLVED_PENDING_DELETE")
 	if got, err := e.registry.GetIdentifier(a.ctx(), &registryv1.GetIdentifierRequest{Identifier: id.Name}); err != nil || !got.PurgeTime.AsTime().Equal(del.PurgeTime.AsTime()) {
 		t.Fatalf("GetIdentifier while pending delete = %v, %v", got, err)
 	}

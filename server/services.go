@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
@@ -105,7 +104,7 @@ func (s *registryService) ListIdentifiers(ctx context.Context, req *registryv1.L
 func (s *registryService) UpdateIdentifier(ctx context.Context, req *registryv1.UpdateIdentifierRequest) (*registryv1.Identifier, error) {
 	in := req.GetIdentifier()
 	if in == nil {
-		return nil, statusError(codes.InvalidArgument, "IDENTIFIER_REQUIRED", "identifier is required")
+		return nil, statusError(registry.ReasonIdentifierRequired, "identifier is required")
 	}
 	statuses, err := statusesFromProto(in.GetStatuses())
 	if err != nil {
@@ -269,7 +268,7 @@ func (s *registryService) WatchEvents(req *registryv1.WatchEventsRequest, stream
 		}
 		select {
 		case <-s.stopping:
-			return statusError(codes.Unavailable, "SERVER_SHUTTING_DOWN", "the server is shutting down; watch again with after_id set to the last event received")
+			return statusError(registry.ReasonServerShuttingDown, "the server is shutting down; watch again with after_id set to the last event received")
 		case <-ctx.Done():
 			return toStatus(ctx, s.log, ctx.Err())
 		default:
@@ -280,7 +279,7 @@ func (s *registryService) WatchEvents(req *registryv1.WatchEventsRequest, stream
 				return err
 			}
 			if again.ID != actor.ID {
-				return statusError(codes.PermissionDenied, "CREDENTIAL_CHANGED", "the credential no longer belongs to the agent that opened the stream")
+				return statusError(registry.ReasonCredentialChanged, "the credential no longer belongs to the agent that opened the stream")
 			}
 			lastAuth = time.Now()
 		}
@@ -333,7 +332,7 @@ var agentStateFromProto = map[registryv1.Agent_State]registry.AgentState{
 func (s *adminService) UpdateAgent(ctx context.Context, req *registryv1.UpdateAgentRequest) (*registryv1.Agent, error) {
 	in := req.GetAgent()
 	if in == nil {
-		return nil, statusError(codes.InvalidArgument, "AGENT_REQUIRED", "agent is required")
+		return nil, statusError(registry.ReasonAgentRequired, "agent is required")
 	}
 	spec := registry.AgentSpec{
 		DisplayName: in.GetDisplayName(), ClaimsEndpoint: in.GetClaimsEndpoint(), Issuer: in.GetIssuer(),

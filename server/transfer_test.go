@@ -549,7 +549,7 @@ func TestLifecycleTransitions(t *testing.T) {
 				if ev := w.events(w.loser)[0]; !ev.PurgeTime.AsTime().Equal(i.PurgeTime.AsTime()) {
 					t.Errorf("deleted event says purge at %v, want %v", ev.PurgeTime, i.PurgeTime)
 				}
-				wantStatus(t, w.resolve(), codes.NotFound, "IDENTIFIER_PENDING_DELETE")
+				wantStatus(t, w.resolve(), codes.NotFound, "NOT_RESOLVED_PENDING_DELETE")
 			},
 		},
 		{
@@ -667,7 +667,7 @@ func TestLifecycleTransitions(t *testing.T) {
 			events: map[role][]registryv1.Event_Type{losingAgent: {evServerStatus}},
 			told:   []role{losingAgent},
 			check: func(t *testing.T, w *transferWorld) {
-				wantStatus(t, w.resolve(), codes.NotFound, "IDENTIFIER_ON_HOLD")
+				wantStatus(t, w.resolve(), codes.NotFound, "NOT_RESOLVED_ON_HOLD")
 				ev := w.events(w.loser)[0]
 				if ev.Reason != "test" || !sameStatuses(ev.PreviousStatuses, []registryv1.IdentifierStatus{stOK}) {
 					t.Errorf("server status event %v, want the reason and the statuses before", ev)
