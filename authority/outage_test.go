@@ -1,7 +1,6 @@
-package server_test
+package authority_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"testing"
@@ -31,14 +30,7 @@ func TestAuthorityDatabaseOutageIsUnavailable(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
 		req.Header.Set("Authorization", "Bearer "+res.Token.AccessToken)
-		resp, err := e.rpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m, resp.Header
+		return oidctest.SendJSON(t, e.rpClient, req)
 	}
 	page := func() (oidctest.Page, http.Header) {
 		t.Helper()
@@ -65,10 +57,10 @@ func TestAuthorityDatabaseOutageIsUnavailable(t *testing.T) {
 			t.Fatalf("login page during the outage: %d %q Retry-After %q, want the 503 page", p.Status, p.Title(), hdr.Get("Retry-After"))
 		}
 	}
-	if n := e.logCount("authority: internal error"); n != 0 {
+	if n := e.logs.count("authority: internal error"); n != 0 {
 		t.Fatalf("the outage was logged as %d internal errors:\n%s", n, e.logs.String())
 	}
-	if n := e.logCount("database unreachable: calls fail with UNAVAILABLE until it answers again"); n != 1 {
+	if n := e.logs.count("database unreachable: calls fail with UNAVAILABLE until it answers again"); n != 1 {
 		t.Fatalf("%d log lines say the database is unreachable, want 1 for the whole outage", n)
 	}
 
