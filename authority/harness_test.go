@@ -270,7 +270,7 @@ func (e *authEnv) deleteIdentifier(a registry.Agent, identifier string) {
 // answers as the status code and ErrorInfo reason.
 func wantRefusal(t *testing.T, err error, kind registry.Kind, reason string) {
 	t.Helper()
-	if registry.KindOf(err) != kind || registry.ReasonOf(err) != reason {
+	if registry.KindOf(err) != kind || string(registry.ReasonOf(err)) != reason {
 		t.Fatalf("got %v, want %v %s", err, kind, reason)
 	}
 }
