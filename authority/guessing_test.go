@@ -1,4 +1,4 @@
-package server_test
+package authority_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
-	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // guesser is a browser at one source that posts wrong passwords for an identifier on one
@@ -24,7 +24,7 @@ type guesser struct {
 func (e *authEnv) newGuesser(rp *oidctest.RP, source, identifier string) *guesser {
 	e.t.Helper()
 	h := &oidctest.Holder{Client: oidctest.HTTPClientFrom(e.roots, source), Identifier: identifier, Password: "wrong guess " + source}
-	return &guesser{h: h, form: e.loginPage(rp, h)}
+	return &guesser{h: h, form: oidctest.LoginForm(e.t, h, rp)}
 }
 
 // guess posts a wrong password and reports whether it was checked (401) rather than held
@@ -74,10 +74,7 @@ func TestAuthorityHolderGetsInDuringSustainedGuessing(t *testing.T) {
 	for k := range 4 {
 		guessers = append(guessers, e.newGuesser(rp, fmt.Sprintf("127.0.0.%d", 10+k), h.Identifier))
 	}
-	attack := 15 * time.Minute
-	if testing.Short() {
-		attack = 3 * time.Minute
-	}
+	const attack = 15 * time.Minute
 	checked, polls, logins := 0, 0, 0
 	for second := range int(attack / time.Second) {
 		for _, g := range guessers {
@@ -176,19 +173,17 @@ func TestAuthorityCredentialLinkMakesAKnownDevice(t *testing.T) {
 	if err != nil || p.Status != http.StatusTooManyRequests || !waitRe.MatchString(p.Alert()) {
 		t.Fatalf("the holder at the guessing source: %v, page %d %q, want to be told to wait", err, p.Status, p.Alert())
 	}
-	link, err := e.createLink(agent, h.Identifier, registryv1.CredentialLink_PURPOSE_RESET)
+	link, err := e.createLink(agent, h.Identifier, registry.CredentialLinkReset)
 	if err != nil {
 		t.Fatal(err)
 	}
 	browser.Password = "another horse battery staple"
-	if p, err := browser.SetCredentials(link.Url, false, e.totpCode); err != nil || p.Title() != "Your credentials are set" {
-		t.Fatalf("setting credentials: %v, page %d %q %q", err, p.Status, p.Title(), p.Alert())
-	}
+	e.wantCredentialsSet(browser.SetCredentials(link.URL, false, e.totpCode))
 	for range 3 {
 		g.guess(t)
 	}
 	p, err = e.submitLogin(rp, browser, h.Identifier, browser.Password)
-	wantPastLogin(t, p, err)
+	oidctest.WantPastLogin(t, p, err)
 }
 
 // TestAuthorityIdentifierBackoffHoldsAll: with the stricter setting, guessing spread over
@@ -219,5 +214,5 @@ func TestAuthorityIdentifierBackoffHoldsAll(t *testing.T) {
 	}
 	// The known device is not.
 	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
-	wantPastLogin(t, p, err)
+	oidctest.WantPastLogin(t, p, err)
 }

@@ -1,4 +1,4 @@
-package server_test
+package authority_test
 
 import (
 	"context"
@@ -24,215 +24,12 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
-	"google.golang.org/grpc/codes"
 
 	"github.com/id4me/id4me-registry/agent/accesstoken"
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
-	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+	"github.com/id4me/id4me-registry/registry"
 )
-
-// The authority's messages, as a holder reads them.
-const (
-	alertWrongCredentials = "The identifier or the password is wrong."
-	alertCannotLogIn      = "This identifier cannot log in at present. Its agent can tell you why."
-	alertWrongCode        = "The code is wrong or has expired. Enter the current code from your authenticator app."
-	alertUsedCode         = "That code has been used already. Wait for the next one and enter it."
-)
-
-// The authority's tables whose rows a refusal must not add to.
-var issuedTables = []string{"authority_sessions", "authority_grants", "authority_access_tokens", "authority_clients", "authority_consents"}
-
-// issued counts the rows of issuedTables.
-func (e *authEnv) issued() map[string]int64 {
-	e.t.Helper()
-	out := make(map[string]int64, len(issuedTables))
-	for _, table := range issuedTables {
-		out[table] = e.countRows(table, "")
-	}
-	return out
-}
-
-// wantNothingIssued fails unless the authority holds the same rows of issuedTables as before.
-func (e *authEnv) wantNothingIssued(t *testing.T, before map[string]int64) {
-	t.Helper()
-	for table, n := range e.issued() {
-		if n != before[table] {
-			t.Fatalf("%s: %d rows, %d before the refusal", table, n, before[table])
-		}
-	}
-}
-
-// hasSession reports whether h's browser holds a login session cookie of the authority.
-func (e *authEnv) hasSession(h *oidctest.Holder) bool {
-	u, _ := url.Parse(e.issuer)
-	for _, c := range h.Client.Jar.Cookies(u) {
-		if c.Name == "__Host-id4me-session" {
-			return true
-		}
-	}
-	return false
-}
-
-// loginPage opens an authorization request of rp (prompt=login, so that a session does not
-// skip the form) in h's browser and returns the login form.
-func (e *authEnv) loginPage(rp *oidctest.RP, h *oidctest.Holder) oidctest.Page {
-	e.t.Helper()
-	p, err := h.Get(rp.AuthRequest(map[string]string{"prompt": "login"}).URL)
-	if err != nil || p.Status != http.StatusOK || p.Action() != "/login" {
-		e.t.Fatalf("login page: %v, page %d %q %q", err, p.Status, p.Title(), p.Alert())
-	}
-	return p
-}
-
-// submitLogin posts identifier and password on a new login form of rp in h's browser and
-// returns what answered: a page of the authority, or (with ErrLeft) the way back to rp.
-func (e *authEnv) submitLogin(rp *oidctest.RP, h *oidctest.Holder, identifier, password string) (oidctest.Page, error) {
-	e.t.Helper()
-	return h.Submit(e.loginPage(rp, h), url.Values{"identifier": {identifier}, "password": {password}})
-}
-
-// wantRefusedPage fails unless p is a page of the authority with status and alert.
-func wantRefusedPage(t *testing.T, p oidctest.Page, err error, status int, alert string) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("got %v (to %s), want a %d page %q", err, p.URL, status, alert)
-	}
-	if p.Status != status || p.Alert() != alert {
-		t.Fatalf("page %d %q with alert %q, want %d with alert %q", p.Status, p.Title(), p.Alert(), status, alert)
-	}
-}
-
-// wantErrorPage fails unless p is an error page of the authority with status and title:
-// not a redirect anywhere.
-func wantErrorPage(t *testing.T, p oidctest.Page, err error, status int, title string) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("got %v (to %s), want a %d error page %q", err, p.URL, status, title)
-	}
-	if p.Status != status || p.Title() != title {
-		t.Fatalf("page %d %q, want %d %q", p.Status, p.Title(), status, title)
-	}
-}
-
-// wantPastLogin fails unless a login went through: on to the consent page or back to the RP.
-func wantPastLogin(t *testing.T, p oidctest.Page, err error) {
-	t.Helper()
-	switch {
-	case errors.Is(err, oidctest.ErrLeft) && strings.HasPrefix(p.URL, oidctest.RedirectURI+"?code="):
-	case err == nil && p.Status == http.StatusOK && p.Action() == "/consent":
-	default:
-		t.Fatalf("login: %v, page %d %q %q (%s), want it to go through", err, p.Status, p.Title(), p.Alert(), p.URL)
-	}
-}
-
-// wantCallbackError fails unless the authority sent the browser back to redirect with the
-// OAuth error code, the request's state and the authority's iss.
-func (e *authEnv) wantCallbackError(t *testing.T, p oidctest.Page, err error, redirect, state, code string) {
-	t.Helper()
-	if !errors.Is(err, oidctest.ErrLeft) {
-		t.Fatalf("got %v, page %d %q, want a redirect to the client with error %s", err, p.Status, p.Title(), code)
-	}
-	u, perr := url.Parse(p.URL)
-	if perr != nil {
-		t.Fatal(perr)
-	}
-	q := u.Query()
-	if base := strings.TrimSuffix(p.URL, "?"+u.RawQuery); base != redirect {
-		t.Fatalf("redirected to %s, want the client's %s", base, redirect)
-	}
-	if q.Get("error") != code || q.Get("state") != state || q.Get("iss") != e.issuer || q.Has("code") {
-		t.Fatalf("callback %s: want error=%s, state=%s, iss=%s and no code", p.URL, code, state, e.issuer)
-	}
-}
-
-// authCode runs rp's authorization request in h's browser (logging in and consenting as
-// needed) and returns the request and the code it gave.
-func (e *authEnv) authCode(rp *oidctest.RP, h *oidctest.Holder, extra map[string]string) (oidctest.Request, string) {
-	e.t.Helper()
-	req := rp.AuthRequest(extra)
-	cb, p, err := h.Login(req.URL)
-	if err != nil {
-		e.t.Fatalf("login: %v (page %d %q: %q)", err, p.Status, p.Title(), p.Alert())
-	}
-	u, err := url.Parse(cb)
-	if err != nil || u.Query().Get("code") == "" || u.Query().Get("state") != req.State {
-		e.t.Fatalf("callback %s: no code for the request", cb)
-	}
-	return req, u.Query().Get("code")
-}
-
-// tokenRequest is one request to the token endpoint.
-type tokenRequest struct {
-	form url.Values
-	// basic, when set, is the client_id and client_secret sent with HTTP Basic.
-	basic []string
-}
-
-// postToken sends a token request and returns the status, the JSON answer and the headers.
-func (e *authEnv) postToken(r tokenRequest) (int, map[string]any, http.Header) {
-	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(r.form.Encode()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if r.basic != nil {
-		req.SetBasicAuth(url.QueryEscape(r.basic[0]), url.QueryEscape(r.basic[1]))
-	}
-	resp, err := e.rpClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		e.t.Fatalf("token answer %d: %v", resp.StatusCode, err)
-	}
-	return resp.StatusCode, m, resp.Header
-}
-
-// redeem is the token request rp makes for code, authenticating as it registered.
-func redeem(rp *oidctest.RP, req oidctest.Request, code string) tokenRequest {
-	f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rp.OAuth.RedirectURL}, "code_verifier": {req.Verifier}}
-	if rp.Registration["token_endpoint_auth_method"] == "client_secret_post" {
-		f.Set("client_id", rp.OAuth.ClientID)
-		f.Set("client_secret", rp.OAuth.ClientSecret)
-		return tokenRequest{form: f}
-	}
-	return tokenRequest{form: f, basic: []string{rp.OAuth.ClientID, rp.OAuth.ClientSecret}}
-}
-
-// userinfoStatus asks userinfo with an access token and returns the status and the error
-// code of a refusal.
-func (e *authEnv) userinfoStatus(accessToken string) (int, string) {
-	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
-	req.Header.Set("Authorization", "Bearer "+accessToken)
-	resp, err := e.rpClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		return resp.StatusCode, ""
-	}
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	code, _ := m["error"].(string)
-	if !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="`+code+`"`) {
-		e.t.Fatalf("userinfo %d %s: WWW-Authenticate %q does not carry the error", resp.StatusCode, code, resp.Header.Get("WWW-Authenticate"))
-	}
-	return resp.StatusCode, code
-}
-
-// wantUserinfoRefused fails unless userinfo refuses accessToken with 401 invalid_token.
-func (e *authEnv) wantUserinfoRefused(t *testing.T, accessToken string) {
-	t.Helper()
-	if status, code := e.userinfoStatus(accessToken); status != http.StatusUnauthorized || code != "invalid_token" {
-		t.Fatalf("userinfo: %d %q, want 401 invalid_token", status, code)
-	}
-}
 
 // TestAuthorityWrongCredentials: a wrong password, an unknown identifier and a malformed one
 // read the same, and log nobody in.
@@ -250,7 +47,7 @@ func TestAuthorityWrongCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := e.submitLogin(rp, h, tc.identifier, tc.password)
-			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+			oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
 			if p.Action() != "/login" {
 				t.Fatalf("the refusal is not the login form again: %q", p.Action())
 			}
@@ -261,7 +58,7 @@ func TestAuthorityWrongCredentials(t *testing.T) {
 		})
 	}
 	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
-	wantPastLogin(t, p, err)
+	oidctest.WantPastLogin(t, p, err)
 }
 
 // TestAuthorityNobodyCanLockAHolderOut: failed logins slow further attempts down but never
@@ -394,7 +191,7 @@ func TestAuthorityLoginThrottle(t *testing.T) {
 
 	for _, id := range []string{"alice.example.test", "nobody.example.test"} {
 		p, err := e.submitLogin(rp, h, id, "not the password at all")
-		wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+		oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
 	}
 	tooMany := regexp.MustCompile(`^Too many attempts from your network\. Wait (\d+) seconds and try again\.$`)
 	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
@@ -411,7 +208,7 @@ func TestAuthorityLoginThrottle(t *testing.T) {
 
 	e.clock.Advance(61 * time.Second)
 	p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
-	wantPastLogin(t, p, err)
+	oidctest.WantPastLogin(t, p, err)
 }
 
 // TestAuthorityTOTPRefusals: a wrong, malformed or too old code is refused, and so is a good
@@ -457,7 +254,7 @@ func TestAuthorityTOTPRefusals(t *testing.T) {
 				t.Skip("the code happens to equal the current one")
 			}
 			p, err := h.Submit(totpPage(), url.Values{"code": {tc.code}})
-			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCode)
+			oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCode)
 			if p.Action() != "/login/totp" {
 				t.Fatalf("the refusal is not the code form again: %q", p.Action())
 			}
@@ -470,21 +267,21 @@ func TestAuthorityTOTPRefusals(t *testing.T) {
 
 	// The current code logs in once; within its step it is refused the second time.
 	p, err := h.Submit(totpPage(), url.Values{"code": {current}})
-	wantPastLogin(t, p, err)
+	oidctest.WantPastLogin(t, p, err)
 	sessions := e.countRows("authority_sessions", "")
 	p, err = h.Submit(totpPage(), url.Values{"code": {current}})
-	wantRefusedPage(t, p, err, http.StatusUnauthorized, alertUsedCode)
+	oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertUsedCode)
 	if n := e.countRows("authority_sessions", ""); n != sessions {
 		t.Fatalf("a replayed code made a session: %d, %d before", n, sessions)
 	}
 	// The previous step's code, still within the drift window, is refused too: a later one
 	// was used.
 	p, err = h.Submit(totpPage(), url.Values{"code": {codeAt(-30 * time.Second)}})
-	wantRefusedPage(t, p, err, http.StatusUnauthorized, alertUsedCode)
+	oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertUsedCode)
 
 	e.clock.Advance(30 * time.Second)
 	p, err = h.Submit(totpPage(), url.Values{"code": {h.TOTP()}})
-	wantPastLogin(t, p, err)
+	oidctest.WantPastLogin(t, p, err)
 }
 
 // TestAuthorityCodeReplay: a code works once; used again it is refused and the access token
@@ -496,7 +293,7 @@ func TestAuthorityCodeReplay(t *testing.T) {
 	rp := e.newRP(nil)
 	req, code := e.authCode(rp, h, nil)
 
-	status, first, _ := e.postToken(redeem(rp, req, code))
+	status, first, _ := e.postToken(rp.Redemption(req, code))
 	access, _ := first["access_token"].(string)
 	if status != http.StatusOK || access == "" {
 		t.Fatalf("first use: %d %v", status, first)
@@ -505,14 +302,14 @@ func TestAuthorityCodeReplay(t *testing.T) {
 		t.Fatalf("userinfo with the first token: %d", status)
 	}
 	before := e.issued()
-	status, again, _ := e.postToken(redeem(rp, req, code))
+	status, again, _ := e.postToken(rp.Redemption(req, code))
 	if status != http.StatusBadRequest || again["error"] != "invalid_grant" || again["access_token"] != nil {
 		t.Fatalf("second use: %d %v, want 400 invalid_grant", status, again)
 	}
 	e.wantUserinfoRefused(t, access)
 	e.wantNothingIssued(t, before)
 	// And a third time: still refused, nothing comes back to life.
-	if status, m, _ := e.postToken(redeem(rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+	if status, m, _ := e.postToken(rp.Redemption(req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
 		t.Fatalf("third use: %d %v", status, m)
 	}
 }
@@ -551,7 +348,7 @@ func TestAuthorityAuthorizeRefusals(t *testing.T) {
 			tc.change(q)
 			u.RawQuery = q.Encode()
 			p, err := h.Get(u.String())
-			wantErrorPage(t, p, err, http.StatusBadRequest, tc.title)
+			oidctest.WantErrorPage(t, p, err, http.StatusBadRequest, tc.title)
 		})
 	}
 	for _, tc := range []struct {
@@ -601,28 +398,28 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			rp   *oidctest.RP
-			auth func(r *tokenRequest, rp *oidctest.RP)
+			auth func(r *oidctest.TokenRequest, rp *oidctest.RP)
 		}{
-			{"wrong secret, basic", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic[1] = "not-the-secret" }},
-			{"wrong secret, post", post, func(r *tokenRequest, rp *oidctest.RP) { r.form.Set("client_secret", "not-the-secret") }},
-			{"another client's secret", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic[1] = other.OAuth.ClientSecret }},
-			{"unknown client", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic = []string{"no-such-client", "secret"} }},
-			{"no authentication", basic, func(r *tokenRequest, rp *oidctest.RP) { r.basic = nil }},
-			{"post client using basic", post, func(r *tokenRequest, rp *oidctest.RP) {
-				r.basic = []string{r.form.Get("client_id"), r.form.Get("client_secret")}
-				r.form.Del("client_id")
-				r.form.Del("client_secret")
+			{"wrong secret, basic", basic, func(r *oidctest.TokenRequest, rp *oidctest.RP) { r.Basic[1] = "not-the-secret" }},
+			{"wrong secret, post", post, func(r *oidctest.TokenRequest, rp *oidctest.RP) { r.Form.Set("client_secret", "not-the-secret") }},
+			{"another client's secret", basic, func(r *oidctest.TokenRequest, rp *oidctest.RP) { r.Basic[1] = other.OAuth.ClientSecret }},
+			{"unknown client", basic, func(r *oidctest.TokenRequest, rp *oidctest.RP) { r.Basic = []string{"no-such-client", "secret"} }},
+			{"no authentication", basic, func(r *oidctest.TokenRequest, rp *oidctest.RP) { r.Basic = nil }},
+			{"post client using basic", post, func(r *oidctest.TokenRequest, rp *oidctest.RP) {
+				r.Basic = []string{r.Form.Get("client_id"), r.Form.Get("client_secret")}
+				r.Form.Del("client_id")
+				r.Form.Del("client_secret")
 			}},
-			{"basic client using post", basic, func(r *tokenRequest, rp *oidctest.RP) {
-				r.form.Set("client_id", r.basic[0])
-				r.form.Set("client_secret", r.basic[1])
-				r.basic = nil
+			{"basic client using post", basic, func(r *oidctest.TokenRequest, rp *oidctest.RP) {
+				r.Form.Set("client_id", r.Basic[0])
+				r.Form.Set("client_secret", r.Basic[1])
+				r.Basic = nil
 			}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				req, code := e.authCode(tc.rp, h, nil)
 				before := e.issued()
-				r := redeem(tc.rp, req, code)
+				r := tc.rp.Redemption(req, code)
 				tc.auth(&r, tc.rp)
 				status, m, hdr := e.postToken(r)
 				if status != http.StatusUnauthorized || m["error"] != "invalid_client" || m["access_token"] != nil {
@@ -632,7 +429,7 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 					t.Fatalf("WWW-Authenticate %q", hdr.Get("WWW-Authenticate"))
 				}
 				e.wantNothingIssued(t, before)
-				if status, m, _ := e.postToken(redeem(tc.rp, req, code)); status != http.StatusOK {
+				if status, m, _ := e.postToken(tc.rp.Redemption(req, code)); status != http.StatusOK {
 					t.Fatalf("the code after a failed client authentication: %d %v", status, m)
 				}
 			})
@@ -645,29 +442,29 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
 			rp     *oidctest.RP
-			change func(r *tokenRequest)
+			change func(r *oidctest.TokenRequest)
 		}{
-			{"redirect_uri of the other registered one", basic, func(r *tokenRequest) { r.form.Set("redirect_uri", otherRedirect) }},
-			{"no redirect_uri", basic, func(r *tokenRequest) { r.form.Del("redirect_uri") }},
-			{"wrong code_verifier", basic, func(r *tokenRequest) { r.form.Set("code_verifier", strings.Repeat("A", 43)) }},
-			{"code_challenge as the verifier", post, func(r *tokenRequest) {
-				sum := sha256.Sum256([]byte(r.form.Get("code_verifier")))
-				r.form.Set("code_verifier", base64.RawURLEncoding.EncodeToString(sum[:]))
+			{"redirect_uri of the other registered one", basic, func(r *oidctest.TokenRequest) { r.Form.Set("redirect_uri", otherRedirect) }},
+			{"no redirect_uri", basic, func(r *oidctest.TokenRequest) { r.Form.Del("redirect_uri") }},
+			{"wrong code_verifier", basic, func(r *oidctest.TokenRequest) { r.Form.Set("code_verifier", strings.Repeat("A", 43)) }},
+			{"code_challenge as the verifier", post, func(r *oidctest.TokenRequest) {
+				sum := sha256.Sum256([]byte(r.Form.Get("code_verifier")))
+				r.Form.Set("code_verifier", base64.RawURLEncoding.EncodeToString(sum[:]))
 			}},
-			{"no code_verifier", post, func(r *tokenRequest) { r.form.Del("code_verifier") }},
-			{"code of another client", basic, func(r *tokenRequest) { r.basic = []string{other.OAuth.ClientID, other.OAuth.ClientSecret} }},
+			{"no code_verifier", post, func(r *oidctest.TokenRequest) { r.Form.Del("code_verifier") }},
+			{"code of another client", basic, func(r *oidctest.TokenRequest) { r.Basic = []string{other.OAuth.ClientID, other.OAuth.ClientSecret} }},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				req, code := e.authCode(tc.rp, h, nil)
 				before := e.issued()
-				r := redeem(tc.rp, req, code)
+				r := tc.rp.Redemption(req, code)
 				tc.change(&r)
 				status, m, _ := e.postToken(r)
 				if status != http.StatusBadRequest || m["error"] != "invalid_grant" || m["access_token"] != nil {
 					t.Fatalf("%d %v, want 400 invalid_grant", status, m)
 				}
 				e.wantNothingIssued(t, before)
-				if status, m, _ := e.postToken(redeem(tc.rp, req, code)); status != http.StatusOK || m["access_token"] == nil {
+				if status, m, _ := e.postToken(tc.rp.Redemption(req, code)); status != http.StatusOK || m["access_token"] == nil {
 					t.Fatalf("the right request after a refused one: %d %v, want the tokens", status, m)
 				}
 			})
@@ -676,15 +473,15 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 
 	t.Run("unknown code", func(t *testing.T) {
 		req, _ := e.authCode(basic, h, nil)
-		status, m, _ := e.postToken(redeem(basic, req, "no-such-code"))
+		status, m, _ := e.postToken(basic.Redemption(req, "no-such-code"))
 		if status != http.StatusBadRequest || m["error"] != "invalid_grant" {
 			t.Fatalf("%d %v, want 400 invalid_grant", status, m)
 		}
 	})
 	t.Run("unsupported grant type", func(t *testing.T) {
 		req, code := e.authCode(basic, h, nil)
-		r := redeem(basic, req, code)
-		r.form.Set("grant_type", "refresh_token")
+		r := basic.Redemption(req, code)
+		r.Form.Set("grant_type", "refresh_token")
 		status, m, _ := e.postToken(r)
 		if status != http.StatusBadRequest || m["error"] != "unsupported_grant_type" {
 			t.Fatalf("%d %v, want 400 unsupported_grant_type", status, m)
@@ -694,7 +491,7 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 		req, code := e.authCode(basic, h, nil)
 		e.clock.Advance(61 * time.Second)
 		before := e.issued()
-		status, m, _ := e.postToken(redeem(basic, req, code))
+		status, m, _ := e.postToken(basic.Redemption(req, code))
 		if status != http.StatusBadRequest || m["error"] != "invalid_grant" {
 			t.Fatalf("%d %v, want 400 invalid_grant", status, m)
 		}
@@ -702,76 +499,66 @@ func TestAuthorityTokenRefusals(t *testing.T) {
 	})
 }
 
-// createLink asks for a credential link for identifier as agent a.
-func (e *authEnv) createLink(a testAgent, identifier string, purpose registryv1.CredentialLink_Purpose) (*registryv1.CredentialLink, error) {
-	return e.registry.CreateCredentialLink(a.ctx(), &registryv1.CreateCredentialLinkRequest{Identifier: identifier, Purpose: purpose})
-}
-
 // TestAuthorityCredentialLinkRefusals: a link works once and until it expires; a setup link
 // is refused once a password is set; a reset link replaces the password.
 func TestAuthorityCredentialLinkRefusals(t *testing.T) {
 	e := newAuthEnv(t, envOptions{})
 	agent := e.newAgent("alpha")
-	c := e.validChallenge(agent, "alice.example.test")
-	resp, err := e.registry.RegisterIdentifier(agent.ctx(), &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup := resp.GetCredentialLink().GetUrl()
+	setup := e.registerForLink(agent, "alice.example.test")
 	h := e.setCredentials("alice.example.test", setup, false)
 	rp := e.newRP(nil)
 	browser := &oidctest.Holder{Client: oidctest.HTTPClient(e.roots, true)}
 
 	t.Run("used link", func(t *testing.T) {
 		p, err := browser.Get(setup)
-		wantErrorPage(t, p, err, http.StatusGone, "This link has been used already.")
+		oidctest.WantErrorPage(t, p, err, http.StatusGone, "This link has been used already.")
 		if p.Action() != "" {
 			t.Fatal("a used link shows a form")
 		}
 	})
 	t.Run("unknown link", func(t *testing.T) {
 		p, err := browser.Get(e.issuer + "/credential/" + strings.Repeat("A", 43))
-		wantErrorPage(t, p, err, http.StatusNotFound, "This link is not valid.")
+		oidctest.WantErrorPage(t, p, err, http.StatusNotFound, "This link is not valid.")
 	})
 	t.Run("setup link once a password is set", func(t *testing.T) {
-		_, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_SETUP)
-		wantStatus(t, err, codes.FailedPrecondition, "CREDENTIALS_ALREADY_SET")
+		_, err := e.createLink(agent, "alice.example.test", registry.CredentialLinkSetup)
+		wantRefusal(t, err, registry.KindFailedPrecondition, "CREDENTIALS_ALREADY_SET")
 	})
 	t.Run("expired link", func(t *testing.T) {
-		link, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+		link, err := e.createLink(agent, "alice.example.test", registry.CredentialLinkReset)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// A page opened before the link expires cannot be posted after.
-		page, err := browser.Get(link.Url)
+		page, err := browser.Get(link.URL)
 		if err != nil || page.Status != http.StatusOK {
 			t.Fatalf("fresh reset link: %v, page %d %q", err, page.Status, page.Title())
 		}
-		e.clock.Advance(link.ExpireTime.AsTime().Sub(e.clock.Now()) + time.Second)
-		p, err := browser.Get(link.Url)
-		wantErrorPage(t, p, err, http.StatusGone, "This link has expired.")
+		e.clock.Advance(link.ExpireTime.Sub(e.clock.Now()) + time.Second)
+		p, err := browser.Get(link.URL)
+		oidctest.WantErrorPage(t, p, err, http.StatusGone, "This link has expired.")
 		p, err = browser.Submit(page, url.Values{"password": {"a brand new password 1234"}, "confirm": {"a brand new password 1234"}})
-		wantErrorPage(t, p, err, http.StatusGone, "This link has expired.")
+		oidctest.WantErrorPage(t, p, err, http.StatusGone, "This link has expired.")
 		// The password is as it was.
 		p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
-		wantPastLogin(t, p, err)
+		oidctest.WantPastLogin(t, p, err)
 	})
 	t.Run("reset", func(t *testing.T) {
-		link, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+		link, err := e.createLink(agent, "alice.example.test", registry.CredentialLinkReset)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if link.Purpose != registryv1.CredentialLink_PURPOSE_RESET {
+		if link.Purpose != registry.CredentialLinkReset {
 			t.Fatalf("link %v", link)
 		}
-		renewed := e.setCredentials("alice.example.test", link.Url, false)
+		renewed := e.setCredentials("alice.example.test", link.URL, false)
 		p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
-		wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+		oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
 		p, err = e.submitLogin(rp, renewed, renewed.Identifier, renewed.Password)
-		wantPastLogin(t, p, err)
+		oidctest.WantPastLogin(t, p, err)
 		// Used: a second holder cannot set a password with it.
-		p, err = browser.Get(link.Url)
-		wantErrorPage(t, p, err, http.StatusGone, "This link has been used already.")
+		p, err = browser.Get(link.URL)
+		oidctest.WantErrorPage(t, p, err, http.StatusGone, "This link has been used already.")
 	})
 }
 
@@ -782,20 +569,22 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		reason string
-		apply  func(e *authEnv, a testAgent)
+		apply  func(e *authEnv, a registry.Agent)
 	}{
-		{"on hold", "IDENTIFIER_ON_HOLD", func(e *authEnv, a testAgent) { e.serverStatus("alice.example.test", "abuse report", stServerHold) }},
-		{"pending delete", "IDENTIFIER_PENDING_DELETE", func(e *authEnv, a testAgent) { e.deleteIdentifier(a, "alice.example.test") }},
+		{"on hold", "IDENTIFIER_ON_HOLD", func(e *authEnv, a registry.Agent) {
+			e.serverStatus("alice.example.test", "abuse report", registry.StatusServerHold)
+		}},
+		{"pending delete", "IDENTIFIER_PENDING_DELETE", func(e *authEnv, a registry.Agent) { e.deleteIdentifier(a, "alice.example.test") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newAuthEnv(t, lifecycleOptions(0))
+			e := newAuthEnv(t, envOptions{})
 			agent := e.newAgent("alpha")
 			h := e.holderFor(agent, "alice.example.test", false)
 			rp := e.newRP(nil)
 			res := e.login(rp, h, nil)
 			// A code not yet redeemed and a reset link not yet used, both from before.
 			req, code := e.authCode(rp, h, nil)
-			link, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+			link, err := e.createLink(agent, "alice.example.test", registry.CredentialLinkReset)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -804,10 +593,10 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 			before := e.issued()
 			// A wrong password reads as for any other identifier: nothing says it is held.
 			p, err := e.submitLogin(rp, h, h.Identifier, "not the password at all")
-			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
+			oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertWrongCredentials)
 
 			e.wantUserinfoRefused(t, res.Token.AccessToken)
-			if status, m, _ := e.postToken(redeem(rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			if status, m, _ := e.postToken(rp.Redemption(req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
 				t.Fatalf("a code from before: %d %v, want 400 invalid_grant", status, m)
 			}
 			// The session does not answer silently any more.
@@ -819,12 +608,12 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 				t.Fatalf("authorization with the session: %v, page %d %q, want the login form", err, p.Status, p.Title())
 			}
 			p, err = h.Submit(p, url.Values{"identifier": {h.Identifier}, "password": {h.Password}})
-			wantRefusedPage(t, p, err, http.StatusUnauthorized, alertCannotLogIn)
+			oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertCannotLogIn)
 			// Credentials cannot be changed meanwhile.
-			p, err = h.Get(link.Url)
-			wantErrorPage(t, p, err, http.StatusGone, "This link is no longer valid.")
-			_, err = e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
-			wantStatus(t, err, codes.FailedPrecondition, tc.reason)
+			p, err = h.Get(link.URL)
+			oidctest.WantErrorPage(t, p, err, http.StatusGone, "This link is no longer valid.")
+			_, err = e.createLink(agent, "alice.example.test", registry.CredentialLinkReset)
+			wantRefusal(t, err, registry.KindFailedPrecondition, tc.reason)
 			e.wantNothingIssued(t, before)
 		})
 	}
@@ -834,12 +623,12 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 		agent := e.newAgent("alpha")
 		h := e.holderFor(agent, "alice.example.test", false)
 		rp := e.newRP(nil)
-		e.serverStatus("alice.example.test", "abuse report", stServerHold)
+		e.serverStatus("alice.example.test", "abuse report", registry.StatusServerHold)
 		p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
-		wantRefusedPage(t, p, err, http.StatusUnauthorized, alertCannotLogIn)
+		oidctest.WantRefusedPage(t, p, err, http.StatusUnauthorized, alertCannotLogIn)
 		e.serverStatus("alice.example.test", "cleared")
 		p, err = e.submitLogin(rp, h, h.Identifier, h.Password)
-		wantPastLogin(t, p, err)
+		oidctest.WantPastLogin(t, p, err)
 	})
 }
 
@@ -848,12 +637,12 @@ func TestAuthorityHeldIdentifier(t *testing.T) {
 // identifier that does not exist: the same status, message and page. The page's hint tells a
 // holder without a password where to get one.
 func TestAuthorityWrongPasswordRevealsNothing(t *testing.T) {
-	e := newAuthEnv(t, lifecycleOptions(0))
+	e := newAuthEnv(t, envOptions{})
 	agent := e.newAgent("alpha")
 	held := e.holderFor(agent, "held.example.test", false)
 	deleted := e.holderFor(agent, "deleted.example.test", false)
 	e.registerForLink(agent, "fresh.example.test")
-	e.serverStatus("held.example.test", "abuse report", stServerHold)
+	e.serverStatus("held.example.test", "abuse report", registry.StatusServerHold)
 	e.deleteIdentifier(agent, "deleted.example.test")
 	rp := e.newRP(nil)
 	// Each from a source of its own, so that no budget tells them apart.
@@ -934,16 +723,12 @@ func TestAuthorityPromptNone(t *testing.T) {
 // postRegistration posts body with contentType to the registration endpoint.
 func (e *authEnv) postRegistration(contentType, body string) (int, map[string]any, http.Header) {
 	e.t.Helper()
-	resp, err := e.rpClient.Post(e.issuer+"/register", contentType, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, e.issuer+"/register", strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		e.t.Fatalf("registration answer %d: %v", resp.StatusCode, err)
-	}
-	return resp.StatusCode, m, resp.Header
+	req.Header.Set("Content-Type", contentType)
+	return oidctest.SendJSON(e.t, e.rpClient, req)
 }
 
 // registrationRefusals are registrations the authority cannot honour, with the RFC 7591
@@ -1226,5 +1011,5 @@ func TestAuthorityBodiesAreCapped(t *testing.T) {
 	}
 	// Within the cap a login goes through as before.
 	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
-	wantPastLogin(t, p, err)
+	oidctest.WantPastLogin(t, p, err)
 }

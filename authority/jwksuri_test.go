@@ -1,11 +1,10 @@
-package server_test
+package authority_test
 
 import (
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -122,29 +121,6 @@ func TestAuthorityJWKSURIFailuresSayNothingOfConnections(t *testing.T) {
 	}
 }
 
-// otherInstance starts a second authority on e's store, as another instance behind the
-// same load balancer would be: its caches are its own. It returns a client for it and the
-// URL to reach it at (its issuer is e's).
-func (e *authEnv) otherInstance(configure func(*authority.Config)) (*http.Client, string) {
-	e.t.Helper()
-	keys, err := authority.NewKeySet(e.t.Context(), e.store.Authority(), authority.KeyConfig{Now: e.clock.Now})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cfg := authority.Config{
-		Issuer: e.issuer, Store: e.store.Authority(), Keys: keys, Resolver: e.mapping, Now: e.clock.Now,
-		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
-	}
-	configure(&cfg)
-	a, err := authority.New(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	srv := httptest.NewTLSServer(a.Handler())
-	e.t.Cleanup(srv.Close)
-	return srv.Client(), srv.URL
-}
-
 // TestAuthorityCodeSurvivesFailingJWKSURI: when the relying party's jwks_uri fails as its
 // code is redeemed at an instance that has no copy of its set, the token request fails with
 // server_error before the code is used, no token is stored, and the same code redeems once
@@ -169,18 +145,8 @@ func TestAuthorityCodeSurvivesFailingJWKSURI(t *testing.T) {
 	client, base := e.otherInstance(host.allowing(0))
 	post := func() (int, map[string]any) {
 		t.Helper()
-		tr := redeem(rp, req, code)
-		hr, _ := http.NewRequest(http.MethodPost, base+"/token", strings.NewReader(tr.form.Encode()))
-		hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		hr.SetBasicAuth(tr.basic[0], tr.basic[1])
-		resp, err := client.Do(hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
+		status, m, _ := oidctest.PostToken(t, client, base, rp.Redemption(req, code))
+		return status, m
 	}
 
 	down.Store(true)

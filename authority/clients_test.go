@@ -1,4 +1,4 @@
-package server_test
+package authority_test
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -41,18 +40,7 @@ func (e *authEnv) clientConfig(method, uri, token string, body any) (int, map[st
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := e.rpClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if resp.StatusCode != http.StatusNoContent {
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			e.t.Fatalf("%s %s: answer %d: %v", method, uri, resp.StatusCode, err)
-		}
-	}
-	return resp.StatusCode, m, resp.Header
+	return oidctest.SendJSON(e.t, e.rpClient, req)
 }
 
 // wantTokenRefused fails unless a configuration request was refused as RFC 6750 asks: 401
@@ -149,15 +137,9 @@ func TestAuthorityClientUpdate(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPut, uri, strings.NewReader(body))
 			req.Header.Set("Content-Type", tc.contentType)
 			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := e.rpClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var got map[string]any
-			json.NewDecoder(resp.Body).Decode(&got)
-			if resp.StatusCode != http.StatusBadRequest || got["error"] != tc.code || got["client_id"] != nil {
-				t.Fatalf("%d %v, want 400 %s", resp.StatusCode, got, tc.code)
+			status, got, _ := oidctest.SendJSON(t, e.rpClient, req)
+			if status != http.StatusBadRequest || got["error"] != tc.code || got["client_id"] != nil {
+				t.Fatalf("%d %v, want 400 %s", status, got, tc.code)
 			}
 		})
 	}
@@ -197,7 +179,7 @@ func TestAuthorityClientUpdate(t *testing.T) {
 	e.wantNothingIssued(t, before)
 	// The refused updates changed nothing: the client is as registered, its token works.
 	req := rp.AuthRequest(oidctest.ID4meLogin{Nonce: true, Claims: emailClaims})
-	res, err := rp.Finish(req, e.id4meCallback(h, req), e.clock.Now)
+	res, err := rp.Finish(req, e.callback(h, req), e.clock.Now)
 	if err != nil || res.UserinfoType != "application/json" {
 		t.Fatalf("login before the update: %v, %+v", err, res)
 	}
@@ -219,10 +201,10 @@ func TestAuthorityClientUpdate(t *testing.T) {
 	// It takes effect at once: the old redirect URI is refused, the new one works, and
 	// userinfo comes signed; the secret is the same.
 	p, err := h.Get(rp.AuthRequest(oidctest.ID4meLogin{Nonce: true}).URL)
-	wantErrorPage(t, p, err, http.StatusBadRequest, "The site that sent you here asked to return to an address it did not register.")
+	oidctest.WantErrorPage(t, p, err, http.StatusBadRequest, "The site that sent you here asked to return to an address it did not register.")
 	rp.RedirectURI = "https://rp.test/new-callback"
 	req = rp.AuthRequest(oidctest.ID4meLogin{Nonce: true, Claims: emailClaims})
-	cb := e.id4meCallback(h, req)
+	cb := e.callback(h, req)
 	if !strings.HasPrefix(cb, "https://rp.test/new-callback?") {
 		t.Fatalf("sent back to %s, want the new redirect URI", cb)
 	}
@@ -238,11 +220,11 @@ func TestAuthorityClientUpdate(t *testing.T) {
 	}
 	token = m["registration_access_token"].(string)
 	req = rp.AuthRequest(oidctest.ID4meLogin{PKCE: true})
-	code, err := rp.Code(req, e.id4meCallback(h, req))
+	code, err := rp.Code(req, e.callback(h, req))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, m, _ := e.postToken(tokenRequest{basic: []string{rp.ClientID, rp.ClientSecret}, form: map[string][]string{
+	if status, m, _ := e.postToken(oidctest.TokenRequest{Basic: []string{rp.ClientID, rp.ClientSecret}, Form: map[string][]string{
 		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rp.RedirectURI}, "code_verifier": {req.Verifier},
 	}}); status != http.StatusUnauthorized || m["error"] != "invalid_client" {
 		t.Fatalf("the secret of a client now public: %d %v, want 401 invalid_client", status, m)
@@ -254,19 +236,9 @@ func TestAuthorityClientUpdate(t *testing.T) {
 	}
 	rp.Registration["token_endpoint_auth_method"], rp.ClientSecret = "client_secret_basic", secret
 	req = rp.AuthRequest(oidctest.ID4meLogin{Nonce: true})
-	if _, err := rp.Finish(req, e.id4meCallback(h, req), e.clock.Now); err != nil {
+	if _, err := rp.Finish(req, e.callback(h, req), e.clock.Now); err != nil {
 		t.Fatalf("login with the new secret: %v", err)
 	}
-}
-
-// id4meCallback runs req in h's browser and returns where the RP was sent back to.
-func (e *authEnv) id4meCallback(h *oidctest.Holder, req oidctest.Request) string {
-	e.t.Helper()
-	cb, p, err := h.Login(req.URL)
-	if err != nil {
-		e.t.Fatalf("login: %v (page %d %q: %q)", err, p.Status, p.Title(), p.Alert())
-	}
-	return cb
 }
 
 // TestAuthorityClientDelete: a deletion (RFC 7592 §2.3) takes the client with its grants,
@@ -284,26 +256,13 @@ func TestAuthorityClientDelete(t *testing.T) {
 	other := e.newID4meRP(map[string]any{"redirect_uris": []string{"https://other-rp.test/cb"}})
 
 	// A second instance on the same store, which keeps clients in memory for an hour.
-	keys, err := authority.NewKeySet(context.Background(), e.store.Authority(), authority.KeyConfig{Now: e.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := authority.New(authority.Config{
-		Issuer: e.issuer, Store: e.store.Authority(), Keys: keys, Resolver: e.mapping, Now: e.clock.Now,
-		Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1}, ClientCacheTTL: time.Hour,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewTLSServer(second.Handler())
-	t.Cleanup(srv.Close)
+	_, second := e.otherInstance(func(c *authority.Config) { c.ClientCacheTTL = time.Hour })
 	secondRP := *rp
-	secondRP.Discovery.TokenEndpoint, secondRP.Discovery.UserinfoEndpoint = srv.URL+"/token", srv.URL+"/userinfo"
-	secondRP.Discovery.JWKSURI = srv.URL + "/jwks.json"
-	e.rpClient.Transport.(*http.Transport).TLSClientConfig.RootCAs.AddCert(srv.Certificate())
+	secondRP.Discovery.TokenEndpoint, secondRP.Discovery.UserinfoEndpoint = second+"/token", second+"/userinfo"
+	secondRP.Discovery.JWKSURI = second + "/jwks.json"
 
 	loginReq := rp.AuthRequest(oidctest.ID4meLogin{Nonce: true, Claims: emailClaims})
-	res, err := rp.Finish(loginReq, e.id4meCallback(h, loginReq), e.clock.Now)
+	res, err := rp.Finish(loginReq, e.callback(h, loginReq), e.clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +274,7 @@ func TestAuthorityClientDelete(t *testing.T) {
 		codes[k] = e.id4meCode(rp, h, req)
 	}
 	warm := rp.AuthRequest(oidctest.ID4meLogin{Nonce: true, Claims: emailClaims})
-	secondRes, err := secondRP.Finish(warm, e.id4meCallback(h, warm), e.clock.Now)
+	secondRes, err := secondRP.Finish(warm, e.callback(h, warm), e.clock.Now)
 	if err != nil {
 		t.Fatalf("login through the second instance: %v", err)
 	}
@@ -366,7 +325,7 @@ func TestAuthorityClientDelete(t *testing.T) {
 		wantTokenRefused(t, method+" after the deletion", status, m, hdr)
 	}
 	p, err := h.Get(rp.AuthRequest(oidctest.ID4meLogin{Nonce: true}).URL)
-	wantErrorPage(t, p, err, http.StatusBadRequest, "The site that sent you here is not registered with this authority.")
+	oidctest.WantErrorPage(t, p, err, http.StatusBadRequest, "The site that sent you here is not registered with this authority.")
 
 	// The other client keeps its token and consent.
 	if status, _ := e.userinfoStatus(otherRes.AccessToken); status != http.StatusOK {
@@ -375,17 +334,6 @@ func TestAuthorityClientDelete(t *testing.T) {
 	if n := e.countRows("authority_consents", "client_id = ?", other.ClientID); n != 1 {
 		t.Fatalf("the other client has %d consents", n)
 	}
-}
-
-// id4meLogin runs a whole login of h at rp with a nonce.
-func (e *authEnv) id4meLogin(rp *oidctest.ID4meRP, h *oidctest.Holder) *oidctest.ID4meResult {
-	e.t.Helper()
-	req := rp.AuthRequest(oidctest.ID4meLogin{Nonce: true})
-	res, err := rp.Finish(req, e.id4meCallback(h, req), e.clock.Now)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return res
 }
 
 // TestAuthorityClientDeletedMidLogin: a client deleted while its holder is at the login or
@@ -409,7 +357,7 @@ func TestAuthorityClientDeletedMidLogin(t *testing.T) {
 	}
 	before := e.issued()
 	p, err = h.Submit(consent, map[string][]string{"decision": {"allow"}})
-	wantErrorPage(t, p, err, http.StatusBadRequest, "The site that sent you here is no longer registered with this authority.")
+	oidctest.WantErrorPage(t, p, err, http.StatusBadRequest, "The site that sent you here is no longer registered with this authority.")
 	e.wantNothingIssued(t, before)
 }
 
@@ -451,7 +399,7 @@ func TestAuthorityClientSecretTTL(t *testing.T) {
 	// The public client has no secret to expire, and a new registration works.
 	e.id4meLogin(e.newID4meRP(nil), h)
 	pkce := public.AuthRequest(oidctest.ID4meLogin{PKCE: true})
-	if _, err := public.Finish(pkce, e.id4meCallback(h, pkce), e.clock.Now); err != nil {
+	if _, err := public.Finish(pkce, e.callback(h, pkce), e.clock.Now); err != nil {
 		t.Fatalf("public client: %v", err)
 	}
 }
@@ -488,14 +436,7 @@ func TestAuthorityRegistrationTokens(t *testing.T) {
 		if authorization != "" {
 			req.Header.Set("Authorization", authorization)
 		}
-		resp, err := e.rpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m, resp.Header
+		return oidctest.SendJSON(t, e.rpClient, req)
 	}
 	refused := func(name, authorization, says string) {
 		t.Helper()

@@ -1,8 +1,6 @@
-package server_test
+package authority_test
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 
@@ -31,27 +29,15 @@ func TestAuthorityDatabaseOutageIsUnavailable(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
 		req.Header.Set("Authorization", "Bearer "+res.Token.AccessToken)
-		resp, err := e.rpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m, resp.Header
+		return oidctest.SendJSON(t, e.rpClient, req)
 	}
-	page := func() (oidctest.Page, http.Header) {
+	page := func() oidctest.Page {
 		t.Helper()
-		resp, err := h.Client.Get(loginPage)
+		p, err := h.Get(loginPage)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return oidctest.Page{URL: loginPage, Status: resp.StatusCode, Body: string(body)}, resp.Header
+		return p
 	}
 
 	pg.Stop(t, "fast")
@@ -60,15 +46,15 @@ func TestAuthorityDatabaseOutageIsUnavailable(t *testing.T) {
 		if status != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" || hdr.Get("Retry-After") == "" {
 			t.Fatalf("userinfo during the outage: %d %v Retry-After %q, want 503 temporarily_unavailable", status, m, hdr.Get("Retry-After"))
 		}
-		p, hdr := page()
-		if p.Status != http.StatusServiceUnavailable || p.Title() != "This service is unavailable for a moment." || hdr.Get("Retry-After") == "" {
-			t.Fatalf("login page during the outage: %d %q Retry-After %q, want the 503 page", p.Status, p.Title(), hdr.Get("Retry-After"))
+		p := page()
+		if p.Status != http.StatusServiceUnavailable || p.Title() != "This service is unavailable for a moment." || p.Header.Get("Retry-After") == "" {
+			t.Fatalf("login page during the outage: %d %q Retry-After %q, want the 503 page", p.Status, p.Title(), p.Header.Get("Retry-After"))
 		}
 	}
-	if n := e.logCount("authority: internal error"); n != 0 {
+	if n := e.logs.count("authority: internal error"); n != 0 {
 		t.Fatalf("the outage was logged as %d internal errors:\n%s", n, e.logs.String())
 	}
-	if n := e.logCount("database unreachable: calls fail with UNAVAILABLE until it answers again"); n != 1 {
+	if n := e.logs.count("database unreachable: calls fail with UNAVAILABLE until it answers again"); n != 1 {
 		t.Fatalf("%d log lines say the database is unreachable, want 1 for the whole outage", n)
 	}
 
@@ -76,7 +62,7 @@ func TestAuthorityDatabaseOutageIsUnavailable(t *testing.T) {
 	if status, m, _ := userinfo(); status != http.StatusOK || m["sub"] == nil {
 		t.Fatalf("userinfo after the outage: %d %v", status, m)
 	}
-	if p, _ := page(); p.Status != http.StatusOK || p.Action() != "/login" {
+	if p := page(); p.Status != http.StatusOK || p.Action() != "/login" {
 		t.Fatalf("login page after the outage: %d %q", p.Status, p.Title())
 	}
 }

@@ -1,4 +1,4 @@
-package server_test
+package authority_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
-	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // csrfFor returns the CSRF token h's browser would find in a form for purpose: a page an
@@ -127,27 +127,27 @@ func TestAuthorityCodeIsUsedOnlyByItsClient(t *testing.T) {
 		name   string
 		status int
 		err    string
-		change func(r *tokenRequest)
+		change func(r *oidctest.TokenRequest)
 	}{
-		{"another client", http.StatusBadRequest, "invalid_grant", func(r *tokenRequest) {
-			r.basic = []string{stranger.OAuth.ClientID, stranger.OAuth.ClientSecret}
+		{"another client", http.StatusBadRequest, "invalid_grant", func(r *oidctest.TokenRequest) {
+			r.Basic = []string{stranger.OAuth.ClientID, stranger.OAuth.ClientSecret}
 		}},
-		{"another client, its redirect URI", http.StatusBadRequest, "invalid_grant", func(r *tokenRequest) {
-			r.basic = []string{stranger.OAuth.ClientID, stranger.OAuth.ClientSecret}
-			r.form.Set("redirect_uri", "https://evil.test/cb")
-			r.form.Del("code_verifier")
+		{"another client, its redirect URI", http.StatusBadRequest, "invalid_grant", func(r *oidctest.TokenRequest) {
+			r.Basic = []string{stranger.OAuth.ClientID, stranger.OAuth.ClientSecret}
+			r.Form.Set("redirect_uri", "https://evil.test/cb")
+			r.Form.Del("code_verifier")
 		}},
-		{"wrong verifier", http.StatusBadRequest, "invalid_grant", func(r *tokenRequest) { r.form.Set("code_verifier", strings.Repeat("B", 43)) }},
-		{"wrong redirect URI", http.StatusBadRequest, "invalid_grant", func(r *tokenRequest) { r.form.Set("redirect_uri", "https://rp.test/other") }},
-		{"Basic and client_secret in the body", http.StatusBadRequest, "invalid_request", func(r *tokenRequest) {
-			r.form.Set("client_secret", r.basic[1])
+		{"wrong verifier", http.StatusBadRequest, "invalid_grant", func(r *oidctest.TokenRequest) { r.Form.Set("code_verifier", strings.Repeat("B", 43)) }},
+		{"wrong redirect URI", http.StatusBadRequest, "invalid_grant", func(r *oidctest.TokenRequest) { r.Form.Set("redirect_uri", "https://rp.test/other") }},
+		{"Basic and client_secret in the body", http.StatusBadRequest, "invalid_request", func(r *oidctest.TokenRequest) {
+			r.Form.Set("client_secret", r.Basic[1])
 		}},
-		{"Basic and another client_id in the body", http.StatusBadRequest, "invalid_request", func(r *tokenRequest) {
-			r.form.Set("client_id", stranger.OAuth.ClientID)
+		{"Basic and another client_id in the body", http.StatusBadRequest, "invalid_request", func(r *oidctest.TokenRequest) {
+			r.Form.Set("client_id", stranger.OAuth.ClientID)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := redeem(rp, req, code)
+			r := rp.Redemption(req, code)
 			tc.change(&r)
 			status, m, _ := e.postToken(r)
 			if status != tc.status || m["error"] != tc.err || m["access_token"] != nil {
@@ -159,8 +159,8 @@ func TestAuthorityCodeIsUsedOnlyByItsClient(t *testing.T) {
 
 	// The client's own request, with client_id in the body beside Basic as some libraries
 	// send it, works after all those.
-	r := redeem(rp, req, code)
-	r.form.Set("client_id", rp.OAuth.ClientID)
+	r := rp.Redemption(req, code)
+	r.Form.Set("client_id", rp.OAuth.ClientID)
 	status, m, _ := e.postToken(r)
 	if status != http.StatusOK || m["access_token"] == nil {
 		t.Fatalf("the client's request after the strangers': %d %v, want the tokens", status, m)
@@ -170,8 +170,8 @@ func TestAuthorityCodeIsUsedOnlyByItsClient(t *testing.T) {
 		t.Fatalf("userinfo with the token: %d", s)
 	}
 	// A stranger presenting the used code revokes nothing.
-	r = redeem(rp, req, code)
-	r.basic = []string{stranger.OAuth.ClientID, stranger.OAuth.ClientSecret}
+	r = rp.Redemption(req, code)
+	r.Basic = []string{stranger.OAuth.ClientID, stranger.OAuth.ClientSecret}
 	if status, m, _ := e.postToken(r); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
 		t.Fatalf("a stranger with the used code: %d %v, want invalid_grant", status, m)
 	}
@@ -179,7 +179,7 @@ func TestAuthorityCodeIsUsedOnlyByItsClient(t *testing.T) {
 		t.Fatalf("userinfo after a stranger presented the used code: %d, want the token still good", s)
 	}
 	// The client presenting it again revokes what it gave.
-	if status, m, _ := e.postToken(redeem(rp, req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" ||
+	if status, m, _ := e.postToken(rp.Redemption(req, code)); status != http.StatusBadRequest || m["error"] != "invalid_grant" ||
 		!strings.Contains(m["error_description"].(string), "revoked") {
 		t.Fatalf("the client's replay: %d %v, want invalid_grant saying its tokens are revoked", status, m)
 	}
@@ -210,20 +210,20 @@ func TestAuthorityResetDuringLoginEndsIt(t *testing.T) {
 	agent := e.newAgent("alpha")
 	h := e.holderFor(agent, "alice.example.test", false)
 	rp := e.newRP(nil)
-	link, err := e.createLink(agent, "alice.example.test", registryv1.CredentialLink_PURPOSE_RESET)
+	link, err := e.createLink(agent, "alice.example.test", registry.CredentialLinkReset)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reset := func() {
 		owner := &oidctest.Holder{Client: oidctest.HTTPClient(e.roots, true), Identifier: h.Identifier, Password: "a brand new passphrase " + rand.Text()}
-		if p, err := owner.SetCredentials(link.Url, false, e.totpCode); err != nil || p.Title() != "Your credentials are set" {
+		if p, err := owner.SetCredentials(link.URL, false, e.totpCode); err != nil || p.Title() != "Your credentials are set" {
 			t.Errorf("the reset: %v, page %d %q %q", err, p.Status, p.Title(), p.Alert())
 		}
 	}
 	hook.Store(&reset)
 
 	p, err := e.submitLogin(rp, h, h.Identifier, h.Password)
-	wantErrorPage(t, p, err, http.StatusConflict, "Your credentials changed while you were logging in.")
+	oidctest.WantErrorPage(t, p, err, http.StatusConflict, "Your credentials changed while you were logging in.")
 	if hook.Load() != nil {
 		t.Fatal("the reset did not run during the login")
 	}
