@@ -126,3 +126,31 @@ func (s *adminService) SetServerStatus(ctx context.Context, req *registryv1.SetS
 	}
 	return identifierToProto(i), nil
 }
+
+func (s *adminService) CreateOperatorCredential(ctx context.Context, req *registryv1.CreateOperatorCredentialRequest) (*registryv1.OperatorCredential, error) {
+	c, secret, err := s.svc.CreateOperatorCredential(ctx, ActorFrom(ctx), req.GetDescription())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return operatorCredentialToProto(c, secret), nil
+}
+
+func (s *adminService) ListOperatorCredentials(ctx context.Context, _ *registryv1.ListOperatorCredentialsRequest) (*registryv1.ListOperatorCredentialsResponse, error) {
+	cs, err := s.svc.ListOperatorCredentials(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &registryv1.ListOperatorCredentialsResponse{}
+	for _, c := range cs {
+		out.Credentials = append(out.Credentials, operatorCredentialToProto(c, ""))
+	}
+	return out, nil
+}
+
+func (s *adminService) RevokeOperatorCredential(ctx context.Context, req *registryv1.RevokeOperatorCredentialRequest) (*registryv1.OperatorCredential, error) {
+	c, err := s.svc.RevokeOperatorCredential(ctx, ActorFrom(ctx), req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return operatorCredentialToProto(c, ""), nil
+}

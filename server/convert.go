@@ -169,6 +169,12 @@ func tokenToProto(c registry.Credential, secret string) *registryv1.AgentToken {
 	}
 }
 
+func operatorCredentialToProto(c registry.Credential, secret string) *registryv1.OperatorCredential {
+	return &registryv1.OperatorCredential{
+		Id: c.ID, Description: c.Description, Secret: secret, CreateTime: ts(c.CreateTime), RevokeTime: ts(c.RevokeTime),
+	}
+}
+
 func journalToProto(e registry.JournalEntry) *registryv1.JournalEntry {
 	return &registryv1.JournalEntry{
 		Id: e.ID, Time: ts(e.Time), Actor: e.Actor, Action: e.Action, ObjectType: e.ObjectType,
