@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/id4me/id4me-registry/internal/testdb"
+	"github.com/id4me/id4me-registry/internal/testenv"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/sqlstore"
@@ -320,7 +321,7 @@ func TestRaceRestorePurge(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { store.Close() })
-		late := &clock{now: e.clock.Now()}
+		late := &clock{testenv.NewClock(e.clock.Now())}
 		purger, err := registry.New(registry.Config{Store: store, Now: late.Now, RedemptionPeriod: redemptionPeriod})
 		if err != nil {
 			t.Fatal(err)

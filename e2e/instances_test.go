@@ -1,101 +1,23 @@
-package main_test
+package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/id4me/id4me-registry/internal/devdns"
 	"github.com/id4me/id4me-registry/internal/testdb"
+	"github.com/id4me/id4me-registry/internal/testenv"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
-
-// instance is a running `serve` process.
-type instance struct {
-	cmd *exec.Cmd
-	// addr is the gRPC listener's address, httpAddr the HTTPS listener's.
-	addr, httpAddr string
-	logs           *strings.Builder
-	mu             *sync.Mutex
-}
-
-// startInstance runs `serve --dev` on dsn with extra flags and waits until it listens.
-func startInstance(t *testing.T, dsn string, flags ...string) *instance {
-	t.Helper()
-	args := append([]string{"serve", "--dev", "--db", dsn, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--agent-rate", "0"}, flags...)
-	cmd := exec.Command(binary, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &instance{cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}}
-	cmd.Stderr = lockedWriter{in}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	addrLine := regexp.MustCompile(`^gRPC on ([^\s,]+), HTTPS on ([^\s,]+)`)
-	sc := bufio.NewScanner(stdout)
-	for in.addr == "" && sc.Scan() {
-		if m := addrLine.FindStringSubmatch(sc.Text()); m != nil {
-			in.addr, in.httpAddr = m[1], m[2]
-		}
-	}
-	if in.addr == "" {
-		t.Fatalf("serve did not say where it listens:\n%s", in.log())
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	return in
-}
-
-func (in *instance) log() string {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.logs.String()
-}
-
-type lockedWriter struct{ in *instance }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.in.mu.Lock()
-	defer w.in.mu.Unlock()
-	return w.in.logs.Write(p)
-}
-
-func connect(t *testing.T, addr string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-func bearer(ctx context.Context, token string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}
 
 // TestTwoInstancesAutoApproveOnce runs two `serve` processes on one PostgreSQL database with a
 // short transfer pending period and both running the background sweeps; one of them crashes
@@ -103,6 +25,7 @@ func bearer(ctx context.Context, token string) context.Context {
 // approved by the registry exactly once: one journal entry each, and each agent gets exactly
 // one completion event per transfer.
 func TestTwoInstancesAutoApproveOnce(t *testing.T) {
+	long(t, "two serve processes on one PostgreSQL database, one of them crashing")
 	dsn := testdb.Postgres(t)
 	const zone = "example.test."
 	var nss []*devdns.Server
@@ -123,9 +46,9 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	admin := bearer(ctx, strings.TrimSpace(out))
+	admin := testenv.Bearer(ctx, strings.TrimSpace(out))
 	flags := append([]string{"--transfer-pending-period", "2s", "--sweep-interval", "100ms", "--auth-cache-ttl", "-1s"}, dnsFlags...)
-	instances := []*instance{startInstance(t, dsn, flags...), startInstance(t, dsn, flags...)}
+	instances := []*testenv.Instance{startInstance(t, dsn, flags...), startInstance(t, dsn, flags...)}
 
 	// Four agents; on instance k%2 each: agents 0 and 1 lose identifiers to agents 2 and 3.
 	type agent struct {
@@ -134,7 +57,7 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 		api registryv1.RegistryServiceClient
 	}
 	var agents []agent
-	adminAPI := registryv1.NewAdminServiceClient(connect(t, instances[0].addr))
+	adminAPI := registryv1.NewAdminServiceClient(testenv.Connect(t, instances[0].Addr))
 	for k := range 4 {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -155,7 +78,7 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		agents = append(agents, agent{a.Id, bearer(ctx, tok.Secret), registryv1.NewRegistryServiceClient(connect(t, instances[k%2].addr))})
+		agents = append(agents, agent{a.Id, testenv.Bearer(ctx, tok.Secret), registryv1.NewRegistryServiceClient(testenv.Connect(t, instances[k%2].Addr))})
 	}
 	prove := func(a agent, name string, purpose registryv1.Purpose) string {
 		t.Helper()
@@ -193,13 +116,13 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 
 	// Instance 0 crashes and is started again: the pending transfers are in the database,
 	// so nothing is lost. From here on every call goes to instance 1.
-	instances[0].cmd.Process.Kill()
-	instances[0].cmd.Wait()
+	instances[0].Cmd.Process.Kill()
+	instances[0].Cmd.Wait()
 	instances[0] = startInstance(t, dsn, flags...)
 	for k := range agents {
-		agents[k].api = registryv1.NewRegistryServiceClient(connect(t, instances[1].addr))
+		agents[k].api = registryv1.NewRegistryServiceClient(testenv.Connect(t, instances[1].Addr))
 	}
-	adminAPI = registryv1.NewAdminServiceClient(connect(t, instances[1].addr))
+	adminAPI = registryv1.NewAdminServiceClient(testenv.Connect(t, instances[1].Addr))
 
 	// Wait until the sweeps of the two instances approved every transfer.
 	for id := range want {
@@ -219,7 +142,7 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 			}
 			select {
 			case <-ctx.Done():
-				t.Fatalf("transfer %s still pending; logs:\n%s\n%s", id, instances[0].log(), instances[1].log())
+				t.Fatalf("transfer %s still pending; logs:\n%s\n%s", id, instances[0].Log(), instances[1].Log())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
@@ -229,7 +152,7 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 
 	handled := regexp.MustCompile(`job=transfers handled=(\d+)`)
 	for k, in := range instances {
-		t.Logf("instance %d approved transfers in %d sweeps", k, len(handled.FindAllString(in.log(), -1)))
+		t.Logf("instance %d approved transfers in %d sweeps", k, len(handled.FindAllString(in.Log(), -1)))
 	}
 
 	// One approval each in the journal.

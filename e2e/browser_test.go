@@ -1,4 +1,4 @@
-package server_test
+package e2e
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/id4me/id4me-registry/internal/oidctest"
+	"github.com/id4me/id4me-registry/internal/testenv"
 )
 
 // TestAuthorityBrowser is the login of TestAuthorityEndToEnd in a real browser: headless
@@ -31,6 +32,7 @@ import (
 // RP's redirect URI. Each page is saved as a screenshot, in $ID4ME_TEST_ARTIFACTS when set.
 // Without Chromium the test is skipped, except in CI, where it fails.
 func TestAuthorityBrowser(t *testing.T) {
+	long(t, "a login in headless Chromium")
 	for _, tc := range []struct {
 		name string
 		totp bool
@@ -40,14 +42,14 @@ func TestAuthorityBrowser(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			chromium := findChromium(t)
-			e := newAuthEnv(t, envOptions{})
+			e := testenv.New(t, testenv.Options{Authority: true})
 			b := newBrowser(t, e, chromium)
-			agent, claims := e.startAgent("alpha")
+			agent, claims := e.StartAgent("alpha")
 			const identifier = "alice.example.test"
 			claims.Claims[identifier] = map[string]any{"email": "alice@example.test", "name": "Alice", "phone_number": "+49 1"}
 
 			// The holder sets the credentials through the link of the registration.
-			link := e.registerForLink(agent, identifier)
+			link := e.RegisterForLink(agent, identifier)
 			password := "correct horse battery staple " + rand.Text()
 			b.navigate(link)
 			b.expectTitle("Set up the credentials of " + identifier)
@@ -64,16 +66,16 @@ func TestAuthorityBrowser(t *testing.T) {
 				if !regexp.MustCompile(`^[A-Z2-7]{16,}$`).MatchString(secret) {
 					t.Fatalf("TOTP secret on the page %q", secret)
 				}
-				b.fill("code", e.totpCode(secret))
+				b.fill("code", e.TOTPCode(secret))
 			}
 			b.submit("button[type=submit]")
 			b.expectTitle("Your credentials are set")
 			b.shot("credential-done")
 			// The code that confirmed the enrolment is used: the login needs the next one.
-			e.clock.Advance(30 * time.Second)
+			e.Clock.Advance(30 * time.Second)
 
-			rp := e.newRP(map[string]any{"client_name": "Shop"})
-			req := rp.AuthRequest(map[string]string{"claims": emailClaims, "login_hint": identifier})
+			rp := e.NewRP(map[string]any{"client_name": "Shop"})
+			req := rp.AuthRequest(map[string]string{"claims": testenv.EmailClaims, "login_hint": identifier})
 			b.navigate(req.URL)
 			b.expectTitle("Log in with your ID4me identifier")
 			b.expectStyled()
@@ -89,7 +91,7 @@ func TestAuthorityBrowser(t *testing.T) {
 			if tc.totp {
 				b.expectTitle("Enter your authenticator code")
 				b.shot("totp")
-				b.fill("code", e.totpCode(secret))
+				b.fill("code", e.TOTPCode(secret))
 				b.submit("button[type=submit]")
 			}
 
@@ -107,7 +109,7 @@ func TestAuthorityBrowser(t *testing.T) {
 			cb := b.callback()
 			b.shot("callback")
 
-			res, err := rp.Finish(req, cb, e.clock.Now)
+			res, err := rp.Finish(req, cb, e.Clock.Now)
 			if err != nil {
 				t.Fatalf("finishing the login: %v", err)
 			}
@@ -131,9 +133,9 @@ func TestAuthorityBrowser(t *testing.T) {
 			}
 
 			// Again: the session and the remembered consent send the browser straight back.
-			again := rp.AuthRequest(map[string]string{"claims": emailClaims})
+			again := rp.AuthRequest(map[string]string{"claims": testenv.EmailClaims})
 			b.navigate(again.URL)
-			res2, err := rp.Finish(again, b.callback(), e.clock.Now)
+			res2, err := rp.Finish(again, b.callback(), e.Clock.Now)
 			if err != nil {
 				t.Fatalf("second login: %v", err)
 			}
@@ -178,7 +180,7 @@ const (
 	stepTimeout    = 20 * time.Second
 )
 
-func newBrowser(t *testing.T, e *authEnv, chromium string) *browser {
+func newBrowser(t *testing.T, e *testenv.Env, chromium string) *browser {
 	t.Helper()
 	b := &browser{t: t, dir: artifactDir(t)}
 	// The authority's certificate is a self-signed dev certificate. Chromium trusts it by its
@@ -239,13 +241,13 @@ func newBrowser(t *testing.T, e *authEnv, chromium string) *browser {
 
 // spkiPin is the base64 SHA-256 of the public key of the certificate the authority's HTTPS
 // listener presents, verified against the env's roots.
-func spkiPin(t *testing.T, e *authEnv) string {
+func spkiPin(t *testing.T, e *testenv.Env) string {
 	t.Helper()
-	u, err := url.Parse(e.issuer)
+	u, err := url.Parse(e.Issuer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: e.roots, ServerName: u.Hostname()})
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: e.Roots, ServerName: u.Hostname()})
 	if err != nil {
 		t.Fatalf("TLS to the authority: %v", err)
 	}
