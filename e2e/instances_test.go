@@ -2,18 +2,12 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
-	"github.com/id4me/id4me-registry/internal/devdns"
 	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/internal/testenv"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
@@ -28,16 +22,9 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 	long(t, "two serve processes on one PostgreSQL database, one of them crashing")
 	dsn := testdb.Postgres(t)
 	const zone = "example.test."
-	var nss []*devdns.Server
+	nss := testenv.StartNameservers(t, 2, zone)
 	var dnsFlags []string
-	for range 2 {
-		ns, err := devdns.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ns.Close() })
-		ns.AddZone(zone)
-		nss = append(nss, ns)
+	for _, ns := range nss {
 		dnsFlags = append(dnsFlags, "--dns-server", ns.Addr)
 	}
 	out, stderr, err := cli(t, nil, "admin", "bootstrap", "--db", dsn)
@@ -59,26 +46,9 @@ func TestTwoInstancesAutoApproveOnce(t *testing.T) {
 	var agents []agent
 	adminAPI := registryv1.NewAdminServiceClient(testenv.Connect(t, instances[0].Addr))
 	for k := range 4 {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jwk, err := jose.JSONWebKey{Key: &key.PublicKey}.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
 		host := fmt.Sprintf("agent%d.example", k)
-		a, err := adminAPI.CreateAgent(admin, &registryv1.CreateAgentRequest{
-			DisplayName: host, ClaimsEndpoint: "https://" + host + "/claims", Issuer: "https://" + host, AccountKeyJwk: string(jwk),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, err := adminAPI.CreateAgentToken(admin, &registryv1.CreateAgentTokenRequest{AgentId: a.Id, Description: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		agents = append(agents, agent{a.Id, testenv.Bearer(ctx, tok.Secret), registryv1.NewRegistryServiceClient(testenv.Connect(t, instances[k%2].Addr))})
+		a := testenv.CreateAgent(t, adminAPI, admin, host, "https://"+host, "https://"+host+"/claims")
+		agents = append(agents, agent{a.Agent.Id, testenv.Bearer(ctx, a.Token), registryv1.NewRegistryServiceClient(testenv.Connect(t, instances[k%2].Addr))})
 	}
 	prove := func(a agent, name string, purpose registryv1.Purpose) string {
 		t.Helper()

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -18,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/miekg/dns"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -303,25 +300,8 @@ func startAgentRegistry(t *testing.T, z *knotZone) *agentRegistry {
 // newAgent creates an agent and returns its id and API token.
 func (r *agentRegistry) newAgent(t *testing.T, name string) (string, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk, err := jose.JSONWebKey{Key: &key.PublicKey}.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := r.admin.CreateAgent(r.ctx, &registryv1.CreateAgentRequest{
-		DisplayName: name, ClaimsEndpoint: "https://" + name + ".example/claims", Issuer: "https://" + name + ".example", AccountKeyJwk: string(jwk),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := r.admin.CreateAgentToken(r.ctx, &registryv1.CreateAgentTokenRequest{AgentId: a.Id, Description: "cli test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Id, tok.Secret
+	a := testenv.CreateAgent(t, r.admin, r.ctx, name, "https://"+name+".example", "https://"+name+".example/claims")
+	return a.Agent.Id, a.Token
 }
 
 // sponsor returns the agent an identifier is registered to, "" when it is not registered.

@@ -114,12 +114,13 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	return &env{
 		t: t, h: h, ns: h.NS, store: h.Store, svc: h.Svc, srv: h.Srv, addr: h.Addr, conn: h.Conn,
 		admin: h.Operator, clock: &clock{h.Clock}, logs: h.Logs, tlsCfg: h.TLS, http: h.HTTP, ops: h.Ops,
-		registry: h.RegistryAPI, adminAPI: h.AdminAPI, resolver: h.ResolverAPI, mapping: h.Resolver, auth: h.Auth, issuer: h.Issuer, roots: h.Roots,
+		registry: h.RegistryAPI, adminAPI: h.AdminAPI, resolver: h.ResolverAPI, mapping: h.Resolver,
+		auth: h.Auth, issuer: h.Issuer, roots: h.Roots,
 	}
 }
 
-// now is e's testenv.Env with the clients and operator credential e holds now.
-func (e *env) now() *testenv.Env {
+// harness is e's testenv.Env with the clients and operator credential e holds now.
+func (e *env) harness() *testenv.Env {
 	h := *e.h
 	h.RegistryAPI, h.AdminAPI, h.Operator = e.registry, e.adminAPI, e.admin
 	return &h
@@ -150,13 +151,13 @@ func actorOf(a testAgent) registry.Actor {
 
 func (e *env) newAgent(name string, certPins ...string) testAgent {
 	e.t.Helper()
-	return agentOf(e.now().NewAgent(name, certPins...))
+	return agentOf(e.harness().NewAgent(name, certPins...))
 }
 
 // newAgentAt creates an agent with the given issuer and claims endpoint.
 func (e *env) newAgentAt(name, issuer, claimsEndpoint string, certPins ...string) testAgent {
 	e.t.Helper()
-	return agentOf(e.now().NewAgentAt(name, issuer, claimsEndpoint, certPins...))
+	return agentOf(e.harness().NewAgentAt(name, issuer, claimsEndpoint, certPins...))
 }
 
 // publish serves the challenge's record on the given nameservers (all when none given).
@@ -165,13 +166,13 @@ func (e *env) publish(c *registryv1.Challenge, servers ...int) { e.h.Publish(c, 
 // register runs the whole flow for identifier as agent a and returns the identifier.
 func (e *env) register(a testAgent, identifier string) *registryv1.Identifier {
 	e.t.Helper()
-	return e.now().Register(a.h(), identifier)
+	return e.harness().Register(a.h(), identifier)
 }
 
 // validChallenge creates, publishes and verifies a register challenge.
 func (e *env) validChallenge(a testAgent, identifier string) *registryv1.Challenge {
 	e.t.Helper()
-	return e.now().ValidChallenge(a.h(), identifier, registryv1.Purpose_PURPOSE_REGISTER)
+	return e.harness().ValidChallenge(a.h(), identifier, registryv1.Purpose_PURPOSE_REGISTER)
 }
 
 // authEnv is a registry with its authority on a real HTTPS listener, and what a login needs:
@@ -192,7 +193,7 @@ func newAuthEnv(t *testing.T, opts envOptions) *authEnv {
 // startAgent starts a test agent's claims endpoint and creates the agent with it.
 func (e *authEnv) startAgent(name string) (testAgent, *oidctest.Agent) {
 	e.t.Helper()
-	a, ag := e.now().StartAgent(name)
+	a, ag := e.harness().StartAgent(name)
 	return agentOf(a), ag
 }
 
@@ -200,13 +201,13 @@ func (e *authEnv) startAgent(name string) (testAgent, *oidctest.Agent) {
 // TOTP secret, when withTOTP) through the credential link of the registration.
 func (e *authEnv) holderFor(a testAgent, identifier string, withTOTP bool) *oidctest.Holder {
 	e.t.Helper()
-	return e.now().HolderFor(a.h(), identifier, withTOTP)
+	return e.harness().HolderFor(a.h(), identifier, withTOTP)
 }
 
 // registerForLink registers identifier with agent a and returns the setup credential link.
 func (e *authEnv) registerForLink(a testAgent, identifier string) string {
 	e.t.Helper()
-	return e.now().RegisterForLink(a.h(), identifier)
+	return e.harness().RegisterForLink(a.h(), identifier)
 }
 
 func (e *authEnv) setCredentials(identifier, link string, withTOTP bool) *oidctest.Holder {

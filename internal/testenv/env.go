@@ -153,16 +153,7 @@ func New(t testing.TB, opts Options) *Env {
 	t.Helper()
 	ctx := context.Background()
 	e := &Env{t: t, Clock: NewClock(time.Now().UTC()), Logs: &LogBuffer{}}
-	for range 2 {
-		ns, err := devdns.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ns.Close() })
-		ns.AddZone(Zone)
-		ns.AddZone("delegated.test.")
-		e.NS = append(e.NS, ns)
-	}
+	e.NS = StartNameservers(t, 2, Zone, "delegated.test.")
 	if opts.DSN == nil {
 		opts.DSN = testdb.SQLite
 	}
@@ -291,6 +282,25 @@ func New(t testing.TB, opts Options) *Env {
 	return e
 }
 
+// StartNameservers starts n authoritative nameservers on loopback, each serving the zones
+// (empty until records are set), stopped when t ends.
+func StartNameservers(t testing.TB, n int, zones ...string) []*devdns.Server {
+	t.Helper()
+	var out []*devdns.Server
+	for range n {
+		ns, err := devdns.Start("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Close() })
+		for _, z := range zones {
+			ns.AddZone(z)
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
 // As returns a context that authenticates with bearer.
 func As(bearer string) context.Context { return Bearer(context.Background(), bearer) }
 
@@ -315,24 +325,31 @@ func (e *Env) NewAgent(name string, certPins ...string) Agent {
 // certificates (hex SHA-256 of their SubjectPublicKeyInfo).
 func (e *Env) NewAgentAt(name, issuer, claimsEndpoint string, certPins ...string) Agent {
 	e.t.Helper()
+	return CreateAgent(e.t, e.AdminAPI, As(e.Operator), name, issuer, claimsEndpoint, certPins...)
+}
+
+// CreateAgent creates an agent with a new ACME account key through api, as the operator
+// whose credential ctx carries, and gives it an API token.
+func CreateAgent(t testing.TB, api registryv1.AdminServiceClient, ctx context.Context, name, issuer, claimsEndpoint string, certPins ...string) Agent {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	jwk, err := jose.JSONWebKey{Key: &key.PublicKey}.MarshalJSON()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	a, err := e.AdminAPI.CreateAgent(As(e.Operator), &registryv1.CreateAgentRequest{
+	a, err := api.CreateAgent(ctx, &registryv1.CreateAgentRequest{
 		DisplayName: name, ClaimsEndpoint: claimsEndpoint,
 		Issuer: issuer, AccountKeyJwk: string(jwk), ClientCertSpkiSha256: certPins,
 	})
 	if err != nil {
-		e.t.Fatalf("CreateAgent: %v", err)
+		t.Fatalf("CreateAgent: %v", err)
 	}
-	tok, err := e.AdminAPI.CreateAgentToken(As(e.Operator), &registryv1.CreateAgentTokenRequest{AgentId: a.Id, Description: "test"})
+	tok, err := api.CreateAgentToken(ctx, &registryv1.CreateAgentTokenRequest{AgentId: a.Id, Description: "test"})
 	if err != nil {
-		e.t.Fatalf("CreateAgentToken: %v", err)
+		t.Fatalf("CreateAgentToken: %v", err)
 	}
 	return Agent{Agent: a, Token: tok.Secret, Key: key}
 }
