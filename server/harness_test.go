@@ -204,12 +204,6 @@ func (e *authEnv) holderFor(a testAgent, identifier string, withTOTP bool) *oidc
 	return e.harness().HolderFor(a.h(), identifier, withTOTP)
 }
 
-// registerForLink registers identifier with agent a and returns the setup credential link.
-func (e *authEnv) registerForLink(a testAgent, identifier string) string {
-	e.t.Helper()
-	return e.harness().RegisterForLink(a.h(), identifier)
-}
-
 func (e *authEnv) setCredentials(identifier, link string, withTOTP bool) *oidctest.Holder {
 	e.t.Helper()
 	return e.h.SetCredentials(identifier, link, withTOTP)
@@ -222,13 +216,6 @@ func (e *authEnv) totpCode(secret string) string { return e.h.TOTPCode(secret) }
 func (e *authEnv) newRP(metadata map[string]any) *oidctest.RP {
 	e.t.Helper()
 	return e.h.NewRP(metadata)
-}
-
-// newID4meRP registers a relying party shaped like the ID4me RP libraries, with metadata
-// added to (or replacing) theirs.
-func (e *authEnv) newID4meRP(extra map[string]any) *oidctest.ID4meRP {
-	e.t.Helper()
-	return e.h.NewID4meRP(extra)
 }
 
 // login runs a whole login of h at rp with extra authorization parameters.

@@ -1,4 +1,4 @@
-package server_test
+package authority_test
 
 import (
 	"net/http"
@@ -9,21 +9,6 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
 )
-
-// id4meCode runs req in h's browser (logging in and consenting as needed) and returns the
-// code the RP got.
-func (e *authEnv) id4meCode(rp *oidctest.ID4meRP, h *oidctest.Holder, req oidctest.Request) string {
-	e.t.Helper()
-	cb, p, err := h.Login(req.URL)
-	if err != nil {
-		e.t.Fatalf("login: %v (page %d %q: %q)", err, p.Status, p.Title(), p.Alert())
-	}
-	code, err := rp.Code(req, cb)
-	if err != nil {
-		e.t.Fatalf("callback %s: %v", cb, err)
-	}
-	return code
-}
 
 // TestAuthorityPKCEDowngrade: PKCE cannot be stripped or added half-way. A code requested
 // with a code_challenge does not redeem without its verifier; one requested without
@@ -79,7 +64,7 @@ func TestAuthorityPKCEDowngrade(t *testing.T) {
 		req := public.AuthRequest(oidctest.ID4meLogin{PKCE: true})
 		code := e.id4meCode(public, h, req)
 		before := e.issued()
-		status, m, _ := e.postToken(tokenRequest{basic: []string{public.ClientID, confidential.ClientSecret}, form: map[string][]string{
+		status, m, _ := e.postToken(oidctest.TokenRequest{Basic: []string{public.ClientID, confidential.ClientSecret}, Form: map[string][]string{
 			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {public.RedirectURI}, "code_verifier": {req.Verifier},
 		}})
 		if status != http.StatusUnauthorized || m["error"] != "invalid_client" {

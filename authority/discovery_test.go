@@ -1,4 +1,4 @@
-package server_test
+package authority_test
 
 import (
 	"encoding/json"
