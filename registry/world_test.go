@@ -138,18 +138,19 @@ func (d *fakeDNS) setOpenID(dnsName string, c dnsverify.OpenIDCheck) {
 	d.openid[dnsName] = c
 }
 
-// openidRecord is a check that found the record "v=OID1;iss=<iss>;clp=<clp>" naming this
-// registry's authority.
+// openidRecord is a check that found the record "v=OID1;iss=<iss>;clp=<clp>" (no clp when
+// clp is empty): a match when iss is this registry's authority, as the checker judges it. Whether
+// clp names the sponsor is the registry's to judge.
 func openidRecord(iss, clp string) dnsverify.OpenIDCheck {
-	st := dnsverify.OpenIDMatches
-	if iss != authorityHost {
-		st = dnsverify.OpenIDMismatch
-	}
 	rec := "v=OID1;iss=" + iss
 	if clp != "" {
 		rec += ";clp=" + clp
 	}
-	return dnsverify.OpenIDCheck{Status: st, Record: rec, Parsed: dnsverify.OpenIDRecord{Version: "OID1", Issuer: iss, ClaimsProvider: clp}}
+	c := dnsverify.OpenIDCheck{Status: dnsverify.OpenIDMatches, Record: rec, Parsed: dnsverify.OpenIDRecord{Version: "OID1", Issuer: iss, ClaimsProvider: clp}}
+	if iss != authorityHost {
+		c.Status, c.Detail = dnsverify.OpenIDMismatch, "the record names the issuer "+iss
+	}
+	return c
 }
 
 // checks returns how many times CheckTXT was asked about name.
