@@ -165,6 +165,11 @@ func TestCreateChallengeRefusals(t *testing.T) {
 			if tt.reason == "IDENTIFIER_TAKEN" && tt.identifier != "alice.smith+id4me@example.test" && strings.Contains(err.Error(), "alice.smith") {
 				t.Errorf("message %q names another agent's identifier", err)
 			}
+			if tt.reason == "IDENTIFIER_TAKEN" {
+				// The sponsor of the taken name is refused alike.
+				_, err := svc.CreateChallenge(w.ctx, other, tt.identifier, purpose)
+				wantErr(t, err, tt.kind, tt.reason)
+			}
 			if after := len(w.journal("challenge", "")); after != before {
 				t.Errorf("%d challenges made by a refused call", after-before)
 			}
@@ -626,5 +631,41 @@ func TestSweepChallenges(t *testing.T) {
 	}
 	if n := w.sweep(w.svc.SweepChallenges); n != 0 {
 		t.Fatalf("a second sweep deleted %d, want 0", n)
+	}
+}
+
+// TestSpecialUseNameRegisteredBefore: an identifier under a special-use name registered before
+// the policy (or under dev mode) still reads, resolves and can be transferred on an instance
+// outside dev mode: the policy decides only what is registered anew.
+func TestSpecialUseNameRegisteredBefore(t *testing.T) {
+	w := newWorld(t, strict)
+	a, b := w.newAgent("alpha"), w.newAgent("beta")
+	now := w.clock.Now()
+	err := w.store.Tx(w.ctx, func(tx registry.Tx) error {
+		if err := tx.CreateIdentity(w.ctx, registry.Identity{ID: "id_legacy", SubjectSeed: "seed", CreateTime: now}); err != nil {
+			return err
+		}
+		return tx.CreateIdentifier(w.ctx, registry.Identifier{
+			Name: alice, UnicodeName: alice, AgentID: a.ID, IdentityID: "id_legacy", CreateTime: now, UpdateTime: now, Version: 1,
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := w.svc.GetIdentifier(w.ctx, a, alice); err != nil || got.DNSName != alice {
+		t.Fatalf("GetIdentifier = %+v, %v", got, err)
+	}
+	if r, err := w.svc.Resolve(w.ctx, alice); err != nil || r.AgentID != a.ID || r.IdentityID != "id_legacy" {
+		t.Fatalf("Resolve = %+v, %v", r, err)
+	}
+	c := w.validChallenge(b, alice, registry.PurposeTransfer)
+	if c.RecordName() != "_acme-challenge."+alice+"." {
+		t.Fatalf("transfer challenge record %s", c.RecordName())
+	}
+	if _, err := w.svc.RequestTransfer(w.ctx, b, c.ID, ""); err != nil {
+		t.Fatalf("RequestTransfer: %v", err)
+	}
+	if got := w.mustIdentifier(alice); got.AgentID != b.ID || got.IdentityID != "id_legacy" {
+		t.Fatalf("after the transfer %+v", got)
 	}
 }

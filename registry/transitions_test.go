@@ -841,8 +841,12 @@ func TestLifecycleTransitions(t *testing.T) {
 				if got := actions(w.journal("identifier", alice)); !slices.Equal(got, []string{"identifier.register", "identifier.delete", "identifier.purge"}) {
 					t.Errorf("identifier journal %v", got)
 				}
-				if i := w.register(w.gainer, alice); i.AgentID != w.gainer.ID || i.IdentityID == w.identityID {
-					t.Errorf("registered again: %+v; want the gaining agent's, with a new identity", i)
+				i := w.register(w.gainer, alice)
+				if i.AgentID != w.gainer.ID || i.IdentityID == w.identityID || w.identity(i.IdentityID).SubjectSeed == w.identity(w.identityID).SubjectSeed {
+					t.Errorf("registered again: %+v; want the gaining agent's, with a new identity and subject seed", i)
+				}
+				if old := w.identity(w.identityID); old.RetireTime.IsZero() {
+					t.Errorf("the old identity came back into use: %+v", old)
 				}
 			},
 		},
@@ -884,6 +888,9 @@ func TestLifecycleTransitions(t *testing.T) {
 				}
 				if ev := w.events(w.loser)[1]; !slices.Equal(ev.Data.PreviousStatuses, []registry.Status{sH}) {
 					t.Errorf("second event's previous statuses %v, want the hold", ev.Data.PreviousStatuses)
+				}
+				if got := actions(w.journal("identifier", alice)); !slices.Equal(got, []string{"identifier.register", "identifier.server_status", "identifier.server_status"}) {
+					t.Errorf("identifier journal %v", got)
 				}
 			},
 		},
