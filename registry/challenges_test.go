@@ -97,36 +97,36 @@ func TestCreateChallengeRefusals(t *testing.T) {
 	}{
 		{name: "no purpose", identifier: "nopurpose.example.test", kind: registry.KindInvalidArgument, reason: "PURPOSE_REQUIRED"},
 		{name: "an unknown purpose", identifier: "x.example.test", purpose: "renew", kind: registry.KindInvalidArgument, reason: "PURPOSE_REQUIRED"},
-		{name: "empty", identifier: "", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierEmpty},
-		{name: "a TLD", identifier: "com", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierTooFewLabels},
-		{name: "a public suffix", identifier: "co.uk", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierPublicSuffix},
-		{name: "a wildcard", identifier: "*.example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierWildcard},
-		{name: "an IPv4 address", identifier: "192.0.2.1", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierIPLiteral},
-		{name: "an IPv6 literal", identifier: "[2001:db8::1]", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierIPLiteral},
-		{name: "a long label", identifier: strings.Repeat("a", 64) + ".example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierLabelTooLong},
-		{name: "an empty label", identifier: "alice..example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMalformed},
-		{name: "two trailing dots", identifier: "alice.example.test..", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMalformed},
-		{name: "a space", identifier: "ali ce.example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMalformed},
-		{name: "an underscore", identifier: "under_score.example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMalformed},
-		{name: "a malformed transfer", identifier: "*.example.test", purpose: registry.PurposeTransfer, kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierWildcard},
-		{name: "a quoted local part", identifier: `"alice"@example.test`, kind: registry.KindInvalidArgument, reason: registry.ReasonLocalPartMalformed},
+		{name: "empty", identifier: "", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_EMPTY"},
+		{name: "a TLD", identifier: "com", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_TOO_FEW_LABELS"},
+		{name: "a public suffix", identifier: "co.uk", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_PUBLIC_SUFFIX"},
+		{name: "a wildcard", identifier: "*.example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_WILDCARD"},
+		{name: "an IPv4 address", identifier: "192.0.2.1", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_IP_LITERAL"},
+		{name: "an IPv6 literal", identifier: "[2001:db8::1]", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_IP_LITERAL"},
+		{name: "a long label", identifier: strings.Repeat("a", 64) + ".example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_LABEL_TOO_LONG"},
+		{name: "an empty label", identifier: "alice..example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MALFORMED"},
+		{name: "two trailing dots", identifier: "alice.example.test..", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MALFORMED"},
+		{name: "a space", identifier: "ali ce.example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MALFORMED"},
+		{name: "an underscore", identifier: "under_score.example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MALFORMED"},
+		{name: "a malformed transfer", identifier: "*.example.test", purpose: registry.PurposeTransfer, kind: registry.KindInvalidArgument, reason: "IDENTIFIER_WILDCARD"},
+		{name: "a quoted local part", identifier: `"alice"@example.test`, kind: registry.KindInvalidArgument, reason: "IDENTIFIER_LOCAL_PART_MALFORMED"},
 
 		// Names that may not be registered anew, outside dev mode.
-		{name: "example.test outside dev mode", opts: []option{strict}, identifier: "alice.example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 6761"},
-		{name: "example.com outside dev mode", opts: []option{strict}, identifier: "alice.example.com", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 6761"},
-		{name: "an e-mail form under example.org", opts: []option{strict}, identifier: "alice@example.org", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 6761"},
-		{name: ".local", opts: []option{strict}, identifier: "printer.local", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 6762"},
-		{name: ".onion", opts: []option{strict}, identifier: "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 7686"},
-		{name: ".alt", opts: []option{strict}, identifier: "alice.alt", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 9476"},
-		{name: "home.arpa", opts: []option{strict}, identifier: "router.home.arpa", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 8375"},
-		{name: ".localhost", opts: []option{strict}, identifier: "alice.localhost", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "RFC 6761"},
-		{name: ".internal", opts: []option{strict}, identifier: "alice.internal", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierSpecialUse, says: "ICANN"},
+		{name: "example.test outside dev mode", opts: []option{strict}, identifier: "alice.example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 6761"},
+		{name: "example.com outside dev mode", opts: []option{strict}, identifier: "alice.example.com", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 6761"},
+		{name: "an e-mail form under example.org", opts: []option{strict}, identifier: "alice@example.org", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 6761"},
+		{name: ".local", opts: []option{strict}, identifier: "printer.local", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 6762"},
+		{name: ".onion", opts: []option{strict}, identifier: "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 7686"},
+		{name: ".alt", opts: []option{strict}, identifier: "alice.alt", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 9476"},
+		{name: "home.arpa", opts: []option{strict}, identifier: "router.home.arpa", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 8375"},
+		{name: ".localhost", opts: []option{strict}, identifier: "alice.localhost", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "RFC 6761"},
+		{name: ".internal", opts: []option{strict}, identifier: "alice.internal", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_SPECIAL_USE", says: "ICANN"},
 
 		// Names that may never be registered anew, dev mode or not.
-		{name: "Cyrillic among Latin", identifier: "\u0430pple.example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMixedScript, says: "Cyrillic and Latin"},
-		{name: "Cyrillic among Latin, as an A-label", identifier: "xn--pple-43d.example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMixedScript, says: "Cyrillic and Latin"},
-		{name: "Cyrillic in a local part", identifier: "p\u0430ypal@example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMixedScript, says: "Cyrillic and Latin"},
-		{name: "Greek among Latin", identifier: "micr\u03bfsoft.example.test", kind: registry.KindInvalidArgument, reason: registry.ReasonIdentifierMixedScript, says: "Greek and Latin"},
+		{name: "Cyrillic among Latin", identifier: "\u0430pple.example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MIXED_SCRIPT", says: "Cyrillic and Latin"},
+		{name: "Cyrillic among Latin, as an A-label", identifier: "xn--pple-43d.example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MIXED_SCRIPT", says: "Cyrillic and Latin"},
+		{name: "Cyrillic in a local part", identifier: "p\u0430ypal@example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MIXED_SCRIPT", says: "Cyrillic and Latin"},
+		{name: "Greek among Latin", identifier: "micr\u03bfsoft.example.test", kind: registry.KindInvalidArgument, reason: "IDENTIFIER_MIXED_SCRIPT", says: "Greek and Latin"},
 
 		// Names taken.
 		{name: "a registered name", identifier: "taken.example.test", kind: registry.KindAlreadyExists, reason: "IDENTIFIER_TAKEN", says: "already registered"},
@@ -500,7 +500,7 @@ func TestRegisterIdentifier(t *testing.T) {
 	t.Run("a special-use name on an instance outside dev mode", func(t *testing.T) {
 		c := w.validChallenge(a, "erin.example.test", registry.PurposeRegister)
 		_, err := w.instance(strict).RegisterIdentifier(w.ctx, a, c.ID, "", "")
-		wantErr(t, err, registry.KindInvalidArgument, registry.ReasonIdentifierSpecialUse)
+		wantErr(t, err, registry.KindInvalidArgument, "IDENTIFIER_SPECIAL_USE")
 		if _, ok := w.identifier("erin.example.test"); ok {
 			t.Fatal("erin.example.test was stored")
 		}

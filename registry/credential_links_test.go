@@ -49,7 +49,7 @@ func TestCreateCredentialLink(t *testing.T) {
 		{"another agent's identifier", beta, "carol.example.test", registry.CredentialLinkReset, registry.KindNotFound, "IDENTIFIER_NOT_FOUND"},
 		{"no purpose", alpha, "carol.example.test", "", registry.KindInvalidArgument, "PURPOSE_REQUIRED"},
 		{"an unknown purpose", alpha, "carol.example.test", "login", registry.KindInvalidArgument, "PURPOSE_REQUIRED"},
-		{"a malformed identifier", alpha, "not a name", registry.CredentialLinkSetup, registry.KindInvalidArgument, registry.ReasonIdentifierMalformed},
+		{"a malformed identifier", alpha, "not a name", registry.CredentialLinkSetup, registry.KindInvalidArgument, "IDENTIFIER_MALFORMED"},
 		{"an identifier not registered", alpha, "nobody.example.test", registry.CredentialLinkSetup, registry.KindNotFound, "IDENTIFIER_NOT_FOUND"},
 	}
 	for _, tt := range refusals {

@@ -191,7 +191,7 @@ func TestListJournal(t *testing.T) {
 		t.Fatalf("the whole journal %v, want %v", got, want)
 	}
 	_, _, err = w.svc.ListJournal(w.ctx, registry.JournalFilter{ObjectType: "identifier", ObjectID: "*.example.test"}, 0, "")
-	wantErr(t, err, registry.KindInvalidArgument, registry.ReasonIdentifierWildcard)
+	wantErr(t, err, registry.KindInvalidArgument, "IDENTIFIER_WILDCARD")
 	_, _, err = w.svc.ListJournal(w.ctx, registry.JournalFilter{}, 0, "garbage!")
 	wantErr(t, err, registry.KindInvalidArgument, "INVALID_PAGE_TOKEN")
 }

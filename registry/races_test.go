@@ -40,7 +40,7 @@ func wantOneOf(t *testing.T, what string, err error, allowed ...refusal) {
 	if err == nil {
 		t.Fatalf("%s: got no error, want one of %v", what, allowed)
 	}
-	if got := (refusal{registry.KindOf(err), registry.ReasonOf(err)}); !slices.Contains(allowed, got) {
+	if got := (refusal{registry.KindOf(err), string(registry.ReasonOf(err))}); !slices.Contains(allowed, got) {
 		t.Fatalf("%s: got %v (%v), want one of %v", what, got, err, allowed)
 	}
 }

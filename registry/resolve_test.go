@@ -37,7 +37,7 @@ func TestResolve(t *testing.T) {
 		kind     registry.Kind
 		reason   string
 	}{
-		{"malformed", "not a name", registry.KindInvalidArgument, registry.ReasonIdentifierMalformed},
+		{"malformed", "not a name", registry.KindInvalidArgument, "IDENTIFIER_MALFORMED"},
 		{"not registered", "nobody.example.test", registry.KindNotFound, "IDENTIFIER_NOT_FOUND"},
 		{"an e-mail form's DNS name", aliceLabel + ".example.test", registry.KindNotFound, "IDENTIFIER_NOT_FOUND"},
 	}
@@ -51,13 +51,13 @@ func TestResolve(t *testing.T) {
 	// On hold, pending delete, or both: nothing; the hold is told first.
 	w.serverStatus(i.Name, "abuse", registry.StatusServerHold)
 	_, err := w.svc.Resolve(w.ctx, i.Name)
-	wantErr(t, err, registry.KindNotFound, "IDENTIFIER_ON_HOLD")
+	wantErr(t, err, registry.KindNotFound, notResolvedOnHold)
 	w.remove(a, i.Name)
 	_, err = w.svc.Resolve(w.ctx, i.Name)
-	wantErr(t, err, registry.KindNotFound, "IDENTIFIER_ON_HOLD")
+	wantErr(t, err, registry.KindNotFound, notResolvedOnHold)
 	w.serverStatus(i.Name, "resolved")
 	_, err = w.svc.Resolve(w.ctx, i.Name)
-	wantErr(t, err, registry.KindNotFound, "IDENTIFIER_PENDING_DELETE")
+	wantErr(t, err, registry.KindNotFound, notResolvedPendingDelete)
 }
 
 // TestHolderIdentity: the authority checks a holder's password through the identifier's
@@ -75,7 +75,7 @@ func TestHolderIdentity(t *testing.T) {
 	_, _, err = w.resolver.HolderIdentity(w.ctx, "nobody.example.test")
 	wantErr(t, err, registry.KindNotFound, "IDENTIFIER_NOT_FOUND")
 	_, _, err = w.resolver.HolderIdentity(w.ctx, "*.example.test")
-	wantErr(t, err, registry.KindInvalidArgument, registry.ReasonIdentifierWildcard)
+	wantErr(t, err, registry.KindInvalidArgument, "IDENTIFIER_WILDCARD")
 	if seed, err := w.resolver.SubjectSeed(w.ctx, identity); err != nil || seed != w.identity(identity).SubjectSeed {
 		t.Fatalf("SubjectSeed = %q, %v", seed, err)
 	}
@@ -104,11 +104,11 @@ func TestResolveCache(t *testing.T) {
 			_, err := svc.UpdateIdentifier(w.ctx, w.loser, registry.IdentifierUpdate{Identifier: alice, ClaimsEndpoint: "https://claims.loser.agent.test/new"})
 			noErr(w.t, err)
 		}},
-		{name: "put on hold", reason: "IDENTIFIER_ON_HOLD", change: func(w *transferWorld, svc *registry.Service) {
+		{name: "put on hold", reason: notResolvedOnHold, change: func(w *transferWorld, svc *registry.Service) {
 			_, err := svc.SetServerStatus(w.ctx, operator, alice, []registry.Status{registry.StatusServerHold}, "", "")
 			noErr(w.t, err)
 		}},
-		{name: "deleted", reason: "IDENTIFIER_PENDING_DELETE", change: func(w *transferWorld, svc *registry.Service) {
+		{name: "deleted", reason: notResolvedPendingDelete, change: func(w *transferWorld, svc *registry.Service) {
 			_, err := svc.DeleteIdentifier(w.ctx, w.loser, alice, "")
 			noErr(w.t, err)
 		}},
@@ -213,11 +213,11 @@ func TestSharedResolver(t *testing.T) {
 	}
 	w.serverStatus(alice, "abuse", registry.StatusServerHold)
 	_, err := w.resolver.Resolve(w.ctx, alice)
-	wantErr(t, err, registry.KindNotFound, "IDENTIFIER_ON_HOLD")
+	wantErr(t, err, registry.KindNotFound, notResolvedOnHold)
 	if _, err := own.Resolve(w.ctx, alice); err != nil {
 		t.Fatalf("a resolver of its own within its TTL: %v; want the cached answer", err)
 	}
 	w.clock.advance(2 * time.Second)
 	_, err = own.Resolve(w.ctx, alice)
-	wantErr(t, err, registry.KindNotFound, "IDENTIFIER_ON_HOLD")
+	wantErr(t, err, registry.KindNotFound, notResolvedOnHold)
 }

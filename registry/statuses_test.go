@@ -343,7 +343,7 @@ func TestSetServerStatusRules(t *testing.T) {
 		_, err := w.svc.SetServerStatus(w.ctx, operator, "nobody.example.test", []registry.Status{sH}, "", "")
 		wantErr(t, err, registry.KindNotFound, "IDENTIFIER_NOT_FOUND")
 		_, err = w.svc.SetServerStatus(w.ctx, operator, "not a name", nil, "", "")
-		wantErr(t, err, registry.KindInvalidArgument, registry.ReasonIdentifierMalformed)
+		wantErr(t, err, registry.KindInvalidArgument, "IDENTIFIER_MALFORMED")
 	})
 }
 

@@ -709,7 +709,7 @@ func TestLifecycleTransitions(t *testing.T) {
 					t.Errorf("deleted event says purge at %v, want %v", ev.Data.PurgeTime, i.PurgeTime)
 				}
 				_, err := w.resolve()
-				wantErr(t, err, notFound, "IDENTIFIER_PENDING_DELETE")
+				wantErr(t, err, notFound, notResolvedPendingDelete)
 				if got, err := w.svc.GetIdentifier(w.ctx, w.loser, alice); err != nil || !got.PurgeTime.Equal(i.PurgeTime) {
 					t.Errorf("the sponsor reads %+v, %v while pending delete", got, err)
 				}
@@ -859,7 +859,7 @@ func TestLifecycleTransitions(t *testing.T) {
 			told:   []role{losing},
 			check: func(t *testing.T, w *transferWorld) {
 				_, err := w.resolve()
-				wantErr(t, err, notFound, "IDENTIFIER_ON_HOLD")
+				wantErr(t, err, notFound, notResolvedOnHold)
 				ev := w.events(w.loser)[0]
 				if ev.Data.Reason != "test" || len(ev.Data.PreviousStatuses) != 0 {
 					t.Errorf("server status event %+v, want the reason and no statuses before", ev.Data)

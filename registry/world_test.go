@@ -522,13 +522,19 @@ func eventIDs(evs []registry.Event) []int64 {
 	return out
 }
 
+// The reasons Resolve gives for an identifier that resolves to nothing (KindNotFound).
+const (
+	notResolvedOnHold        = "IDENTIFIER_ON_HOLD"
+	notResolvedPendingDelete = "IDENTIFIER_PENDING_DELETE"
+)
+
 // wantErr fails unless err is a registry error of kind with reason.
 func wantErr(t *testing.T, err error, kind registry.Kind, reason string) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("got no error, want %s %s", kind, reason)
 	}
-	if k, r := registry.KindOf(err), registry.ReasonOf(err); k != kind || r != reason {
+	if k, r := registry.KindOf(err), string(registry.ReasonOf(err)); k != kind || r != reason {
 		t.Fatalf("got %s %s (%v), want %s %s", k, r, err, kind, reason)
 	}
 }
