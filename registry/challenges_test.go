@@ -142,6 +142,7 @@ func TestCreateChallengeRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			a, other := w.newAgent("alpha"), w.newAgent("other")
 			w.register(other, "taken.example.test")
@@ -208,6 +209,7 @@ func TestVerifyChallenge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			obs := &observer{}
 			w := newWorld(t, func(c *registry.Config) { c.Observer = obs })
 			a := w.newAgent("alpha")

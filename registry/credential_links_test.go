@@ -100,6 +100,7 @@ func TestCredentialLinkRefusedWhenNoOneCanLogIn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			a := w.newAgent("alpha")
 			i := w.register(a, alice)
@@ -206,6 +207,7 @@ func TestCredentialLinkVoiding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newTransferWorld(t, tt.opts...)
 			if _, err := w.svc.CreateCredentialLink(w.ctx, w.loser, alice, registry.CredentialLinkSetup); err != nil {
 				t.Fatal(err)

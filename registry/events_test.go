@@ -101,6 +101,7 @@ func TestEventsOfEachChange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newTransferWorld(t)
 			tt.change(w)
 			if got := eventTypes(w.events(w.loser)); !slices.Equal(got, tt.loser) {

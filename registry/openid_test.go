@@ -50,6 +50,7 @@ func TestOpenIDCheckOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			a := w.newAgent("alpha")
 			w.register(a, alice)

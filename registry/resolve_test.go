@@ -159,11 +159,13 @@ func TestResolveCache(t *testing.T) {
 			return w, w.resolveNow(t)
 		}
 		t.Run(tt.name+", here", func(t *testing.T) {
+			t.Parallel()
 			w, _ := setup(t)
 			tt.change(w, w.svc)
 			check(t, w)
 		})
 		t.Run(tt.name+", on another instance", func(t *testing.T) {
+			t.Parallel()
 			w, before := setup(t)
 			tt.change(w, w.instance())
 			if r, err := w.svc.Resolve(w.ctx, alice); err != nil || r.AgentID != before.AgentID || r.ClaimsEndpoint != before.ClaimsEndpoint {
@@ -173,6 +175,7 @@ func TestResolveCache(t *testing.T) {
 			check(t, w)
 		})
 		t.Run(tt.name+", on another instance without a cache", func(t *testing.T) {
+			t.Parallel()
 			w, _ := setup(t, func(c *registry.Config) { c.ResolveCacheTTL = -1 })
 			tt.change(w, w.instance())
 			check(t, w)

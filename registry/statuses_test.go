@@ -165,6 +165,7 @@ func TestUpdateIdentifierRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			a := w.newAgent("alpha")
 			w.register(a, alice)
@@ -302,6 +303,7 @@ func TestSetServerStatusRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			a := w.newAgent("alpha")
 			w.register(a, alice)
@@ -339,6 +341,7 @@ func TestSetServerStatusRules(t *testing.T) {
 	}
 
 	t.Run("an identifier that does not exist", func(t *testing.T) {
+		t.Parallel()
 		w := newWorld(t)
 		_, err := w.svc.SetServerStatus(w.ctx, operator, "nobody.example.test", []registry.Status{sH}, "", "")
 		wantErr(t, err, registry.KindNotFound, "IDENTIFIER_NOT_FOUND")

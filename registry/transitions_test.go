@@ -953,6 +953,7 @@ func TestLifecycleTransitions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			w := newTransferWorld(t, tc.opts...)
 			err := tc.act(w)
 			if tc.reason == "" {
