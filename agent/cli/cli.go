@@ -104,6 +104,20 @@ func parseFlags(fs *flag.FlagSet, args []string, names ...string) ([]string, err
 	return cmdline.ParseCommandFlags(fs, args, envName, names...)
 }
 
+// connect parses args into fs, whose positional arguments names name, and connects to the
+// registry.
+func (f *agentFlags) connect(fs *flag.FlagSet, args []string, names ...string) (*agent.Client, []string, error) {
+	pos, err := parseFlags(fs, args, names...)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := f.dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, pos, nil
+}
+
 // dial connects to the registry with the flags' credentials.
 func (f *agentFlags) dial(extra ...agent.Option) (*agent.Client, error) {
 	c, err := f.Config()
@@ -365,10 +379,7 @@ func enumName(s string) string {
 // list runs `list`.
 func (c Command) list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, f := c.flagSet("list", stderr)
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	client, err := f.dial()
+	client, _, err := f.connect(fs, args)
 	if err != nil {
 		return err
 	}
@@ -398,11 +409,7 @@ func (c Command) list(ctx context.Context, args []string, stdout, stderr io.Writ
 // delete runs `delete NAME`.
 func (c Command) delete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, f := c.flagSet("delete", stderr)
-	pos, err := parseFlags(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
-	client, err := f.dial()
+	client, pos, err := f.connect(fs, args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -426,10 +433,7 @@ func (c Command) events(ctx context.Context, args []string, stdout, stderr io.Wr
 	fs, f := c.flagSet("events", stderr)
 	afterID := fs.Int64("after-id", 0, "start after this event id (the last one seen); 0: with the oldest unacknowledged event")
 	ack := fs.Bool("ack", false, "acknowledge each event once it is printed")
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	client, err := f.dial()
+	client, _, err := f.connect(fs, args)
 	if err != nil {
 		return err
 	}
