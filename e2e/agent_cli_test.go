@@ -19,19 +19,46 @@ import (
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
+// agentProgram is a way to run the agent's command line: "id4me-registry agent …" or
+// "id4me-agent …", the same command.
+type agentProgram struct {
+	bin  string
+	args []string // before the command's own
+}
+
+func registryAgent(t *testing.T) agentProgram {
+	return agentProgram{testenv.Binary(t), []string{"agent"}}
+}
+
+func standaloneAgent(t *testing.T) agentProgram {
+	return agentProgram{testenv.AgentBinary(t), nil}
+}
+
+// command returns the command that runs the agent's command line with args.
+func (p agentProgram) command(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, p.bin, append(slices.Clone(p.args), args...)...)
+}
+
+// run runs the agent's command line with args and extra environment, and returns stdout and
+// stderr.
+func (p agentProgram) run(env []string, args ...string) (string, string, error) {
+	return testenv.CLI(p.bin, env, append(slices.Clone(p.args), args...)...)
+}
+
 // TestAgentCLIRegisterAndTransferWithKnot registers an identifier through the CLI with the
 // rfc2136 provider against a real Knot primary and secondary (TSIG-signed dynamic updates),
 // then transfers it to a second agent the same way; the challenge records are gone from both
 // servers afterwards. The first agent sees the transfer in its events; the second lists and
-// deletes the identifier.
+// deletes the identifier. The first agent runs "id4me-registry agent", the second id4me-agent.
 func TestAgentCLIRegisterAndTransferWithKnot(t *testing.T) {
 	long(t, "the agent CLI registering and transferring through Knot")
 	z := startKnotZone(t)
 	r := startAgentRegistry(t, z)
 	alpha, alphaToken := r.newAgent(t, "alpha")
 	beta, betaToken := r.newAgent(t, "beta")
+	alphaCLI, betaCLI := registryAgent(t), standaloneAgent(t)
 
-	out, stderr, err := cli(t, z.agentEnv(r.addr, alphaToken), "agent", "register", "alice.example.test",
+	out, stderr, err := alphaCLI.run(z.agentEnv(r.addr, alphaToken), "register", "alice.example.test",
 		"--dns-provider", "rfc2136", "--polling-interval", "100ms", "--json")
 	if err != nil {
 		t.Fatalf("agent register: %v\n%s\n%s", err, out, stderr)
@@ -65,7 +92,7 @@ func TestAgentCLIRegisterAndTransferWithKnot(t *testing.T) {
 	}
 	z.assertNoChallengeRecord(t, "alice.example.test")
 
-	out, stderr, err = cli(t, z.agentEnv(r.addr, betaToken), "agent", "transfer", "alice.example.test",
+	out, stderr, err = betaCLI.run(z.agentEnv(r.addr, betaToken), "transfer", "alice.example.test",
 		"--dns-provider", "rfc2136", "--polling-interval", "100ms")
 	if err != nil {
 		t.Fatalf("agent transfer: %v\n%s\n%s", err, out, stderr)
@@ -88,7 +115,7 @@ func TestAgentCLIRegisterAndTransferWithKnot(t *testing.T) {
 	// The losing agent's event stream tells of the transfer.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	events := exec.CommandContext(ctx, testenv.Binary(t), "agent", "events", "--json", "--ack")
+	events := alphaCLI.command(ctx, "events", "--json", "--ack")
 	events.Env = append(os.Environ(), z.agentEnv(r.addr, alphaToken)...)
 	pipe, err := events.StdoutPipe()
 	if err != nil {
@@ -123,15 +150,15 @@ func TestAgentCLIRegisterAndTransferWithKnot(t *testing.T) {
 		t.Errorf("agent events printed %v, no completed transfer", seen)
 	}
 
-	out, _, err = cli(t, z.agentEnv(r.addr, betaToken), "agent", "list")
+	out, _, err = betaCLI.run(z.agentEnv(r.addr, betaToken), "list")
 	if err != nil || !strings.HasPrefix(out, "alice.example.test\tOK\thttps://beta.example/claims") {
 		t.Errorf("agent list for the new sponsor: %q, %v", out, err)
 	}
-	out, stderr, err = cli(t, z.agentEnv(r.addr, alphaToken), "agent", "list", "--json")
+	out, stderr, err = alphaCLI.run(z.agentEnv(r.addr, alphaToken), "list", "--json")
 	if err != nil || out != "" {
 		t.Errorf("agent list for the old sponsor: %q, %v\n%s", out, err, stderr)
 	}
-	out, stderr, err = cli(t, z.agentEnv(r.addr, betaToken), "agent", "delete", "alice.example.test")
+	out, stderr, err = betaCLI.run(z.agentEnv(r.addr, betaToken), "delete", "alice.example.test")
 	if err != nil || !strings.Contains(out, "alice.example.test is pending delete") {
 		t.Errorf("agent delete: %q, %v\n%s", out, err, stderr)
 	}
@@ -241,7 +268,8 @@ func TestAgentCLIFailuresWithKnot(t *testing.T) {
 
 // TestAgentCLIManualProvider: the manual provider prompts on standard error and goes on when
 // Enter is pressed; the record it asked for is what the registry checks. The test plays the
-// person, publishing the record on the Knot primary with a TSIG-signed update of its own.
+// person, publishing the record on the Knot primary with a TSIG-signed update of its own. It
+// runs id4me-agent.
 func TestAgentCLIManualProvider(t *testing.T) {
 	long(t, "the agent CLI with the manual provider and Knot")
 	z := startKnotZone(t)
@@ -249,7 +277,7 @@ func TestAgentCLIManualProvider(t *testing.T) {
 	_, token := r.newAgent(t, "alpha")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testenv.Binary(t), "agent", "register", "manual.example.test", "--dns-provider", "manual",
+	cmd := standaloneAgent(t).command(ctx, "register", "manual.example.test", "--dns-provider", "manual",
 		"--polling-interval", "100ms")
 	cmd.Env = append(os.Environ(), z.agentEnv(r.addr, token)...)
 	stdin, err := cmd.StdinPipe()

@@ -1,36 +1,61 @@
 package main_test
 
 import (
+	"errors"
+	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/id4me/id4me-registry/internal/testenv"
 )
 
-// TestAgentCLIUsage: the agent commands refuse what they cannot do, saying why.
-func TestAgentCLIUsage(t *testing.T) {
-	env := []string{"ID4ME_AGENT_TOKEN=x", "ID4ME_AGENT_PLAINTEXT=true"}
+// TestAgentCommandIsID4meAgent: "id4me-registry agent …" and "id4me-agent …" are the same
+// command: the same output and exit status for the same arguments, but for the program's name.
+func TestAgentCommandIsID4meAgent(t *testing.T) {
+	agentBinary, err := testenv.BuildCommand(t.TempDir(), "id4me-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sameName writes the registry's program name as id4me-agent's.
+	sameName := strings.NewReplacer("id4me-registry agent", "id4me-agent", "id4me-registry: ", "id4me-agent: ").Replace
+	status := func(err error) int {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	}
+	token := []string{"ID4ME_AGENT_TOKEN=x", "ID4ME_AGENT_PLAINTEXT=true"}
 	for _, tt := range []struct {
+		env  []string
 		args []string
+		// want is in what id4me-agent prints, on stdout or stderr.
 		want string
 	}{
-		{[]string{"agent"}, "needs a command"},
-		{[]string{"agent", "frobnicate"}, "unknown agent command"},
-		{[]string{"agent", "register"}, "NAME is required"},
-		{[]string{"agent", "register", "a.example", "b.example"}, `unexpected argument "b.example"`},
-		{[]string{"agent", "register", "a.example"}, "--dns-provider is required: one of exec, httpreq, manual, rfc2136"},
-		{[]string{"agent", "register", "a.example", "--dns-provider", "route53"}, `unknown --dns-provider "route53"`},
-		{[]string{"agent", "transfer", "a.example", "--dns-provider", "exec"}, "EXEC_PATH"},
-		{[]string{"agent", "list", "--registry", "registry.example:443"}, "loopback"},
+		{nil, []string{"help"}, "usage: id4me-agent <command> [flags]"},
+		{nil, nil, "id4me-agent: a command is required"},
+		{nil, []string{"frobnicate"}, `id4me-agent: unknown agent command "frobnicate"`},
+		{nil, []string{"register", "-h"}, "Usage of id4me-agent register:"},
+		{token, []string{"register", "a.example"}, "id4me-agent: --dns-provider is required"},
+		{[]string{"ID4ME_AGENT_TOKEN="}, []string{"list", "--plaintext"}, "id4me-agent: no credential: set --token (ID4ME_AGENT_TOKEN)"},
 	} {
-		_, stderr, err := cli(t, env, tt.args...)
-		if err == nil || !strings.Contains(stderr, tt.want) {
-			t.Errorf("%v: %v, stderr %q; want a refusal saying %q", tt.args, err, stderr, tt.want)
+		regOut, regErr, err := cli(t, tt.env, append([]string{"agent"}, tt.args...)...)
+		regStatus := status(err)
+		out, stderr, err := testenv.CLI(agentBinary, tt.env, tt.args...)
+		agentStatus := status(err)
+		if !strings.Contains(out+stderr, tt.want) {
+			t.Errorf("id4me-agent %v printed no %q:\n%s\n%s", tt.args, tt.want, out, stderr)
 		}
-	}
-	if _, stderr, err := cli(t, []string{"ID4ME_AGENT_TOKEN="}, "agent", "list"); err == nil || !strings.Contains(stderr, "no credential") {
-		t.Errorf("agent list without a credential: %v, %q", err, stderr)
-	}
-	out, _, err := cli(t, nil, "agent", "help")
-	if err != nil || !strings.Contains(out, "RFC2136_TSIG_KEY") {
-		t.Errorf("agent help: %v\n%s", err, out)
+		if strings.Contains(regOut+regErr, "id4me-agent") {
+			t.Errorf("id4me-registry agent %v names itself id4me-agent:\n%s\n%s", tt.args, regOut, regErr)
+		}
+		if sameName(regOut) != out || sameName(regErr) != stderr || regStatus != agentStatus {
+			t.Errorf("%v: id4me-registry agent and id4me-agent differ:\n"+
+				"id4me-registry agent (status %d):\n%s\n%s\nid4me-agent (status %d):\n%s\n%s",
+				tt.args, regStatus, regOut, regErr, agentStatus, out, stderr)
+		}
 	}
 }

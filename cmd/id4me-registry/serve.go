@@ -19,6 +19,7 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/internal/cmdline"
 	"github.com/id4me/id4me-registry/internal/publicaddr"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/server"
@@ -29,7 +30,7 @@ type serveFlags struct {
 	grpcAddr, httpAddr, db    string
 	tlsCert, tlsKey, clientCA string
 	dev                       bool
-	dnsServers                stringList
+	dnsServers                cmdline.StringList
 	dnsQuorum                 int
 	dnsTimeout                time.Duration
 	challengeTTL              time.Duration

@@ -25,6 +25,10 @@ var rules = []struct {
 	{"internal/publicaddr", []string{"..."}, "a leaf: the list of non-public addresses"},
 	{"agent/...", []string{"registry/...", "authority/...", "server/...", "sqlstore/...", "migrations/...", "cmd/..."},
 		"the agent side is apart from the server side: agents import it alone"},
+	{"cmd/id4me-agent", []string{"registry/...", "authority/...", "server/...", "sqlstore/...", "migrations/..."},
+		"the agent's program is the agent side alone, without the registry's server code"},
+	{"internal/cmdline", []string{"registry/...", "authority/...", "server/...", "sqlstore/...", "migrations/...", "agent/..."},
+		"what the programs share on their command lines knows neither side"},
 	{"registry", []string{"authority/...", "server/...", "sqlstore/...", "migrations/...", "agent/...", "cmd/..."},
 		"the domain knows no transport, store or authority: they know it"},
 	{"authority", []string{"server/...", "sqlstore/...", "migrations/...", "agent/...", "cmd/..."},
@@ -35,13 +39,28 @@ var rules = []struct {
 	{"...", []string{"cmd/...", "e2e/...", "bench/...", "internal/layering"}, "nothing imports the binary or the test-only packages"},
 }
 
+// serverOnly are packages from outside the module that only the server side needs: gorm and
+// the database drivers of the store, the authority's password hashing.
+var serverOnly = []string{"gorm.io/...", "modernc.org/sqlite/...", "github.com/jackc/pgx/...", "golang.org/x/crypto/argon2"}
+
+// linkRules says, for each package pattern, the packages from outside the module it must not
+// link, directly or through others.
+var linkRules = []struct {
+	pkg       string
+	forbidden []string
+	why       string
+}{
+	{"agent/...", serverOnly, "agents take the agent side without the server side's dependencies"},
+	{"cmd/id4me-agent", serverOnly, "the agent's program links none of the server side's dependencies"},
+}
+
 type listed struct {
 	ImportPath string
 	Deps       []string
 }
 
-// list returns, for every module package matching pattern, its module dependencies
-// (test files excluded, as `go list -deps` gives them).
+// list returns, for every module package matching pattern, its dependencies by import path
+// (test files excluded, as `go list -deps` gives them); the keys are module-relative.
 func list(t *testing.T, pattern string) map[string][]string {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-json=ImportPath,Deps", module+pattern)
@@ -60,13 +79,7 @@ func list(t *testing.T, pattern string) map[string][]string {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		var deps []string
-		for _, d := range p.Deps {
-			if rel, ok := strings.CutPrefix(d, module); ok {
-				deps = append(deps, rel)
-			}
-		}
-		got[strings.TrimPrefix(p.ImportPath, module)] = deps
+		got[strings.TrimPrefix(p.ImportPath, module)] = p.Deps
 	}
 	if len(got) == 0 {
 		t.Fatalf("go list %s matched no package", pattern)
@@ -74,7 +87,19 @@ func list(t *testing.T, pattern string) map[string][]string {
 	return got
 }
 
-// matches reports whether the module-relative path rel matches pattern.
+// moduleDeps returns the module's packages among deps, module-relative.
+func moduleDeps(deps []string) []string {
+	var rel []string
+	for _, d := range deps {
+		if r, ok := strings.CutPrefix(d, module); ok {
+			rel = append(rel, r)
+		}
+	}
+	return rel
+}
+
+// matches reports whether the import path rel (module-relative for the module's packages)
+// matches pattern.
 func matches(pattern, rel string) bool {
 	if pattern == "..." {
 		return true
@@ -91,7 +116,7 @@ func TestImportDirection(t *testing.T) {
 	}
 	for _, r := range rules {
 		for pkg, deps := range list(t, r.pkg) {
-			for _, d := range deps {
+			for _, d := range moduleDeps(deps) {
 				for _, f := range r.forbidden {
 					if matches(f, d) && !(r.pkg == "..." && matches(f, pkg)) {
 						t.Errorf("%s depends on %s: %s", pkg, d, r.why)
@@ -102,11 +127,41 @@ func TestImportDirection(t *testing.T) {
 	}
 }
 
-// TestRulesCanFail: the check sees a known dependency, so a rule against it would fire.
+func TestLinkedPackages(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	for _, r := range linkRules {
+		for pkg, deps := range list(t, r.pkg) {
+			for _, d := range deps {
+				for _, f := range r.forbidden {
+					if matches(f, d) {
+						t.Errorf("%s links %s: %s", pkg, d, r.why)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestRulesCanFail: the checks see known dependencies, so a rule against them would fire.
 func TestRulesCanFail(t *testing.T) {
-	deps := list(t, "server")["server"]
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	deps := moduleDeps(list(t, "server")["server"])
 	if !slices.Contains(deps, "registry") {
 		t.Fatalf("go list shows server's module dependencies as %v, without registry", deps)
+	}
+	// The registry's program links what the agent's must not: each forbidden package is one
+	// the registry's program really links, so no pattern is misspelt.
+	registryDeps := list(t, "cmd/id4me-registry")["cmd/id4me-registry"]
+	for _, r := range linkRules {
+		for _, f := range r.forbidden {
+			if !slices.ContainsFunc(registryDeps, func(d string) bool { return matches(f, d) }) {
+				t.Errorf("cmd/id4me-registry links nothing %s forbids for %s: a pattern that cannot fire", f, r.pkg)
+			}
+		}
 	}
 	if !matches("registry/...", "registry") || !matches("...", "x") || matches("agent/...", "agentx") {
 		t.Fatal("pattern matching is off")

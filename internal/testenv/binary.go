@@ -18,44 +18,70 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// built is the binary Binary builds once per test process.
-var built struct {
+// BuildBinary builds the id4me-registry command into dir and returns its path.
+func BuildBinary(dir string) (string, error) {
+	return BuildCommand(dir, "id4me-registry")
+}
+
+// BuildCommand builds the module's command name (cmd/<name>: id4me-registry, id4me-agent)
+// into dir and returns its path.
+func BuildCommand(dir, name string) (string, error) {
+	path := filepath.Join(dir, name)
+	out, err := exec.Command("go", "build", "-o", path, "github.com/id4me/id4me-registry/cmd/"+name).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building %s: %w\n%s", name, err, out)
+	}
+	return path, nil
+}
+
+// lazyCommand is a command of the module built on first use into a temporary directory.
+type lazyCommand struct {
+	name      string
 	once      sync.Once
 	dir, path string
 	err       error
 }
 
-// BuildBinary builds the id4me-registry command into dir and returns its path.
-func BuildBinary(dir string) (string, error) {
-	path := filepath.Join(dir, "id4me-registry")
-	out, err := exec.Command("go", "build", "-o", path, "github.com/id4me/id4me-registry/cmd/id4me-registry").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building id4me-registry: %w\n%s", err, out)
+func (c *lazyCommand) build(t testing.TB) string {
+	t.Helper()
+	c.once.Do(func() {
+		if c.dir, c.err = os.MkdirTemp("", c.name+"-bin"); c.err == nil {
+			c.path, c.err = BuildCommand(c.dir, c.name)
+		}
+	})
+	if c.err != nil {
+		t.Fatal(c.err)
 	}
-	return path, nil
+	return c.path
 }
+
+func (c *lazyCommand) remove() {
+	if c.dir != "" {
+		os.RemoveAll(c.dir)
+	}
+}
+
+var registryCommand, agentCommand = &lazyCommand{name: "id4me-registry"}, &lazyCommand{name: "id4me-agent"}
 
 // Binary returns the path of the id4me-registry command, built on the first call into a
 // temporary directory; the package's TestMain removes it with RemoveBinary. A test that
 // never calls it builds nothing.
 func Binary(t testing.TB) string {
 	t.Helper()
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "id4me-registry-bin"); built.err == nil {
-			built.path, built.err = BuildBinary(built.dir)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
+	return registryCommand.build(t)
 }
 
-// RemoveBinary removes what Binary built, if anything.
+// AgentBinary returns the path of the id4me-agent command, built on the first call as Binary
+// builds id4me-registry.
+func AgentBinary(t testing.TB) string {
+	t.Helper()
+	return agentCommand.build(t)
+}
+
+// RemoveBinary removes what Binary and AgentBinary built, if anything.
 func RemoveBinary() {
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	registryCommand.remove()
+	agentCommand.remove()
 }
 
 // CLI runs the binary bin with args and extra environment, and returns stdout and stderr.

@@ -1,4 +1,8 @@
-package main
+// Package cli is an ID4me agent's command line: it registers and transfers identifiers at
+// the registry, publishing the DNS challenge record through a lego DNS provider, lists them,
+// follows the agent's events and deletes them. The id4me-agent program runs it, and so does
+// "id4me-registry agent".
+package cli
 
 import (
 	"context"
@@ -12,14 +16,16 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v4/challenge/dns01"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/id4me/id4me-registry/agent"
+	"github.com/id4me/id4me-registry/internal/cmdline"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
-const agentUsage = `usage: id4me-registry agent <command> [flags]
+const usage = `usage: %[1]s <command> [flags]
+
+An ID4me agent's client of the registry: it registers and transfers identifiers, publishing
+the challenge record through a DNS provider, lists them, follows events and deletes them.
 
 commands:
   register NAME   publish a challenge record through a DNS provider and register NAME
@@ -29,32 +35,41 @@ commands:
   delete NAME     delete NAME (it can be restored during the redemption period)
 
 register and transfer publish the record with --dns-provider, one of:
-  %s
+  %[2]s
 each configured by lego's own environment variables (rfc2136: RFC2136_NAMESERVER,
 RFC2136_TSIG_KEY, RFC2136_TSIG_SECRET, RFC2136_TSIG_ALGORITHM, RFC2136_PROPAGATION_TIMEOUT,
 RFC2136_POLLING_INTERVAL, …).
 
 Every flag can also be set by an environment variable: ID4ME_AGENT_ and the flag's name in
 upper case, "-" as "_" (--token is ID4ME_AGENT_TOKEN, --dns-server ID4ME_AGENT_DNS_SERVER).
-Run "id4me-registry agent <command> -h" for a command's flags.
+Run "%[1]s <command> -h" for a command's flags.
 `
 
-// agentCommand runs `id4me-registry agent …`.
-func agentCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	usage := fmt.Sprintf(agentUsage, strings.Join(dnsProviderNames(), ", "))
+// Command is the agent's command line.
+type Command struct {
+	// Program is how the user calls it: "id4me-agent", "id4me-registry agent". Usage texts
+	// and messages name it so.
+	Program string
+}
+
+// Run runs the command args names (register, transfer, list, events, delete, help) with the
+// rest of args. It prints what it does on stdout, and usage texts and warnings on stderr; the
+// caller prints the error it returns.
+func (c Command) Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := fmt.Sprintf(usage, c.Program, strings.Join(dnsProviderNames(), ", "))
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New(`"agent" needs a command`)
+		return errors.New("a command is required: register, transfer, list, events or delete")
 	}
 	switch args[0] {
 	case "register", "transfer":
-		return agentSolve(ctx, args[0], args[1:], stdout, stderr)
+		return c.solve(ctx, args[0], args[1:], stdout, stderr)
 	case "list":
-		return agentList(ctx, args[1:], stdout, stderr)
+		return c.list(ctx, args[1:], stdout, stderr)
 	case "events":
-		return agentEvents(ctx, args[1:], stdout, stderr)
+		return c.events(ctx, args[1:], stdout, stderr)
 	case "delete":
-		return agentDelete(ctx, args[1:], stdout, stderr)
+		return c.delete(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -66,33 +81,46 @@ func agentCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // agentFlags are the flags every agent command has: where the registry is and how to
 // authenticate to it, with a token or a client certificate.
 type agentFlags struct {
-	*connFlags
+	*cmdline.ConnFlags
 	tlsCert, tlsKey string
 }
 
-func newAgentFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *agentFlags) {
-	fs := flag.NewFlagSet("agent "+name, flag.ContinueOnError)
+// flagSet makes the flag set of the command name with the flags every command has.
+func (c Command) flagSet(name string, stderr io.Writer) (*flag.FlagSet, *agentFlags) {
+	fs := flag.NewFlagSet(c.Program+" "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f := &agentFlags{connFlags: addConnFlags(fs, agentEnvName, "the agent's API token")}
+	f := &agentFlags{ConnFlags: cmdline.AddConnFlags(fs, envName, "the agent's API token")}
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS, with --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client certificate's private key (PEM)")
 	return fs, f
 }
 
-// agentEnvName is a flag's environment variable: --token is ID4ME_AGENT_TOKEN.
-func agentEnvName(flagName string) string {
-	return "ID4ME_AGENT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// envName is a flag's environment variable: --token is ID4ME_AGENT_TOKEN.
+var envName = cmdline.EnvName("ID4ME_AGENT_")
+
+// parseFlags parses args, whose positional arguments (as many as names) may come before,
+// between or after the flags, then fills flags not given from the environment.
+func parseFlags(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	return cmdline.ParseCommandFlags(fs, args, envName, names...)
 }
 
-// parseAgentFlags parses args, whose positional arguments (as many as names) may come before,
-// between or after the flags, then fills flags not given from the environment.
-func parseAgentFlags(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
-	return parseCommandFlags(fs, args, agentEnvName, names...)
+// connect parses args into fs, whose positional arguments names name, and connects to the
+// registry.
+func (f *agentFlags) connect(fs *flag.FlagSet, args []string, names ...string) (*agent.Client, []string, error) {
+	pos, err := parseFlags(fs, args, names...)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := f.dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, pos, nil
 }
 
 // dial connects to the registry with the flags' credentials.
 func (f *agentFlags) dial(extra ...agent.Option) (*agent.Client, error) {
-	c, err := f.config()
+	c, err := f.Config()
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +133,8 @@ func (f *agentFlags) dial(extra ...agent.Option) (*agent.Client, error) {
 		c.Certificates = append(c.Certificates, cert)
 	case f.tlsCert != "" || f.tlsKey != "":
 		return nil, errors.New("--tls-cert and --tls-key go together")
-	case f.token == "":
-		return nil, f.noCredential("--tls-cert and --tls-key")
+	case f.Token == "":
+		return nil, f.NoCredential("--tls-cert and --tls-key")
 	}
 	var opts []agent.Option
 	if c.Token != "" {
@@ -124,14 +152,14 @@ func (f *agentFlags) dial(extra ...agent.Option) (*agent.Client, error) {
 	if c.Plaintext {
 		opts = append(opts, agent.WithPlaintext())
 	}
-	return agent.Dial(f.registry, append(opts, extra...)...)
+	return agent.Dial(f.Registry, append(opts, extra...)...)
 }
 
-// agentSolve runs `agent register NAME` and `agent transfer NAME`.
-func agentSolve(ctx context.Context, command string, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAgentFlagSet(command, stderr)
+// solve runs `register NAME` and `transfer NAME`.
+func (c Command) solve(ctx context.Context, command string, args []string, stdout, stderr io.Writer) error {
+	fs, f := c.flagSet(command, stderr)
 	providerName := fs.String("dns-provider", "", "DNS provider publishing the challenge record: "+strings.Join(dnsProviderNames(), ", ")+"; configured by lego's environment variables")
-	var dnsServers stringList
+	var dnsServers cmdline.StringList
 	fs.Var(&dnsServers, "dns-server", "nameserver host:port taken as the authoritative server of every zone while waiting for the record, and asked by lego to follow CNAMEs (repeatable); default: each zone's nameservers, found through the system resolver")
 	propagationTimeout := fs.Duration("propagation-timeout", 0, "how long to wait for every nameserver to serve the record; 0: the provider's (e.g. RFC2136_PROPAGATION_TIMEOUT), else 60s")
 	pollingInterval := fs.Duration("polling-interval", 0, "how often to ask the nameservers while waiting; 0: the provider's (e.g. RFC2136_POLLING_INTERVAL), else 2s")
@@ -139,7 +167,7 @@ func agentSolve(ctx context.Context, command string, args []string, stdout, stde
 	if command == "register" {
 		claimsEndpoint = fs.String("claims-endpoint", "", "claims endpoint (https URL) for this identifier; default the agent's")
 	}
-	pos, err := parseAgentFlags(fs, args, "NAME")
+	pos, err := parseFlags(fs, args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -155,18 +183,18 @@ func agentSolve(ctx context.Context, command string, args []string, stdout, stde
 		// its recursive nameservers; pinned servers answer for every zone here too.
 		_ = dns01.AddRecursiveNameservers(dnsServers)(nil)
 	}
-	out := &solveOutput{w: stdout, json: f.json, provider: *providerName}
-	c, err := f.dial(agent.WithDNSServers(dnsServers...), agent.WithPropagation(*propagationTimeout, *pollingInterval),
+	out := &solveOutput{w: stdout, json: f.JSON, provider: *providerName, program: c.Program}
+	client, err := f.dial(agent.WithDNSServers(dnsServers...), agent.WithPropagation(*propagationTimeout, *pollingInterval),
 		agent.WithProgress(out.progress))
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer client.Close()
 	var res *agent.Result
 	if command == "register" {
-		res, err = c.Register(ctx, pos[0], provider, agent.WithClaimsEndpoint(*claimsEndpoint))
+		res, err = client.Register(ctx, pos[0], provider, agent.WithClaimsEndpoint(*claimsEndpoint))
 	} else {
-		res, err = c.Transfer(ctx, pos[0], provider)
+		res, err = client.Transfer(ctx, pos[0], provider)
 	}
 	if err != nil {
 		out.failure(err)
@@ -184,6 +212,7 @@ type solveOutput struct {
 	w        io.Writer
 	json     bool
 	provider string
+	program  string // Command.Program, to name the command that follows a pending transfer
 	lastWait string // the last summary of the nameservers printed
 }
 
@@ -282,8 +311,8 @@ type resultLine struct {
 
 func (o *solveOutput) result(res *agent.Result) {
 	if o.json {
-		line := resultLine{Type: "result", Challenge: protoJSON(res.Challenge), Identifier: protoJSON(res.Identifier),
-			CredentialLink: protoJSON(res.CredentialLink), Transfer: protoJSON(res.Transfer)}
+		line := resultLine{Type: "result", Challenge: cmdline.ProtoJSON(res.Challenge), Identifier: cmdline.ProtoJSON(res.Identifier),
+			CredentialLink: cmdline.ProtoJSON(res.CredentialLink), Transfer: cmdline.ProtoJSON(res.Transfer)}
 		if res.CleanUpErr != nil {
 			line.CleanUpError = res.CleanUpErr.Error()
 		}
@@ -300,8 +329,8 @@ func (o *solveOutput) result(res *agent.Result) {
 	if t := res.Transfer; t != nil {
 		switch t.Status {
 		case registryv1.Transfer_STATUS_PENDING:
-			fmt.Fprintf(o.w, "transfer %s of %s from agent %s is pending until %s; `agent events` tells how it ends\n",
-				t.Id, t.Identifier, t.LosingAgentId, t.ActTime.AsTime().Format(time.RFC3339))
+			fmt.Fprintf(o.w, "transfer %s of %s from agent %s is pending until %s; `%s events` tells how it ends\n",
+				t.Id, t.Identifier, t.LosingAgentId, t.ActTime.AsTime().Format(time.RFC3339), o.program)
 		default:
 			fmt.Fprintf(o.w, "transferred %s from agent %s to agent %s (transfer %s, %s)\n",
 				t.Identifier, t.LosingAgentId, t.GainingAgentId, t.Id, enumName(t.Status.String()))
@@ -319,12 +348,12 @@ type errorLine struct {
 
 func (o *solveOutput) failure(err error) {
 	if !o.json {
-		return // main prints the error
+		return // the caller prints the error
 	}
 	line := errorLine{Type: "error", Error: err.Error()}
 	var se *agent.StepError
 	if errors.As(err, &se) {
-		line.Step, line.Problem = se.Step, protoJSON(se.Problem)
+		line.Step, line.Problem = se.Step, cmdline.ProtoJSON(se.Problem)
 	}
 	o.emit(line)
 }
@@ -337,18 +366,6 @@ func (o *solveOutput) emit(v any) {
 	o.w.Write(append(b, '\n'))
 }
 
-// protoJSON renders a message as JSON with the API's field names, nil for none.
-func protoJSON(m proto.Message) json.RawMessage {
-	if m == nil || !m.ProtoReflect().IsValid() {
-		return nil
-	}
-	b, err := protojson.Marshal(m)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
 // enumName drops the prefix of an enum value's name: STATUS_SERVER_APPROVED → SERVER_APPROVED.
 func enumName(s string) string {
 	for _, p := range []string{"IDENTIFIER_STATUS_", "STATUS_", "TYPE_"} {
@@ -359,30 +376,22 @@ func enumName(s string) string {
 	return s
 }
 
-// printJSONLine writes one message as a line of JSON.
-func printJSONLine(w io.Writer, m proto.Message) {
-	fmt.Fprintf(w, "%s\n", protoJSON(m))
-}
-
-// agentList runs `agent list`.
-func agentList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAgentFlagSet("list", stderr)
-	if _, err := parseAgentFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := f.dial()
+// list runs `list`.
+func (c Command) list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := c.flagSet("list", stderr)
+	client, _, err := f.connect(fs, args)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer client.Close()
 	n := 0
-	for i, err := range c.Identifiers(ctx) {
+	for i, err := range client.Identifiers(ctx) {
 		if err != nil {
 			return err
 		}
 		n++
-		if f.json {
-			printJSONLine(stdout, i)
+		if f.JSON {
+			cmdline.PrintJSONLine(stdout, i)
 			continue
 		}
 		statuses := make([]string, 0, len(i.Statuses))
@@ -391,30 +400,26 @@ func agentList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "%s\t%s\t%s\n", i.Name, strings.Join(statuses, ","), i.EffectiveClaimsEndpoint)
 	}
-	if n == 0 && !f.json {
+	if n == 0 && !f.JSON {
 		fmt.Fprintln(stderr, "the agent sponsors no identifier")
 	}
 	return nil
 }
 
-// agentDelete runs `agent delete NAME`.
-func agentDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAgentFlagSet("delete", stderr)
-	pos, err := parseAgentFlags(fs, args, "NAME")
+// delete runs `delete NAME`.
+func (c Command) delete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := c.flagSet("delete", stderr)
+	client, pos, err := f.connect(fs, args, "NAME")
 	if err != nil {
 		return err
 	}
-	c, err := f.dial()
+	defer client.Close()
+	i, err := client.Delete(ctx, pos[0])
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	i, err := c.Delete(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if f.json {
-		printJSONLine(stdout, i)
+	if f.JSON {
+		cmdline.PrintJSONLine(stdout, i)
 		return nil
 	}
 	fmt.Fprintf(stdout, "%s is pending delete: it can be restored until %s, when it is purged\n",
@@ -422,28 +427,25 @@ func agentDelete(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// agentEvents runs `agent events`: it prints the agent's events as they happen until
-// interrupted, reconnecting when the registry goes away.
-func agentEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAgentFlagSet("events", stderr)
+// events runs `events`: it prints the agent's events as they happen until interrupted,
+// reconnecting when the registry goes away.
+func (c Command) events(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := c.flagSet("events", stderr)
 	afterID := fs.Int64("after-id", 0, "start after this event id (the last one seen); 0: with the oldest unacknowledged event")
 	ack := fs.Bool("ack", false, "acknowledge each event once it is printed")
-	if _, err := parseAgentFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := f.dial()
+	client, _, err := f.connect(fs, args)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	err = c.WatchEvents(ctx, *afterID, func(ev *registryv1.Event) error {
-		if f.json {
-			printJSONLine(stdout, ev)
+	defer client.Close()
+	err = client.WatchEvents(ctx, *afterID, func(ev *registryv1.Event) error {
+		if f.JSON {
+			cmdline.PrintJSONLine(stdout, ev)
 		} else {
 			fmt.Fprintln(stdout, describeEvent(ev))
 		}
 		if *ack {
-			if _, err := c.AckEvents(ctx, ev.Id); err != nil {
+			if _, err := client.AckEvents(ctx, ev.Id); err != nil {
 				return fmt.Errorf("acknowledging event %d: %w", ev.Id, err)
 			}
 		}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -17,10 +17,10 @@ import (
 	"github.com/go-acme/lego/v4/providers/dns/rfc2136"
 )
 
-// dnsProviders are the DNS providers `agent register` and `agent transfer` can publish the
-// challenge record with (--dns-provider). Each lego provider is configured the lego way, by
-// its own environment variables (RFC2136_NAMESERVER, EXEC_PATH, HTTPREQ_ENDPOINT, …); any
-// other lego provider is one more line here.
+// dnsProviders are the DNS providers `register` and `transfer` can publish the challenge
+// record with (--dns-provider). Each lego provider is configured the lego way, by its own
+// environment variables (RFC2136_NAMESERVER, EXEC_PATH, HTTPREQ_ENDPOINT, …); any other lego
+// provider is one more line here.
 var dnsProviders = map[string]func() (challenge.Provider, error){
 	"exec":    legoProvider(exec.NewDNSProvider),
 	"httpreq": legoProvider(httpreq.NewDNSProvider),
