@@ -572,8 +572,8 @@ func eventIDs(evs []registry.Event) []int64 {
 
 // The reasons Resolve gives for an identifier that resolves to nothing (KindNotFound).
 const (
-	notResolvedOnHold        = "IDENTIFIER_ON_HOLD"
-	notResolvedPendingDelete = "IDENTIFIER_PENDING_DELETE"
+	notResolvedOnHold        = "NOT_RESOLVED_ON_HOLD"
+	notResolvedPendingDelete = "NOT_RESOLVED_PENDING_DELETE"
 )
 
 // wantErr fails unless err is a registry error of kind with reason.

@@ -111,7 +111,7 @@ func TestLifecycleOnTheWire(t *testing.T) {
 		t.Fatalf("DeleteIdentifier = %v, %v; want pending delete with delete and purge times", del, err)
 	}
 	_, err = e.resolver.ResolveIdentifier(as(e.admin), &registryv1.ResolveIdentifierRequest{Identifier: "alice.example.test"})
-	wantStatus(t, err, codes.NotFound, "IDENTIFIER_PENDING_DELETE")
+	wantStatus(t, err, codes.NotFound, "NOT_RESOLVED_PENDING_DELETE")
 	restored, err := e.registry.RestoreIdentifier(a.ctx(), &registryv1.RestoreIdentifierRequest{Identifier: "ALICE.example.test"})
 	if err != nil || !slices.Equal(restored.Statuses, []registryv1.IdentifierStatus{stOK}) || restored.DeleteTime != nil || restored.PurgeTime != nil {
 		t.Fatalf("RestoreIdentifier = %v, %v", restored, err)
