@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
-	"net/http"
 	"net/url"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,9 +15,9 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// Mapping is the registry's identifier → agent mapping as the authority reads it.
-// registry.Service implements it.
-type Mapping interface {
+// Resolver is the registry's identifier → agent mapping as the authority reads it
+// (registry.Resolver implements it).
+type Resolver interface {
 	// Resolve maps an identifier to its sponsoring agent and identity; an identifier on
 	// hold, pending delete or unknown resolves to a registry KindNotFound error.
 	Resolve(ctx context.Context, identifier string) (registry.Resolution, error)
@@ -62,15 +59,15 @@ const (
 	RegistrationToken RegistrationMode = "token"
 )
 
-// Config configures an Authority. Issuer, Store, Keys and Mapping are required.
+// Config configures an Authority. Issuer, Store, Keys and Resolver are required.
 type Config struct {
 	// Issuer is the authority's issuer URL: https, no query or fragment. Its host is what
 	// identifiers' _openid records name as iss.
 	Issuer string
 	Store  Store
 	Keys   *KeySet
-	// Mapping is the registry's mapping.
-	Mapping Mapping
+	// Resolver is the registry's mapping.
+	Resolver Resolver
 	// SubjectType is the default for clients that do not ask; default pairwise.
 	SubjectType SubjectType
 	// AgentTokenAlg signs the access tokens given to agents in _claim_sources; default
@@ -148,7 +145,7 @@ type Authority struct {
 	host     string
 	store    Store
 	keys     *KeySet
-	mapping  Mapping
+	resolver Resolver
 	log      *slog.Logger
 	logins   *limiter
 	regs     *limiter
@@ -164,8 +161,8 @@ type Authority struct {
 
 // New returns an Authority for cfg.
 func New(cfg Config) (*Authority, error) {
-	if cfg.Store == nil || cfg.Keys == nil || cfg.Mapping == nil {
-		return nil, errors.New("authority: Config.Store, Keys and Mapping are required")
+	if cfg.Store == nil || cfg.Keys == nil || cfg.Resolver == nil {
+		return nil, errors.New("authority: Config.Store, Keys and Resolver are required")
 	}
 	issuer, err := checkIssuer(cfg.Issuer)
 	if err != nil {
@@ -254,7 +251,7 @@ func New(cfg Config) (*Authority, error) {
 	}
 	u, _ := url.Parse(cfg.Issuer)
 	a := &Authority{
-		cfg: cfg, issuer: cfg.Issuer, host: u.Host, store: cfg.Store, keys: cfg.Keys, mapping: cfg.Mapping,
+		cfg: cfg, issuer: cfg.Issuer, host: u.Host, store: cfg.Store, keys: cfg.Keys, resolver: cfg.Resolver,
 		log:      cfg.Logger,
 		logins:   newLimiter(cfg.LoginRate, cfg.LoginBurst),
 		regs:     newLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
@@ -293,115 +290,17 @@ func (a *Authority) Issuer() string { return a.issuer }
 // now returns the current time truncated to the microsecond the store keeps.
 func (a *Authority) now() time.Time { return a.cfg.Now().UTC().Truncate(time.Microsecond) }
 
-// Paths of the authority's endpoints, below the issuer.
-const (
-	pathDiscovery  = "/.well-known/openid-configuration"
-	pathJWKS       = "/jwks.json"
-	pathRegister   = "/register"
-	pathAuthorize  = "/authorize"
-	pathLogin      = "/login"
-	pathTOTP       = "/login/totp"
-	pathConsent    = "/consent"
-	pathToken      = "/token"
-	pathUserinfo   = "/userinfo"
-	pathCredential = "/credential/"
-	pathStyle      = "/assets/style.css"
-)
-
-// Handler returns the authority's HTTP handler. It serves paths below the issuer's path;
-// mount it at the issuer's path.
-func (a *Authority) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+pathDiscovery, a.serveDiscovery)
-	mux.HandleFunc("GET "+pathJWKS, a.serveJWKS)
-	mux.HandleFunc("POST "+pathRegister, a.observed("registration", a.serveRegister))
-	mux.HandleFunc("GET "+pathRegister+"/{client_id}", a.observed("registration", a.serveClientRead))
-	mux.HandleFunc("PUT "+pathRegister+"/{client_id}", a.observed("registration", a.serveClientUpdate))
-	mux.HandleFunc("DELETE "+pathRegister+"/{client_id}", a.observed("registration", a.serveClientDelete))
-	mux.HandleFunc("GET "+pathAuthorize, a.serveAuthorize)
-	mux.HandleFunc("POST "+pathAuthorize, a.serveAuthorize)
-	mux.HandleFunc("GET "+pathLogin, a.serveLoginPage)
-	mux.HandleFunc("POST "+pathLogin, a.observed("login", a.serveLogin))
-	mux.HandleFunc("POST "+pathTOTP, a.observed("totp", a.serveTOTP))
-	mux.HandleFunc("GET "+pathConsent, a.serveConsentPage)
-	mux.HandleFunc("POST "+pathConsent, a.observed("consent", a.serveConsent))
-	mux.HandleFunc("POST "+pathToken, a.observed("token", a.serveToken))
-	mux.HandleFunc("GET "+pathUserinfo, a.observed("userinfo", a.serveUserinfo))
-	mux.HandleFunc("POST "+pathUserinfo, a.observed("userinfo", a.serveUserinfo))
-	mux.HandleFunc("GET "+pathCredential+"{token}", a.serveCredentialPage)
-	mux.HandleFunc("POST "+pathCredential+"{token}", a.observed("credentials", a.serveCredential))
-	mux.HandleFunc("GET "+pathStyle, a.pages.serveStyle)
-	return securityHeaders(a.limitBodies(mux))
-}
-
-// maxBody bounds what a client or browser may post to any endpoint: far more than any form,
-// registration or token request needs.
-const maxBody = 64 << 10
-
-// limitBodies caps request bodies at maxBody and reads posted forms at once, so that a body
-// too large or malformed gets a clear answer (413 or 400: an OAuth error for the token and
-// registration endpoints, an error page for the browser's) before any handler runs.
-func (a *Authority) limitBodies(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			next.ServeHTTP(w, r)
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
-			if err := r.ParseForm(); err != nil {
-				status := http.StatusBadRequest
-				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-					status = http.StatusRequestEntityTooLarge
-				}
-				if r.URL.Path == pathToken || strings.HasPrefix(r.URL.Path, pathRegister) {
-					writeOAuthError(w, status, errorf("invalid_request", fmt.Sprintf("the form body is malformed or larger than %d KiB", maxBody>>10)))
-				} else {
-					a.errorPage(w, r, status, "The form could not be read.", fmt.Sprintf("It is malformed or larger than %d KiB. Go back and try again.", maxBody>>10))
-				}
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// observed tells Config.Observe the status of every answer of h.
-func (a *Authority) observed(event string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h(sw, r)
-		a.cfg.Observe(event, strconv.Itoa(sw.status))
-	}
-}
-
-// statusWriter remembers the status of an answer.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	w.status = status
-	w.ResponseWriter.WriteHeader(status)
-}
-
-// securityHeaders sets the headers every answer of the authority carries.
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Strict-Transport-Security", "max-age=31536000")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		next.ServeHTTP(w, r)
-	})
-}
-
 // Run does the authority's background work until ctx ends: refreshing and rotating keys,
 // and deleting expired requests, sessions, codes, tokens and links every interval. A
-// failure is logged once until the work succeeds again.
+// failure is logged once until the work succeeds again. It returns when ctx has ended and
+// the key rotator has stopped too, so that nothing of it outlives the caller's shutdown.
 func (a *Authority) Run(ctx context.Context, interval time.Duration) {
-	go a.keys.Run(ctx)
+	rotator := make(chan struct{})
+	go func() {
+		defer close(rotator)
+		a.keys.Run(ctx)
+	}()
+	defer func() { <-rotator }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	sweep := failureLog{log: a.log, failed: "authority: deleting expired state failed", recovered: "authority: deleting expired state works again"}

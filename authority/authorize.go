@@ -1,9 +1,7 @@
 package authority
 
 import (
-	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,18 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/id4me/id4me-registry/registry"
-)
-
-// Cookies. The __Host- prefix makes the browser insist on Secure, Path=/ and no Domain.
-const (
-	// browserCookie names the browser: authorization requests and credential pages are bound
-	// to it, and the CSRF tokens of their forms are derived from it.
-	browserCookie = "__Host-id4me-browser"
-	// sessionCookie holds a holder's login session.
-	sessionCookie = "__Host-id4me-session"
 )
 
 // maxClaimsParam bounds the claims request parameter.
@@ -228,42 +214,6 @@ func claimNames(cs []requestedClaim) []string {
 	return out
 }
 
-// sessionServes reports whether a login session may answer req at now without a new login.
-// The session a login during the request started serves it; any other only when the request has no prompt=login, the login is within max_age, and the
-// login_hint, if any, names the session's identifier. Either way the identifier must still
-// resolve to the session's identity. Every step of a login asks it again (authorize, consent
-// page and form), so a request that demands a login cannot be taken around the login page.
-func (a *Authority) sessionServes(ctx context.Context, s Session, req AuthRequest, now time.Time) bool {
-	loggedInNow := len(req.LoginSessionHash) > 0 && hmac.Equal(req.LoginSessionHash, s.IDHash)
-	if p := req.Params; !loggedInNow {
-		if p.has("login") {
-			return false
-		}
-		if p.MaxAge != nil && now.Sub(s.AuthTime) > time.Duration(*p.MaxAge)*time.Second {
-			return false
-		}
-		if p.LoginHint != "" {
-			if n, err := registry.ParseIdentifier(p.LoginHint); err != nil || n.ASCII != s.Identifier {
-				return false
-			}
-		}
-	}
-	res, err := a.mapping.Resolve(ctx, s.Identifier)
-	return err == nil && res.IdentityID == s.IdentityID
-}
-
-// servingSession returns the browser's session if it may answer req at now
-// (sessionServes); otherwise it sends the browser to the login page for req and returns
-// false.
-func (a *Authority) servingSession(w http.ResponseWriter, r *http.Request, req AuthRequest, now time.Time) (Session, bool) {
-	s, ok := a.currentSession(r, now)
-	if ok && a.sessionServes(r.Context(), s, req, now) {
-		return s, true
-	}
-	http.Redirect(w, r, pathLogin+"?req="+url.QueryEscape(req.ID), http.StatusSeeOther)
-	return Session{}, false
-}
-
 // afterLogin goes on once the holder is logged in: to the consent page unless a remembered
 // consent covers the request, else straight back to the client with a code. fromForm says
 // whether the holder just posted a form (so a redirect is a 303 to a GET).
@@ -307,7 +257,7 @@ func subset(a, b []string) bool {
 // client with it (and the state and iss, RFC 9207).
 func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, s Session, claims []string) {
 	ctx := r.Context()
-	seed, err := a.mapping.SubjectSeed(ctx, s.IdentityID)
+	seed, err := a.resolver.SubjectSeed(ctx, s.IdentityID)
 	if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
@@ -367,71 +317,6 @@ func withQuery(uri string, v url.Values) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// browserID returns the browser cookie's value, setting a new one when there is none.
-func (a *Authority) browserID(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(browserCookie); err == nil && len(c.Value) == 43 {
-		return c.Value
-	}
-	v := randomToken()
-	setCookie(w, browserCookie, v, 0)
-	r.AddCookie(&http.Cookie{Name: browserCookie, Value: v})
-	return v
-}
-
-// setCookie sets a Secure, HttpOnly, SameSite=Lax cookie for the whole authority; maxAge 0
-// makes a browser-session cookie, a negative one deletes it.
-func setCookie(w http.ResponseWriter, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-}
-
-// csrfToken is the token a form for purpose carries: an HMAC keyed with the browser
-// cookie, which a cross-site page can neither read nor send along (SameSite=Lax).
-func csrfToken(browser, purpose string) string {
-	m := hmac.New(sha256.New, []byte(browser))
-	m.Write([]byte(purpose))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// checkCSRF reports whether a posted form carries the CSRF token for purpose and comes
-// with the browser cookie it was made for.
-func checkCSRF(r *http.Request, purpose string) (browser string, ok bool) {
-	c, err := r.Cookie(browserCookie)
-	if err != nil || c.Value == "" {
-		return "", false
-	}
-	want := csrfToken(c.Value, purpose)
-	return c.Value, hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(want))
-}
-
-// currentSession returns the login session of the request's cookie, if it is valid at now.
-func (a *Authority) currentSession(r *http.Request, now time.Time) (Session, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return Session{}, false
-	}
-	s, err := a.store.GetSession(r.Context(), hashToken(c.Value))
-	if err != nil || !now.Before(s.ExpireTime) {
-		return Session{}, false
-	}
-	return s, true
-}
-
-// startSession records a login and sets the session cookie.
-func (a *Authority) startSession(w http.ResponseWriter, r *http.Request, identityID, identifier string, amr []string) (Session, error) {
-	now := a.now()
-	v := randomToken()
-	s := Session{IDHash: hashToken(v), IdentityID: identityID, Identifier: identifier, AuthTime: now, AMR: amr, CreateTime: now, ExpireTime: now.Add(a.cfg.SessionTTL)}
-	if old, err := r.Cookie(sessionCookie); err == nil {
-		// A new login replaces the old session (and fixes no session an attacker planted).
-		a.store.DeleteSession(r.Context(), hashToken(old.Value))
-	}
-	if err := a.store.CreateSession(r.Context(), s); err != nil {
-		return Session{}, err
-	}
-	setCookie(w, sessionCookie, v, 0)
-	return s, nil
 }
 
 // pendingRequest loads the authorization request a page or form names and checks that it

@@ -28,7 +28,7 @@ func (a *Authority) IssueCredentialLink(ctx context.Context, req registry.Creden
 		_, err := a.store.GetHolderCredential(ctx, req.IdentityID)
 		switch {
 		case err == nil:
-			return registry.CredentialLink{}, registry.Errorf(registry.KindFailedPrecondition, "CREDENTIALS_ALREADY_SET", "the holder of %s has set a password already; ask for a PURPOSE_RESET link", req.Identifier)
+			return registry.CredentialLink{}, registry.NewError(registry.ReasonCredentialsAlreadySet, "the holder of %s has set a password already; ask for a PURPOSE_RESET link", req.Identifier)
 		case !errors.Is(err, ErrNotFound):
 			return registry.CredentialLink{}, err
 		}
@@ -118,7 +118,7 @@ func (a *Authority) credentialLink(w http.ResponseWriter, r *http.Request) (Cred
 		a.voidLinkPage(w, r, l)
 		return l, false
 	}
-	b, err := a.mapping.CredentialLinkBinding(r.Context(), l.Identifier, l.IdentityID)
+	b, err := a.resolver.CredentialLinkBinding(r.Context(), l.Identifier, l.IdentityID)
 	switch err := stillBound(l, b, err); {
 	case errors.Is(err, errLinkVoid):
 		a.voidLinkPage(w, r, l)

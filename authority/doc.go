@@ -15,6 +15,6 @@
 // is downgrade-protected: a code requested with a code_challenge redeems only with its
 // verifier, and one requested without refuses a verifier.
 //
-// The authority reads the identifier → agent mapping through the Mapping interface, which
-// the registry's Service satisfies, and keeps its own state in a Store.
+// The authority reads the identifier → agent mapping through the Resolver interface, which
+// registry.Resolver satisfies, and keeps its own state in a Store.
 package authority

@@ -515,3 +515,12 @@ func (k *KeySet) Run(ctx context.Context) {
 		}
 	}
 }
+
+// signJSON signs v, marshalled to JSON, as a compact JWS with the current key of alg.
+func (a *Authority) signJSON(alg string, v any, typ string) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return a.keys.Sign(alg, b, typ)
+}

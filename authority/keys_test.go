@@ -1,7 +1,6 @@
 package authority_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -91,30 +89,6 @@ func forEachStore(t *testing.T, test func(t *testing.T, open func(*testing.T) au
 		t.Run(s.name, func(t *testing.T) { test(t, s.open) })
 	}
 }
-
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 678000, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 const (
 	testLead      = time.Hour
@@ -778,7 +752,7 @@ type outageStore struct {
 func (s *outageStore) SigningKeys(ctx context.Context, now time.Time) ([]authority.SigningKey, error) {
 	s.calls.Add(1)
 	if s.down.Load() {
-		return nil, registry.Errorf(registry.KindUnavailable, "DATABASE_UNAVAILABLE", "the database is unreachable; try again shortly")
+		return nil, registry.NewError(registry.ReasonDatabaseUnavailable, "the database is unreachable; try again shortly")
 	}
 	return s.Store.SigningKeys(ctx, now)
 }
@@ -787,11 +761,10 @@ func (s *outageStore) SigningKeys(ctx context.Context, now time.Time) ([]authori
 // keys once, not at every interval, and once more when it works again.
 func TestKeysRunLogsAnOutageOnce(t *testing.T) {
 	store := &outageStore{Store: newKeyStore(t)}
-	var logs bytes.Buffer
-	var mu sync.Mutex
+	var logs logBuffer
 	cfg := testConfig(newClock())
 	cfg.RefreshInterval = time.Millisecond
-	cfg.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	k := newKeySet(t, store, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -814,34 +787,61 @@ func TestKeysRunLogsAnOutageOnce(t *testing.T) {
 	waitCalls(5)
 	cancel()
 	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	count := func(msg string) int {
-		n := 0
-		for line := range strings.Lines(logs.String()) {
-			var rec struct{ Msg string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
-				n++
-			}
-		}
-		return n
-	}
-	if n := count("reading the signing keys failed; logged once until it works again"); n != 1 {
+	if n := logs.count("reading the signing keys failed; logged once until it works again"); n != 1 {
 		t.Fatalf("%d log lines for 20 failed reads, want 1:\n%s", n, logs.String())
 	}
-	if n := count("reading the signing keys works again"); n != 1 {
+	if n := logs.count("reading the signing keys works again"); n != 1 {
 		t.Fatalf("%d log lines say reading works again, want 1:\n%s", n, logs.String())
 	}
 }
 
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
+// blockingKeyStore holds the key rotator in a store call from the moment it is armed until
+// released, and records that the call has returned.
+type blockingKeyStore struct {
+	authority.Store
+	armed    atomic.Bool
+	entered  chan struct{}
+	release  chan struct{}
+	returned atomic.Bool
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+func (s *blockingKeyStore) SigningKeys(ctx context.Context, now time.Time) ([]authority.SigningKey, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+		defer s.returned.Store(true)
+	}
+	return s.Store.SigningKeys(ctx, now)
+}
+
+// TestRunWaitsForTheKeyRotator: Authority.Run returns only once the key rotator it started
+// has stopped, so that no store call of the authority's outlives a shutdown (which closes
+// the database after Run returns).
+func TestRunWaitsForTheKeyRotator(t *testing.T) {
+	store := &blockingKeyStore{Store: newKeyStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	cfg := testConfig(newClock())
+	cfg.RefreshInterval = time.Millisecond
+	keys := newKeySet(t, store, cfg)
+	a, err := authority.New(authority.Config{
+		Issuer: "https://id.example.test", Store: store, Keys: keys, Resolver: struct{ authority.Resolver }{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.armed.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx, time.Hour); close(done) }()
+	<-store.entered
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("Run returned while the key rotator was still in a store call")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(store.release)
+	<-done
+	if !store.returned.Load() {
+		t.Fatal("Run returned before the key rotator's store call did")
+	}
 }

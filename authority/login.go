@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
-
 	"github.com/id4me/id4me-registry/registry"
 )
 
@@ -243,10 +240,10 @@ type loginHolder struct {
 // on hold or pending delete too; err is a failure of the authority.
 func (a *Authority) holder(ctx context.Context, identifier string) (loginHolder, error) {
 	var h loginHolder
-	res, err := a.mapping.Resolve(ctx, identifier)
+	res, err := a.resolver.Resolve(ctx, identifier)
 	switch reason, kind := registry.ReasonOf(err), registry.KindOf(err); {
-	case reason == "IDENTIFIER_ON_HOLD" || reason == "IDENTIFIER_PENDING_DELETE":
-		name, identityID, err := a.mapping.HolderIdentity(ctx, identifier)
+	case reason == registry.ReasonNotResolvedOnHold || reason == registry.ReasonNotResolvedPendingDelete:
+		name, identityID, err := a.resolver.HolderIdentity(ctx, identifier)
 		switch kind := registry.KindOf(err); {
 		case kind == registry.KindNotFound || kind == registry.KindInvalidArgument:
 			// Purged meanwhile.
@@ -275,50 +272,4 @@ func (a *Authority) holder(ctx context.Context, identifier string) (loginHolder,
 
 func tooMany(wait time.Duration) string {
 	return fmt.Sprintf("Too many attempts from your network. Wait %d seconds and try again.", int(wait.Seconds())+1)
-}
-
-// checkPassword verifies a password, holding one of the hash slots.
-func (a *Authority) checkPassword(ctx context.Context, password, hash string) (ok bool, err error) {
-	err = a.withHashSlot(ctx, func() { ok, err = checkPassword(password, hash) })
-	return ok, err
-}
-
-// hashNewPassword hashes a password with the configured cost, holding one of the hash slots.
-func (a *Authority) hashNewPassword(ctx context.Context, password string) (hash string, err error) {
-	err = a.withHashSlot(ctx, func() { hash, err = hashPassword(password, a.cfg.Password) })
-	return hash, err
-}
-
-// withHashSlot runs fn holding one of the hash slots: each argon2id hash takes
-// Password.Memory KiB, so only so many run at once.
-func (a *Authority) withHashSlot(ctx context.Context, fn func()) error {
-	select {
-	case a.hashSlot <- struct{}{}:
-		defer func() { <-a.hashSlot }()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	fn()
-	return nil
-}
-
-// totpOpts are the RFC 6238 parameters: 30-second steps, 6 digits, SHA-1 — what every
-// authenticator app understands.
-var totpOpts = totp.ValidateOpts{Period: 30, Skew: 0, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
-
-// checkTOTP checks a code against the current step and the one before and after (clock
-// drift), and returns the step it matched.
-func checkTOTP(secret, code string, now time.Time) (int64, bool) {
-	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
-	if len(code) != 6 {
-		return 0, false
-	}
-	step := now.Unix() / int64(totpOpts.Period)
-	for _, d := range []int64{0, -1, 1} {
-		t := time.Unix((step+d)*int64(totpOpts.Period), 0)
-		if ok, err := totp.ValidateCustom(code, secret, t, totpOpts); err == nil && ok {
-			return step + d, true
-		}
-	}
-	return 0, false
 }

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -102,4 +103,29 @@ func checkNewPassword(password, confirm, identifier string) string {
 		return "The password must not be one character repeated."
 	}
 	return ""
+}
+
+// checkPassword verifies a password, holding one of the hash slots.
+func (a *Authority) checkPassword(ctx context.Context, password, hash string) (ok bool, err error) {
+	err = a.withHashSlot(ctx, func() { ok, err = checkPassword(password, hash) })
+	return ok, err
+}
+
+// hashNewPassword hashes a password with the configured cost, holding one of the hash slots.
+func (a *Authority) hashNewPassword(ctx context.Context, password string) (hash string, err error) {
+	err = a.withHashSlot(ctx, func() { hash, err = hashPassword(password, a.cfg.Password) })
+	return hash, err
+}
+
+// withHashSlot runs fn holding one of the hash slots: each argon2id hash takes
+// Password.Memory KiB, so only so many run at once.
+func (a *Authority) withHashSlot(ctx context.Context, fn func()) error {
+	select {
+	case a.hashSlot <- struct{}{}:
+		defer func() { <-a.hashSlot }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	fn()
+	return nil
 }

@@ -3,9 +3,6 @@ package authority
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +16,6 @@ import (
 	"time"
 
 	"github.com/id4me/id4me-registry/internal/publicaddr"
-	"github.com/id4me/id4me-registry/registry"
 )
 
 // tokenAuthMethods are the client authentication methods of the token endpoint; "none" is
@@ -316,58 +312,4 @@ func orDefault(v, def []string) []string {
 		return def
 	}
 	return v
-}
-
-// randomToken returns 256 random bits, base64url: secrets, codes, tokens.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// randomID returns 128 random bits, base64url: identifiers that need not be secret.
-func randomID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// hashToken is how the store keeps a secret the authority only needs to recognise.
-func hashToken(tok string) []byte {
-	h := sha256.Sum256([]byte(tok))
-	return h[:]
-}
-
-// bearerToken returns the Bearer token of the Authorization header (RFC 6750 §2.1).
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", false
-	}
-	return strings.TrimSpace(tok), true
-}
-
-// internalError answers a failure of the authority to a client: 503
-// temporarily_unavailable, with Retry-After, when the database is out of reach
-// (databaseUnavailable); otherwise it logs err and answers 500 without detail.
-func (a *Authority) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	if databaseUnavailable(err) {
-		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
-		writeOAuthError(w, http.StatusServiceUnavailable, errorf("temporarily_unavailable", "the authority cannot reach its database; try again shortly"))
-		return
-	}
-	a.log.ErrorContext(r.Context(), "authority: internal error", "path", r.URL.Path, "err", err)
-	writeOAuthError(w, http.StatusInternalServerError, errorf("server_error", "the authority failed; try again later"))
-}
-
-// unavailableRetryAfter is what Retry-After says, in seconds, while the database is out of
-// reach.
-const unavailableRetryAfter = 5
-
-// databaseUnavailable reports whether err is the database being out of reach or not
-// answering in time (registry.KindUnavailable, reason DATABASE_UNAVAILABLE): not the
-// authority's failure, and logged already, once per outage, by the store.
-func databaseUnavailable(err error) bool {
-	return registry.KindOf(err) == registry.KindUnavailable
 }

@@ -108,7 +108,7 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	// What can fail for a while (the registry's database, the client's jwks_uri) is done
 	// before the code is used, so that the client can try again with it.
-	res, err := a.mapping.Resolve(ctx, g.Identifier)
+	res, err := a.resolver.Resolve(ctx, g.Identifier)
 	switch {
 	case registry.KindOf(err) == registry.KindNotFound, err == nil && res.IdentityID != g.IdentityID:
 		// The holder lost the identifier since logging in.

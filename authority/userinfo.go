@@ -68,7 +68,7 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		a.invalidToken(w, "the access token is not valid, expired or revoked")
 		return
 	}
-	res, err := a.mapping.Resolve(ctx, at.Identifier)
+	res, err := a.resolver.Resolve(ctx, at.Identifier)
 	switch {
 	case registry.KindOf(err) == registry.KindNotFound, err == nil && res.IdentityID != at.IdentityID:
 		a.invalidToken(w, "the identifier no longer resolves to the identity this token was issued for")

@@ -73,9 +73,7 @@ func newAuthorityEnv(tb testing.TB, opts authorityOptions) *authorityEnv {
 	e.store = store
 	prom := prometheus.NewRegistry()
 	metrics := server.NewMetrics(prom)
-	if e.svc, err = registry.New(registry.Config{Store: store, Observer: metrics, AllowLocalEndpoints: true}); err != nil {
-		tb.Fatal(err)
-	}
+	resolver := registry.NewResolver(store, 0, nil)
 	cert, _, err := server.DevCertificate()
 	if err != nil {
 		tb.Fatal(err)
@@ -94,7 +92,7 @@ func newAuthorityEnv(tb testing.TB, opts authorityOptions) *authorityEnv {
 		tb.Fatal(err)
 	}
 	auth, err := authority.New(authority.Config{
-		Issuer: e.issuer, Store: store.Authority(), Keys: e.keys, Mapping: e.svc,
+		Issuer: e.issuer, Store: store.Authority(), Keys: e.keys, Resolver: resolver,
 		AgentTokenAlg: opts.agentTokenAlg, Password: opts.password, Logger: log,
 		// Every benchmark login comes from 127.0.0.1: the per-source limit (1/s, burst 20)
 		// would refuse nearly all of them.
@@ -103,7 +101,11 @@ func newAuthorityEnv(tb testing.TB, opts authorityOptions) *authorityEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.svc.SetCredentialLinkIssuer(auth)
+	if e.svc, err = registry.New(registry.Config{
+		Store: store, Observer: metrics, AllowLocalEndpoints: true, Resolver: resolver, CredentialLinks: auth,
+	}); err != nil {
+		tb.Fatal(err)
+	}
 	srv, err := server.New(server.Config{
 		Service: e.svc, Logger: log, TLS: tlsCfg, AgentRate: rate.Inf, Prometheus: prom, Authority: auth.Handler(),
 	})

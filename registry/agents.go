@@ -70,39 +70,39 @@ func (s *Service) checkAgentSpec(spec *AgentSpec, fields []AgentField) (thumbpri
 		case AgentFieldDisplayName:
 			spec.DisplayName = strings.TrimSpace(spec.DisplayName)
 			if spec.DisplayName == "" || utf8.RuneCountInString(spec.DisplayName) > maxDisplayName || !utf8.ValidString(spec.DisplayName) {
-				return "", Errorf(KindInvalidArgument, "DISPLAY_NAME_INVALID", "display_name must be 1 to %d characters", maxDisplayName)
+				return "", NewError(ReasonDisplayNameInvalid, "display_name must be 1 to %d characters", maxDisplayName)
 			}
 		case AgentFieldClaimsEndpoint:
-			if err := s.checkEndpointURL("claims_endpoint", spec.ClaimsEndpoint); err != nil {
+			if err := s.checkEndpointURL(claimsEndpointURL, spec.ClaimsEndpoint); err != nil {
 				return "", err
 			}
 		case AgentFieldIssuer:
-			if err := s.checkEndpointURL("issuer", spec.Issuer); err != nil {
+			if err := s.checkEndpointURL(issuerURL, spec.Issuer); err != nil {
 				return "", err
 			}
 		case AgentFieldAccountKey:
 			key, err := acme.ParseAccountKey(spec.AccountKeyJWK)
 			if err != nil {
-				return "", &Error{Kind: KindInvalidArgument, Reason: "ACCOUNT_KEY_INVALID", Message: "account_key_jwk: " + err.Error()}
+				return "", NewError(ReasonAccountKeyInvalid, "account_key_jwk: %v", err)
 			}
 			thumbprint = key.Thumbprint
 		case AgentFieldState:
 			if spec.State != AgentActive && spec.State != AgentSuspended {
-				return "", Errorf(KindInvalidArgument, "AGENT_STATE_INVALID", "state must be active or suspended")
+				return "", NewError(ReasonAgentStateInvalid, "state must be active or suspended")
 			}
 		case AgentFieldClientCerts:
 			norm := make([]string, 0, len(spec.ClientCertSPKI))
 			for _, h := range spec.ClientCertSPKI {
 				h = strings.ToLower(strings.TrimSpace(h))
 				if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
-					return "", Errorf(KindInvalidArgument, "CLIENT_CERT_PIN_INVALID", "client_cert_spki_sha256 entries must be 64 hex characters (SHA-256 of the SubjectPublicKeyInfo), got %q", h)
+					return "", NewError(ReasonClientCertPinInvalid, "client_cert_spki_sha256 entries must be 64 hex characters (SHA-256 of the SubjectPublicKeyInfo), got %q", h)
 				}
 				norm = append(norm, h)
 			}
 			slices.Sort(norm)
 			spec.ClientCertSPKI = slices.Compact(norm)
 		default:
-			return "", Errorf(KindInvalidArgument, "UPDATE_MASK_INVALID", "agent field %q cannot be changed", f)
+			return "", NewError(ReasonUpdateMaskInvalid, "agent field %q cannot be changed", f)
 		}
 	}
 	return thumbprint, nil
@@ -159,7 +159,7 @@ func (s *Service) ListAgents(ctx context.Context, size int32, token string) ([]A
 // the agent voids the credential links it asked for.
 func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec AgentSpec, fields []AgentField, etag string) (Agent, error) {
 	if len(fields) == 0 {
-		return Agent{}, Errorf(KindInvalidArgument, "UPDATE_MASK_REQUIRED", "update_mask must name the fields to change")
+		return Agent{}, NewError(ReasonUpdateMaskRequired, "update_mask must name the fields to change")
 	}
 	thumb, err := s.checkAgentSpec(&spec, fields)
 	if err != nil {
@@ -172,7 +172,7 @@ func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec 
 			return err
 		}
 		if etag != "" && etag != old.Etag() {
-			return Errorf(KindAborted, "ETAG_MISMATCH", "agent %s changed since it was read; read it again", id)
+			return NewError(ReasonETagMismatch, "agent %s changed since it was read; read it again", id)
 		}
 		a := old
 		for _, f := range fields {
@@ -222,14 +222,14 @@ func (s *Service) UpdateAgent(ctx context.Context, actor Actor, id string, spec 
 // CreateOperatorCredential makes.
 func (s *Service) CreateAgentToken(ctx context.Context, actor Actor, agentID, description string) (Credential, string, error) {
 	if agentID == "" {
-		return Credential{}, "", Errorf(KindInvalidArgument, "AGENT_ID_REQUIRED", "agent_id is required: a token belongs to an agent (operator credentials come from CreateOperatorCredential)")
+		return Credential{}, "", NewError(ReasonAgentIDRequired, "agent_id is required: a token belongs to an agent (operator credentials come from CreateOperatorCredential)")
 	}
 	return s.createCredential(ctx, actor, AgentTokenPrefix, agentID, description)
 }
 
 func (s *Service) createCredential(ctx context.Context, actor Actor, prefix, agentID, description string) (Credential, string, error) {
 	if utf8.RuneCountInString(description) > maxDisplayName {
-		return Credential{}, "", Errorf(KindInvalidArgument, "DESCRIPTION_TOO_LONG", "description must be at most %d characters", maxDisplayName)
+		return Credential{}, "", NewError(ReasonDescriptionTooLong, "description must be at most %d characters", maxDisplayName)
 	}
 	secret := newSecret()
 	c := Credential{ID: newID(prefix), AgentID: agentID, Description: description, SecretHash: hashSecret(secret), CreateTime: s.now()}
@@ -271,7 +271,7 @@ func (s *Service) RevokeAgentToken(ctx context.Context, actor Actor, agentID, to
 			return err
 		}
 		if c.AgentID != agentID || agentID == "" {
-			return Errorf(KindNotFound, "CREDENTIAL_NOT_FOUND", "agent %s has no token %s", agentID, tokenID)
+			return NewError(ReasonCredentialNotFound, "agent %s has no token %s", agentID, tokenID)
 		}
 		out = c
 		if c.Revoked() {
@@ -295,7 +295,7 @@ func (s *Service) RevokeAgentToken(ctx context.Context, actor Actor, agentID, to
 func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor, error) {
 	id, secret, ok := splitBearer(bearer)
 	if !ok || !(strings.HasPrefix(id, AgentTokenPrefix) || strings.HasPrefix(id, OperatorPrefix)) {
-		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_MALFORMED", "the bearer credential is not one this registry issued")
+		return Actor{}, NewError(ReasonCredentialMalformed, "the bearer credential is not one this registry issued")
 	}
 	now := s.cfg.Now()
 	if actor, ok := s.auth.get(id, secret, now); ok {
@@ -305,21 +305,21 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor,
 	c, err := s.store.GetCredential(ctx, id)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
-			return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_INVALID", "the bearer credential is not valid")
+			return Actor{}, NewError(ReasonCredentialInvalid, "the bearer credential is not valid")
 		}
 		return Actor{}, err
 	}
 	if !secretMatches(secret, c.SecretHash) {
-		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_INVALID", "the bearer credential is not valid")
+		return Actor{}, NewError(ReasonCredentialInvalid, "the bearer credential is not valid")
 	}
 	if c.Revoked() {
-		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_REVOKED", "the bearer credential was revoked")
+		return Actor{}, NewError(ReasonCredentialRevoked, "the bearer credential was revoked")
 	}
 	actor := Actor{Kind: ActorOperator, ID: c.ID, CredentialID: c.ID}
 	if c.AgentID == "" && !strings.HasPrefix(c.ID, OperatorPrefix) {
 		// An agent token made without an agent (CreateAgentToken allowed that once) is no
 		// operator's credential.
-		return Actor{}, Errorf(KindUnauthenticated, "CREDENTIAL_INVALID", "the bearer credential is not valid")
+		return Actor{}, NewError(ReasonCredentialInvalid, "the bearer credential is not valid")
 	}
 	if c.AgentID != "" {
 		a, err := s.store.GetAgent(ctx, c.AgentID)
@@ -327,7 +327,7 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (Actor,
 			return Actor{}, err
 		}
 		if a.State != AgentActive {
-			return Actor{}, Errorf(KindPermissionDenied, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
+			return Actor{}, NewError(ReasonAgentSuspended, "agent %s is suspended", a.ID)
 		}
 		actor = Actor{Kind: ActorAgent, ID: a.ID, CredentialID: c.ID}
 	}
@@ -347,12 +347,12 @@ func (s *Service) AuthenticateCertificate(ctx context.Context, spkiHex string) (
 	a, err := s.store.FindAgentByCertSPKI(ctx, spkiHex)
 	if err != nil {
 		if KindOf(err) == KindNotFound {
-			return Actor{}, Errorf(KindUnauthenticated, "CLIENT_CERT_UNKNOWN", "the client certificate is not pinned to any agent")
+			return Actor{}, NewError(ReasonClientCertUnknown, "the client certificate is not pinned to any agent")
 		}
 		return Actor{}, err
 	}
 	if a.State != AgentActive {
-		return Actor{}, Errorf(KindPermissionDenied, "AGENT_SUSPENDED", "agent %s is suspended", a.ID)
+		return Actor{}, NewError(ReasonAgentSuspended, "agent %s is suspended", a.ID)
 	}
 	actor := Actor{Kind: ActorAgent, ID: a.ID}
 	s.auth.put("spki:"+spkiHex, nil, actor, gen, now)

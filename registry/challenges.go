@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/id4me/id4me-registry/acme"
+	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/id4me"
 )
 
@@ -56,7 +57,7 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 		}
 	case PurposeTransfer:
 	default:
-		return Challenge{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_REGISTER or PURPOSE_TRANSFER")
+		return Challenge{}, NewError(ReasonPurposeRequired, "purpose must be PURPOSE_REGISTER or PURPOSE_TRANSFER")
 	}
 	agent, err := s.store.GetAgent(ctx, actor.ID)
 	if err != nil {
@@ -74,13 +75,13 @@ func (s *Service) CreateChallenge(ctx context.Context, actor Actor, identifier s
 	case err != nil && KindOf(err) != KindNotFound:
 		return Challenge{}, err
 	case purpose == PurposeRegister && err == nil && i.Name != name.ASCII:
-		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is taken: another identifier has its DNS name %s", name.ASCII, name.DNSName)
+		return Challenge{}, NewError(ReasonIdentifierTaken, "%s is taken: another identifier has its DNS name %s", name.ASCII, name.DNSName)
 	case purpose == PurposeRegister && err == nil:
-		return Challenge{}, Errorf(KindAlreadyExists, "IDENTIFIER_TAKEN", "%s is already registered", name.ASCII)
+		return Challenge{}, NewError(ReasonIdentifierTaken, "%s is already registered", name.ASCII)
 	case purpose == PurposeTransfer && err != nil:
-		return Challenge{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "%s is not registered; register it instead", name.ASCII)
+		return Challenge{}, NewError(ReasonIdentifierNotFound, "%s is not registered; register it instead", name.ASCII)
 	case purpose == PurposeTransfer && i.AgentID == agent.ID:
-		return Challenge{}, Errorf(KindFailedPrecondition, "ALREADY_SPONSOR", "identifier %s is already sponsored by the calling agent", i.Name)
+		return Challenge{}, NewError(ReasonAlreadySponsor, "identifier %s is already sponsored by the calling agent", i.Name)
 	}
 	// Whether another agent's identifier can be transferred now (its statuses) is told only
 	// after the DNS proof, by RequestTransfer: before it, an agent learns of another agent's
@@ -123,14 +124,14 @@ func (s *Service) GetChallenge(ctx context.Context, actor Actor, id string) (Cha
 // ownChallenge reads a challenge of the actor's; another agent's reads as not found.
 func (s *Service) ownChallenge(ctx context.Context, r Reader, actor Actor, id string) (Challenge, error) {
 	if id == "" {
-		return Challenge{}, Errorf(KindInvalidArgument, "CHALLENGE_ID_REQUIRED", "id is required")
+		return Challenge{}, NewError(ReasonChallengeIDRequired, "id is required")
 	}
 	c, err := r.GetChallenge(ctx, id)
 	if err != nil {
 		return Challenge{}, err
 	}
 	if c.AgentID != actor.ID {
-		return Challenge{}, Errorf(KindNotFound, "CHALLENGE_NOT_FOUND", "challenge %s not found", id)
+		return Challenge{}, NewError(ReasonChallengeNotFound, "challenge %s not found", id)
 	}
 	return c, nil
 }
@@ -139,11 +140,11 @@ func (s *Service) ownChallenge(ctx context.Context, r Reader, actor Actor, id st
 func unusable(c Challenge, status ChallengeStatus) error {
 	switch status {
 	case ChallengeExpired:
-		return Errorf(KindFailedPrecondition, "CHALLENGE_EXPIRED", "challenge %s expired at %s; create a new one", c.ID, c.ExpireTime.Format("2006-01-02T15:04:05Z07:00"))
+		return NewError(ReasonChallengeExpired, "challenge %s expired at %s; create a new one", c.ID, c.ExpireTime.Format("2006-01-02T15:04:05Z07:00"))
 	case ChallengeConsumed:
-		return Errorf(KindFailedPrecondition, "CHALLENGE_CONSUMED", "challenge %s was already used; create a new one", c.ID)
+		return NewError(ReasonChallengeConsumed, "challenge %s was already used; create a new one", c.ID)
 	case ChallengeInvalid:
-		return Errorf(KindFailedPrecondition, "CHALLENGE_INVALID", "challenge %s failed too many checks; create a new one", c.ID)
+		return NewError(ReasonChallengeInvalid, "challenge %s failed too many checks; create a new one", c.ID)
 	}
 	return nil
 }
@@ -164,7 +165,7 @@ func (s *Service) VerifyChallenge(ctx context.Context, actor Actor, id string) (
 		return Challenge{}, err
 	}
 	if s.cfg.DNS == nil {
-		return Challenge{}, Errorf(KindUnavailable, "DNS_NOT_CONFIGURED", "this registry instance has no DNS checker configured")
+		return Challenge{}, NewError(ReasonDNSNotConfigured, "this registry instance has no DNS checker configured")
 	}
 	// The DNS check runs outside any transaction: nothing is locked while we wait on the network.
 	res := s.cfg.DNS.CheckTXT(ctx, c.RecordName(), c.RecordValue())
@@ -178,7 +179,7 @@ func (s *Service) VerifyChallenge(ctx context.Context, actor Actor, id string) (
 	if res.OK {
 		next.Status, next.Problem, next.ValidateTime = ChallengeValid, nil, now
 	} else {
-		p := &Problem{Reason: "DNS_ERROR", Detail: "the DNS check failed", Queries: res.Queries}
+		p := &Problem{Reason: dnsverify.ReasonError, Detail: "the DNS check failed", Queries: res.Queries}
 		if res.Problem != nil {
 			p.Reason, p.Detail = res.Problem.Reason, res.Problem.Detail
 		}

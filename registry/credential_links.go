@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -49,11 +48,11 @@ type CredentialLinkBinding struct {
 func linkBinding(i Identifier, a Agent) (CredentialLinkBinding, error) {
 	switch {
 	case i.Has(StatusPendingDelete):
-		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete; restore it first", i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonIdentifierPendingDelete, "identifier %s is pending delete; restore it first", i.Name)
 	case i.Has(StatusServerHold):
-		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "IDENTIFIER_ON_HOLD", "identifier %s is on hold; its holder cannot log in", i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonIdentifierOnHold, "identifier %s is on hold; its holder cannot log in", i.Name)
 	case a.State != AgentActive:
-		return CredentialLinkBinding{}, Errorf(KindFailedPrecondition, "SPONSOR_SUSPENDED", "agent %s, which sponsors identifier %s, is suspended", a.ID, i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonSponsorSuspended, "agent %s, which sponsors identifier %s, is suspended", a.ID, i.Name)
 	}
 	return CredentialLinkBinding{AgentID: a.ID, IdentifierGeneration: i.LinkGeneration, AgentGeneration: a.LinkGeneration}, nil
 }
@@ -69,7 +68,7 @@ func ReadCredentialLinkBinding(ctx context.Context, r Reader, identifier, identi
 		return CredentialLinkBinding{}, err
 	}
 	if i.IdentityID != identityID {
-		return CredentialLinkBinding{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "identifier %s stands for another identity now", i.Name)
+		return CredentialLinkBinding{}, NewError(ReasonIdentifierNotFound, "identifier %s stands for another identity now", i.Name)
 	}
 	a, err := r.GetAgent(ctx, i.AgentID)
 	if err != nil {
@@ -82,7 +81,7 @@ func ReadCredentialLinkBinding(ctx context.Context, r Reader, identifier, identi
 // (standing for identity identityID) would have now, as ReadCredentialLinkBinding reads it
 // from the store: never from the resolve cache, so a change made by another instance counts
 // at once.
-func (s *Service) CredentialLinkBinding(ctx context.Context, identifier, identityID string) (CredentialLinkBinding, error) {
+func (s *Resolver) CredentialLinkBinding(ctx context.Context, identifier, identityID string) (CredentialLinkBinding, error) {
 	return ReadCredentialLinkBinding(ctx, s.store, identifier, identityID)
 }
 
@@ -101,20 +100,6 @@ type CredentialLinkIssuer interface {
 	IssueCredentialLink(ctx context.Context, req CredentialLinkRequest) (CredentialLink, error)
 }
 
-// linkIssuer holds the Service's CredentialLinkIssuer, set once at wiring time.
-type linkIssuer struct {
-	mu sync.RWMutex
-	i  CredentialLinkIssuer
-}
-
-// SetCredentialLinkIssuer names the authority that makes credential links. The authority
-// reads the mapping through the Service, so the two are wired after both exist.
-func (s *Service) SetCredentialLinkIssuer(i CredentialLinkIssuer) {
-	s.links.mu.Lock()
-	s.links.i = i
-	s.links.mu.Unlock()
-}
-
 // credentialLinkView is how a credential link appears in the journal: never its URL.
 type credentialLinkView struct {
 	Purpose    CredentialLinkPurpose `json:"purpose"`
@@ -128,13 +113,11 @@ type credentialLinkView struct {
 // is suspended.
 func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identifier string, purpose CredentialLinkPurpose) (CredentialLink, error) {
 	if purpose != CredentialLinkSetup && purpose != CredentialLinkReset {
-		return CredentialLink{}, Errorf(KindInvalidArgument, "PURPOSE_REQUIRED", "purpose must be PURPOSE_SETUP or PURPOSE_RESET")
+		return CredentialLink{}, NewError(ReasonPurposeRequired, "purpose must be PURPOSE_SETUP or PURPOSE_RESET")
 	}
-	s.links.mu.RLock()
-	issuer := s.links.i
-	s.links.mu.RUnlock()
+	issuer := s.cfg.CredentialLinks
 	if issuer == nil {
-		return CredentialLink{}, Errorf(KindUnimplemented, "NO_AUTHORITY", "this registry runs without an authority, so it keeps no holder credentials")
+		return CredentialLink{}, NewError(ReasonNoAuthority, "this registry runs without an authority, so it keeps no holder credentials")
 	}
 	i, err := s.ownIdentifier(ctx, s.store, actor, identifier)
 	if err != nil {
@@ -168,7 +151,7 @@ func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identif
 }
 
 // SubjectSeed returns the secret an identity's subjects are derived from.
-func (s *Service) SubjectSeed(ctx context.Context, identityID string) (string, error) {
+func (s *Resolver) SubjectSeed(ctx context.Context, identityID string) (string, error) {
 	id, err := s.store.GetIdentity(ctx, identityID)
 	if err != nil {
 		return "", err

@@ -29,11 +29,11 @@ func (s *Service) ListEvents(ctx context.Context, actor Actor, size int32, token
 // were not acknowledged before. Ids acknowledged already, or not the agent's, are ignored.
 func (s *Service) AckEvents(ctx context.Context, actor Actor, ids []int64) (int, error) {
 	if len(ids) > MaxPageSize {
-		return 0, Errorf(KindInvalidArgument, "TOO_MANY_EVENT_IDS", "at most %d event ids per call, got %d", MaxPageSize, len(ids))
+		return 0, NewError(ReasonTooManyEventIDs, "at most %d event ids per call, got %d", MaxPageSize, len(ids))
 	}
 	for _, id := range ids {
 		if id <= 0 {
-			return 0, Errorf(KindInvalidArgument, "INVALID_EVENT_ID", "event ids are positive, got %d", id)
+			return 0, NewError(ReasonInvalidEventID, "event ids are positive, got %d", id)
 		}
 	}
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
@@ -59,7 +59,7 @@ func (s *Service) AckEvents(ctx context.Context, actor Actor, ids []int64) (int,
 // nothing and gets nothing twice.
 func (s *Service) EventsAfter(ctx context.Context, actor Actor, afterID int64, limit int) ([]Event, error) {
 	if afterID < 0 {
-		return nil, Errorf(KindInvalidArgument, "INVALID_EVENT_ID", "after_id must not be negative, got %d", afterID)
+		return nil, NewError(ReasonInvalidEventID, "after_id must not be negative, got %d", afterID)
 	}
 	if limit <= 0 || limit > MaxPageSize {
 		limit = MaxPageSize

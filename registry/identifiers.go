@@ -73,7 +73,7 @@ func (s *Service) RegisterIdentifier(ctx context.Context, actor Actor, challenge
 // register is RegisterIdentifier's call r.
 func (s *Service) register(ctx context.Context, actor Actor, challengeID, claimsEndpoint string, r request) (IdentifierInfo, error) {
 	if claimsEndpoint != "" {
-		if err := s.checkEndpointURL("claims_endpoint", claimsEndpoint); err != nil {
+		if err := s.checkEndpointURL(claimsEndpointURL, claimsEndpoint); err != nil {
 			return IdentifierInfo{}, err
 		}
 	}
@@ -94,10 +94,10 @@ func (s *Service) register(ctx context.Context, actor Actor, challengeID, claims
 		return IdentifierInfo{}, err
 	}
 	if status != ChallengeValid {
-		return IdentifierInfo{}, Errorf(KindFailedPrecondition, "CHALLENGE_NOT_VALID", "challenge %s is %s; publish the record and verify it first", c.ID, status)
+		return IdentifierInfo{}, NewError(ReasonChallengeNotValid, "challenge %s is %s; publish the record and verify it first", c.ID, status)
 	}
 	if c.Purpose != PurposeRegister {
-		return IdentifierInfo{}, Errorf(KindFailedPrecondition, "CHALLENGE_PURPOSE_MISMATCH", "challenge %s is for %s, not register", c.ID, c.Purpose)
+		return IdentifierInfo{}, NewError(ReasonChallengePurposeMismatch, "challenge %s is for %s, not register", c.ID, c.Purpose)
 	}
 	name, err := ParseIdentifier(c.Identifier)
 	if err != nil {
@@ -119,7 +119,7 @@ func (s *Service) register(ctx context.Context, actor Actor, challengeID, claims
 	err = s.store.Tx(ctx, func(tx Tx) error {
 		if err := tx.UpdateChallenge(ctx, used, c.Status, c.Attempts); err != nil {
 			if KindOf(err) == KindAborted {
-				return Errorf(KindFailedPrecondition, "CHALLENGE_CONSUMED", "challenge %s was used by a concurrent call; create a new one", c.ID)
+				return NewError(ReasonChallengeConsumed, "challenge %s was used by a concurrent call; create a new one", c.ID)
 			}
 			return err
 		}
@@ -152,7 +152,7 @@ func (s *Service) ownIdentifier(ctx context.Context, r Reader, actor Actor, iden
 		return Identifier{}, err
 	}
 	if actor.Kind == ActorAgent && i.AgentID != actor.ID {
-		return Identifier{}, Errorf(KindNotFound, "IDENTIFIER_NOT_FOUND", "identifier %s not found", name.ASCII)
+		return Identifier{}, NewError(ReasonIdentifierNotFound, "identifier %s not found", name.ASCII)
 	}
 	return i, nil
 }
@@ -230,18 +230,18 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 		switch f {
 		case IdentifierFieldClaimsEndpoint:
 			if u.ClaimsEndpoint != "" {
-				if err := s.checkEndpointURL("claims_endpoint", u.ClaimsEndpoint); err != nil {
+				if err := s.checkEndpointURL(claimsEndpointURL, u.ClaimsEndpoint); err != nil {
 					return IdentifierInfo{}, err
 				}
 			}
 		case IdentifierFieldStatuses:
 			for _, st := range u.Statuses {
 				if !st.Known() {
-					return IdentifierInfo{}, Errorf(KindInvalidArgument, "STATUS_UNKNOWN", "status %q is not one the registry knows", st)
+					return IdentifierInfo{}, NewError(ReasonStatusUnknown, "status %q is not one the registry knows", st)
 				}
 			}
 		default:
-			return IdentifierInfo{}, Errorf(KindInvalidArgument, "UPDATE_MASK_INVALID", "identifier field %q cannot be changed; use claims_endpoint or statuses", f)
+			return IdentifierInfo{}, NewError(ReasonUpdateMaskInvalid, "identifier field %q cannot be changed; use claims_endpoint or statuses", f)
 		}
 	}
 	var out IdentifierInfo
@@ -251,16 +251,16 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 			return err
 		}
 		if u.Etag != "" && u.Etag != old.Etag() {
-			return Errorf(KindAborted, "ETAG_MISMATCH", "identifier %s changed since it was read; read it again", old.Name)
+			return NewError(ReasonETagMismatch, "identifier %s changed since it was read; read it again", old.Name)
 		}
 		if old.Has(StatusServerUpdateProhibited) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED", "identifier %s has status serverUpdateProhibited", old.Name)
+			return NewError(ReasonIdentifierUpdateProhibited, "identifier %s has status serverUpdateProhibited", old.Name)
 		}
 		if old.Has(StatusPendingDelete) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete: restore it first", old.Name)
+			return NewError(ReasonIdentifierPendingDelete, "identifier %s is pending delete: restore it first", old.Name)
 		}
 		if old.Has(StatusPendingTransfer) {
-			return Errorf(KindFailedPrecondition, "TRANSFER_PENDING", "identifier %s has a pending transfer: it cannot change until the transfer ends", old.Name)
+			return NewError(ReasonTransferPending, "identifier %s has a pending transfer: it cannot change until the transfer ends", old.Name)
 		}
 		i := old
 		for _, f := range u.Fields {
@@ -284,7 +284,7 @@ func (s *Service) UpdateIdentifier(ctx context.Context, actor Actor, u Identifie
 		// Under clientUpdateProhibited the one change allowed is removing that status (RFC 5731 §2.3).
 		onlyUnlock := slices.DeleteFunc(slices.Clone(old.Statuses), func(st Status) bool { return st == StatusClientUpdateProhibited })
 		if old.Has(StatusClientUpdateProhibited) && (i.ClaimsEndpoint != old.ClaimsEndpoint || !slices.Equal(i.Statuses, onlyUnlock)) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_UPDATE_PROHIBITED", "identifier %s has status clientUpdateProhibited: remove it first, on its own", old.Name)
+			return NewError(ReasonIdentifierUpdateProhibited, "identifier %s has status clientUpdateProhibited: remove it first, on its own", old.Name)
 		}
 		i.UpdateTime = s.now()
 		i.Version++
@@ -315,7 +315,7 @@ func applyClientStatuses(current, want []Status) ([]Status, error) {
 		if st.IsClient() {
 			next = append(next, st)
 		} else if !slices.Contains(current, st) {
-			return nil, Errorf(KindPermissionDenied, "STATUS_NOT_CLIENT_SETTABLE", "status %s can be set only by the registry", st)
+			return nil, NewError(ReasonStatusNotClientSettable, "status %s can be set only by the registry", st)
 		}
 	}
 	slices.Sort(next)
@@ -335,14 +335,14 @@ func (s *Service) DeleteIdentifier(ctx context.Context, actor Actor, identifier,
 			return err
 		}
 		if etag != "" && etag != i.Etag() {
-			return Errorf(KindAborted, "ETAG_MISMATCH", "identifier %s changed since it was read; read it again", i.Name)
+			return NewError(ReasonETagMismatch, "identifier %s changed since it was read; read it again", i.Name)
 		}
 		if i.Has(StatusPendingDelete) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete already", i.Name)
+			return NewError(ReasonIdentifierPendingDelete, "identifier %s is pending delete already", i.Name)
 		}
 		for _, st := range []Status{StatusClientDeleteProhibited, StatusServerDeleteProhibited} {
 			if i.Has(st) {
-				return Errorf(KindFailedPrecondition, "IDENTIFIER_DELETE_PROHIBITED", "identifier %s has status %s", i.Name, st)
+				return NewError(ReasonIdentifierDeleteProhibited, "identifier %s has status %s", i.Name, st)
 			}
 		}
 		agent, err := ch.tx.GetAgent(ctx, i.AgentID)

@@ -45,13 +45,13 @@ func (s *Service) CountOperators(ctx context.Context) (int, error) {
 // two together.
 func (s *Service) RevokeOperatorCredential(ctx context.Context, actor Actor, id string) (Credential, error) {
 	if id == "" {
-		return Credential{}, Errorf(KindInvalidArgument, "CREDENTIAL_ID_REQUIRED", "id is required")
+		return Credential{}, NewError(ReasonCredentialIDRequired, "id is required")
 	}
 	var out Credential
 	err := s.store.Tx(ctx, func(tx Tx) error {
 		c, err := tx.GetCredential(ctx, id)
 		if KindOf(err) == KindNotFound || (err == nil && c.AgentID != "") {
-			return Errorf(KindNotFound, "CREDENTIAL_NOT_FOUND", "there is no operator credential %s", id)
+			return NewError(ReasonCredentialNotFound, "there is no operator credential %s", id)
 		}
 		if err != nil {
 			return err
@@ -68,7 +68,7 @@ func (s *Service) RevokeOperatorCredential(ctx context.Context, actor Actor, id 
 			return o.ID != c.ID && strings.HasPrefix(o.ID, OperatorPrefix)
 		})
 		if !others && strings.HasPrefix(c.ID, OperatorPrefix) {
-			return Errorf(KindFailedPrecondition, "LAST_OPERATOR_CREDENTIAL", "%s is the last operator credential; create another before revoking it", c.ID)
+			return NewError(ReasonLastOperatorCredential, "%s is the last operator credential; create another before revoking it", c.ID)
 		}
 		out.RevokeTime = s.now()
 		if err := tx.RevokeCredential(ctx, c.ID, out.RevokeTime); err != nil {

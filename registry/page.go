@@ -16,7 +16,7 @@ const (
 func pageSize(n int32) (int, error) {
 	switch {
 	case n < 0:
-		return 0, Errorf(KindInvalidArgument, "INVALID_PAGE_SIZE", "page_size must not be negative, got %d", n)
+		return 0, NewError(ReasonInvalidPageSize, "page_size must not be negative, got %d", n)
 	case n == 0:
 		return DefaultPageSize, nil
 	case n > MaxPageSize:
@@ -38,11 +38,11 @@ func decodePageToken(kind, token string) (string, error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
-		return "", Errorf(KindInvalidArgument, "INVALID_PAGE_TOKEN", "page_token is not one this listing returned")
+		return "", NewError(ReasonInvalidPageToken, "page_token is not one this listing returned")
 	}
 	k, key, ok := strings.Cut(string(b), ":")
 	if !ok || k != kind || key == "" {
-		return "", Errorf(KindInvalidArgument, "INVALID_PAGE_TOKEN", "page_token is not one this listing returned")
+		return "", NewError(ReasonInvalidPageToken, "page_token is not one this listing returned")
 	}
 	return key, nil
 }
@@ -54,7 +54,7 @@ func decodeIntPageToken(kind, token string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(key, 10, 64)
 	if err != nil || n < 0 {
-		return 0, Errorf(KindInvalidArgument, "INVALID_PAGE_TOKEN", "page_token is not one this listing returned")
+		return 0, NewError(ReasonInvalidPageToken, "page_token is not one this listing returned")
 	}
 	return n, nil
 }

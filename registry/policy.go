@@ -23,28 +23,6 @@ const (
 // keeps work and error messages small.
 const maxInputLength = 4096
 
-// Reasons for refusing an identifier. Each is the Reason of an *Error of KindInvalidArgument.
-// ParseIdentifier refuses with the IDENTIFIER_… and IDENTIFIER_LOCAL_PART_… reasons below;
-// RegistrationPolicy.Check, which decides what may be registered anew, with the last two.
-const (
-	ReasonIdentifierEmpty        = "IDENTIFIER_EMPTY"
-	ReasonIdentifierMalformed    = "IDENTIFIER_MALFORMED"
-	ReasonIdentifierTooLong      = "IDENTIFIER_TOO_LONG"
-	ReasonIdentifierLabelTooLong = "IDENTIFIER_LABEL_TOO_LONG"
-	ReasonIdentifierTooFewLabels = "IDENTIFIER_TOO_FEW_LABELS"
-	ReasonIdentifierPublicSuffix = "IDENTIFIER_PUBLIC_SUFFIX"
-	ReasonIdentifierWildcard     = "IDENTIFIER_WILDCARD"
-	ReasonIdentifierIPLiteral    = "IDENTIFIER_IP_LITERAL"
-	// The local part of an e-mail-form identifier (local@domain); see policy_email.go.
-	ReasonLocalPartEmpty     = "IDENTIFIER_LOCAL_PART_EMPTY"
-	ReasonLocalPartTooLong   = "IDENTIFIER_LOCAL_PART_TOO_LONG"
-	ReasonLocalPartNotNFC    = "IDENTIFIER_LOCAL_PART_NOT_NFC"
-	ReasonLocalPartMalformed = "IDENTIFIER_LOCAL_PART_MALFORMED"
-	// What may be registered anew; see policy_registration.go.
-	ReasonIdentifierMixedScript = "IDENTIFIER_MIXED_SCRIPT"
-	ReasonIdentifierSpecialUse  = "IDENTIFIER_SPECIAL_USE"
-)
-
 // lenientLookup is the Lookup profile without the STD3 rules: it maps full-width and other
 // compatibility forms of "*", "[", ":" and digits to ASCII instead of refusing them.
 var lenientLookup = idna.New(idna.MapForLookup(), idna.StrictDomainName(false))
@@ -99,23 +77,23 @@ func (n Name) IsEmail() bool { return n.Local != "" }
 // new registrations.
 func ParseIdentifier(s string) (Name, error) {
 	if s == "" {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierEmpty, "identifier is empty")
+		return Name{}, NewError(ReasonIdentifierEmpty, "identifier is empty")
 	}
 	if len(s) > maxInputLength {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
+		return Name{}, NewError(ReasonIdentifierTooLong,
 			"identifier of %d bytes is too long; the limit is %d octets in A-label form",
 			len(s), MaxIdentifierLength)
 	}
 	if !utf8.ValidString(s) {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
+		return Name{}, NewError(ReasonIdentifierMalformed,
 			"identifier %q is not valid UTF-8", s)
 	}
 	if r, _ := utf8.DecodeRuneInString(s); unicode.IsSpace(r) {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
+		return Name{}, NewError(ReasonIdentifierMalformed,
 			"identifier %q starts with whitespace", s)
 	}
 	if r, _ := utf8.DecodeLastRuneInString(s); unicode.IsSpace(r) {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
+		return Name{}, NewError(ReasonIdentifierMalformed,
 			"identifier %q ends with whitespace", s)
 	}
 	if strings.Contains(s, "@") {
@@ -149,7 +127,7 @@ func parseDomain(s, what string) (ascii, unicodeForm string, err error) {
 				return "", "", err
 			}
 		}
-		e := Errorf(KindInvalidArgument, ReasonIdentifierMalformed, "%s is not a valid domain name", what)
+		e := NewError(ReasonIdentifierMalformed, "%s is not a valid domain name", what)
 		e.Err = err
 		return "", "", e
 	}
@@ -159,7 +137,7 @@ func parseDomain(s, what string) (ascii, unicodeForm string, err error) {
 	}
 	ascii = strings.TrimSuffix(ascii, ".")
 	if ascii == "" {
-		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierEmpty, "%s has no labels", what)
+		return "", "", NewError(ReasonIdentifierEmpty, "%s has no labels", what)
 	}
 
 	labels := strings.Split(ascii, ".")
@@ -169,25 +147,25 @@ func parseDomain(s, what string) (ascii, unicodeForm string, err error) {
 		}
 	}
 	if len(ascii) > MaxIdentifierLength {
-		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
+		return "", "", NewError(ReasonIdentifierTooLong,
 			"%s is %d octets in A-label form; the limit is %d", what, len(ascii), MaxIdentifierLength)
 	}
 	if len(labels) < 2 {
-		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierTooFewLabels,
+		return "", "", NewError(ReasonIdentifierTooFewLabels,
 			"%s has one label; an identifier needs at least two", what)
 	}
 	if endsInNumber(labels[len(labels)-1]) {
-		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral,
+		return "", "", NewError(ReasonIdentifierIPLiteral,
 			"%s ends in the number %q and would be read as an IPv4 address", what, labels[len(labels)-1])
 	}
 	if suffix, _ := publicsuffix.PublicSuffix(ascii); suffix == ascii {
-		return "", "", Errorf(KindInvalidArgument, ReasonIdentifierPublicSuffix,
+		return "", "", NewError(ReasonIdentifierPublicSuffix,
 			"%s is the public suffix %q; register a name below it", what, ascii)
 	}
 
 	unicodeForm, err = idna.Lookup.ToUnicode(ascii)
 	if err != nil {
-		e := Errorf(KindInvalidArgument, ReasonIdentifierMalformed, "%s has no valid Unicode form", what)
+		e := NewError(ReasonIdentifierMalformed, "%s has no valid Unicode form", what)
 		e.Err = err
 		return "", "", e
 	}
@@ -197,14 +175,14 @@ func parseDomain(s, what string) (ascii, unicodeForm string, err error) {
 // checkLiteral refuses wildcards and IP literals in s, a form of the name what names.
 func checkLiteral(s, what string) error {
 	if strings.Contains(s, "*") {
-		return Errorf(KindInvalidArgument, ReasonIdentifierWildcard,
+		return NewError(ReasonIdentifierWildcard,
 			"%s contains %q; wildcards are not identifiers", what, "*")
 	}
 	if strings.ContainsAny(s, "[]") {
-		return Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral, "%s is a bracketed IP literal", what)
+		return NewError(ReasonIdentifierIPLiteral, "%s is a bracketed IP literal", what)
 	}
 	if _, err := netip.ParseAddr(strings.TrimSuffix(s, ".")); err == nil {
-		return Errorf(KindInvalidArgument, ReasonIdentifierIPLiteral, "%s is an IP address", what)
+		return NewError(ReasonIdentifierIPLiteral, "%s is an IP address", what)
 	}
 	return nil
 }
@@ -212,24 +190,24 @@ func checkLiteral(s, what string) error {
 // checkLabel checks one label of the A-label form of the name what names.
 func checkLabel(label, what string) error {
 	if label == "" {
-		return Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
+		return NewError(ReasonIdentifierMalformed,
 			"%s has an empty label (a leading dot or two dots in a row)", what)
 	}
 	if len(label) > MaxLabelLength {
-		return Errorf(KindInvalidArgument, ReasonIdentifierLabelTooLong,
+		return NewError(ReasonIdentifierLabelTooLong,
 			"%s has the label %q of %d octets in A-label form; the limit is %d",
 			what, label, len(label), MaxLabelLength)
 	}
 	for i := 0; i < len(label); i++ {
 		c := label[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
+			return NewError(ReasonIdentifierMalformed,
 				"%s has the label %q with the character %q; "+
 					"only letters, digits and hyphens are allowed", what, label, rune(c))
 		}
 	}
 	if label[0] == '-' || label[len(label)-1] == '-' {
-		return Errorf(KindInvalidArgument, ReasonIdentifierMalformed,
+		return NewError(ReasonIdentifierMalformed,
 			"%s has the label %q that starts or ends with a hyphen", what, label)
 	}
 	return nil

@@ -59,14 +59,14 @@ func parseEmail(s string) (Name, error) {
 	what := quoteIdentifier(s)
 	local, domain, _ := strings.Cut(s, "@")
 	if strings.Contains(domain, "@") {
-		return Name{}, Errorf(KindInvalidArgument, ReasonLocalPartMalformed,
+		return Name{}, NewError(ReasonLocalPartMalformed,
 			"%s has more than one %q; quoted local parts are not accepted", what, "@")
 	}
 	if err := checkLocalPart(local, what); err != nil {
 		return Name{}, err
 	}
 	if domain == "" {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierMalformed, "%s has no domain after %q", what, "@")
+		return Name{}, NewError(ReasonIdentifierMalformed, "%s has no domain after %q", what, "@")
 	}
 	ascii, unicodeForm, err := parseDomain(domain, fmt.Sprintf("the domain %q of %s", domain, what))
 	if err != nil {
@@ -74,12 +74,12 @@ func parseEmail(s string) (Name, error) {
 	}
 	n := Name{ASCII: local + "@" + ascii, Unicode: local + "@" + unicodeForm, DNSName: id4me.DNSName(local + "@" + ascii), Local: local}
 	if len(n.DNSName) > MaxIdentifierLength {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
+		return Name{}, NewError(ReasonIdentifierTooLong,
 			"%s has the DNS name %s of %d octets; the limit is %d, so the domain may have at most %d octets in A-label form",
 			what, n.DNSName, len(n.DNSName), MaxIdentifierLength, MaxIdentifierLength-id4me.LocalPartLabelLength-1)
 	}
 	if len(n.ASCII) > maxEmailLength {
-		return Name{}, Errorf(KindInvalidArgument, ReasonIdentifierTooLong,
+		return Name{}, NewError(ReasonIdentifierTooLong,
 			"%s is %d octets with its domain in A-label form; an address has at most %d (RFC 5321 §4.5.3.1.3)",
 			what, len(n.ASCII), maxEmailLength)
 	}
@@ -89,14 +89,14 @@ func parseEmail(s string) (Name, error) {
 // checkLocalPart applies the rules above to the local part of the identifier what names.
 func checkLocalPart(local, what string) error {
 	if local == "" {
-		return Errorf(KindInvalidArgument, ReasonLocalPartEmpty, "%s has nothing before %q: its local part is empty", what, "@")
+		return NewError(ReasonLocalPartEmpty, "%s has nothing before %q: its local part is empty", what, "@")
 	}
 	if len(local) > MaxLocalPartLength {
-		return Errorf(KindInvalidArgument, ReasonLocalPartTooLong,
+		return NewError(ReasonLocalPartTooLong,
 			"%s has a local part of %d octets; the limit is %d (RFC 5321 §4.5.3.1.1)", what, len(local), MaxLocalPartLength)
 	}
 	malformed := func(format string, args ...any) error {
-		return Errorf(KindInvalidArgument, ReasonLocalPartMalformed, "%s "+format, append([]any{what}, args...)...)
+		return NewError(ReasonLocalPartMalformed, "%s "+format, append([]any{what}, args...)...)
 	}
 	switch {
 	case strings.HasPrefix(local, ".") || strings.HasSuffix(local, "."):
@@ -132,7 +132,7 @@ func checkLocalPart(local, what string) error {
 		partStart = false
 	}
 	if !norm.NFC.IsNormalString(local) {
-		return Errorf(KindInvalidArgument, ReasonLocalPartNotNFC,
+		return NewError(ReasonLocalPartNotNFC,
 			"%s has a local part that is not in Unicode NFC: relying parties hash it as typed, and keyboards type NFC; write it as %q",
 			what, norm.NFC.String(local))
 	}

@@ -109,7 +109,7 @@ func TestEmailIdentifierRefuses(t *testing.T) {
 	tests := []struct {
 		name   string
 		in     string
-		reason string
+		reason Reason
 		// mention is a part of the message that tells what to fix.
 		mention string
 	}{
@@ -170,7 +170,7 @@ func TestEmailIdentifierRefuses(t *testing.T) {
 				t.Fatalf("ParseIdentifier(%q) = %+v, want refusal %s", tt.in, n, tt.reason)
 			}
 			var e *Error
-			if !errors.As(err, &e) || e.Kind != KindInvalidArgument || e.Reason != tt.reason {
+			if !errors.As(err, &e) || e.Kind != KindInvalidArgument || Reason(e.Reason) != tt.reason {
 				t.Fatalf("ParseIdentifier(%q): %v (%T), want invalid argument %s", tt.in, err, err, tt.reason)
 			}
 			if !strings.Contains(e.Message, tt.mention) {

@@ -42,14 +42,14 @@ func (p RegistrationPolicy) Check(n Name) error {
 		return nil
 	}
 	if su, ok := specialUse(n.DNSName); ok {
-		return Errorf(KindInvalidArgument, ReasonIdentifierSpecialUse,
+		return NewError(ReasonIdentifierSpecialUse,
 			"%s is under %q, which %s reserves for %s: it cannot be registered", what, su.suffix, su.reservedBy, su.purpose)
 	}
 	return nil
 }
 
 func mixedScriptError(what, part string, scripts []string) error {
-	return Errorf(KindInvalidArgument, ReasonIdentifierMixedScript,
+	return NewError(ReasonIdentifierMixedScript,
 		"%s has %s that mixes the scripts %s: look-alike letters of two scripts make a name pass for another, "+
 			"so a label keeps to one script, or to Latin with Han and Hiragana/Katakana, Bopomofo or Hangul "+
 			"(UTS #39, highly restrictive)", what, part, joinNames(scripts))

@@ -15,10 +15,10 @@ func mustParse(t *testing.T, s string) Name {
 	return n
 }
 
-func wantPolicyRefusal(t *testing.T, err error, reason string, mention ...string) {
+func wantPolicyRefusal(t *testing.T, err error, reason Reason, mention ...string) {
 	t.Helper()
 	var e *Error
-	if !errors.As(err, &e) || e.Kind != KindInvalidArgument || e.Reason != reason {
+	if !errors.As(err, &e) || e.Kind != KindInvalidArgument || Reason(e.Reason) != reason {
 		t.Fatalf("Check: %v, want invalid argument %s", err, reason)
 	}
 	for _, m := range mention {

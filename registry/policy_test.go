@@ -59,7 +59,7 @@ func TestParseIdentifierRefuses(t *testing.T) {
 	tests := []struct {
 		name   string
 		in     string
-		reason string
+		reason Reason
 	}{
 		{"empty", "", ReasonIdentifierEmpty},
 		{"only a dot", ".", ReasonIdentifierEmpty},
@@ -120,7 +120,7 @@ func TestParseIdentifierRefuses(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("ParseIdentifier(%q) error %T %v is not an *Error", tt.in, err, err)
 			}
-			if e.Kind != KindInvalidArgument || e.Reason != tt.reason {
+			if e.Kind != KindInvalidArgument || Reason(e.Reason) != tt.reason {
 				t.Errorf("ParseIdentifier(%q): kind %v reason %s (%v), want %v %s",
 					tt.in, e.Kind, e.Reason, err, KindInvalidArgument, tt.reason)
 			}

@@ -16,9 +16,6 @@ import (
 // maxRequestIDLength bounds a request_id: a UUID has 36 characters.
 const maxRequestIDLength = 64
 
-// reasonRequestIDReused is the refusal of a request_id used before for another request.
-const reasonRequestIDReused = "REQUEST_ID_REUSED"
-
 // RequestMethod names a call that accepts a request_id.
 type RequestMethod string
 
@@ -56,7 +53,7 @@ func newRequest(actor Actor, id string, method RequestMethod, args ...string) (r
 		return request{}, nil
 	}
 	if !validRequestID(id) {
-		return request{}, Errorf(KindInvalidArgument, "REQUEST_ID_INVALID", "request_id must be 1 to %d letters, digits, '-', '_' or '.' (a UUID fits)", maxRequestIDLength)
+		return request{}, NewError(ReasonRequestIDInvalid, "request_id must be 1 to %d letters, digits, '-', '_' or '.' (a UUID fits)", maxRequestIDLength)
 	}
 	h := sha256.New()
 	h.Write([]byte(method))
@@ -105,7 +102,7 @@ func (s *Service) earlier(ctx context.Context, r request) (RequestOutcome, bool,
 	case err != nil:
 		return RequestOutcome{}, false, err
 	case o.Method != r.method || o.RequestHash != r.hash:
-		return RequestOutcome{}, false, Errorf(KindInvalidArgument, reasonRequestIDReused,
+		return RequestOutcome{}, false, NewError(ReasonRequestIDReused,
 			"request_id %q was used at %s for another request; a new request needs a new request_id", r.id, o.CreateTime.Format(time.RFC3339))
 	}
 	return o, true, nil
@@ -129,7 +126,7 @@ func once[T any](ctx context.Context, s *Service, r request, replay func(Request
 	switch o, ok, e := s.earlier(ctx, r); {
 	case ok:
 		return replay(o)
-	case ReasonOf(e) == reasonRequestIDReused:
+	case ReasonOf(e) == ReasonRequestIDReused:
 		return zero, e
 	}
 	return out, err
@@ -143,7 +140,7 @@ func (s *Service) registered(ctx context.Context, actor Actor, o RequestOutcome)
 		return IdentifierInfo{}, err
 	}
 	if err != nil || i.IdentityID != o.IdentityID || i.AgentID != actor.ID {
-		return IdentifierInfo{}, Errorf(KindFailedPrecondition, "REQUEST_OUTCOME_GONE",
+		return IdentifierInfo{}, NewError(ReasonRequestOutcomeGone,
 			"identifier %s, registered by the call with request_id %q, has left the agent since (transferred or purged)", o.Resource, o.RequestID)
 	}
 	a, err := s.store.GetAgent(ctx, i.AgentID)

@@ -22,13 +22,45 @@ type Resolution struct {
 	IdentityID string
 }
 
+// Resolver answers what the authority asks of the registry's mapping: what an identifier
+// resolves to, which identity its holder is, the identity's subject seed and the binding of
+// its credential links. It reads the store and keeps recent resolutions in memory. The
+// authority is built with a Resolver and the Service with the same one (Config.Resolver), so
+// changes made through the Service drop cached answers at once; neither holds the other.
+type Resolver struct {
+	store Reader
+	now   func() time.Time
+	cache *resolveCache
+}
+
+// NewResolver returns a Resolver reading store. cacheTTL is how long Resolve may answer from
+// memory (other instances' changes are seen within it): 0 means the default 2s, negative
+// disables the cache. now is the clock; nil means time.Now.
+func NewResolver(store Reader, cacheTTL time.Duration, now func() time.Time) *Resolver {
+	if cacheTTL == 0 {
+		cacheTTL = defaultResolveCacheTTL
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Resolver{store: store, now: now, cache: newResolveCache(cacheTTL)}
+}
+
+// defaultResolveCacheTTL is Config.ResolveCacheTTL's default.
+const defaultResolveCacheTTL = 2 * time.Second
+
 // Resolve maps an identifier to its sponsoring agent. An identifier on hold or pending
-// delete resolves to nothing (KindNotFound, reason IDENTIFIER_ON_HOLD or
-// IDENTIFIER_PENDING_DELETE). Answers are cached for
+// delete resolves to nothing (KindNotFound, reason NOT_RESOLVED_ON_HOLD or
+// NOT_RESOLVED_PENDING_DELETE). Answers are cached for
 // Config.ResolveCacheTTL; changes made through this Service drop the cached answer at once,
 // changes made by other instances sharing the database are seen within the TTL.
 func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, error) {
-	now := s.cfg.Now()
+	return s.resolver.Resolve(ctx, identifier)
+}
+
+// Resolve maps an identifier to its sponsoring agent, as Service.Resolve says.
+func (s *Resolver) Resolve(ctx context.Context, identifier string) (Resolution, error) {
+	now := s.now()
 	if r, ok := s.cache.get(identifier, now); ok {
 		return r, nil
 	}
@@ -45,10 +77,10 @@ func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, e
 		return Resolution{}, err
 	}
 	if i.Has(StatusServerHold) {
-		return Resolution{}, Errorf(KindNotFound, "IDENTIFIER_ON_HOLD", "identifier %s is on hold and resolves to nothing", i.Name)
+		return Resolution{}, NewError(ReasonNotResolvedOnHold, "identifier %s is on hold and resolves to nothing", i.Name)
 	}
 	if i.Has(StatusPendingDelete) {
-		return Resolution{}, Errorf(KindNotFound, "IDENTIFIER_PENDING_DELETE", "identifier %s is deleted (pending purge) and resolves to nothing", i.Name)
+		return Resolution{}, NewError(ReasonNotResolvedPendingDelete, "identifier %s is deleted (pending purge) and resolves to nothing", i.Name)
 	}
 	a, err := s.store.GetAgent(ctx, i.AgentID)
 	if err != nil {
@@ -65,7 +97,7 @@ func (s *Service) Resolve(ctx context.Context, identifier string) (Resolution, e
 // identifier on hold or pending delete with it, so that a wrong one reads as for any other
 // identifier. KindNotFound when there is no such identifier, KindInvalidArgument when it is
 // malformed.
-func (s *Service) HolderIdentity(ctx context.Context, identifier string) (string, string, error) {
+func (s *Resolver) HolderIdentity(ctx context.Context, identifier string) (string, string, error) {
 	name, err := ParseIdentifier(identifier)
 	if err != nil {
 		return "", "", err

@@ -77,8 +77,16 @@ type Config struct {
 	// .localhost, …; see RegistrationPolicy): dev mode and tests.
 	AllowSpecialUseNames bool
 	// ResolveCacheTTL is how long Resolve may answer from memory; other instances' changes
-	// are seen within it. Default 2s; negative disables the cache.
+	// are seen within it. Default 2s; negative disables the cache. It is not used when
+	// Resolver is set.
 	ResolveCacheTTL time.Duration
+	// Resolver is the mapping as the authority reads it; give the authority and the Service
+	// the same one, so that the Service's changes reach the authority at once. Nil makes one
+	// over Store with ResolveCacheTTL.
+	Resolver *Resolver
+	// CredentialLinks makes credential links: the embedded authority. Nil means the
+	// registry runs without one, and CreateCredentialLink answers NO_AUTHORITY.
+	CredentialLinks CredentialLinkIssuer
 	// AuthCacheTTL is how long a successful authentication is remembered; revocations and
 	// suspensions made on other instances take effect within it. Default 2s; negative
 	// disables the cache.
@@ -94,10 +102,12 @@ type Config struct {
 type Service struct {
 	store Store
 	cfg   Config
-	cache *resolveCache
-	auth  *authCache
-	hub   eventHub
-	links linkIssuer
+	// resolver is cfg.Resolver; cache is its cache, which the Service's changes drop
+	// entries of.
+	resolver *Resolver
+	cache    *resolveCache
+	auth     *authCache
+	hub      eventHub
 }
 
 // New returns a Service for cfg.
@@ -136,12 +146,15 @@ func New(cfg Config) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.ResolveCacheTTL == 0 {
-		cfg.ResolveCacheTTL = 2 * time.Second
+		cfg.ResolveCacheTTL = defaultResolveCacheTTL
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = NewResolver(cfg.Store, cfg.ResolveCacheTTL, cfg.Now)
 	}
 	if cfg.AuthCacheTTL == 0 {
 		cfg.AuthCacheTTL = 2 * time.Second
 	}
-	return &Service{store: cfg.Store, cfg: cfg, cache: newResolveCache(cfg.ResolveCacheTTL), auth: newAuthCache(cfg.AuthCacheTTL)}, nil
+	return &Service{store: cfg.Store, cfg: cfg, resolver: cfg.Resolver, cache: cfg.Resolver.cache, auth: newAuthCache(cfg.AuthCacheTTL)}, nil
 }
 
 // registrationPolicy is what may be registered anew under the configuration.

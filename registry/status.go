@@ -18,15 +18,15 @@ const maxReasonLength = 500
 // operators call it.
 func (s *Service) SetServerStatus(ctx context.Context, actor Actor, identifier string, want []Status, reason, etag string) (IdentifierInfo, error) {
 	if actor.Kind != ActorOperator && actor.Kind != ActorSystem {
-		return IdentifierInfo{}, Errorf(KindPermissionDenied, "OPERATOR_CREDENTIAL_REQUIRED", "only registry operators set server statuses")
+		return IdentifierInfo{}, NewError(ReasonOperatorCredentialRequired, "only registry operators set server statuses")
 	}
 	for _, st := range want {
 		if !st.IsServer() {
-			return IdentifierInfo{}, Errorf(KindInvalidArgument, "STATUS_NOT_SERVER_SETTABLE", "status %q is not a server status; use serverHold, serverTransferProhibited, serverDeleteProhibited or serverUpdateProhibited", st)
+			return IdentifierInfo{}, NewError(ReasonStatusNotServerSettable, "status %q is not a server status; use serverHold, serverTransferProhibited, serverDeleteProhibited or serverUpdateProhibited", st)
 		}
 	}
 	if utf8.RuneCountInString(reason) > maxReasonLength || !utf8.ValidString(reason) {
-		return IdentifierInfo{}, Errorf(KindInvalidArgument, "REASON_INVALID", "reason must be valid UTF-8 of at most %d characters", maxReasonLength)
+		return IdentifierInfo{}, NewError(ReasonReasonInvalid, "reason must be valid UTF-8 of at most %d characters", maxReasonLength)
 	}
 	var out IdentifierInfo
 	changed := false
@@ -37,7 +37,7 @@ func (s *Service) SetServerStatus(ctx context.Context, actor Actor, identifier s
 			return err
 		}
 		if etag != "" && etag != i.Etag() {
-			return Errorf(KindAborted, "ETAG_MISMATCH", "identifier %s changed since it was read; read it again", i.Name)
+			return NewError(ReasonETagMismatch, "identifier %s changed since it was read; read it again", i.Name)
 		}
 		agent, err := ch.tx.GetAgent(ctx, i.AgentID)
 		if err != nil {
@@ -85,10 +85,10 @@ func (s *Service) RestoreIdentifier(ctx context.Context, actor Actor, identifier
 			return err
 		}
 		if !i.Has(StatusPendingDelete) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_NOT_PENDING_DELETE", "identifier %s is not pending delete", i.Name)
+			return NewError(ReasonIdentifierNotPendingDelete, "identifier %s is not pending delete", i.Name)
 		}
 		if !ch.now.Before(i.PurgeTime) {
-			return Errorf(KindFailedPrecondition, "REDEMPTION_PERIOD_OVER", "the redemption period of identifier %s ended at %s", i.Name, i.PurgeTime.Format("2006-01-02T15:04:05Z07:00"))
+			return NewError(ReasonRedemptionPeriodOver, "the redemption period of identifier %s ended at %s", i.Name, i.PurgeTime.Format("2006-01-02T15:04:05Z07:00"))
 		}
 		agent, err := ch.tx.GetAgent(ctx, i.AgentID)
 		if err != nil {

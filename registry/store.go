@@ -111,7 +111,8 @@ type Tx interface {
 	SetOpenIDState(ctx context.Context, name, identityID string, st OpenIDState) (bool, error)
 
 	// CreateTransfer stores a new transfer. A second pending transfer of one identifier is
-	// KindAlreadyExists with reason TRANSFER_PENDING.
+	// refused with reason TRANSFER_PENDING (KindFailedPrecondition, as the registry's own
+	// check before it).
 	CreateTransfer(ctx context.Context, t Transfer) error
 	// UpdateTransfer stores t only while the stored transfer has status from; otherwise
 	// KindAborted (reason CONCURRENT_UPDATE), or KindNotFound.

@@ -9,17 +9,17 @@ import (
 func transferable(i Identifier, agentID string) error {
 	switch {
 	case i.AgentID == agentID:
-		return Errorf(KindFailedPrecondition, "ALREADY_SPONSOR", "identifier %s is already sponsored by the calling agent", i.Name)
+		return NewError(ReasonAlreadySponsor, "identifier %s is already sponsored by the calling agent", i.Name)
 	case i.Has(StatusPendingDelete):
-		return Errorf(KindFailedPrecondition, "IDENTIFIER_PENDING_DELETE", "identifier %s is pending delete", i.Name)
+		return NewError(ReasonIdentifierPendingDelete, "identifier %s is pending delete", i.Name)
 	case i.Has(StatusPendingTransfer):
-		return Errorf(KindFailedPrecondition, "TRANSFER_PENDING", "a transfer of identifier %s is pending already", i.Name)
+		return NewError(ReasonTransferPending, "a transfer of identifier %s is pending already", i.Name)
 	case i.Has(StatusServerHold):
-		return Errorf(KindFailedPrecondition, "IDENTIFIER_ON_HOLD", "identifier %s is on hold", i.Name)
+		return NewError(ReasonIdentifierOnHold, "identifier %s is on hold", i.Name)
 	}
 	for _, st := range []Status{StatusClientTransferProhibited, StatusServerTransferProhibited} {
 		if i.Has(st) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_TRANSFER_PROHIBITED", "identifier %s has status %s", i.Name, st)
+			return NewError(ReasonIdentifierTransferProhibited, "identifier %s has status %s", i.Name, st)
 		}
 	}
 	return nil
@@ -61,10 +61,10 @@ func (s *Service) requestTransfer(ctx context.Context, actor Actor, challengeID 
 		return Transfer{}, err
 	}
 	if status != ChallengeValid {
-		return Transfer{}, Errorf(KindFailedPrecondition, "CHALLENGE_NOT_VALID", "challenge %s is %s; publish the record and verify it first", c.ID, status)
+		return Transfer{}, NewError(ReasonChallengeNotValid, "challenge %s is %s; publish the record and verify it first", c.ID, status)
 	}
 	if c.Purpose != PurposeTransfer {
-		return Transfer{}, Errorf(KindFailedPrecondition, "CHALLENGE_PURPOSE_MISMATCH", "challenge %s is for %s, not transfer", c.ID, c.Purpose)
+		return Transfer{}, NewError(ReasonChallengePurposeMismatch, "challenge %s is for %s, not transfer", c.ID, c.Purpose)
 	}
 	used := c
 	used.Status = ChallengeConsumed
@@ -79,11 +79,11 @@ func (s *Service) requestTransfer(ctx context.Context, actor Actor, challengeID 
 		}
 		if i.AgentID != c.SponsorAgentID {
 			// Another transfer (or a purge and a new registration) came first.
-			return Errorf(KindFailedPrecondition, "SPONSOR_CHANGED", "identifier %s changed sponsor since challenge %s was made; create a new challenge", i.Name, c.ID)
+			return NewError(ReasonSponsorChanged, "identifier %s changed sponsor since challenge %s was made; create a new challenge", i.Name, c.ID)
 		}
 		if err := ch.tx.UpdateChallenge(ctx, used, c.Status, c.Attempts); err != nil {
 			if KindOf(err) == KindAborted {
-				return Errorf(KindFailedPrecondition, "CHALLENGE_CONSUMED", "challenge %s was used by a concurrent call; create a new one", c.ID)
+				return NewError(ReasonChallengeConsumed, "challenge %s was used by a concurrent call; create a new one", c.ID)
 			}
 			return err
 		}
@@ -183,7 +183,7 @@ const (
 // concurrent resolutions and deletes lock rows in one order.
 func (s *Service) resolveTransfer(ctx context.Context, actor Actor, id string, party transferParty, to TransferStatus) (Transfer, error) {
 	if id == "" {
-		return Transfer{}, Errorf(KindInvalidArgument, "TRANSFER_ID_REQUIRED", "id is required")
+		return Transfer{}, NewError(ReasonTransferIDRequired, "id is required")
 	}
 	var out Transfer
 	err := s.change(ctx, actor, s.now(), func(ch *change) error {
@@ -193,11 +193,11 @@ func (s *Service) resolveTransfer(ctx context.Context, actor Actor, id string, p
 		}
 		switch {
 		case party == losingParty && t.LosingAgentID != actor.ID:
-			return Errorf(KindPermissionDenied, "LOSING_AGENT_ONLY", "only the losing agent can %s transfer %s", verb(to), t.ID)
+			return NewError(ReasonLosingAgentOnly, "only the losing agent can %s transfer %s", verb(to), t.ID)
 		case party == gainingParty && t.GainingAgentID != actor.ID:
-			return Errorf(KindPermissionDenied, "GAINING_AGENT_ONLY", "only the gaining agent can cancel transfer %s", t.ID)
+			return NewError(ReasonGainingAgentOnly, "only the gaining agent can cancel transfer %s", t.ID)
 		case t.Status != TransferPending:
-			return Errorf(KindFailedPrecondition, "TRANSFER_NOT_PENDING", "transfer %s is %s, not pending", t.ID, t.Status)
+			return NewError(ReasonTransferNotPending, "transfer %s is %s, not pending", t.ID, t.Status)
 		}
 		i, err := ch.tx.GetIdentifier(ctx, t.Identifier)
 		if err != nil {
@@ -233,7 +233,7 @@ func verb(to TransferStatus) string {
 func approvable(i Identifier) error {
 	for _, st := range []Status{StatusServerTransferProhibited, StatusServerHold} {
 		if i.Has(st) {
-			return Errorf(KindFailedPrecondition, "IDENTIFIER_TRANSFER_PROHIBITED", "identifier %s has status %s", i.Name, st)
+			return NewError(ReasonIdentifierTransferProhibited, "identifier %s has status %s", i.Name, st)
 		}
 	}
 	return nil
@@ -299,7 +299,7 @@ func (s *Service) partyTransfer(ctx context.Context, r Reader, actor Actor, id s
 		return Transfer{}, err
 	}
 	if actor.Kind == ActorAgent && t.GainingAgentID != actor.ID && t.LosingAgentID != actor.ID {
-		return Transfer{}, Errorf(KindNotFound, "TRANSFER_NOT_FOUND", "transfer %s not found", id)
+		return Transfer{}, NewError(ReasonTransferNotFound, "transfer %s not found", id)
 	}
 	return t, nil
 }
@@ -322,7 +322,7 @@ func (s *Service) CancelTransfer(ctx context.Context, actor Actor, id string) (T
 // GetTransfer returns a transfer the actor gains or loses by (any, for an operator).
 func (s *Service) GetTransfer(ctx context.Context, actor Actor, id string) (Transfer, error) {
 	if id == "" {
-		return Transfer{}, Errorf(KindInvalidArgument, "TRANSFER_ID_REQUIRED", "id is required")
+		return Transfer{}, NewError(ReasonTransferIDRequired, "id is required")
 	}
 	return s.partyTransfer(ctx, s.store, actor, id)
 }
@@ -335,7 +335,7 @@ func (s *Service) ListTransfers(ctx context.Context, actor Actor, dir TransferDi
 		return nil, "", err
 	}
 	if dir != TransferBoth && dir != TransferIn && dir != TransferOut {
-		return nil, "", Errorf(KindInvalidArgument, "INVALID_DIRECTION", "direction %d is not one the registry knows", dir)
+		return nil, "", NewError(ReasonInvalidDirection, "direction %d is not one the registry knows", dir)
 	}
 	// The token is bound to the filter: a token of one listing is refused by another.
 	kind := fmt.Sprintf("transfers/%d/%t", dir, pendingOnly)

@@ -19,29 +19,55 @@ import (
 // DNS, which can change at any time, so RPs have to guard their own fetches anyway. Which
 // addresses are public is publicaddr's to say, for the authority's fetches too.
 
+// urlField is a URL field an agent gives, with the reason of each refusal.
+type urlField struct {
+	name           string
+	required       Reason
+	malformed      Reason
+	userinfo       Reason
+	fragment       Reason
+	portInvalid    Reason
+	notHTTPS       Reason
+	privateAddress Reason
+}
+
+// The URL fields checkEndpointURL checks.
+var (
+	claimsEndpointURL = urlField{
+		name: "claims_endpoint", required: ReasonClaimsEndpointRequired, malformed: ReasonClaimsEndpointMalformed,
+		userinfo: ReasonClaimsEndpointUserinfo, fragment: ReasonClaimsEndpointFragment, portInvalid: ReasonClaimsEndpointPortInvalid,
+		notHTTPS: ReasonClaimsEndpointNotHTTPS, privateAddress: ReasonClaimsEndpointPrivateAddress,
+	}
+	issuerURL = urlField{
+		name: "issuer", required: ReasonIssuerRequired, malformed: ReasonIssuerMalformed,
+		userinfo: ReasonIssuerUserinfo, fragment: ReasonIssuerFragment, portInvalid: ReasonIssuerPortInvalid,
+		notHTTPS: ReasonIssuerNotHTTPS, privateAddress: ReasonIssuerPrivateAddress,
+	}
+)
+
 // checkEndpointURL validates an endpoint or issuer URL an agent gives: absolute https with a
 // host, no user information, no fragment, a port (if any) from 1 to 65535; outside dev mode
 // (Config.AllowLocalEndpoints) its host must not be localhost or an IP literal in a
 // non-public range. Each refusal is KindInvalidArgument with a reason that names the field
 // and the rule: CLAIMS_ENDPOINT_NOT_HTTPS, ISSUER_PRIVATE_ADDRESS, …
-func (s *Service) checkEndpointURL(field, raw string) error {
-	reason := func(rule string) string { return strings.ToUpper(field) + "_" + rule }
+func (s *Service) checkEndpointURL(f urlField, raw string) error {
+	field := f.name
 	if raw == "" {
-		return Errorf(KindInvalidArgument, reason("REQUIRED"), "%s is required", field)
+		return NewError(f.required, "%s is required", field)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Hostname() == "" || u.Opaque != "" {
-		return Errorf(KindInvalidArgument, reason("MALFORMED"), "%s must be an absolute https URL, got %q", field, raw)
+		return NewError(f.malformed, "%s must be an absolute https URL, got %q", field, raw)
 	}
 	if u.User != nil {
-		return Errorf(KindInvalidArgument, reason("USERINFO"), "%s must not carry user information", field)
+		return NewError(f.userinfo, "%s must not carry user information", field)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return Errorf(KindInvalidArgument, reason("FRAGMENT"), "%s must not have a fragment", field)
+		return NewError(f.fragment, "%s must not have a fragment", field)
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return Errorf(KindInvalidArgument, reason("PORT_INVALID"), "%s must name a port from 1 to 65535, got %q", field, p)
+			return NewError(f.portInvalid, "%s must name a port from 1 to 65535, got %q", field, p)
 		}
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
@@ -50,13 +76,13 @@ func (s *Service) checkEndpointURL(field, raw string) error {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && local && publicaddr.IsLoopbackHost(host):
 	default:
-		return Errorf(KindInvalidArgument, reason("NOT_HTTPS"), "%s must use https, got %q", field, raw)
+		return NewError(f.notHTTPS, "%s must use https, got %q", field, raw)
 	}
 	if local {
 		return nil
 	}
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return Errorf(KindInvalidArgument, reason("PRIVATE_ADDRESS"), "%s must not point at %s: it is the loopback interface of whoever connects (RFC 6761)", field, host)
+		return NewError(f.privateAddress, "%s must not point at %s: it is the loopback interface of whoever connects (RFC 6761)", field, host)
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		if r, bad := publicaddr.NonPublic(a); bad {
@@ -64,12 +90,12 @@ func (s *Service) checkEndpointURL(field, raw string) error {
 			if r.Prefix.IsValid() {
 				in = " in " + r.Prefix.String()
 			}
-			return Errorf(KindInvalidArgument, reason("PRIVATE_ADDRESS"), "%s must not point at %s%s (%s): relying parties would fetch from their own network", field, a, in, r.What)
+			return NewError(f.privateAddress, "%s must not point at %s%s (%s): relying parties would fetch from their own network", field, a, in, r.What)
 		}
 		return nil
 	}
 	if numericHost(host) {
-		return Errorf(KindInvalidArgument, reason("MALFORMED"), "%s host %q reads as an IP address in a form resolvers disagree on; write a dotted-quad IPv4 address or a host name", field, host)
+		return NewError(f.malformed, "%s host %q reads as an IP address in a form resolvers disagree on; write a dotted-quad IPv4 address or a host name", field, host)
 	}
 	return nil
 }

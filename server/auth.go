@@ -11,7 +11,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -80,14 +79,14 @@ func (a authenticator) authenticate(ctx context.Context) (context.Context, error
 	switch {
 	case strings.HasPrefix(method, registryServicePrefix):
 		if actor.Kind != registry.ActorAgent {
-			return nil, statusError(codes.PermissionDenied, "AGENT_CREDENTIAL_REQUIRED", "the RegistryService is for agents; this credential is an operator's")
+			return nil, statusError(registry.ReasonAgentCredentialRequired, "the RegistryService is for agents; this credential is an operator's")
 		}
 	case strings.HasPrefix(method, adminServicePrefix), strings.HasPrefix(method, resolverServicePrefix):
 		if actor.Kind != registry.ActorOperator {
-			return nil, statusError(codes.PermissionDenied, "OPERATOR_CREDENTIAL_REQUIRED", "this service is for registry operators")
+			return nil, statusError(registry.ReasonOperatorCredentialRequired, "this service is for registry operators")
 		}
 	default:
-		return nil, statusError(codes.PermissionDenied, "METHOD_NOT_ALLOWED", "unknown method")
+		return nil, statusError(registry.ReasonMethodNotAllowed, "unknown method")
 	}
 	if st := callStateFrom(ctx); st != nil {
 		st.actor = actor
@@ -99,7 +98,7 @@ func (a authenticator) identify(ctx context.Context) (registry.Actor, error) {
 	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("authorization")) > 0 {
 		bearer, err := auth.AuthFromMD(ctx, "bearer")
 		if err != nil {
-			return registry.Actor{}, statusError(codes.Unauthenticated, "CREDENTIAL_MALFORMED", "the authorization metadata must be \"Bearer <token>\"")
+			return registry.Actor{}, statusError(registry.ReasonCredentialMalformed, "the authorization metadata must be \"Bearer <token>\"")
 		}
 		actor, err := a.svc.AuthenticateBearer(ctx, bearer)
 		if err != nil {
@@ -114,7 +113,7 @@ func (a authenticator) identify(ctx context.Context) (registry.Actor, error) {
 		}
 		return actor, nil
 	}
-	return registry.Actor{}, statusError(codes.Unauthenticated, "CREDENTIAL_REQUIRED", "send \"authorization: Bearer <token>\" metadata or a pinned client certificate")
+	return registry.Actor{}, statusError(registry.ReasonCredentialRequired, "send \"authorization: Bearer <token>\" metadata or a pinned client certificate")
 }
 
 // clientCertSPKI returns the hex SHA-256 of the SubjectPublicKeyInfo of the call's TLS

@@ -59,7 +59,7 @@ func statusesFromProto(ss []registryv1.IdentifierStatus) ([]registry.Status, err
 		}
 		d, ok := statusFromProto[s]
 		if !ok {
-			return nil, registry.Errorf(registry.KindInvalidArgument, "STATUS_UNKNOWN", "status %v is not one that can be set", s)
+			return nil, registry.NewError(registry.ReasonStatusUnknown, "status %v is not one that can be set", s)
 		}
 		out = append(out, d)
 	}
@@ -169,6 +169,12 @@ func tokenToProto(c registry.Credential, secret string) *registryv1.AgentToken {
 	}
 }
 
+func operatorCredentialToProto(c registry.Credential, secret string) *registryv1.OperatorCredential {
+	return &registryv1.OperatorCredential{
+		Id: c.ID, Description: c.Description, Secret: secret, CreateTime: ts(c.CreateTime), RevokeTime: ts(c.RevokeTime),
+	}
+}
+
 func journalToProto(e registry.JournalEntry) *registryv1.JournalEntry {
 	return &registryv1.JournalEntry{
 		Id: e.ID, Time: ts(e.Time), Actor: e.Actor, Action: e.Action, ObjectType: e.ObjectType,
@@ -204,7 +210,7 @@ var transferDirection = map[registryv1.ListTransfersRequest_Direction]registry.T
 func transferDirectionFromProto(d registryv1.ListTransfersRequest_Direction) (registry.TransferDirection, error) {
 	dir, ok := transferDirection[d]
 	if !ok {
-		return 0, registry.Errorf(registry.KindInvalidArgument, "DIRECTION_UNKNOWN", "direction %v is not one of DIRECTION_IN, DIRECTION_OUT or unset", d)
+		return 0, registry.NewError(registry.ReasonDirectionUnknown, "direction %v is not one of DIRECTION_IN, DIRECTION_OUT or unset", d)
 	}
 	return dir, nil
 }
@@ -256,11 +262,11 @@ func serverStatusesFromProto(ss []registryv1.IdentifierStatus) ([]registry.Statu
 	out := make([]registry.Status, 0, len(ss))
 	for _, s := range ss {
 		if s == registryv1.IdentifierStatus_IDENTIFIER_STATUS_OK {
-			return nil, registry.Errorf(registry.KindInvalidArgument, "STATUS_NOT_SERVER_SETTABLE", "IDENTIFIER_STATUS_OK is not a server status; send no statuses to clear the server statuses")
+			return nil, registry.NewError(registry.ReasonStatusNotServerSettable, "IDENTIFIER_STATUS_OK is not a server status; send no statuses to clear the server statuses")
 		}
 		d, ok := statusFromProto[s]
 		if !ok {
-			return nil, registry.Errorf(registry.KindInvalidArgument, "STATUS_UNKNOWN", "status %v is not one that can be set", s)
+			return nil, registry.NewError(registry.ReasonStatusUnknown, "status %v is not one that can be set", s)
 		}
 		out = append(out, d)
 	}

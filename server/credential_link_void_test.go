@@ -177,13 +177,13 @@ func TestCredentialLinkDiesWhenItsAgentStopsSponsoring(t *testing.T) {
 // right after it answered for a credential link's binding: as if a change of the registry
 // committed while the form was being posted.
 type racingMapping struct {
-	authority.Mapping
+	authority.Resolver
 	mu   sync.Mutex
 	then func()
 }
 
 func (m *racingMapping) CredentialLinkBinding(ctx context.Context, identifier, identityID string) (registry.CredentialLinkBinding, error) {
-	b, err := m.Mapping.CredentialLinkBinding(ctx, identifier, identityID)
+	b, err := m.Resolver.CredentialLinkBinding(ctx, identifier, identityID)
 	m.mu.Lock()
 	then := m.then
 	m.then = nil
@@ -202,8 +202,8 @@ func TestCredentialLinkRefusedWhenVoidedWhilePosted(t *testing.T) {
 	racing := &racingMapping{}
 	opts := lifecycleOptions(0)
 	opts.configureAuthority = func(c *authority.Config) {
-		racing.Mapping = c.Mapping
-		c.Mapping = racing
+		racing.Resolver = c.Resolver
+		c.Resolver = racing
 	}
 	e := newAuthEnv(t, opts)
 	alpha, beta := e.newAgent("alpha"), e.newAgent("beta")

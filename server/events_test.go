@@ -285,6 +285,63 @@ func TestWatchEventsEndAtShutdown(t *testing.T) {
 	wantStatus(t, w.ended(t), codes.Unavailable, "SERVER_SHUTTING_DOWN")
 }
 
+// TestEventsOnTheWire: each kind of event as the Event message carries it; a page of events
+// at a time; acknowledgements counted. Which change tells whom is tested in registry/.
+func TestEventsOnTheWire(t *testing.T) {
+	e := newEnv(t, lifecycleOptions(0))
+	a := e.newAgent("alpha")
+	e.register(a, "alice.example.test")
+	e.setServerStatus("abuse report", serverHold)
+	e.setServerStatus("resolved")
+	del := e.deleteIdentifier(a, "alice.example.test")
+	if _, err := e.registry.RestoreIdentifier(a.ctx(), &registryv1.RestoreIdentifierRequest{Identifier: "alice.example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	e.setClock(e.deleteIdentifier(a, "alice.example.test").PurgeTime.AsTime())
+	if n := e.sweepPurges(); n != 1 {
+		t.Fatalf("SweepPurges purged %d, want 1", n)
+	}
+	evs := e.events(a)
+	wantEvents(t, "alpha", evs, evServerStatus, evServerStatus, evDeleted, evRestored, evDeleted, evPurged)
+	for k, ev := range evs {
+		if ev.Id != int64(k+1) || ev.Identifier != "alice.example.test" || ev.CreateTime == nil || ev.AckTime != nil || ev.Transfer != nil {
+			t.Fatalf("event %d = %v", k+1, ev)
+		}
+	}
+	held, cleared, deleted, restored, purged := evs[0], evs[1], evs[2], evs[3], evs[5]
+	if !slices.Equal(held.Statuses, []registryv1.IdentifierStatus{serverHold}) || !slices.Equal(held.PreviousStatuses, []registryv1.IdentifierStatus{statusOK}) || held.Reason != "abuse report" {
+		t.Fatalf("hold event = %v", held)
+	}
+	if !slices.Equal(cleared.Statuses, []registryv1.IdentifierStatus{statusOK}) || !slices.Equal(cleared.PreviousStatuses, []registryv1.IdentifierStatus{serverHold}) {
+		t.Fatalf("release event = %v", cleared)
+	}
+	if !slices.Equal(deleted.Statuses, []registryv1.IdentifierStatus{stPendingDelete}) || !deleted.PurgeTime.AsTime().Equal(del.PurgeTime.AsTime()) || deleted.PreviousStatuses != nil {
+		t.Fatalf("delete event = %v", deleted)
+	}
+	if !slices.Equal(restored.Statuses, []registryv1.IdentifierStatus{statusOK}) || restored.PurgeTime != nil {
+		t.Fatalf("restore event = %v", restored)
+	}
+	if purged.Statuses != nil || purged.PurgeTime != nil {
+		t.Fatalf("purge event = %v; the identifier is gone, with no statuses", purged)
+	}
+
+	page, err := e.registry.ListEvents(a.ctx(), &registryv1.ListEventsRequest{PageSize: 4})
+	if err != nil || len(page.Events) != 4 || page.NextPageToken == "" {
+		t.Fatalf("first page = %v, %v", page, err)
+	}
+	rest, err := e.registry.ListEvents(a.ctx(), &registryv1.ListEventsRequest{PageSize: 4, PageToken: page.NextPageToken})
+	if err != nil || len(rest.Events) != 2 || rest.NextPageToken != "" {
+		t.Fatalf("second page = %v, %v", rest, err)
+	}
+	ack, err := e.registry.AckEvents(a.ctx(), &registryv1.AckEventsRequest{EventIds: []int64{1, 2, 99}})
+	if err != nil || ack.AcknowledgedCount != 2 {
+		t.Fatalf("AckEvents([1 2 99]) = %v, %v; want 2 counted", ack, err)
+	}
+	wantIDs(t, e.events(a), 3, 4, 5, 6)
+	_, err = e.registry.AckEvents(a.ctx(), &registryv1.AckEventsRequest{EventIds: []int64{0}})
+	wantStatus(t, err, codes.InvalidArgument, "INVALID_EVENT_ID")
+}
+
 func TestSetServerStatusValidation(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	a := e.newAgent("alpha")

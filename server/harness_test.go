@@ -1,78 +1,58 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/id4me/id4me-registry/authority"
-	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/internal/devdns"
+	"github.com/id4me/id4me-registry/internal/oidctest"
 	"github.com/id4me/id4me-registry/internal/storedb"
-	"github.com/id4me/id4me-registry/internal/testdb"
+	"github.com/id4me/id4me-registry/internal/testenv"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/server"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
 
-// The zone every test identifier lives in, served by both test nameservers.
-const zone = "example.test."
+// emailClaims is a claims request parameter as ID4me relying parties send it.
+const emailClaims = testenv.EmailClaims
 
-// clock is a settable clock for the registry.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// clock is the registry's settable clock.
+type clock struct{ *testenv.Clock }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// env is a running registry: a gRPC server on a loopback listener, two authoritative
-// nameservers for example.test on loopback, and an operator credential.
+// env is a running registry (testenv.Env): a gRPC server on a loopback listener, two
+// authoritative nameservers for example.test on loopback, and an operator credential. Its
+// fields are the Env's; a test may swap the clients and the operator credential.
 type env struct {
-	t      *testing.T
-	ns     []*devdns.Server
-	store  *sqlstore.Store
-	svc    *registry.Service
-	srv    *server.Server
-	addr   string
-	conn   *grpc.ClientConn
-	admin  string
-	clock  *clock
-	logs   *syncBuffer
-	tlsCfg *tls.Config
-	http   *httptest.Server
+	t     *testing.T
+	h     *testenv.Env
+	ns    []*devdns.Server
+	store *sqlstore.Store
+	svc   *registry.Service
+	// mapping is the resolver the authority reads, shared with svc.
+	mapping *registry.Resolver
+	srv     *server.Server
+	addr    string
+	conn    *grpc.ClientConn
+	admin   string
+	clock   *clock
+	logs    *testenv.LogBuffer
+	tlsCfg  *tls.Config
+	http    *httptest.Server
 	// ops serves the operator's handler (/metrics, /readyz).
 	ops      *httptest.Server
 	registry registryv1.RegistryServiceClient
@@ -85,6 +65,7 @@ type env struct {
 	roots  *x509.CertPool
 }
 
+// envOptions are testenv.Options.
 type envOptions struct {
 	// dsn picks the database; default a SQLite file of the test's own.
 	dsn        func(t testing.TB) string
@@ -111,172 +92,55 @@ type envOptions struct {
 	pprof bool
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
-	ctx := context.Background()
-	e := &env{t: t, clock: &clock{now: time.Now().UTC()}, logs: &syncBuffer{}}
-	for range 2 {
-		ns, err := devdns.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ns.Close() })
-		ns.AddZone(zone)
-		ns.AddZone("delegated.test.")
-		e.ns = append(e.ns, ns)
-	}
-	if opts.dsn == nil {
-		opts.dsn = testdb.SQLite
-	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	store, err := sqlstore.Open(ctx, opts.dsn(t), sqlstore.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	e.store = store
-	prom := prometheus.NewRegistry()
-	metrics := server.NewMetrics(prom)
-	v, err := dnsverify.New(dnsverify.Config{
-		Servers: []string{e.ns[0].Addr, e.ns[1].Addr}, QueryTimeout: 300 * time.Millisecond,
-		Timeout: 2 * time.Second, Quorum: opts.quorum, OnQuery: metrics.DNSQuery,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The test identifiers are under example.test, a special-use name, as dev mode allows.
-	cfg := registry.Config{
-		Store: store, DNS: v, OpenID: v, AuthorityIssuer: "id.example.test",
-		ChallengeTTL: time.Hour, ChallengeMaxAttempts: 3, Now: e.clock.Now, Observer: metrics,
-		AllowSpecialUseNames: true,
-	}
-	// The authority's tests play agents with claims endpoints on loopback (internal/oidctest).
-	cfg.AllowLocalEndpoints = opts.authority
-	if opts.configure != nil {
-		opts.configure(&cfg)
-	}
-	e.svc, err = registry.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := server.DevCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.tlsCfg, err = server.ServerTLSConfig(cert, opts.clientCA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.limits.MaxInFlight == nil {
-		opts.limits.MaxInFlight = map[server.CallClass]int{server.ClassRead: -1, server.ClassWrite: -1, server.ClassDNS: -1, server.ClassWatch: -1}
-	}
-	if opts.agentRate == 0 {
-		opts.agentRate = rate.Inf
-	}
-	var (
-		authHandler http.Handler
-		hl          net.Listener
-	)
-	if opts.authority {
-		if hl, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		e.issuer = "https://" + hl.Addr().String()
-		e.roots = x509.NewCertPool()
-		e.roots.AddCert(cert.Leaf)
-		kcfg := authority.KeyConfig{Now: e.clock.Now, Logger: log}
-		if opts.configureKeys != nil {
-			opts.configureKeys(&kcfg)
-		}
-		keys, err := authority.NewKeySet(ctx, store.Authority(), kcfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		acfg := authority.Config{
-			Issuer: e.issuer, Store: store.Authority(), Keys: keys, Mapping: e.svc, Logger: log, Now: e.clock.Now,
-			// Cheap hashes: the tests count logins, not hash strength.
-			Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
-			Observe:  metrics.AuthorityEvent,
-		}
-		if opts.configureAuthority != nil {
-			opts.configureAuthority(&acfg)
-		}
-		if e.auth, err = authority.New(acfg); err != nil {
-			t.Fatal(err)
-		}
-		e.svc.SetCredentialLinkIssuer(e.auth)
-		authHandler = e.auth.Handler()
-	}
-	e.srv, err = server.New(server.Config{
-		Service: e.svc, Logger: log, TLS: e.tlsCfg, AllowPlaintextLoopback: !opts.noPlain,
-		AgentRate: opts.agentRate, AgentBurst: opts.agentBurst, Prometheus: prom,
-		EventPollInterval: opts.eventPollInterval, Authority: authHandler,
-		Limits: opts.limits, Ready: store.Ping, Pprof: opts.pprof,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hl != nil {
-		go e.srv.ServeHTTPS(hl)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = l.Addr().String()
-	go e.srv.ServeGRPC(l)
+	var h *testenv.Env
+	// Last: no registry error answered may have a reason that is not as catalogued.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.srv.Shutdown(ctx)
+		if h == nil {
+			return
+		}
+		for line := range strings.Lines(h.Logs.String()) {
+			if strings.Contains(line, server.UncataloguedReason) {
+				t.Errorf("a registry error is not as registry/reasons.go catalogues it: %s", line)
+			}
+		}
 	})
-	e.http = httptest.NewServer(e.srv.Handler())
-	t.Cleanup(e.http.Close)
-	e.ops = httptest.NewServer(e.srv.AdminHandler())
-	t.Cleanup(e.ops.Close)
-	e.conn, err = grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	h = testenv.New(t, testenv.Options{
+		DSN: opts.dsn, AgentRate: opts.agentRate, AgentBurst: opts.agentBurst, NoPlaintext: opts.noPlain,
+		ClientCA: opts.clientCA, Quorum: opts.quorum, EventPollInterval: opts.eventPollInterval,
+		Configure: opts.configure, Authority: opts.authority, ConfigureAuthority: opts.configureAuthority,
+		ConfigureKeys: opts.configureKeys, Limits: opts.limits, Pprof: opts.pprof,
+	})
+	return &env{
+		t: t, h: h, ns: h.NS, store: h.Store, svc: h.Svc, srv: h.Srv, addr: h.Addr, conn: h.Conn,
+		admin: h.Operator, clock: &clock{h.Clock}, logs: h.Logs, tlsCfg: h.TLS, http: h.HTTP, ops: h.Ops,
+		registry: h.RegistryAPI, adminAPI: h.AdminAPI, resolver: h.ResolverAPI, mapping: h.Resolver,
+		auth: h.Auth, issuer: h.Issuer, roots: h.Roots,
 	}
-	t.Cleanup(func() { e.conn.Close() })
-	e.registry = registryv1.NewRegistryServiceClient(e.conn)
-	e.adminAPI = registryv1.NewAdminServiceClient(e.conn)
-	e.resolver = registryv1.NewResolverServiceClient(e.conn)
-	_, e.admin, err = e.svc.CreateOperatorCredential(ctx, registry.System, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+}
+
+// harness is e's testenv.Env with the clients and operator credential e holds now.
+func (e *env) harness() *testenv.Env {
+	h := *e.h
+	h.RegistryAPI, h.AdminAPI, h.Operator = e.registry, e.adminAPI, e.admin
+	return &h
 }
 
 // as returns a context that authenticates with bearer.
-func as(bearer string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+bearer)
-}
+func as(bearer string) context.Context { return testenv.As(bearer) }
 
 // testAgent is an agent created through the AdminService, with a token.
 type testAgent struct {
 	agent *registryv1.Agent
 	token string
 	key   *ecdsa.PrivateKey
+}
+
+func agentOf(a testenv.Agent) testAgent { return testAgent{agent: a.Agent, token: a.Token, key: a.Key} }
+
+func (a testAgent) h() testenv.Agent {
+	return testenv.Agent{Agent: a.agent, Token: a.token, Key: a.key}
 }
 
 func (a testAgent) ctx() context.Context { return as(a.token) }
@@ -288,75 +152,81 @@ func actorOf(a testAgent) registry.Actor {
 
 func (e *env) newAgent(name string, certPins ...string) testAgent {
 	e.t.Helper()
-	return e.newAgentAt(name, "https://"+name+".agent.test", "https://"+name+".agent.test/userinfo", certPins...)
+	return agentOf(e.harness().NewAgent(name, certPins...))
 }
 
 // newAgentAt creates an agent with the given issuer and claims endpoint.
 func (e *env) newAgentAt(name, issuer, claimsEndpoint string, certPins ...string) testAgent {
 	e.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	jwk, err := jose.JSONWebKey{Key: &key.PublicKey}.MarshalJSON()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	a, err := e.adminAPI.CreateAgent(as(e.admin), &registryv1.CreateAgentRequest{
-		DisplayName: name, ClaimsEndpoint: claimsEndpoint,
-		Issuer: issuer, AccountKeyJwk: string(jwk), ClientCertSpkiSha256: certPins,
-	})
-	if err != nil {
-		e.t.Fatalf("CreateAgent: %v", err)
-	}
-	tok, err := e.adminAPI.CreateAgentToken(as(e.admin), &registryv1.CreateAgentTokenRequest{AgentId: a.Id, Description: "test"})
-	if err != nil {
-		e.t.Fatalf("CreateAgentToken: %v", err)
-	}
-	return testAgent{agent: a, token: tok.Secret, key: key}
+	return agentOf(e.harness().NewAgentAt(name, issuer, claimsEndpoint, certPins...))
 }
 
 // publish serves the challenge's record on the given nameservers (all when none given).
-func (e *env) publish(c *registryv1.Challenge, servers ...int) {
-	if len(servers) == 0 {
-		servers = []int{0, 1}
-	}
-	for _, k := range servers {
-		e.ns[k].SetTXT(c.RecordName, c.RecordValue)
-	}
-}
+func (e *env) publish(c *registryv1.Challenge, servers ...int) { e.h.Publish(c, servers...) }
 
 // register runs the whole flow for identifier as agent a and returns the identifier.
 func (e *env) register(a testAgent, identifier string) *registryv1.Identifier {
 	e.t.Helper()
-	c := e.validChallenge(a, identifier)
-	resp, err := e.registry.RegisterIdentifier(a.ctx(), &registryv1.RegisterIdentifierRequest{ChallengeId: c.Id})
-	if err != nil {
-		e.t.Fatalf("RegisterIdentifier(%s): %v", identifier, err)
-	}
-	return resp.Identifier
+	return e.harness().Register(a.h(), identifier)
 }
 
 // validChallenge creates, publishes and verifies a register challenge.
 func (e *env) validChallenge(a testAgent, identifier string) *registryv1.Challenge {
 	e.t.Helper()
-	c, err := e.registry.CreateChallenge(a.ctx(), &registryv1.CreateChallengeRequest{Identifier: identifier, Purpose: registryv1.Purpose_PURPOSE_REGISTER})
-	if err != nil {
-		e.t.Fatalf("CreateChallenge(%s): %v", identifier, err)
-	}
-	e.publish(c)
-	v, err := e.registry.VerifyChallenge(a.ctx(), &registryv1.VerifyChallengeRequest{Id: c.Id})
-	if err != nil {
-		e.t.Fatalf("VerifyChallenge: %v", err)
-	}
-	if v.Status != registryv1.Challenge_STATUS_VALID {
-		e.t.Fatalf("VerifyChallenge: status %v, problem %v", v.Status, v.Problem)
-	}
-	return v
+	return e.harness().ValidChallenge(a.h(), identifier, registryv1.Purpose_PURPOSE_REGISTER)
+}
+
+// authEnv is a registry with its authority on a real HTTPS listener, and what a login needs:
+// clients that trust it.
+type authEnv struct {
+	*env
+	// rpClient is the relying parties' and agents' client; browser makes holders' clients.
+	rpClient *http.Client
+}
+
+func newAuthEnv(t *testing.T, opts envOptions) *authEnv {
+	t.Helper()
+	opts.authority = true
+	e := newEnv(t, opts)
+	return &authEnv{env: e, rpClient: e.h.RPClient}
+}
+
+// startAgent starts a test agent's claims endpoint and creates the agent with it.
+func (e *authEnv) startAgent(name string) (testAgent, *oidctest.Agent) {
+	e.t.Helper()
+	a, ag := e.harness().StartAgent(name)
+	return agentOf(a), ag
+}
+
+// holderFor registers identifier with agent a and has its holder set a password (and a
+// TOTP secret, when withTOTP) through the credential link of the registration.
+func (e *authEnv) holderFor(a testAgent, identifier string, withTOTP bool) *oidctest.Holder {
+	e.t.Helper()
+	return e.harness().HolderFor(a.h(), identifier, withTOTP)
+}
+
+func (e *authEnv) setCredentials(identifier, link string, withTOTP bool) *oidctest.Holder {
+	e.t.Helper()
+	return e.h.SetCredentials(identifier, link, withTOTP)
+}
+
+// totpCode is the current TOTP code of secret by the env's clock.
+func (e *authEnv) totpCode(secret string) string { return e.h.TOTPCode(secret) }
+
+// newRP registers a relying party.
+func (e *authEnv) newRP(metadata map[string]any) *oidctest.RP {
+	e.t.Helper()
+	return e.h.NewRP(metadata)
+}
+
+// login runs a whole login of h at rp with extra authorization parameters.
+func (e *authEnv) login(rp *oidctest.RP, h *oidctest.Holder, extra map[string]string) *oidctest.Result {
+	e.t.Helper()
+	return e.h.Login(rp, h, extra)
 }
 
 // wantStatus fails unless err is a gRPC status with code and an ErrorInfo with reason.
-func wantStatus(t *testing.T, err error, code codes.Code, reason string) {
+func wantStatus[R ~string](t *testing.T, err error, code codes.Code, reason R) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("got no error, want %v %s", code, reason)
@@ -370,7 +240,7 @@ func wantStatus(t *testing.T, err error, code codes.Code, reason string) {
 	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			if info.Reason != reason {
+			if info.Reason != string(reason) {
 				t.Fatalf("got reason %s (%s), want %s", info.Reason, st.Message(), reason)
 			}
 			if info.Domain != server.ErrorDomain {

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"golang.org/x/time/rate"
@@ -44,7 +42,7 @@ func actorFields(ctx context.Context) logging.Fields {
 func recoverPanic(log *slog.Logger) func(ctx context.Context, p any) error {
 	return func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		return statusError(codes.Internal, "INTERNAL", "internal error; the operator has been told")
+		return statusError(registry.ReasonInternal, "internal error; the operator has been told")
 	}
 }
 
@@ -80,38 +78,44 @@ func (l *agentLimiter) Limit(ctx context.Context) error {
 	return nil
 }
 
+// codeReasons are the reasons of statuses that come without one, by code: the rate limiter's
+// RESOURCE_EXHAUSTED, and what gRPC answers itself (a method not implemented, a stream cut
+// short, a message that cannot be sent).
+var codeReasons = map[codes.Code]registry.Reason{
+	codes.ResourceExhausted: registry.ReasonRateLimited,
+	codes.Canceled:          registry.ReasonCancelled,
+	codes.DeadlineExceeded:  registry.ReasonDeadlineExceeded,
+	codes.Unavailable:       registry.ReasonUnavailable,
+	codes.Unimplemented:     registry.ReasonUnimplemented,
+	codes.Internal:          registry.ReasonInternal,
+}
+
 // withReason makes sure every error status carries an ErrorInfo, as the API promises, even
-// when a middleware (the rate limiter) built it without one: the reason is the code's name in
-// UPPER_SNAKE, RATE_LIMITED for RESOURCE_EXHAUSTED.
-func withReason(err error) error {
+// when a middleware (the rate limiter) or gRPC built it without one: the reason is
+// codeReasons' for its code. Nothing in the server makes a status of another code without
+// a reason, so one is logged and answered as INTERNAL.
+func withReason(ctx context.Context, log *slog.Logger, err error) error {
 	st, ok := status.FromError(err)
 	if !ok || st.Code() == codes.OK || len(st.Details()) > 0 {
 		return err
 	}
-	reason := upperSnake(st.Code().String())
-	if st.Code() == codes.ResourceExhausted {
-		reason = "RATE_LIMITED"
+	reason, ok := codeReasons[st.Code()]
+	if !ok {
+		log.ErrorContext(ctx, "internal error", "err", err)
+		return statusError(registry.ReasonInternal, "internal error; the operator has been told")
 	}
-	return statusError(st.Code(), reason, st.Message())
+	return statusError(reason, st.Message())
 }
 
-// upperSnake turns a CamelCase code name into UPPER_SNAKE ("DeadlineExceeded" → "DEADLINE_EXCEEDED").
-func upperSnake(s string) string {
-	var b strings.Builder
-	for k, r := range s {
-		if k > 0 && unicode.IsUpper(r) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToUpper(r))
+func reasonUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		return resp, withReason(ctx, log, err)
 	}
-	return b.String()
 }
 
-func reasonUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	resp, err := h(ctx, req)
-	return resp, withReason(err)
-}
-
-func reasonStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	return withReason(h(srv, ss))
+func reasonStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return withReason(ss.Context(), log, h(srv, ss))
+	}
 }

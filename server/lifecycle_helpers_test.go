@@ -3,21 +3,20 @@ package server_test
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// Helpers for the lifecycle tests: transfers, deletion and restoration, server statuses and
-// the events they cause.
+// Helpers for the tests of the lifecycle on the wire (transfers, deletion and restoration,
+// server statuses and the events they cause), shared with the other tests that need them.
 
 // Identifier statuses, short.
 const (
@@ -26,9 +25,6 @@ const (
 	stClientDeleteProhibited   = registryv1.IdentifierStatus_IDENTIFIER_STATUS_CLIENT_DELETE_PROHIBITED
 	stClientUpdateProhibited   = registryv1.IdentifierStatus_IDENTIFIER_STATUS_CLIENT_UPDATE_PROHIBITED
 	stServerHold               = registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_HOLD
-	stServerTransferProhibited = registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_TRANSFER_PROHIBITED
-	stServerDeleteProhibited   = registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_DELETE_PROHIBITED
-	stServerUpdateProhibited   = registryv1.IdentifierStatus_IDENTIFIER_STATUS_SERVER_UPDATE_PROHIBITED
 	stPendingDelete            = registryv1.IdentifierStatus_IDENTIFIER_STATUS_PENDING_DELETE
 	stPendingTransfer          = registryv1.IdentifierStatus_IDENTIFIER_STATUS_PENDING_TRANSFER
 )
@@ -37,8 +33,6 @@ const (
 const (
 	evRequested    = registryv1.Event_TYPE_TRANSFER_REQUESTED
 	evApproved     = registryv1.Event_TYPE_TRANSFER_APPROVED
-	evRejected     = registryv1.Event_TYPE_TRANSFER_REJECTED
-	evCancelled    = registryv1.Event_TYPE_TRANSFER_CANCELLED
 	evCompletedIn  = registryv1.Event_TYPE_TRANSFER_COMPLETED_IN
 	evCompletedOut = registryv1.Event_TYPE_TRANSFER_COMPLETED_OUT
 	evDeleted      = registryv1.Event_TYPE_IDENTIFIER_DELETED
@@ -248,49 +242,12 @@ func wantStatuses(t *testing.T, what string, got []registryv1.IdentifierStatus, 
 	}
 }
 
-// errorReason returns the gRPC code and ErrorInfo reason of err.
-func errorReason(err error) (codes.Code, string) {
-	st := status.Convert(err)
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return st.Code(), info.Reason
-		}
-	}
-	return st.Code(), ""
-}
+// raceRounds is how many times a test of a race runs it.
+const raceRounds = 10
 
-// outcome is a gRPC code and ErrorInfo reason one racing call may end with.
-type outcome struct {
-	code   codes.Code
-	reason string
-}
-
-// wantOneOf fails unless err ends with one of the outcomes allowed.
-func wantOneOf(t *testing.T, what string, err error, allowed ...outcome) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: got no error, want one of %v", what, allowed)
+// forEachBackend runs test on SQLite and on PostgreSQL (skipped without its DSN).
+func forEachBackend(t *testing.T, test func(t *testing.T, dsn func(testing.TB) string)) {
+	for _, b := range testdb.Backends() {
+		t.Run(b.Name, func(t *testing.T) { test(t, b.DSN) })
 	}
-	code, reason := errorReason(err)
-	if !slices.Contains(allowed, outcome{code, reason}) {
-		t.Fatalf("%s: got %v %s (%v), want one of %v", what, code, reason, err, allowed)
-	}
-}
-
-// race runs the calls at once, released together, and returns their errors in order.
-func race(calls ...func() error) []error {
-	errs := make([]error, len(calls))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for k, call := range calls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[k] = call()
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return errs
 }

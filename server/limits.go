@@ -14,10 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // Limits bounds what clients can hold of the gRPC server: connections, streams, and calls in
@@ -197,10 +198,10 @@ func (s *shedder) admit(fullMethod string) (func(), error) {
 
 // overloaded is the answer to a call shed from class c.
 func overloaded(c CallClass) error {
-	st := status.New(codes.ResourceExhausted, "the registry is busy with other "+string(c)+" calls; retry after the delay given")
+	st := status.New(kindCodes[registry.ReasonOverloaded.Kind()], "the registry is busy with other "+string(c)+" calls; retry after the delay given")
 	delay := shedRetryDelay/2 + rand.N(shedRetryDelay)
 	d, err := st.WithDetails(
-		&errdetails.ErrorInfo{Reason: "OVERLOADED", Domain: ErrorDomain, Metadata: map[string]string{"class": string(c)}},
+		&errdetails.ErrorInfo{Reason: string(registry.ReasonOverloaded), Domain: ErrorDomain, Metadata: map[string]string{"class": string(c)}},
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)},
 	)
 	if err != nil {
@@ -247,7 +248,7 @@ func (w *watchCounter) acquire(agentID string) (func(), error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.open[agentID] >= w.max {
-		return nil, statusError(codes.ResourceExhausted, "TOO_MANY_STREAMS",
+		return nil, statusError(registry.ReasonTooManyStreams,
 			"this agent has as many WatchEvents streams open as it may; close one first (one stream receives every event)")
 	}
 	w.open[agentID]++

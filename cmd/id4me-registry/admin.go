@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strings"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/cmdline"
 	"github.com/id4me/id4me-registry/internal/grpcconn"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
@@ -46,14 +46,12 @@ variable serve --dev prints). bootstrap's --db is ID4ME_DB, as for serve.
 `
 
 // adminEnvName is a flag's environment variable: --token is ID4ME_ADMIN_TOKEN.
-func adminEnvName(flagName string) string {
-	return "ID4ME_ADMIN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+var adminEnvName = cmdline.EnvName("ID4ME_ADMIN_")
 
 // adminConn is an AdminService command's connection, and its flags.
 type adminConn struct {
 	registryv1.AdminServiceClient
-	*connFlags
+	*cmdline.ConnFlags
 	close func() error
 }
 
@@ -62,26 +60,26 @@ type adminConn struct {
 func dialAdmin(name string, args []string, stderr io.Writer, define func(*flag.FlagSet), names ...string) (*adminConn, []string, error) {
 	fs := flag.NewFlagSet("admin "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f := addConnFlags(fs, adminEnvName, "an operator credential")
+	f := cmdline.AddConnFlags(fs, adminEnvName, "an operator credential")
 	if define != nil {
 		define(fs)
 	}
-	pos, err := parseCommandFlags(fs, args, adminEnvName, names...)
+	pos, err := cmdline.ParseCommandFlags(fs, args, adminEnvName, names...)
 	if err != nil {
 		return nil, nil, err
 	}
-	if f.token == "" {
-		return nil, nil, f.noCredential()
+	if f.Token == "" {
+		return nil, nil, f.NoCredential()
 	}
-	c, err := f.config()
+	c, err := f.Config()
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := grpcconn.Dial(f.registry, c)
+	conn, err := grpcconn.Dial(f.Registry, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &adminConn{AdminServiceClient: registryv1.NewAdminServiceClient(conn), connFlags: f, close: conn.Close}, pos, nil
+	return &adminConn{AdminServiceClient: registryv1.NewAdminServiceClient(conn), ConnFlags: f, close: conn.Close}, pos, nil
 }
 
 // operatorsCreate runs `admin operators create`.
@@ -98,8 +96,8 @@ func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if api.json {
-		printJSONLine(stdout, c)
+	if api.JSON {
+		cmdline.PrintJSONLine(stdout, c)
 		return nil
 	}
 	fmt.Fprintf(stderr, "created operator credential %s; its secret (below) is shown this once\n", c.Id)
@@ -119,8 +117,8 @@ func operatorsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	for _, c := range resp.Credentials {
-		if api.json {
-			printJSONLine(stdout, c)
+		if api.JSON {
+			cmdline.PrintJSONLine(stdout, c)
 			continue
 		}
 		state := "active"
@@ -143,8 +141,8 @@ func operatorsRevoke(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if api.json {
-		printJSONLine(stdout, c)
+	if api.JSON {
+		cmdline.PrintJSONLine(stdout, c)
 		return nil
 	}
 	fmt.Fprintf(stdout, "operator credential %s is revoked (since %s)\n", c.Id, c.RevokeTime.AsTime().Format(time.RFC3339))

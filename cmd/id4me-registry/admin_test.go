@@ -19,7 +19,7 @@ func TestAdminOperatorsCLI(t *testing.T) {
 	boot := strings.TrimSpace(out)
 	bootID, _, _ := strings.Cut(boot, ".")
 	in := startInstance(t, db)
-	env := []string{"ID4ME_ADMIN_REGISTRY=" + in.addr, "ID4ME_ADMIN_PLAINTEXT=true", "ID4ME_ADMIN_TOKEN=" + boot}
+	env := []string{"ID4ME_ADMIN_REGISTRY=" + in.Addr, "ID4ME_ADMIN_PLAINTEXT=true", "ID4ME_ADMIN_TOKEN=" + boot}
 
 	out, stderr, err = cli(t, env, "admin", "operators", "create", "--description", "ci")
 	if err != nil {
@@ -67,7 +67,7 @@ func TestAdminOperatorsCLI(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ID4ME_ADMIN_REGISTRY=" + in.addr, "ID4ME_ADMIN_PLAINTEXT=true"}, []string{"list"}, "ID4ME_ADMIN_TOKEN"},
+		{[]string{"ID4ME_ADMIN_REGISTRY=" + in.Addr, "ID4ME_ADMIN_PLAINTEXT=true"}, []string{"list"}, "ID4ME_ADMIN_TOKEN"},
 		{env, []string{"revoke"}, "ID is required"},
 		{env, []string{"rotate"}, `unknown admin operators command "rotate"`},
 		{env, []string{}, "needs a command"},

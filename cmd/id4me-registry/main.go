@@ -13,7 +13,7 @@
 //	id4me-registry version                print the version
 //	id4me-registry agent register NAME    register an identifier, publishing the challenge
 //	                                      record through a lego DNS provider (also: transfer,
-//	                                      list, events, delete)
+//	                                      list, events, delete); the same as id4me-agent
 //
 // Every flag has an environment variable: --grpc-addr is ID4ME_GRPC_ADDR, and so on.
 package main
@@ -24,26 +24,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"runtime/debug"
-	"strings"
-	"syscall"
+
+	agentcli "github.com/id4me/id4me-registry/agent/cli"
+	"github.com/id4me/id4me-registry/internal/cmdline"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "id4me-registry:", err)
-		}
-		os.Exit(2)
-	}
+	cmdline.Main("id4me-registry", run)
 }
 
 const usage = `usage: id4me-registry <command> [flags]
@@ -88,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
 	case "agent":
-		return agentCommand(ctx, args[1:], stdout, stderr)
+		return agentcli.Command{Program: "id4me-registry agent"}.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
@@ -125,42 +116,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return flagsFromEnv(fs, envName)
+	return cmdline.FlagsFromEnv(fs, envName)
 }
 
-// flagsFromEnv fills every flag of fs not given on the command line from its environment
-// variable, named by env.
-func flagsFromEnv(fs *flag.FlagSet, env func(flagName string) string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := env(f.Name)
-		v, ok := os.LookupEnv(env)
-		if given[f.Name] || !ok || err != nil {
-			return
-		}
-		if sl, isList := f.Value.(*stringList); isList {
-			for _, item := range strings.Split(v, ",") {
-				if item = strings.TrimSpace(item); item != "" {
-					sl.Set(item)
-				}
-			}
-			return
-		}
-		if e := f.Value.Set(v); e != nil {
-			err = fmt.Errorf("%s=%q: %w", env, v, e)
-		}
-	})
-	return err
-}
-
-func envName(flagName string) string {
-	return "ID4ME_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// stringList is a repeatable string flag; its environment variable is comma-separated.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+// envName is a flag's environment variable: --grpc-addr is ID4ME_GRPC_ADDR.
+var envName = cmdline.EnvName("ID4ME_")

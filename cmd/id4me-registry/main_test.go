@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/id4me/id4me-registry/internal/testenv"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
@@ -31,10 +32,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "id4me-registry")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		panic("build: " + err.Error() + "\n" + string(out))
+	if binary, err = testenv.BuildBinary(dir); err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -44,12 +43,14 @@ func TestMain(m *testing.M) {
 // cli runs the binary with args and extra environment and returns stdout, stderr.
 func cli(t *testing.T, env []string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
+	return testenv.CLI(binary, env, args...)
+}
+
+// startInstance runs `serve --dev` of the binary on dsn with extra flags and waits until it
+// listens.
+func startInstance(t *testing.T, dsn string, flags ...string) *testenv.Instance {
+	t.Helper()
+	return testenv.StartInstance(t, binary, dsn, flags...)
 }
 
 var bearerPattern = regexp.MustCompile(`^op_[a-z2-7]{26}\.[A-Za-z0-9_-]{43}$`)

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/id4me/id4me-registry/internal/testenv"
 )
 
 // authorityClient reaches a dev instance's authority (self-signed certificate).
@@ -16,9 +18,9 @@ var authorityClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &
 
 // postRegistration registers a relying party at in's authority, with an initial access
 // token when token is not empty, and returns the status and the JSON answer.
-func postRegistration(t *testing.T, in *instance, token string) (int, map[string]any) {
+func postRegistration(t *testing.T, in *testenv.Instance, token string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "https://"+in.httpAddr+"/register",
+	req, _ := http.NewRequest(http.MethodPost, "https://"+in.HTTPAddr+"/register",
 		strings.NewReader(`{"application_type":"native","redirect_uris":["https://rp.test/cb"],"token_endpoint_auth_method":"client_secret_basic"}`))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -88,7 +90,7 @@ func TestRegistrationTokensCommand(t *testing.T) {
 	in := startInstance(t, db, "--registration-rate", "1/h", "--registration-burst", "5",
 		"--op-policy-uri", "https://id.example/privacy", "--op-tos-uri", "https://id.example/terms",
 		"--service-documentation", "https://id.example/developers")
-	resp, err := authorityClient.Get("https://" + in.httpAddr + "/.well-known/openid-configuration")
+	resp, err := authorityClient.Get("https://" + in.HTTPAddr + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
 	}

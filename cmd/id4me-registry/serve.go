@@ -19,6 +19,7 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/internal/cmdline"
 	"github.com/id4me/id4me-registry/internal/publicaddr"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/server"
@@ -29,7 +30,7 @@ type serveFlags struct {
 	grpcAddr, httpAddr, db    string
 	tlsCert, tlsKey, clientCA string
 	dev                       bool
-	dnsServers                stringList
+	dnsServers                cmdline.StringList
 	dnsQuorum                 int
 	dnsTimeout                time.Duration
 	challengeTTL              time.Duration
@@ -222,18 +223,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
-	svc, err := registry.New(registry.Config{
-		Store: store, DNS: verifier, OpenID: verifier, AuthorityIssuer: f.authorityIssuer,
-		ChallengeTTL: f.challengeTTL, ChallengeMaxAttempts: f.challengeMaxAttempts,
-		AllowLocalEndpoints: f.dev, AllowSpecialUseNames: f.dev,
-		Observer: metrics, AuthCacheTTL: f.authCacheTTL, ResolveCacheTTL: f.resolveCacheTTL,
-		TransferPendingPeriod: f.transferPendingPeriod, RedemptionPeriod: f.redemptionPeriod,
-		OpenIDCheckInterval: f.openIDCheckInterval, ChallengeRetention: f.challengeRetention,
-		EventRetention: f.eventRetention, RequestIDRetention: f.requestIDRetention,
-	})
-	if err != nil {
-		return err
-	}
+	// The authority reads the mapping through the resolver; the Service shares it, so that
+	// its changes reach the authority at once, and gets the authority as the maker of
+	// credential links: neither is handed the other after it exists.
+	resolver := registry.NewResolver(store, f.resolveCacheTTL, nil)
 	limit := rate.Limit(f.agentRate)
 	if f.agentRate <= 0 {
 		limit = rate.Inf
@@ -264,7 +257,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keySetError(err)
 	}
 	auth, err := authority.New(authority.Config{
-		Issuer: issuer, Store: store.Authority(), Keys: keys, Mapping: svc,
+		Issuer: issuer, Store: store.Authority(), Keys: keys, Resolver: resolver,
 		SubjectType: authority.SubjectType(f.subjectType), AgentTokenAlg: f.agentTokenAlg,
 		AllowLoopbackHTTP: f.dev, AllowPrivateJWKSURI: f.dev, CredentialLinkTTL: f.credentialLinkTTL,
 		SourceBackoff:             backoff(authority.DefaultSourceBackoff, f.loginBackoffAfter, f.loginBackoffMax),
@@ -279,7 +272,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc.SetCredentialLinkIssuer(auth)
+	svc, err := registry.New(registry.Config{
+		Store: store, DNS: verifier, OpenID: verifier, AuthorityIssuer: f.authorityIssuer,
+		ChallengeTTL: f.challengeTTL, ChallengeMaxAttempts: f.challengeMaxAttempts,
+		AllowLocalEndpoints: f.dev, AllowSpecialUseNames: f.dev,
+		Observer: metrics, AuthCacheTTL: f.authCacheTTL, Resolver: resolver, CredentialLinks: auth,
+		TransferPendingPeriod: f.transferPendingPeriod, RedemptionPeriod: f.redemptionPeriod,
+		OpenIDCheckInterval: f.openIDCheckInterval, ChallengeRetention: f.challengeRetention,
+		EventRetention: f.eventRetention, RequestIDRetention: f.requestIDRetention,
+	})
+	if err != nil {
+		return err
+	}
 
 	srv, err := server.New(server.Config{
 		Service: svc, Logger: log, TLS: tlsCfg, AllowPlaintextLoopback: f.dev,

@@ -375,6 +375,8 @@ type Page struct {
 	URL    string
 	Status int
 	Body   string
+	// Header is the answer's header.
+	Header http.Header
 }
 
 var (
@@ -465,10 +467,10 @@ func readPage(resp *http.Response, err error) (Page, error) {
 	}
 	defer resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
-		return Page{URL: loc, Status: resp.StatusCode}, ErrLeft
+		return Page{URL: loc, Status: resp.StatusCode, Header: resp.Header}, ErrLeft
 	}
 	b, err := io.ReadAll(resp.Body)
-	return Page{URL: resp.Request.URL.String(), Status: resp.StatusCode, Body: string(b)}, err
+	return Page{URL: resp.Request.URL.String(), Status: resp.StatusCode, Body: string(b), Header: resp.Header}, err
 }
 
 // SetCredentials opens a credential link and sets the holder's password; with enrolTOTP it

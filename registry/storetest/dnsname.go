@@ -80,7 +80,7 @@ func testIdentifierDNSNames(t *testing.T, s registry.Store) {
 		{"the same e-mail identifier with another DNS name", newEmailIdentifier(emailName, otherDNS, "a2", "id3")},
 	} {
 		err := s.Tx(ctx, func(tx registry.Tx) error { return tx.CreateIdentifier(ctx, tc.i) })
-		if registry.KindOf(err) != registry.KindAlreadyExists || registry.ReasonOf(err) != "IDENTIFIER_TAKEN" {
+		if registry.KindOf(err) != registry.KindAlreadyExists || registry.ReasonOf(err) != registry.ReasonIdentifierTaken {
 			t.Fatalf("%s: CreateIdentifier = %v, want IDENTIFIER_TAKEN", tc.name, err)
 		}
 	}

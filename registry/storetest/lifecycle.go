@@ -293,7 +293,7 @@ func testTransfers(t *testing.T, s registry.Store) {
 	second := newTransfer("tr_02", "alice.example", "a1", "a3", registry.TransferPending, deadline)
 	bob := newTransfer("tr_03", "bob.example", "a2", "a1", registry.TransferPending, deadline)
 	inTx(t, s, func(tx registry.Tx) error {
-		wantErr(t, tx.CreateTransfer(ctx, second), registry.KindAlreadyExists, "TRANSFER_PENDING")
+		wantErr(t, tx.CreateTransfer(ctx, second), registry.KindFailedPrecondition, "TRANSFER_PENDING")
 		return tx.CreateTransfer(ctx, bob)
 	})
 	_, err = s.GetTransfer(ctx, "tr_02")

@@ -1,0 +1,85 @@
+package cmdline
+
+import (
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/id4me/id4me-registry/internal/grpcconn"
+)
+
+// ConnFlags are the flags of every command that calls the registry's gRPC API (the agent's
+// commands, admin operators …): where the registry is, how to reach it, the bearer credential.
+type ConnFlags struct {
+	Registry           string
+	Token              string
+	CAFile             string
+	InsecureSkipVerify bool
+	Plaintext          bool
+	// JSON asks for machine-readable output.
+	JSON bool
+	// env names a flag's environment variable, for messages.
+	env func(flagName string) string
+}
+
+// AddConnFlags defines the connection flags on fs; env names their environment variables and
+// tokenWhat says what --token is.
+func AddConnFlags(fs *flag.FlagSet, env func(string) string, tokenWhat string) *ConnFlags {
+	f := &ConnFlags{env: env}
+	fs.StringVar(&f.Registry, "registry", "127.0.0.1:9443", "the registry's gRPC address (host:port)")
+	fs.StringVar(&f.Token, "token", "", tokenWhat+" (prefer the environment variable to the command line)")
+	fs.StringVar(&f.CAFile, "ca-file", "", "CA certificates (PEM) to verify the registry's certificate with; default the system's")
+	fs.BoolVar(&f.InsecureSkipVerify, "insecure-skip-verify", false, "accept any registry certificate (a --dev registry's self-signed one); development only")
+	fs.BoolVar(&f.Plaintext, "plaintext", false, "gRPC without TLS, to a --dev registry on a loopback address")
+	fs.BoolVar(&f.JSON, "json", false, "machine-readable output: one JSON object a line")
+	return f
+}
+
+// Config returns the connection the flags describe.
+func (f *ConnFlags) Config() (grpcconn.Config, error) {
+	c := grpcconn.Config{Token: f.Token, InsecureSkipVerify: f.InsecureSkipVerify, Plaintext: f.Plaintext}
+	if f.CAFile != "" {
+		pem, err := os.ReadFile(f.CAFile)
+		if err != nil {
+			return c, fmt.Errorf("--ca-file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return c, fmt.Errorf("--ca-file %s: no PEM certificate found", f.CAFile)
+		}
+	}
+	return c, nil
+}
+
+// NoCredential is the error of a command given no credential; alternatives are the other
+// ways than --token to give one.
+func (f *ConnFlags) NoCredential(alternatives ...string) error {
+	return errors.New("no credential: set " + strings.Join(append([]string{fmt.Sprintf("--token (%s)", f.env("token"))}, alternatives...), ", or "))
+}
+
+// ParseCommandFlags parses args, whose positional arguments (as many as names) may come
+// before, between or after the flags, then fills flags not given from the environment
+// variables env names.
+func ParseCommandFlags(fs *flag.FlagSet, args []string, env func(string) string, names ...string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch {
+	case len(positional) > len(names):
+		return nil, fmt.Errorf("unexpected argument %q", positional[len(names)])
+	case len(positional) < len(names):
+		return nil, fmt.Errorf("%s is required", strings.Join(names[len(positional):], " and "))
+	}
+	return positional, FlagsFromEnv(fs, env)
+}
