@@ -69,7 +69,7 @@ func (k Kind) String() string {
 type Error struct {
 	Kind Kind
 	// Reason is a catalogued Reason (a string until the store's errors use the catalogue).
-	Reason  string
+	Reason  Reason
 	Message string
 	// Err is the underlying cause, if any; it is not shown to callers.
 	Err error
@@ -99,19 +99,7 @@ func (e *Error) Is(target error) bool {
 // NewError returns an *Error with reason r, r's kind from the catalogue, and a formatted
 // message.
 func NewError(r Reason, format string, args ...any) *Error {
-	return &Error{Kind: r.Kind(), Reason: string(r), Message: fmt.Sprintf(format, args...)}
-}
-
-// Errorf returns an *Error with the given reason and a formatted message. Its kind is the
-// reason's in the catalogue; kind is used only for a reason not catalogued, which the
-// reasons test refuses.
-//
-// Deprecated: use NewError. Errorf stays while the store still names its reasons inline.
-func Errorf(kind Kind, reason, format string, args ...any) *Error {
-	if in, ok := catalogue[Reason(reason)]; ok {
-		kind = in.kind
-	}
-	return &Error{Kind: kind, Reason: reason, Message: fmt.Sprintf(format, args...)}
+	return &Error{Kind: r.Kind(), Reason: r, Message: fmt.Sprintf(format, args...)}
 }
 
 // ErrInvalidArgument matches, with errors.Is, every invalid-argument error; KindOf tells the

@@ -19,24 +19,6 @@ import (
 // registryImport is the import path of this package.
 const registryImport = "github.com/id4me/id4me-registry/registry"
 
-// awaitingStore is what the store (sqlstore/, rewritten apart) still does against the
-// catalogue until it names its reasons with the constants and NewError: it writes reasons
-// inline, it gives two of them another kind than the catalogue's (which Errorf overrides),
-// and it does not yet give CREDENTIAL_ALREADY_REVOKED. Each entry must still be true, so the
-// list goes when the store is converted.
-var awaitingStore = struct {
-	dir        string
-	mismatches map[Reason]Kind
-	unused     []Reason
-}{
-	dir: "sqlstore",
-	mismatches: map[Reason]Kind{
-		ReasonTransferPending:   KindAlreadyExists,
-		ReasonCredentialRevoked: KindFailedPrecondition,
-	},
-	unused: []Reason{ReasonCredentialAlreadyRevoked},
-}
-
 var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
 
 // Every catalogue entry is a well-formed reason with a kind and a one-line description, and
@@ -72,13 +54,10 @@ func TestReasonCatalogue(t *testing.T) {
 	}
 }
 
-// NewError and Errorf take the kind from the catalogue.
+// NewError takes the kind from the catalogue.
 func TestErrorKindFromCatalogue(t *testing.T) {
 	if e := NewError(ReasonTransferPending, "x"); e.Kind != KindFailedPrecondition || e.Reason != "TRANSFER_PENDING" {
 		t.Errorf("NewError(TRANSFER_PENDING) = kind %v reason %s", e.Kind, e.Reason)
-	}
-	if e := Errorf(KindAlreadyExists, "TRANSFER_PENDING", "x"); e.Kind != KindFailedPrecondition {
-		t.Errorf("Errorf(already exists, TRANSFER_PENDING) has kind %v, want the catalogue's", e.Kind)
 	}
 	if e := NewError("NOT_IN_THE_CATALOGUE", "x"); e.Kind != KindInternal {
 		t.Errorf("NewError of an uncatalogued reason has kind %v, want internal", e.Kind)
@@ -140,11 +119,11 @@ import "github.com/id4me/id4me-registry/registry"
 func f() error { return registry.NewError("IDENTIFIER_TAKEN", "x") }`, "registry.ReasonIdentifierTaken"},
 		{"an inline reason through a wrapper", "cmd/x", `package main
 import reg "github.com/id4me/id4me-registry/registry"
-func gone(reason, what string) error { return reg.Errorf(reg.KindNotFound, reason, "%s", what) }
+func gone(reason reg.Reason, what string) error { return reg.NewError(reason, "%s", what) }
 func g() error { return gone("GONE_AWAY", "it") }`, `"GONE_AWAY" is not in the catalogue`},
 		{"another kind than the catalogue's", "server", `package server
 import "github.com/id4me/id4me-registry/registry"
-func f() error { return registry.Errorf(registry.KindNotFound, registry.ReasonTransferPending, "x") }`, "kind KindNotFound, the catalogue says failed precondition"},
+var e = &registry.Error{Kind: registry.KindNotFound, Reason: registry.ReasonTransferPending}`, "kind KindNotFound, the catalogue says failed precondition"},
 		{"an Error literal", "server", `package server
 import "github.com/id4me/id4me-registry/registry"
 var e = &registry.Error{Kind: registry.KindNotFound, Reason: "LOST"}`, `"LOST" is not in the catalogue`},
@@ -251,8 +230,6 @@ type reasonScan struct {
 	reasons  map[string]string // the catalogue constants, by name
 	problems []string
 	used     map[Reason]bool
-	// mismatches are the awaitingStore mismatches found.
-	mismatches map[Reason]bool
 	// sites counts the reason sites found.
 	sites int
 }
@@ -260,7 +237,7 @@ type reasonScan struct {
 func newReasonScan(t *testing.T) *reasonScan {
 	return &reasonScan{
 		fset: token.NewFileSet(), reasons: registryConsts(t),
-		used: map[Reason]bool{}, mismatches: map[Reason]bool{},
+		used: map[Reason]bool{},
 	}
 }
 
@@ -367,8 +344,6 @@ func (fs *fileScan) walk(f *ast.File, check bool) {
 			switch {
 			case ok && name == "NewError" && len(n.Args) > 0:
 				site(n.Args[0], nil, false)
-			case ok && name == "Errorf" && len(n.Args) > 1:
-				site(n.Args[1], n.Args[0], false)
 			case ok && name == "Reason" && len(n.Args) == 1:
 				site(n.Args[0], nil, false)
 			default:
@@ -516,12 +491,11 @@ func (fs *fileScan) site(fn *ast.FuncDecl, e, kind ast.Expr, compared, check boo
 	pos := fs.fset.Position(e.Pos())
 	r := Reason(value)
 	in, catalogued := r.Info()
-	pending := fs.rel == awaitingStore.dir || strings.HasPrefix(fs.rel, awaitingStore.dir+"/")
 	switch {
 	case !catalogued:
 		fs.problems = append(fs.problems, fmt.Sprintf("%s: reason %q is not in the catalogue (registry/reasons.go)", pos, value))
 		return
-	case inline && !compared && !pending:
+	case inline && !compared:
 		fs.problems = append(fs.problems, fmt.Sprintf("%s: reason %q written inline; write registry.%s", pos, value, constName(fs.reasons, value)))
 	}
 	if !compared {
@@ -535,10 +509,6 @@ func (fs *fileScan) site(fn *ast.FuncDecl, e, kind ast.Expr, compared, check boo
 		return
 	}
 	if got, known := kinds[k]; !known || got != in.Kind {
-		if want, ok := awaitingStore.mismatches[r]; pending && ok && got == want {
-			fs.mismatches[r] = true
-			return
-		}
 		fs.problems = append(fs.problems, fmt.Sprintf("%s: reason %s given kind %s, the catalogue says %v", pos, value, k, in.Kind))
 	}
 }
@@ -616,22 +586,11 @@ func constName(reasons map[string]string, v string) string {
 	return "Reason…"
 }
 
-// finish returns the problems found, with every catalogued reason not given anywhere and
-// every awaitingStore entry no longer true.
+// finish returns the problems found, with every catalogued reason not given anywhere.
 func (s *reasonScan) finish() []string {
 	for _, in := range Reasons() {
-		if !s.used[in.Reason] && !slices.Contains(awaitingStore.unused, in.Reason) {
+		if !s.used[in.Reason] {
 			s.problems = append(s.problems, fmt.Sprintf("reason %s is catalogued but given nowhere: remove it from registry/reasons.go", in.Reason))
-		}
-	}
-	for _, r := range awaitingStore.unused {
-		if s.used[r] {
-			s.problems = append(s.problems, fmt.Sprintf("reason %s is given now: remove it from awaitingStore.unused", r))
-		}
-	}
-	for r := range awaitingStore.mismatches {
-		if !s.mismatches[r] {
-			s.problems = append(s.problems, fmt.Sprintf("%s no longer gives %s another kind: remove it from awaitingStore.mismatches", awaitingStore.dir, r))
 		}
 	}
 	return s.problems

@@ -46,7 +46,7 @@ func TestErrorMapping(t *testing.T) {
 			for _, tc := range []struct {
 				name, sql string
 				kind      registry.Kind
-				reason    string
+				reason    registry.Reason
 			}{
 				{"identifier name", `INSERT INTO identifiers (name, unicode_name, agent_id, identity_id, claims_endpoint, statuses, create_time, update_time, version, openid_next_check, dns_name)
 					SELECT name, unicode_name, agent_id, 'id2', claims_endpoint, statuses, create_time, update_time, version, openid_next_check, 'other.example' FROM identifiers`,

@@ -39,17 +39,6 @@ const (
 	pgConnectionException = "08"
 )
 
-// Reasons of the errors the store returns besides the *_NOT_FOUND ones.
-const (
-	reasonIdentifierTaken   = "IDENTIFIER_TAKEN"
-	reasonTransferPending   = "TRANSFER_PENDING"
-	reasonObjectExists      = "OBJECT_EXISTS"
-	reasonConcurrentUpdate  = "CONCURRENT_UPDATE"
-	reasonReferenceNotFound = "REFERENCED_OBJECT_NOT_FOUND"
-	reasonDatabase          = "DATABASE_ERROR"
-	reasonUnavailable       = "DATABASE_UNAVAILABLE"
-)
-
 // dbError turns a database error into a *registry.Error, keeping it as the cause.
 func dbError(err error) error {
 	if err == nil {
@@ -63,28 +52,28 @@ func dbError(err error) error {
 	switch {
 	case isUnique(err):
 		if onIdentifierName(err) {
-			e = registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken, "identifier is taken")
+			e = registry.NewError(registry.ReasonIdentifierTaken, "identifier is taken")
 		} else {
-			e = registry.Errorf(registry.KindAlreadyExists, reasonObjectExists, "object already exists")
+			e = registry.NewError(registry.ReasonObjectExists, "object already exists")
 		}
 	case retryable(err):
 		// Tx has given up running the transaction again.
-		e = registry.Errorf(registry.KindAborted, reasonConcurrentUpdate, "transaction lost to a concurrent one")
+		e = registry.NewError(registry.ReasonConcurrentUpdate, "transaction lost to a concurrent one")
 	case isForeignKey(err):
-		e = registry.Errorf(registry.KindFailedPrecondition, reasonReferenceNotFound, "a referenced object does not exist")
+		e = registry.NewError(registry.ReasonReferencedObjectNotFound, "a referenced object does not exist")
 	case unavailable(err):
-		e = registry.Errorf(registry.KindUnavailable, reasonUnavailable, "the database is unreachable; try again shortly")
+		e = registry.NewError(registry.ReasonDatabaseUnavailable, "the database is unreachable; try again shortly")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		e = registry.Errorf(registry.KindUnavailable, reasonUnavailable, "database did not answer in time")
+		e = registry.NewError(registry.ReasonDatabaseUnavailable, "database did not answer in time")
 	default:
-		e = registry.Errorf(registry.KindInternal, reasonDatabase, "database error")
+		e = registry.NewError(registry.ReasonDatabaseError, "database error")
 	}
 	e.Err = err
 	return e
 }
 
 func internal(err error) error {
-	e := registry.Errorf(registry.KindInternal, reasonDatabase, "store error")
+	e := registry.NewError(registry.ReasonDatabaseError, "store error")
 	e.Err = err
 	return e
 }
@@ -169,10 +158,10 @@ func unavailable(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func notFound(reason, format string, args ...any) error {
-	return registry.Errorf(registry.KindNotFound, reason, format, args...)
+func notFound(reason registry.Reason, format string, args ...any) error {
+	return registry.NewError(reason, format, args...)
 }
 
 func concurrentUpdate(format string, args ...any) error {
-	return registry.Errorf(registry.KindAborted, reasonConcurrentUpdate, format, args...)
+	return registry.NewError(registry.ReasonConcurrentUpdate, format, args...)
 }

@@ -56,8 +56,8 @@ func TestDatabaseOutageErrorsAreUnavailable(t *testing.T) {
 			if k := registry.KindOf(err); k != tc.want {
 				t.Fatalf("dbError(%v) is %v, want %v", tc.err, k, tc.want)
 			}
-			if tc.want == registry.KindUnavailable && registry.ReasonOf(err) != reasonUnavailable {
-				t.Fatalf("dbError(%v) has reason %s, want %s", tc.err, registry.ReasonOf(err), reasonUnavailable)
+			if tc.want == registry.KindUnavailable && registry.ReasonOf(err) != registry.ReasonDatabaseUnavailable {
+				t.Fatalf("dbError(%v) has reason %s, want %s", tc.err, registry.ReasonOf(err), registry.ReasonDatabaseUnavailable)
 			}
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("dbError(%v) lost its cause", tc.err)

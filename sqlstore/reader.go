@@ -22,13 +22,13 @@ func (r reader) q(ctx context.Context) *gorm.DB { return r.db.WithContext(ctx) }
 
 func checkLimit(limit int) error {
 	if limit <= 0 {
-		return registry.Errorf(registry.KindInvalidArgument, "INVALID_PAGE_SIZE", "page size must be positive, not %d", limit)
+		return registry.NewError(registry.ReasonInvalidPageSize, "page size must be positive, not %d", limit)
 	}
 	return nil
 }
 
 // take reads the one row q selects into row; no row is a not-found error with reason.
-func take(q *gorm.DB, row any, reason, format string, args ...any) error {
+func take(q *gorm.DB, row any, reason registry.Reason, format string, args ...any) error {
 	err := q.Take(row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return notFound(reason, format, args...)
@@ -38,7 +38,7 @@ func take(q *gorm.DB, row any, reason, format string, args ...any) error {
 
 // get reads the one row of the SELECT q, written out (handsql.go), whose one argument is
 // key, into dest; no row is a not-found error with reason, format naming the key.
-func (r reader) get(ctx context.Context, dest []any, q, key, reason, format string) error {
+func (r reader) get(ctx context.Context, dest []any, q, key string, reason registry.Reason, format string) error {
 	ok, err := scanRow(r.q(ctx), dest, q, key)
 	if err != nil {
 		return dbError(err)
@@ -72,7 +72,7 @@ func convert[R, T any](rows []R, conv func(R) T) []T {
 
 func (r reader) GetAgent(ctx context.Context, id string) (registry.Agent, error) {
 	var row agentRow
-	if err := r.get(ctx, row.dest(), sqlGetAgent, id, "AGENT_NOT_FOUND", "agent %q not found"); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetAgent, id, registry.ReasonAgentNotFound, "agent %q not found"); err != nil {
 		return registry.Agent{}, err
 	}
 	return row.agent(), nil
@@ -88,7 +88,7 @@ func (r reader) ListAgents(ctx context.Context, afterID string, limit int) ([]re
 func (r reader) FindAgentByCertSPKI(ctx context.Context, spkiHex string) (registry.Agent, error) {
 	pinned := r.q(ctx).Model(&certRow{}).Select("agent_id").Where("spki_sha256 = ?", spkiHex)
 	var row agentRow
-	err := take(r.q(ctx).Where("id = (?)", pinned), &row, "AGENT_NOT_FOUND", "no agent pinned client certificate key %q", spkiHex)
+	err := take(r.q(ctx).Where("id = (?)", pinned), &row, registry.ReasonAgentNotFound, "no agent pinned client certificate key %q", spkiHex)
 	if err != nil {
 		return registry.Agent{}, err
 	}
@@ -97,7 +97,7 @@ func (r reader) FindAgentByCertSPKI(ctx context.Context, spkiHex string) (regist
 
 func (r reader) GetCredential(ctx context.Context, id string) (registry.Credential, error) {
 	var row credentialRow
-	if err := take(r.q(ctx).Where("id = ?", id), &row, "CREDENTIAL_NOT_FOUND", "credential %q not found", id); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, registry.ReasonCredentialNotFound, "credential %q not found", id); err != nil {
 		return registry.Credential{}, err
 	}
 	return row.credential(), nil
@@ -115,7 +115,7 @@ func (r reader) ListCredentials(ctx context.Context, agentID string) ([]registry
 
 func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge, error) {
 	var row challengeRow
-	if err := r.get(ctx, row.dest(), sqlGetChallenge, id, "CHALLENGE_NOT_FOUND", "challenge %q not found"); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetChallenge, id, registry.ReasonChallengeNotFound, "challenge %q not found"); err != nil {
 		return registry.Challenge{}, err
 	}
 	return row.challenge()
@@ -123,7 +123,7 @@ func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge
 
 func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, error) {
 	var row identityRow
-	if err := take(r.q(ctx).Where("id = ?", id), &row, "IDENTITY_NOT_FOUND", "identity %q not found", id); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, registry.ReasonIdentityNotFound, "identity %q not found", id); err != nil {
 		return registry.Identity{}, err
 	}
 	return row.identity(), nil
@@ -131,7 +131,7 @@ func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, 
 
 func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identifier, error) {
 	var row identifierRow
-	if err := r.get(ctx, row.dest(), sqlGetIdentifier, name, "IDENTIFIER_NOT_FOUND", "identifier %q not found"); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetIdentifier, name, registry.ReasonIdentifierNotFound, "identifier %q not found"); err != nil {
 		return registry.Identifier{}, err
 	}
 	return row.identifier(), nil
@@ -139,7 +139,7 @@ func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identi
 
 func (r reader) GetIdentifierByDNSName(ctx context.Context, dnsName string) (registry.Identifier, error) {
 	var row identifierRow
-	err := take(identifierByDNSName(r.q(ctx), dnsName), &row, "IDENTIFIER_NOT_FOUND", "identifier with the DNS name %q not found", dnsName)
+	err := take(identifierByDNSName(r.q(ctx), dnsName), &row, registry.ReasonIdentifierNotFound, "identifier with the DNS name %q not found", dnsName)
 	if err != nil {
 		return registry.Identifier{}, err
 	}
@@ -175,7 +175,7 @@ func (r reader) ListJournal(ctx context.Context, f registry.JournalFilter, after
 
 func (r reader) GetTransfer(ctx context.Context, id string) (registry.Transfer, error) {
 	var row transferRow
-	if err := take(r.q(ctx).Where("id = ?", id), &row, "TRANSFER_NOT_FOUND", "transfer %q not found", id); err != nil {
+	if err := take(r.q(ctx).Where("id = ?", id), &row, registry.ReasonTransferNotFound, "transfer %q not found", id); err != nil {
 		return registry.Transfer{}, err
 	}
 	return row.transfer(), nil
@@ -183,7 +183,7 @@ func (r reader) GetTransfer(ctx context.Context, id string) (registry.Transfer, 
 
 func (r reader) PendingTransfer(ctx context.Context, identifier string) (registry.Transfer, error) {
 	var row transferRow
-	err := take(pendingTransfer(r.q(ctx), identifier), &row, "TRANSFER_NOT_FOUND", "pending transfer of identifier %q not found", identifier)
+	err := take(pendingTransfer(r.q(ctx), identifier), &row, registry.ReasonTransferNotFound, "pending transfer of identifier %q not found", identifier)
 	if err != nil {
 		return registry.Transfer{}, err
 	}
@@ -222,7 +222,7 @@ func (r reader) ListTransfers(ctx context.Context, f registry.TransferFilter, af
 		case registry.TransferOut:
 			q = q.Where("losing_agent_id = ?", f.AgentID)
 		default:
-			return nil, registry.Errorf(registry.KindInvalidArgument, "INVALID_DIRECTION", "unknown transfer direction %d", f.Direction)
+			return nil, registry.NewError(registry.ReasonInvalidDirection, "unknown transfer direction %d", f.Direction)
 		}
 	}
 	if f.PendingOnly {

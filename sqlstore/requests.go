@@ -27,7 +27,7 @@ func (requestOutcomeRow) TableName() string { return "request_outcomes" }
 func (r reader) GetRequestOutcome(ctx context.Context, agentID, requestID string) (registry.RequestOutcome, error) {
 	var row requestOutcomeRow
 	err := take(r.q(ctx).Where("agent_id = ? AND request_id = ?", agentID, requestID), &row,
-		"REQUEST_OUTCOME_NOT_FOUND", "agent %q made no call with request_id %q", agentID, requestID)
+		registry.ReasonRequestOutcomeNotFound, "agent %q made no call with request_id %q", agentID, requestID)
 	if err != nil {
 		return registry.RequestOutcome{}, err
 	}
@@ -40,7 +40,7 @@ func (r reader) GetRequestOutcome(ctx context.Context, agentID, requestID string
 
 func (t *tx) CreateRequestOutcome(ctx context.Context, o registry.RequestOutcome) error {
 	if o.CreateTime.IsZero() {
-		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "create time must be set")
+		return registry.NewError(registry.ReasonInvalidTime, "create time must be set")
 	}
 	ok, err := insert(t.q(ctx), &requestOutcomeRow{
 		AgentID: o.AgentID, RequestID: o.RequestID, Method: string(o.Method), RequestHash: o.RequestHash,

@@ -100,7 +100,7 @@ func encodeSPKI(spki []string) ([]string, string, error) {
 	spki = slices.Compact(slices.Sorted(slices.Values(spki)))
 	for _, s := range spki {
 		if s == "" || strings.ContainsRune(s, ',') {
-			return nil, "", registry.Errorf(registry.KindInvalidArgument, "CLIENT_CERT_PIN_INVALID", "client certificate key %q cannot be stored", s)
+			return nil, "", registry.NewError(registry.ReasonClientCertPinInvalid, "client certificate key %q cannot be stored", s)
 		}
 	}
 	return spki, strings.Join(spki, ","), nil
@@ -372,7 +372,7 @@ func encodeStatuses(ss []registry.Status) (string, error) {
 	var b strings.Builder
 	for i, s := range ss {
 		if s == "" || strings.ContainsRune(string(s), ',') {
-			return "", registry.Errorf(registry.KindInvalidArgument, "INVALID_STATUS", "status %q cannot be stored", s)
+			return "", registry.NewError(registry.ReasonInvalidStatus, "status %q cannot be stored", s)
 		}
 		if i > 0 {
 			b.WriteByte(',')

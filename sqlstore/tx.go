@@ -84,7 +84,7 @@ func (t *tx) lostUpdate(ctx context.Context, model any, key, value string, notFo
 }
 
 func objectExists(format string, args ...any) error {
-	return registry.Errorf(registry.KindAlreadyExists, reasonObjectExists, format, args...)
+	return registry.NewError(registry.ReasonObjectExists, format, args...)
 }
 
 func (t *tx) CreateAgent(ctx context.Context, a registry.Agent) error {
@@ -145,7 +145,7 @@ func (t *tx) UpdateAgent(ctx context.Context, a registry.Agent) error {
 	}
 	if n == 0 {
 		return t.lostUpdate(ctx, &agentRow{}, "id", a.ID,
-			notFound("AGENT_NOT_FOUND", "agent %q not found", a.ID),
+			notFound(registry.ReasonAgentNotFound, "agent %q not found", a.ID),
 			concurrentUpdate("agent %q was changed concurrently", a.ID))
 	}
 	if _, err := changed(t.q(ctx).Where("agent_id = ?", a.ID).Delete(&certRow{})); err != nil {
@@ -168,15 +168,15 @@ func (t *tx) CreateCredential(ctx context.Context, c registry.Credential) error 
 
 func (t *tx) RevokeCredential(ctx context.Context, id string, at time.Time) error {
 	if at.IsZero() {
-		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "revoke time must be set")
+		return registry.NewError(registry.ReasonInvalidTime, "revoke time must be set")
 	}
 	n, err := update(t.q(ctx), &credentialRow{}, map[string]any{"revoke_time": dbTime(at)}, "id = ? AND revoke_time IS NULL", id)
 	if err != nil || n > 0 {
 		return err
 	}
 	return t.lostUpdate(ctx, &credentialRow{}, "id", id,
-		notFound("CREDENTIAL_NOT_FOUND", "credential %q not found", id),
-		registry.Errorf(registry.KindFailedPrecondition, "CREDENTIAL_REVOKED", "credential %q is revoked already", id))
+		notFound(registry.ReasonCredentialNotFound, "credential %q not found", id),
+		registry.NewError(registry.ReasonCredentialAlreadyRevoked, "credential %q is revoked already", id))
 }
 
 // LockOperatorCredentials reads the operator credentials not revoked. On PostgreSQL it
@@ -214,7 +214,7 @@ func (t *tx) UpdateChallenge(ctx context.Context, c registry.Challenge, fromStat
 		return err
 	}
 	return t.lostUpdate(ctx, &challengeRow{}, "id", c.ID,
-		notFound("CHALLENGE_NOT_FOUND", "challenge %q not found", c.ID),
+		notFound(registry.ReasonChallengeNotFound, "challenge %q not found", c.ID),
 		concurrentUpdate("challenge %q was changed concurrently", c.ID))
 }
 
@@ -232,15 +232,15 @@ func (t *tx) CreateIdentity(ctx context.Context, i registry.Identity) error {
 
 func (t *tx) RetireIdentity(ctx context.Context, id string, at time.Time) error {
 	if at.IsZero() {
-		return registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "retire time must be set")
+		return registry.NewError(registry.ReasonInvalidTime, "retire time must be set")
 	}
 	n, err := update(t.q(ctx), &identityRow{}, map[string]any{"retire_time": dbTime(at)}, "id = ? AND retire_time IS NULL", id)
 	if err != nil || n > 0 {
 		return err
 	}
 	return t.lostUpdate(ctx, &identityRow{}, "id", id,
-		notFound("IDENTITY_NOT_FOUND", "identity %q not found", id),
-		registry.Errorf(registry.KindFailedPrecondition, "IDENTITY_RETIRED", "identity %q is retired already", id))
+		notFound(registry.ReasonIdentityNotFound, "identity %q not found", id),
+		registry.NewError(registry.ReasonIdentityRetired, "identity %q is retired already", id))
 }
 
 func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error {
@@ -259,13 +259,13 @@ func (t *tx) CreateIdentifier(ctx context.Context, i registry.Identifier) error 
 		return err
 	}
 	if taken {
-		return registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken, "identifier %q is taken", i.Name)
+		return registry.NewError(registry.ReasonIdentifierTaken, "identifier %q is taken", i.Name)
 	}
 	if taken, err = exists(t.q(ctx), &identifierRow{}, "dns_name", row.DNSName); err != nil {
 		return err
 	}
 	if taken {
-		return registry.Errorf(registry.KindAlreadyExists, reasonIdentifierTaken,
+		return registry.NewError(registry.ReasonIdentifierTaken,
 			"identifier %q is taken: another identifier has its DNS name %s", i.Name, row.DNSName)
 	}
 	return objectExists("identity %q has an identifier already", i.IdentityID)
@@ -294,7 +294,7 @@ func (t *tx) UpdateIdentifier(ctx context.Context, i registry.Identifier) error 
 		return err
 	}
 	return t.lostUpdate(ctx, &identifierRow{}, "name", i.Name,
-		notFound("IDENTIFIER_NOT_FOUND", "identifier %q not found", i.Name),
+		notFound(registry.ReasonIdentifierNotFound, "identifier %q not found", i.Name),
 		concurrentUpdate("identifier %q was changed concurrently", i.Name))
 }
 
@@ -304,7 +304,7 @@ func (t *tx) DeleteIdentifier(ctx context.Context, name string, version int64) e
 		return err
 	}
 	return t.lostUpdate(ctx, &identifierRow{}, "name", name,
-		notFound("IDENTIFIER_NOT_FOUND", "identifier %q not found", name),
+		notFound(registry.ReasonIdentifierNotFound, "identifier %q not found", name),
 		concurrentUpdate("identifier %q was changed concurrently", name))
 }
 
@@ -328,7 +328,7 @@ func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64,
 func (t *tx) SetOpenIDState(ctx context.Context, name, identityID string, st registry.OpenIDState) (bool, error) {
 	if st.NextCheck.IsZero() {
 		// openid_next_check is NOT NULL: every identifier is due for a check some time.
-		return false, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "next check time must be set")
+		return false, registry.NewError(registry.ReasonInvalidTime, "next check time must be set")
 	}
 	n, err := update(t.q(ctx), &identifierRow{}, map[string]any{
 		"openid_status":          string(st.Status),
@@ -356,7 +356,7 @@ func (t *tx) CreateTransfer(ctx context.Context, tr registry.Transfer) error {
 	if taken {
 		return objectExists("transfer %q already exists", tr.ID)
 	}
-	return registry.Errorf(registry.KindAlreadyExists, reasonTransferPending, "a transfer of %q is pending already", tr.Identifier)
+	return registry.NewError(registry.ReasonTransferPending, "a transfer of %q is pending already", tr.Identifier)
 }
 
 func (t *tx) UpdateTransfer(ctx context.Context, tr registry.Transfer, from registry.TransferStatus) error {
@@ -366,7 +366,7 @@ func (t *tx) UpdateTransfer(ctx context.Context, tr registry.Transfer, from regi
 		return err
 	}
 	return t.lostUpdate(ctx, &transferRow{}, "id", tr.ID,
-		notFound("TRANSFER_NOT_FOUND", "transfer %q not found", tr.ID),
+		notFound(registry.ReasonTransferNotFound, "transfer %q not found", tr.ID),
 		concurrentUpdate("transfer %q was changed concurrently", tr.ID))
 }
 
@@ -409,7 +409,7 @@ func (t *tx) AppendEvent(ctx context.Context, e registry.Event) (int64, error) {
 
 func (t *tx) AckEvents(ctx context.Context, agentID string, ids []int64, at time.Time) (int, error) {
 	if at.IsZero() {
-		return 0, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "acknowledge time must be set")
+		return 0, registry.NewError(registry.ReasonInvalidTime, "acknowledge time must be set")
 	}
 	if len(ids) == 0 {
 		return 0, nil
@@ -488,7 +488,7 @@ func (t *tx) ClaimOpenIDChecks(ctx context.Context, now, leaseUntil time.Time, l
 		return nil, err
 	}
 	if leaseUntil.IsZero() {
-		return nil, registry.Errorf(registry.KindInvalidArgument, "INVALID_TIME", "lease end must be set")
+		return nil, registry.NewError(registry.ReasonInvalidTime, "lease end must be set")
 	}
 	var rows []identifierRow
 	if err := dueOpenIDChecks(t.q(ctx), now, limit).Find(&rows).Error; err != nil {

@@ -105,7 +105,7 @@ func inTx(t *testing.T, s registry.Store, fn func(tx registry.Tx) error) {
 }
 
 // wantErr fails unless err is a *registry.Error of kind and, if reason is not empty, reason.
-func wantErr(t *testing.T, err error, kind registry.Kind, reason string) {
+func wantErr(t *testing.T, err error, kind registry.Kind, reason registry.Reason) {
 	t.Helper()
 	var e *registry.Error
 	if !errors.As(err, &e) {
