@@ -23,35 +23,17 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/internal/fakeclock"
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the settable clock the authority's tests run on.
+type clock = fakeclock.Clock
 
-func newClock() *clock {
-	return &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 678000, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+func newClock() *clock { return fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 678000, time.UTC)) }
 
 // logBuffer collects JSON log lines from many goroutines.
 type logBuffer struct {
@@ -117,7 +99,7 @@ type envOptions struct {
 func newAuthEnv(t *testing.T, opts envOptions) *authEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &authEnv{t: t, clock: &clock{t: time.Now().UTC()}, logs: &logBuffer{}}
+	e := &authEnv{t: t, clock: fakeclock.New(time.Now().UTC()), logs: &logBuffer{}}
 	dsn := ":memory:"
 	if opts.dsn != nil {
 		dsn = opts.dsn(t)
@@ -379,38 +361,20 @@ const (
 // countRows counts the rows of a table straight from the database.
 func (e *authEnv) countRows(table, where string, args ...any) int64 {
 	e.t.Helper()
-	var n int64
-	q := storedb.DB(e.store).Table(table)
-	if where != "" {
-		q = q.Where(where, args...)
-	}
-	if err := q.Count(&n).Error; err != nil {
-		e.t.Fatal(err)
-	}
-	return n
+	return storedb.CountRows(e.t, e.store, table, where, args...)
 }
 
-// The authority's tables whose rows a refusal must not add to.
-var issuedTables = []string{"authority_sessions", "authority_grants", "authority_access_tokens", "authority_clients", "authority_consents"}
-
-// issued counts the rows of issuedTables.
+// issued counts the rows of storedb.IssuedTables.
 func (e *authEnv) issued() map[string]int64 {
 	e.t.Helper()
-	out := make(map[string]int64, len(issuedTables))
-	for _, table := range issuedTables {
-		out[table] = e.countRows(table, "")
-	}
-	return out
+	return storedb.Issued(e.t, e.store)
 }
 
-// wantNothingIssued fails unless the authority holds the same rows of issuedTables as before.
+// wantNothingIssued fails unless the authority holds the same rows of storedb.IssuedTables
+// as before.
 func (e *authEnv) wantNothingIssued(t *testing.T, before map[string]int64) {
 	t.Helper()
-	for table, n := range e.issued() {
-		if n != before[table] {
-			t.Fatalf("%s: %d rows, %d before the refusal", table, n, before[table])
-		}
-	}
+	storedb.WantNothingIssued(t, e.store, before)
 }
 
 // hasSession reports whether h's browser holds a login session cookie of the authority.

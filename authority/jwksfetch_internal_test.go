@@ -18,6 +18,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/id4me/id4me-registry/internal/fakeclock"
 )
 
 func TestCacheAge(t *testing.T) {
@@ -37,24 +39,6 @@ func TestCacheAge(t *testing.T) {
 			t.Errorf("cacheAge(%q) = %v, want %v", header, got, want)
 		}
 	}
-}
-
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 // jwksServer serves whatever set holds, counting requests.
@@ -117,8 +101,8 @@ func ecKey(t *testing.T, kid string) jose.JSONWebKey {
 func TestJWKSFetcherCache(t *testing.T) {
 	ctx := context.Background()
 	srv := newJWKSServer(t)
-	clk := &testClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-	f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.now)
+	clk := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.Now)
 	uri := srv.srv.URL + "/jwks"
 	has := func(kid string) func([]jose.JSONWebKey) bool {
 		return func(keys []jose.JSONWebKey) bool {
@@ -146,7 +130,7 @@ func TestJWKSFetcherCache(t *testing.T) {
 
 	srv.serve(ecKey(t, "one"))
 	get("one", 1)
-	clk.advance(4 * time.Minute)
+	clk.Advance(4 * time.Minute)
 	get("one", 1) // within max-age=300
 
 	// The relying party rotates: a kid not in the cached set is fetched, once per interval.
@@ -154,11 +138,11 @@ func TestJWKSFetcherCache(t *testing.T) {
 	get("two", 2)
 	get("missing", 2)
 	get("missing", 2)
-	clk.advance(jwksURIRefetchInterval)
+	clk.Advance(jwksURIRefetchInterval)
 	get("missing", 3)
 
 	// At max-age the set is fetched again; when that fails, the set it has serves.
-	clk.advance(5 * time.Minute)
+	clk.Advance(5 * time.Minute)
 	srv.fail()
 	get("two", 4)
 	if _, err := f.keys(ctx, uri, has("missing")); err == nil {
@@ -226,14 +210,14 @@ func TestJWKSFetcherFailuresAreNotFetchedAgainAtOnce(t *testing.T) {
 
 	t.Run("expired set", func(t *testing.T) {
 		srv := newJWKSServer(t)
-		clk := &testClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-		f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.now)
+		clk := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+		f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.Now)
 		uri := srv.srv.URL + "/jwks"
 		srv.serve(ecKey(t, "one"))
 		if _, err := f.keys(ctx, uri, has("one")); err != nil {
 			t.Fatal(err)
 		}
-		clk.advance(10 * time.Minute) // past max-age=300
+		clk.Advance(10 * time.Minute) // past max-age=300
 		srv.fail()
 		for i, err := range concurrently(f, uri, "one") {
 			if err != nil {
@@ -251,7 +235,7 @@ func TestJWKSFetcherFailuresAreNotFetchedAgainAtOnce(t *testing.T) {
 		if n := srv.hits.Load(); n != 2 {
 			t.Fatalf("%d fetches within the interval after a failure, want none more", n-2)
 		}
-		clk.advance(jwksURIRefetchInterval)
+		clk.Advance(jwksURIRefetchInterval)
 		f.keys(ctx, uri, has("one"))
 		if n := srv.hits.Load(); n != 3 {
 			t.Fatalf("%d fetches once the interval passed, want one more", n-2)
@@ -260,8 +244,8 @@ func TestJWKSFetcherFailuresAreNotFetchedAgainAtOnce(t *testing.T) {
 
 	t.Run("never fetched", func(t *testing.T) {
 		srv := newJWKSServer(t)
-		clk := &testClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-		f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.now)
+		clk := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+		f := newJWKSFetcher(true, srv.roots(), 5*time.Second, clk.Now)
 		uri := srv.srv.URL + "/jwks"
 		srv.fail()
 		for i, err := range concurrently(f, uri, "one") {
@@ -273,11 +257,11 @@ func TestJWKSFetcherFailuresAreNotFetchedAgainAtOnce(t *testing.T) {
 			t.Fatalf("20 concurrent requests for a failing jwks_uri made %d fetches, want 1", n)
 		}
 		srv.serve(ecKey(t, "one"))
-		clk.advance(jwksURIRefetchInterval - time.Second)
+		clk.Advance(jwksURIRefetchInterval - time.Second)
 		if _, err := f.keys(ctx, uri, has("one")); err == nil || srv.hits.Load() != 1 {
 			t.Fatalf("within the interval: %v after %d fetches; want the failure again, unfetched", err, srv.hits.Load())
 		}
-		clk.advance(time.Second)
+		clk.Advance(time.Second)
 		if _, err := f.keys(ctx, uri, has("one")); err != nil || srv.hits.Load() != 2 {
 			t.Fatalf("after the interval: %v after %d fetches; want the set, fetched again", err, srv.hits.Load())
 		}

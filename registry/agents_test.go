@@ -240,7 +240,7 @@ func TestAgentTokens(t *testing.T) {
 	}
 	_, err = w.svc.AuthenticateBearer(w.ctx, bearer)
 	wantErr(t, err, registry.KindUnauthenticated, "CREDENTIAL_REVOKED")
-	w.clock.advance(time.Second)
+	w.clock.Advance(time.Second)
 	if again, err := w.svc.RevokeAgentToken(w.ctx, operator, a.ID, tok.ID); err != nil || !again.RevokeTime.Equal(revoked.RevokeTime) {
 		t.Fatalf("revoking again = %+v, %v; want it as it was", again, err)
 	}

@@ -215,7 +215,7 @@ func TestVerifyChallenge(t *testing.T) {
 			a := w.newAgent("alpha")
 			c := w.challenge(a, alice, registry.PurposeRegister)
 			tt.dns(w.dns, c)
-			w.clock.advance(time.Minute)
+			w.clock.Advance(time.Minute)
 			v, err := w.svc.VerifyChallenge(w.ctx, a, c.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -329,11 +329,11 @@ func TestChallengeLifecycle(t *testing.T) {
 		a := w.newAgent("alpha")
 		pendingOne := w.challenge(a, "pending.example.test", registry.PurposeRegister)
 		valid := w.validChallenge(a, alice, registry.PurposeRegister)
-		w.clock.set(valid.ExpireTime.Add(-time.Microsecond))
+		w.clock.Set(valid.ExpireTime.Add(-time.Microsecond))
 		if got, _ := w.svc.GetChallenge(w.ctx, a, valid.ID); got.Status != registry.ChallengeValid {
 			t.Fatalf("a moment before its expiry the challenge is %s, want valid", got.Status)
 		}
-		w.clock.set(valid.ExpireTime)
+		w.clock.Set(valid.ExpireTime)
 		for _, c := range []registry.Challenge{pendingOne, valid} {
 			if got, err := w.svc.GetChallenge(w.ctx, a, c.ID); err != nil || got.Status != registry.ChallengeExpired {
 				t.Fatalf("GetChallenge at the expiry = %+v, %v; want expired", got, err)
@@ -442,7 +442,7 @@ func TestRegisterIdentifier(t *testing.T) {
 	w := newWorld(t)
 	a := w.newAgent("alpha")
 	c := w.validChallenge(a, "Bücher.Example.Test", registry.PurposeRegister)
-	w.clock.advance(time.Minute)
+	w.clock.Advance(time.Minute)
 	i, err := w.svc.RegisterIdentifier(w.ctx, a, c.ID, "https://claims.alpha.agent.test/bücher", "")
 	if err != nil {
 		t.Fatal(err)
@@ -612,14 +612,14 @@ func TestSweepChallenges(t *testing.T) {
 	unused := w.challenge(w.gainer, "bob.example.test", registry.PurposeRegister)
 	w.mustRequest()
 	const retention = 24 * time.Hour // the default
-	w.clock.set(unused.ExpireTime.Add(retention))
+	w.clock.Set(unused.ExpireTime.Add(retention))
 	if n := w.sweep(w.svc.SweepChallenges); n != 0 {
 		t.Fatalf("SweepChallenges at expiry + retention deleted %d, want 0", n)
 	}
 	if st := w.challengeStatus(unused.ID); st != registry.ChallengeExpired {
 		t.Fatalf("an expired challenge reads %s, want expired", st)
 	}
-	w.clock.advance(time.Microsecond)
+	w.clock.Advance(time.Microsecond)
 	// The register challenge of alice, the unused one and the transfer challenge.
 	if n := w.sweep(w.svc.SweepChallenges); n != 3 {
 		t.Fatalf("SweepChallenges after expiry + retention deleted %d, want 3", n)

@@ -169,7 +169,7 @@ func TestCredentialLinkVoiding(t *testing.T) {
 		}},
 		{name: "a pending transfer approved by the registry", opts: []option{pending}, void: true, change: func(w *transferWorld) {
 			w.mustRequest()
-			w.clock.set(w.transfer.ActTime)
+			w.clock.Set(w.transfer.ActTime)
 			w.sweepTransfers(1)
 		}},
 		{name: "deleted", void: true, kind: registry.KindFailedPrecondition, reason: "IDENTIFIER_PENDING_DELETE", change: func(w *transferWorld) {
@@ -182,11 +182,11 @@ func TestCredentialLinkVoiding(t *testing.T) {
 			}
 		}},
 		{name: "deleted and purged", void: true, kind: registry.KindNotFound, reason: "IDENTIFIER_NOT_FOUND", change: func(w *transferWorld) {
-			w.clock.set(w.remove(w.loser, alice).PurgeTime)
+			w.clock.Set(w.remove(w.loser, alice).PurgeTime)
 			w.sweepPurges(1)
 		}},
 		{name: "purged and registered again", void: true, kind: registry.KindNotFound, reason: "IDENTIFIER_NOT_FOUND", change: func(w *transferWorld) {
-			w.clock.set(w.remove(w.loser, alice).PurgeTime)
+			w.clock.Set(w.remove(w.loser, alice).PurgeTime)
 			w.sweepPurges(1)
 			w.register(w.loser, alice)
 		}},

@@ -63,7 +63,7 @@ func TestEventsOfEachChange(t *testing.T) {
 		{
 			name: "purge",
 			change: func(w *transferWorld) {
-				w.clock.set(w.remove(w.loser, alice).PurgeTime)
+				w.clock.Set(w.remove(w.loser, alice).PurgeTime)
 				w.sweepPurges(1)
 			},
 			loser: []registry.EventType{registry.EventIdentifierDeleted, registry.EventIdentifierPurged},
@@ -372,15 +372,15 @@ func TestEventRetention(t *testing.T) {
 				w.serverStatus(name, "two")
 				w.serverStatus(name, "three", registry.StatusServerHold)
 			}
-			w.clock.advance(time.Minute)
+			w.clock.Advance(time.Minute)
 			if _, err := w.svc.AckEvents(w.ctx, a, []int64{1, 2}); err != nil {
 				t.Fatal(err)
 			}
-			w.clock.advance(tc.retention)
+			w.clock.Advance(tc.retention)
 			if n := w.sweep(w.svc.SweepEvents); n != 0 {
 				t.Fatalf("SweepEvents at the retention deleted %d, want 0", n)
 			}
-			w.clock.advance(time.Microsecond)
+			w.clock.Advance(time.Microsecond)
 			if n := w.sweep(w.svc.SweepEvents); n != 2 {
 				t.Fatalf("SweepEvents after the retention deleted %d, want alpha's 2 acknowledged", n)
 			}

@@ -25,7 +25,7 @@ func TestListTransfers(t *testing.T) {
 	var out []registry.Transfer
 	for _, n := range []string{"a1", "a2", "a3"} {
 		out = append(out, w.requestTransfer(b, n+".example.test"))
-		w.clock.advance(time.Second)
+		w.clock.Advance(time.Second)
 	}
 	in := w.requestTransfer(a, "b1.example.test")
 	if _, err := w.svc.RejectTransfer(w.ctx, a, out[0].ID); err != nil {

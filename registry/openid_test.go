@@ -54,13 +54,13 @@ func TestOpenIDCheckOutcomes(t *testing.T) {
 			w := newWorld(t)
 			a := w.newAgent("alpha")
 			w.register(a, alice)
-			w.clock.advance(10 * time.Minute)
+			w.clock.Advance(10 * time.Minute)
 			if tt.before != nil {
 				w.dns.setOpenID(alice, *tt.before)
 				if n := w.sweep(w.svc.SweepOpenID); n != 1 {
 					t.Fatalf("the first sweep checked %d, want 1", n)
 				}
-				w.clock.set(w.mustIdentifier(alice).OpenID.NextCheck)
+				w.clock.Set(w.mustIdentifier(alice).OpenID.NextCheck)
 				if _, err := w.svc.AckEvents(w.ctx, a, eventIDs(w.events(a))); err != nil {
 					t.Fatal(err)
 				}
@@ -106,11 +106,11 @@ func TestOpenIDCheckSchedule(t *testing.T) {
 		a := w.newAgent("alpha")
 		w.register(a, alice)
 		w.register(a, "bob@example.test")
-		w.clock.advance(10*time.Minute - time.Microsecond)
+		w.clock.Advance(10*time.Minute - time.Microsecond)
 		if n := w.sweep(w.svc.SweepOpenID); n != 0 {
 			t.Fatalf("before the first check was due the sweep checked %d", n)
 		}
-		w.clock.advance(time.Microsecond)
+		w.clock.Advance(time.Microsecond)
 		if n := w.sweep(w.svc.SweepOpenID); n != 2 {
 			t.Fatalf("when the first check was due the sweep checked %d, want 2", n)
 		}
@@ -133,7 +133,7 @@ func TestOpenIDCheckSchedule(t *testing.T) {
 		if next := w.mustIdentifier(alice).OpenID.NextCheck; !next.Equal(start.Add(time.Minute)) {
 			t.Fatalf("first check due at %v, want a minute after the registration", next)
 		}
-		w.clock.advance(time.Minute)
+		w.clock.Advance(time.Minute)
 		w.dns.setOpenID(alice, dnsverify.OpenIDCheck{Status: dnsverify.OpenIDError})
 		w.sweep(w.svc.SweepOpenID)
 		if next := w.mustIdentifier(alice).OpenID.NextCheck; !next.Equal(w.clock.Now().Add(time.Minute)) {
@@ -145,12 +145,12 @@ func TestOpenIDCheckSchedule(t *testing.T) {
 		a := w.newAgent("alpha")
 		w.register(a, alice)
 		w.dns.setOpenID(alice, openidRecord(authorityHost, "alpha.agent.test"))
-		w.clock.advance(10 * time.Minute)
+		w.clock.Advance(10 * time.Minute)
 		w.sweep(w.svc.SweepOpenID)
 		before := w.mustIdentifier(alice).OpenID
 		w.remove(a, alice)
 		w.dns.setOpenID(alice, dnsverify.OpenIDCheck{Status: dnsverify.OpenIDMissing})
-		w.clock.set(before.NextCheck)
+		w.clock.Set(before.NextCheck)
 		if n := w.sweep(w.svc.SweepOpenID); n != 1 {
 			t.Fatalf("the sweep handled %d, want 1", n)
 		}
@@ -170,7 +170,7 @@ func TestOpenIDCheckSchedule(t *testing.T) {
 			w := newWorld(t, opt)
 			a := w.newAgent("alpha")
 			w.register(a, alice)
-			w.clock.advance(48 * time.Hour)
+			w.clock.Advance(48 * time.Hour)
 			if n := w.sweep(w.svc.SweepOpenID); n != 0 || len(w.dns.openidChecks()) != 0 {
 				t.Fatalf("the sweep checked %d (%v), want nothing", n, w.dns.openidChecks())
 			}
@@ -184,7 +184,7 @@ func TestOpenIDCheckIsNotAChange(t *testing.T) {
 	w := newWorld(t)
 	a := w.newAgent("alpha")
 	read := w.register(a, alice)
-	w.clock.advance(10 * time.Minute)
+	w.clock.Advance(10 * time.Minute)
 	w.dns.setOpenID(alice, dnsverify.OpenIDCheck{Status: dnsverify.OpenIDMissing})
 	w.sweep(w.svc.SweepOpenID)
 	got, err := w.svc.GetIdentifier(w.ctx, a, alice)

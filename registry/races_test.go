@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/fakeclock"
 	"github.com/id4me/id4me-registry/internal/testdb"
 	"github.com/id4me/id4me-registry/registry"
 )
@@ -294,7 +295,7 @@ func TestRaceTwoGainingAgents(t *testing.T) {
 func TestRaceRestorePurge(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn func(testing.TB) string) {
 		w := newWorldOn(t, dsn(t))
-		late := &clock{now: w.clock.Now()}
+		late := fakeclock.New(w.clock.Now())
 		purger := w.instance(func(c *registry.Config) { c.Now = late.Now })
 		a := w.newAgent("alpha")
 		tally := map[string]int{}
@@ -302,8 +303,8 @@ func TestRaceRestorePurge(t *testing.T) {
 			name := raceName(round)
 			identity := w.register(a, name).IdentityID
 			purgeTime := w.remove(a, name).PurgeTime
-			w.clock.set(purgeTime.Add(-time.Millisecond))
-			late.set(purgeTime.Add(time.Millisecond))
+			w.clock.Set(purgeTime.Add(-time.Millisecond))
+			late.Set(purgeTime.Add(time.Millisecond))
 			var purged int
 			errs := race(2, func(k int) (err error) {
 				if k == 0 {

@@ -28,7 +28,7 @@ func TestRetriedRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.clock.advance(time.Minute)
+	w.clock.Advance(time.Minute)
 	retry, err := w.svc.RegisterIdentifier(w.ctx, alpha, c.ID, endpoint, requestID)
 	if err != nil {
 		t.Fatalf("retry with the same request_id: %v", err)
@@ -192,7 +192,7 @@ func TestRetriedRegistrationAfterTheIdentifierLeft(t *testing.T) {
 		if _, err := w.svc.RegisterIdentifier(w.ctx, a, c.ID, "", requestID); err != nil {
 			t.Fatal(err)
 		}
-		w.clock.set(w.remove(a, alice).PurgeTime)
+		w.clock.Set(w.remove(a, alice).PurgeTime)
 		w.sweep(w.svc.SweepPurges)
 		_, err := w.svc.RegisterIdentifier(w.ctx, a, c.ID, "", requestID)
 		wantErr(t, err, registry.KindFailedPrecondition, "REQUEST_OUTCOME_GONE")
@@ -244,14 +244,14 @@ func TestRequestOutcomesExpire(t *testing.T) {
 	if _, err := w.svc.RegisterIdentifier(w.ctx, a, c.ID, "", requestID); err != nil {
 		t.Fatal(err)
 	}
-	w.clock.advance(retention)
+	w.clock.Advance(retention)
 	if n := w.sweep(w.svc.SweepRequests); n != 0 {
 		t.Fatalf("the sweep deleted %d outcomes at the retention", n)
 	}
 	if _, err := w.svc.RegisterIdentifier(w.ctx, a, c.ID, "", requestID); err != nil {
 		t.Fatalf("retry within the retention: %v", err)
 	}
-	w.clock.advance(time.Microsecond)
+	w.clock.Advance(time.Microsecond)
 	if n := w.sweep(w.svc.SweepRequests); n != 1 {
 		t.Fatalf("the sweep deleted %d outcomes after the retention, want 1", n)
 	}

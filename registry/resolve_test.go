@@ -123,7 +123,7 @@ func TestResolveCache(t *testing.T) {
 			if err != nil {
 				w.t.Fatal(err)
 			}
-			w.clock.set(tr.ActTime)
+			w.clock.Set(tr.ActTime)
 		}, change: func(w *transferWorld, svc *registry.Service) {
 			_, err := svc.SweepTransfers(w.ctx)
 			noErr(w.t, err)
@@ -171,7 +171,7 @@ func TestResolveCache(t *testing.T) {
 			if r, err := w.svc.Resolve(w.ctx, alice); err != nil || r.AgentID != before.AgentID || r.ClaimsEndpoint != before.ClaimsEndpoint {
 				t.Fatalf("within the TTL Resolve = %+v, %v; want the cached %+v", r, err, before)
 			}
-			w.clock.advance(ttl)
+			w.clock.Advance(ttl)
 			check(t, w)
 		})
 		t.Run(tt.name+", on another instance without a cache", func(t *testing.T) {
@@ -220,7 +220,7 @@ func TestSharedResolver(t *testing.T) {
 	if _, err := own.Resolve(w.ctx, alice); err != nil {
 		t.Fatalf("a resolver of its own within its TTL: %v; want the cached answer", err)
 	}
-	w.clock.advance(2 * time.Second)
+	w.clock.Advance(2 * time.Second)
 	_, err = own.Resolve(w.ctx, alice)
 	wantErr(t, err, registry.KindNotFound, notResolvedOnHold)
 }

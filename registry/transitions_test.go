@@ -427,9 +427,9 @@ func TestLifecycleTransitions(t *testing.T) {
 		{
 			name: "registry approves at the deadline", opts: withPending, act: func(w *transferWorld) error {
 				w.mustRequest()
-				w.clock.set(w.transfer.ActTime.Add(-time.Second))
+				w.clock.Set(w.transfer.ActTime.Add(-time.Second))
 				w.sweepTransfers(0)
-				w.clock.set(w.transfer.ActTime)
+				w.clock.Set(w.transfer.ActTime)
 				w.sweepTransfers(1)
 				return nil
 			},
@@ -467,7 +467,7 @@ func TestLifecycleTransitions(t *testing.T) {
 			name: "registry cancels at the deadline under serverTransferProhibited", opts: withPending, act: func(w *transferWorld) error {
 				w.mustRequest()
 				w.serverStatus(alice, "dispute", sTP)
-				w.clock.set(w.transfer.ActTime)
+				w.clock.Set(w.transfer.ActTime)
 				w.sweepTransfers(1)
 				return nil
 			},
@@ -479,7 +479,7 @@ func TestLifecycleTransitions(t *testing.T) {
 			name: "registry cancels at the deadline under serverHold", opts: withPending, act: func(w *transferWorld) error {
 				w.mustRequest()
 				w.serverStatus(alice, "abuse", sH)
-				w.clock.set(w.transfer.ActTime)
+				w.clock.Set(w.transfer.ActTime)
 				w.sweepTransfers(1)
 				return nil
 			},
@@ -497,7 +497,7 @@ func TestLifecycleTransitions(t *testing.T) {
 			told:   []role{losing, gaining},
 			check: func(t *testing.T, w *transferWorld) {
 				// Nothing is left for the deadline.
-				w.clock.set(w.transfer.ActTime)
+				w.clock.Set(w.transfer.ActTime)
 				w.sweepTransfers(0)
 				if got := actions(w.journal("transfer", w.transfer.ID)); !slices.Equal(got, []string{"transfer.request", "transfer.cancel"}) {
 					t.Errorf("transfer journal %v", got)
@@ -666,7 +666,7 @@ func TestLifecycleTransitions(t *testing.T) {
 		{
 			name: "an expired challenge cannot transfer", act: func(w *transferWorld) error {
 				c := w.validChallenge(w.gainer, alice, registry.PurposeTransfer)
-				w.clock.set(c.ExpireTime)
+				w.clock.Set(c.ExpireTime)
 				return w.requestWith(c)
 			},
 			kind: precondition, reason: "CHALLENGE_EXPIRED",
@@ -747,7 +747,7 @@ func TestLifecycleTransitions(t *testing.T) {
 			name: "restore brings it back unchanged", act: func(w *transferWorld) error {
 				w.before = w.update(w.loser, alice, "https://claims.loser.agent.test/alice", cTP)
 				w.remove(w.loser, alice)
-				w.clock.advance(redemptionPeriod - time.Second)
+				w.clock.Advance(redemptionPeriod - time.Second)
 				return w.restore(w.loser)
 			},
 			sponsor: losing, statuses: []registry.Status{cTP},
@@ -765,7 +765,7 @@ func TestLifecycleTransitions(t *testing.T) {
 					t.Errorf("Resolve after the restore = %+v, %v", r, err)
 				}
 				// Nothing is left to purge.
-				w.clock.advance(redemptionPeriod)
+				w.clock.Advance(redemptionPeriod)
 				w.sweepPurges(0)
 			},
 		},
@@ -785,7 +785,7 @@ func TestLifecycleTransitions(t *testing.T) {
 		},
 		{
 			name: "restore refused at the purge time", act: func(w *transferWorld) error {
-				w.clock.set(w.remove(w.loser, alice).PurgeTime)
+				w.clock.Set(w.remove(w.loser, alice).PurgeTime)
 				return w.restore(w.loser)
 			},
 			kind: precondition, reason: "REDEMPTION_PERIOD_OVER",
@@ -821,9 +821,9 @@ func TestLifecycleTransitions(t *testing.T) {
 		{
 			name: "purge at the end of the redemption period", act: func(w *transferWorld) error {
 				purge := w.remove(w.loser, alice).PurgeTime
-				w.clock.set(purge.Add(-time.Second))
+				w.clock.Set(purge.Add(-time.Second))
 				w.sweepPurges(0)
-				w.clock.set(purge)
+				w.clock.Set(purge)
 				w.sweepPurges(1)
 				return nil
 			},
@@ -1078,7 +1078,7 @@ func TestTransferKeepsIdentity(t *testing.T) {
 			}
 		}},
 		{"at the deadline", []option{pending}, func(w *transferWorld) {
-			w.clock.set(w.transfer.ActTime)
+			w.clock.Set(w.transfer.ActTime)
 			w.sweepTransfers(1)
 		}},
 	} {
@@ -1110,7 +1110,7 @@ func TestTransferMovesTheIdentifier(t *testing.T) {
 	w.update(w.loser, alice, "https://claims.loser.agent.test/alice", registry.StatusClientDeleteProhibited)
 	w.serverStatus(alice, "dispute", registry.StatusServerDeleteProhibited)
 	w.dns.setOpenID(alice, openidRecord(authorityHost, "loser.agent.test"))
-	w.clock.advance(24 * time.Hour)
+	w.clock.Advance(24 * time.Hour)
 	if n := w.sweep(w.svc.SweepOpenID); n != 1 {
 		t.Fatalf("SweepOpenID checked %d, want 1", n)
 	}
@@ -1131,7 +1131,7 @@ func TestTransferMovesTheIdentifier(t *testing.T) {
 		t.Fatalf("the _openid check after the transfer: %+v; want the last outcome kept and the next check at %v", after.OpenID, want)
 	}
 	// The record still names the losing agent: the next check says so.
-	w.clock.advance(10 * time.Minute)
+	w.clock.Advance(10 * time.Minute)
 	if n := w.sweep(w.svc.SweepOpenID); n != 1 {
 		t.Fatalf("SweepOpenID checked %d, want 1", n)
 	}

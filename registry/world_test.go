@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/internal/fakeclock"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
@@ -38,29 +39,8 @@ const (
 // operator is the actor of an operator's calls.
 var operator = registry.Actor{Kind: registry.ActorOperator, ID: "op_test", CredentialID: "op_test"}
 
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *clock) set(at time.Time) {
-	c.mu.Lock()
-	c.now = at
-	c.mu.Unlock()
-}
+// clock is the settable clock the worlds run on.
+type clock = fakeclock.Clock
 
 // fakeDNS is the registry's TXTChecker and OpenIDChecker: it serves the TXT values the test
 // publishes, reports the problems the test sets, and answers _openid checks as told.
@@ -302,7 +282,7 @@ func newWorldOn(t *testing.T, dsn string, opts ...option) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	w := &world{t: t, ctx: ctx, store: store, clock: &clock{now: start}, dns: newFakeDNS()}
+	w := &world{t: t, ctx: ctx, store: store, clock: fakeclock.New(start), dns: newFakeDNS()}
 	w.links = &fakeLinks{store: store, now: w.clock.Now}
 	w.cfg = registry.Config{
 		Store: store, DNS: w.dns, OpenID: w.dns, AuthorityIssuer: authorityHost, CredentialLinks: w.links,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/id4me/id4me-registry/internal/oidctest"
+	"github.com/id4me/id4me-registry/internal/storedb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
@@ -15,27 +16,17 @@ import (
 // alertWrongCredentials is the refusal of a wrong password, as a holder reads it.
 const alertWrongCredentials = "The identifier or the password is wrong."
 
-// The authority's tables whose rows a refusal must not add to.
-var issuedTables = []string{"authority_sessions", "authority_grants", "authority_access_tokens", "authority_clients", "authority_consents"}
-
-// issued counts the rows of issuedTables.
+// issued counts the rows of storedb.IssuedTables.
 func (e *authEnv) issued() map[string]int64 {
 	e.t.Helper()
-	out := make(map[string]int64, len(issuedTables))
-	for _, table := range issuedTables {
-		out[table] = e.countRows(table, "")
-	}
-	return out
+	return storedb.Issued(e.t, e.store)
 }
 
-// wantNothingIssued fails unless the authority holds the same rows of issuedTables as before.
+// wantNothingIssued fails unless the authority holds the same rows of storedb.IssuedTables
+// as before.
 func (e *authEnv) wantNothingIssued(t *testing.T, before map[string]int64) {
 	t.Helper()
-	for table, n := range e.issued() {
-		if n != before[table] {
-			t.Fatalf("%s: %d rows, %d before the refusal", table, n, before[table])
-		}
-	}
+	storedb.WantNothingIssued(t, e.store, before)
 }
 
 // submitLogin posts identifier and password on a new login form of rp in h's browser.

@@ -258,13 +258,5 @@ func wantStatus[R ~string](t *testing.T, err error, code codes.Code, reason R) {
 // countRows counts the rows of a table straight from the database.
 func (e *env) countRows(table, where string, args ...any) int64 {
 	e.t.Helper()
-	var n int64
-	q := storedb.DB(e.store).Table(table)
-	if where != "" {
-		q = q.Where(where, args...)
-	}
-	if err := q.Count(&n).Error; err != nil {
-		e.t.Fatal(err)
-	}
-	return n
+	return storedb.CountRows(e.t, e.store, table, where, args...)
 }

@@ -21,3 +21,50 @@ func DB(store any) *gorm.DB {
 	}
 	return handle(store)
 }
+
+// T is the part of testing.TB the helpers below use; naming it here keeps the testing
+// package out of the binaries that link sqlstore (and so this package).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// CountRows counts the rows of table in store that match where (all rows when where is
+// empty), failing t on a database error.
+func CountRows(t T, store any, table, where string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	q := DB(store).Table(table)
+	if where != "" {
+		q = q.Where(where, args...)
+	}
+	if err := q.Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// IssuedTables are the authority's tables a refused request must not add rows to.
+var IssuedTables = []string{"authority_sessions", "authority_grants", "authority_access_tokens", "authority_clients", "authority_consents"}
+
+// Issued counts the rows of IssuedTables in store.
+func Issued(t T, store any) map[string]int64 {
+	t.Helper()
+	out := make(map[string]int64, len(IssuedTables))
+	for _, table := range IssuedTables {
+		out[table] = CountRows(t, store, table, "")
+	}
+	return out
+}
+
+// WantNothingIssued fails t unless store holds as many rows of IssuedTables as before
+// (what Issued returned earlier).
+func WantNothingIssued(t T, store any, before map[string]int64) {
+	t.Helper()
+	for table, n := range Issued(t, store) {
+		if n != before[table] {
+			t.Fatalf("%s: %d rows, %d before the refusal", table, n, before[table])
+		}
+	}
+}

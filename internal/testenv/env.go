@@ -30,6 +30,7 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/internal/devdns"
+	"github.com/id4me/id4me-registry/internal/fakeclock"
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	"github.com/id4me/id4me-registry/internal/testdb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
@@ -42,27 +43,10 @@ import (
 const Zone = "example.test."
 
 // Clock is a settable clock for the registry and the authority.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type Clock = fakeclock.Clock
 
 // NewClock returns a clock set to now.
-func NewClock(now time.Time) *Clock { return &Clock{now: now} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock on by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func NewClock(now time.Time) *Clock { return fakeclock.New(now) }
 
 // LogBuffer collects log output from many goroutines.
 type LogBuffer struct {
