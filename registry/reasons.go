@@ -164,6 +164,8 @@ const (
 	ReasonCancelled          Reason = "CANCELLED"
 	ReasonDeadlineExceeded   Reason = "DEADLINE_EXCEEDED"
 	ReasonInternal           Reason = "INTERNAL"
+	// ReasonNotFound is the reason of a bare NOT_FOUND from gRPC's own services.
+	ReasonNotFound Reason = "NOT_FOUND"
 )
 
 // reasonInfo is a catalogue entry.
@@ -299,6 +301,7 @@ var catalogue = map[Reason]reasonInfo{
 	ReasonCancelled:          {KindCanceled, "The call was cancelled."},
 	ReasonDeadlineExceeded:   {KindDeadlineExceeded, "The call ran out of time."},
 	ReasonInternal:           {KindInternal, "A failure of the registry itself, logged for the operator: retry later."},
+	ReasonNotFound:           {KindNotFound, "gRPC's health service does not know the service asked about."},
 }
 
 // ReasonInfo describes a catalogued reason.

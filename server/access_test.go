@@ -38,6 +38,9 @@ func TestHealthAndReflectionNeedNoCredentials(t *testing.T) {
 	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health = %v, %v", resp, err)
 	}
+	// Health checkers (grpc_health_probe, Kubernetes) read NOT_FOUND as "no such service".
+	_, err = healthpb.NewHealthClient(e.conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: "no.such.Service"})
+	wantStatus(t, err, codes.NotFound, "NOT_FOUND")
 	stream, err := reflectionpb.NewServerReflectionClient(e.conn).ServerReflectionInfo(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,8 @@ func (l *agentLimiter) Limit(ctx context.Context) error {
 
 // codeReasons are the reasons of statuses that come without one, by code: the rate limiter's
 // RESOURCE_EXHAUSTED, and what gRPC answers itself (a method not implemented, a stream cut
-// short, a message that cannot be sent).
+// short, a message that cannot be sent, the health service's unknown service, whose
+// NOT_FOUND health checkers rely on).
 var codeReasons = map[codes.Code]registry.Reason{
 	codes.ResourceExhausted: registry.ReasonRateLimited,
 	codes.Canceled:          registry.ReasonCancelled,
@@ -88,6 +89,7 @@ var codeReasons = map[codes.Code]registry.Reason{
 	codes.Unavailable:       registry.ReasonUnavailable,
 	codes.Unimplemented:     registry.ReasonUnimplemented,
 	codes.Internal:          registry.ReasonInternal,
+	codes.NotFound:          registry.ReasonNotFound,
 }
 
 // withReason makes sure every error status carries an ErrorInfo, as the API promises, even
