@@ -23,9 +23,9 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/dnsverify"
+	"github.com/id4me/id4me-registry/internal/dbtest"
 	"github.com/id4me/id4me-registry/internal/fakeclock"
 	"github.com/id4me/id4me-registry/internal/oidctest"
-	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/registry"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
@@ -361,20 +361,20 @@ const (
 // countRows counts the rows of a table straight from the database.
 func (e *authEnv) countRows(table, where string, args ...any) int64 {
 	e.t.Helper()
-	return storedb.CountRows(e.t, e.store, table, where, args...)
+	return dbtest.CountRows(e.t, e.store, table, where, args...)
 }
 
-// issued counts the rows of storedb.IssuedTables.
+// issued counts the rows of dbtest.IssuedTables.
 func (e *authEnv) issued() map[string]int64 {
 	e.t.Helper()
-	return storedb.Issued(e.t, e.store)
+	return dbtest.Issued(e.t, e.store)
 }
 
-// wantNothingIssued fails unless the authority holds the same rows of storedb.IssuedTables
+// wantNothingIssued fails unless the authority holds the same rows of dbtest.IssuedTables
 // as before.
 func (e *authEnv) wantNothingIssued(t *testing.T, before map[string]int64) {
 	t.Helper()
-	storedb.WantNothingIssued(t, e.store, before)
+	dbtest.WantNothingIssued(t, e.store, before)
 }
 
 // hasSession reports whether h's browser holds a login session cookie of the authority.

@@ -66,7 +66,7 @@ func TestErrorKindFromCatalogue(t *testing.T) {
 
 // Every reason the module's code gives is a catalogue constant, with the catalogue's kind,
 // and every catalogued reason is given somewhere. The code is read as source: calls of
-// NewError and Errorf, Reason conversions, Reason fields of Error and ErrorInfo literals,
+// NewError, Reason conversions, Reason fields of Error and ErrorInfo literals,
 // comparisons with ReasonOf and GetReason, and the arguments of the functions that pass a
 // parameter on to one of those (the server's statusError, the store's notFound).
 func TestReasonsInCode(t *testing.T) {
@@ -401,7 +401,7 @@ func (fs *fileScan) walk(f *ast.File, check bool) {
 	}
 }
 
-// callee returns the name of a registry function fun calls: NewError, Errorf, Reason (a
+// callee returns the name of a registry function fun calls: NewError, Reason (a
 // conversion), ReasonOf.
 func (fs *fileScan) callee(fun ast.Expr) (string, bool) {
 	switch fun := fun.(type) {

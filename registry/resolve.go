@@ -18,7 +18,7 @@ type Resolution struct {
 	ClaimsEndpoint string
 	AgentIssuer    string
 	Statuses       []Status
-	// IdentityID is the identity the identifier stands for (see Service.SubjectSeed).
+	// IdentityID is the identity the identifier stands for (see Resolver.SubjectSeed).
 	IdentityID string
 }
 

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/id4me/id4me-registry/internal/oidctest"
-	"github.com/id4me/id4me-registry/internal/storedb"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
@@ -15,19 +14,6 @@ import (
 
 // alertWrongCredentials is the refusal of a wrong password, as a holder reads it.
 const alertWrongCredentials = "The identifier or the password is wrong."
-
-// issued counts the rows of storedb.IssuedTables.
-func (e *authEnv) issued() map[string]int64 {
-	e.t.Helper()
-	return storedb.Issued(e.t, e.store)
-}
-
-// wantNothingIssued fails unless the authority holds the same rows of storedb.IssuedTables
-// as before.
-func (e *authEnv) wantNothingIssued(t *testing.T, before map[string]int64) {
-	t.Helper()
-	storedb.WantNothingIssued(t, e.store, before)
-}
 
 // submitLogin posts identifier and password on a new login form of rp in h's browser.
 func (e *authEnv) submitLogin(rp *oidctest.RP, h *oidctest.Holder, identifier, password string) (oidctest.Page, error) {

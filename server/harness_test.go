@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/internal/dbtest"
 	"github.com/id4me/id4me-registry/internal/devdns"
 	"github.com/id4me/id4me-registry/internal/oidctest"
-	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/internal/testenv"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 	"github.com/id4me/id4me-registry/registry"
@@ -258,5 +258,5 @@ func wantStatus[R ~string](t *testing.T, err error, code codes.Code, reason R) {
 // countRows counts the rows of a table straight from the database.
 func (e *env) countRows(table, where string, args ...any) int64 {
 	e.t.Helper()
-	return storedb.CountRows(e.t, e.store, table, where, args...)
+	return dbtest.CountRows(e.t, e.store, table, where, args...)
 }

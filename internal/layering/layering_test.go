@@ -37,6 +37,13 @@ var rules = []struct {
 	{"server", []string{"authority/...", "sqlstore/...", "migrations/...", "agent/...", "cmd/..."},
 		"the transport serves the domain; the authority reaches it as an http.Handler"},
 	{"...", []string{"cmd/...", "e2e/...", "bench/...", "internal/layering"}, "nothing imports the binary or the test-only packages"},
+	{"cmd/...", testHarnesses, "the programs link none of the tests' harnesses"},
+}
+
+// testHarnesses are the packages only tests import.
+var testHarnesses = []string{
+	"internal/testenv", "internal/oidctest", "internal/testdb", "internal/fakeclock", "internal/dbtest",
+	"registry/storetest", "authority/storetest",
 }
 
 // serverOnly are packages from outside the module that only the server side needs: gorm and
