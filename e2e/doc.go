@@ -1,6 +1,7 @@
 // Package e2e holds the tests that cross packages and processes: a holder's login in headless
 // Chromium (browser_test.go), relying parties built like the ID4me RP libraries and on go-oidc
-// logging in through the whole stack (rp_test.go), two `serve` processes sharing one
+// logging in through the whole stack (rp_test.go), an e-mail-form identifier from its DNS
+// challenge to its holder's login (email_test.go), two `serve` processes sharing one
 // PostgreSQL database (instances_test.go), and the agent CLI publishing challenges on a real
 // Knot DNS primary and secondary (agent_cli_test.go, knot_test.go).
 //
