@@ -218,7 +218,7 @@ func TestClientCA(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, envOptions{noPlain: true, clientCA: caFile})
+	e := newEnv(t, envOptions{NoPlaintext: true, ClientCA: caFile})
 	signed, signedPin := issueCert(t, ca.Leaf, ca.PrivateKey.(*ecdsa.PrivateKey), false)
 	self, selfPin := clientCert(t)
 	e.newAgentTLS("alpha", signedPin, selfPin)
@@ -242,7 +242,7 @@ func TestClientCA(t *testing.T) {
 }
 
 func TestMutualTLSPinnedCertificate(t *testing.T) {
-	e := newEnv(t, envOptions{noPlain: true})
+	e := newEnv(t, envOptions{NoPlaintext: true})
 	cert, pin := clientCert(t)
 	other, _ := clientCert(t)
 	a := e.newAgentTLS("alpha", pin)
@@ -300,7 +300,7 @@ func (e *env) newAgentTLS(name string, pins ...string) testAgent {
 }
 
 func TestRateLimitPerAgent(t *testing.T) {
-	e := newEnv(t, envOptions{agentRate: 0.001, agentBurst: 3})
+	e := newEnv(t, envOptions{AgentRate: 0.001, AgentBurst: 3})
 	a, b := e.newAgent("alpha"), e.newAgent("beta")
 	for range 3 {
 		if _, err := e.registry.ListIdentifiers(a.ctx(), &registryv1.ListIdentifiersRequest{}); err != nil {

@@ -48,7 +48,7 @@ func TestOperatorSurfacesAreNotOnThePublicListener(t *testing.T) {
 }
 
 func TestPprofIsServedOnTheOperatorListenerWhenAskedFor(t *testing.T) {
-	e := newEnv(t, envOptions{pprof: true})
+	e := newEnv(t, envOptions{Pprof: true})
 	if code, body := get(t, http.DefaultClient, e.ops.URL+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
 		t.Fatalf("/debug/pprof/ with --pprof: %d\n%s", code, body)
 	}

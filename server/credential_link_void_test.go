@@ -201,7 +201,7 @@ func TestCredentialLinkRefusedWhenVoidedWhilePosted(t *testing.T) {
 	const name = "alice.example.test"
 	racing := &racingMapping{}
 	opts := lifecycleOptions(0)
-	opts.configureAuthority = func(c *authority.Config) {
+	opts.ConfigureAuthority = func(c *authority.Config) {
 		racing.Resolver = c.Resolver
 		c.Resolver = racing
 	}

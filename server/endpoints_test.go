@@ -139,7 +139,7 @@ func TestClaimsEndpointsCannotPointIntoPrivateNetworks(t *testing.T) {
 // beside the registry may use loopback and private addresses, and http on loopback; what is
 // malformed stays refused.
 func TestDevModeAcceptsLocalEndpoints(t *testing.T) {
-	e := newEnv(t, envOptions{configure: func(c *registry.Config) { c.AllowLocalEndpoints = true }})
+	e := newEnv(t, envOptions{Configure: func(c *registry.Config) { c.AllowLocalEndpoints = true }})
 	a := e.newAgentAt("alpha", "http://127.0.0.1:9000", "http://localhost:9000/userinfo")
 	e.register(a, "alice.example.test")
 	for _, u := range []string{"https://10.0.0.1/", "https://[::1]:8443/", "http://[::1]/", "https://localhost/", "https://169.254.169.254/"} {

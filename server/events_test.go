@@ -105,7 +105,7 @@ func wantIDs(t *testing.T, evs []*registryv1.Event, ids ...int64) {
 
 // The poll interval is an hour here: only this instance's signal can wake a stream in time.
 func TestWatchEvents(t *testing.T) {
-	e := newEnv(t, envOptions{eventPollInterval: time.Hour})
+	e := newEnv(t, envOptions{EventPollInterval: time.Hour})
 	a, b := e.newAgent("alpha"), e.newAgent("beta")
 	e.register(a, "alice.example.test")
 	w := e.watch(a, 0)
@@ -189,7 +189,7 @@ func TestWatchEvents(t *testing.T) {
 
 // A backlog larger than one read of the store arrives whole and in order.
 func TestWatchEventsBacklog(t *testing.T) {
-	e := newEnv(t, envOptions{eventPollInterval: time.Hour})
+	e := newEnv(t, envOptions{EventPollInterval: time.Hour})
 	a := e.newAgent("alpha")
 	e.register(a, "alice.example.test")
 	operatorID, _, _ := strings.Cut(e.admin, ".")
@@ -218,7 +218,7 @@ func TestWatchEventsSeesOtherInstances(t *testing.T) {
 	for _, b := range testdb.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			dsn := b.DSN(t)
-			e := newEnv(t, envOptions{dsn: func(testing.TB) string { return dsn }, eventPollInterval: 20 * time.Millisecond})
+			e := newEnv(t, envOptions{DSN: func(testing.TB) string { return dsn }, EventPollInterval: 20 * time.Millisecond})
 			a := e.newAgent("alpha")
 			e.register(a, "alice.example.test")
 			w := e.watch(a, 0)
@@ -247,7 +247,7 @@ func TestWatchEventsSeesOtherInstances(t *testing.T) {
 // A stream is checked against the credential that opened it, every poll interval: revoking
 // the token or suspending the agent ends it as it would refuse the next call.
 func TestWatchEventsEndsWhenAccessEnds(t *testing.T) {
-	e := newEnv(t, envOptions{eventPollInterval: 20 * time.Millisecond})
+	e := newEnv(t, envOptions{EventPollInterval: 20 * time.Millisecond})
 	a := e.newAgent("alpha")
 	w := e.watch(a, 0)
 	tokenID, _, _ := strings.Cut(a.token, ".")
@@ -268,7 +268,7 @@ func TestWatchEventsEndsWhenAccessEnds(t *testing.T) {
 // Shutdown ends open streams at once, telling their clients to reconnect, rather than
 // waiting for them until its deadline.
 func TestWatchEventsEndAtShutdown(t *testing.T) {
-	e := newEnv(t, envOptions{eventPollInterval: time.Hour})
+	e := newEnv(t, envOptions{EventPollInterval: time.Hour})
 	a := e.newAgent("alpha")
 	w := e.watch(a, 0)
 	// The stream is open once the server has answered a call made after it on the same
@@ -370,7 +370,7 @@ func TestSetServerStatusValidation(t *testing.T) {
 // another stream) hides nothing from it. With every event acknowledged it sends what comes
 // next.
 func TestWatchEventsStartsAtOldestUnacknowledged(t *testing.T) {
-	e := newEnv(t, envOptions{eventPollInterval: time.Hour})
+	e := newEnv(t, envOptions{EventPollInterval: time.Hour})
 	a := e.newAgent("alpha")
 	e.register(a, "alice.example.test")
 	e.setServerStatus("one", serverHold)

@@ -9,9 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -66,31 +64,7 @@ type env struct {
 }
 
 // envOptions are testenv.Options.
-type envOptions struct {
-	// dsn picks the database; default a SQLite file of the test's own.
-	dsn        func(t testing.TB) string
-	agentRate  rate.Limit
-	agentBurst int
-	noPlain    bool
-	// clientCA is a PEM file agents' client certificates must chain to.
-	clientCA string
-	quorum   int
-	// eventPollInterval is server.Config.EventPollInterval; default 1s.
-	eventPollInterval time.Duration
-	// configure, if set, changes the registry's configuration before the service is made.
-	configure func(*registry.Config)
-	// authority serves the embedded authority on a real HTTPS listener (env.issuer);
-	// configureAuthority, if set, changes its configuration first.
-	authority          bool
-	configureAuthority func(*authority.Config)
-	// configureKeys, if set, changes the configuration of the authority's signing keys.
-	configureKeys func(*authority.KeyConfig)
-	// limits is server.Config.Limits; without MaxInFlight no call is shed, as the tests of
-	// races start more calls at once than the default bounds admit.
-	limits server.Limits
-	// pprof is server.Config.Pprof.
-	pprof bool
-}
+type envOptions = testenv.Options
 
 func newEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
@@ -106,12 +80,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			}
 		}
 	})
-	h = testenv.New(t, testenv.Options{
-		DSN: opts.dsn, AgentRate: opts.agentRate, AgentBurst: opts.agentBurst, NoPlaintext: opts.noPlain,
-		ClientCA: opts.clientCA, Quorum: opts.quorum, EventPollInterval: opts.eventPollInterval,
-		Configure: opts.configure, Authority: opts.authority, ConfigureAuthority: opts.configureAuthority,
-		ConfigureKeys: opts.configureKeys, Limits: opts.limits, Pprof: opts.pprof,
-	})
+	h = testenv.New(t, opts)
 	return &env{
 		t: t, h: h, ns: h.NS, store: h.Store, svc: h.Svc, srv: h.Srv, addr: h.Addr, conn: h.Conn,
 		admin: h.Operator, clock: &clock{h.Clock}, logs: h.Logs, tlsCfg: h.TLS, http: h.HTTP, ops: h.Ops,
@@ -186,7 +155,7 @@ type authEnv struct {
 
 func newAuthEnv(t *testing.T, opts envOptions) *authEnv {
 	t.Helper()
-	opts.authority = true
+	opts.Authority = true
 	e := newEnv(t, opts)
 	return &authEnv{env: e, rpClient: e.h.RPClient}
 }

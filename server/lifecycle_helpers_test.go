@@ -50,7 +50,7 @@ const (
 // lifecycleOptions configures a registry whose transfers wait pending (0: they complete at
 // once) and whose deleted identifiers can be restored for redemptionPeriod.
 func lifecycleOptions(pending time.Duration) envOptions {
-	return envOptions{configure: func(c *registry.Config) {
+	return envOptions{Configure: func(c *registry.Config) {
 		c.TransferPendingPeriod = pending
 		c.RedemptionPeriod = redemptionPeriod
 	}}

@@ -79,7 +79,7 @@ func waitReady(t *testing.T, conn *grpc.ClientConn) {
 }
 
 func TestIdleConnectionsAreClosedAfterMaxIdle(t *testing.T) {
-	e := newEnv(t, envOptions{limits: server.Limits{MaxConnectionIdle: 200 * time.Millisecond}})
+	e := newEnv(t, envOptions{Limits: server.Limits{MaxConnectionIdle: 200 * time.Millisecond}})
 	a := e.newAgent("alpha")
 	e.register(a, "alice.example.test")
 	e.setServerStatus("first event", serverHold)
@@ -116,7 +116,7 @@ func TestIdleConnectionsAreClosedAfterMaxIdle(t *testing.T) {
 }
 
 func TestConnectionBeyondCapIsClosedAtOnce(t *testing.T) {
-	e := newEnv(t, envOptions{limits: server.Limits{MaxConns: 2}})
+	e := newEnv(t, envOptions{Limits: server.Limits{MaxConns: 2}})
 	a := e.newAgent("alpha") // the env's own connection is the first
 	second := e.dialOwn()
 	if _, err := registryv1.NewRegistryServiceClient(second).ListIdentifiers(a.ctx(), &registryv1.ListIdentifiersRequest{}); err != nil {
@@ -151,7 +151,7 @@ func TestConnectionBeyondCapIsClosedAtOnce(t *testing.T) {
 }
 
 func TestCallsBeyondStreamLimitOfConnectionWait(t *testing.T) {
-	e := newEnv(t, envOptions{limits: server.Limits{MaxStreamsPerConn: 2}})
+	e := newEnv(t, envOptions{Limits: server.Limits{MaxStreamsPerConn: 2}})
 	a := e.newAgent("alpha")
 	e.register(a, "alice.example.test")
 	e.setServerStatus("an event", serverHold)
@@ -181,7 +181,7 @@ func TestCallsBeyondStreamLimitOfConnectionWait(t *testing.T) {
 
 // A client that ignores the stream limit has the streams beyond it refused by the server.
 func TestStreamsBeyondLimitOfConnectionAreRefused(t *testing.T) {
-	e := newEnv(t, envOptions{limits: server.Limits{MaxStreamsPerConn: 2}})
+	e := newEnv(t, envOptions{Limits: server.Limits{MaxStreamsPerConn: 2}})
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -297,8 +297,8 @@ func wantRetryInfo(t *testing.T, err error) {
 func TestCallsBeyondTheirClassBoundAreShedAtOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "registry.db")
 	e := newEnv(t, envOptions{
-		dsn:    func(testing.TB) string { return path },
-		limits: server.Limits{MaxInFlight: noShedding(map[server.CallClass]int{server.ClassWrite: 1, server.ClassWatch: 1})},
+		DSN:    func(testing.TB) string { return path },
+		Limits: server.Limits{MaxInFlight: noShedding(map[server.CallClass]int{server.ClassWrite: 1, server.ClassWatch: 1})},
 	})
 	a, b := e.newAgent("alpha"), e.newAgent("beta")
 	e.register(a, "alice.example.test")

@@ -162,7 +162,7 @@ func TestOperatorCredentials(t *testing.T) {
 // the last two, at the same time leave one of them working, on either database.
 func TestConcurrentRevocationsKeepAnOperator(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn func(testing.TB) string) {
-		e := newEnv(t, envOptions{dsn: dsn})
+		e := newEnv(t, envOptions{DSN: dsn})
 		for round := range raceRounds {
 			second, err := e.adminAPI.CreateOperatorCredential(as(e.admin), &registryv1.CreateOperatorCredentialRequest{Description: "second"})
 			if err != nil {

@@ -97,7 +97,7 @@ func (e *env) wantRecovered(a testAgent) {
 // it again and calls.
 func TestDatabaseOutageIsUnavailable(t *testing.T) {
 	pg := testdb.StartServer(t)
-	e := newEnv(t, envOptions{dsn: func(testing.TB) string { return pg.DSN() }})
+	e := newEnv(t, envOptions{DSN: func(testing.TB) string { return pg.DSN() }})
 	a := e.newAgent("alpha")
 	e.register(a, "alice.example.test")
 	e.wantReady(http.StatusOK)
@@ -202,7 +202,7 @@ func TestDatabaseConnectionLossIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startProxy(t, u.Host)
-	e := newEnv(t, envOptions{dsn: func(testing.TB) string { return withHost(t, dsn, p.l.Addr().String()) }})
+	e := newEnv(t, envOptions{DSN: func(testing.TB) string { return withHost(t, dsn, p.l.Addr().String()) }})
 	a := e.newAgent("alpha")
 	e.register(a, "alice.example.test")
 
@@ -232,7 +232,7 @@ func lockedIdentifier(t *testing.T, appName string) (*env, testAgent, *sql.DB, *
 	q := u.Query()
 	q.Set("application_name", appName)
 	u.RawQuery = q.Encode()
-	e := newEnv(t, envOptions{dsn: func(testing.TB) string { return u.String() }})
+	e := newEnv(t, envOptions{DSN: func(testing.TB) string { return u.String() }})
 	a := e.newAgent("alpha")
 	e.register(a, "alice.example.test")
 	other, err := sql.Open("pgx", dsn)
