@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -43,8 +42,8 @@ type Store struct {
 	// allows one writer anyway; waiting here is cheaper and fairer than waiting in SQLite's
 	// busy handler, which sleeps and polls.
 	writeSlot chan struct{}
-	// statements counts the statements gorm has run for the store.
-	statements atomic.Int64
+	// statements counts the statements the store has run.
+	statements statementCount
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -135,7 +134,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	s.reader = reader{db: db, d: d}
+	s.reader = reader{db: db, d: d, statements: &s.statements}
 	return s, nil
 }
 
@@ -144,7 +143,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 func (s *Store) countStatements(db *gorm.DB) error {
 	count := func(db *gorm.DB) {
 		if !db.DryRun {
-			s.statements.Add(1)
+			s.statements.n.Add(1)
 		}
 	}
 	cb := db.Callback()
@@ -165,7 +164,7 @@ func (s *Store) countStatements(db *gorm.DB) error {
 
 // Statements returns how many SQL statements the store has run (reads, writes, and those of
 // transactions; not BEGIN and COMMIT), for benchmarks and operators counting the cost of work.
-func (s *Store) Statements() int64 { return s.statements.Load() }
+func (s *Store) Statements() int64 { return s.statements.n.Load() }
 
 // Dialect returns the store's database dialect.
 func (s *Store) Dialect() migrations.Dialect { return s.d.name }
@@ -243,6 +242,6 @@ func (s *Store) write(ctx context.Context, attempt func() error) error {
 // nil, rolled back otherwise, and if fn panics.
 func (s *Store) runTx(ctx context.Context, fn func(t *tx) error) error {
 	return s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
-		return fn(&tx{reader{db: gtx, d: s.d}})
+		return fn(&tx{reader{db: gtx, d: s.d, statements: &s.statements}})
 	})
 }
