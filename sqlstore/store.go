@@ -4,9 +4,10 @@
 // Every statement goes through gorm: models with gorm tags (rows.go, authority_rows.go),
 // gorm's query builder, clause.Locking and clause.OnConflict for row locks and upserts,
 // gorm's transactions, and gorm's SQLite and PostgreSQL dialects. A few statements are
-// written out and run through gorm's Raw and Exec: those gorm cannot build (a UNION, an
-// INSERT … SELECT, a LOCK TABLE), and those of the hot paths, where skipping gorm's builder
-// and its reflection over the model was measured to pay (handsql.go). On SQLite gorm keeps
+// written out: those gorm cannot build (a UNION, an INSERT … SELECT, a LOCK TABLE), run
+// through gorm's Raw and Exec, and those of the hot paths, where skipping gorm's builder and
+// its reflection over the model was measured to pay, run on gorm's connection pool
+// (handsql.go). On SQLite gorm keeps
 // every statement prepared (PrepareStmt; prepare.go makes that hold for statements first
 // met inside a transaction); on PostgreSQL pgx keeps them per connection. The dialect value
 // (dialect.go) holds what differs between the engines.
