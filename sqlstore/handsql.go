@@ -16,7 +16,7 @@ import (
 
 // Hand-written SQL, kept where a benchmark showed it pays (bench/README.md, "Hand-written
 // SQL: where it stays and why"): the reads and writes of a registration, and the read of
-// every userinfo request. These statements still run through gorm (Raw, Exec, gorm's
+// every userinfo request. These statements still run through gorm (its connection pool, gorm's
 // prepared statements and transactions), but skip its query builder and, what costs most,
 // its reflection over the model: the columns are listed here in the order of the model's
 // fields (dest, args), and database/sql scans them straight into the fields. Each is
