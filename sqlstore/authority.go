@@ -518,7 +518,7 @@ func (a *AuthorityStore) CreateAccessToken(ctx context.Context, t authority.Acce
 // GetAccessToken reads a token by its hash: every userinfo request does (handsql.go).
 func (a *AuthorityStore) GetAccessToken(ctx context.Context, tokenHash []byte) (authority.AccessToken, error) {
 	var row accessTokenRow
-	ok, err := scanRow(a.q(ctx), row.dest(), sqlGetAccessToken, tokenHash)
+	ok, err := a.s.scanRow(ctx, row.dest(), sqlGetAccessToken, tokenHash)
 	if err != nil {
 		return authority.AccessToken{}, authError(err)
 	}

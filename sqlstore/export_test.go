@@ -17,7 +17,7 @@ import (
 // ExecInTx runs a raw statement in the database transaction behind t, for tests that make the
 // database fail on purpose.
 func ExecInTx(ctx context.Context, t registry.Tx, sql string) error {
-	_, err := t.(*tx).exec(ctx, sql)
+	_, err := changed(t.(*tx).q(ctx).Exec(sql))
 	return err
 }
 
@@ -112,8 +112,15 @@ func Record(s *Store) func() []Recorded {
 			panic(err)
 		}
 	}
+	// The statements written out (handsql.go) run outside gorm's callbacks.
+	s.statements.record = func(sql string, vars []any) {
+		if on {
+			got = append(got, Recorded{sql, slices.Clone(vars)})
+		}
+	}
 	return func() []Recorded {
 		on = false
+		s.statements.record = nil
 		return got
 	}
 }

@@ -1,17 +1,28 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
 	"strings"
+	"sync/atomic"
+	"time"
 
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
+
+	"github.com/id4me/id4me-registry/migrations"
 )
 
 // Hand-written SQL, kept where a benchmark showed it pays (bench/README.md, "Hand-written
 // SQL: where it stays and why"): the reads and writes of a registration, and the read of
-// every userinfo request. These statements still run through gorm (Raw, Exec, gorm's
+// every userinfo request. These statements still run through gorm (its connection pool, gorm's
 // prepared statements and transactions), but skip its query builder and, what costs most,
 // its reflection over the model: the columns are listed here in the order of the model's
-// fields (dest, args), and database/sql scans them straight into the fields.
+// fields (dest, args), and database/sql scans them straight into the fields. Each is
+// rendered for both dialects once (handStmt), and run on the connection pool of the
+// store's gorm handle or transaction (reader.query, reader.exec): gorm's statement cache on
+// SQLite, gorm's transaction, without building the statement anew each time.
 
 // Column lists, in the order of the models' fields.
 const (
@@ -30,28 +41,113 @@ const (
 )
 
 var (
-	sqlGetAgent       = "SELECT " + agentColumns + " FROM agents WHERE id = ?"
-	sqlGetChallenge   = "SELECT " + challengeColumns + " FROM challenges WHERE id = ?"
-	sqlGetIdentifier  = "SELECT " + identifierColumns + " FROM identifiers WHERE name = ?"
-	sqlGetAccessToken = "SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?"
+	sqlGetAgent       = newHandStmt("SELECT " + agentColumns + " FROM agents WHERE id = ?")
+	sqlGetChallenge   = newHandStmt("SELECT " + challengeColumns + " FROM challenges WHERE id = ?")
+	sqlGetIdentifier  = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE name = ?")
+	sqlGetAccessToken = newHandStmt("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
 
 	// Inserts say ON CONFLICT DO NOTHING (tx.go).
-	sqlInsertChallenge  = "INSERT INTO challenges (" + challengeColumns + ") VALUES (" + placeholders(13) + ") ON CONFLICT DO NOTHING"
-	sqlInsertIdentity   = "INSERT INTO identities (" + identityColumns + ") VALUES (" + placeholders(4) + ") ON CONFLICT DO NOTHING"
-	sqlInsertIdentifier = "INSERT INTO identifiers (" + identifierColumns + ") VALUES (" + placeholders(20) + ") ON CONFLICT DO NOTHING"
-	sqlInsertJournal    = "INSERT INTO journal (" + journalColumns + ") VALUES (" + placeholders(7) + ") RETURNING id"
-	sqlUpdateChallenge  = "UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?" +
-		" WHERE id = ? AND status = ? AND attempts = ?"
+	sqlInsertChallenge  = newHandStmt("INSERT INTO challenges (" + challengeColumns + ") VALUES (" + placeholders(13) + ") ON CONFLICT DO NOTHING")
+	sqlInsertIdentity   = newHandStmt("INSERT INTO identities (" + identityColumns + ") VALUES (" + placeholders(4) + ") ON CONFLICT DO NOTHING")
+	sqlInsertIdentifier = newHandStmt("INSERT INTO identifiers (" + identifierColumns + ") VALUES (" + placeholders(20) + ") ON CONFLICT DO NOTHING")
+	sqlInsertJournal    = newHandStmt("INSERT INTO journal (" + journalColumns + ") VALUES (" + placeholders(7) + ") RETURNING id")
+	sqlUpdateChallenge  = newHandStmt("UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?" +
+		" WHERE id = ? AND status = ? AND attempts = ?")
 )
+
+// handStmt is a statement written out with ? placeholders, in the text of each dialect, as
+// its gorm dialector binds the placeholders (BindVarTo): ? on SQLite, $1, $2, … on
+// PostgreSQL. The statements hold no ? other than their placeholders.
+type handStmt struct {
+	sqlite, postgres string
+}
+
+func newHandStmt(q string) handStmt {
+	return handStmt{sqlite: bindVars(sqlite.Dialector{}, q), postgres: bindVars(postgres.Dialector{}, q)}
+}
+
+// bindVars replaces the ? placeholders of q by d's.
+func bindVars(d gorm.Dialector, q string) string {
+	var b strings.Builder
+	st := &gorm.Statement{}
+	for i := range len(q) {
+		if q[i] != '?' {
+			b.WriteByte(q[i])
+			continue
+		}
+		st.Vars = append(st.Vars, nil)
+		d.BindVarTo(&b, st, nil)
+	}
+	return b.String()
+}
+
+// text returns the statement in d's text.
+func (s handStmt) text(d dialect) string {
+	if d.name == migrations.Postgres {
+		return s.postgres
+	}
+	return s.sqlite
+}
 
 // placeholders returns n comma-separated ?.
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// scanRow runs the SELECT q and scans its one row into dest; false when there is none.
-func scanRow(db *gorm.DB, dest []any, q string, args ...any) (bool, error) {
-	rows, err := db.Raw(q, args...).Rows()
+// args returns the arguments of a statement as the driver takes them: a dbTime encoded for
+// the dialect, as its GormValue does for gorm's statements; the others as they are.
+func (r reader) args(args []any) []any {
+	for i, a := range args {
+		if t, ok := a.(dbTime); ok {
+			args[i] = r.d.timeValue(time.Time(t))
+		}
+	}
+	return args
+}
+
+// statementCount counts the statements a store runs (Store.Statements): gorm's callbacks
+// those gorm runs (Store.countStatements), reader.query and reader.exec those they run.
+type statementCount struct {
+	n atomic.Int64
+	// record, when set, is told each statement reader.query and reader.exec run, with the
+	// dialect's placeholders: for tests that look at the statements a call runs, as gorm's
+	// callbacks are told those gorm runs.
+	record func(sql string, vars []any)
+}
+
+// ran counts the statement sql.
+func (c *statementCount) ran(sql string, vars []any) {
+	c.n.Add(1)
+	if c.record != nil {
+		c.record(sql, vars)
+	}
+}
+
+// query runs the SELECT s on r's connection pool: gorm's (its prepared statements on
+// SQLite), or its transaction's.
+func (r reader) query(ctx context.Context, s handStmt, args ...any) (*sql.Rows, error) {
+	q, args := s.text(r.d), r.args(args)
+	r.statements.ran(q, args)
+	return r.db.Statement.ConnPool.QueryContext(ctx, q, args...)
+}
+
+// exec runs the statement s, not a SELECT, on r's connection pool, and returns how many rows
+// it changed.
+func (r reader) exec(ctx context.Context, s handStmt, args ...any) (int64, error) {
+	q, args := s.text(r.d), r.args(args)
+	r.statements.ran(q, args)
+	res, err := r.db.Statement.ConnPool.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	// As gorm's Exec: neither driver fails to count.
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// scanRow runs the SELECT s and scans its one row into dest; false when there is none.
+func (r reader) scanRow(ctx context.Context, dest []any, s handStmt, args ...any) (bool, error) {
+	rows, err := r.query(ctx, s, args...)
 	if err != nil {
 		return false, err
 	}

@@ -68,6 +68,8 @@ func benchmarkHandSQL(b *testing.B, s *Store) {
 		b.Fatal(err)
 	}
 	var seq int
+	// inTxOf runs the hand-written statements in the transaction tx.
+	inTxOf := func(tx *gorm.DB) reader { return reader{db: tx, d: s.d, statements: &s.statements} }
 	// inTx runs b.N statements in one transaction.
 	inTx := func(b *testing.B, stmt func(tx *gorm.DB, i int) error) {
 		b.Helper()
@@ -92,7 +94,7 @@ func benchmarkHandSQL(b *testing.B, s *Store) {
 		row, err := identifierToRow(registry.Identifier{Name: name, UnicodeName: name, AgentID: "a1", IdentityID: identity.ID,
 			CreateTime: now, UpdateTime: now, Version: 1})
 		if err == nil {
-			err = tx.Exec(sqlInsertIdentity, identity.args()...).Error
+			_, err = inTxOf(tx).exec(ctx, sqlInsertIdentity, identity.args()...)
 		}
 		return row, err
 	}
@@ -105,7 +107,7 @@ func benchmarkHandSQL(b *testing.B, s *Store) {
 				var row accessTokenRow
 				var err error
 				if hand {
-					_, err = scanRow(a.q(ctx), row.dest(), sqlGetAccessToken, hashes[i%n])
+					_, err = s.scanRow(ctx, row.dest(), sqlGetAccessToken, hashes[i%n])
 				} else {
 					err = a.q(ctx).Where("token_hash = ?", hashes[i%n]).Take(&row).Error
 				}
@@ -120,7 +122,7 @@ func benchmarkHandSQL(b *testing.B, s *Store) {
 				id := fmt.Sprint("ch", i%n)
 				var err error
 				if hand {
-					_, err = scanRow(s.q(ctx), row.dest(), sqlGetChallenge, id)
+					_, err = s.scanRow(ctx, row.dest(), sqlGetChallenge, id)
 				} else {
 					err = s.q(ctx).Where("id = ?", id).Take(&row).Error
 				}
@@ -137,7 +139,8 @@ func benchmarkHandSQL(b *testing.B, s *Store) {
 					return err
 				}
 				if hand {
-					return tx.Exec(sqlInsertIdentifier, row.args()...).Error
+					_, err = inTxOf(tx).exec(ctx, sqlInsertIdentifier, row.args()...)
+					return err
 				}
 				_, err = insert(tx, &row)
 				return err
@@ -148,7 +151,7 @@ func benchmarkHandSQL(b *testing.B, s *Store) {
 				row := journalRow{Time: dbTime(now), Actor: "agent:a1", Action: "register", ObjectType: "identifier", ObjectID: "n.example", After: `{"name":"n.example"}`}
 				if hand {
 					var id int64
-					_, err := scanRow(tx, []any{&id}, sqlInsertJournal, row.args()...)
+					_, err := inTxOf(tx).scanRow(ctx, []any{&id}, sqlInsertJournal, row.args()...)
 					return err
 				}
 				return tx.Create(&row).Error
@@ -158,7 +161,8 @@ func benchmarkHandSQL(b *testing.B, s *Store) {
 			inTx(b, func(tx *gorm.DB, i int) error {
 				id, at := fmt.Sprint("ch", i%n), dbTime(now)
 				if hand {
-					return tx.Exec(sqlUpdateChallenge, "pending", 0, nil, at, at, id, "pending", 0).Error
+					_, err := inTxOf(tx).exec(ctx, sqlUpdateChallenge, "pending", 0, nil, at, at, id, "pending", 0)
+					return err
 				}
 				_, err := update(tx, &challengeRow{}, map[string]any{"status": "pending", "attempts": 0, "problem": nil,
 					"validate_time": at, "expire_time": at}, "id = ? AND status = ? AND attempts = ?", id, "pending", 0)

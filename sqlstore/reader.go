@@ -13,6 +13,8 @@ import (
 type reader struct {
 	db *gorm.DB
 	d  dialect
+	// statements is the store's count of statements (Store.Statements).
+	statements *statementCount
 }
 
 var _ registry.Reader = reader{}
@@ -38,8 +40,8 @@ func take(q *gorm.DB, row any, reason registry.Reason, format string, args ...an
 
 // get reads the one row of the SELECT q, written out (handsql.go), whose one argument is
 // key, into dest; no row is a not-found error with reason, format naming the key.
-func (r reader) get(ctx context.Context, dest []any, q, key string, reason registry.Reason, format string) error {
-	ok, err := scanRow(r.q(ctx), dest, q, key)
+func (r reader) get(ctx context.Context, dest []any, q handStmt, key string, reason registry.Reason, format string) error {
+	ok, err := r.scanRow(ctx, dest, q, key)
 	if err != nil {
 		return dbError(err)
 	}

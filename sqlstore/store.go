@@ -4,9 +4,10 @@
 // Every statement goes through gorm: models with gorm tags (rows.go, authority_rows.go),
 // gorm's query builder, clause.Locking and clause.OnConflict for row locks and upserts,
 // gorm's transactions, and gorm's SQLite and PostgreSQL dialects. A few statements are
-// written out and run through gorm's Raw and Exec: those gorm cannot build (a UNION, an
-// INSERT … SELECT, a LOCK TABLE), and those of the hot paths, where skipping gorm's builder
-// and its reflection over the model was measured to pay (handsql.go). On SQLite gorm keeps
+// written out: those gorm cannot build (a UNION, an INSERT … SELECT, a LOCK TABLE), run
+// through gorm's Raw and Exec, and those of the hot paths, where skipping gorm's builder and
+// its reflection over the model was measured to pay, run on gorm's connection pool
+// (handsql.go). On SQLite gorm keeps
 // every statement prepared (PrepareStmt; prepare.go makes that hold for statements first
 // met inside a transaction); on PostgreSQL pgx keeps them per connection. The dialect value
 // (dialect.go) holds what differs between the engines.
@@ -24,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -43,8 +43,8 @@ type Store struct {
 	// allows one writer anyway; waiting here is cheaper and fairer than waiting in SQLite's
 	// busy handler, which sleeps and polls.
 	writeSlot chan struct{}
-	// statements counts the statements gorm has run for the store.
-	statements atomic.Int64
+	// statements counts the statements the store has run.
+	statements statementCount
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -135,7 +135,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	s.reader = reader{db: db, d: d}
+	s.reader = reader{db: db, d: d, statements: &s.statements}
 	return s, nil
 }
 
@@ -144,7 +144,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 func (s *Store) countStatements(db *gorm.DB) error {
 	count := func(db *gorm.DB) {
 		if !db.DryRun {
-			s.statements.Add(1)
+			s.statements.n.Add(1)
 		}
 	}
 	cb := db.Callback()
@@ -165,7 +165,7 @@ func (s *Store) countStatements(db *gorm.DB) error {
 
 // Statements returns how many SQL statements the store has run (reads, writes, and those of
 // transactions; not BEGIN and COMMIT), for benchmarks and operators counting the cost of work.
-func (s *Store) Statements() int64 { return s.statements.Load() }
+func (s *Store) Statements() int64 { return s.statements.n.Load() }
 
 // Dialect returns the store's database dialect.
 func (s *Store) Dialect() migrations.Dialect { return s.d.name }
@@ -243,6 +243,6 @@ func (s *Store) write(ctx context.Context, attempt func() error) error {
 // nil, rolled back otherwise, and if fn panics.
 func (s *Store) runTx(ctx context.Context, fn func(t *tx) error) error {
 	return s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
-		return fn(&tx{reader{db: gtx, d: s.d}})
+		return fn(&tx{reader{db: gtx, d: s.d, statements: &s.statements}})
 	})
 }

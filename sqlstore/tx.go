@@ -56,11 +56,6 @@ func update(db *gorm.DB, model any, set map[string]any, cond string, args ...any
 	return changed(db.Model(model).Where(cond, args...).Updates(set))
 }
 
-// exec runs a statement written out and returns how many rows it changed.
-func (t *tx) exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	return changed(t.q(ctx).Exec(sql, args...))
-}
-
 // exists reports whether model's table has a row whose column key equals value.
 func exists(db *gorm.DB, model any, key string, value any) (bool, error) {
 	var n int64
@@ -319,7 +314,7 @@ func (t *tx) AppendJournal(ctx context.Context, e registry.JournalEntry) (int64,
 		After:      e.After,
 	}
 	var id int64
-	if _, err := scanRow(t.q(ctx), []any{&id}, sqlInsertJournal, row.args()...); err != nil {
+	if _, err := t.scanRow(ctx, []any{&id}, sqlInsertJournal, row.args()...); err != nil {
 		return 0, dbError(err)
 	}
 	return id, nil
