@@ -139,3 +139,6 @@ func CPUTime() time.Duration {
 func ReportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(CPUTime()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }
+
+// Explain is explain, for the external tests' query plans.
+var Explain = explain

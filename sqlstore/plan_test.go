@@ -1,7 +1,6 @@
 package sqlstore_test
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,16 +18,11 @@ var tableScan = regexp.MustCompile(`(?m)^SCAN (transfers|identifiers|challenges|
 // scans are disabled for the check: on tables this small the planner would rightly prefer
 // them, and the question is whether the index can serve the query at all.
 func TestQueryPlans(t *testing.T) {
-	ctx := context.Background()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			s := b.open(t)
 			pg := s.Dialect() == migrations.Postgres
 			db := sqlstore.DB(s)
-			sqlDB, err := db.DB()
-			if err != nil {
-				t.Fatal(err)
-			}
 			for _, st := range sqlstore.IndexedStatements {
 				dry := st.Build(db.Session(&gorm.Session{DryRun: true})).Statement
 				q := "EXPLAIN QUERY PLAN " + dry.SQL.String()
@@ -36,39 +30,7 @@ func TestQueryPlans(t *testing.T) {
 					q = "EXPLAIN " + dry.SQL.String()
 				}
 				args := dry.Vars
-				tx, err := sqlDB.BeginTx(ctx, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if pg {
-					if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-						t.Fatal(err)
-					}
-				}
-				rows, err := tx.QueryContext(ctx, q, args...)
-				if err != nil {
-					t.Fatalf("%s: %v", st.Name, err)
-				}
-				var plan []string
-				for rows.Next() {
-					// SQLite answers id, parent, notused, detail; PostgreSQL one line of text.
-					var detail string
-					dest := []any{&detail}
-					if !pg {
-						var id, parent, notused int
-						dest = []any{&id, &parent, &notused, &detail}
-					}
-					if err := rows.Scan(dest...); err != nil {
-						t.Fatal(err)
-					}
-					plan = append(plan, strings.TrimSpace(detail))
-				}
-				if err := rows.Err(); err != nil {
-					t.Fatal(err)
-				}
-				rows.Close()
-				tx.Rollback()
-				text := strings.Join(plan, "\n")
+				text := sqlstore.Explain(t, s, q, args)
 				if !strings.Contains(text, " "+st.Index+" ") && !strings.HasSuffix(text, " "+st.Index) {
 					t.Errorf("%s does not read index %s:\n%s", st.Name, st.Index, text)
 				}
