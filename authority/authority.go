@@ -84,7 +84,9 @@ type Config struct {
 	// JWKSURITimeout bounds one fetch of a jwks_uri; default DefaultJWKSURITimeout.
 	JWKSURITimeout time.Duration
 	// CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL and
-	// CredentialLinkTTL are lifetimes; defaults 1m, 10m, 10m, 12h, 30m, 72h.
+	// CredentialLinkTTL are lifetimes; defaults 1m, 10m, 10m, 12h, 30m, 72h. The access token
+	// an agent receives through userinfo has its RP access token's iat and exp, so it lives
+	// AccessTokenTTL too (DESIGN's iat + 600 s at the default).
 	CodeTTL, AccessTokenTTL, IDTokenTTL, SessionTTL, AuthRequestTTL, CredentialLinkTTL time.Duration
 	// SourceBackoff slows the login attempts of one source (or known device) at one
 	// identifier; IdentifierBackoff those of the sources that have used up their own free
@@ -154,6 +156,8 @@ type Authority struct {
 	disco    []byte
 	clients  clientCache
 	jwksURIs *jwksFetcher
+	// agentTokens keeps the agent tokens userinfo signed, one per access token.
+	agentTokens *agentTokenCache
 	// dummyHash is checked against when an identifier has no password, so that every
 	// failure costs the same; made at first need, with the configured cost.
 	dummyHash func() string
@@ -252,12 +256,13 @@ func New(cfg Config) (*Authority, error) {
 	u, _ := url.Parse(cfg.Issuer)
 	a := &Authority{
 		cfg: cfg, issuer: cfg.Issuer, host: u.Host, store: cfg.Store, keys: cfg.Keys, resolver: cfg.Resolver,
-		log:      cfg.Logger,
-		logins:   newLimiter(cfg.LoginRate, cfg.LoginBurst),
-		regs:     newLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
-		hashSlot: make(chan struct{}, cfg.HashConcurrency),
-		pages:    newPages(),
-		jwksURIs: newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.JWKSURIRootCAs, cfg.JWKSURITimeout, cfg.Now),
+		log:         cfg.Logger,
+		logins:      newLimiter(cfg.LoginRate, cfg.LoginBurst),
+		regs:        newLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
+		hashSlot:    make(chan struct{}, cfg.HashConcurrency),
+		pages:       newPages(),
+		jwksURIs:    newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.JWKSURIRootCAs, cfg.JWKSURITimeout, cfg.Now),
+		agentTokens: newAgentTokenCache(agentTokenCacheSize),
 	}
 	a.dummyHash = sync.OnceValue(func() string {
 		h, _ := hashPassword("no password is this", cfg.Password)

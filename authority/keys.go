@@ -7,8 +7,11 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -151,6 +154,10 @@ type loadedKey struct {
 type parsedKey struct {
 	private crypto.Signer
 	public  jose.JSONWebKey
+	// idKey keys the jti of the agent tokens the key signs (agentTokenID): derived from the
+	// private key, so every instance sharing the store derives the same, and no one
+	// without the private key can.
+	idKey []byte
 	// signers maps a "typ" header value to a jose.Signer (safe for concurrent use).
 	signers sync.Map
 }
@@ -201,29 +208,38 @@ func (k *KeySet) now() time.Time { return k.cfg.Now().UTC().Truncate(time.Micros
 // access tokens take "at+jwt", RFC 9068). The current key is, of the keys of alg between
 // their SignTime and RetireTime at now, the one with the latest SignTime.
 func (k *KeySet) Sign(alg string, payload []byte, typ string) (string, error) {
-	if typ == "" {
-		typ = "JWT"
+	key, err := k.current(alg)
+	if err != nil {
+		return "", err
 	}
+	return key.sign(payload, typ)
+}
+
+// current returns the key of alg that signs now (Sign).
+func (k *KeySet) current(alg string) (*loadedKey, error) {
 	now := k.cfg.Now()
-	var key *loadedKey
 	for _, c := range k.state.Load().byAlg[alg] {
 		// A key retired before it reached its SignTime (replaced by an immediate rotation)
 		// never signs.
 		if !c.SignTime.After(now) && (c.RetireTime.IsZero() || now.Before(c.RetireTime)) {
-			key = c
-			break
+			return c, nil
 		}
 	}
-	if key == nil {
-		return "", fmt.Errorf("%w for %q", ErrNoSigningKey, alg)
+	return nil, fmt.Errorf("%w for %q", ErrNoSigningKey, alg)
+}
+
+// sign signs payload with key l as Sign does (typ "" is "JWT").
+func (l *loadedKey) sign(payload []byte, typ string) (string, error) {
+	if typ == "" {
+		typ = "JWT"
 	}
-	signer, err := key.signer(typ)
+	signer, err := l.signer(typ)
 	if err != nil {
 		return "", err
 	}
 	jws, err := signer.Sign(payload)
 	if err != nil {
-		return "", fmt.Errorf("authority: signing with %s key %s: %w", alg, key.ID, err)
+		return "", fmt.Errorf("authority: signing with %s key %s: %w", l.Alg, l.ID, err)
 	}
 	return jws.CompactSerialize()
 }
@@ -490,7 +506,15 @@ func loadKey(s SigningKey, keks ...*KeyEncryptionKey) (*loadedKey, error) {
 	if _, err := public.MarshalJSON(); err != nil {
 		return nil, bad("public JWK: %v", err)
 	}
-	return &loadedKey{SigningKey: s, parsedKey: &parsedKey{private: private, public: public}}, nil
+	der, err := x509.MarshalPKCS8PrivateKey(private)
+	if err != nil {
+		return nil, bad("PKCS #8: %v", err)
+	}
+	idKey, err := hkdf.Key(sha256.New, der, nil, "id4me-registry agent token jti", sha256.Size)
+	if err != nil {
+		return nil, bad("deriving the jti key: %v", err)
+	}
+	return &loadedKey{SigningKey: s, parsedKey: &parsedKey{private: private, public: public, idKey: idKey}}, nil
 }
 
 // Run refreshes the keys every RefreshInterval and rotates those due, until ctx ends.

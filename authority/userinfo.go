@@ -10,9 +10,6 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
-// agentTokenTTL is the lifetime of the access token an agent receives (DESIGN: exp = iat + 600).
-const agentTokenTTL = 600 * time.Second
-
 // claimSource is the one source of distributed claims: the sponsoring agent's claims
 // endpoint and the access token it accepts (OpenID Connect Core §5.6.2).
 const claimSource = "src1"
@@ -31,20 +28,6 @@ type userinfo struct {
 type claimEndpoint struct {
 	Endpoint    string `json:"endpoint"`
 	AccessToken string `json:"access_token"`
-}
-
-// agentToken is the access token the sponsoring agent receives (DESIGN, DENIC's layout).
-type agentToken struct {
-	Issuer     string   `json:"iss"`
-	Subject    string   `json:"sub"`
-	Audience   string   `json:"aud"`
-	Identifier string   `json:"id4me.identifier"`
-	Claims     []string `json:"clm"`
-	Scope      []string `json:"scope"`
-	ClientID   string   `json:"client_id"`
-	IssuedAt   int64    `json:"iat"`
-	Expiry     int64    `json:"exp"`
-	ID         string   `json:"jti"`
 }
 
 // serveUserinfo is the userinfo endpoint: the consented claims, distributed to the agent
@@ -79,11 +62,7 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	out := userinfo{Subject: at.Subject, Issuer: a.issuer, Audience: at.ClientID}
 	if len(at.Claims) > 0 {
-		agentJWT, err := a.signJSON(a.cfg.AgentTokenAlg, agentToken{
-			Issuer: a.issuer, Subject: at.Subject, Audience: res.AgentIssuer, Identifier: at.Identifier,
-			Claims: at.Claims, Scope: at.Scopes, ClientID: at.ClientID,
-			IssuedAt: now.Unix(), Expiry: now.Add(agentTokenTTL).Unix(), ID: randomID(),
-		}, "JWT")
+		agentJWT, err := a.agentTokenFor(at, res.AgentIssuer)
 		if err != nil {
 			a.internalError(w, r, err)
 			return

@@ -1,0 +1,101 @@
+package authority
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"testing"
+)
+
+// TestAgentTokenCacheKey: a kept token is found only for its access token, its signing key
+// and its agent; a token for another key (a rotation) or another agent (a transfer) misses
+// and, once put, replaces the old one, so that the old key's or old agent's token never comes
+// back.
+func TestAgentTokenCacheKey(t *testing.T) {
+	c := newAgentTokenCache(8)
+	h1, h2 := sha256.Sum256([]byte("one")), sha256.Sum256([]byte("two"))
+	c.put(h1[:], "k1", "https://alpha", "jwt-alpha-k1")
+
+	for _, tc := range []struct {
+		name       string
+		hash       []byte
+		kid, agent string
+		want       string
+	}{
+		{"same access token, key and agent", h1[:], "k1", "https://alpha", "jwt-alpha-k1"},
+		{"another access token", h2[:], "k1", "https://alpha", ""},
+		{"another signing key", h1[:], "k2", "https://alpha", ""},
+		{"another agent", h1[:], "k1", "https://beta", ""},
+	} {
+		got, ok := c.get(tc.hash, tc.kid, tc.agent)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("%s: got %q, %v; want %q", tc.name, got, ok, tc.want)
+		}
+	}
+
+	// A transfer: the token for the new agent takes the old one's place.
+	c.put(h1[:], "k1", "https://beta", "jwt-beta-k1")
+	if got, ok := c.get(h1[:], "k1", "https://alpha"); ok {
+		t.Errorf("after the transfer the old agent's token %q is still kept", got)
+	}
+	if got, _ := c.get(h1[:], "k1", "https://beta"); got != "jwt-beta-k1" {
+		t.Errorf("after the transfer: got %q, want the new agent's token", got)
+	}
+	// A rotation: likewise.
+	c.put(h1[:], "k2", "https://beta", "jwt-beta-k2")
+	if got, ok := c.get(h1[:], "k1", "https://beta"); ok {
+		t.Errorf("after the rotation the old key's token %q is still kept", got)
+	}
+	if n := c.len(); n != 1 {
+		t.Errorf("%d tokens kept for one access token, want 1", n)
+	}
+}
+
+// TestAgentTokenCacheBound: filled beyond its size, the cache keeps size tokens, the most
+// recently used ones.
+func TestAgentTokenCacheBound(t *testing.T) {
+	const size = 16
+	c := newAgentTokenCache(size)
+	hash := func(i int) []byte { h := sha256.Sum256(fmt.Appendf(nil, "token %d", i)); return h[:] }
+	for i := range size {
+		c.put(hash(i), "k", "a", fmt.Sprint(i))
+	}
+	// Token 0 is used again, so token 1 is now the least recently used.
+	if _, ok := c.get(hash(0), "k", "a"); !ok {
+		t.Fatal("token 0 is not kept")
+	}
+	for i := size; i < 3*size; i++ {
+		c.put(hash(i), "k", "a", fmt.Sprint(i))
+		if n := c.len(); n > size {
+			t.Fatalf("after %d tokens %d are kept, more than %d", i+1, n, size)
+		}
+	}
+	if n := c.len(); n != size {
+		t.Errorf("%d tokens kept, want %d", n, size)
+	}
+	for i := 2 * size; i < 3*size; i++ {
+		if got, ok := c.get(hash(i), "k", "a"); !ok || got != fmt.Sprint(i) {
+			t.Errorf("recent token %d: got %q, %v", i, got, ok)
+		}
+	}
+	for _, i := range []int{0, 1, size, 2*size - 1} {
+		if got, ok := c.get(hash(i), "k", "a"); ok {
+			t.Errorf("old token %d is still kept: %q", i, got)
+		}
+	}
+}
+
+// TestAgentTokenID: the jti is the same for the same access token and key, and differs for
+// another access token or another key.
+func TestAgentTokenID(t *testing.T) {
+	h1, h2 := sha256.Sum256([]byte("one")), sha256.Sum256([]byte("two"))
+	k1, k2 := []byte("key one"), []byte("key two")
+	if agentTokenID(k1, h1[:]) != agentTokenID(k1, h1[:]) {
+		t.Error("the jti of one access token changes")
+	}
+	if agentTokenID(k1, h1[:]) == agentTokenID(k1, h2[:]) {
+		t.Error("two access tokens have the same jti")
+	}
+	if agentTokenID(k1, h1[:]) == agentTokenID(k2, h1[:]) {
+		t.Error("two keys give the same jti")
+	}
+}
