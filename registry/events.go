@@ -70,7 +70,14 @@ func (s *Service) EventsAfter(ctx context.Context, actor Actor, afterID int64, l
 // EventsStart returns where a reader that names no event starts: just before the agent's
 // oldest unacknowledged event, or, when every event is acknowledged, after the newest. Pass
 // it to EventsAfter; from there on every event comes, acknowledged or not.
+//
+// The newest id is read first: an event committed between the two reads is then either
+// found unacknowledged or after the newest read, never skipped.
 func (s *Service) EventsStart(ctx context.Context, actor Actor) (int64, error) {
+	last, err := s.store.LastEventID(ctx, actor.ID)
+	if err != nil {
+		return 0, err
+	}
 	first, err := s.store.ListEvents(ctx, actor.ID, 0, true, 1)
 	if err != nil {
 		return 0, err
@@ -78,7 +85,7 @@ func (s *Service) EventsStart(ctx context.Context, actor Actor) (int64, error) {
 	if len(first) > 0 {
 		return first[0].ID - 1, nil
 	}
-	return s.store.LastEventID(ctx, actor.ID)
+	return last, nil
 }
 
 // EventSignal returns a channel that is closed when this Service next commits an event for

@@ -1,7 +1,9 @@
 package registry_test
 
 import (
+	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -437,4 +439,57 @@ func TestListEventsPaging(t *testing.T) {
 	}
 	_, _, err = w.svc.ListEvents(w.ctx, a, 0, agentsToken)
 	wantErr(t, err, registry.KindInvalidArgument, "INVALID_PAGE_TOKEN")
+}
+
+// racingStore is the world's store, but runs then, once, just after its first read of an
+// agent's unacknowledged events and just before its first read of the agent's newest event
+// id: a change committed between EventsStart's two reads.
+type racingStore struct {
+	registry.Store
+	once sync.Once
+	then func()
+}
+
+func (s *racingStore) ListEvents(ctx context.Context, agentID string, afterID int64, unackedOnly bool, limit int) ([]registry.Event, error) {
+	evs, err := s.Store.ListEvents(ctx, agentID, afterID, unackedOnly, limit)
+	if unackedOnly {
+		s.once.Do(s.then)
+	}
+	return evs, err
+}
+
+func (s *racingStore) LastEventID(ctx context.Context, agentID string) (int64, error) {
+	id, err := s.Store.LastEventID(ctx, agentID)
+	s.once.Do(s.then)
+	return id, err
+}
+
+// TestEventsStartMissesNoEventCommittedMeanwhile: an event committed while a new stream
+// works out where to start is sent on it, whichever of the start's two reads it falls
+// between; a start past it would leave the stream waiting for a signal already given.
+func TestEventsStartMissesNoEventCommittedMeanwhile(t *testing.T) {
+	w := newWorld(t)
+	a := w.newAgent("alpha")
+	w.register(a, alice)
+	// Every event acknowledged: the start is after the newest.
+	var ids []int64
+	for _, ev := range w.events(a) {
+		ids = append(ids, ev.ID)
+	}
+	if _, err := w.svc.AckEvents(w.ctx, a, ids); err != nil {
+		t.Fatal(err)
+	}
+	racing := &racingStore{Store: w.store, then: func() { w.serverStatus(alice, "abuse report", registry.StatusServerHold) }}
+	svc := w.instance(func(c *registry.Config) { c.Store = racing })
+	start, err := svc.EventsStart(w.ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := svc.EventsAfter(w.ctx, a, start, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Type != registry.EventServerStatusChanged {
+		t.Fatalf("EventsAfter(EventsStart) = %v, want the server status change committed meanwhile", evs)
+	}
 }
