@@ -30,8 +30,6 @@ import (
 const emailClaims = testenv.EmailClaims
 
 // clock is the registry's settable clock.
-type clock struct{ *testenv.Clock }
-
 // env is a running registry (testenv.Env): a gRPC server on a loopback listener, two
 // authoritative nameservers for example.test on loopback, and an operator credential. Its
 // fields are the Env's; a test may swap the clients and the operator credential.
@@ -47,7 +45,7 @@ type env struct {
 	addr    string
 	conn    *grpc.ClientConn
 	admin   string
-	clock   *clock
+	clock   *testenv.Clock
 	logs    *testenv.LogBuffer
 	tlsCfg  *tls.Config
 	http    *httptest.Server
@@ -83,7 +81,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	h = testenv.New(t, opts)
 	return &env{
 		t: t, h: h, ns: h.NS, store: h.Store, svc: h.Svc, srv: h.Srv, addr: h.Addr, conn: h.Conn,
-		admin: h.Operator, clock: &clock{h.Clock}, logs: h.Logs, tlsCfg: h.TLS, http: h.HTTP, ops: h.Ops,
+		admin: h.Operator, clock: h.Clock, logs: h.Logs, tlsCfg: h.TLS, http: h.HTTP, ops: h.Ops,
 		registry: h.RegistryAPI, adminAPI: h.AdminAPI, resolver: h.ResolverAPI, mapping: h.Resolver,
 		auth: h.Auth, issuer: h.Issuer, roots: h.Roots,
 	}

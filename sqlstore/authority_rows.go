@@ -34,6 +34,20 @@ func decodeList(s, what string) ([]string, error) {
 	return ss, nil
 }
 
+// decodeScopesClaims decodes the scopes and claims columns a consent, a grant or a token
+// keeps.
+func decodeScopesClaims(scopes, claims string) ([]string, []string, error) {
+	s, err := decodeList(scopes, "scopes")
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := decodeList(claims, "claims")
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, c, nil
+}
+
 // blob returns b for a NOT NULL column: nil is written as empty.
 func blob(b []byte) []byte {
 	if b == nil {
@@ -266,11 +280,10 @@ func consentToRow(c authority.Consent) consentRow {
 func (r consentRow) consent() (authority.Consent, error) {
 	c := authority.Consent{ClientID: r.ClientID, IdentityID: r.IdentityID, UpdateTime: time.Time(r.UpdateTime)}
 	var err error
-	if c.Scopes, err = decodeList(r.Scopes, "scopes"); err != nil {
+	if c.Scopes, c.Claims, err = decodeScopesClaims(r.Scopes, r.Claims); err != nil {
 		return authority.Consent{}, err
 	}
-	c.Claims, err = decodeList(r.Claims, "claims")
-	return c, err
+	return c, nil
 }
 
 type grantRow struct {
@@ -363,11 +376,10 @@ func (r accessTokenRow) token() (authority.AccessToken, error) {
 		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime), RevokeTime: time.Time(r.RevokeTime),
 	}
 	var err error
-	if t.Scopes, err = decodeList(r.Scopes, "scopes"); err != nil {
+	if t.Scopes, t.Claims, err = decodeScopesClaims(r.Scopes, r.Claims); err != nil {
 		return authority.AccessToken{}, err
 	}
-	t.Claims, err = decodeList(r.Claims, "claims")
-	return t, err
+	return t, nil
 }
 
 type initialTokenRow struct {
