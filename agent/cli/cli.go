@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -22,10 +21,10 @@ import (
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
-const usage = `usage: %[1]s <command> [flags]
-
-An ID4me agent's client of the registry: it registers and transfers identifiers, publishing
+const usage = `An ID4me agent's client of the registry: it registers and transfers identifiers, publishing
 the challenge record through a DNS provider, lists them, follows events and deletes them.
+
+usage: %[1]s <command> [flags]
 
 commands:
   register NAME   publish a challenge record through a DNS provider and register NAME
@@ -42,7 +41,7 @@ RFC2136_POLLING_INTERVAL, …).
 
 Every flag can also be set by an environment variable: ID4ME_AGENT_ and the flag's name in
 upper case, "-" as "_" (--token is ID4ME_AGENT_TOKEN, --dns-server ID4ME_AGENT_DNS_SERVER).
-Run "%[1]s <command> -h" for a command's flags.
+Run "%[1]s <command> --help" for a command's flags.
 `
 
 // Command is the agent's command line.
@@ -61,21 +60,31 @@ func (c Command) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprint(stderr, usage)
 		return errors.New("a command is required: register, transfer, list, events or delete")
 	}
+	var err error
 	switch args[0] {
 	case "register", "transfer":
-		return c.solve(ctx, args[0], args[1:], stdout, stderr)
+		err = c.solve(ctx, args[0], args[1:], stdout, stderr)
 	case "list":
-		return c.list(ctx, args[1:], stdout, stderr)
+		err = c.list(ctx, args[1:], stdout, stderr)
 	case "events":
-		return c.events(ctx, args[1:], stdout, stderr)
+		err = c.events(ctx, args[1:], stdout, stderr)
 	case "delete":
-		return c.delete(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+		err = c.delete(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
-		return nil
+	default:
+		err = cmdline.SeeHelp(fmt.Errorf("unknown agent command %q", args[0]), c.Program)
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown agent command %q", args[0])
+	return cmdline.ConnHint(err)
+}
+
+// summaries say what each command does: the first line of its help.
+var summaries = map[string]string{
+	"register": "Register an identifier: publish a challenge record through a DNS provider, have the registry verify it, register.",
+	"transfer": "Take an identifier over from another agent: publish a challenge record through a DNS provider, request the transfer.",
+	"list":     "List the identifiers the agent sponsors.",
+	"events":   "Print the agent's events as they happen, until interrupted.",
+	"delete":   "Delete an identifier; it can be restored during the redemption period.",
 }
 
 // agentFlags are the flags every agent command has: where the registry is and how to
@@ -85,11 +94,11 @@ type agentFlags struct {
 	tlsCert, tlsKey string
 }
 
-// flagSet makes the flag set of the command name with the flags every command has.
-func (c Command) flagSet(name string, stderr io.Writer) (*flag.FlagSet, *agentFlags) {
-	fs := flag.NewFlagSet(c.Program+" "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := &agentFlags{ConnFlags: cmdline.AddConnFlags(fs, envName, "the agent's API token")}
+// flagSet makes the flag set of the command name with the flags every command has; its help
+// goes to stdout.
+func (c Command) flagSet(name string, stdout io.Writer) (*cmdline.Flags, *agentFlags) {
+	fs := cmdline.NewFlags(c.Program+" "+name, summaries[name], envName, stdout)
+	f := &agentFlags{ConnFlags: cmdline.AddConnFlags(fs.FlagSet, envName, "the agent's API token")}
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) for mTLS, with --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client certificate's private key (PEM)")
 	return fs, f
@@ -98,16 +107,10 @@ func (c Command) flagSet(name string, stderr io.Writer) (*flag.FlagSet, *agentFl
 // envName is a flag's environment variable: --token is ID4ME_AGENT_TOKEN.
 var envName = cmdline.EnvName("ID4ME_AGENT_")
 
-// parseFlags parses args, whose positional arguments (as many as names) may come before,
-// between or after the flags, then fills flags not given from the environment.
-func parseFlags(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
-	return cmdline.ParseCommandFlags(fs, args, envName, names...)
-}
-
 // connect parses args into fs, whose positional arguments names name, and connects to the
 // registry.
-func (f *agentFlags) connect(fs *flag.FlagSet, args []string, names ...string) (*agent.Client, []string, error) {
-	pos, err := parseFlags(fs, args, names...)
+func (f *agentFlags) connect(fs *cmdline.Flags, args []string, names ...string) (*agent.Client, []string, error) {
+	pos, err := fs.Parse(args, names...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,7 +160,7 @@ func (f *agentFlags) dial(extra ...agent.Option) (*agent.Client, error) {
 
 // solve runs `register NAME` and `transfer NAME`.
 func (c Command) solve(ctx context.Context, command string, args []string, stdout, stderr io.Writer) error {
-	fs, f := c.flagSet(command, stderr)
+	fs, f := c.flagSet(command, stdout)
 	providerName := fs.String("dns-provider", "", "DNS provider publishing the challenge record: "+strings.Join(dnsProviderNames(), ", ")+"; configured by lego's environment variables")
 	var dnsServers cmdline.StringList
 	fs.Var(&dnsServers, "dns-server", "nameserver host:port taken as the authoritative server of every zone while waiting for the record, and asked by lego to follow CNAMEs (repeatable); default: each zone's nameservers, found through the system resolver")
@@ -167,7 +170,7 @@ func (c Command) solve(ctx context.Context, command string, args []string, stdou
 	if command == "register" {
 		claimsEndpoint = fs.String("claims-endpoint", "", "claims endpoint (https URL) for this identifier; default the agent's")
 	}
-	pos, err := parseFlags(fs, args, "NAME")
+	pos, err := fs.Parse(args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -378,7 +381,7 @@ func enumName(s string) string {
 
 // list runs `list`.
 func (c Command) list(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := c.flagSet("list", stderr)
+	fs, f := c.flagSet("list", stdout)
 	client, _, err := f.connect(fs, args)
 	if err != nil {
 		return err
@@ -408,7 +411,7 @@ func (c Command) list(ctx context.Context, args []string, stdout, stderr io.Writ
 
 // delete runs `delete NAME`.
 func (c Command) delete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := c.flagSet("delete", stderr)
+	fs, f := c.flagSet("delete", stdout)
 	client, pos, err := f.connect(fs, args, "NAME")
 	if err != nil {
 		return err
@@ -430,7 +433,7 @@ func (c Command) delete(ctx context.Context, args []string, stdout, stderr io.Wr
 // events runs `events`: it prints the agent's events as they happen until interrupted,
 // reconnecting when the registry goes away.
 func (c Command) events(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := c.flagSet("events", stderr)
+	fs, f := c.flagSet("events", stdout)
 	afterID := fs.Int64("after-id", 0, "start after this event id (the last one seen); 0: with the oldest unacknowledged event")
 	ack := fs.Bool("ack", false, "acknowledge each event once it is printed")
 	client, _, err := f.connect(fs, args)

@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"strings"
 	"testing"
 
@@ -60,7 +62,7 @@ func TestAgentCLIHelp(t *testing.T) {
 		out := stdout.String()
 		for _, want := range []string{
 			"usage: " + program + " <command> [flags]\n", "\n  register NAME ", "\n  events ", "exec, httpreq, manual, rfc2136",
-			"RFC2136_TSIG_KEY", "ID4ME_AGENT_TOKEN", `Run "` + program + ` <command> -h"`,
+			"RFC2136_TSIG_KEY", "ID4ME_AGENT_TOKEN", `Run "` + program + ` <command> --help"`,
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s help lacks %q:\n%s", program, want, out)
@@ -70,9 +72,10 @@ func TestAgentCLIHelp(t *testing.T) {
 			t.Errorf("%s help wrote on stderr: %q", program, stderr.String())
 		}
 	}
-	// A command's flags are listed under the program's name.
-	_, stderr, err := run(t, "register", "-h")
-	if err == nil || !strings.Contains(stderr, "Usage of id4me-agent register:") || !strings.Contains(stderr, "-dns-provider") {
-		t.Errorf("register -h: %v\n%s", err, stderr)
+	// A command's flags are listed, on stdout, under the program's name.
+	stdout, stderr, err := run(t, "register", "-h")
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stdout, "usage: id4me-agent register [flags] NAME") ||
+		!strings.Contains(stdout, "--dns-provider string") || !strings.Contains(stdout, "ID4ME_AGENT_DNS_PROVIDER") || stderr != "" {
+		t.Errorf("register -h: %v\n%s\nstderr: %s", err, stdout, stderr)
 	}
 }

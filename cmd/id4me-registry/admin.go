@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"time"
+	"os"
 
 	"github.com/id4me/id4me-registry/internal/cmdline"
 	"github.com/id4me/id4me-registry/internal/grpcconn"
@@ -17,19 +17,25 @@ import (
 
 // adminCommands are the operator's commands. bootstrap works on the database directly, to
 // make the first operator credential; the others call the AdminService over gRPC with an
-// operator credential.
+// operator credential, never the database.
 var adminCommands = commandGroup{
-	path: "admin",
+	path:    "id4me-registry admin",
+	summary: "Operators' commands: agents, their tokens, operator credentials, identifiers and the journal, over the AdminService.",
 	commands: []command{
 		{"bootstrap", "", "create an operator credential in the database (--db) directly and print its secret: the first one", bootstrap},
-		{"operators", "create|list|revoke", "manage operator credentials through the AdminService", operatorCommands.run},
+		{"agents", "<command>", "create, list, show, update, suspend and resume agents", agentCommands.run},
+		{"tokens", "<command>", "create, list and revoke agents' API tokens", tokenCommands.run},
+		{"operators", "<command>", "create, list and revoke operator credentials", operatorCommands.run},
+		{"identifiers", "<command>", "show and resolve an identifier, set its server statuses (hold, prohibitions)", identifierCommands.run},
+		{"journal", "", "print the audit journal, filtered, and follow it", journal},
 	},
 	footer: adminFooter,
 }
 
 // operatorCommands manage operator credentials.
 var operatorCommands = commandGroup{
-	path: "admin operators",
+	path:    "id4me-registry admin operators",
+	summary: "Create, list and revoke operator credentials, the bearer credentials of the AdminService.",
 	commands: []command{
 		{"create", "", "create an operator credential; print its secret, shown this once", operatorsCreate},
 		{"list", "", "list the operator credentials, revoked ones too, without secrets", operatorsList},
@@ -51,20 +57,22 @@ var adminEnvName = cmdline.EnvName("ID4ME_ADMIN_")
 // adminConn is an AdminService command's connection, and its flags.
 type adminConn struct {
 	registryv1.AdminServiceClient
+	resolver registryv1.ResolverServiceClient
 	*cmdline.ConnFlags
+	// flags are the command's flags, to tell which were given.
+	flags *cmdline.Flags
 	close func() error
 }
 
-// dialAdmin parses the flags of the AdminService command name (define adds its own) and its
-// positional arguments (as many as names), and connects.
-func dialAdmin(name string, args []string, stderr io.Writer, define func(*flag.FlagSet), names ...string) (*adminConn, []string, error) {
-	fs := flag.NewFlagSet("admin "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := cmdline.AddConnFlags(fs, adminEnvName, "an operator credential")
+// dialAdmin parses the flags of the AdminService command ctx names (define adds its own)
+// and its positional arguments (as many as names), and connects.
+func dialAdmin(ctx context.Context, args []string, stdout io.Writer, define func(*flag.FlagSet), names ...string) (*adminConn, []string, error) {
+	fs := newFlagsEnv(ctx, stdout, adminEnvName)
+	f := cmdline.AddConnFlags(fs.FlagSet, adminEnvName, "an operator credential")
 	if define != nil {
-		define(fs)
+		define(fs.FlagSet)
 	}
-	pos, err := cmdline.ParseCommandFlags(fs, args, adminEnvName, names...)
+	pos, err := fs.Parse(args, names...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,13 +87,27 @@ func dialAdmin(name string, args []string, stderr io.Writer, define func(*flag.F
 	if err != nil {
 		return nil, nil, err
 	}
-	return &adminConn{AdminServiceClient: registryv1.NewAdminServiceClient(conn), ConnFlags: f, close: conn.Close}, pos, nil
+	return &adminConn{
+		AdminServiceClient: registryv1.NewAdminServiceClient(conn), resolver: registryv1.NewResolverServiceClient(conn),
+		ConnFlags: f, flags: fs, close: conn.Close,
+	}, pos, nil
+}
+
+// given reports whether the flag name was set, on the command line or by its environment
+// variable.
+func (a *adminConn) given(name string) bool {
+	set := false
+	a.flags.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	if !set {
+		_, set = os.LookupEnv(adminEnvName(name))
+	}
+	return set
 }
 
 // operatorsCreate runs `admin operators create`.
 func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var desc string
-	api, _, err := dialAdmin("operators create", args, stderr, func(fs *flag.FlagSet) {
+	api, _, err := dialAdmin(ctx, args, stdout, func(fs *flag.FlagSet) {
 		fs.StringVar(&desc, "description", "", "what or whom the credential is for")
 	})
 	if err != nil {
@@ -107,7 +129,7 @@ func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Write
 
 // operatorsList runs `admin operators list`.
 func operatorsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	api, _, err := dialAdmin("operators list", args, stderr, nil)
+	api, _, err := dialAdmin(ctx, args, stdout, nil)
 	if err != nil {
 		return err
 	}
@@ -116,23 +138,16 @@ func operatorsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	t := newTable(stdout, api.JSON, "ID", "CREATED", "STATE", "DESCRIPTION")
 	for _, c := range resp.Credentials {
-		if api.JSON {
-			cmdline.PrintJSONLine(stdout, c)
-			continue
-		}
-		state := "active"
-		if c.RevokeTime != nil {
-			state = "revoked " + c.RevokeTime.AsTime().Format(time.RFC3339)
-		}
-		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", c.Id, c.CreateTime.AsTime().Format(time.RFC3339), state, c.Description)
+		t.row(c, c.Id, formatTimestamp(c.CreateTime), revokedState(c.RevokeTime), c.Description)
 	}
-	return nil
+	return t.flush()
 }
 
 // operatorsRevoke runs `admin operators revoke ID`.
 func operatorsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	api, pos, err := dialAdmin("operators revoke", args, stderr, nil, "ID")
+	api, pos, err := dialAdmin(ctx, args, stdout, nil, "ID")
 	if err != nil {
 		return err
 	}
@@ -145,15 +160,14 @@ func operatorsRevoke(ctx context.Context, args []string, stdout, stderr io.Write
 		cmdline.PrintJSONLine(stdout, c)
 		return nil
 	}
-	fmt.Fprintf(stdout, "operator credential %s is revoked (since %s)\n", c.Id, c.RevokeTime.AsTime().Format(time.RFC3339))
+	fmt.Fprintf(stdout, "operator credential %s is revoked (since %s)\n", c.Id, formatTimestamp(c.RevokeTime))
 	return nil
 }
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
-	if err := parseFlags(fs, args); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	before, after, err := migrateStore(ctx, *db)
@@ -171,12 +185,11 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // bootstrap runs `admin bootstrap`: an operator credential made in the database directly, for
 // when there is none to call the AdminService with.
 func bootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("admin bootstrap", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	force := fs.Bool("force", false, "create another operator credential even if one exists")
 	desc := fs.String("description", "bootstrap", "what the credential is for")
-	if err := parseFlags(fs, args); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	store, err := openStore(ctx, *db, true)

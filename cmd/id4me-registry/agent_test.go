@@ -38,7 +38,7 @@ func TestAgentCommandIsID4meAgent(t *testing.T) {
 		{nil, []string{"help"}, "usage: id4me-agent <command> [flags]"},
 		{nil, nil, "id4me-agent: a command is required"},
 		{nil, []string{"frobnicate"}, `id4me-agent: unknown agent command "frobnicate"`},
-		{nil, []string{"register", "-h"}, "Usage of id4me-agent register:"},
+		{nil, []string{"register", "-h"}, "usage: id4me-agent register [flags] NAME"},
 		{token, []string{"register", "a.example"}, "id4me-agent: --dns-provider is required"},
 		{[]string{"ID4ME_AGENT_TOKEN="}, []string{"list", "--plaintext"}, "id4me-agent: no credential: set --token (ID4ME_AGENT_TOKEN)"},
 	} {

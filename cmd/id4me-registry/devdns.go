@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,11 +14,10 @@ import (
 // devDNS serves a zone file as an authoritative DNS server on loopback, reloading it when it
 // changes: the demo stand-in for an agent's DNS, so the README walkthrough needs nothing but Go.
 func devDNS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dev-dns", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	addr := fs.String("addr", "127.0.0.1:5354", "UDP and TCP listen address (loopback)")
 	zoneFile := fs.String("zone-file", "", "zone file (RFC 1035 master format) to serve; reloaded when it changes")
-	if err := parseFlags(fs, args); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *zoneFile == "" {

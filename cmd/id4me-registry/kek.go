@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/internal/cmdline"
 )
 
 // kekFlags are the key-encryption key files of serve and the keys commands.
@@ -21,10 +22,10 @@ func (k *kekFlags) register(fs *flag.FlagSet) {
 
 // parseWithKEK registers the key-encryption key flags on fs, parses args and reads the keys
 // the flags name: what every keys command that opens signing keys does first.
-func parseWithKEK(fs *flag.FlagSet, args []string) (kek, old *authority.KeyEncryptionKey, err error) {
+func parseWithKEK(fs *cmdline.Flags, args []string) (kek, old *authority.KeyEncryptionKey, err error) {
 	var k kekFlags
-	k.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	k.register(fs.FlagSet)
+	if _, err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
 	return k.load()

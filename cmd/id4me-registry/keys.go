@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,45 +14,20 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-const keysUsage = `usage: id4me-registry keys <subcommand> [flags]
-
-subcommands:
-  rotate        make a new signing key of each algorithm (or of --alg): published at once,
-                signing after --key-publish-lead (at once with --now); the keys it replaces
-                stay published until what they signed has expired
-  list          print the authority's signing keys, and the key-encryption key each is
-                sealed with
-  generate-kek  print a new random key-encryption key (for --key-encryption-key-file)
-  rewrap        seal every signing key with --key-encryption-key-file: keys stored
-                unsealed, and keys sealed with --old-key-encryption-key-file
-`
-
-// keysCommand runs "keys rotate" and "keys list".
-func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keysUsage)
-		return errors.New(`"keys" needs a subcommand: rotate, list, generate-kek or rewrap`)
-	}
-	switch args[0] {
-	case "rotate":
-		return keysRotate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return keysList(ctx, args[1:], stdout, stderr)
-	case "generate-kek":
-		return keysGenerateKEK(args[1:], stdout, stderr)
-	case "rewrap":
-		return keysRewrap(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, keysUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, keysUsage)
-	return fmt.Errorf(`unknown "keys" subcommand %q`, args[0])
+// keysCommands manage the authority's signing keys in the database (--db) directly.
+var keysCommands = commandGroup{
+	path:    "id4me-registry keys",
+	summary: "Rotate, list and seal the identity authority's signing keys, in the database directly.",
+	commands: []command{
+		{"rotate", "", "make a new signing key of each algorithm (or of --alg): published at once, signing after --key-publish-lead (at once with --now); the keys it replaces stay published until what they signed has expired", keysRotate},
+		{"list", "", "print the authority's signing keys, and the key-encryption key each is sealed with", keysList},
+		{"generate-kek", "", "print a new random key-encryption key (for --key-encryption-key-file)", keysGenerateKEK},
+		{"rewrap", "", "seal every signing key with --key-encryption-key-file: keys stored unsealed, and keys sealed with --old-key-encryption-key-file", keysRewrap},
+	},
 }
 
 func keysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	alg := fs.String("alg", "all", "algorithm of the key to rotate: RS256, ES256 or all")
 	now := fs.Bool("now", false, "sign with the new key at once rather than after the publish lead (a key feared compromised)")
@@ -128,8 +102,7 @@ func keysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	kek, oldKEK, err := parseWithKEK(fs, args)
 	if err != nil {
@@ -184,10 +157,8 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return errors.Join(unopened...)
 }
 
-func keysGenerateKEK(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys generate-kek", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := parseFlags(fs, args); err != nil {
+func keysGenerateKEK(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if _, err := newFlags(ctx, stdout).Parse(args); err != nil {
 		return err
 	}
 	_, err := stdout.Write(authority.GenerateKeyEncryptionKey())
@@ -195,8 +166,7 @@ func keysGenerateKEK(args []string, stdout, stderr io.Writer) error {
 }
 
 func keysRewrap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys rewrap", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	kek, oldKEK, err := parseWithKEK(fs, args)
 	if err != nil {

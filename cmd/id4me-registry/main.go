@@ -20,8 +20,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -37,58 +35,43 @@ func main() {
 	cmdline.Main("id4me-registry", run)
 }
 
-const usage = `usage: id4me-registry <command> [flags]
-
-commands:
-  serve             run the registry (gRPC API, HTTPS listener, operator's listener)
-  migrate           apply the database migrations and exit
-  admin bootstrap   create an operator credential in the database and print its secret
-  admin operators   create, list and revoke operator credentials over the AdminService
-  keys rotate       make new signing keys for the authority (--alg, --now)
-  keys list         list the authority's signing keys
-  keys generate-kek print a new key-encryption key (--key-encryption-key-file)
-  keys rewrap       seal every signing key with a new key-encryption key
-  registration-tokens create|list|revoke
-                    make, list or revoke initial access tokens (serve --registration token)
-  dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
-  agent             an agent's client: register and transfer identifiers through a DNS
-                    provider, list them, follow events, delete ("agent help" for more)
-  version           print the version
-
-Run "id4me-registry <command> -h" for a command's flags. Every flag can also be set by an
-environment variable: ID4ME_ and the flag's name in upper case, "-" as "_" (--grpc-addr is
-ID4ME_GRPC_ADDR).
-`
+// rootCommands are id4me-registry's commands, in the order its help lists them. A command that
+// parses flags makes them with newFlags, so that --help and wrong flags behave alike.
+var rootCommands = commandGroup{
+	path:    "id4me-registry",
+	summary: "id4me-registry runs an ID4me registry, its identity authority and its operators' tools.",
+	commands: []command{
+		{"serve", "", "run the registry: gRPC API, HTTPS listener (identity authority), operator's listener", serve},
+		{"migrate", "", "apply the database migrations and exit", migrate},
+		{"admin", "<command>", "operators' commands: agents, tokens, operator credentials, identifiers, journal", adminCommands.run},
+		{"keys", "<command>", "rotate, list and seal the authority's signing keys", keysCommands.run},
+		{"registration-tokens", "<command>", "make, list or revoke initial access tokens (serve --registration token)", registrationTokensCommands.run},
+		{"dev-dns", "", "serve a zone file on loopback DNS (demos: the agent's DNS)", devDNS},
+		{"agent", "<command>", "an agent's client: register and transfer identifiers through a DNS provider, list, follow events, delete", agentCommand},
+		{"version", "", "print the version", versionCommand},
+	},
+	footer: `Every flag can also be set by an environment variable: ID4ME_ and the flag's name in upper
+case, "-" as "_" (--grpc-addr is ID4ME_GRPC_ADDR); each command's help names them.
+`,
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("a command is required")
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args[0] = "version"
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stdout, stderr)
-	case "migrate":
-		return migrate(ctx, args[1:], stdout, stderr)
-	case "admin":
-		return adminCommands.run(ctx, args[1:], stdout, stderr)
-	case "keys":
-		return keysCommand(ctx, args[1:], stdout, stderr)
-	case "registration-tokens":
-		return registrationTokensCommand(ctx, args[1:], stdout, stderr)
-	case "dev-dns":
-		return devDNS(ctx, args[1:], stdout, stderr)
-	case "agent":
-		return agentcli.Command{Program: "id4me-registry agent"}.Run(ctx, args[1:], stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, versionString())
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	return cmdline.ConnHint(rootCommands.run(ctx, args, stdout, stderr))
+}
+
+func agentCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return agentcli.Command{Program: "id4me-registry agent"}.Run(ctx, args, stdout, stderr)
+}
+
+func versionCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if _, err := newFlags(ctx, stdout).Parse(args); err != nil {
+		return err
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	fmt.Fprintln(stdout, versionString())
+	return nil
 }
 
 func versionString() string {
@@ -105,18 +88,6 @@ func versionString() string {
 		v += " " + bi.GoVersion
 	}
 	return "id4me-registry " + v
-}
-
-// parseFlags parses args into fs, then fills every flag not given on the command line from
-// its environment variable (ID4ME_<NAME>).
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return cmdline.FlagsFromEnv(fs, envName)
 }
 
 // envName is a flag's environment variable: --grpc-addr is ID4ME_GRPC_ADDR.

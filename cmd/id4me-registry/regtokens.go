@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,49 +12,30 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-const registrationTokensUsage = `usage: id4me-registry registration-tokens <subcommand> [flags]
-
-Initial access tokens (RFC 7591 §3) let relying parties register with an authority served
-with --registration token: they send one as "Authorization: Bearer <token>". A token is
-stored hashed and printed once, when it is made.
-
-subcommands:
-  create   make a token and print it (--description, --expires-in, --max-uses)
-  list     print the tokens: ID, state, uses, creation, expiry, description
-  revoke   revoke a token (--id)
-`
-
-// registrationTokensCommand runs "registration-tokens create", "list" and "revoke".
-func registrationTokensCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, registrationTokensUsage)
-		return errors.New(`"registration-tokens" needs a subcommand: create, list or revoke`)
-	}
-	switch args[0] {
-	case "create":
-		return registrationTokensCreate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return registrationTokensList(ctx, args[1:], stdout, stderr)
-	case "revoke":
-		return registrationTokensRevoke(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, registrationTokensUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, registrationTokensUsage)
-	return fmt.Errorf(`unknown "registration-tokens" subcommand %q`, args[0])
+// registrationTokensCommands manage initial access tokens in the database (--db) directly.
+var registrationTokensCommands = commandGroup{
+	path:    "id4me-registry registration-tokens",
+	summary: "Make, list and revoke the initial access tokens relying parties register with (serve --registration token).",
+	commands: []command{
+		{"create", "", "make a token and print it (--description, --expires-in, --max-uses)", registrationTokensCreate},
+		{"list", "", "print the tokens: ID, state, uses, creation, expiry, description", registrationTokensList},
+		{"revoke", "", "revoke a token (--id)", registrationTokensRevoke},
+	},
+	footer: `Initial access tokens (RFC 7591 section 3) let relying parties register with an authority
+served with --registration token: they send one as "Authorization: Bearer <token>". A token
+is stored hashed and printed once, when it is made.
+`,
 }
 
 // registrationTokensCreate prints the new token alone on stdout, so that a script can take
 // it, and what it allows on stderr.
 func registrationTokensCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("registration-tokens create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	description := fs.String("description", "", "what the token is for (shown by list)")
 	expiresIn := fs.Duration("expires-in", 0, "how long the token works; 0: until revoked")
 	maxUses := fs.Int("max-uses", 0, "how many clients the token may register; 0: any number")
-	if err := parseFlags(fs, args); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *expiresIn < 0 || *maxUses < 0 {
@@ -81,10 +61,9 @@ func registrationTokensCreate(ctx context.Context, args []string, stdout, stderr
 }
 
 func registrationTokensList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("registration-tokens list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
-	if err := parseFlags(fs, args); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	store, err := openStore(ctx, *db, false)
@@ -110,11 +89,10 @@ func registrationTokensList(ctx context.Context, args []string, stdout, stderr i
 }
 
 func registrationTokensRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("registration-tokens revoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	db := fs.String("db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
 	id := fs.String("id", "", "ID of the token to revoke, as list prints it")
-	if err := parseFlags(fs, args); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *id == "" {

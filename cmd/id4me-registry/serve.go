@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,12 +74,17 @@ type serveFlags struct {
 	opPolicyURI, opTOSURI     string
 	serviceDocumentation      string
 	limits                    *limitFlags
+	configFile                string
+	printConfig               bool
 }
 
-func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
+func serveFlagSet(ctx context.Context, stdout io.Writer) (*cmdline.Flags, *serveFlags) {
 	f := &serveFlags{}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cf := newFlags(ctx, stdout)
+	cf.Notes = serveNotes
+	fs := cf.FlagSet
+	fs.StringVar(&f.configFile, "config", "", "configuration file, YAML (or TOML, by its .toml extension), whose keys are these flags' names; flags and environment variables win over it")
+	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment, --config file, defaults) as a configuration file, secrets redacted, and exit")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9443", "gRPC listen address")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8443", "HTTPS listen address: the identity authority, /healthz")
 	fs.StringVar(&f.db, "db", "id4me-registry.db", "database: a SQLite file path, or a postgres:// DSN")
@@ -138,8 +142,18 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.worker, "worker", true, "run the background sweeps in this instance; any number of instances sharing a database may run them")
 	fs.DurationVar(&f.eventPollInterval, "event-poll-interval", time.Second, "how often an open WatchEvents stream looks for events written by other instances, and checks its caller's credential again")
 	f.limits = addLimitFlags(fs)
-	return fs, f
+	return cf, f
 }
+
+const serveNotes = `A setting comes from, in this order: its flag, its environment variable, the --config file,
+its default. "serve --print-config" shows what the registry would run with. A --config file:
+
+  # id4me-registry.yaml
+  db: /var/lib/id4me-registry/registry.db
+  grpc-addr: 0.0.0.0:9443
+  dns-server: [192.0.2.53:53, 198.51.100.53:53]
+  transfer-pending-period: 120h
+`
 
 // check refuses flag values the registry would otherwise replace by a default or misuse.
 func (f *serveFlags) check() error {
@@ -182,12 +196,16 @@ func (f *serveFlags) check() error {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := serveFlagSet(stderr)
-	if err := parseFlags(fs, args); err != nil {
+	fs, f := serveFlagSet(ctx, stdout)
+	sources, err := parseServeFlags(fs, args, &f.configFile)
+	if err != nil {
 		return err
 	}
 	if err := f.check(); err != nil {
 		return err
+	}
+	if f.printConfig {
+		return printConfig(stdout, fs, sources)
 	}
 	log, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {

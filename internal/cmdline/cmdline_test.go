@@ -1,8 +1,8 @@
 package cmdline_test
 
 import (
+	"errors"
 	"flag"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -11,10 +11,11 @@ import (
 	"github.com/id4me/id4me-registry/internal/cmdline"
 )
 
-// TestParseCommandFlags: positional arguments stand anywhere among the flags; a flag not on
-// the command line comes from its environment variable, a list's split at commas; the
-// command line wins; a bad value in the environment is refused, naming the variable.
-func TestParseCommandFlags(t *testing.T) {
+// TestFlagsParse: positional arguments stand anywhere among the flags; a flag not on the
+// command line comes from its environment variable, a list's split at commas; the command
+// line wins; a bad value in the environment is refused, naming the variable and, for a
+// duration, its format; a wrong flag points to --help; --help prints the help on stdout.
+func TestFlagsParse(t *testing.T) {
 	env := cmdline.EnvName("ID4ME_TEST_")
 	if got := env("dns-server"); got != "ID4ME_TEST_DNS_SERVER" {
 		t.Fatalf("EnvName: %s", got)
@@ -24,14 +25,15 @@ func TestParseCommandFlags(t *testing.T) {
 		wait    time.Duration
 		token   string
 	}
+	var help strings.Builder
 	parse := func(args ...string) (flags, []string, error) {
 		var f flags
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		fs.Var(&f.servers, "dns-server", "")
-		fs.DurationVar(&f.wait, "wait", time.Second, "")
-		fs.StringVar(&f.token, "token", "", "")
-		pos, err := cmdline.ParseCommandFlags(fs, args, env, "NAME", "OTHER")
+		help.Reset()
+		fs := cmdline.NewFlags("prog test", "test the flags", env, &help)
+		fs.Var(&f.servers, "dns-server", "a nameserver")
+		fs.DurationVar(&f.wait, "wait", time.Second, "how long to wait")
+		fs.StringVar(&f.token, "token", "", "a token")
+		pos, err := fs.Parse(args, "NAME", "OTHER")
 		return f, pos, err
 	}
 
@@ -55,14 +57,23 @@ func TestParseCommandFlags(t *testing.T) {
 	}{
 		{[]string{"x"}, "OTHER is required"},
 		{[]string{"x", "y", "z"}, `unexpected argument "z"`},
-		{[]string{"x", "y", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"x", "y", "--nope"}, "flag provided but not defined: -nope; see prog test --help"},
+		{[]string{"x", "y", "--wait", "5"}, `invalid value "5" for flag -wait: parse error (want a duration such as 90s`},
 	} {
 		if _, _, err := parse(tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v; want %q", tt.args, err, tt.want)
 		}
 	}
+	if _, _, err := parse("x", "--help"); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"Test the flags.\n\nusage: prog test [flags] NAME OTHER\n", "--wait duration", "(env ID4ME_TEST_WAIT, default 1s)\n        how long to wait\n", "(env ID4ME_TEST_DNS_SERVER)"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, help.String())
+		}
+	}
 	t.Setenv("ID4ME_TEST_WAIT", "soon")
-	if _, _, err := parse("x", "y"); err == nil || !strings.Contains(err.Error(), `ID4ME_TEST_WAIT="soon"`) {
+	if _, _, err := parse("x", "y"); err == nil || !strings.Contains(err.Error(), `ID4ME_TEST_WAIT="soon"`) || !strings.Contains(err.Error(), "1h30m") {
 		t.Errorf("a bad duration in the environment: %v", err)
 	}
 }

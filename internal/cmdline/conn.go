@@ -60,26 +60,14 @@ func (f *ConnFlags) NoCredential(alternatives ...string) error {
 	return errors.New("no credential: set " + strings.Join(append([]string{fmt.Sprintf("--token (%s)", f.env("token"))}, alternatives...), ", or "))
 }
 
-// ParseCommandFlags parses args, whose positional arguments (as many as names) may come
-// before, between or after the flags, then fills flags not given from the environment
-// variables env names.
-func ParseCommandFlags(fs *flag.FlagSet, args []string, env func(string) string, names ...string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+// ConnHint adds what to do to an error of a TLS handshake with the registry whose
+// certificate is not trusted.
+func ConnHint(err error) error {
+	if err == nil {
+		return nil
 	}
-	switch {
-	case len(positional) > len(names):
-		return nil, fmt.Errorf("unexpected argument %q", positional[len(names)])
-	case len(positional) < len(names):
-		return nil, fmt.Errorf("%s is required", strings.Join(names[len(positional):], " and "))
+	if msg := err.Error(); strings.Contains(msg, "x509:") || strings.Contains(msg, "tls: failed to verify") {
+		return fmt.Errorf("%w\n(the registry's certificate is not trusted: give its CA with --ca-file, or, for a --dev registry's self-signed one, --insecure-skip-verify)", err)
 	}
-	return positional, FlagsFromEnv(fs, env)
+	return err
 }

@@ -38,6 +38,9 @@ func FlagsFromEnv(fs *flag.FlagSet, env func(flagName string) string) error {
 		}
 		if e := f.Value.Set(v); e != nil {
 			err = fmt.Errorf("%s=%q: %w", env, v, e)
+			if IsDuration(f.Value) {
+				err = fmt.Errorf("%w (%s)", err, DurationFormat)
+			}
 		}
 	})
 	return err
