@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 
 	"github.com/id4me/id4me-registry/internal/cmdline"
 	"github.com/id4me/id4me-registry/internal/grpcconn"
@@ -216,11 +217,15 @@ func bootstrap(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// redactDSN hides a password in a database URL before it is printed.
+// redactDSN hides a password in a database URL, or in its password= parameter, before it
+// is printed.
 func redactDSN(dsn string) string {
+	dsn = passwordParam.ReplaceAllString(dsn, "${1}xxxxx")
 	u, err := url.Parse(dsn)
 	if err != nil || u.User == nil {
 		return dsn
 	}
 	return u.Redacted()
 }
+
+var passwordParam = regexp.MustCompile(`((?:^|[\s?&])password=)[^\s&]*`)

@@ -88,9 +88,10 @@ var secretFlags = map[string]func(string) string{
 }
 
 // printConfig writes the effective configuration as a YAML configuration file that
-// --config takes, each setting with where it came from; secrets are redacted.
+// --config takes, a setting a line, with where each that is not a default came from;
+// secrets are redacted.
 func printConfig(w io.Writer, fs *cmdline.Flags, src configSources) error {
-	fmt.Fprintln(w, "# id4me-registry serve: the effective configuration (flags > ID4ME_* > --config file > defaults)")
+	fmt.Fprintln(w, "# id4me-registry serve: the effective configuration (flags > ID4ME_* variables > --config file > defaults)")
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil || f.Name == "print-config" || f.Name == "config" {
@@ -99,34 +100,51 @@ func printConfig(w io.Writer, fs *cmdline.Flags, src configSources) error {
 		if _, removed := f.Value.(removedFlag); removed {
 			return
 		}
-		var v any = f.Value.String()
-		if g, ok := f.Value.(flag.Getter); ok {
-			switch x := g.Get().(type) {
-			case bool, int, float64:
-				v = x
-			}
-		}
-		if list, ok := f.Value.(*cmdline.StringList); ok {
-			v = []string(*list)
-		}
-		if redact := secretFlags[f.Name]; redact != nil {
-			v = redact(f.Value.String())
-		}
-		var b []byte
-		b, err = yaml.Marshal(map[string]any{f.Name: v})
-		if err != nil {
+		var value string
+		if value, err = configValue(f); err != nil {
 			return
 		}
-		from := "default"
+		line := f.Name + ": " + value
 		switch src[f.Name] {
 		case "flag":
-			from = "flag --" + f.Name
+			line = fmt.Sprintf("%-50s # flag --%s", line, f.Name)
 		case "env":
-			from = "environment " + fs.Env(f.Name)
+			line = fmt.Sprintf("%-50s # %s", line, fs.Env(f.Name))
 		case "file":
-			from = "--config file"
+			line = fmt.Sprintf("%-50s # --config %s", line, fs.Lookup("config").Value)
 		}
-		fmt.Fprintf(w, "# %s\n%s", from, b)
+		fmt.Fprintln(w, line)
 	})
 	return err
+}
+
+// configValue is a flag's value in YAML, on one line: a list in flow style.
+func configValue(f *flag.Flag) (string, error) {
+	var v any = f.Value.String()
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch x := g.Get().(type) {
+		case bool, int, float64:
+			v = x
+		}
+	}
+	if redact := secretFlags[f.Name]; redact != nil {
+		v = redact(f.Value.String())
+	}
+	list, isList := f.Value.(*cmdline.StringList)
+	if !isList {
+		return yamlScalar(v)
+	}
+	items := make([]string, len(*list))
+	for i, item := range *list {
+		var err error
+		if items[i], err = yamlScalar(item); err != nil {
+			return "", err
+		}
+	}
+	return "[" + strings.Join(items, ", ") + "]", nil
+}
+
+func yamlScalar(v any) (string, error) {
+	b, err := yaml.Marshal(v)
+	return strings.TrimSuffix(string(b), "\n"), err
 }

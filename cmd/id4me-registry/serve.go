@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -249,19 +250,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.agentRate <= 0 {
 		limit = rate.Inf
 	}
-	gl, err := net.Listen("tcp", f.grpcAddr)
+	gl, err := listen("gRPC", "grpc-addr", f.grpcAddr)
 	if err != nil {
-		return fmt.Errorf("grpc listener: %w", err)
+		return err
 	}
 	defer gl.Close()
-	hl, err := net.Listen("tcp", f.httpAddr)
+	hl, err := listen("HTTPS", "http-addr", f.httpAddr)
 	if err != nil {
-		return fmt.Errorf("http listener: %w", err)
+		return err
 	}
 	defer hl.Close()
-	al, err := net.Listen("tcp", f.limits.adminAddr)
+	al, err := listen("operator's", "admin-addr", f.limits.adminAddr)
 	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
+		return err
 	}
 	defer al.Close()
 
@@ -316,6 +317,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := devBootstrap(ctx, svc, stdout); err != nil {
 			return err
 		}
+	} else if n, err := svc.CountOperators(ctx); err != nil {
+		return err
+	} else if n == 0 {
+		log.Warn("no operator credential: nobody can call the AdminService; create the first with `id4me-registry admin bootstrap --db " + redactDSN(f.db) + "` (it prints the secret once)")
 	}
 
 	log.Info("serving", "grpc", gl.Addr().String(), "https", hl.Addr().String(), "admin", al.Addr().String(), "issuer", issuer, "db", redactDSN(f.db), "dev", f.dev, "worker", f.worker, "version", versionString())
@@ -362,6 +367,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// listen opens the listener of the flag name at addr; what is the listener, for messages.
+func listen(what, name, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("%s listener: %w: another process (another serve?) listens on %s; stop it, or choose another address with --%s", what, err, addr, name)
+	case err != nil:
+		return nil, fmt.Errorf("%s listener (--%s): %w", what, name, err)
+	}
+	return l, nil
 }
 
 // backoff returns def with the number of free attempts and the longest wait of the flags.

@@ -39,7 +39,7 @@ func FlagsFromEnv(fs *flag.FlagSet, env func(flagName string) string) error {
 		if e := f.Value.Set(v); e != nil {
 			err = fmt.Errorf("%s=%q: %w", env, v, e)
 			if IsDuration(f.Value) {
-				err = fmt.Errorf("%w (%s)", err, DurationFormat)
+				err = fmt.Errorf("%s=%q is not a duration: %s", env, v, DurationFormat)
 			}
 		}
 	})
