@@ -21,8 +21,9 @@ import (
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
-const usage = `An ID4me agent's client of the registry: it registers and transfers identifiers, publishing
-the challenge record through a DNS provider, lists them, follows events and deletes them.
+const usage = `An ID4me agent's client of the registry: register, transfer, list and delete identifiers, follow events.
+
+Register and transfer publish the challenge record through a DNS provider.
 
 usage: %[1]s <command> [flags]
 
