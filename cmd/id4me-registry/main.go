@@ -1,21 +1,23 @@
 // Command id4me-registry runs the ID4me registry: its gRPC API, its HTTP listener, its
-// database migrations and its operator bootstrap.
+// database migrations, and its operators' and agents' command-line clients.
 //
-//	id4me-registry serve [flags]          run the service
-//	id4me-registry migrate [flags]        apply the database migrations and exit
-//	id4me-registry admin bootstrap        create an operator credential; print its secret
-//	id4me-registry admin operators …      create, list, revoke operator credentials (gRPC)
-//	id4me-registry keys rotate|list       rotate or list the authority's signing keys
-//	id4me-registry keys generate-kek      print a new key-encryption key for the signing keys
-//	id4me-registry keys rewrap            seal the signing keys with a new key-encryption key
+//	id4me-registry serve [--config FILE] [flags]   run the service (--print-config: its settings)
+//	id4me-registry migrate [flags]                 apply the database migrations and exit
+//	id4me-registry admin bootstrap                 create an operator credential; print its secret
+//	id4me-registry admin agents|tokens|operators|identifiers|journal …
+//	                                               the operators' client of the AdminService
+//	id4me-registry keys rotate|list|generate-kek|rewrap
+//	                                               the authority's signing keys
 //	id4me-registry registration-tokens create|list|revoke
-//	                                      manage initial access tokens for registrations
-//	id4me-registry version                print the version
-//	id4me-registry agent register NAME    register an identifier, publishing the challenge
-//	                                      record through a lego DNS provider (also: transfer,
-//	                                      list, events, delete); the same as id4me-agent
+//	                                               initial access tokens for registrations
+//	id4me-registry dev-dns --zone-file FILE        a zone on loopback DNS, for demos
+//	id4me-registry agent register|transfer|list|events|delete …
+//	                                               an agent's client; the same as id4me-agent
+//	id4me-registry version                         print the version
 //
-// Every flag has an environment variable: --grpc-addr is ID4ME_GRPC_ADDR, and so on.
+// The commands are listed in rootCommands and their groups; "--help" on any of them prints
+// what it does and its flags. Every flag has an environment variable: --grpc-addr is
+// ID4ME_GRPC_ADDR, an admin command's --token ID4ME_ADMIN_TOKEN, and so on.
 package main
 
 import (
