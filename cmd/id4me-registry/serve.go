@@ -395,6 +395,9 @@ type removedFlag string
 func (removedFlag) String() string     { return "" }
 func (r removedFlag) Set(string) error { return errors.New("this flag was removed: " + string(r)) }
 
+// Hidden keeps a removed flag out of the help.
+func (removedFlag) Hidden() bool { return true }
+
 // issuerURL returns the authority's issuer: the flag's value, an https URL or a host, or
 // https://<the HTTPS listener's address>.
 func issuerURL(flagValue, listenAddr string) string {

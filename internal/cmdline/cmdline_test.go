@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/id4me/id4me-registry/internal/cmdline"
 )
 
@@ -88,5 +92,26 @@ func TestNoCredential(t *testing.T) {
 	}
 	if f.Registry != "127.0.0.1:9443" {
 		t.Errorf("--registry defaults to %q", f.Registry)
+	}
+}
+
+// TestConnHint: a gRPC status reads as its message, code and reason, and is still a status;
+// an untrusted certificate names the flags that fix it.
+func TestConnHint(t *testing.T) {
+	st, err := status.New(codes.FailedPrecondition, "the last operator credential is kept").
+		WithDetails(&errdetails.ErrorInfo{Reason: "LAST_OPERATOR_CREDENTIAL", Domain: "id4me.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cmdline.ConnHint(st.Err())
+	if got.Error() != "the last operator credential is kept (FailedPrecondition, LAST_OPERATOR_CREDENTIAL)" || status.Code(got) != codes.FailedPrecondition {
+		t.Errorf("ConnHint: %q, code %v", got, status.Code(got))
+	}
+	tlsErr := status.Error(codes.Unavailable, `connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`)
+	if got := cmdline.ConnHint(tlsErr).Error(); !strings.Contains(got, "--ca-file") || !strings.Contains(got, "--insecure-skip-verify") {
+		t.Errorf("ConnHint of a TLS failure: %q", got)
+	}
+	if cmdline.ConnHint(nil) != nil {
+		t.Error("ConnHint(nil) is not nil")
 	}
 }

@@ -8,6 +8,10 @@ import (
 	"os"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/id4me/id4me-registry/internal/grpcconn"
 )
 
@@ -60,14 +64,34 @@ func (f *ConnFlags) NoCredential(alternatives ...string) error {
 	return errors.New("no credential: set " + strings.Join(append([]string{fmt.Sprintf("--token (%s)", f.env("token"))}, alternatives...), ", or "))
 }
 
-// ConnHint adds what to do to an error of a TLS handshake with the registry whose
-// certificate is not trusted.
+// ConnHint makes an error of a call to the registry readable: a gRPC status is its message,
+// its code and the reason the registry gave (what clients switch on), and a TLS handshake
+// refused for an untrusted certificate says what to do about it.
 func ConnHint(err error) error {
 	if err == nil {
 		return nil
+	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		what := st.Code().String()
+		for _, d := range st.Details() {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() != "" {
+				what += ", " + info.GetReason()
+			}
+		}
+		err = &statusError{msg: st.Message() + " (" + what + ")", err: err}
 	}
 	if msg := err.Error(); strings.Contains(msg, "x509:") || strings.Contains(msg, "tls: failed to verify") {
 		return fmt.Errorf("%w\n(the registry's certificate is not trusted: give its CA with --ca-file, or, for a --dev registry's self-signed one, --insecure-skip-verify)", err)
 	}
 	return err
 }
+
+// statusError is a gRPC status error as ConnHint words it; errors.As and status.FromError
+// still find the status.
+type statusError struct {
+	msg string
+	err error
+}
+
+func (e *statusError) Error() string { return e.msg }
+func (e *statusError) Unwrap() error { return e.err }

@@ -124,11 +124,18 @@ func (f *Flags) PrintHelp(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	n := 0
-	f.VisitAll(func(*flag.Flag) { n++ })
+	f.VisitAll(func(fl *flag.Flag) {
+		if !isHidden(fl) {
+			n++
+		}
+	})
 	if n > 0 {
 		fmt.Fprintln(w, "\nflags:")
 	}
 	f.VisitAll(func(fl *flag.Flag) {
+		if isHidden(fl) {
+			return
+		}
 		typ, usage := flag.UnquoteUsage(fl)
 		name := "--" + fl.Name
 		if typ != "" {
@@ -144,6 +151,15 @@ func (f *Flags) PrintHelp(w io.Writer) {
 	if f.Notes != "" {
 		fmt.Fprintf(w, "\n%s", strings.TrimLeft(f.Notes, "\n"))
 	}
+}
+
+// Hidden is a flag value that the help does not list: a removed flag kept to say what
+// replaced it.
+type Hidden interface{ Hidden() bool }
+
+func isHidden(fl *flag.Flag) bool {
+	h, ok := fl.Value.(Hidden)
+	return ok && h.Hidden()
 }
 
 // wrap writes text in lines of at most width columns, each started with indent.
