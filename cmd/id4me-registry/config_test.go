@@ -90,6 +90,12 @@ agent-rate = 5.5
 		}
 	}
 
+	t.Setenv("ID4ME_CONFIG", toml)
+	if line := setting(t, mustRun(t, "serve", "--print-config"), "grpc-addr"); !strings.HasPrefix(line, "grpc-addr: 127.0.0.1:29443 ") {
+		t.Errorf("the file named by ID4ME_CONFIG: %q", line)
+	}
+	os.Unsetenv("ID4ME_CONFIG")
+
 	for _, tc := range []struct {
 		file, want string
 	}{

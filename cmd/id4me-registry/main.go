@@ -59,7 +59,7 @@ case, "-" as "_" (--grpc-addr is ID4ME_GRPC_ADDR); each command's help names the
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
-		args[0] = "version"
+		args = append([]string{"version"}, args[1:]...)
 	}
 	return cmdline.ConnHint(rootCommands.run(ctx, args, stdout, stderr))
 }
