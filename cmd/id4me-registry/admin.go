@@ -123,7 +123,7 @@ func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		cmdline.PrintJSONLine(stdout, c)
 		return nil
 	}
-	fmt.Fprintf(stderr, "created operator credential %s; its secret (below) is shown this once\n", c.Id)
+	fmt.Fprintf(stderr, "created operator credential %s; its secret, on standard output, is shown this once\n", c.Id)
 	fmt.Fprintln(stdout, c.Secret)
 	return nil
 }

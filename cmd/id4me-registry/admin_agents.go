@@ -221,7 +221,7 @@ func tokensCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		cmdline.PrintJSONLine(stdout, t)
 		return nil
 	}
-	fmt.Fprintf(stderr, "created token %s for agent %s; its secret (below) is shown this once\n", t.Id, t.AgentId)
+	fmt.Fprintf(stderr, "created token %s for agent %s; its secret, on standard output, is shown this once\n", t.Id, t.AgentId)
 	fmt.Fprintln(stdout, t.Secret)
 	return nil
 }
