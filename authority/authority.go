@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/id4me/id4me-registry/registry"
 )
@@ -158,6 +161,9 @@ type Authority struct {
 	jwksURIs *jwksFetcher
 	// agentTokens keeps the agent tokens userinfo signed, one per access token.
 	agentTokens *agentTokenCache
+	// webauthn runs the passkey ceremonies; nil when the issuer's host cannot be a WebAuthn
+	// relying-party ID (an IP address), and passkeys are not offered.
+	webauthn *webauthn.WebAuthn
 	// dummyHash is checked against when an identifier has no password, so that every
 	// failure costs the same; made at first need, with the configured cost.
 	dummyHash func() string
@@ -268,6 +274,9 @@ func New(cfg Config) (*Authority, error) {
 		h, _ := hashPassword("no password is this", cfg.Password)
 		return h
 	})
+	if wa, err := newWebAuthn(cfg.Issuer); err == nil && net.ParseIP(u.Hostname()) == nil {
+		a.webauthn = wa
+	}
 	if a.disco, err = a.discovery(); err != nil {
 		return nil, err
 	}

@@ -75,8 +75,8 @@ func (a *Authority) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // clients, and for every client with requirePKCE; optional for confidential clients, which
 // authenticate at the token endpoint (the ID4me RP libraries send none).
 func parseAuthParams(q url.Values, c Client, redirectURI string, requirePKCE bool) (AuthParams, *oauthError) {
-	p := AuthParams{ClientID: c.ID, RedirectURI: redirectURI, State: q.Get("state"), Nonce: q.Get("nonce"), LoginHint: q.Get("login_hint")}
-	for _, k := range []string{"client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "claims", "prompt", "max_age", "login_hint"} {
+	p := AuthParams{ClientID: c.ID, RedirectURI: redirectURI, State: q.Get("state"), Nonce: q.Get("nonce"), LoginHint: q.Get("login_hint"), ACRValues: parseACRValues(q.Get("acr_values"))}
+	for _, k := range []string{"client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "claims", "prompt", "max_age", "login_hint", "acr_values"} {
 		if len(q[k]) > 1 {
 			return p, errorf("invalid_request", "parameter "+k+" is given more than once")
 		}

@@ -64,6 +64,11 @@ type credentialForm struct {
 	// as text, for typing in.
 	QR     template.URL
 	Secret string
+	// Passkey offers a passkey's enrolment; Passkeys are those added on the link so far,
+	// Added the name of the one just added (passkey_pages.go).
+	Passkey  *passkeyOffer
+	Passkeys []Passkey
+	Added    string
 }
 
 // errLinkVoid says a credential link is no longer valid: a newer link or new credentials
@@ -141,10 +146,10 @@ func (a *Authority) serveCredentialPage(w http.ResponseWriter, r *http.Request) 
 	}
 	browser := a.browserID(w, r)
 	w.Header().Set("Cache-Control", "no-store")
-	a.pages.render(w, http.StatusOK, "credential", credentialForm{
+	a.credentialPage(w, r, l, credentialForm{
 		Action: r.URL.Path, CSRF: csrfToken(browser, credentialPurpose(l)), Identifier: l.Identifier,
 		Reset: l.Purpose == string(registry.CredentialLinkReset), Rules: passwordRules,
-	})
+	}, http.StatusOK)
 }
 
 // serveCredential takes the holder's new password (step "password") and, when they chose a
@@ -171,14 +176,18 @@ func (a *Authority) serveCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if r.PostFormValue("step") == "totp" {
+	switch r.PostFormValue("step") {
+	case "totp":
 		a.confirmTOTP(w, r, l, form)
+		return
+	case "passkey":
+		a.enrolLinkPasskey(w, r, l, browser, form)
 		return
 	}
 	password := r.PostFormValue("password")
 	if msg := checkNewPassword(password, r.PostFormValue("confirm"), l.Identifier); msg != "" {
 		form.Error = msg
-		a.pages.render(w, http.StatusBadRequest, "credential", form)
+		a.credentialPage(w, r, l, form, http.StatusBadRequest)
 		return
 	}
 	hash, err := a.hashNewPassword(ctx, password)
@@ -282,5 +291,9 @@ func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l Credent
 	if err := a.rememberDevice(r.Context(), w, r, l.IdentityID); err != nil {
 		a.log.WarnContext(r.Context(), "authority: remembering the browser that set credentials", "err", err)
 	}
-	a.pages.render(w, http.StatusOK, "credential-done", credentialForm{Identifier: l.Identifier, WantTOTP: c.TOTPSecret != ""})
+	passkeys, err := a.store.Passkeys(r.Context(), l.IdentityID)
+	if err != nil {
+		a.log.WarnContext(r.Context(), "authority: listing the passkeys just set", "err", err)
+	}
+	a.pages.render(w, http.StatusOK, "credential-done", credentialForm{Identifier: l.Identifier, WantTOTP: c.TOTPSecret != "", Passkeys: passkeys})
 }

@@ -27,11 +27,11 @@ var supportedScopes = []string{"openid", "profile", "email", "address", "phone"}
 
 // authorityClaims are the claims the authority itself asserts, in its ID tokens and
 // userinfo; claims_supported lists them.
-var authorityClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "id4me.identifier"}
+var authorityClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "id4me.identifier"}
 
 // protocolClaims are the claims that never come from the agent, as a distributed claim: the
 // authority's, and those of OpenID Connect it does not issue (acr, azp).
-var protocolClaims = append(slices.Clone(authorityClaims), "acr", "azp")
+var protocolClaims = append(slices.Clone(authorityClaims), "azp")
 
 // discovery builds the OpenID Provider metadata (OpenID Connect Discovery §3).
 func (a *Authority) discovery() ([]byte, error) {
@@ -63,6 +63,7 @@ func (a *Authority) discovery() ([]byte, error) {
 		"prompt_values_supported":                        []string{"none", "login", "consent"},
 		"authorization_response_iss_parameter_supported": true,
 		"ui_locales_supported":                           []string{"en"},
+		"acr_values_supported":                           acrValues,
 	}
 	maps.Copy(m, encryptionDiscovery())
 	for k, v := range map[string]string{

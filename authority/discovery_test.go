@@ -47,18 +47,21 @@ func TestAuthorityDiscovery(t *testing.T) {
 			t.Errorf("discovery %s = %s, want %s", k, got, v)
 		}
 	}
+	if got, _ := json.Marshal(d["acr_values_supported"]); string(got) != `["urn:id4me:acr:pwd","urn:id4me:acr:mfa","phr","phrh"]` {
+		t.Errorf("acr_values_supported = %s", got)
+	}
 	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "claims_supported", "scopes_supported"} {
 		if d[k] == nil {
 			t.Errorf("discovery lacks %s", k)
 		}
 	}
-	// Only what is issued: the authority issues neither acr nor azp.
+	// Only what is issued: the authority issues no azp.
 	for _, c := range d["claims_supported"].([]any) {
-		if c == "acr" || c == "azp" {
+		if c == "azp" {
 			t.Errorf("claims_supported lists %s, which the authority does not issue", c)
 		}
 	}
-	for _, c := range []string{"sub", "auth_time", "nonce", "amr", "id4me.identifier", "email"} {
+	for _, c := range []string{"sub", "auth_time", "nonce", "amr", "acr", "id4me.identifier", "email"} {
 		if !slices.Contains(d["claims_supported"].([]any), any(c)) {
 			t.Errorf("claims_supported lacks %s", c)
 		}

@@ -11,17 +11,18 @@ import (
 
 // Paths of the authority's endpoints, below the issuer.
 const (
-	pathDiscovery  = "/.well-known/openid-configuration"
-	pathJWKS       = "/jwks.json"
-	pathRegister   = "/register"
-	pathAuthorize  = "/authorize"
-	pathLogin      = "/login"
-	pathTOTP       = "/login/totp"
-	pathConsent    = "/consent"
-	pathToken      = "/token"
-	pathUserinfo   = "/userinfo"
-	pathCredential = "/credential/"
-	pathStyle      = "/assets/style.css"
+	pathDiscovery    = "/.well-known/openid-configuration"
+	pathJWKS         = "/jwks.json"
+	pathRegister     = "/register"
+	pathAuthorize    = "/authorize"
+	pathLogin        = "/login"
+	pathTOTP         = "/login/totp"
+	pathLoginPasskey = "/login/passkey"
+	pathConsent      = "/consent"
+	pathToken        = "/token"
+	pathUserinfo     = "/userinfo"
+	pathCredential   = "/credential/"
+	pathStyle        = "/assets/style.css"
 )
 
 // Handler returns the authority's HTTP handler. It serves paths below the issuer's path;
@@ -39,6 +40,8 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET "+pathLogin, a.serveLoginPage)
 	mux.HandleFunc("POST "+pathLogin, a.observed("login", a.serveLogin))
 	mux.HandleFunc("POST "+pathTOTP, a.observed("totp", a.serveTOTP))
+	mux.HandleFunc("POST "+pathLoginPasskey, a.observed("passkey", a.serveLoginPasskey))
+	mux.HandleFunc("GET "+pathPasskeyScript, servePasskeyScript)
 	mux.HandleFunc("GET "+pathConsent, a.serveConsentPage)
 	mux.HandleFunc("POST "+pathConsent, a.observed("consent", a.serveConsent))
 	mux.HandleFunc("POST "+pathToken, a.observed("token", a.serveToken))

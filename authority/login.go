@@ -29,6 +29,13 @@ type loginForm struct {
 	Client     ClientMetadata
 	Identifier string
 	Error      string
+	// Passkey offers a passkey login (passkey_pages.go), with the CSRF token of its form;
+	// PasskeyOnly says the request asks for one (acr_values); NoTOTP that the second factor
+	// can only be a passkey.
+	Passkey     *passkeyOffer
+	PasskeyCSRF string
+	PasskeyOnly bool
+	NoTOTP      bool
 }
 
 func (a *Authority) serveLoginPage(w http.ResponseWriter, r *http.Request) {
@@ -37,7 +44,9 @@ func (a *Authority) serveLoginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	browser := a.browserID(w, r)
-	a.pages.render(w, http.StatusOK, "login", loginForm{Request: req.ID, CSRF: csrfToken(browser, "login"+req.ID), Client: c.Metadata, Identifier: req.Params.LoginHint})
+	form := loginForm{Request: req.ID, CSRF: csrfToken(browser, "login"+req.ID), Client: c.Metadata, Identifier: req.Params.LoginHint, PasskeyOnly: req.Params.wantsPasskey()}
+	a.offerPasskeyLogin(r.Context(), browser, &form)
+	a.pages.render(w, http.StatusOK, "login", form)
 }
 
 // serveLogin checks an identifier and password.
@@ -51,9 +60,10 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		a.errorPage(w, r, http.StatusForbidden, "The form could not be verified.", "Reload the sign-in page and try again.")
 		return
 	}
-	form := loginForm{Request: req.ID, CSRF: csrfToken(browser, "login"+req.ID), Client: c.Metadata, Identifier: strings.TrimSpace(r.PostFormValue("identifier"))}
+	form := loginForm{Request: req.ID, CSRF: csrfToken(browser, "login"+req.ID), Client: c.Metadata, Identifier: strings.TrimSpace(r.PostFormValue("identifier")), PasskeyOnly: req.Params.wantsPasskey()}
 	fail := func(status int, msg string) {
 		form.Error = msg
+		a.offerPasskeyLogin(r.Context(), browser, &form)
 		a.pages.render(w, status, "login", form)
 	}
 	if ok, wait := a.logins.allow(r, a.cfg.Now()); !ok {
@@ -100,7 +110,13 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form.Identifier = h.res.Identifier
-	if h.cred.TOTPSecret != "" {
+	// A holder with a passkey has a second factor, like one with a TOTP secret.
+	passkeys, err := a.store.Passkeys(ctx, h.res.IdentityID)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if h.cred.TOTPSecret != "" || len(passkeys) > 0 {
 		if err := a.passwordRight(ctx, keys); err != nil {
 			a.log.WarnContext(ctx, "authority: giving back a login attempt", "err", err)
 		}
@@ -109,7 +125,7 @@ func (a *Authority) serveLogin(w http.ResponseWriter, r *http.Request) {
 			a.internalErrorPage(w, r, err)
 			return
 		}
-		a.pages.render(w, http.StatusOK, "totp", loginForm{Request: req.ID, CSRF: csrfToken(browser, "totp"+req.ID), Client: c.Metadata, Identifier: h.res.Identifier})
+		a.secondFactorPage(w, r, http.StatusOK, browser, loginForm{Request: req.ID, Client: c.Metadata, Identifier: h.res.Identifier}, h.res.IdentityID, h.cred.TOTPSecret != "", passkeys)
 		return
 	}
 	a.loggedIn(w, r, c, req, h.res, h.cred, keys, []string{"pwd"})
@@ -190,6 +206,9 @@ func (a *Authority) serveTOTP(w http.ResponseWriter, r *http.Request) {
 // to consent.
 func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, res registry.Resolution, checked HolderCredential, keys []ThrottleKey, amr []string) {
 	ctx := r.Context()
+	if a.acrRefused(w, r, c, req, res, amr) {
+		return
+	}
 	if err := a.loginSucceeded(ctx, w, r, keys, res.IdentityID); err != nil {
 		a.log.WarnContext(ctx, "authority: clearing login attempts", "err", err)
 	}

@@ -18,7 +18,7 @@ type pages struct {
 }
 
 func newPages() *pages {
-	t := template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
+	t := template.Must(template.New("").Funcs(pageFuncs).ParseFS(templateFS, "templates/*.html"))
 	style, err := templateFS.ReadFile("templates/style.css")
 	if err != nil {
 		panic(err)
@@ -26,12 +26,13 @@ func newPages() *pages {
 	return &pages{t: t, style: style}
 }
 
-// pageHeaders are the headers of every HTML page: no caching, no framing, no script.
+// pageHeaders are the headers of every HTML page: no caching, no framing, and no script
+// but the passkey script, admitted by its hash.
 func pageHeaders(h http.Header) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src '"+passkeyScriptHash+"'; style-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'")
 }
 
 // render writes page name with data; a template failure is a 500.

@@ -53,6 +53,9 @@ func (a *Authority) sessionServes(ctx context.Context, s Session, req AuthReques
 		if p.MaxAge != nil && now.Sub(s.AuthTime) > time.Duration(*p.MaxAge)*time.Second {
 			return false
 		}
+		if !p.acrSatisfied(s.AMR) {
+			return false
+		}
 		if p.LoginHint != "" {
 			if n, err := registry.ParseIdentifier(p.LoginHint); err != nil || n.ASCII != s.Identifier {
 				return false

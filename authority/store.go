@@ -122,6 +122,8 @@ type Store interface {
 	//   - voids the identity's other links (VoidTime now);
 	//   - forgets the identity's known devices: a browser that logged in with the old
 	//     credentials is a stranger's again;
+	//   - deletes the identity's passkeys but those waiting for this link, which start to
+	//     work (their LinkHash is cleared);
 	//   - ends what the old credentials gave: deletes the identity's sessions and its grants
 	//     whose code is unused (the code no longer redeems), clears the password step of its
 	//     authorization requests in progress (PendingIdentityID and the rest), and revokes
@@ -175,8 +177,32 @@ type Store interface {
 	// GetAccessToken returns an access token by the hash of its value, revoked or not.
 	GetAccessToken(ctx context.Context, tokenHash []byte) (AccessToken, error)
 
+	// AddPasskey stores a new passkey (ErrConflict: its credential ID is taken; ErrNotFound:
+	// no such identity). A passkey with a LinkHash waits for that link: it is stored only
+	// while the link is neither used nor void (ErrConflict otherwise) and works once the
+	// link is redeemed.
+	AddPasskey(ctx context.Context, p Passkey) error
+	// Passkeys returns the working passkeys of an identity, oldest first.
+	Passkeys(ctx context.Context, identityID string) ([]Passkey, error)
+	// LinkPasskeys returns the passkeys waiting for the link of tokenHash, oldest first.
+	LinkPasskeys(ctx context.Context, tokenHash []byte) ([]Passkey, error)
+	// GetPasskey returns a working passkey by its credential ID (ErrNotFound: none, or one
+	// still waiting for its link).
+	GetPasskey(ctx context.Context, credentialID []byte) (Passkey, error)
+	// UsePasskey records a login with a passkey: its new credential record and UseTime
+	// (ErrNotFound: the passkey is gone).
+	UsePasskey(ctx context.Context, credentialID, credential []byte, now time.Time) error
+	// DeletePasskey deletes a working passkey of an identity (ErrNotFound: it has none of
+	// that ID).
+	DeletePasskey(ctx context.Context, identityID string, credentialID []byte) error
+	// CreateCeremony stores a WebAuthn ceremony under way.
+	CreateCeremony(ctx context.Context, c Ceremony) error
+	// TakeCeremony deletes a ceremony and returns it: each is good once (ErrNotFound: none,
+	// or taken already).
+	TakeCeremony(ctx context.Context, idHash []byte) (Ceremony, error)
+
 	// DeleteExpired deletes auth requests, sessions, grants, access tokens, credential
-	// links, login throttles and known devices that expired before now, and signing keys
+	// links, login throttles, known devices and WebAuthn ceremonies that expired before now, and signing keys
 	// past their ExpireTime, and returns how many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }
@@ -337,6 +363,9 @@ type AuthParams struct {
 	Prompt        []string      `json:"prompt,omitempty"`
 	// MaxAge is the max_age parameter in seconds; nil when absent.
 	MaxAge *int64 `json:"max_age,omitempty"`
+	// ACRValues are the authentication context classes of acr_values that the authority
+	// knows (acrValues); a login must reach one of them.
+	ACRValues []string `json:"acr_values,omitempty"`
 }
 
 // ClaimsRequest is the OpenID Connect "claims" request parameter (Core §5.5).

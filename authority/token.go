@@ -33,6 +33,7 @@ type idTokenClaims struct {
 	AuthTime   int64    `json:"auth_time"`
 	Nonce      string   `json:"nonce,omitempty"`
 	AMR        []string `json:"amr"`
+	ACR        string   `json:"acr"`
 	Identifier string   `json:"id4me.identifier"`
 }
 
@@ -154,7 +155,7 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	idt, err := a.signJSON(c.Metadata.IDTokenSignedResponseAlg, idTokenClaims{
 		Issuer: a.issuer, Subject: g.Subject, Audience: c.ID, IssuedAt: now.Unix(), Expiry: now.Add(a.cfg.IDTokenTTL).Unix(),
-		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, AMR: g.AMR, Identifier: g.Identifier,
+		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, AMR: g.AMR, ACR: acrOf(g.AMR), Identifier: g.Identifier,
 	}, "JWT")
 	if err == nil {
 		idt, err = a.encryptIDToken(c, encKey, idt)

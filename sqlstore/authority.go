@@ -540,6 +540,7 @@ var sweeps = []struct {
 	{&linkRow{}, "token_hash"},
 	{&throttleRow{}, "key_hash"},
 	{&knownDeviceRow{}, "device_hash, identity_id"},
+	{&ceremonyRow{}, "id_hash"},
 }
 
 // sweep deletes up to limit rows of model's table, whose primary key is key (one column, or

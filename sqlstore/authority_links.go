@@ -165,6 +165,9 @@ func (a *AuthorityStore) RedeemCredentialLink(ctx context.Context, tokenHash []b
 		if err := voidLinks(t.q(ctx), now, identityID, tokenHash); err != nil {
 			return err
 		}
+		if err := activateLinkPasskeys(t.q(ctx), identityID, tokenHash); err != nil {
+			return err
+		}
 		for _, end := range endCredentials {
 			if err := end(t.q(ctx), identityID, at).Error; err != nil {
 				return err

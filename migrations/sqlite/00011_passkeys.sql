@@ -1,0 +1,36 @@
+-- Passkeys (WebAuthn credentials) of the holders, and the WebAuthn ceremonies under way
+-- (authority.Store: AddPasskey … TakeCeremony).
+--
+-- A passkey added on a credential link waits for the link (link_hash, the link's token hash)
+-- and works once the link is redeemed, which also deletes the identity's other passkeys:
+-- new credentials replace all the old ones. credential is the JSON of the WebAuthn credential
+-- record (public key, sign count, flags, transports).
+
+-- +goose Up
+CREATE TABLE authority_passkeys (
+    credential_id BLOB    NOT NULL PRIMARY KEY,
+    identity_id   TEXT    NOT NULL REFERENCES identities (id),
+    identifier    TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    credential    TEXT    NOT NULL,
+    link_hash     BLOB,
+    create_time   INTEGER NOT NULL,
+    use_time      INTEGER
+) STRICT;
+CREATE INDEX authority_passkeys_identity ON authority_passkeys (identity_id);
+CREATE INDEX authority_passkeys_link ON authority_passkeys (link_hash);
+
+-- A ceremony is single-use: taking it deletes it. identity_id is '' for a discoverable login.
+CREATE TABLE authority_webauthn_ceremonies (
+    id_hash      BLOB    NOT NULL PRIMARY KEY,
+    browser_hash BLOB    NOT NULL,
+    identity_id  TEXT    NOT NULL,
+    purpose      TEXT    NOT NULL,
+    session      TEXT    NOT NULL,
+    expire_time  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX authority_webauthn_ceremonies_expire ON authority_webauthn_ceremonies (expire_time);
+
+-- +goose Down
+DROP TABLE authority_webauthn_ceremonies;
+DROP TABLE authority_passkeys;
