@@ -15,6 +15,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net"
+	"strconv"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -87,6 +88,10 @@ type Options struct {
 	// ConfigureAuthority, if set, changes its configuration first.
 	Authority          bool
 	ConfigureAuthority func(*authority.Config)
+	// IssuerHost, if set, is the host of the authority's issuer URL instead of 127.0.0.1
+	// (the listener stays on 127.0.0.1): "localhost" for passkeys, as WebAuthn takes no IP
+	// address for a relying-party ID.
+	IssuerHost string
 	// ConfigureKeys, if set, changes the configuration of the authority's signing keys.
 	ConfigureKeys func(*authority.KeyConfig)
 	// Limits is server.Config.Limits; without MaxInFlight no call is shed, as tests of
@@ -195,6 +200,9 @@ func New(t testing.TB, opts Options) *Env {
 			t.Fatal(err)
 		}
 		e.Issuer = "https://" + hl.Addr().String()
+		if opts.IssuerHost != "" {
+			e.Issuer = "https://" + net.JoinHostPort(opts.IssuerHost, strconv.Itoa(hl.Addr().(*net.TCPAddr).Port))
+		}
 		e.Roots = x509.NewCertPool()
 		e.Roots.AddCert(cert.Leaf)
 		e.RPClient = oidctest.HTTPClient(e.Roots, false)
