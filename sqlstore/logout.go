@@ -123,7 +123,7 @@ func (a *AuthorityStore) ClaimBackchannelLogouts(ctx context.Context, now time.T
 				return err
 			}
 			l := r.logout()
-			l.NextTime = time.Time(next)
+			l.NextTime = norm(now.Add(lease))
 			out = append(out, l)
 		}
 		return nil
