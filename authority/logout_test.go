@@ -415,3 +415,49 @@ func TestAuthorityBackchannelLogoutRetries(t *testing.T) {
 		t.Fatalf("%d logouts queued after delivery, want none", n)
 	}
 }
+
+// TestAuthorityLogoutDiscoveryAndRegistration: discovery names the end-session and
+// revocation endpoints and the back-channel logout it does; registration keeps the logout
+// metadata it can honour and refuses the rest, storing nothing.
+func TestAuthorityLogoutDiscoveryAndRegistration(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	resp, err := e.rpClient.Get(e.issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"end_session_endpoint":                       `"` + e.issuer + `/logout"`,
+		"revocation_endpoint":                        `"` + e.issuer + `/revoke"`,
+		"revocation_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post","none"]`,
+		"backchannel_logout_supported":               "true",
+		"backchannel_logout_session_supported":       "true",
+		"frontchannel_logout_supported":              "false",
+	} {
+		if got, _ := json.Marshal(d[k]); string(got) != want {
+			t.Errorf("discovery %s = %s, want %s", k, got, want)
+		}
+	}
+	if claims, _ := json.Marshal(d["claims_supported"]); !strings.Contains(string(claims), `"sid"`) {
+		t.Errorf("claims_supported %s lacks sid", claims)
+	}
+
+	for name, tc := range map[string]struct {
+		md   map[string]any
+		want string
+	}{
+		"http post-logout redirect":    {map[string]any{"post_logout_redirect_uris": []string{"http://rp.test/bye"}}, "post_logout_redirect_uris"},
+		"post-logout with a fragment":  {map[string]any{"post_logout_redirect_uris": []string{"https://rp.test/bye#x"}}, "fragment"},
+		"http back-channel":            {map[string]any{"backchannel_logout_uri": "http://rp.test/bcl"}, "backchannel_logout_uri must be an https URL"},
+		"back-channel with a fragment": {map[string]any{"backchannel_logout_uri": "https://rp.test/bcl#x"}, "backchannel_logout_uri must be an https URL"},
+		"back-channel on loopback":     {map[string]any{"backchannel_logout_uri": "https://127.0.0.1/bcl"}, "public address"},
+		"session required alone":       {map[string]any{"backchannel_logout_session_required": true}, "needs a backchannel_logout_uri"},
+	} {
+		t.Run(name, func(t *testing.T) { registrationRefused(t, e, tc.md, tc.want) })
+	}
+}
