@@ -103,9 +103,14 @@ func (a *AuthorityStore) EndSession(ctx context.Context, idHash []byte, sid stri
 }
 
 // ClaimBackchannelLogouts reads the due logouts, skipping those another transaction holds
-// (PostgreSQL), and leases them.
+// (PostgreSQL), and leases them. The sender polls while the queue is empty, so a read
+// through the index on next_time comes first and the write transaction (SQLite's one write
+// slot) only when something is due.
 func (a *AuthorityStore) ClaimBackchannelLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]authority.BackchannelLogout, error) {
 	if err := mustBeSet("the time of a claim", now); err != nil {
+		return nil, err
+	}
+	if due, err := has(a.q(ctx), &backchannelLogoutRow{}, "next_time <= ?", dbTime(now)); err != nil || !due {
 		return nil, err
 	}
 	var out []authority.BackchannelLogout
