@@ -79,10 +79,12 @@ type Config struct {
 	// AllowLoopbackHTTP accepts http:// redirect URIs on loopback hosts for every client
 	// (development), not only for native ones.
 	AllowLoopbackHTTP bool
-	// AllowPrivateJWKSURI lets clients' jwks_uri be fetched from loopback, private,
-	// link-local and other addresses that are not public (development, tests); still https.
+	// AllowPrivateJWKSURI lets clients' jwks_uri be fetched from, and their
+	// backchannel_logout_uri be posted to, loopback, private, link-local and other addresses
+	// that are not public (development, tests); still https.
 	AllowPrivateJWKSURI bool
-	// JWKSURIRootCAs are the CAs a jwks_uri's certificate must chain to; nil: the system's.
+	// JWKSURIRootCAs are the CAs the certificate of a jwks_uri or a backchannel_logout_uri
+	// must chain to; nil: the system's.
 	JWKSURIRootCAs *x509.CertPool
 	// JWKSURITimeout bounds one fetch of a jwks_uri; default DefaultJWKSURITimeout.
 	JWKSURITimeout time.Duration
@@ -123,6 +125,15 @@ type Config struct {
 	// others; a deleted client's codes and tokens, kept in the store, stop working at once
 	// everywhere. Default 2s; negative: no cache.
 	ClientCacheTTL time.Duration
+	// BackchannelLogoutAttempts bounds the attempts to send one logout token (OpenID Connect
+	// Back-Channel Logout); default 6. The first retry waits BackchannelLogoutBackoff
+	// (default 10s), each next one twice as long, at most an hour. BackchannelLogoutQueue
+	// bounds the logouts waiting to be sent (default 10000): a logout beyond it is dropped and
+	// logged. BackchannelLogoutTimeout bounds one attempt (default 5s).
+	BackchannelLogoutAttempts int
+	BackchannelLogoutBackoff  time.Duration
+	BackchannelLogoutQueue    int
+	BackchannelLogoutTimeout  time.Duration
 	// OPPolicyURI, OPTOSURI and ServiceDocumentation are https URLs published in discovery
 	// as op_policy_uri, op_tos_uri and service_documentation when set.
 	OPPolicyURI, OPTOSURI, ServiceDocumentation string
@@ -134,8 +145,9 @@ type Config struct {
 	HashConcurrency int
 	// Observe is told what the authority answered, for metrics: event is registration
 	// (registering, reading, updating or deleting a client), login, totp, consent,
-	// credentials, token or userinfo; outcome is the HTTP status
-	// (a 303 is a login or consent that went on). It must be cheap. Nil for none.
+	// credentials, token, userinfo, revocation or logout; outcome is the HTTP status
+	// (a 303 is a login or consent that went on, or a logout that sent the browser on). It
+	// must be cheap. Nil for none.
 	Observe func(event, outcome string)
 	// Logger gets the authority's log lines; default slog.Default().
 	Logger *slog.Logger
@@ -164,6 +176,8 @@ type Authority struct {
 	// webauthn runs the passkey ceremonies; nil when the issuer's host cannot be a WebAuthn
 	// relying-party ID (an IP address), and passkeys are not offered.
 	webauthn *webauthn.WebAuthn
+	// backchannel sends the queued back-channel logouts.
+	backchannel *backchannelSender
 	// dummyHash is checked against when an identifier has no password, so that every
 	// failure costs the same; made at first need, with the configured cost.
 	dummyHash func() string
@@ -231,6 +245,14 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.ClientSecretTTL < 0 {
 		return nil, fmt.Errorf("authority: client secret lifetime %v is negative", cfg.ClientSecretTTL)
 	}
+	if cfg.BackchannelLogoutAttempts <= 0 {
+		cfg.BackchannelLogoutAttempts = 6
+	}
+	setDefault(&cfg.BackchannelLogoutBackoff, 10*time.Second)
+	setDefault(&cfg.BackchannelLogoutTimeout, 5*time.Second)
+	if cfg.BackchannelLogoutQueue <= 0 {
+		cfg.BackchannelLogoutQueue = 10000
+	}
 	if cfg.ClientCacheTTL == 0 {
 		cfg.ClientCacheTTL = 2 * time.Second
 	}
@@ -269,6 +291,7 @@ func New(cfg Config) (*Authority, error) {
 		pages:       newPages(),
 		jwksURIs:    newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.JWKSURIRootCAs, cfg.JWKSURITimeout, cfg.Now),
 		agentTokens: newAgentTokenCache(agentTokenCacheSize),
+		backchannel: newBackchannelSender(cfg.AllowPrivateJWKSURI, cfg.JWKSURIRootCAs, cfg.BackchannelLogoutTimeout),
 	}
 	a.dummyHash = sync.OnceValue(func() string {
 		h, _ := hashPassword("no password is this", cfg.Password)
@@ -305,9 +328,10 @@ func (a *Authority) Issuer() string { return a.issuer }
 func (a *Authority) now() time.Time { return a.cfg.Now().UTC().Truncate(time.Microsecond) }
 
 // Run does the authority's background work until ctx ends: refreshing and rotating keys,
-// and deleting expired requests, sessions, codes, tokens and links every interval. A
-// failure is logged once until the work succeeds again. It returns when ctx has ended and
-// the key rotator has stopped too, so that nothing of it outlives the caller's shutdown.
+// sending back-channel logouts, and deleting expired requests, sessions, codes, tokens and
+// links every interval. A failure is logged once until the work succeeds again. It returns
+// when ctx has ended and the key rotator and the logout sender have stopped too, so that
+// nothing of it outlives the caller's shutdown.
 func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 	rotator := make(chan struct{})
 	go func() {
@@ -315,6 +339,12 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 		a.keys.Run(ctx)
 	}()
 	defer func() { <-rotator }()
+	sender := make(chan struct{})
+	go func() {
+		defer close(sender)
+		a.runBackchannel(ctx)
+	}()
+	defer func() { <-sender }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	sweep := failureLog{log: a.log, failed: "authority: deleting expired state failed", recovered: "authority: deleting expired state works again"}

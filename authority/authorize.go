@@ -279,12 +279,13 @@ func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req
 		Nonce: req.Params.Nonce, CodeChallenge: req.Params.CodeChallenge,
 		// The grant outlives its code (CodeTTL, checked at the token endpoint) as long as the
 		// tokens it gives, so that a replay of the code can still revoke them.
-		AuthTime: s.AuthTime, AMR: s.AMR, CreateTime: now, ExpireTime: now.Add(max(a.cfg.CodeTTL, a.cfg.AccessTokenTTL)),
+		AuthTime: s.AuthTime, AMR: s.AMR, SessionID: s.SID(), CreateTime: now, ExpireTime: now.Add(max(a.cfg.CodeTTL, a.cfg.AccessTokenTTL)),
 	}
 	if err := a.store.CreateGrant(ctx, g); err != nil {
 		a.clientGoneOrFailed(w, r, err)
 		return
 	}
+	a.recordSessionClient(ctx, c, s, g.Subject, now)
 	if err := a.store.DeleteAuthRequest(ctx, req.ID); err != nil {
 		a.log.WarnContext(ctx, "authority: removing a finished authorization request", "err", err)
 	}

@@ -27,7 +27,7 @@ var supportedScopes = []string{"openid", "profile", "email", "address", "phone"}
 
 // authorityClaims are the claims the authority itself asserts, in its ID tokens and
 // userinfo; claims_supported lists them.
-var authorityClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "id4me.identifier"}
+var authorityClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "id4me.identifier", "sid"}
 
 // protocolClaims are the claims that never come from the agent, as a distributed claim: the
 // authority's, and those of OpenID Connect it does not issue (acr, azp).
@@ -64,6 +64,13 @@ func (a *Authority) discovery() ([]byte, error) {
 		"authorization_response_iss_parameter_supported": true,
 		"ui_locales_supported":                           []string{"en"},
 		"acr_values_supported":                           acrValues,
+		// Logout and revocation (logout.go, backchannel.go, revoke.go).
+		"end_session_endpoint":                       a.issuer + pathLogout,
+		"backchannel_logout_supported":               true,
+		"backchannel_logout_session_supported":       true,
+		"frontchannel_logout_supported":              false,
+		"revocation_endpoint":                        a.issuer + pathRevoke,
+		"revocation_endpoint_auth_methods_supported": tokenAuthMethods,
 	}
 	maps.Copy(m, encryptionDiscovery())
 	for k, v := range map[string]string{

@@ -23,6 +23,8 @@ const (
 	pathUserinfo     = "/userinfo"
 	pathCredential   = "/credential/"
 	pathStyle        = "/assets/style.css"
+	pathLogout       = "/logout"
+	pathRevoke       = "/revoke"
 )
 
 // Handler returns the authority's HTTP handler. It serves paths below the issuer's path;
@@ -50,6 +52,10 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET "+pathCredential+"{token}", a.serveCredentialPage)
 	mux.HandleFunc("POST "+pathCredential+"{token}", a.observed("credentials", a.serveCredential))
 	mux.HandleFunc("GET "+pathStyle, a.pages.serveStyle)
+	mux.HandleFunc("GET "+pathLogout, a.observed("logout", a.serveLogout))
+	mux.HandleFunc("POST "+pathLogout, a.observed("logout", a.serveLogoutPost))
+	mux.HandleFunc("POST "+pathLogout+"/confirm", a.observed("logout", a.serveLogoutConfirm))
+	mux.HandleFunc("POST "+pathRevoke, a.observed("revocation", a.serveRevoke))
 	return securityHeaders(a.limitBodies(mux))
 }
 
@@ -73,7 +79,7 @@ func (a *Authority) limitBodies(next http.Handler) http.Handler {
 				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 					status = http.StatusRequestEntityTooLarge
 				}
-				if r.URL.Path == pathToken || strings.HasPrefix(r.URL.Path, pathRegister) {
+				if r.URL.Path == pathToken || r.URL.Path == pathRevoke || strings.HasPrefix(r.URL.Path, pathRegister) {
 					writeOAuthError(w, status, errorf("invalid_request", fmt.Sprintf("the form body is malformed or larger than %d KiB", maxBody>>10)))
 				} else {
 					a.errorPage(w, r, status, "The form could not be read.", fmt.Sprintf("It is malformed or larger than %d KiB. Go back and try again.", maxBody>>10))

@@ -78,7 +78,9 @@ type authEnv struct {
 	// resolver is the mapping the authority reads, shared with registry.
 	resolver *registry.Resolver
 	registry *registry.Service
-	issuer   string
+	// auth is the authority, for what no endpoint starts (SendBackchannelLogouts, Run).
+	auth   *authority.Authority
+	issuer string
 	// roots trust the authority's and the test agents' certificates.
 	roots *x509.CertPool
 	// rpClient is the relying parties' and agents' client; oidctest.HTTPClient(e.roots,
@@ -137,6 +139,7 @@ func newAuthEnv(t *testing.T, opts envOptions) *authEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.auth = auth
 	e.registry, err = registry.New(registry.Config{
 		Store: store, DNS: passingDNS{}, Resolver: e.resolver, CredentialLinks: auth, Now: e.clock.Now,
 		// The test agents' claims endpoints are on loopback, the identifiers under example.test.

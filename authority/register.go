@@ -50,6 +50,10 @@ type registrationRequest struct {
 	UserinfoEncryptedResponseEnc string          `json:"userinfo_encrypted_response_enc"`
 	JWKS                         json.RawMessage `json:"jwks"`
 	JWKSURI                      string          `json:"jwks_uri"`
+	// Logout (logout.go, backchannel.go).
+	PostLogoutRedirectURIs           []string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI             string   `json:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required"`
 }
 
 // registrationResponse is the client information response (RFC 7591 §3.2.1, RFC 7592 §3).
@@ -263,10 +267,50 @@ func (a *Authority) clientMetadata(ctx context.Context, req registrationRequest)
 		md.Sector = host
 	}
 	md.RedirectURIs = slices.Clone(req.RedirectURIs)
+	if err := a.clientLogout(req, &md); err != nil {
+		return ClientMetadata{}, err
+	}
 	if err := a.clientEncryption(ctx, req, &md); err != nil {
 		return ClientMetadata{}, err
 	}
 	return md, nil
+}
+
+// clientLogout validates the logout metadata of a registration request (RP-Initiated
+// Logout §3.1, Back-Channel Logout §2.2) into md: post_logout_redirect_uris as redirect URIs
+// are (checkRedirectURI), on any host; a backchannel_logout_uri that is an https URL without
+// fragment, on a public address unless Config.AllowPrivateJWKSURI.
+func (a *Authority) clientLogout(req registrationRequest, md *ClientMetadata) error {
+	if len(req.PostLogoutRedirectURIs) > maxRedirectURIs {
+		return errorf("invalid_client_metadata", fmt.Sprintf("at most %d post_logout_redirect_uris", maxRedirectURIs))
+	}
+	for _, raw := range req.PostLogoutRedirectURIs {
+		if _, err := a.checkRedirectURI(raw, md.ApplicationType); err != nil {
+			var oe *oauthError
+			if errors.As(err, &oe) {
+				return errorf("invalid_client_metadata", "post_logout_redirect_uris: "+oe.Description)
+			}
+			return err
+		}
+	}
+	md.PostLogoutRedirectURIs = slices.Clone(req.PostLogoutRedirectURIs)
+	if raw := req.BackchannelLogoutURI; raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(raw, "#") || len(raw) > 2000 {
+			return errorf("invalid_client_metadata", "backchannel_logout_uri must be an https URL without user information or fragment")
+		}
+		if !a.cfg.AllowPrivateJWKSURI {
+			if checkJWKSURIHost(u.Hostname()) != nil {
+				return errorf("invalid_client_metadata", "backchannel_logout_uri must be on a public address: the authority posts logout tokens to public addresses only")
+			}
+		}
+		md.BackchannelLogoutURI = raw
+	}
+	if req.BackchannelLogoutSessionRequired && md.BackchannelLogoutURI == "" {
+		return errorf("invalid_client_metadata", "backchannel_logout_session_required needs a backchannel_logout_uri")
+	}
+	md.BackchannelLogoutSessionRequired = req.BackchannelLogoutSessionRequired
+	return nil
 }
 
 // checkRedirectURI validates one redirect URI and returns its host (the pairwise sector):

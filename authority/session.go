@@ -3,12 +3,44 @@ package authority
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/id4me/id4me-registry/registry"
 )
+
+// SID is the session's "sid" (OpenID Connect Front-Channel and Back-Channel Logout): a
+// hash of IDHash, 128 bits in base64url, so that relying parties can name the session in
+// logout tokens without learning anything that opens it.
+func (s Session) SID() string {
+	h := sha256.New()
+	h.Write([]byte("id4me sid\x00"))
+	h.Write(s.IDHash)
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// endSession ends the holder's session s at the authority: the session's row and cookie go,
+// and a back-channel logout is queued for each client the session logged in at that asked
+// for one (sent by the queue, never while the browser waits). The session cookie is
+// cleared whether s is valid or not.
+func (a *Authority) endSession(w http.ResponseWriter, r *http.Request, s Session) error {
+	setCookie(w, sessionCookie, "", -1)
+	now := a.now()
+	queued, dropped, err := a.store.EndSession(r.Context(), s.IDHash, s.SID(), now, backchannelGiveUp, a.cfg.BackchannelLogoutQueue)
+	if err != nil {
+		return err
+	}
+	if dropped > 0 {
+		a.log.WarnContext(r.Context(), "authority: the back-channel logout queue is full; logouts dropped", "dropped", dropped, "limit", a.cfg.BackchannelLogoutQueue)
+	}
+	if queued > 0 {
+		a.backchannel.wake()
+	}
+	return nil
+}
 
 // currentSession returns the login session of the request's cookie, if it is valid at now.
 func (a *Authority) currentSession(r *http.Request, now time.Time) (Session, bool) {

@@ -150,6 +150,28 @@ type Store interface {
 	GetSession(ctx context.Context, idHash []byte) (Session, error)
 	// DeleteSession removes a session; removing one twice is harmless.
 	DeleteSession(ctx context.Context, idHash []byte) error
+	// PutSessionClient records that a session logged its holder in at a client that asks
+	// for back-channel logouts, replacing the record of the same session and client.
+	PutSessionClient(ctx context.Context, sc SessionClient) error
+	// EndSession deletes the session whose IDHash is idHash and, in the same transaction,
+	// the client records of session sid (PutSessionClient), queueing a back-channel logout
+	// for each (BackchannelLogout: Attempts 0, NextTime and CreateTime now, ExpireTime
+	// now+giveUpAfter) while the queue holds fewer than maxQueued; a logout of the same
+	// session and client queued already stays as it is. It returns how many it queued and
+	// how many it dropped because the queue was full. Ending a session that is gone is
+	// harmless: its client records are queued all the same.
+	EndSession(ctx context.Context, idHash []byte, sid string, now time.Time, giveUpAfter time.Duration, maxQueued int) (queued, dropped int, err error)
+	// ClaimBackchannelLogouts returns up to limit queued logouts whose NextTime is not after
+	// now, oldest NextTime first, and moves their NextTime to now+lease, in one
+	// transaction: concurrent claims (of other instances too) get other logouts, and a
+	// logout whose sender died is tried again after lease.
+	ClaimBackchannelLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]BackchannelLogout, error)
+	// RetryBackchannelLogout records a failed attempt to send a logout: its Attempts and
+	// NextTime become attempts and next (ErrNotFound: it is no longer queued).
+	RetryBackchannelLogout(ctx context.Context, sid, clientID string, attempts int, next time.Time) error
+	// DeleteBackchannelLogout removes a logout from the queue, sent or given up; removing
+	// one twice is harmless.
+	DeleteBackchannelLogout(ctx context.Context, sid, clientID string) error
 
 	// GetConsent returns what an identity has consented to for a client.
 	GetConsent(ctx context.Context, clientID, identityID string) (Consent, error)
@@ -176,6 +198,10 @@ type Store interface {
 	CreateAccessToken(ctx context.Context, t AccessToken) error
 	// GetAccessToken returns an access token by the hash of its value, revoked or not.
 	GetAccessToken(ctx context.Context, tokenHash []byte) (AccessToken, error)
+	// RevokeAccessToken revokes the access token whose hash is tokenHash, if it was issued
+	// to client clientID (RFC 7009): ErrNotFound when there is no such token of that client.
+	// Revoking a token again keeps its first RevokeTime.
+	RevokeAccessToken(ctx context.Context, tokenHash []byte, clientID string, now time.Time) error
 
 	// AddPasskey stores a new passkey (ErrConflict: its credential ID is taken; ErrNotFound:
 	// no such identity). A passkey with a LinkHash waits for that link: it is stored only
@@ -201,9 +227,10 @@ type Store interface {
 	// or taken already).
 	TakeCeremony(ctx context.Context, idHash []byte) (Ceremony, error)
 
-	// DeleteExpired deletes auth requests, sessions, grants, access tokens, credential
-	// links, login throttles, known devices and WebAuthn ceremonies that expired before now, and signing keys
-	// past their ExpireTime, and returns how many rows went.
+	// DeleteExpired deletes auth requests, sessions, session client records, grants,
+	// access tokens, credential links, login throttles, known devices, queued back-channel
+	// logouts and WebAuthn ceremonies that expired before now, and signing keys past their
+	// ExpireTime, and returns how many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }
 
@@ -282,6 +309,14 @@ type ClientMetadata struct {
 	UserinfoEncryptedResponseEnc string          `json:"userinfo_encrypted_response_enc,omitempty"`
 	JWKS                         json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI                      string          `json:"jwks_uri,omitempty"`
+	// PostLogoutRedirectURIs are where the end-session endpoint may send the browser back to
+	// (OpenID Connect RP-Initiated Logout 1.0 §3.1), matched exactly.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// BackchannelLogoutURI is where logout tokens are posted (OpenID Connect Back-Channel
+	// Logout 1.0 §2.2); BackchannelLogoutSessionRequired asks for the sid claim in them,
+	// which the authority always sends.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 	// Sector is the host pairwise subjects are computed for (OpenID Connect Core §8.1).
 	Sector string `json:"-"`
 }
@@ -423,10 +458,13 @@ type Grant struct {
 	CodeChallenge string
 	AuthTime      time.Time
 	AMR           []string
-	CreateTime    time.Time
-	ExpireTime    time.Time
-	UseTime       time.Time
-	RevokeTime    time.Time
+	// SessionID is the sid of the session the code was issued in (Session.SID), which the
+	// ID token carries; empty for a grant made before sessions had one.
+	SessionID  string
+	CreateTime time.Time
+	ExpireTime time.Time
+	UseTime    time.Time
+	RevokeTime time.Time
 }
 
 // AccessToken is an access token for the userinfo endpoint.
@@ -444,4 +482,31 @@ type AccessToken struct {
 	CreateTime time.Time
 	ExpireTime time.Time
 	RevokeTime time.Time
+}
+
+// SessionClient records that a session logged its holder in at a client that asks for
+// back-channel logouts: what a logout token for the session must say to the client.
+type SessionClient struct {
+	// SessionID is the session's sid (Session.SID).
+	SessionID string
+	ClientID  string
+	// Subject is the sub the client knows the holder by.
+	Subject    string
+	CreateTime time.Time
+	// ExpireTime is the session's.
+	ExpireTime time.Time
+}
+
+// BackchannelLogout is a logout token waiting in the queue to be sent to a client (OpenID
+// Connect Back-Channel Logout 1.0): one per session and client.
+type BackchannelLogout struct {
+	SessionID string
+	ClientID  string
+	Subject   string
+	// Attempts counts the failed attempts to send it; NextTime is when the next one is due.
+	Attempts   int
+	NextTime   time.Time
+	CreateTime time.Time
+	// ExpireTime is when it is given up, sent or not.
+	ExpireTime time.Time
 }

@@ -23,7 +23,7 @@ type tokenResponse struct {
 }
 
 // idTokenClaims are the claims of an ID token (DESIGN: iss, sub, aud, exp, iat, auth_time,
-// nonce, amr, id4me.identifier).
+// nonce, amr, id4me.identifier; sid, the session's, for logout).
 type idTokenClaims struct {
 	Issuer     string   `json:"iss"`
 	Subject    string   `json:"sub"`
@@ -35,6 +35,7 @@ type idTokenClaims struct {
 	AMR        []string `json:"amr"`
 	ACR        string   `json:"acr"`
 	Identifier string   `json:"id4me.identifier"`
+	SessionID  string   `json:"sid,omitempty"`
 }
 
 // serveToken is the token endpoint: the authorization_code grant, for confidential clients
@@ -155,7 +156,7 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	idt, err := a.signJSON(c.Metadata.IDTokenSignedResponseAlg, idTokenClaims{
 		Issuer: a.issuer, Subject: g.Subject, Audience: c.ID, IssuedAt: now.Unix(), Expiry: now.Add(a.cfg.IDTokenTTL).Unix(),
-		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, AMR: g.AMR, ACR: acrOf(g.AMR), Identifier: g.Identifier,
+		AuthTime: g.AuthTime.Unix(), Nonce: g.Nonce, AMR: g.AMR, ACR: acrOf(g.AMR), Identifier: g.Identifier, SessionID: g.SessionID,
 	}, "JWT")
 	if err == nil {
 		idt, err = a.encryptIDToken(c, encKey, idt)

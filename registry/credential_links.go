@@ -3,7 +3,9 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // CredentialLinkPurpose says what a credential link is for.
@@ -105,6 +107,8 @@ type credentialLinkView struct {
 	Purpose    CredentialLinkPurpose `json:"purpose"`
 	IdentityID string                `json:"identity_id"`
 	ExpireTime time.Time             `json:"expire_time"`
+	// Reason is the operator's reason for a link made through the AdminService.
+	Reason string `json:"reason,omitempty"`
 }
 
 // CreateCredentialLink asks the authority for a credential link for the holder of an
@@ -112,6 +116,25 @@ type credentialLinkView struct {
 // on hold or pending delete gets none: its holder cannot log in; nor does one whose agent
 // is suspended.
 func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identifier string, purpose CredentialLinkPurpose) (CredentialLink, error) {
+	return s.CreateCredentialLinkWithReason(ctx, actor, identifier, purpose, "")
+}
+
+// CreateCredentialLinkWithReason is CreateCredentialLink with a reason, journaled with the
+// link (never the link itself). An agent may give one. A registry operator may make a link
+// for the holder of any identifier, for a support case, and must give one (REASON_REQUIRED):
+// the link is the same, bound to the sponsoring agent and void on the same transfers,
+// deletes, holds and suspensions.
+func (s *Service) CreateCredentialLinkWithReason(ctx context.Context, actor Actor, identifier string, purpose CredentialLinkPurpose, reason string) (CredentialLink, error) {
+	if actor.Kind == ActorOperator && strings.TrimSpace(reason) == "" {
+		return CredentialLink{}, NewError(ReasonReasonRequired, "reason is required: say why an operator makes this link (e.g. the support case)")
+	}
+	if utf8.RuneCountInString(reason) > maxReasonLength || !utf8.ValidString(reason) {
+		return CredentialLink{}, NewError(ReasonReasonInvalid, "reason must be valid UTF-8 of at most %d characters", maxReasonLength)
+	}
+	return s.createCredentialLink(ctx, actor, identifier, purpose, reason)
+}
+
+func (s *Service) createCredentialLink(ctx context.Context, actor Actor, identifier string, purpose CredentialLinkPurpose, reason string) (CredentialLink, error) {
 	if purpose != CredentialLinkSetup && purpose != CredentialLinkReset {
 		return CredentialLink{}, NewError(ReasonPurposeRequired, "purpose must be PURPOSE_SETUP or PURPOSE_RESET")
 	}
@@ -141,7 +164,7 @@ func (s *Service) CreateCredentialLink(ctx context.Context, actor Actor, identif
 		IdentityID: i.IdentityID, Identifier: i.Name, Purpose: purpose, CredentialLinkBinding: binding,
 		Record: func(ctx context.Context, tx Tx, link CredentialLink) error {
 			return s.journal(ctx, tx, now, actor, "credential_link.create", "identifier", i.Name, nil,
-				credentialLinkView{Purpose: purpose, IdentityID: i.IdentityID, ExpireTime: link.ExpireTime})
+				credentialLinkView{Purpose: purpose, IdentityID: i.IdentityID, ExpireTime: link.ExpireTime, Reason: reason})
 		},
 	})
 	if err != nil {

@@ -63,6 +63,30 @@ func TestCreateCredentialLink(t *testing.T) {
 		})
 	}
 
+	t.Run("an operator's, for a support case", func(t *testing.T) {
+		for _, reason := range []string{"", "  "} {
+			before := len(w.links.made)
+			_, err := w.svc.CreateCredentialLinkWithReason(w.ctx, operator, "carol.example.test", registry.CredentialLinkReset, reason)
+			wantErr(t, err, registry.KindInvalidArgument, "REASON_REQUIRED")
+			if len(w.links.made) != before {
+				t.Fatal("the authority was asked for a link without a reason")
+			}
+		}
+		_, err := w.svc.CreateCredentialLinkWithReason(w.ctx, operator, "carol.example.test", registry.CredentialLinkReset, strings.Repeat("x", 501))
+		wantErr(t, err, registry.KindInvalidArgument, "REASON_INVALID")
+		if _, err := w.svc.CreateCredentialLinkWithReason(w.ctx, operator, "carol.example.test", registry.CredentialLinkReset, "case 17"); err != nil {
+			t.Fatal(err)
+		}
+		// Bound to the sponsoring agent, as the agent's own links are.
+		if req := w.links.last(t); req.AgentID != alpha.ID || req.IdentityID != carol.IdentityID {
+			t.Fatalf("the authority was asked %+v, want a link bound to alpha", req)
+		}
+		j := w.journal("identifier", "carol.example.test")
+		if last := j[len(j)-1]; last.Action != "credential_link.create" || last.Actor != "operator:op_test" || !strings.Contains(last.After, `"reason":"case 17"`) {
+			t.Fatalf("last journal entry %+v, want the operator's link with its reason", last)
+		}
+	})
+
 	t.Run("without an authority", func(t *testing.T) {
 		_, err := w.instance(func(c *registry.Config) { c.CredentialLinks = nil }).CreateCredentialLink(w.ctx, alpha, "carol.example.test", registry.CredentialLinkSetup)
 		wantErr(t, err, registry.KindUnimplemented, "NO_AUTHORITY")

@@ -55,6 +55,7 @@ const (
 	ReasonStatusNotClientSettable      Reason = "STATUS_NOT_CLIENT_SETTABLE"
 	ReasonStatusNotServerSettable      Reason = "STATUS_NOT_SERVER_SETTABLE"
 	ReasonReasonInvalid                Reason = "REASON_INVALID"
+	ReasonReasonRequired               Reason = "REASON_REQUIRED"
 	ReasonUpdateMaskRequired           Reason = "UPDATE_MASK_REQUIRED"
 	ReasonUpdateMaskInvalid            Reason = "UPDATE_MASK_INVALID"
 	ReasonETagMismatch                 Reason = "ETAG_MISMATCH"
@@ -211,6 +212,7 @@ var catalogue = map[Reason]reasonInfo{
 	ReasonStatusNotClientSettable:      {KindPermissionDenied, "The status is set only by the registry (operators, lifecycle)."},
 	ReasonStatusNotServerSettable:      {KindInvalidArgument, "`SetServerStatus` takes only server statuses."},
 	ReasonReasonInvalid:                {KindInvalidArgument, "The operator's reason is not valid UTF-8 or too long."},
+	ReasonReasonRequired:               {KindInvalidArgument, "The call needs the operator's reason (a support case's reference), and names none."},
 	ReasonUpdateMaskRequired:           {KindInvalidArgument, "The update names no fields to change."},
 	ReasonUpdateMaskInvalid:            {KindInvalidArgument, "The update mask names a field that cannot be changed."},
 	ReasonETagMismatch:                 {KindAborted, "The object changed since it was read: read it again and retry."},

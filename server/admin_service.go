@@ -154,3 +154,11 @@ func (s *adminService) RevokeOperatorCredential(ctx context.Context, req *regist
 	}
 	return operatorCredentialToProto(c, ""), nil
 }
+
+func (s *adminService) CreateCredentialLink(ctx context.Context, req *registryv1.CreateCredentialLinkRequest) (*registryv1.CredentialLink, error) {
+	link, err := s.svc.CreateCredentialLinkWithReason(ctx, ActorFrom(ctx), req.GetIdentifier(), linkPurposeFromProto[req.GetPurpose()], req.GetReason())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return credentialLinkToProto(link), nil
+}

@@ -70,7 +70,7 @@ func (s *registryService) RegisterIdentifier(ctx context.Context, req *registryv
 }
 
 func (s *registryService) CreateCredentialLink(ctx context.Context, req *registryv1.CreateCredentialLinkRequest) (*registryv1.CredentialLink, error) {
-	link, err := s.svc.CreateCredentialLink(ctx, ActorFrom(ctx), req.GetIdentifier(), linkPurposeFromProto[req.GetPurpose()])
+	link, err := s.svc.CreateCredentialLinkWithReason(ctx, ActorFrom(ctx), req.GetIdentifier(), linkPurposeFromProto[req.GetPurpose()], req.GetReason())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}

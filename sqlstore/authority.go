@@ -14,7 +14,7 @@ import (
 )
 
 // AuthorityStore is an authority.Store in the registry's database (migrations 00003,
-// 00004 and 00007 to 00010, tables authority_*), sharing its Store's connections: closing the
+// 00004 and 00007 to 00011, tables authority_*), sharing its Store's connections: closing the
 // Store closes it. Holders' credentials, credential links, consents and grants reference the
 // registry's identities; consents and grants reference a client. A write that a missing
 // identity or client refuses returns authority.ErrNotFound. RedeemCredentialLink hands its
@@ -541,6 +541,8 @@ var sweeps = []struct {
 	{&throttleRow{}, "key_hash"},
 	{&knownDeviceRow{}, "device_hash, identity_id"},
 	{&ceremonyRow{}, "id_hash"},
+	{&sessionClientRow{}, "session_id, client_id"},
+	{&backchannelLogoutRow{}, "session_id, client_id"},
 }
 
 // sweep deletes up to limit rows of model's table, whose primary key is key (one column, or

@@ -301,6 +301,7 @@ type grantRow struct {
 	CodeChallenge string
 	AuthTime      dbTime
 	AMR           string `gorm:"column:amr"`
+	SessionID     string
 	CreateTime    dbTime
 	ExpireTime    dbTime
 	UseTime       dbTime
@@ -315,7 +316,7 @@ func grantToRow(g authority.Grant) grantRow {
 		IdentityID: g.IdentityID, Identifier: g.Identifier, Subject: g.Subject,
 		Scopes: encodeList(g.Scopes), Claims: encodeList(g.Claims), IDTokenClaims: encodeList(g.IDTokenClaims),
 		Nonce: g.Nonce, CodeChallenge: g.CodeChallenge, AuthTime: dbTime(g.AuthTime), AMR: encodeList(g.AMR),
-		CreateTime: dbTime(g.CreateTime), ExpireTime: dbTime(g.ExpireTime),
+		SessionID: g.SessionID, CreateTime: dbTime(g.CreateTime), ExpireTime: dbTime(g.ExpireTime),
 		UseTime: dbTime(g.UseTime), RevokeTime: dbTime(g.RevokeTime),
 	}
 }
@@ -324,7 +325,7 @@ func (r grantRow) grant() (authority.Grant, error) {
 	g := authority.Grant{
 		ID: r.ID, CodeHash: unblob(r.CodeHash), ClientID: r.ClientID, RedirectURI: r.RedirectURI,
 		IdentityID: r.IdentityID, Identifier: r.Identifier, Subject: r.Subject,
-		Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, AuthTime: time.Time(r.AuthTime),
+		Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, AuthTime: time.Time(r.AuthTime), SessionID: r.SessionID,
 		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime),
 		UseTime: time.Time(r.UseTime), RevokeTime: time.Time(r.RevokeTime),
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/id4me/id4me-registry/authority"
 )
 
-// Passkeys and WebAuthn ceremonies (migration 00011). A passkey waiting for a credential
+// Passkeys and WebAuthn ceremonies (migration 00012). A passkey waiting for a credential
 // link has the link's token hash in link_hash; RedeemCredentialLink (authority_links.go)
 // makes it work and deletes the identity's others.
 

@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"Grants", testGrants},
 		{"AccessTokens", testAccessTokens},
 		{"RevokeGrant", testRevokeGrant},
+		{"RevokeAccessToken", testRevokeAccessToken},
+		{"BackchannelLogoutQueue", testBackchannelLogoutQueue},
 		{"DeleteExpired", testDeleteExpired},
 		{"ConcurrentRedeemGrant", testConcurrentRedeemGrant},
 		{"ConcurrentRedeemCredentialLink", testConcurrentRedeemCredentialLink},
@@ -1017,6 +1019,7 @@ func newGrant(id, code, clientID, identityID string) authority.Grant {
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		AuthTime:      t0,
 		AMR:           []string{"pwd"},
+		SessionID:     "sid-of-" + code,
 		CreateTime:    t0.Add(time.Second),
 		ExpireTime:    t0.Add(time.Minute),
 	}

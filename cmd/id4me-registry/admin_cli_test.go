@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -287,5 +288,50 @@ func waitFor(t *testing.T, buf *syncBuffer, want string) {
 			t.Fatalf("no %q within 10s:\n%s", want, buf.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAdminCredentialLinkCLI: an operator makes a reset link for a holder's support case; the
+// URL is stdout's one line and works at the authority, the journal has the reason, and a
+// missing reason or an unknown purpose is refused before any call.
+func TestAdminCredentialLinkCLI(t *testing.T) {
+	e := testenv.New(t, testenv.Options{Authority: true})
+	t.Setenv("ID4ME_ADMIN_REGISTRY", e.Addr)
+	t.Setenv("ID4ME_ADMIN_PLAINTEXT", "true")
+	t.Setenv("ID4ME_ADMIN_TOKEN", e.Operator)
+	agent := e.NewAgent("alpha")
+	e.Register(agent, "bob.example.test")
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--reason is required"},
+		{[]string{"--purpose", "login", "--reason", "x"}, `--purpose "login"`},
+	} {
+		if _, _, err := runCLI(t, append([]string{"admin", "identifiers", "credential-link", "bob.example.test"}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("credential-link %v: %v; want it to say %q", tc.args, err, tc.want)
+		}
+	}
+	out, stderr, err := runCLI(t, "admin", "identifiers", "credential-link", "Bob.Example.Test", "--reason", "ticket 99: locked out")
+	if err != nil {
+		t.Fatalf("credential-link: %v\n%s", err, stderr)
+	}
+	url := strings.TrimSpace(out)
+	if !strings.HasPrefix(url, e.Issuer+"/credential/") || strings.Contains(url, "\n") || !strings.Contains(stderr, "RESET link for the holder of bob.example.test") {
+		t.Fatalf("credential-link printed %q and said %q", out, stderr)
+	}
+	resp, err := e.RPClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET of the link: %s", resp.Status)
+	}
+	entries := jsonLines(t, mustRun(t, "admin", "journal", "--identifier", "bob.example.test", "--action", "credential_link.", "--json"))
+	last := entries[len(entries)-1]
+	if !strings.HasPrefix(last["actor"].(string), "operator:") || !strings.Contains(fmt.Sprint(last["after"]), "ticket 99: locked out") {
+		t.Fatalf("the journal's last credential link entry %v, want the operator's with the reason", last)
 	}
 }

@@ -17,11 +17,12 @@ import (
 // identifierCommands show identifiers and set their server statuses.
 var identifierCommands = commandGroup{
 	path:    "id4me-registry admin identifiers",
-	summary: "Show and resolve any agent's identifier, and set its server statuses: hold, transfer, delete and update prohibited.",
+	summary: "Show and resolve any agent's identifier, set its server statuses (hold, transfer, delete and update prohibited), and make its holder a credential link.",
 	commands: []command{
 		{"get", "NAME", "show an identifier: its agent, statuses, claims endpoint, last _openid check", identifiersGet},
 		{"resolve", "NAME", "resolve an identifier as relying parties' lookups do", identifiersResolve},
 		{"set-status", "NAME", "set the identifier's server statuses to exactly those of --status, journaled with --reason", identifiersSetStatus},
+		{"credential-link", "NAME", "make a credential link for the identifier's holder (a support case), journaled with --reason; print its URL", identifiersCredentialLink},
 	},
 	footer: adminFooter,
 }
@@ -129,6 +130,42 @@ func identifiersSetStatus(ctx context.Context, args []string, stdout, stderr io.
 		return nil
 	}
 	fmt.Fprintf(stdout, "%s: statuses %s\n", i.Name, statusNames(i.Statuses))
+	return nil
+}
+
+// identifiersCredentialLink runs `admin identifiers credential-link`: a support case's
+// credential link for the holder, which the operator hands over by a channel they trust. The
+// URL is the only line on stdout, so a script can take it.
+func identifiersCredentialLink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var purpose, reason string
+	api, pos, err := dialAdmin(ctx, args, stdout, func(fs *flag.FlagSet) {
+		fs.StringVar(&purpose, "purpose", "reset", "setup (the holder has no credentials yet) or reset (they replace theirs)")
+		fs.StringVar(&reason, "reason", "", "why, for the journal: the support case (required)")
+	}, "NAME")
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	p, ok := map[string]registryv1.CredentialLink_Purpose{
+		"setup": registryv1.CredentialLink_PURPOSE_SETUP, "reset": registryv1.CredentialLink_PURPOSE_RESET,
+	}[strings.ToLower(purpose)]
+	if !ok {
+		return api.flags.SeeHelp(fmt.Errorf("--purpose %q: want setup or reset", purpose))
+	}
+	if strings.TrimSpace(reason) == "" {
+		return api.flags.SeeHelp(errors.New("--reason is required: it is journaled with the link"))
+	}
+	link, err := api.CreateCredentialLink(ctx, &registryv1.CreateCredentialLinkRequest{Identifier: pos[0], Purpose: p, Reason: reason})
+	if err != nil {
+		return err
+	}
+	if api.JSON {
+		cmdline.PrintJSONLine(stdout, link)
+		return nil
+	}
+	fmt.Fprintln(stdout, link.Url)
+	fmt.Fprintf(stderr, "A %s link for the holder of %s, valid until %s. Anyone with it can set the holder's credentials: hand it over only to the holder.\n",
+		enumName(link.Purpose.String()), link.Identifier, formatTimestamp(link.ExpireTime))
 	return nil
 }
 

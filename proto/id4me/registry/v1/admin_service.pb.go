@@ -1046,7 +1046,7 @@ const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
 	"\x1fListOperatorCredentialsResponse\x12G\n" +
 	"\vcredentials\x18\x01 \x03(\v2%.id4me.registry.v1.OperatorCredentialR\vcredentials\"1\n" +
 	"\x1fRevokeOperatorCredentialRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2\x80\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id2\xeb\n" +
 	"\n" +
 	"\fAdminService\x12N\n" +
 	"\vCreateAgent\x12%.id4me.registry.v1.CreateAgentRequest\x1a\x18.id4me.registry.v1.Agent\x12H\n" +
@@ -1062,7 +1062,8 @@ const file_id4me_registry_v1_admin_service_proto_rawDesc = "" +
 	"\x0fSetServerStatus\x12).id4me.registry.v1.SetServerStatusRequest\x1a\x1d.id4me.registry.v1.Identifier\x12u\n" +
 	"\x18CreateOperatorCredential\x122.id4me.registry.v1.CreateOperatorCredentialRequest\x1a%.id4me.registry.v1.OperatorCredential\x12\x80\x01\n" +
 	"\x17ListOperatorCredentials\x121.id4me.registry.v1.ListOperatorCredentialsRequest\x1a2.id4me.registry.v1.ListOperatorCredentialsResponse\x12u\n" +
-	"\x18RevokeOperatorCredential\x122.id4me.registry.v1.RevokeOperatorCredentialRequest\x1a%.id4me.registry.v1.OperatorCredentialBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
+	"\x18RevokeOperatorCredential\x122.id4me.registry.v1.RevokeOperatorCredentialRequest\x1a%.id4me.registry.v1.OperatorCredential\x12i\n" +
+	"\x14CreateCredentialLink\x12..id4me.registry.v1.CreateCredentialLinkRequest\x1a!.id4me.registry.v1.CredentialLinkBDZBgithub.com/id4me/id4me-registry/proto/id4me/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_id4me_registry_v1_admin_service_proto_rawDescOnce sync.Once
@@ -1102,7 +1103,9 @@ var file_id4me_registry_v1_admin_service_proto_goTypes = []any{
 	(IdentifierStatus)(0),                   // 21: id4me.registry.v1.IdentifierStatus
 	(*timestamppb.Timestamp)(nil),           // 22: google.protobuf.Timestamp
 	(*GetIdentifierRequest)(nil),            // 23: id4me.registry.v1.GetIdentifierRequest
-	(*Identifier)(nil),                      // 24: id4me.registry.v1.Identifier
+	(*CreateCredentialLinkRequest)(nil),     // 24: id4me.registry.v1.CreateCredentialLinkRequest
+	(*Identifier)(nil),                      // 25: id4me.registry.v1.Identifier
+	(*CredentialLink)(nil),                  // 26: id4me.registry.v1.CredentialLink
 }
 var file_id4me_registry_v1_admin_service_proto_depIdxs = []int32{
 	17, // 0: id4me.registry.v1.ListAgentsResponse.agents:type_name -> id4me.registry.v1.Agent
@@ -1127,21 +1130,23 @@ var file_id4me_registry_v1_admin_service_proto_depIdxs = []int32{
 	13, // 19: id4me.registry.v1.AdminService.CreateOperatorCredential:input_type -> id4me.registry.v1.CreateOperatorCredentialRequest
 	14, // 20: id4me.registry.v1.AdminService.ListOperatorCredentials:input_type -> id4me.registry.v1.ListOperatorCredentialsRequest
 	16, // 21: id4me.registry.v1.AdminService.RevokeOperatorCredential:input_type -> id4me.registry.v1.RevokeOperatorCredentialRequest
-	17, // 22: id4me.registry.v1.AdminService.CreateAgent:output_type -> id4me.registry.v1.Agent
-	17, // 23: id4me.registry.v1.AdminService.GetAgent:output_type -> id4me.registry.v1.Agent
-	3,  // 24: id4me.registry.v1.AdminService.ListAgents:output_type -> id4me.registry.v1.ListAgentsResponse
-	17, // 25: id4me.registry.v1.AdminService.UpdateAgent:output_type -> id4me.registry.v1.Agent
-	19, // 26: id4me.registry.v1.AdminService.CreateAgentToken:output_type -> id4me.registry.v1.AgentToken
-	7,  // 27: id4me.registry.v1.AdminService.ListAgentTokens:output_type -> id4me.registry.v1.ListAgentTokensResponse
-	19, // 28: id4me.registry.v1.AdminService.RevokeAgentToken:output_type -> id4me.registry.v1.AgentToken
-	24, // 29: id4me.registry.v1.AdminService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
-	10, // 30: id4me.registry.v1.AdminService.ListJournal:output_type -> id4me.registry.v1.ListJournalResponse
-	24, // 31: id4me.registry.v1.AdminService.SetServerStatus:output_type -> id4me.registry.v1.Identifier
-	12, // 32: id4me.registry.v1.AdminService.CreateOperatorCredential:output_type -> id4me.registry.v1.OperatorCredential
-	15, // 33: id4me.registry.v1.AdminService.ListOperatorCredentials:output_type -> id4me.registry.v1.ListOperatorCredentialsResponse
-	12, // 34: id4me.registry.v1.AdminService.RevokeOperatorCredential:output_type -> id4me.registry.v1.OperatorCredential
-	22, // [22:35] is the sub-list for method output_type
-	9,  // [9:22] is the sub-list for method input_type
+	24, // 22: id4me.registry.v1.AdminService.CreateCredentialLink:input_type -> id4me.registry.v1.CreateCredentialLinkRequest
+	17, // 23: id4me.registry.v1.AdminService.CreateAgent:output_type -> id4me.registry.v1.Agent
+	17, // 24: id4me.registry.v1.AdminService.GetAgent:output_type -> id4me.registry.v1.Agent
+	3,  // 25: id4me.registry.v1.AdminService.ListAgents:output_type -> id4me.registry.v1.ListAgentsResponse
+	17, // 26: id4me.registry.v1.AdminService.UpdateAgent:output_type -> id4me.registry.v1.Agent
+	19, // 27: id4me.registry.v1.AdminService.CreateAgentToken:output_type -> id4me.registry.v1.AgentToken
+	7,  // 28: id4me.registry.v1.AdminService.ListAgentTokens:output_type -> id4me.registry.v1.ListAgentTokensResponse
+	19, // 29: id4me.registry.v1.AdminService.RevokeAgentToken:output_type -> id4me.registry.v1.AgentToken
+	25, // 30: id4me.registry.v1.AdminService.GetIdentifier:output_type -> id4me.registry.v1.Identifier
+	10, // 31: id4me.registry.v1.AdminService.ListJournal:output_type -> id4me.registry.v1.ListJournalResponse
+	25, // 32: id4me.registry.v1.AdminService.SetServerStatus:output_type -> id4me.registry.v1.Identifier
+	12, // 33: id4me.registry.v1.AdminService.CreateOperatorCredential:output_type -> id4me.registry.v1.OperatorCredential
+	15, // 34: id4me.registry.v1.AdminService.ListOperatorCredentials:output_type -> id4me.registry.v1.ListOperatorCredentialsResponse
+	12, // 35: id4me.registry.v1.AdminService.RevokeOperatorCredential:output_type -> id4me.registry.v1.OperatorCredential
+	26, // 36: id4me.registry.v1.AdminService.CreateCredentialLink:output_type -> id4me.registry.v1.CredentialLink
+	23, // [23:37] is the sub-list for method output_type
+	9,  // [9:23] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name

@@ -32,6 +32,7 @@ const (
 	AdminService_CreateOperatorCredential_FullMethodName = "/id4me.registry.v1.AdminService/CreateOperatorCredential"
 	AdminService_ListOperatorCredentials_FullMethodName  = "/id4me.registry.v1.AdminService/ListOperatorCredentials"
 	AdminService_RevokeOperatorCredential_FullMethodName = "/id4me.registry.v1.AdminService/RevokeOperatorCredential"
+	AdminService_CreateCredentialLink_FullMethodName     = "/id4me.registry.v1.AdminService/CreateCredentialLink"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -73,6 +74,11 @@ type AdminServiceClient interface {
 	// revoked is kept (FAILED_PRECONDITION, LAST_OPERATOR_CREDENTIAL): create its successor
 	// first, so that the registry is never left without an operator.
 	RevokeOperatorCredential(ctx context.Context, in *RevokeOperatorCredentialRequest, opts ...grpc.CallOption) (*OperatorCredential, error)
+	// CreateCredentialLink makes a credential link for the holder of any identifier, for a
+	// support case: the same link as RegistryService.CreateCredentialLink, bound to the
+	// sponsoring agent. `reason` is required (INVALID_ARGUMENT, REASON_REQUIRED) and is
+	// journaled with the operator, never the link.
+	CreateCredentialLink(ctx context.Context, in *CreateCredentialLinkRequest, opts ...grpc.CallOption) (*CredentialLink, error)
 }
 
 type adminServiceClient struct {
@@ -213,6 +219,16 @@ func (c *adminServiceClient) RevokeOperatorCredential(ctx context.Context, in *R
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateCredentialLink(ctx context.Context, in *CreateCredentialLinkRequest, opts ...grpc.CallOption) (*CredentialLink, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CredentialLink)
+	err := c.cc.Invoke(ctx, AdminService_CreateCredentialLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -252,6 +268,11 @@ type AdminServiceServer interface {
 	// revoked is kept (FAILED_PRECONDITION, LAST_OPERATOR_CREDENTIAL): create its successor
 	// first, so that the registry is never left without an operator.
 	RevokeOperatorCredential(context.Context, *RevokeOperatorCredentialRequest) (*OperatorCredential, error)
+	// CreateCredentialLink makes a credential link for the holder of any identifier, for a
+	// support case: the same link as RegistryService.CreateCredentialLink, bound to the
+	// sponsoring agent. `reason` is required (INVALID_ARGUMENT, REASON_REQUIRED) and is
+	// journaled with the operator, never the link.
+	CreateCredentialLink(context.Context, *CreateCredentialLinkRequest) (*CredentialLink, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -300,6 +321,9 @@ func (UnimplementedAdminServiceServer) ListOperatorCredentials(context.Context, 
 }
 func (UnimplementedAdminServiceServer) RevokeOperatorCredential(context.Context, *RevokeOperatorCredentialRequest) (*OperatorCredential, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeOperatorCredential not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateCredentialLink(context.Context, *CreateCredentialLinkRequest) (*CredentialLink, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCredentialLink not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -556,6 +580,24 @@ func _AdminService_RevokeOperatorCredential_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateCredentialLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCredentialLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateCredentialLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateCredentialLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateCredentialLink(ctx, req.(*CreateCredentialLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -614,6 +656,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeOperatorCredential",
 			Handler:    _AdminService_RevokeOperatorCredential_Handler,
+		},
+		{
+			MethodName: "CreateCredentialLink",
+			Handler:    _AdminService_CreateCredentialLink_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -667,7 +667,10 @@ type CreateCredentialLinkRequest struct {
 	// The identifier, in any accepted form.
 	Identifier string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
 	// Setting up the first credentials, or resetting them.
-	Purpose       CredentialLink_Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=id4me.registry.v1.CredentialLink_Purpose" json:"purpose,omitempty"`
+	Purpose CredentialLink_Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=id4me.registry.v1.CredentialLink_Purpose" json:"purpose,omitempty"`
+	// Why the link is made: required through AdminService.CreateCredentialLink (the support
+	// case), and journaled; agents leave it empty.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -714,6 +717,13 @@ func (x *CreateCredentialLinkRequest) GetPurpose() CredentialLink_Purpose {
 		return x.Purpose
 	}
 	return CredentialLink_PURPOSE_UNSPECIFIED
+}
+
+func (x *CreateCredentialLinkRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // RequestTransferRequest asks for the identifier of a valid transfer challenge.
@@ -1385,12 +1395,13 @@ const file_id4me_registry_v1_registry_service_proto_rawDesc = "" +
 	"\x18RestoreIdentifierRequest\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
-	"identifier\"\x82\x01\n" +
+	"identifier\"\x9a\x01\n" +
 	"\x1bCreateCredentialLinkRequest\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
 	"identifier\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2).id4me.registry.v1.CredentialLink.PurposeR\apurpose\"Z\n" +
+	"\apurpose\x18\x02 \x01(\x0e2).id4me.registry.v1.CredentialLink.PurposeR\apurpose\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"Z\n" +
 	"\x16RequestTransferRequest\x12!\n" +
 	"\fchallenge_id\x18\x01 \x01(\tR\vchallengeId\x12\x1d\n" +
 	"\n" +
