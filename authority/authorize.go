@@ -218,6 +218,10 @@ func claimNames(cs []requestedClaim) []string {
 // consent covers the request, else straight back to the client with a code. fromForm says
 // whether the holder just posted a form (so a redirect is a 303 to a GET).
 func (a *Authority) afterLogin(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, s Session, fromForm bool) {
+	if req.isAccountRequest() {
+		a.accountLoggedIn(w, r, req)
+		return
+	}
 	asked := claimNames(req.Params.requestedClaims())
 	if !req.Params.has("consent") {
 		prev, err := a.store.GetConsent(r.Context(), c.ID, s.IdentityID)
@@ -339,6 +343,9 @@ func (a *Authority) pendingRequest(w http.ResponseWriter, r *http.Request, id st
 	if cerr != nil || !hmac.Equal(hashToken(bc.Value), req.BrowserHash) {
 		a.errorPage(w, r, http.StatusForbidden, "This sign-in was started in another browser.", "Go back to the site you came from and start again in this browser.")
 		return AuthRequest{}, Client{}, false
+	}
+	if req.isAccountRequest() {
+		return req, accountClient, true
 	}
 	c, err := a.client(r.Context(), req.Params.ClientID)
 	if err != nil {

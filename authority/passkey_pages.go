@@ -31,6 +31,7 @@ const pathPasskeyScript = "/assets/passkey.js"
 var pageFuncs = template.FuncMap{
 	"passkeyScriptIntegrity": func() string { return passkeyScriptHash },
 	"passkeyKind":            passkeyKind,
+	"credentialID":           func(p Passkey) string { return base64.RawURLEncoding.EncodeToString(p.CredentialID) },
 }
 
 // passkeyKind names what kind of passkey p is, for the holder.

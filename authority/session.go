@@ -59,7 +59,8 @@ func (a *Authority) currentSession(r *http.Request, now time.Time) (Session, boo
 func (a *Authority) startSession(w http.ResponseWriter, r *http.Request, identityID, identifier string, amr []string) (Session, error) {
 	now := a.now()
 	v := randomToken()
-	s := Session{IDHash: hashToken(v), IdentityID: identityID, Identifier: identifier, AuthTime: now, AMR: amr, CreateTime: now, ExpireTime: now.Add(a.cfg.SessionTTL)}
+	s := Session{IDHash: hashToken(v), IdentityID: identityID, Identifier: identifier, AuthTime: now, AMR: amr, CreateTime: now, ExpireTime: now.Add(a.cfg.SessionTTL),
+		UserAgent: shortUserAgent(r.UserAgent()), Address: remoteAddress(r)}
 	if old, err := r.Cookie(sessionCookie); err == nil {
 		// A new login replaces the old session (and fixes no session an attacker planted).
 		a.store.DeleteSession(r.Context(), hashToken(old.Value))

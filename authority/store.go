@@ -203,6 +203,19 @@ type Store interface {
 	// Revoking a token again keeps its first RevokeTime.
 	RevokeAccessToken(ctx context.Context, tokenHash []byte, clientID string, now time.Time) error
 
+	// Sessions returns the sessions of an identity valid at now, newest first.
+	Sessions(ctx context.Context, identityID string, now time.Time) ([]Session, error)
+	// Consents returns the consents of an identity, most recently updated first.
+	Consents(ctx context.Context, identityID string) ([]Consent, error)
+	// RevokeConsent deletes an identity's consent to a client and, in the same transaction,
+	// ends what it gave: deletes the grants of the identity and client whose code is unused
+	// and revokes (RevokeTime now) the others and their access tokens. ErrNotFound when there
+	// was no consent (grants are ended all the same).
+	RevokeConsent(ctx context.Context, clientID, identityID string, now time.Time) error
+	// ChangePassword replaces the password hash of an identity, provided it is still old
+	// (ErrConflict otherwise; ErrNotFound: no credentials), with UpdateTime now.
+	ChangePassword(ctx context.Context, identityID, old, new string, now time.Time) error
+
 	// AddPasskey stores a new passkey (ErrConflict: its credential ID is taken; ErrNotFound:
 	// no such identity). A passkey with a LinkHash waits for that link: it is stored only
 	// while the link is neither used nor void (ErrConflict otherwise) and works once the
@@ -427,6 +440,10 @@ type Session struct {
 	AMR        []string
 	CreateTime time.Time
 	ExpireTime time.Time
+	// UserAgent and Address are the browser's User-Agent (shortened) and network address
+	// at the login, which the account page shows.
+	UserAgent string
+	Address   string
 }
 
 // Consent is what an identity's holder allowed a client to receive.

@@ -239,6 +239,8 @@ type sessionRow struct {
 	AMR        string `gorm:"column:amr"`
 	CreateTime dbTime
 	ExpireTime dbTime
+	UserAgent  string
+	Address    string
 }
 
 func (sessionRow) TableName() string { return "authority_sessions" }
@@ -247,13 +249,14 @@ func sessionToRow(s authority.Session) sessionRow {
 	return sessionRow{
 		IDHash: blob(s.IDHash), IdentityID: s.IdentityID, Identifier: s.Identifier, AuthTime: dbTime(s.AuthTime),
 		AMR: encodeList(s.AMR), CreateTime: dbTime(s.CreateTime), ExpireTime: dbTime(s.ExpireTime),
+		UserAgent: s.UserAgent, Address: s.Address,
 	}
 }
 
 func (r sessionRow) session() (authority.Session, error) {
 	s := authority.Session{
 		IDHash: unblob(r.IDHash), IdentityID: r.IdentityID, Identifier: r.Identifier, AuthTime: time.Time(r.AuthTime),
-		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime),
+		CreateTime: time.Time(r.CreateTime), ExpireTime: time.Time(r.ExpireTime), UserAgent: r.UserAgent, Address: r.Address,
 	}
 	var err error
 	s.AMR, err = decodeList(r.AMR, "authentication methods")

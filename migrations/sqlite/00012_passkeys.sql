@@ -1,5 +1,5 @@
--- Passkeys (WebAuthn credentials) of the holders, and the WebAuthn ceremonies under way
--- (authority.Store: AddPasskey … TakeCeremony).
+-- Passkeys (WebAuthn credentials) of the holders, the WebAuthn ceremonies under way
+-- (authority.Store: AddPasskey … TakeCeremony), and what the account page shows of sessions.
 --
 -- A passkey added on a credential link waits for the link (link_hash, the link's token hash)
 -- and works once the link is redeemed, which also deletes the identity's other passkeys:
@@ -31,6 +31,13 @@ CREATE TABLE authority_webauthn_ceremonies (
 ) STRICT;
 CREATE INDEX authority_webauthn_ceremonies_expire ON authority_webauthn_ceremonies (expire_time);
 
+-- The account page lists a holder's sessions with the browser and address they started
+-- from.
+ALTER TABLE authority_sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
+ALTER TABLE authority_sessions ADD COLUMN address TEXT NOT NULL DEFAULT '';
+
 -- +goose Down
+ALTER TABLE authority_sessions DROP COLUMN address;
+ALTER TABLE authority_sessions DROP COLUMN user_agent;
 DROP TABLE authority_webauthn_ceremonies;
 DROP TABLE authority_passkeys;

@@ -1,0 +1,382 @@
+package authority
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The account page (/account): a holder, logged in at the authority, sees and changes what
+// their identity gives: the sites they shared data with (and revokes each), their sessions
+// (and ends any), their passkeys (adds and removes them) and their password.
+
+const (
+	pathAccount      = "/account"
+	pathAccountLogin = "/account/login"
+)
+
+// accountClientID is the client of the authorization requests that log a holder in at the
+// account page: no relying party, so a registered client's ID (random) never equals it.
+const accountClientID = "id4me:account"
+
+// accountClient stands for the account page on the login pages.
+var accountClient = Client{ID: accountClientID, Metadata: ClientMetadata{ClientName: "Your ID4me account page"}}
+
+// accountFresh is how recent a login must be to add or remove a passkey.
+const accountFresh = 15 * time.Minute
+
+// isAccountRequest reports whether req logs a holder in at the account page.
+func (req AuthRequest) isAccountRequest() bool { return req.Params.ClientID == accountClientID }
+
+// accountSite is a site the holder consented to share data with, as the page shows it.
+type accountSite struct {
+	ClientID string
+	Name     string
+	Host     string
+	LogoURI  string
+	Claims   []string
+	Scopes   []string
+	When     time.Time
+}
+
+// accountSession is a session as the page shows it.
+type accountSession struct {
+	SID       string
+	UserAgent string
+	Address   string
+	Start     time.Time
+	AMR       string
+	Current   bool
+}
+
+// accountPage is what the account page shows.
+type accountPage struct {
+	Identifier string
+	CSRF       string
+	Action     string
+	Notice     string
+	Error      string
+	Sites      []accountSite
+	Sessions   []accountSession
+	Passkeys   []Passkey
+	Passkey    *passkeyOffer
+	Fresh      bool
+	Rules      []string
+}
+
+// Notices of the account page after a change (?done=).
+var accountNotices = map[string]string{
+	"site":     "The site can no longer get your data: its access was revoked.",
+	"session":  "The session was ended.",
+	"passkey":  "Your passkey was added.",
+	"removed":  "The passkey was removed.",
+	"password": "Your password was changed. Your other sessions were ended.",
+}
+
+// accountSession returns the holder's session at the account page, valid at now and whose
+// identifier still stands for its identity.
+func (a *Authority) accountSession(r *http.Request) (Session, bool) {
+	s, ok := a.currentSession(r, a.now())
+	if !ok {
+		return s, false
+	}
+	res, err := a.resolver.Resolve(r.Context(), s.Identifier)
+	return s, err == nil && res.IdentityID == s.IdentityID
+}
+
+// serveAccountLogin starts a login for the account page; fresh=1 asks for one even when a
+// session exists (before credential changes).
+func (a *Authority) serveAccountLogin(w http.ResponseWriter, r *http.Request) {
+	browser := a.browserID(w, r)
+	now := a.now()
+	p := AuthParams{ClientID: accountClientID}
+	if r.URL.Query().Get("fresh") == "1" {
+		p.Prompt = []string{"login"}
+	}
+	if s, ok := a.accountSession(r); ok {
+		p.LoginHint = s.Identifier
+	}
+	req := AuthRequest{ID: randomToken(), BrowserHash: hashToken(browser), Params: p, CreateTime: now, ExpireTime: now.Add(a.cfg.AuthRequestTTL)}
+	if err := a.store.CreateAuthRequest(r.Context(), req); err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	http.Redirect(w, r, pathLogin+"?req="+url.QueryEscape(req.ID), http.StatusSeeOther)
+}
+
+// accountLoggedIn ends the login of an account request: back to the account page.
+func (a *Authority) accountLoggedIn(w http.ResponseWriter, r *http.Request, req AuthRequest) {
+	if err := a.store.DeleteAuthRequest(r.Context(), req.ID); err != nil {
+		a.log.WarnContext(r.Context(), "authority: removing a finished account login", "err", err)
+	}
+	http.Redirect(w, r, pathAccount, http.StatusSeeOther)
+}
+
+func (a *Authority) serveAccount(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.accountSession(r)
+	if !ok {
+		a.serveAccountLogin(w, r)
+		return
+	}
+	page := accountPage{Notice: accountNotices[r.URL.Query().Get("done")]}
+	a.renderAccount(w, r, s, page, http.StatusOK)
+}
+
+// renderAccount fills the page for session s and renders it.
+func (a *Authority) renderAccount(w http.ResponseWriter, r *http.Request, s Session, page accountPage, status int) {
+	ctx := r.Context()
+	browser := a.browserID(w, r)
+	page.Identifier, page.CSRF, page.Action, page.Rules = s.Identifier, csrfToken(browser, "account"+s.SID()), pathAccount, passwordRules
+	page.Fresh = a.now().Sub(s.AuthTime) <= accountFresh
+	consents, err := a.store.Consents(ctx, s.IdentityID)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	for _, c := range consents {
+		site := accountSite{ClientID: c.ClientID, Claims: c.Claims, Scopes: c.Scopes, When: c.UpdateTime, Name: "A site that is no longer registered"}
+		if cl, err := a.client(ctx, c.ClientID); err == nil {
+			site.Name, site.Host, site.LogoURI = cl.Metadata.ClientName, cl.Metadata.Sector, cl.Metadata.LogoURI
+			if site.Name == "" {
+				site.Name = "A site"
+			}
+		}
+		page.Sites = append(page.Sites, site)
+	}
+	sessions, err := a.store.Sessions(ctx, s.IdentityID, a.now())
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	for _, o := range sessions {
+		page.Sessions = append(page.Sessions, accountSession{
+			SID: o.SID(), UserAgent: o.UserAgent, Address: o.Address, Start: o.CreateTime, AMR: strings.Join(o.AMR, " "),
+			Current: hmac.Equal(o.IDHash, s.IDHash),
+		})
+	}
+	if page.Passkeys, err = a.store.Passkeys(ctx, s.IdentityID); err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if page.Fresh {
+		if page.Passkey, err = a.beginEnrolment(ctx, browser, s.IdentityID, s.Identifier, ceremonyEnrolAccount, page.Passkeys); err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+	}
+	a.pages.render(w, status, "account", page)
+}
+
+// serveAccountPost makes one change of the account page: its form's step says which.
+func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.accountSession(r)
+	if !ok {
+		a.errorPage(w, r, http.StatusForbidden, "You are not logged in.", "Open the account page again and log in.")
+		return
+	}
+	browser, ok := checkCSRF(r, "account"+s.SID())
+	if !ok {
+		a.errorPage(w, r, http.StatusForbidden, "The form could not be verified.", "Open the account page again and retry.")
+		return
+	}
+	ctx := r.Context()
+	fail := func(status int, msg string) {
+		a.renderAccount(w, r, s, accountPage{Error: msg}, status)
+	}
+	done := func(what string) { http.Redirect(w, r, pathAccount+"?done="+what, http.StatusSeeOther) }
+	switch r.PostFormValue("step") {
+	case "revoke-site":
+		clientID := r.PostFormValue("client_id")
+		err := a.store.RevokeConsent(ctx, clientID, s.IdentityID, a.now())
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		a.log.InfoContext(ctx, "holder revoked a site's access", "identifier", s.Identifier, "client_id", clientID)
+		done("site")
+	case "end-session":
+		sid := r.PostFormValue("sid")
+		sessions, err := a.store.Sessions(ctx, s.IdentityID, a.now())
+		if err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		for _, o := range sessions {
+			if o.SID() != sid {
+				continue
+			}
+			if hmac.Equal(o.IDHash, s.IDHash) {
+				if err := a.endSession(w, r, o); err != nil {
+					a.internalErrorPage(w, r, err)
+					return
+				}
+				http.Redirect(w, r, pathAccount, http.StatusSeeOther)
+				return
+			}
+			if err := a.endOtherSession(ctx, o); err != nil {
+				a.internalErrorPage(w, r, err)
+				return
+			}
+			a.log.InfoContext(ctx, "holder ended a session", "identifier", s.Identifier)
+			done("session")
+			return
+		}
+		fail(http.StatusNotFound, "That session has ended already.")
+	case "passkey":
+		if a.now().Sub(s.AuthTime) > accountFresh {
+			fail(http.StatusForbidden, "Log in again before you add a passkey.")
+			return
+		}
+		existing, err := a.store.Passkeys(ctx, s.IdentityID)
+		if err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		p, msg, err := a.finishEnrolment(ctx, browser, ceremonyEnrolAccount, r.PostFormValue("ceremony"), r.PostFormValue("credential"), r.PostFormValue("name"), s.IdentityID, s.Identifier, existing)
+		switch {
+		case err != nil:
+			a.internalErrorPage(w, r, err)
+			return
+		case msg != "":
+			fail(http.StatusBadRequest, msg)
+			return
+		}
+		if err := a.store.AddPasskey(ctx, p); errors.Is(err, ErrConflict) {
+			fail(http.StatusConflict, "This passkey is registered already.")
+			return
+		} else if err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		a.log.InfoContext(ctx, "holder added a passkey", "identifier", s.Identifier)
+		done("passkey")
+	case "remove-passkey":
+		if a.now().Sub(s.AuthTime) > accountFresh {
+			fail(http.StatusForbidden, "Log in again before you remove a passkey.")
+			return
+		}
+		id, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("credential_id"))
+		if err != nil {
+			fail(http.StatusBadRequest, "No such passkey.")
+			return
+		}
+		if err := a.store.DeletePasskey(ctx, s.IdentityID, id); errors.Is(err, ErrNotFound) {
+			fail(http.StatusNotFound, "That passkey was removed already.")
+			return
+		} else if err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		a.log.InfoContext(ctx, "holder removed a passkey", "identifier", s.Identifier)
+		done("removed")
+	case "password":
+		a.changePassword(w, r, s, fail, done)
+	default:
+		fail(http.StatusBadRequest, "The form could not be read.")
+	}
+}
+
+// changePassword replaces the password after checking the current one, and ends the
+// holder's other sessions.
+func (a *Authority) changePassword(w http.ResponseWriter, r *http.Request, s Session, fail func(int, string), done func(string)) {
+	ctx := r.Context()
+	if ok, wait := a.logins.allow(r, a.cfg.Now()); !ok {
+		fail(http.StatusTooManyRequests, tooMany(wait))
+		return
+	}
+	cred, err := a.store.GetHolderCredential(ctx, s.IdentityID)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	current := r.PostFormValue("current")
+	if current == "" || len(current) > 4*MaxPasswordLength {
+		fail(http.StatusBadRequest, "Enter your current password.")
+		return
+	}
+	good, err := a.checkPassword(ctx, current, cred.PasswordHash)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if !good {
+		fail(http.StatusUnauthorized, "Your current password is wrong.")
+		return
+	}
+	password := r.PostFormValue("password")
+	if msg := checkNewPassword(password, r.PostFormValue("confirm"), s.Identifier); msg != "" {
+		fail(http.StatusBadRequest, msg)
+		return
+	}
+	hash, err := a.hashNewPassword(ctx, password)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if err := a.store.ChangePassword(ctx, s.IdentityID, cred.PasswordHash, hash, a.now()); errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		fail(http.StatusConflict, "Your credentials changed meanwhile. Reload the page and try again.")
+		return
+	} else if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	sessions, err := a.store.Sessions(ctx, s.IdentityID, a.now())
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	for _, o := range sessions {
+		if !hmac.Equal(o.IDHash, s.IDHash) {
+			if err := a.endOtherSession(ctx, o); err != nil {
+				a.internalErrorPage(w, r, err)
+				return
+			}
+		}
+	}
+	a.log.InfoContext(ctx, "holder changed the password; the other sessions are ended", "identifier", s.Identifier)
+	done("password")
+}
+
+// endOtherSession ends a session of another browser, queueing its back-channel logouts.
+func (a *Authority) endOtherSession(ctx context.Context, s Session) error {
+	queued, dropped, err := a.store.EndSession(ctx, s.IDHash, s.SID(), a.now(), backchannelGiveUp, a.cfg.BackchannelLogoutQueue)
+	if err != nil {
+		return err
+	}
+	if dropped > 0 {
+		a.log.WarnContext(ctx, "authority: the back-channel logout queue is full; logouts dropped", "dropped", dropped)
+	}
+	if queued > 0 {
+		a.backchannel.wake()
+	}
+	return nil
+}
+
+// shortUserAgent keeps what the account page needs of a User-Agent to tell browsers apart.
+func shortUserAgent(ua string) string {
+	const limit = 200
+	if len(ua) <= limit {
+		return ua
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(ua[cut]) {
+		cut--
+	}
+	return ua[:cut]
+}
+
+// remoteAddress is the peer's address, without port.
+func remoteAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

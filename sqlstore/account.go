@@ -1,0 +1,95 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/id4me/id4me-registry/authority"
+)
+
+// What the account page reads and changes: an identity's sessions and consents, the end of
+// a consent, and a password change.
+
+func (a *AuthorityStore) Sessions(ctx context.Context, identityID string, now time.Time) ([]authority.Session, error) {
+	var rows []sessionRow
+	if err := a.q(ctx).Where("identity_id = ? AND expire_time > ?", identityID, dbTime(now)).Order("create_time DESC").Find(&rows).Error; err != nil {
+		return nil, authError(err)
+	}
+	out := make([]authority.Session, 0, len(rows))
+	for _, r := range rows {
+		s, err := r.session()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (a *AuthorityStore) Consents(ctx context.Context, identityID string) ([]authority.Consent, error) {
+	var rows []consentRow
+	if err := a.q(ctx).Where("identity_id = ?", identityID).Order("update_time DESC, client_id").Find(&rows).Error; err != nil {
+		return nil, authError(err)
+	}
+	out := make([]authority.Consent, 0, len(rows))
+	for _, r := range rows {
+		c, err := r.consent()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (a *AuthorityStore) RevokeConsent(ctx context.Context, clientID, identityID string, now time.Time) error {
+	if err := mustBeSet("the time a consent is revoked", now); err != nil {
+		return err
+	}
+	var n int64
+	err := a.tx(ctx, func(t *tx) error {
+		at := dbTime(now)
+		var err error
+		res := t.q(ctx).Where("client_id = ? AND identity_id = ?", clientID, identityID).Delete(&consentRow{})
+		if n, err = changed(res); err != nil {
+			return err
+		}
+		for _, end := range []func(db *gorm.DB) *gorm.DB{
+			func(db *gorm.DB) *gorm.DB {
+				return db.Where("identity_id = ? AND client_id = ? AND use_time IS NULL", identityID, clientID).Delete(&grantRow{})
+			},
+			func(db *gorm.DB) *gorm.DB {
+				return db.Model(&grantRow{}).Where("identity_id = ? AND client_id = ? AND revoke_time IS NULL", identityID, clientID).Update("revoke_time", at)
+			},
+			func(db *gorm.DB) *gorm.DB {
+				return db.Model(&accessTokenRow{}).Where("identity_id = ? AND client_id = ? AND revoke_time IS NULL", identityID, clientID).Update("revoke_time", at)
+			},
+		} {
+			if err := end(t.q(ctx)).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && n == 0 {
+		return fmt.Errorf("consent of identity %q to client %q: %w", identityID, clientID, authority.ErrNotFound)
+	}
+	return err
+}
+
+func (a *AuthorityStore) ChangePassword(ctx context.Context, identityID, old, new string, now time.Time) error {
+	if err := mustBeSet("the time a password is changed", now); err != nil {
+		return err
+	}
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&holderRow{}).Where("identity_id = ? AND password_hash = ?", identityID, old).
+			Updates(map[string]any{"password_hash": new, "update_time": dbTime(now)})
+	})
+	if err != nil || n > 0 {
+		return err
+	}
+	return lost(a.q(ctx), &holderRow{}, "identity_id = ?", identityID, "credentials", "changed meanwhile")
+}
