@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // The account page (/account): a holder, logged in at the authority, sees and changes what
@@ -69,6 +72,7 @@ type accountPage struct {
 	Passkey    *passkeyOffer
 	Fresh      bool
 	Rules      []string
+	Activity   []accountActivity
 }
 
 // Notices of the account page after a change (?done=).
@@ -161,6 +165,22 @@ func (a *Authority) renderAccount(w http.ResponseWriter, r *http.Request, s Sess
 			Current: hmac.Equal(o.IDHash, s.IDHash),
 		})
 	}
+	if a.cfg.HolderJournal != nil {
+		entries, err := a.cfg.HolderJournal.HolderActivity(ctx, s.Identifier, 4*activityShown)
+		if err != nil {
+			a.log.WarnContext(ctx, "authority: reading a holder's activity", "err", err)
+		}
+		for _, e := range entries {
+			if len(page.Activity) == activityShown {
+				break
+			}
+			what, ok := activityLabels[e.Action]
+			if !ok {
+				continue
+			}
+			page.Activity = append(page.Activity, accountActivity{Time: e.Time, What: what, Detail: activityDetail(e.After)})
+		}
+	}
 	if page.Passkeys, err = a.store.Passkeys(ctx, s.IdentityID); err != nil {
 		a.internalErrorPage(w, r, err)
 		return
@@ -200,6 +220,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.log.InfoContext(ctx, "holder revoked a site's access", "identifier", s.Identifier, "client_id", clientID)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.site_revoked", map[string]any{"client_id": clientID}, false)
 		done("site")
 	case "end-session":
 		sid := r.PostFormValue("sid")
@@ -225,6 +246,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			a.log.InfoContext(ctx, "holder ended a session", "identifier", s.Identifier)
+			a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.session_ended", map[string]any{"started": o.CreateTime, "user_agent": o.UserAgent}, false)
 			done("session")
 			return
 		}
@@ -256,6 +278,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.log.InfoContext(ctx, "holder added a passkey", "identifier", s.Identifier)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.passkey_added", map[string]any{"name": p.Name}, true)
 		done("passkey")
 	case "remove-passkey":
 		if a.now().Sub(s.AuthTime) > accountFresh {
@@ -275,6 +298,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.log.InfoContext(ctx, "holder removed a passkey", "identifier", s.Identifier)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.passkey_removed", nil, true)
 		done("removed")
 	case "password":
 		a.changePassword(w, r, s, fail, done)
@@ -341,6 +365,7 @@ func (a *Authority) changePassword(w http.ResponseWriter, r *http.Request, s Ses
 		}
 	}
 	a.log.InfoContext(ctx, "holder changed the password; the other sessions are ended", "identifier", s.Identifier)
+	a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.password_changed", nil, true)
 	done("password")
 }
 
@@ -379,4 +404,63 @@ func remoteAddress(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// HolderJournal records what holders do at the authority (registry.HolderJournal
+// implements it): journaled for the identifier, without secrets, and told to the sponsoring
+// agent when c.Notify is set.
+type HolderJournal interface {
+	RecordHolderChange(ctx context.Context, c registry.HolderChange) error
+	// HolderActivity returns the last limit entries the holder of identifier made, newest
+	// first.
+	HolderActivity(ctx context.Context, identifier string, limit int) ([]registry.JournalEntry, error)
+}
+
+// activityLabels say what each journaled action of a holder was, on the account page.
+var activityLabels = map[string]string{
+	"holder.sign_in":          "Signed in",
+	"holder.credentials_set":  "Credentials set through a link from your agent",
+	"holder.password_changed": "Password changed",
+	"holder.passkey_added":    "Passkey added",
+	"holder.passkey_removed":  "Passkey removed",
+	"holder.site_revoked":     "A site's access revoked",
+	"holder.session_ended":    "A session ended",
+}
+
+// accountActivity is an entry of the holder's recent activity.
+type accountActivity struct {
+	Time   time.Time
+	What   string
+	Detail string
+}
+
+// activityShown is how many entries of recent activity the page shows.
+const activityShown = 15
+
+// holderChange records what a holder did; the change is made already, so a failure is
+// logged, not answered.
+func (a *Authority) holderChange(ctx context.Context, identityID, identifier, action string, detail map[string]any, notify bool) {
+	if a.cfg.HolderJournal == nil {
+		return
+	}
+	c := registry.HolderChange{Identifier: identifier, IdentityID: identityID, Action: action, Detail: detail, Notify: notify, Time: a.now()}
+	if err := a.cfg.HolderJournal.RecordHolderChange(ctx, c); err != nil {
+		a.log.WarnContext(ctx, "authority: journaling a holder's change", "identifier", identifier, "action", action, "err", err)
+	}
+}
+
+// activityDetail is what the page shows of an entry's journaled detail: the methods of a
+// sign-in, a passkey's name.
+func activityDetail(after string) string {
+	var d struct {
+		AMR  []string `json:"amr"`
+		Name string   `json:"name"`
+	}
+	if json.Unmarshal([]byte(after), &d) != nil {
+		return ""
+	}
+	if len(d.AMR) > 0 {
+		return "with " + strings.Join(d.AMR, " + ")
+	}
+	return d.Name
 }

@@ -149,6 +149,10 @@ type Config struct {
 	// (a 303 is a login or consent that went on, or a logout that sent the browser on). It
 	// must be cheap. Nil for none.
 	Observe func(event, outcome string)
+	// HolderJournal records what holders do (sign-ins, credential changes, revocations)
+	// in the registry's journal and tells agents of credential changes; nil: nothing is
+	// recorded.
+	HolderJournal HolderJournal
 	// Logger gets the authority's log lines; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.

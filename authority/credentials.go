@@ -285,6 +285,7 @@ func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l Credent
 		return
 	}
 	a.log.InfoContext(r.Context(), "holder credentials set; the identity's sessions and tokens are ended", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")
+	a.holderChange(r.Context(), l.IdentityID, l.Identifier, "holder.credentials_set", map[string]any{"purpose": l.Purpose, "totp": c.TOTPSecret != ""}, true)
 	// The browser that set the credentials is the holder's: its login attempts count
 	// against its own budget, which nobody else's guessing touches (throttle.go). So a
 	// holder can always get in through a link from their agent.

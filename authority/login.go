@@ -240,6 +240,7 @@ func (a *Authority) loggedIn(w http.ResponseWriter, r *http.Request, c Client, r
 		return
 	}
 	a.log.InfoContext(ctx, "holder logged in", "identifier", res.Identifier, "client_id", c.ID, "amr", amr)
+	a.holderChange(ctx, res.IdentityID, res.Identifier, "holder.sign_in", map[string]any{"client_id": c.ID, "amr": amr}, false)
 	a.afterLogin(w, r, c, req, s, true)
 }
 

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/id4me/id4me-registry/internal/testenv"
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
 // TestAccountBrowser: the account page in headless Chromium. The holder, logged in at a
@@ -95,6 +97,30 @@ func TestAccountBrowser(t *testing.T) {
 		t.Fatalf("passkeys on the account page %q", got)
 	}
 	b.shot("passkey-added")
+	var activity []string
+	for _, row := range b.rows("#activity") {
+		activity = append(activity, row[1]+" "+row[2])
+	}
+	for _, want := range []string{"Passkey added Phone", "A session ended ", "A site's access revoked ", "Signed in with pwd", "Credentials set through a link from your agent "} {
+		if !slices.Contains(activity, want) {
+			t.Fatalf("recent activity %q lacks %q", activity, want)
+		}
+	}
+	// The agent is told of credential changes (not of sign-ins or revocations), with no
+	// secret.
+	events, err := e.RegistryAPI.ListEvents(agent.Ctx(), &registryv1.ListEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, ev := range events.GetEvents() {
+		if ev.GetType() == registryv1.Event_TYPE_CREDENTIALS_CHANGED && ev.GetIdentifier() == alice {
+			reasons = append(reasons, ev.GetReason())
+		}
+	}
+	if want := []string{"holder.credentials_set", "holder.passkey_added"}; !slices.Equal(reasons, want) {
+		t.Fatalf("the agent's credential events %q, want %q", reasons, want)
+	}
 	// Logging out leads to the account's login page, whose conditional request the
 	// authenticator answers at once: the passkey logs the holder back in.
 	b.submit(`#sessions tr:has(strong) button`)

@@ -8,6 +8,9 @@ const (
 	ActorAgent    ActorKind = "agent"
 	ActorOperator ActorKind = "operator"
 	ActorSystem   ActorKind = "system"
+	// ActorHolder is an identifier's holder, acting at the authority (HolderJournal); its
+	// ID is the identifier.
+	ActorHolder ActorKind = "holder"
 )
 
 // Actor is who makes a call: an agent, an operator, or the registry itself.

@@ -47,6 +47,8 @@ type Reader interface {
 
 	// ListJournal returns up to limit entries matching f with ID > afterID, oldest first.
 	ListJournal(ctx context.Context, f JournalFilter, afterID int64, limit int) ([]JournalEntry, error)
+	// LatestJournal returns the last limit entries matching f, newest first.
+	LatestJournal(ctx context.Context, f JournalFilter, limit int) ([]JournalEntry, error)
 
 	GetTransfer(ctx context.Context, id string) (Transfer, error)
 	// PendingTransfer returns the identifier's pending transfer; KindNotFound if there is none.

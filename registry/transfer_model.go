@@ -74,6 +74,9 @@ const (
 	EventIdentifierPurged     EventType = "identifier.purged"
 	EventServerStatusChanged  EventType = "identifier.server_status_changed"
 	EventOpenIDRecordChanged  EventType = "identifier.openid_record_changed"
+	// EventCredentialsChanged tells the sponsoring agent that the holder changed the
+	// identity's credentials at the authority (HolderJournal); Data.Reason says how.
+	EventCredentialsChanged EventType = "identifier.credentials_changed"
 )
 
 // Event tells one agent of something that happened to an identifier. Each agent's events are

@@ -227,6 +227,7 @@ var eventType = map[registry.EventType]registryv1.Event_Type{
 	registry.EventIdentifierPurged:     registryv1.Event_TYPE_IDENTIFIER_PURGED,
 	registry.EventServerStatusChanged:  registryv1.Event_TYPE_SERVER_STATUS_CHANGED,
 	registry.EventOpenIDRecordChanged:  registryv1.Event_TYPE_OPENID_RECORD_CHANGED,
+	registry.EventCredentialsChanged:   registryv1.Event_TYPE_CREDENTIALS_CHANGED,
 }
 
 // eventToProto converts an event. Statuses follow the Identifier's convention (none in

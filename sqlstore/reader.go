@@ -175,6 +175,21 @@ func (r reader) ListJournal(ctx context.Context, f registry.JournalFilter, after
 	return find(q.Order("id").Limit(limit), journalRow.entry)
 }
 
+// LatestJournal reads the index journal_object backwards when f names an object.
+func (r reader) LatestJournal(ctx context.Context, f registry.JournalFilter, limit int) ([]registry.JournalEntry, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	q := r.q(ctx)
+	if f.ObjectType != "" {
+		q = q.Where("object_type = ?", f.ObjectType)
+	}
+	if f.ObjectID != "" {
+		q = q.Where("object_id = ?", f.ObjectID)
+	}
+	return find(q.Order("id DESC").Limit(limit), journalRow.entry)
+}
+
 func (r reader) GetTransfer(ctx context.Context, id string) (registry.Transfer, error) {
 	var row transferRow
 	if err := take(r.q(ctx).Where("id = ?", id), &row, registry.ReasonTransferNotFound, "transfer %q not found", id); err != nil {

@@ -286,7 +286,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Registration: authority.RegistrationMode(f.registration), RegistrationRate: f.registrationRate.perSecond,
 		RegistrationBurst: f.registrationBurst, RequirePKCE: f.requirePKCE, ClientSecretTTL: f.clientSecretTTL,
 		ClientCacheTTL: f.authCacheTTL, OPPolicyURI: f.opPolicyURI, OPTOSURI: f.opTOSURI, ServiceDocumentation: f.serviceDocumentation,
-		Logger: log, Observe: metrics.AuthorityEvent,
+		Logger: log, Observe: metrics.AuthorityEvent, HolderJournal: registry.NewHolderJournal(store),
 	})
 	if err != nil {
 		return err

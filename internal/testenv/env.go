@@ -15,9 +15,9 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net"
-	"strconv"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -219,6 +219,8 @@ func New(t testing.TB, opts Options) *Env {
 			// Cheap hashes: the tests count logins, not hash strength.
 			Password: authority.PasswordParams{Memory: 64, Time: 1, Threads: 1},
 			Observe:  metrics.AuthorityEvent,
+			// What holders do is journaled, and agents told of credential changes.
+			HolderJournal: registry.NewHolderJournal(store),
 		}
 		if opts.ConfigureAuthority != nil {
 			opts.ConfigureAuthority(&acfg)

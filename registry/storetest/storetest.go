@@ -791,6 +791,12 @@ func testJournal(t *testing.T, s registry.Store) {
 		}
 		wantEqual(t, "ListJournal "+tc.name, got, tc.want)
 	}
+	// LatestJournal: the last ones, newest first.
+	got, err := s.LatestJournal(ctx, registry.JournalFilter{ObjectType: "identifier", ObjectID: "alice.example"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEqual(t, "LatestJournal", got, pick(4, 3))
 }
 
 // testTimePrecision: a time comes back as written, truncated to the microsecond, in UTC, and
@@ -871,6 +877,9 @@ func testTxRollback(t *testing.T, s registry.Store) {
 	wantErr(t, err, registry.KindNotFound, "CREDENTIAL_NOT_FOUND")
 	_, err = s.GetChallenge(ctx, "ch1")
 	wantErr(t, err, registry.KindNotFound, "CHALLENGE_NOT_FOUND")
+	if j, err := s.LatestJournal(ctx, registry.JournalFilter{}, 10); err != nil || len(j) != 0 {
+		t.Fatalf("LatestJournal of an empty store: %v, %v", j, err)
+	}
 	if j, err := s.ListJournal(ctx, registry.JournalFilter{}, 0, 10); err != nil || len(j) != 0 {
 		t.Fatalf("journal after rollback = %v, %v; want empty", j, err)
 	}

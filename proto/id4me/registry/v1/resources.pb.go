@@ -379,6 +379,11 @@ const (
 	// The periodic check of the identifier's _openid record had another outcome than the
 	// check before.
 	Event_TYPE_OPENID_RECORD_CHANGED Event_Type = 11
+	// The holder changed the identity's credentials at the authority: set them through a
+	// credential link, changed the password, added or removed a passkey. reason says which
+	// (holder.credentials_set, holder.password_changed, holder.passkey_added,
+	// holder.passkey_removed); no secret is ever in an event.
+	Event_TYPE_CREDENTIALS_CHANGED Event_Type = 12
 )
 
 // Enum value maps for Event_Type.
@@ -396,6 +401,7 @@ var (
 		9:  "TYPE_IDENTIFIER_PURGED",
 		10: "TYPE_SERVER_STATUS_CHANGED",
 		11: "TYPE_OPENID_RECORD_CHANGED",
+		12: "TYPE_CREDENTIALS_CHANGED",
 	}
 	Event_Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED":            0,
@@ -410,6 +416,7 @@ var (
 		"TYPE_IDENTIFIER_PURGED":      9,
 		"TYPE_SERVER_STATUS_CHANGED":  10,
 		"TYPE_OPENID_RECORD_CHANGED":  11,
+		"TYPE_CREDENTIALS_CHANGED":    12,
 	}
 )
 
@@ -1032,7 +1039,8 @@ type Event struct {
 	PreviousOpenidStatus OpenIDRecordCheck_Status `protobuf:"varint,9,opt,name=previous_openid_status,json=previousOpenidStatus,proto3,enum=id4me.registry.v1.OpenIDRecordCheck_Status" json:"previous_openid_status,omitempty"`
 	// For TYPE_IDENTIFIER_DELETED: when the identifier will be purged.
 	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
-	// For TYPE_SERVER_STATUS_CHANGED: the operator's reason, if given.
+	// For TYPE_SERVER_STATUS_CHANGED: the operator's reason, if given. For
+	// TYPE_CREDENTIALS_CHANGED: what the holder changed.
 	Reason string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When this agent acknowledged the event; unset until then.
 	AckTime       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=ack_time,json=ackTime,proto3" json:"ack_time,omitempty"`
@@ -1999,7 +2007,7 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\x16STATUS_CLIENT_REJECTED\x10\x03\x12\x1b\n" +
 	"\x17STATUS_CLIENT_CANCELLED\x10\x04\x12\x1a\n" +
 	"\x16STATUS_SERVER_APPROVED\x10\x05\x12\x1b\n" +
-	"\x17STATUS_SERVER_CANCELLED\x10\x06\"\x94\b\n" +
+	"\x17STATUS_SERVER_CANCELLED\x10\x06\"\xb2\b\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.id4me.registry.v1.Event.TypeR\x04type\x12\x1e\n" +
@@ -2017,7 +2025,7 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"purge_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x125\n" +
-	"\back_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\aackTime\"\xe6\x02\n" +
+	"\back_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\aackTime\"\x84\x03\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TYPE_TRANSFER_REQUESTED\x10\x01\x12\x1a\n" +
@@ -2031,7 +2039,8 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\x16TYPE_IDENTIFIER_PURGED\x10\t\x12\x1e\n" +
 	"\x1aTYPE_SERVER_STATUS_CHANGED\x10\n" +
 	"\x12\x1e\n" +
-	"\x1aTYPE_OPENID_RECORD_CHANGED\x10\v\"\xe3\x05\n" +
+	"\x1aTYPE_OPENID_RECORD_CHANGED\x10\v\x12\x1c\n" +
+	"\x18TYPE_CREDENTIALS_CHANGED\x10\f\"\xe3\x05\n" +
 	"\tChallenge\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
