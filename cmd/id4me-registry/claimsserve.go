@@ -50,14 +50,15 @@ Claims come from a YAML or JSON file (reloaded when it changes), identifier to c
     name: Alice
 or from a SQLite table of (identifier, name, value) rows, value a JSON value or plain text.
 
-Every flag can also be set by an environment variable: ID4ME_AGENT_ and the flag's name in
-upper case, "-" as "_" (--tls-cert is ID4ME_AGENT_TLS_CERT).
+Every flag can also be set by an environment variable: ID4ME_CLAIMS_ and the flag's name in
+upper case, "-" as "_" (--tls-cert is ID4ME_CLAIMS_TLS_CERT; not ID4ME_AGENT_, which
+holds the agent's client certificate for the registry).
 
 flags:
 `
 
-// claimsServeEnv is a flag's environment variable: --authority is ID4ME_AGENT_AUTHORITY.
-var claimsServeEnv = cmdline.EnvName("ID4ME_AGENT_")
+// claimsServeEnv is a flag's environment variable: --authority is ID4ME_CLAIMS_AUTHORITY.
+var claimsServeEnv = cmdline.EnvName("ID4ME_CLAIMS_")
 
 type claimsServeFlags struct {
 	addr, issuer, authority, authorityCA string

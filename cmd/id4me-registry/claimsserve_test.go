@@ -243,11 +243,11 @@ func TestClaimsServeUsageErrors(t *testing.T) {
 		})
 	}
 	t.Run("environment", func(t *testing.T) {
-		t.Setenv("ID4ME_AGENT_AUTHORITY", "https://id.example.test")
+		t.Setenv("ID4ME_CLAIMS_AUTHORITY", "https://id.example.test")
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), []string{"agent", "claims-serve", "--dev", "--addr", "127.0.0.1:0"}, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), "exactly one") {
-			t.Fatalf("with ID4ME_AGENT_AUTHORITY: %v, want the source missing", err)
+			t.Fatalf("with ID4ME_CLAIMS_AUTHORITY: %v, want the source missing", err)
 		}
 	})
 }
