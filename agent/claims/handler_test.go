@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -598,4 +599,75 @@ func publishedKIDs(e *env) []string {
 		kids = append(kids, k.KeyID)
 	}
 	return kids
+}
+
+// TestClaimsAuthorityLate: an agent started before its authority answers 503 with
+// Retry-After (not 401: the token may be good) and asks the authority's discovery again at
+// most once per refresh interval; once the authority answers, tokens are verified.
+func TestClaimsAuthorityLate(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var (
+		mu        sync.Mutex
+		up        bool
+		discovers int
+		late      *httptest.Server
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		discovers++
+		if !up {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"issuer": late.URL, "jwks_uri": late.URL + "/jwks.json"})
+	})
+	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, r *http.Request) { w.Write(e.authKeys.JWKS()) })
+	// An authority with the env's keys, behind a switch.
+	late = httptest.NewTLSServer(mux)
+	defer late.Close()
+	client := late.Client()
+	srv, err := claims.NewServer(claims.Config{
+		Issuer:   e.agent.URL,
+		Verifier: accesstoken.NewLazy(client, late.URL, e.agent.URL, accesstoken.WithClock(e.Now), accesstoken.WithJWKSRefreshInterval(time.Minute)),
+		Source:   holders, Keys: e.agentKeys, Now: e.Now,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := httptest.NewServer(srv)
+	defer a.Close()
+	ask := func() (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, a.URL+claims.ClaimsPath, nil)
+		c := e.tokenClaims()
+		c["iss"] = late.URL
+		req.Header.Set("Authorization", "Bearer "+e.token(authority.RS256, c))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for range 3 {
+		if status, retry := ask(); status != http.StatusServiceUnavailable || retry == "" {
+			t.Fatalf("authority down: %d (Retry-After %q), want 503 with Retry-After", status, retry)
+		}
+	}
+	mu.Lock()
+	up = true
+	if discovers != 1 {
+		t.Fatalf("discovery asked %d times within the refresh interval, want once", discovers)
+	}
+	mu.Unlock()
+	if status, _ := ask(); status != http.StatusServiceUnavailable {
+		t.Fatalf("within the refresh interval: %d, want 503 still", status)
+	}
+	e.advance(time.Minute)
+	if status, _ := ask(); status != http.StatusOK {
+		t.Fatalf("authority up: %d, want 200", status)
+	}
 }
