@@ -87,7 +87,7 @@ func claimsServeFlagSet(stderr io.Writer) (*flag.FlagSet, *claimsServeFlags) {
 	fs.StringVar(&f.sqliteTable, "sqlite-table", "claims", "the table of (identifier, name, value) rows in --sqlite")
 	fs.StringVar(&f.keyFile, "key-file", "", "file of the agent's signing keys, created when missing (mode 0600); default keys in memory, new at each start")
 	fs.StringVar(&f.alg, "alg", "RS256", "algorithm of new signing keys: RS256 or ES256")
-	fs.DurationVar(&f.rotateEvery, "rotate-every", claims.DefaultRotateEvery, "age at which a new signing key takes over; the old one stays published for a day")
+	fs.DurationVar(&f.rotateEvery, "rotate-every", claims.DefaultRotateEvery, "how long a signing key signs; the next one is published an hour ahead, the old one stays published for a day")
 	fs.DurationVar(&f.lifetime, "lifetime", claims.DefaultLifetime, "how long an answer is valid")
 	fs.BoolVar(&f.replayCheck, "replay-check", false, "answer each access token once (refuse a jti seen before, until it expires)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) of the HTTPS listener")
