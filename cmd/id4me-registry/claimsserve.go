@@ -264,11 +264,10 @@ func claimsSource(ctx context.Context, f *claimsServeFlags, log *slog.Logger) (c
 // fileClaims is a Source read from a YAML or JSON file, read again when its modification
 // time or size changes.
 type fileClaims struct {
-	path   string
-	cur    atomic.Pointer[claims.Static]
-	mtime  time.Time
-	size   int64
-	loaded int
+	path  string
+	cur   atomic.Pointer[claims.Static]
+	mtime time.Time
+	size  int64
 }
 
 // load reads the file; on an error the claims read before stay.
@@ -293,7 +292,6 @@ func (s *fileClaims) load() error {
 	st2 := claims.Static(m)
 	s.cur.Store(&st2)
 	s.mtime, s.size = st.ModTime(), st.Size()
-	s.loaded++
 	return nil
 }
 
