@@ -55,8 +55,8 @@ type KeySetOptions struct {
 // the next key is published PublishLead before it takes over, when the current one has
 // signed for RotateEvery; keys it replaced stay published until RetireAfter has passed, so
 // that answers they signed still verify. Rotate and Use replace the current key at once (a
-// key thought compromised). A KeySet opened from a file writes every change back to it. It
-// serves its JWKS as an http.Handler and is safe for concurrent use.
+// key thought compromised). A KeySet opened from a file writes every change back to it (one
+// process to a file). It serves its JWKS as an http.Handler and is safe for concurrent use.
 type KeySet struct {
 	opts KeySetOptions
 	path string
@@ -216,6 +216,10 @@ func (ks *KeySet) promoteLocked(key *jose.JSONWebKey) error {
 		return nil
 	}
 	keys := slices.Clone(ks.keys)
+	if key != nil {
+		// A retired key signing again is published once.
+		keys = slices.DeleteFunc(keys, func(k setKey) bool { return !k.Retired.IsZero() && k.Key.KeyID == key.KeyID })
+	}
 	next := slices.IndexFunc(keys, func(k setKey) bool { return k.Signs.IsZero() })
 	if key != nil && next >= 0 && keys[next].Key.KeyID != key.KeyID {
 		// The caller's key takes over; the next key, never used, goes.
