@@ -13,6 +13,7 @@
 //	id4me-registry dev-dns --zone-file FILE        a zone on loopback DNS, for demos
 //	id4me-registry agent register|transfer|list|events|delete …
 //	                                               an agent's client; the same as id4me-agent
+//	id4me-registry agent claims-serve …             an agent's claims endpoint (agent/claims)
 //	id4me-registry version                         print the version
 //
 // The commands are listed in rootCommands and their groups; "--help" on any of them prints
@@ -49,7 +50,7 @@ var rootCommands = commandGroup{
 		{"keys", "<command>", "rotate, list and seal the authority's signing keys", keysCommands.run},
 		{"registration-tokens", "<command>", "make, list or revoke initial access tokens (serve --registration token)", registrationTokensCommands.run},
 		{"dev-dns", "", "serve a zone file on loopback DNS (demos: the agent's DNS)", devDNS},
-		{"agent", "<command>", "an agent's client: register and transfer identifiers through a DNS provider, list, follow events, delete", agentCommand},
+		{"agent", "<command>", "an agent's client: register and transfer identifiers through a DNS provider, list, follow events, delete; claims-serve: an agent's claims endpoint", agentCommand},
 		{"version", "", "print the version", versionCommand},
 	},
 	footer: `Every flag can also be set by an environment variable: ID4ME_ and the flag's name in upper
@@ -65,6 +66,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func agentCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// claims-serve links the SQLite driver, which id4me-agent leaves out: it is this
+	// program's only.
+	if len(args) > 0 && args[0] == "claims-serve" {
+		return claimsServe(ctx, args[1:], stdout, stderr)
+	}
 	return agentcli.Command{Program: "id4me-registry agent"}.Run(ctx, args, stdout, stderr)
 }
 
