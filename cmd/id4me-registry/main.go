@@ -3,6 +3,7 @@
 //
 //	id4me-registry serve [flags]          run the service
 //	id4me-registry migrate [flags]        apply the database migrations and exit
+//	id4me-registry backup --to FILE       copy a running SQLite database to a new file
 //	id4me-registry admin bootstrap        create an operator credential; print its secret
 //	id4me-registry admin operators …      create, list, revoke operator credentials (gRPC)
 //	id4me-registry keys rotate|list       rotate or list the authority's signing keys
@@ -30,8 +31,10 @@ import (
 	"github.com/id4me/id4me-registry/internal/cmdline"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and commit are set at build time with
+// -ldflags "-X main.version=… -X main.commit=…" (README, "Install"); without them the
+// module version and VCS revision the Go toolchain recorded are printed, if any.
+var version, commit string
 
 func main() {
 	cmdline.Main("id4me-registry", run)
@@ -42,6 +45,7 @@ const usage = `usage: id4me-registry <command> [flags]
 commands:
   serve             run the registry (gRPC API, HTTPS listener, operator's listener)
   migrate           apply the database migrations and exit
+  backup            copy a running SQLite database to a new file (--to FILE)
   admin bootstrap   create an operator credential in the database and print its secret
   admin operators   create, list and revoke operator credentials over the AdminService
   keys rotate       make new signing keys for the authority (--alg, --now)
@@ -70,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return backup(ctx, args[1:], stdout, stderr)
 	case "admin":
 		return adminCommands.run(ctx, args[1:], stdout, stderr)
 	case "keys":
@@ -92,19 +98,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func versionString() string {
-	v := version
+	v, c, goVersion := version, commit, ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		if v == "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				v += " (" + s.Value + ")"
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
 			}
 		}
-		v += " " + bi.GoVersion
+		goVersion = " " + bi.GoVersion
 	}
-	return "id4me-registry " + v
+	if v == "" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return "id4me-registry " + v + " (commit " + c + ")" + goVersion
 }
 
 // parseFlags parses args into fs, then fills every flag not given on the command line from
