@@ -22,6 +22,7 @@ const (
 	pathUserinfo   = "/userinfo"
 	pathCredential = "/credential/"
 	pathStyle      = "/assets/style.css"
+	pathFavicon    = "/favicon.svg"
 )
 
 // Handler returns the authority's HTTP handler. It serves paths below the issuer's path;
@@ -47,6 +48,8 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET "+pathCredential+"{token}", a.serveCredentialPage)
 	mux.HandleFunc("POST "+pathCredential+"{token}", a.observed("credentials", a.serveCredential))
 	mux.HandleFunc("GET "+pathStyle, a.pages.serveStyle)
+	mux.HandleFunc("GET "+pathFavicon, a.pages.serveFavicon)
+	mux.HandleFunc("GET /{$}", a.serveHome)
 	return securityHeaders(a.limitBodies(mux))
 }
 
