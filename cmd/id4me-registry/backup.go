@@ -50,6 +50,9 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := os.Lstat(*to); err == nil {
 		return fmt.Errorf("backup: %s exists already; give a new file", *to)
 	}
+	if st, err := os.Stat(filepath.Dir(*to)); err != nil || !st.IsDir() {
+		return fmt.Errorf("backup: the directory of %s does not exist; create it first", *to)
+	}
 	// The copy is written beside the target, made durable, then renamed: a backup cut short
 	// leaves no file at the target that looks whole.
 	partial := *to + ".partial"

@@ -137,6 +137,7 @@ func TestBackupRestoreDrill(t *testing.T) {
 	}{
 		{[]string{"--db", db, "--to", backupFile}, "exists already"},
 		{[]string{"--db", db}, "--to FILE is required"},
+		{[]string{"--db", db, "--to", filepath.Join(dir, "no-such-dir", "b.db")}, "does not exist; create it first"},
 		{[]string{"--db", filepath.Join(dir, "missing.db"), "--to", filepath.Join(dir, "x.db")}, "no database at"},
 		{[]string{"--db", "postgres://u@127.0.0.1/x", "--to", filepath.Join(dir, "y.db")}, "pg_dump"},
 	} {
