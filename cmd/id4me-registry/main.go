@@ -3,6 +3,7 @@
 //
 //	id4me-registry serve [--config FILE] [flags]   run the service (--print-config: its settings)
 //	id4me-registry migrate [flags]                 apply the database migrations and exit
+//	id4me-registry backup --to FILE                copy a running SQLite database to a new file
 //	id4me-registry admin bootstrap                 create an operator credential; print its secret
 //	id4me-registry admin agents|tokens|operators|identifiers|journal …
 //	                                               the operators' client of the AdminService
@@ -31,8 +32,10 @@ import (
 	"github.com/id4me/id4me-registry/internal/cmdline"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and commit are set at build time with
+// -ldflags "-X main.version=… -X main.commit=…" (README, "Install"); without them the
+// module version and VCS revision the Go toolchain recorded are printed, if any.
+var version, commit string
 
 func main() {
 	cmdline.Main("id4me-registry", run)
@@ -46,6 +49,7 @@ var rootCommands = commandGroup{
 	commands: []command{
 		{"serve", "", "run the registry: gRPC API, HTTPS listener (identity authority), operator's listener", serve},
 		{"migrate", "", "apply the database migrations and exit", migrate},
+		{"backup", "", "copy a running SQLite database, consistent, to a new file (--to FILE)", backup},
 		{"admin", "<command>", "operators' commands: agents, tokens, operator credentials, identifiers, journal", adminCommands.run},
 		{"keys", "<command>", "rotate, list and seal the authority's signing keys", keysCommands.run},
 		{"registration-tokens", "<command>", "make, list or revoke initial access tokens (serve --registration token)", registrationTokensCommands.run},
@@ -83,19 +87,25 @@ func versionCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func versionString() string {
-	v := version
+	v, c, goVersion := version, commit, ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		if v == "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				v += " (" + s.Value + ")"
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
 			}
 		}
-		v += " " + bi.GoVersion
+		goVersion = " " + bi.GoVersion
 	}
-	return "id4me-registry " + v
+	if v == "" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return "id4me-registry " + v + " (commit " + c + ")" + goVersion
 }
 
 // envName is a flag's environment variable: --grpc-addr is ID4ME_GRPC_ADDR.
