@@ -3,9 +3,9 @@
 //
 //	go run ./bench/peers [-duration 5s] [-pairs 3] [-figures regexp] [-clients 16] [-alg RS256] [-json]
 //
-// It installs oidc-provider from npm into bench/peers/.work (-peer-version, default the newest
-// release that supports Node.js 20), builds and starts `id4me-registry serve` on a fresh SQLite database with a
-// loopback nameserver, sets up an agent, identifiers with passwords (through credential links)
+// It installs oidc-provider from npm into bench/peers/.work (-peer-version, default the
+// newest release that supports Node.js 20), builds and starts `id4me-registry serve` on a
+// fresh SQLite database with a loopback nameserver, sets up an agent, identifiers with passwords (through credential links)
 // and relying parties (through dynamic registration) on both, logs each user in once through the
 // real login forms, and then runs every figure on the project and the peer in turns (ABBA),
 // printing a Markdown table. See bench/README.md, "Comparison with oidc-provider".
@@ -53,7 +53,7 @@ func main() {
 	flag.Parse()
 	if *list {
 		for _, f := range allFigures {
-			fmt.Printf("%-16s %s\n", f.name, f.title)
+			fmt.Printf("%-20s %s\n", f.name, f.title)
 		}
 		return
 	}
