@@ -153,6 +153,12 @@ type Config struct {
 	// in the registry's journal and tells agents of credential changes; nil: nothing is
 	// recorded.
 	HolderJournal HolderJournal
+	// UIName is the authority's name on its pages; default DefaultUIName.
+	UIName string
+	// UIDir, when set, is a directory whose *.html files redefine the pages' templates
+	// (templates/*.html shows which there are) and whose style.css and favicon.svg replace
+	// the embedded ones; read once, in New.
+	UIDir string
 	// Logger gets the authority's log lines; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -285,6 +291,10 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	pg, err := newPages(cfg.UIName, cfg.UIDir)
+	if err != nil {
+		return nil, err
+	}
 	u, _ := url.Parse(cfg.Issuer)
 	a := &Authority{
 		cfg: cfg, issuer: cfg.Issuer, host: u.Host, store: cfg.Store, keys: cfg.Keys, resolver: cfg.Resolver,
@@ -292,7 +302,7 @@ func New(cfg Config) (*Authority, error) {
 		logins:      newLimiter(cfg.LoginRate, cfg.LoginBurst),
 		regs:        newLimiter(cfg.RegistrationRate, cfg.RegistrationBurst),
 		hashSlot:    make(chan struct{}, cfg.HashConcurrency),
-		pages:       newPages(),
+		pages:       pg,
 		jwksURIs:    newJWKSFetcher(cfg.AllowPrivateJWKSURI, cfg.JWKSURIRootCAs, cfg.JWKSURITimeout, cfg.Now),
 		agentTokens: newAgentTokenCache(agentTokenCacheSize),
 		backchannel: newBackchannelSender(cfg.AllowPrivateJWKSURI, cfg.JWKSURIRootCAs, cfg.BackchannelLogoutTimeout),

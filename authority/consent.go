@@ -13,8 +13,51 @@ type consentForm struct {
 	Client     ClientMetadata
 	ClientHost string
 	Identifier string
-	Claims     []requestedClaim
+	Claims     []consentClaim
 	Scopes     []string
+}
+
+// consentClaim is a claim as the consent page names it: in words, with its name beside.
+type consentClaim struct {
+	requestedClaim
+	// Label says what the claim is, for the holder ("Email address").
+	Label string
+}
+
+// claimLabels name the claims of OpenID Connect Core §5.1 for the holder.
+var claimLabels = map[string]string{
+	"name":                  "Full name",
+	"given_name":            "First name",
+	"family_name":           "Last name",
+	"middle_name":           "Middle name",
+	"nickname":              "Nickname",
+	"preferred_username":    "Preferred user name",
+	"profile":               "Profile page",
+	"picture":               "Picture",
+	"website":               "Website",
+	"email":                 "Email address",
+	"email_verified":        "Whether your email address is verified",
+	"gender":                "Gender",
+	"birthdate":             "Date of birth",
+	"zoneinfo":              "Time zone",
+	"locale":                "Language and region",
+	"phone_number":          "Phone number",
+	"phone_number_verified": "Whether your phone number is verified",
+	"address":               "Postal address",
+	"updated_at":            "When your profile was last updated",
+}
+
+// consentClaims labels claims; a claim the table does not know is shown by its name.
+func consentClaims(claims []requestedClaim) []consentClaim {
+	out := make([]consentClaim, len(claims))
+	for i, c := range claims {
+		label, ok := claimLabels[c.Name]
+		if !ok {
+			label = c.Name
+		}
+		out[i] = consentClaim{requestedClaim: c, Label: label}
+	}
+	return out
 }
 
 // serveConsentPage shows what the client asks for, to the holder logged in in this browser
@@ -31,7 +74,7 @@ func (a *Authority) serveConsentPage(w http.ResponseWriter, r *http.Request) {
 	browser := a.browserID(w, r)
 	a.pages.render(w, http.StatusOK, "consent", consentForm{
 		Request: req.ID, CSRF: csrfToken(browser, "consent"+req.ID), Client: c.Metadata, ClientHost: c.Metadata.Sector,
-		Identifier: s.Identifier, Claims: req.Params.requestedClaims(), Scopes: req.Params.Scopes,
+		Identifier: s.Identifier, Claims: consentClaims(req.Params.requestedClaims()), Scopes: req.Params.Scopes,
 	})
 }
 

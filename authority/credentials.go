@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"image/png"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
@@ -276,9 +278,12 @@ func (a *Authority) lostLinkPage(w http.ResponseWriter, r *http.Request, l Crede
 func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l CredentialLink, c HolderCredential) {
 	now := a.now()
 	c.UpdateTime = now
-	err := a.store.RedeemCredentialLink(r.Context(), l.TokenHash, now, c, func(ctx context.Context, rd registry.Reader) error {
-		b, err := registry.ReadCredentialLinkBinding(ctx, rd, l.Identifier, l.IdentityID)
-		return stillBound(l, b, err)
+	err := a.store.RedeemCredentialLink(r.Context(), l.TokenHash, now, c, func(ctx context.Context, tx registry.Tx) error {
+		b, err := registry.ReadCredentialLinkBinding(ctx, tx, l.Identifier, l.IdentityID)
+		if err := stillBound(l, b, err); err != nil {
+			return err
+		}
+		return journalCredentials(ctx, tx, now, l, c)
 	})
 	if err != nil {
 		a.lostLinkPage(w, r, l, err)
@@ -297,4 +302,40 @@ func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l Credent
 		a.log.WarnContext(r.Context(), "authority: listing the passkeys just set", "err", err)
 	}
 	a.pages.render(w, http.StatusOK, "credential-done", credentialForm{Identifier: l.Identifier, WantTOTP: c.TOTPSecret != "", Passkeys: passkeys})
+}
+
+// credentialJournalView is what the identifier's journal keeps of new holder credentials:
+// which link set them, never a secret or a hash.
+type credentialJournalView struct {
+	Purpose    string `json:"purpose"`
+	IdentityID string `json:"identity_id"`
+	// LinkAgentID is the agent that asked for the link.
+	LinkAgentID string `json:"link_agent_id"`
+	TOTP        bool   `json:"totp"`
+}
+
+// journalCredentials writes new credentials into the identifier's journal, in the
+// transaction that sets them: "holder_credential.set" (a setup link) or
+// "holder_credential.reset" (a reset link), and "holder_credential.totp_enrol" when they
+// carry a TOTP secret. The actor is the holder ("holder:<identifier>").
+func journalCredentials(ctx context.Context, tx registry.Tx, at time.Time, l CredentialLink, c HolderCredential) error {
+	view := credentialJournalView{Purpose: l.Purpose, IdentityID: l.IdentityID, LinkAgentID: l.AgentID, TOTP: c.TOTPSecret != ""}
+	after, err := json.Marshal(view)
+	if err != nil {
+		return err
+	}
+	actions := []string{"holder_credential.set"}
+	if l.Purpose == string(registry.CredentialLinkReset) {
+		actions[0] = "holder_credential.reset"
+	}
+	if c.TOTPSecret != "" {
+		actions = append(actions, "holder_credential.totp_enrol")
+	}
+	for _, action := range actions {
+		e := registry.JournalEntry{Time: at, Actor: "holder:" + l.Identifier, Action: action, ObjectType: "identifier", ObjectID: l.Identifier, After: string(after)}
+		if _, err := tx.AppendJournal(ctx, e); err != nil {
+			return fmt.Errorf("journal of new credentials: %w", err)
+		}
+	}
+	return nil
 }

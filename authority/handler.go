@@ -25,6 +25,7 @@ const (
 	pathStyle        = "/assets/style.css"
 	pathLogout       = "/logout"
 	pathRevoke       = "/revoke"
+	pathFavicon      = "/favicon.svg"
 )
 
 // Handler returns the authority's HTTP handler. It serves paths below the issuer's path;
@@ -59,6 +60,8 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("POST "+pathLogout, a.observed("logout", a.serveLogoutPost))
 	mux.HandleFunc("POST "+pathLogout+"/confirm", a.observed("logout", a.serveLogoutConfirm))
 	mux.HandleFunc("POST "+pathRevoke, a.observed("revocation", a.serveRevoke))
+	mux.HandleFunc("GET "+pathFavicon, a.pages.serveFavicon)
+	mux.HandleFunc("GET /{$}", a.serveHome)
 	return securityHeaders(a.limitBodies(mux))
 }
 

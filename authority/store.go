@@ -115,9 +115,10 @@ type Store interface {
 	// (ErrConflict: used or void).
 	SetCredentialLinkPending(ctx context.Context, tokenHash []byte, passwordHash, totpSecret string) error
 	// RedeemCredentialLink marks the link used at now and, in the same transaction:
-	//   - calls check, when it is not nil, with a reader of the registry's state as the
-	//     transaction sees it, so that a change of the registry that voids the link either
-	//     comes after the redemption or stops it (the store shares the registry's database);
+	//   - calls check, when it is not nil, with the registry's state as the transaction
+	//     sees it, so that a change of the registry that voids the link either comes after
+	//     the redemption or stops it (the store shares the registry's database), and so that
+	//     what check writes (the identifier's journal) commits with the credentials;
 	//   - sets the identity's credentials to c (replacing any);
 	//   - voids the identity's other links (VoidTime now);
 	//   - forgets the identity's known devices: a browser that logged in with the old
@@ -131,7 +132,7 @@ type Store interface {
 	// It returns ErrConflict, changing nothing, when the link was used already, is void or
 	// has expired at now (its ExpireTime is not after now); an error of check is returned
 	// as it is, changing nothing. check may be called again when the transaction is.
-	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential, check func(ctx context.Context, r registry.Reader) error) error
+	RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c HolderCredential, check func(ctx context.Context, tx registry.Tx) error) error
 
 	// CreateAuthRequest stores an authorization request in progress.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,10 +101,15 @@ func TestAuthorityBrowser(t *testing.T) {
 			if got := b.text("p.client"); !strings.Contains(got, "Shop") || !strings.Contains(got, "would like to know who you are") {
 				t.Fatalf("consent page names the client as %q, want Shop", got)
 			}
+			// Claims are named in words, their names in small print beside.
 			rows := b.tableRows()
-			want := [][]string{{"email", "required", "to send your receipts"}, {"name", "optional", "—"}}
+			want := [][]string{{"Email address email", "required", "to send your receipts"}, {"Full name name", "optional", "—"}}
 			if !slices.EqualFunc(rows, want, slices.Equal) {
 				t.Fatalf("consent table %q, want %q", rows, want)
+			}
+			small := run(b, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("td .claim")].map(e => [e.textContent, getComputedStyle(e).fontSize])`))
+			if len(small) != 2 || small[0][0] != "email" || small[1][0] != "name" || pixels(t, small[0][1]) >= 16 {
+				t.Fatalf("claim names in small print: %q, want email and name below the page's 16px", small)
 			}
 			b.submit(`button[name=decision][value=allow]`)
 			cb := b.callback()
@@ -182,12 +188,18 @@ const (
 
 func newBrowser(t *testing.T, e *testenv.Env, chromium string) *browser {
 	t.Helper()
+	return newPinnedBrowser(t, spkiPin(t, e), chromium)
+}
+
+// newPinnedBrowser is newBrowser for an authority whose certificate has the public key
+// pin (base64 SHA-256 of its SPKI).
+func newPinnedBrowser(t *testing.T, pin, chromium string) *browser {
+	t.Helper()
 	b := &browser{t: t, dir: artifactDir(t)}
 	// The authority's certificate is a self-signed dev certificate. Chromium trusts it by its
 	// public key (the SHA-256 of its SPKI), not by turning certificate checks off: this is
 	// what --ignore-certificate-errors-spki-list is for (it needs --user-data-dir, which
 	// chromedp sets to a temporary directory).
-	pin := spkiPin(t, e)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,
@@ -408,4 +420,14 @@ func (b *browser) shot(name string) {
 		b.t.Fatal(err)
 	}
 	b.t.Logf("screenshot %s", p)
+}
+
+// pixels reads a computed CSS length such as "12.8px".
+func pixels(t *testing.T, css string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(strings.TrimSuffix(css, "px"), 64)
+	if err != nil {
+		t.Fatalf("CSS length %q: %v", css, err)
+	}
+	return v
 }

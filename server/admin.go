@@ -31,7 +31,7 @@ func (s *Server) newAdminServer() *http.Server {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return &http.Server{
-		Handler:           mux,
+		Handler:           accessLog(s.cfg.Logger, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A CPU profile or trace runs for the seconds its request asks for.
 		WriteTimeout:   5 * time.Minute,

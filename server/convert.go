@@ -1,8 +1,10 @@
 package server
 
 import (
+	"encoding/json"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/id4me/id4me-registry/dnsverify"
@@ -179,7 +181,26 @@ func journalToProto(e registry.JournalEntry) *registryv1.JournalEntry {
 	return &registryv1.JournalEntry{
 		Id: e.ID, Time: ts(e.Time), Actor: e.Actor, Action: e.Action, ObjectType: e.ObjectType,
 		ObjectId: e.ObjectID, Before: e.Before, After: e.After,
+		BeforeObject: journalObject(e.Before), AfterObject: journalObject(e.After),
 	}
+}
+
+// journalObject is a journal entry's JSON object as a protobuf Struct, which grpcurl and
+// other JSON clients print as the object itself; nil for no object (and, never expected,
+// for text that is not a JSON object: the deprecated string field keeps it).
+func journalObject(text string) *structpb.Struct {
+	if text == "" {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(text), &m); err != nil {
+		return nil
+	}
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		return nil
+	}
+	return s
 }
 
 var transferStatus = map[registry.TransferStatus]registryv1.Transfer_Status{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -18,10 +19,36 @@ import (
 
 // slogLogger adapts slog to the logging middleware. The middleware logs the method, code,
 // duration and the fields below; never payloads or metadata, so no secret reaches the log.
+// Calls to the health and reflection services that go well are logged at DEBUG: load
+// balancers and grpcurl make them all the time, and they say nothing about the registry.
 func slogLogger(l *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		if lvl <= logging.LevelInfo && routineService(fields) {
+			lvl = logging.LevelDebug
+		}
 		l.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
+}
+
+// routineServices are the services whose calls are logged at DEBUG: gRPC's health checks
+// and server reflection (v1 and v1alpha).
+var routineServices = []string{"grpc.health.", "grpc.reflection."}
+
+// routineService reports whether the middleware's fields name a call to one of
+// routineServices.
+func routineService(fields []any) bool {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if k, _ := fields[i].(string); k != logging.ServiceFieldKey {
+			continue
+		}
+		svc, _ := fields[i+1].(string)
+		for _, prefix := range routineServices {
+			if strings.HasPrefix(svc, prefix) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // actorFields adds who called to each log line.

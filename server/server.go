@@ -171,7 +171,7 @@ func New(cfg Config) (*Server, error) {
 	// would make browsers offer one.
 	httpTLS.ClientAuth = tls.NoClientCert
 	hsrv := &http.Server{
-		Handler:           mux,
+		Handler:           accessLog(cfg.Logger, mux),
 		TLSConfig:         httpTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

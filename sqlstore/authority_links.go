@@ -117,7 +117,7 @@ func forgetDevices(db *gorm.DB, identityID string, _ dbTime) *gorm.DB {
 	return db.Where("identity_id = ?", identityID).Delete(&knownDeviceRow{})
 }
 
-func (a *AuthorityStore) RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c authority.HolderCredential, check func(ctx context.Context, r registry.Reader) error) error {
+func (a *AuthorityStore) RedeemCredentialLink(ctx context.Context, tokenHash []byte, now time.Time, c authority.HolderCredential, check func(ctx context.Context, tx registry.Tx) error) error {
 	if err := mustBeSet("the time a credential link is used", now); err != nil {
 		return err
 	}

@@ -167,7 +167,7 @@ func testRedeemCredentialLinkCheck(t *testing.T, s authority.Store) {
 		{"its own error", refused},
 		{"ErrConflict", fmt.Errorf("void: %w", authority.ErrConflict)},
 	} {
-		err := s.RedeemCredentialLink(ctx, l.TokenHash, when, fresh, func(context.Context, registry.Reader) error { return tc.err })
+		err := s.RedeemCredentialLink(ctx, l.TokenHash, when, fresh, func(context.Context, registry.Tx) error { return tc.err })
 		wantErr(t, "RedeemCredentialLink refused by its check, "+tc.name, err, tc.err)
 		wantLink(t, s, l)
 		wantCredential(t, s, old)
@@ -177,7 +177,7 @@ func testRedeemCredentialLinkCheck(t *testing.T, s authority.Store) {
 	}
 
 	var seen registry.Identity
-	err := s.RedeemCredentialLink(ctx, l.TokenHash, when, fresh, func(ctx context.Context, r registry.Reader) error {
+	err := s.RedeemCredentialLink(ctx, l.TokenHash, when, fresh, func(ctx context.Context, r registry.Tx) error {
 		var err error
 		seen, err = r.GetIdentity(ctx, alice)
 		return err

@@ -74,6 +74,7 @@ type serveFlags struct {
 	clientSecretTTL           time.Duration
 	opPolicyURI, opTOSURI     string
 	serviceDocumentation      string
+	uiDir, uiName             string
 	limits                    *limitFlags
 	configFile                string
 	printConfig               bool
@@ -126,6 +127,8 @@ func serveFlagSet(ctx context.Context, stdout io.Writer) (*cmdline.Flags, *serve
 	fs.StringVar(&f.opPolicyURI, "op-policy-uri", "", "https URL of the authority's privacy policy, published in discovery (op_policy_uri)")
 	fs.StringVar(&f.opTOSURI, "op-tos-uri", "", "https URL of the authority's terms of service, published in discovery (op_tos_uri)")
 	fs.StringVar(&f.serviceDocumentation, "service-documentation", "", "https URL of documentation for relying-party developers, published in discovery (service_documentation)")
+	fs.StringVar(&f.uiName, "ui-name", authority.DefaultUIName, "the authority's name on its pages (login, consent, landing page)")
+	fs.StringVar(&f.uiDir, "ui-dir", "", "directory of the operator's page templates (*.html, redefining those of authority/templates), style.css and favicon.svg, each replacing the embedded one")
 	fs.DurationVar(&f.authCacheTTL, "auth-cache-ttl", 2*time.Second, "how long a successful authentication, and a relying party's registration, is remembered; revocations, and clients updated or deleted, on other instances take effect within it (negative: off)")
 	fs.DurationVar(&f.resolveCacheTTL, "resolve-cache-ttl", 2*time.Second, "how long ResolveIdentifier may answer from memory; other instances' changes are seen within it (negative: off)")
 	fs.Float64Var(&f.agentRate, "agent-rate", 100, "calls per second each agent may make (token bucket); 0 for no limit")
@@ -286,7 +289,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Registration: authority.RegistrationMode(f.registration), RegistrationRate: f.registrationRate.perSecond,
 		RegistrationBurst: f.registrationBurst, RequirePKCE: f.requirePKCE, ClientSecretTTL: f.clientSecretTTL,
 		ClientCacheTTL: f.authCacheTTL, OPPolicyURI: f.opPolicyURI, OPTOSURI: f.opTOSURI, ServiceDocumentation: f.serviceDocumentation,
-		Logger: log, Observe: metrics.AuthorityEvent, HolderJournal: registry.NewHolderJournal(store),
+		UIName: f.uiName, UIDir: f.uiDir, Logger: log, Observe: metrics.AuthorityEvent,
+		HolderJournal: registry.NewHolderJournal(store),
 	})
 	if err != nil {
 		return err

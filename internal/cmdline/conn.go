@@ -74,7 +74,7 @@ func ConnHint(err error) error {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 		what := st.Code().String()
 		for _, d := range st.Details() {
-			if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() != "" {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && len(info.GetReason()) > 0 {
 				what += ", " + info.GetReason()
 			}
 		}

@@ -9,6 +9,7 @@ package registryv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1752,10 +1753,20 @@ type JournalEntry struct {
 	ObjectType string `protobuf:"bytes,5,opt,name=object_type,json=objectType,proto3" json:"object_type,omitempty"`
 	// The object's identifier.
 	ObjectId string `protobuf:"bytes,6,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
-	// The object before the change, JSON; empty for a creation.
+	// The object before the change, JSON text; empty for a creation. Deprecated: read
+	// before_object, the same as a structure (which grpcurl and JSON clients show as is).
+	//
+	// Deprecated: Marked as deprecated in id4me/registry/v1/resources.proto.
 	Before string `protobuf:"bytes,7,opt,name=before,proto3" json:"before,omitempty"`
-	// The object after the change, JSON; empty for a removal.
-	After         string `protobuf:"bytes,8,opt,name=after,proto3" json:"after,omitempty"`
+	// The object after the change, JSON text; empty for a removal. Deprecated: read
+	// after_object.
+	//
+	// Deprecated: Marked as deprecated in id4me/registry/v1/resources.proto.
+	After string `protobuf:"bytes,8,opt,name=after,proto3" json:"after,omitempty"`
+	// The object before the change; unset for a creation. Numbers are JSON numbers (doubles).
+	BeforeObject *structpb.Struct `protobuf:"bytes,9,opt,name=before_object,json=beforeObject,proto3" json:"before_object,omitempty"`
+	// The object after the change; unset for a removal.
+	AfterObject   *structpb.Struct `protobuf:"bytes,10,opt,name=after_object,json=afterObject,proto3" json:"after_object,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1832,6 +1843,7 @@ func (x *JournalEntry) GetObjectId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in id4me/registry/v1/resources.proto.
 func (x *JournalEntry) GetBefore() string {
 	if x != nil {
 		return x.Before
@@ -1839,11 +1851,26 @@ func (x *JournalEntry) GetBefore() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in id4me/registry/v1/resources.proto.
 func (x *JournalEntry) GetAfter() string {
 	if x != nil {
 		return x.After
 	}
 	return ""
+}
+
+func (x *JournalEntry) GetBeforeObject() *structpb.Struct {
+	if x != nil {
+		return x.BeforeObject
+	}
+	return nil
+}
+
+func (x *JournalEntry) GetAfterObject() *structpb.Struct {
+	if x != nil {
+		return x.AfterObject
+	}
+	return nil
 }
 
 // Resolution is what the registry maps an identifier to.
@@ -1941,7 +1968,7 @@ var File_id4me_registry_v1_resources_proto protoreflect.FileDescriptor
 
 const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"!id4me/registry/v1/resources.proto\x12\x11id4me.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x02\n" +
+	"!id4me/registry/v1/resources.proto\x12\x11id4me.registry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x02\n" +
 	"\x0eCredentialLink\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2116,7 +2143,7 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vrevoke_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\xe8\x01\n" +
+	"revokeTime\"\xea\x02\n" +
 	"\fJournalEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
@@ -2124,9 +2151,12 @@ const file_id4me_registry_v1_resources_proto_rawDesc = "" +
 	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1f\n" +
 	"\vobject_type\x18\x05 \x01(\tR\n" +
 	"objectType\x12\x1b\n" +
-	"\tobject_id\x18\x06 \x01(\tR\bobjectId\x12\x16\n" +
-	"\x06before\x18\a \x01(\tR\x06before\x12\x14\n" +
-	"\x05after\x18\b \x01(\tR\x05after\"\xef\x01\n" +
+	"\tobject_id\x18\x06 \x01(\tR\bobjectId\x12\x1a\n" +
+	"\x06before\x18\a \x01(\tB\x02\x18\x01R\x06before\x12\x18\n" +
+	"\x05after\x18\b \x01(\tB\x02\x18\x01R\x05after\x12<\n" +
+	"\rbefore_object\x18\t \x01(\v2\x17.google.protobuf.StructR\fbeforeObject\x12:\n" +
+	"\fafter_object\x18\n" +
+	" \x01(\v2\x17.google.protobuf.StructR\vafterObject\"\xef\x01\n" +
 	"\n" +
 	"Resolution\x12\x1e\n" +
 	"\n" +
@@ -2191,6 +2221,7 @@ var file_id4me_registry_v1_resources_proto_goTypes = []any{
 	(*JournalEntry)(nil),          // 18: id4me.registry.v1.JournalEntry
 	(*Resolution)(nil),            // 19: id4me.registry.v1.Resolution
 	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 21: google.protobuf.Struct
 }
 var file_id4me_registry_v1_resources_proto_depIdxs = []int32{
 	20, // 0: id4me.registry.v1.CredentialLink.expire_time:type_name -> google.protobuf.Timestamp
@@ -2229,12 +2260,14 @@ var file_id4me_registry_v1_resources_proto_depIdxs = []int32{
 	20, // 33: id4me.registry.v1.AgentToken.create_time:type_name -> google.protobuf.Timestamp
 	20, // 34: id4me.registry.v1.AgentToken.revoke_time:type_name -> google.protobuf.Timestamp
 	20, // 35: id4me.registry.v1.JournalEntry.time:type_name -> google.protobuf.Timestamp
-	1,  // 36: id4me.registry.v1.Resolution.statuses:type_name -> id4me.registry.v1.IdentifierStatus
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	21, // 36: id4me.registry.v1.JournalEntry.before_object:type_name -> google.protobuf.Struct
+	21, // 37: id4me.registry.v1.JournalEntry.after_object:type_name -> google.protobuf.Struct
+	1,  // 38: id4me.registry.v1.Resolution.statuses:type_name -> id4me.registry.v1.IdentifierStatus
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_id4me_registry_v1_resources_proto_init() }
