@@ -220,7 +220,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.log.InfoContext(ctx, "holder revoked a site's access", "identifier", s.Identifier, "client_id", clientID)
-		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.site_revoked", map[string]any{"client_id": clientID}, false)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "consent.revoke", map[string]any{"client_id": clientID}, false)
 		done("site")
 	case "end-session":
 		sid := r.PostFormValue("sid")
@@ -246,7 +246,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			a.log.InfoContext(ctx, "holder ended a session", "identifier", s.Identifier)
-			a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.session_ended", map[string]any{"started": o.CreateTime, "user_agent": o.UserAgent}, false)
+			a.holderChange(ctx, s.IdentityID, s.Identifier, "session.end", map[string]any{"started": o.CreateTime, "user_agent": o.UserAgent}, false)
 			done("session")
 			return
 		}
@@ -278,7 +278,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.log.InfoContext(ctx, "holder added a passkey", "identifier", s.Identifier)
-		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.passkey_added", map[string]any{"name": p.Name}, true)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder_credential.passkey_add", map[string]any{"name": p.Name}, true)
 		done("passkey")
 	case "remove-passkey":
 		if a.now().Sub(s.AuthTime) > accountFresh {
@@ -298,7 +298,7 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.log.InfoContext(ctx, "holder removed a passkey", "identifier", s.Identifier)
-		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.passkey_removed", nil, true)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder_credential.passkey_remove", nil, true)
 		done("removed")
 	case "password":
 		a.changePassword(w, r, s, fail, done)
@@ -365,7 +365,7 @@ func (a *Authority) changePassword(w http.ResponseWriter, r *http.Request, s Ses
 		}
 	}
 	a.log.InfoContext(ctx, "holder changed the password; the other sessions are ended", "identifier", s.Identifier)
-	a.holderChange(ctx, s.IdentityID, s.Identifier, "holder.password_changed", nil, true)
+	a.holderChange(ctx, s.IdentityID, s.Identifier, "holder_credential.password_change", nil, true)
 	done("password")
 }
 
@@ -418,13 +418,15 @@ type HolderJournal interface {
 
 // activityLabels say what each journaled action of a holder was, on the account page.
 var activityLabels = map[string]string{
-	"holder.sign_in":          "Signed in",
-	"holder.credentials_set":  "Credentials set through a link from your agent",
-	"holder.password_changed": "Password changed",
-	"holder.passkey_added":    "Passkey added",
-	"holder.passkey_removed":  "Passkey removed",
-	"holder.site_revoked":     "A site's access revoked",
-	"holder.session_ended":    "A session ended",
+	"holder.sign_in":                    "Signed in",
+	"holder_credential.set":             "Credentials set through a link from your agent",
+	"holder_credential.reset":           "Credentials reset through a link from your agent",
+	"holder_credential.totp_enrol":      "Authenticator app (TOTP) enrolled",
+	"holder_credential.password_change": "Password changed",
+	"holder_credential.passkey_add":     "Passkey added",
+	"holder_credential.passkey_remove":  "Passkey removed",
+	"consent.revoke":                    "A site's access revoked",
+	"session.end":                       "A session ended",
 }
 
 // accountActivity is an entry of the holder's recent activity.

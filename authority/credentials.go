@@ -290,7 +290,6 @@ func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l Credent
 		return
 	}
 	a.log.InfoContext(r.Context(), "holder credentials set; the identity's sessions and tokens are ended", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")
-	a.holderChange(r.Context(), l.IdentityID, l.Identifier, "holder.credentials_set", map[string]any{"purpose": l.Purpose, "totp": c.TOTPSecret != ""}, true)
 	// The browser that set the credentials is the holder's: its login attempts count
 	// against its own budget, which nobody else's guessing touches (throttle.go). So a
 	// holder can always get in through a link from their agent.
@@ -336,6 +335,12 @@ func journalCredentials(ctx context.Context, tx registry.Tx, at time.Time, l Cre
 		if _, err := tx.AppendJournal(ctx, e); err != nil {
 			return fmt.Errorf("journal of new credentials: %w", err)
 		}
+	}
+	// The sponsoring agent, which asked for the link (the transaction checks it still
+	// sponsors the identifier), learns that the credentials changed.
+	ev := registry.Event{AgentID: l.AgentID, Type: registry.EventCredentialsChanged, Identifier: l.Identifier, Time: at, Data: registry.EventData{Reason: actions[0]}}
+	if _, err := tx.AppendEvent(ctx, ev); err != nil {
+		return fmt.Errorf("event of new credentials: %w", err)
 	}
 	return nil
 }

@@ -118,7 +118,7 @@ func TestAccountBrowser(t *testing.T) {
 			reasons = append(reasons, ev.GetReason())
 		}
 	}
-	if want := []string{"holder.credentials_set", "holder.passkey_added"}; !slices.Equal(reasons, want) {
+	if want := []string{"holder_credential.set", "holder_credential.passkey_add"}; !slices.Equal(reasons, want) {
 		t.Fatalf("the agent's credential events %q, want %q", reasons, want)
 	}
 	// Logging out leads to the account's login page, whose conditional request the

@@ -13,9 +13,10 @@ import (
 type HolderChange struct {
 	Identifier string
 	IdentityID string
-	// Action names it: holder.sign_in, holder.credentials_set, holder.password_changed,
-	// holder.passkey_added, holder.passkey_removed, holder.site_revoked,
-	// holder.session_ended.
+	// Action names it: holder.sign_in, holder_credential.password_change,
+	// holder_credential.passkey_add, holder_credential.passkey_remove, consent.revoke,
+	// session.end. (Credentials set through a link are journaled, and the agent told, in
+	// the transaction that sets them: authority.journalCredentials.)
 	Action string
 	// Detail is journaled as the entry's After view: names and kinds, never secrets.
 	Detail map[string]any

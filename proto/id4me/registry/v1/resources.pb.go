@@ -382,8 +382,9 @@ const (
 	Event_TYPE_OPENID_RECORD_CHANGED Event_Type = 11
 	// The holder changed the identity's credentials at the authority: set them through a
 	// credential link, changed the password, added or removed a passkey. reason says which
-	// (holder.credentials_set, holder.password_changed, holder.passkey_added,
-	// holder.passkey_removed); no secret is ever in an event.
+	// (holder_credential.set, holder_credential.reset, holder_credential.password_change,
+	// holder_credential.passkey_add, holder_credential.passkey_remove); no secret is ever
+	// in an event.
 	Event_TYPE_CREDENTIALS_CHANGED Event_Type = 12
 )
 
