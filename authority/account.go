@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/id4me/id4me-registry/registry"
 )
 
@@ -73,6 +75,7 @@ type accountPage struct {
 	Fresh      bool
 	Rules      []string
 	Activity   []accountActivity
+	HasTOTP    bool
 }
 
 // Notices of the account page after a change (?done=).
@@ -82,6 +85,8 @@ var accountNotices = map[string]string{
 	"passkey":  "Your passkey was added.",
 	"removed":  "The passkey was removed.",
 	"password": "Your password was changed. Your other sessions were ended.",
+	"totp":     "Your authenticator app is set up: logins after your password ask for its code.",
+	"nototp":   "The authenticator app was removed.",
 }
 
 // accountSession returns the holder's session at the account page, valid at now and whose
@@ -181,6 +186,12 @@ func (a *Authority) renderAccount(w http.ResponseWriter, r *http.Request, s Sess
 			page.Activity = append(page.Activity, accountActivity{Time: e.Time, What: what, Detail: activityDetail(e.After)})
 		}
 	}
+	cred, err := a.store.GetHolderCredential(ctx, s.IdentityID)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	page.HasTOTP = cred.TOTPSecret != ""
 	if page.Passkeys, err = a.store.Passkeys(ctx, s.IdentityID); err != nil {
 		a.internalErrorPage(w, r, err)
 		return
@@ -302,6 +313,12 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 		done("removed")
 	case "password":
 		a.changePassword(w, r, s, fail, done)
+	case "totp-begin", "totp", "totp-remove":
+		if a.now().Sub(s.AuthTime) > accountFresh {
+			fail(http.StatusForbidden, "Log in again before you change your authenticator app.")
+			return
+		}
+		a.accountTOTP(w, r, s, browser, fail, done)
 	default:
 		fail(http.StatusBadRequest, "The form could not be read.")
 	}
@@ -465,4 +482,72 @@ func activityDetail(after string) string {
 		return "with " + strings.Join(d.AMR, " + ")
 	}
 	return d.Name
+}
+
+// totpCeremony is the ID of the TOTP enrolment a session has under way (one at a time).
+func totpCeremony(s Session) []byte { return hashToken("totp-enrol:" + s.SID()) }
+
+// accountTOTP sets up an authenticator app (step totp-begin shows the secret, step totp
+// checks its first code and sets it) or removes it (totp-remove).
+func (a *Authority) accountTOTP(w http.ResponseWriter, r *http.Request, s Session, browser string, fail func(int, string), done func(string)) {
+	ctx := r.Context()
+	now := a.now()
+	form := credentialForm{Action: pathAccount, CSRF: csrfToken(browser, "account"+s.SID()), Identifier: s.Identifier}
+	pending := func(secret string) error {
+		// A secret shown before is replaced.
+		if _, err := a.store.TakeCeremony(ctx, totpCeremony(s)); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return a.store.CreateCeremony(ctx, Ceremony{IDHash: totpCeremony(s), BrowserHash: hashToken(browser), IdentityID: s.IdentityID, Purpose: "totp-enrol", Session: []byte(secret), ExpireTime: now.Add(ceremonyTTL)})
+	}
+	switch r.PostFormValue("step") {
+	case "totp-begin":
+		key, err := totp.Generate(totp.GenerateOpts{Issuer: a.host, AccountName: s.Identifier, Period: totpOpts.Period, Digits: totpOpts.Digits, Algorithm: totpOpts.Algorithm})
+		if err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		if err := pending(key.Secret()); err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		a.renderTOTPEnrolment(w, r, CredentialLink{Identifier: s.Identifier, PendingTOTPSecret: key.Secret()}, form, http.StatusOK)
+	case "totp":
+		c, err := a.store.TakeCeremony(ctx, totpCeremony(s))
+		switch {
+		case errors.Is(err, ErrNotFound) || err == nil && (c.Purpose != "totp-enrol" || c.IdentityID != s.IdentityID || !now.Before(c.ExpireTime)):
+			fail(http.StatusBadRequest, "The authenticator app's setup has expired. Start again.")
+			return
+		case err != nil:
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		secret := string(c.Session)
+		step, ok := checkTOTP(secret, r.PostFormValue("code"), a.cfg.Now())
+		if !ok {
+			if err := pending(secret); err != nil {
+				a.internalErrorPage(w, r, err)
+				return
+			}
+			form.Error = msgWrongCode
+			a.renderTOTPEnrolment(w, r, CredentialLink{Identifier: s.Identifier, PendingTOTPSecret: secret}, form, http.StatusBadRequest)
+			return
+		}
+		// The confirming code is used: it cannot log in afterwards.
+		if err := a.store.SetTOTPSecret(ctx, s.IdentityID, secret, step, now); err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		a.log.InfoContext(ctx, "holder enrolled an authenticator app", "identifier", s.Identifier)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder_credential.totp_enrol", nil, true)
+		done("totp")
+	case "totp-remove":
+		if err := a.store.SetTOTPSecret(ctx, s.IdentityID, "", 0, now); err != nil {
+			a.internalErrorPage(w, r, err)
+			return
+		}
+		a.log.InfoContext(ctx, "holder removed the authenticator app", "identifier", s.Identifier)
+		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder_credential.totp_remove", nil, true)
+		done("nototp")
+	}
 }

@@ -216,6 +216,9 @@ type Store interface {
 	// ChangePassword replaces the password hash of an identity, provided it is still old
 	// (ErrConflict otherwise; ErrNotFound: no credentials), with UpdateTime now.
 	ChangePassword(ctx context.Context, identityID, old, new string, now time.Time) error
+	// SetTOTPSecret replaces the TOTP secret of an identity (empty: none) and the step of
+	// its last code used, with UpdateTime now (ErrNotFound: no credentials).
+	SetTOTPSecret(ctx context.Context, identityID, secret string, lastStep int64, now time.Time) error
 
 	// AddPasskey stores a new passkey (ErrConflict: its credential ID is taken; ErrNotFound:
 	// no such identity). A passkey with a LinkHash waits for that link: it is stored only

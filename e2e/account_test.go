@@ -121,6 +121,19 @@ func TestAccountBrowser(t *testing.T) {
 	if want := []string{"holder_credential.set", "holder_credential.passkey_add"}; !slices.Equal(reasons, want) {
 		t.Fatalf("the agent's credential events %q, want %q", reasons, want)
 	}
+	// An authenticator app, set up on the page, is confirmed with its first code.
+	b.submit(`#totp-begin`)
+	b.expectTitle("Add " + alice + " to your authenticator app")
+	b.shot("totp-enrol")
+	b.fill("code", e.TOTPCode(b.text("#secret")))
+	b.submit(`button[type=submit]`)
+	if got := b.text("#notice"); !strings.Contains(got, "authenticator app is set up") {
+		t.Fatalf("after setting up TOTP, the page says %q", got)
+	}
+	if got := b.text("#totp-remove"); got != "Remove the authenticator app" {
+		t.Fatalf("the TOTP section offers %q", got)
+	}
+
 	// Logging out leads to the account's login page, whose conditional request the
 	// authenticator answers at once: the passkey logs the holder back in.
 	b.submit(`#sessions tr:has(strong) button`)

@@ -93,3 +93,17 @@ func (a *AuthorityStore) ChangePassword(ctx context.Context, identityID, old, ne
 	}
 	return lost(a.q(ctx), &holderRow{}, "identity_id = ?", identityID, "credentials", "changed meanwhile")
 }
+
+func (a *AuthorityStore) SetTOTPSecret(ctx context.Context, identityID, secret string, lastStep int64, now time.Time) error {
+	if err := mustBeSet("the time a TOTP secret is set", now); err != nil {
+		return err
+	}
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&holderRow{}).Where("identity_id = ?", identityID).
+			Updates(map[string]any{"totp_secret": secret, "totp_last_step": lastStep, "update_time": dbTime(now)})
+	})
+	if err == nil && n == 0 {
+		return fmt.Errorf("credentials of identity %q: %w", identityID, authority.ErrNotFound)
+	}
+	return err
+}

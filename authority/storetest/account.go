@@ -98,4 +98,14 @@ func testChangePassword(t *testing.T, s authority.Store) {
 	must(t, s.ChangePassword(ctx, alice, c.PasswordHash, "$argon2id$new", now))
 	c.PasswordHash, c.UpdateTime = "$argon2id$new", now
 	wantCredential(t, s, c)
+
+	// The TOTP secret changes on its own.
+	later := now.Add(time.Hour)
+	must(t, s.SetTOTPSecret(ctx, alice, "", 0, later))
+	c.TOTPSecret, c.TOTPLastStep, c.UpdateTime = "", 0, later
+	wantCredential(t, s, c)
+	must(t, s.SetTOTPSecret(ctx, alice, "NEWSECRET", 42, later))
+	c.TOTPSecret, c.TOTPLastStep = "NEWSECRET", 42
+	wantCredential(t, s, c)
+	wantErr(t, "SetTOTPSecret without credentials", s.SetTOTPSecret(ctx, bob, "X", 1, later), authority.ErrNotFound)
 }
