@@ -3,14 +3,18 @@ package authority
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pquerna/otp/totp"
@@ -23,8 +27,9 @@ import (
 // (and ends any), their passkeys (adds and removes them) and their password.
 
 const (
-	pathAccount      = "/account"
-	pathAccountLogin = "/account/login"
+	pathAccount       = "/account"
+	pathAccountLogin  = "/account/login"
+	pathLoginRecovery = "/login/recovery"
 )
 
 // accountClientID is the client of the authorization requests that log a holder in at the
@@ -76,6 +81,9 @@ type accountPage struct {
 	Rules      []string
 	Activity   []accountActivity
 	HasTOTP    bool
+	// RecoveryLeft counts the unused recovery codes; RecoveryCodes are new ones, shown once.
+	RecoveryLeft  int
+	RecoveryCodes []string
 }
 
 // Notices of the account page after a change (?done=).
@@ -192,6 +200,10 @@ func (a *Authority) renderAccount(w http.ResponseWriter, r *http.Request, s Sess
 		return
 	}
 	page.HasTOTP = cred.TOTPSecret != ""
+	if page.RecoveryLeft, err = a.store.RecoveryCodesLeft(ctx, s.IdentityID); err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
 	if page.Passkeys, err = a.store.Passkeys(ctx, s.IdentityID); err != nil {
 		a.internalErrorPage(w, r, err)
 		return
@@ -313,6 +325,12 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 		done("removed")
 	case "password":
 		a.changePassword(w, r, s, fail, done)
+	case "recovery":
+		if a.now().Sub(s.AuthTime) > accountFresh {
+			fail(http.StatusForbidden, "Log in again before you make recovery codes.")
+			return
+		}
+		a.newRecoveryCodes(w, r, s)
 	case "totp-begin", "totp", "totp-remove":
 		if a.now().Sub(s.AuthTime) > accountFresh {
 			fail(http.StatusForbidden, "Log in again before you change your authenticator app.")
@@ -444,6 +462,9 @@ var activityLabels = map[string]string{
 	"holder_credential.passkey_remove":  "Passkey removed",
 	"consent.revoke":                    "A site's access revoked",
 	"session.end":                       "A session ended",
+	"holder_credential.totp_remove":     "Authenticator app (TOTP) removed",
+	"holder_credential.recovery_codes":  "New recovery codes made",
+	"holder.recovery_code_used":         "A recovery code used to sign in",
 }
 
 // accountActivity is an entry of the holder's recent activity.
@@ -551,3 +572,121 @@ func (a *Authority) accountTOTP(w http.ResponseWriter, r *http.Request, s Sessio
 		done("nototp")
 	}
 }
+
+// recoveryCodeCount is how many recovery codes a holder gets at once.
+const recoveryCodeCount = 10
+
+// recoveryEncoding spells recovery codes: lower-case letters and digits that do not look
+// alike.
+var recoveryEncoding = base32.NewEncoding("abcdefghijkmnpqrstuvwxyz23456789").WithPadding(base32.NoPadding)
+
+// newRecoveryCode returns a code of 80 random bits, in four groups of four characters.
+func newRecoveryCode() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	s := recoveryEncoding.EncodeToString(b)
+	return s[0:4] + "-" + s[4:8] + "-" + s[8:12] + "-" + s[12:16]
+}
+
+// recoveryCodeHash is how a recovery code is kept: SHA-256 of the code without its dashes
+// and spaces, in lower case (80 random bits need no slow hash).
+func recoveryCodeHash(code string) []byte {
+	code = strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, code)
+	return hashToken("recovery:" + code)
+}
+
+// looksLikeRecoveryCode reports whether a typed code may be a recovery code.
+func looksLikeRecoveryCode(code string) bool {
+	n := 0
+	for _, r := range code {
+		if r != '-' && r != ' ' {
+			n++
+		}
+	}
+	return n == 16
+}
+
+// newRecoveryCodes makes the holder's recovery codes anew and shows them, once.
+func (a *Authority) newRecoveryCodes(w http.ResponseWriter, r *http.Request, s Session) {
+	ctx := r.Context()
+	codes := make([]string, recoveryCodeCount)
+	hashes := make([][]byte, recoveryCodeCount)
+	for k := range codes {
+		codes[k] = newRecoveryCode()
+		hashes[k] = recoveryCodeHash(codes[k])
+	}
+	if err := a.store.SetRecoveryCodes(ctx, s.IdentityID, hashes, a.now()); err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	a.log.InfoContext(ctx, "holder made new recovery codes", "identifier", s.Identifier)
+	a.holderChange(ctx, s.IdentityID, s.Identifier, "holder_credential.recovery_codes", map[string]any{"count": recoveryCodeCount}, true)
+	a.pages.render(w, http.StatusOK, "recovery-codes", accountPage{Identifier: s.Identifier, RecoveryCodes: codes})
+}
+
+// serveRecoveryLogin takes a recovery code as the second factor of a holder whose password
+// was right: it counts like a TOTP code against the login budgets, and works once.
+func (a *Authority) serveRecoveryLogin(w http.ResponseWriter, r *http.Request) {
+	req, c, ok := a.pendingRequest(w, r, r.PostFormValue("req"))
+	if !ok {
+		return
+	}
+	browser, ok := checkCSRF(r, "totp"+req.ID)
+	if !ok || req.PendingIdentityID == "" {
+		a.errorPage(w, r, http.StatusForbidden, "The form could not be verified.", "Go back to the site you came from and start again.")
+		return
+	}
+	ctx := r.Context()
+	h, err := a.holder(ctx, req.PendingIdentifier)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if h.held || h.res.IdentityID != req.PendingIdentityID {
+		a.errorPage(w, r, http.StatusForbidden, msgCannotLogIn, "")
+		return
+	}
+	passkeys, err := a.store.Passkeys(ctx, h.res.IdentityID)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	fail := func(status int, msg string) {
+		form := loginForm{Request: req.ID, Client: c.Metadata, Identifier: req.PendingIdentifier, Error: msg}
+		a.secondFactorPage(w, r, status, browser, form, h.res.IdentityID, h.cred.TOTPSecret != "", passkeys)
+	}
+	if ok, wait := a.logins.allow(r, a.cfg.Now()); !ok {
+		fail(http.StatusTooManyRequests, tooMany(wait))
+		return
+	}
+	keys, err := a.throttleKeys(ctx, r, throttleIdentifier(h.res.Identifier), h.res.IdentityID, stepCode)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	if !a.claimed(w, r, keys, fail) {
+		return
+	}
+	code := r.PostFormValue("recovery")
+	if !looksLikeRecoveryCode(code) {
+		fail(http.StatusUnauthorized, msgWrongRecoveryCode)
+		return
+	}
+	if err := a.store.UseRecoveryCode(ctx, h.res.IdentityID, recoveryCodeHash(code), a.now()); errors.Is(err, ErrNotFound) {
+		fail(http.StatusUnauthorized, msgWrongRecoveryCode)
+		return
+	} else if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	a.holderChange(ctx, h.res.IdentityID, h.res.Identifier, "holder.recovery_code_used", nil, true)
+	// A recovery code is a one-time password (RFC 8176 "otp").
+	a.loggedIn(w, r, c, req, h.res, h.cred, keys, append(slices.Clip(req.PendingAMR), "otp", "mfa"))
+}
+
+const msgWrongRecoveryCode = "That recovery code is wrong or has been used already."

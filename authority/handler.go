@@ -48,6 +48,7 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET "+pathAccount, a.serveAccount)
 	mux.HandleFunc("POST "+pathAccount, a.observed("account", a.serveAccountPost))
 	mux.HandleFunc("GET "+pathAccountLogin, a.serveAccountLogin)
+	mux.HandleFunc("POST "+pathLoginRecovery, a.observed("totp", a.serveRecoveryLogin))
 	mux.HandleFunc("GET "+pathConsent, a.serveConsentPage)
 	mux.HandleFunc("POST "+pathConsent, a.observed("consent", a.serveConsent))
 	mux.HandleFunc("POST "+pathToken, a.observed("token", a.serveToken))

@@ -124,7 +124,7 @@ type Store interface {
 	//   - forgets the identity's known devices: a browser that logged in with the old
 	//     credentials is a stranger's again;
 	//   - deletes the identity's passkeys but those waiting for this link, which start to
-	//     work (their LinkHash is cleared);
+	//     work (their LinkHash is cleared), and its recovery codes;
 	//   - ends what the old credentials gave: deletes the identity's sessions and its grants
 	//     whose code is unused (the code no longer redeems), clears the password step of its
 	//     authorization requests in progress (PendingIdentityID and the rest), and revokes
@@ -219,6 +219,15 @@ type Store interface {
 	// SetTOTPSecret replaces the TOTP secret of an identity (empty: none) and the step of
 	// its last code used, with UpdateTime now (ErrNotFound: no credentials).
 	SetTOTPSecret(ctx context.Context, identityID, secret string, lastStep int64, now time.Time) error
+	// SetRecoveryCodes replaces the recovery codes of an identity with those of the hashes
+	// (SHA-256), in one transaction (ErrNotFound: no such identity).
+	SetRecoveryCodes(ctx context.Context, identityID string, hashes [][]byte, now time.Time) error
+	// RecoveryCodesLeft counts the unused recovery codes of an identity.
+	RecoveryCodesLeft(ctx context.Context, identityID string) (int, error)
+	// UseRecoveryCode marks the unused recovery code of hash of an identity used at now:
+	// ErrNotFound when the identity has no such code unused. Each code is good once, whatever
+	// the concurrency.
+	UseRecoveryCode(ctx context.Context, identityID string, hash []byte, now time.Time) error
 
 	// AddPasskey stores a new passkey (ErrConflict: its credential ID is taken; ErrNotFound:
 	// no such identity). A passkey with a LinkHash waits for that link: it is stored only

@@ -87,7 +87,7 @@ func TestAccountBrowser(t *testing.T) {
 	}
 
 	// A passkey added on the account page (the login is fresh) logs in alone.
-	b.virtualAuthenticator()
+	auth := b.virtualAuthenticator()
 	b.fill("passkey-name", "Phone")
 	b.clickAndWait("#passkey-add", "#notice")
 	if got := b.text("#notice"); got != "Your passkey was added." {
@@ -133,6 +133,42 @@ func TestAccountBrowser(t *testing.T) {
 	if got := b.text("#totp-remove"); got != "Remove the authenticator app" {
 		t.Fatalf("the TOTP section offers %q", got)
 	}
+
+	// Recovery codes are shown once; one replaces the second factor once.
+	b.submit(`#recovery-new`)
+	b.expectTitle("Your recovery codes")
+	b.shot("recovery-codes")
+	codes := run(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#codes li")].map(li => li.textContent)`))
+	if len(codes) != 10 {
+		t.Fatalf("recovery codes %q, want 10", codes)
+	}
+	b.navigate(e.Issuer + "/account")
+	if got := b.text("#recovery-left"); !strings.HasPrefix(got, "You have 10 unused recovery codes.") {
+		t.Fatalf("the account page says %q of the recovery codes", got)
+	}
+	b.presence(auth, false) // no passkey answers: the password and a recovery code log in
+	shop := rp.AuthRequest(map[string]string{"login_hint": alice, "prompt": "login"})
+	b.navigate(shop.URL)
+	b.fill("password", h.Password)
+	b.submit(`form[action="/login"] button[type=submit]`)
+	b.expectTitle("Enter your authenticator code")
+	b.do(chromedp.Click(chromedp.CSS(`#use-recovery summary`), chromedp.NodeVisible))
+	b.fill("recovery", strings.ToUpper(codes[3]))
+	b.submit(`#recovery-submit`)
+	b.expectTitle("Share your data?") // the shop's consent was revoked
+	b.submit(`button[name=decision][value=allow]`)
+	rec, err := rp.Finish(shop, b.callback(), e.Clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.Claims["amr"], []any{"pwd", "otp", "mfa"}; !slices.Equal(got.([]any), want) {
+		t.Fatalf("amr with a recovery code %v, want %v", got, want)
+	}
+	b.navigate(e.Issuer + "/account")
+	if got := b.text("#recovery-left"); !strings.HasPrefix(got, "You have 9 unused recovery codes.") {
+		t.Fatalf("after using one, the account page says %q", got)
+	}
+	b.presence(auth, true)
 
 	// Logging out leads to the account's login page, whose conditional request the
 	// authenticator answers at once: the passkey logs the holder back in.

@@ -107,3 +107,49 @@ func (a *AuthorityStore) SetTOTPSecret(ctx context.Context, identityID, secret s
 	}
 	return err
 }
+
+type recoveryCodeRow struct {
+	CodeHash   []byte `gorm:"primaryKey"`
+	IdentityID string
+	CreateTime dbTime
+	UseTime    dbTime
+}
+
+func (recoveryCodeRow) TableName() string { return "authority_recovery_codes" }
+
+func (a *AuthorityStore) SetRecoveryCodes(ctx context.Context, identityID string, hashes [][]byte, now time.Time) error {
+	if err := mustBeSet("the time recovery codes are made", now); err != nil {
+		return err
+	}
+	return a.tx(ctx, func(t *tx) error {
+		if err := t.q(ctx).Where("identity_id = ?", identityID).Delete(&recoveryCodeRow{}).Error; err != nil {
+			return err
+		}
+		for _, h := range hashes {
+			ok, err := insert(t.q(ctx), &recoveryCodeRow{CodeHash: h, IdentityID: identityID, CreateTime: dbTime(now)})
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("recovery code exists already: %w", authority.ErrConflict)
+			}
+		}
+		return nil
+	})
+}
+
+func (a *AuthorityStore) RecoveryCodesLeft(ctx context.Context, identityID string) (int, error) {
+	var n int64
+	err := a.q(ctx).Model(&recoveryCodeRow{}).Where("identity_id = ? AND use_time IS NULL", identityID).Count(&n).Error
+	return int(n), authError(err)
+}
+
+func (a *AuthorityStore) UseRecoveryCode(ctx context.Context, identityID string, hash []byte, now time.Time) error {
+	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&recoveryCodeRow{}).Where("code_hash = ? AND identity_id = ? AND use_time IS NULL", hash, identityID).Update("use_time", dbTime(now))
+	})
+	if err == nil && n == 0 {
+		return fmt.Errorf("recovery code: %w", authority.ErrNotFound)
+	}
+	return err
+}

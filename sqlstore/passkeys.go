@@ -155,10 +155,13 @@ func (a *AuthorityStore) TakeCeremony(ctx context.Context, idHash []byte) (autho
 }
 
 // activateLinkPasskeys deletes an identity's passkeys but those waiting for the link of
-// tokenHash, and makes those work (RedeemCredentialLink).
+// tokenHash, and makes those work, and deletes its recovery codes (RedeemCredentialLink).
 func activateLinkPasskeys(db *gorm.DB, identityID string, tokenHash []byte) error {
 	if err := db.Where("identity_id = ? AND (link_hash IS NULL OR link_hash <> ?)", identityID, tokenHash).Delete(&passkeyRow{}).Error; err != nil {
 		return err
 	}
-	return db.Model(&passkeyRow{}).Where("link_hash = ?", tokenHash).Update("link_hash", nil).Error
+	if err := db.Model(&passkeyRow{}).Where("link_hash = ?", tokenHash).Update("link_hash", nil).Error; err != nil {
+		return err
+	}
+	return db.Where("identity_id = ?", identityID).Delete(&recoveryCodeRow{}).Error
 }

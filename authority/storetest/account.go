@@ -109,3 +109,32 @@ func testChangePassword(t *testing.T, s authority.Store) {
 	wantCredential(t, s, c)
 	wantErr(t, "SetTOTPSecret without credentials", s.SetTOTPSecret(ctx, bob, "X", 1, later), authority.ErrNotFound)
 }
+
+// testRecoveryCodes: codes are replaced as a set, each is good once and only for its
+// identity, and a redeemed credential link deletes them.
+func testRecoveryCodes(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	setCredentials(t, s, newCredential(alice), t0)
+	must(t, s.SetRecoveryCodes(ctx, alice, [][]byte{hash("old")}, t0))
+	must(t, s.SetRecoveryCodes(ctx, alice, [][]byte{hash("r1"), hash("r2")}, t0))
+	left := func(want int) {
+		t.Helper()
+		n, err := s.RecoveryCodesLeft(ctx, alice)
+		must(t, err)
+		if n != want {
+			t.Fatalf("RecoveryCodesLeft %d, want %d", n, want)
+		}
+	}
+	left(2)
+	wantErr(t, "UseRecoveryCode of a replaced code", s.UseRecoveryCode(ctx, alice, hash("old"), t0), authority.ErrNotFound)
+	wantErr(t, "UseRecoveryCode of another identity's code", s.UseRecoveryCode(ctx, bob, hash("r1"), t0), authority.ErrNotFound)
+	must(t, s.UseRecoveryCode(ctx, alice, hash("r1"), t0))
+	wantErr(t, "UseRecoveryCode again", s.UseRecoveryCode(ctx, alice, hash("r1"), t0), authority.ErrNotFound)
+	left(1)
+	wantErr(t, "SetRecoveryCodes of a missing identity", s.SetRecoveryCodes(ctx, "id_nobody", [][]byte{hash("x")}, t0), authority.ErrNotFound)
+
+	l := newLink("reset", alice, t0.Add(time.Hour))
+	must(t, s.CreateCredentialLink(ctx, l, nil))
+	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, t0.Add(time.Hour), newCredential(alice), nil))
+	left(0)
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"AccountSessions", testAccountSessions},
 		{"RevokeConsent", testRevokeConsent},
 		{"ChangePassword", testChangePassword},
+		{"RecoveryCodes", testRecoveryCodes},
 		{"AuthRequests", testAuthRequests},
 		{"Sessions", testSessions},
 		{"Consents", testConsents},

@@ -31,6 +31,16 @@ CREATE TABLE authority_webauthn_ceremonies (
 );
 CREATE INDEX authority_webauthn_ceremonies_expire ON authority_webauthn_ceremonies (expire_time);
 
+-- Recovery codes (SHA-256 of each), one-time second factors made on the account page; new
+-- credentials through a link delete them.
+CREATE TABLE authority_recovery_codes (
+    code_hash   bytea       NOT NULL PRIMARY KEY,
+    identity_id text        NOT NULL REFERENCES identities (id),
+    create_time timestamptz NOT NULL,
+    use_time    timestamptz
+);
+CREATE INDEX authority_recovery_codes_identity ON authority_recovery_codes (identity_id);
+
 -- The account page lists a holder's sessions with the browser and address they started
 -- from.
 ALTER TABLE authority_sessions ADD COLUMN user_agent text NOT NULL DEFAULT '';
@@ -39,5 +49,6 @@ ALTER TABLE authority_sessions ADD COLUMN address text NOT NULL DEFAULT '';
 -- +goose Down
 ALTER TABLE authority_sessions DROP COLUMN address;
 ALTER TABLE authority_sessions DROP COLUMN user_agent;
+DROP TABLE authority_recovery_codes;
 DROP TABLE authority_webauthn_ceremonies;
 DROP TABLE authority_passkeys;
