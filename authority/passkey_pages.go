@@ -30,8 +30,11 @@ const pathPasskeyScript = "/assets/passkey.js"
 // pageFuncs are the functions the page templates call.
 var pageFuncs = template.FuncMap{
 	"passkeyScriptIntegrity": func() string { return passkeyScriptHash },
-	"passkeyKind":            passkeyKind,
-	"credentialID":           func(p Passkey) string { return base64.RawURLEncoding.EncodeToString(p.CredentialID) },
+	// The script's URL changes with it, so that a browser never holds an old one, cached,
+	// that the new hash refuses.
+	"passkeyScriptVersion": func() string { return passkeyScriptHash[7:19] },
+	"passkeyKind":          passkeyKind,
+	"credentialID":         func(p Passkey) string { return base64.RawURLEncoding.EncodeToString(p.CredentialID) },
 }
 
 // passkeyKind names what kind of passkey p is, for the holder.
