@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/id4me/id4me-registry/internal/testenv"
+	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
 
 // TestPasskeysBrowser: passkeys in headless Chromium with a virtual authenticator (the
@@ -64,6 +65,7 @@ func TestPasskeysBrowser(t *testing.T) {
 	}
 
 	rp := e.NewRP(map[string]any{"client_name": "Shop"})
+	var aliceCred string // base64url, learnt from the second-factor page
 	t.Run("passkey alone", func(t *testing.T) {
 		b.t = t
 		req := rp.AuthRequest(map[string]string{"claims": testenv.EmailClaims, "login_hint": alice})
@@ -113,6 +115,7 @@ func TestPasskeysBrowser(t *testing.T) {
 		if len(allowed) != 1 {
 			t.Fatalf("the second-factor page allows %d credentials, want Alice's one", len(allowed))
 		}
+		aliceCred = allowed[0]
 		var bobs []byte
 		for _, c := range creds {
 			if base64.RawURLEncoding.EncodeToString(c.CredentialID) != allowed[0] {
@@ -145,6 +148,33 @@ func TestPasskeysBrowser(t *testing.T) {
 		if c["acr"] != "phrh" {
 			t.Fatalf("acr %v, want phrh", c["acr"])
 		}
+	})
+
+	t.Run("a reset revokes the passkeys", func(t *testing.T) {
+		b.t = t
+		link, err := e.RegistryAPI.CreateCredentialLink(agent.Ctx(), &registryv1.CreateCredentialLinkRequest{Identifier: alice, Purpose: registryv1.CredentialLink_PURPOSE_RESET})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.SetCredentials(alice, link.GetUrl(), false)
+		// Only Alice's passkey is left in the authenticator: the login page's conditional
+		// request gets it, and the authority no longer knows it.
+		for _, c := range creds {
+			if base64.RawURLEncoding.EncodeToString(c.CredentialID) != aliceCred {
+				if _, err := chromedp.Call(b.ctx, cdpwebauthn.RemoveCredential, cdpwebauthn.RemoveCredentialParams{AuthenticatorID: auth, CredentialID: c.CredentialID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		b.presence(auth, true)
+		req := rp.AuthRequest(map[string]string{"prompt": "login"})
+		b.navigate(req.URL)
+		b.do(chromedp.WaitVisible(chromedp.CSS(`#error`)))
+		b.shot("reset-passkey-refused")
+		if got := b.text("#error"); got != "This passkey cannot log in here. Use another passkey, or your password." {
+			t.Fatalf("a passkey of before the reset gets %q", got)
+		}
+		b.presence(auth, false)
 	})
 
 	t.Run("password alone refused for a phishing-resistant request", func(t *testing.T) {
