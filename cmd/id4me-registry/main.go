@@ -51,6 +51,7 @@ commands:
   registration-tokens create|list|revoke
                     make, list or revoke initial access tokens (serve --registration token)
   dev-dns           serve a zone file on loopback DNS (demos: the agent's DNS)
+  rp                a debugging relying party: log in with an identifier, see every token
   agent             an agent's client: register and transfer identifiers through a DNS
                     provider, list them, follow events, delete ("agent help" for more)
   version           print the version
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return registrationTokensCommand(ctx, args[1:], stdout, stderr)
 	case "dev-dns":
 		return devDNS(ctx, args[1:], stdout, stderr)
+	case "rp":
+		return rpCommand(ctx, args[1:], stdout, stderr)
 	case "agent":
 		return agentcli.Command{Program: "id4me-registry agent"}.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
