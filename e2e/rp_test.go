@@ -17,21 +17,24 @@ import (
 
 // TestAuthorityEndToEnd is the whole ID4me login: discovery, dynamic registration, login
 // and consent through the authority's forms, the code exchanged for tokens, the ID token
-// verified by go-oidc, userinfo with distributed claims, and the agent verifying the
-// access token through the authority's discovery and JWKS before it answers.
+// verified by go-oidc, userinfo with distributed claims, and the agent (agent/claims's
+// handler) verifying the access token through the authority's discovery and JWKS before it
+// answers: a JWT the RP verifies with the agent's JWKS, or JSON when the RP asks for it.
 func TestAuthorityEndToEnd(t *testing.T) {
 	long(t, "RP logins through the whole stack")
 	for _, tc := range []struct {
 		name     string
 		metadata map[string]any
 		totp     bool
+		// agentAccept is the RP's Accept header at the agent.
+		agentAccept string
 	}{
-		{"RS256 JSON userinfo basic auth", map[string]any{"client_name": "Shop"}, false},
+		{"RS256 JSON userinfo basic auth", map[string]any{"client_name": "Shop"}, false, ""},
 		{"ES256 signed userinfo post auth TOTP", map[string]any{
 			"client_name": "Shop", "id_token_signed_response_alg": "ES256", "userinfo_signed_response_alg": "ES256",
 			"token_endpoint_auth_method": "client_secret_post",
-		}, true},
-		{"RS256 signed userinfo public subject", map[string]any{"userinfo_signed_response_alg": "RS256", "subject_type": "public"}, false},
+		}, true, "application/jwt"},
+		{"RS256 signed userinfo public subject, JSON from the agent", map[string]any{"userinfo_signed_response_alg": "RS256", "subject_type": "public"}, false, "application/json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := testenv.New(t, testenv.Options{Authority: true})
@@ -39,6 +42,7 @@ func TestAuthorityEndToEnd(t *testing.T) {
 			h := e.HolderFor(agent, "alice.example.test", tc.totp)
 			claims.Claims["alice.example.test"] = map[string]any{"email": "alice@example.test", "name": "Alice", "phone_number": "+49 1"}
 			rp := e.NewRP(tc.metadata)
+			rp.AgentAccept = tc.agentAccept
 			// The code that confirmed the enrolment is used: the login needs the next one.
 			e.Clock.Advance(30 * time.Second)
 
@@ -80,9 +84,29 @@ func TestAuthorityEndToEnd(t *testing.T) {
 			if got["email"] != "alice@example.test" || got["name"] != "Alice" || got["phone_number"] != nil {
 				t.Fatalf("distributed claims %v", got)
 			}
+			// The agent's whole answer: the claims consented to and the identity, nothing else.
+			answer, err := oidctest.FetchAgentClaims(e.RPClient, claims.Endpoint, src["access_token"].(string), u["sub"].(string),
+				oidctest.AgentCheck{ClientID: rp.OAuth.ClientID, Accept: tc.agentAccept, Now: e.Clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantSigned := tc.agentAccept != "application/json"
+			if answer.Signed != wantSigned {
+				t.Fatalf("agent answered %s (signed %v), want signed %v", answer.ContentType, answer.Signed, wantSigned)
+			}
+			var keys []string
+			for k := range answer.Claims {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			wantKeys := []string{"aud", "email", "exp", "iat", "id4me.identifier", "id4me.identity", "iss", "name", "sub"}
+			if !slices.Equal(keys, wantKeys) || answer.Claims["iss"] != claims.Issuer || answer.Claims["aud"] != rp.OAuth.ClientID ||
+				answer.Claims["id4me.identity"] != e.Issuer+"#"+c["sub"].(string) {
+				t.Fatalf("agent's answer %v, want the claims %v with the agent as iss and the RP as aud", answer.Claims, wantKeys)
+			}
 			toks := claims.Tokens()
-			if len(toks) != 1 {
-				t.Fatalf("agent accepted %d tokens, want 1", len(toks))
+			if len(toks) != 2 {
+				t.Fatalf("agent accepted %d tokens, want 2 (the RP's and the check's)", len(toks))
 			}
 			at := toks[0]
 			if at["iss"] != e.Issuer || at["sub"] != c["sub"] || at["aud"] != claims.Issuer || at["client_id"] != rp.OAuth.ClientID ||

@@ -131,6 +131,7 @@ type Verifier struct {
 	leeway          time.Duration
 	refreshInterval time.Duration
 	maxAge          time.Duration
+	replay          *replayCache
 
 	keys atomic.Pointer[verifierKeys]
 	// mu serialises fetches; lastTry is when the last one started (under mu).
@@ -168,6 +169,14 @@ func WithJWKSRefreshInterval(d time.Duration) Option {
 // DefaultJWKSMaxAge).
 func WithJWKSMaxAge(d time.Duration) Option {
 	return func(v *Verifier) { v.maxAge = d }
+}
+
+// WithReplayCheck makes Verify refuse a token whose jti it has already accepted, until the
+// token expires: for an agent that wants each access token used once. It is off by default,
+// since a relying party may ask the claims endpoint again with the same token within its
+// life (OpenID Connect does not forbid it).
+func WithReplayCheck() Option {
+	return func(v *Verifier) { v.replay = &replayCache{seen: make(map[string]time.Time)} }
 }
 
 // NewVerifier makes a verifier for the access tokens the authority at issuer (an
@@ -246,6 +255,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Token, error) {
 	}
 	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: v.issuer, AnyAudience: jwt.Audience{v.agentIssuer}, Time: now}, v.leeway); err != nil {
 		return invalid("%v", err)
+	}
+	if v.replay != nil && !v.replay.first(c.ID, c.Expiry.Time().Add(v.leeway), now) {
+		return invalid("the token (jti %q) was used before", c.ID)
 	}
 	return Token{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: []string(c.Audience), Identifier: c.Identifier,
@@ -371,4 +383,33 @@ func (v *Verifier) getJSON(ctx context.Context, u string, dst any) error {
 		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	return nil
+}
+
+// replayCache remembers the jti of each accepted token until the token expires.
+type replayCache struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+	// pruned is when expired entries were last dropped.
+	pruned time.Time
+}
+
+// first records jti, kept until until, and reports whether it was not already recorded.
+func (c *replayCache) first(jti string, until, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if exp, ok := c.seen[jti]; ok && now.Before(exp) {
+		return false
+	}
+	// Tokens live minutes: dropping the expired ones once a minute keeps the map to the
+	// tokens of the last few minutes.
+	if now.Sub(c.pruned) >= time.Minute {
+		for id, exp := range c.seen {
+			if !now.Before(exp) {
+				delete(c.seen, id)
+			}
+		}
+		c.pruned = now
+	}
+	c.seen[jti] = until
+	return true
 }

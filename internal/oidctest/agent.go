@@ -2,6 +2,7 @@ package oidctest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,45 +12,54 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/id4me/id4me-registry/agent/accesstoken"
+	"github.com/id4me/id4me-registry/agent/claims"
 )
 
-// Agent is a test agent's claims endpoint: a TLS server that accepts the authority's access
-// tokens, verified through the authority's discovery and JWKS, and answers with the claims
-// the token lists (clm), from Claims.
+// Agent is a test agent's issuer: agent/claims's Server on a TLS server, which verifies the
+// authority's access tokens through the authority's discovery and JWKS and answers the
+// claims the token lists (clm), from Claims, as a JWT signed with Keys (or JSON, when asked).
 type Agent struct {
 	Server *httptest.Server
 	// Issuer is the agent's issuer: the audience its access tokens must have.
 	Issuer string
 	// Endpoint is the claims endpoint.
 	Endpoint string
-	// Claims are the holders' claims by identifier.
+	// Claims are the holders' claims by identifier. An identifier without claims is
+	// answered with none.
 	Claims map[string]map[string]any
+	// Keys sign the agent's answers.
+	Keys *claims.KeySet
 
-	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
-	ctx      context.Context
-	tokens   []map[string]any
-	now      func() time.Time
-	// verifierFor makes the verifier at first use: the authority is reached only then.
-	verifierFor func() (*oidc.IDTokenVerifier, error)
+	mu     sync.Mutex
+	srv    *claims.Server
+	tokens []map[string]any
 }
 
 // StartAgent starts a test agent that verifies tokens from the authority at issuer; client
-// is how it reaches the authority. Close the agent's Server when done.
+// is how it reaches the authority, at the first token. Close the agent's Server when done.
 func StartAgent(client *http.Client, issuer string, now func() time.Time) *Agent {
-	a := &Agent{Claims: make(map[string]map[string]any), now: now}
+	a := &Agent{Claims: make(map[string]map[string]any)}
 	a.Server = httptest.NewTLSServer(http.HandlerFunc(a.serve))
 	a.Issuer = a.Server.URL
-	a.Endpoint = a.Server.URL + "/userinfo"
-	a.ctx = oidc.ClientContext(context.Background(), client)
-	a.verifierFor = func() (*oidc.IDTokenVerifier, error) {
-		p, err := oidc.NewProvider(a.ctx, issuer)
-		if err != nil {
-			return nil, err
-		}
-		return p.Verifier(&oidc.Config{ClientID: a.Issuer, Now: a.now, SupportedSigningAlgs: []string{"RS256", "ES256"}}), nil
+	keys, err := claims.NewKeySet(claims.KeySetOptions{Algorithm: jose.ES256, Now: now})
+	if err != nil {
+		panic(err)
 	}
+	a.Keys = keys
+	a.srv, err = claims.NewServer(claims.Config{
+		Issuer:   a.Issuer,
+		Verifier: accesstoken.NewLazy(client, issuer, a.Issuer, accesstoken.WithClock(now)),
+		Source:   claims.SourceFunc(a.claims),
+		Keys:     keys,
+		Now:      now,
+	})
+	if err != nil {
+		panic(err)
+	}
+	a.Endpoint = a.srv.ClaimsEndpoint
 	return a
 }
 
@@ -60,65 +70,72 @@ func (a *Agent) Tokens() []map[string]any {
 	return slices.Clone(a.tokens)
 }
 
-func (a *Agent) verifierOnce() (*oidc.IDTokenVerifier, error) {
+func (a *Agent) claims(_ context.Context, identifier string, names []string) (map[string]any, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.verifier == nil {
-		v, err := a.verifierFor()
-		if err != nil {
-			return nil, err
+	out := map[string]any{}
+	for _, n := range names {
+		if v, ok := a.Claims[identifier][n]; ok {
+			out[n] = v
 		}
-		a.verifier = v
 	}
-	return a.verifier, nil
+	return out, nil
 }
 
+// serve is the agent's issuer, which also holds the authority to DENIC's token layout
+// (a life of 600 s, a jti) and records the tokens the claims endpoint accepted.
 func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
-	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok {
-		http.Error(w, "bearer token required", http.StatusUnauthorized)
+	if r.URL.Path != strings.TrimPrefix(a.Endpoint, a.Issuer) {
+		a.srv.ServeHTTP(w, r)
 		return
 	}
-	v, err := a.verifierOnce()
-	if err != nil {
-		http.Error(w, "discovery: "+err.Error(), http.StatusBadGateway)
-		return
-	}
-	t, err := v.Verify(a.ctx, tok)
-	if err != nil {
-		http.Error(w, "token: "+err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var c struct {
-		Sub        string   `json:"sub"`
-		Identifier string   `json:"id4me.identifier"`
-		Clm        []string `json:"clm"`
-		ClientID   string   `json:"client_id"`
-		Iat        int64    `json:"iat"`
-		Exp        int64    `json:"exp"`
-		Jti        string   `json:"jti"`
-		Iss        string   `json:"iss"`
-	}
-	var all map[string]any
-	if err := t.Claims(&c); err != nil || t.Claims(&all) != nil {
-		http.Error(w, "claims", http.StatusBadRequest)
-		return
-	}
-	if c.Exp-c.Iat != 600 || c.Jti == "" || c.ClientID == "" || c.Identifier == "" {
-		http.Error(w, fmt.Sprintf("token layout: exp-iat=%d jti=%q client_id=%q", c.Exp-c.Iat, c.Jti, c.ClientID), http.StatusUnauthorized)
-		return
-	}
-	a.mu.Lock()
-	a.tokens = append(a.tokens, all)
-	holder := a.Claims[c.Identifier]
-	a.mu.Unlock()
-	out := map[string]any{"iss": a.Issuer, "sub": c.Sub, "aud": c.ClientID, "id4me.identifier": c.Identifier, "id4me.identity": c.Iss + "#" + c.Sub}
-	for _, name := range c.Clm {
-		if v, ok := holder[name]; ok {
-			out[name] = v
+	payload := unverifiedPayload(r.Header.Get("Authorization"))
+	if payload != nil {
+		exp, _ := payload["exp"].(float64)
+		iat, _ := payload["iat"].(float64)
+		if exp-iat != 600 || payload["jti"] == nil {
+			http.Error(w, fmt.Sprintf("token layout: exp-iat=%v jti=%v", exp-iat, payload["jti"]), http.StatusUnauthorized)
+			return
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
+	rec := &statusRecorder{ResponseWriter: w}
+	a.srv.ServeHTTP(rec, r)
+	if rec.status == http.StatusOK && payload != nil {
+		a.mu.Lock()
+		a.tokens = append(a.tokens, payload)
+		a.mu.Unlock()
+	}
+}
+
+// unverifiedPayload returns the claims of a bearer JWT, unverified (nil when there is none).
+func unverifiedPayload(auth string) map[string]any {
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	parts := strings.Split(tok, ".")
+	if !ok || len(parts) != 3 {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var m map[string]any
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
 }

@@ -30,7 +30,12 @@ type ID4meRP struct {
 	ClientID     string
 	ClientSecret string
 	RedirectURI  string
-	client       *http.Client
+	// AgentAccept is the Accept header DistributedClaims sends to the agents: empty for a
+	// signed answer (the default), application/json for JSON.
+	AgentAccept string
+	client      *http.Client
+	// now is the clock of the last Finish.
+	now func() time.Time
 }
 
 // ID4meDiscovery is what an ID4me RP reads from the authority's discovery.
@@ -195,6 +200,7 @@ type ID4meResult struct {
 // Finish takes the URL the holder's browser was sent back to, redeems its code, verifies
 // the ID token (signature by the JWKS, iss, aud, exp by now, nonce) and fetches userinfo.
 func (rp *ID4meRP) Finish(req Request, callback string, now func() time.Time) (*ID4meResult, error) {
+	rp.now = now
 	code, err := rp.Code(req, callback)
 	if err != nil {
 		return nil, err
@@ -264,7 +270,7 @@ func (rp *ID4meRP) Userinfo(accessToken string) (map[string]any, string, error) 
 
 // DistributedClaims follows userinfo's _claim_sources, as RP.DistributedClaims does.
 func (rp *ID4meRP) DistributedClaims(userinfo map[string]any) (map[string]any, error) {
-	return distributedClaims(rp.client, userinfo)
+	return distributedClaims(rp.client, userinfo, AgentCheck{ClientID: rp.ClientID, Accept: rp.AgentAccept, Now: rp.now})
 }
 
 // verifyJWT verifies a JWT the authority signed for this client (RS256 or ES256, a key of

@@ -85,8 +85,13 @@ type RP struct {
 	// DecryptionKey is the RP's private key (*rsa.PrivateKey or *ecdsa.PrivateKey) for the
 	// encrypted ID tokens and userinfo responses it registered; nil if it registered none.
 	DecryptionKey any
-	client        *http.Client
-	ctx           context.Context
+	// AgentAccept is the Accept header DistributedClaims sends to the agents: empty for a
+	// signed answer (the default), application/json for JSON.
+	AgentAccept string
+	client      *http.Client
+	ctx         context.Context
+	// now is the clock of the last Finish.
+	now func() time.Time
 }
 
 // NewRP discovers the authority at issuer and registers a client with metadata (redirect
@@ -185,6 +190,7 @@ type Result struct {
 // redeems the code and verifies the ID token with go-oidc (now is the verifier's clock),
 // then fetches userinfo.
 func (rp *RP) Finish(req Request, callback string, now func() time.Time) (*Result, error) {
+	rp.now = now
 	u, err := url.Parse(callback)
 	if err != nil {
 		return nil, err
@@ -307,44 +313,10 @@ func (rp *RP) verifyUserinfo(jwt []byte) (map[string]any, error) {
 }
 
 // DistributedClaims follows userinfo's _claim_sources: it asks each source's endpoint with
-// its access token and returns the claims named in _claim_names.
+// its access token and returns the claims named in _claim_names. A signed answer is verified
+// with the agent's keys (CheckAgentAnswer), against the clock of the last Finish.
 func (rp *RP) DistributedClaims(userinfo map[string]any) (map[string]any, error) {
-	return distributedClaims(rp.client, userinfo)
-}
-
-func distributedClaims(client *http.Client, userinfo map[string]any) (map[string]any, error) {
-	names, _ := userinfo["_claim_names"].(map[string]any)
-	sources, _ := userinfo["_claim_sources"].(map[string]any)
-	out := make(map[string]any)
-	fetched := make(map[string]map[string]any)
-	for claim, src := range names {
-		s, _ := src.(string)
-		if _, ok := fetched[s]; !ok {
-			cs, _ := sources[s].(map[string]any)
-			ep, _ := cs["endpoint"].(string)
-			at, _ := cs["access_token"].(string)
-			req, _ := http.NewRequest(http.MethodGet, ep, nil)
-			req.Header.Set("Authorization", "Bearer "+at)
-			resp, err := client.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			var m map[string]any
-			err = json.NewDecoder(resp.Body).Decode(&m)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusOK {
-				return nil, fmt.Errorf("claims source %s: status %d, %v", ep, resp.StatusCode, err)
-			}
-			if m["sub"] != userinfo["sub"] {
-				return nil, fmt.Errorf("claims source %s answers for sub %v, not %v", ep, m["sub"], userinfo["sub"])
-			}
-			fetched[s] = m
-		}
-		if v, ok := fetched[s][claim]; ok {
-			out[claim] = v
-		}
-	}
-	return out, nil
+	return distributedClaims(rp.client, userinfo, AgentCheck{ClientID: rp.OAuth.ClientID, Accept: rp.AgentAccept, Now: rp.now})
 }
 
 // CallbackError is an error the authority sent back to the RP's redirect URI.

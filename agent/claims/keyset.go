@@ -1,0 +1,303 @@
+package claims
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Defaults of KeySetOptions.
+const (
+	// DefaultRotateEvery is how long a signing key signs before a new one takes over.
+	DefaultRotateEvery = 30 * 24 * time.Hour
+	// DefaultRetireAfter is how long a key that stopped signing stays published: longer than
+	// the answers it signed live (DefaultLifetime), with room for the relying parties' JWKS
+	// caches.
+	DefaultRetireAfter = 24 * time.Hour
+)
+
+// KeySetOptions configures a KeySet.
+type KeySetOptions struct {
+	// Algorithm is what new keys sign with: jose.RS256 (the default, which every OpenID
+	// Connect relying party verifies) or jose.ES256.
+	Algorithm jose.SignatureAlgorithm
+	// RotateEvery is the age at which the signing key is replaced by a new one, when the set
+	// signs (default DefaultRotateEvery; negative: never).
+	RotateEvery time.Duration
+	// RetireAfter is how long a replaced key stays in the JWKS (default DefaultRetireAfter).
+	// It must outlast the answers the key signed.
+	RetireAfter time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// KeySet is an agent's signing keys: the current key signs the claims endpoint's answers;
+// keys it replaced stay published in the JWKS until RetireAfter has passed, so that answers
+// they signed still verify. It rotates by itself when the current key is older than
+// RotateEvery, or when Rotate or Use is called. A KeySet opened from a file writes every
+// change back to it. It serves its JWKS as an http.Handler and is safe for concurrent use.
+type KeySet struct {
+	opts KeySetOptions
+	path string
+
+	mu   sync.Mutex
+	keys []setKey // the current key is the last
+}
+
+// setKey is one key of a set, as the key file keeps it.
+type setKey struct {
+	Key     jose.JSONWebKey `json:"key"`
+	Created time.Time       `json:"created"`
+	// Retired is when the key stopped signing (zero for the current key).
+	Retired time.Time `json:"retired,omitzero"`
+}
+
+// keyFile is the file a KeySet persists to.
+type keyFile struct {
+	Keys []setKey `json:"keys"`
+}
+
+// NewKeySet returns a key set held in memory, with a new key.
+func NewKeySet(opts KeySetOptions) (*KeySet, error) {
+	ks, err := newKeySet(opts, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := ks.Rotate(); err != nil {
+		return nil, err
+	}
+	return ks, nil
+}
+
+// OpenKeySet returns the key set kept in the file at path, creating the file (mode 0600)
+// with a new key when it does not exist. Rotations are written back to the file.
+func OpenKeySet(path string, opts KeySetOptions) (*KeySet, error) {
+	ks, err := newKeySet(opts, path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := ks.Rotate(); err != nil {
+			return nil, err
+		}
+		return ks, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claims: key file: %w", err)
+	}
+	var f keyFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("claims: key file %s: %w", path, err)
+	}
+	if len(f.Keys) == 0 {
+		return nil, fmt.Errorf("claims: key file %s holds no key", path)
+	}
+	for i, k := range f.Keys {
+		if k.Key.IsPublic() || !k.Key.Valid() || k.Key.KeyID == "" {
+			return nil, fmt.Errorf("claims: key file %s: key %d is not a private signing key with a kid", path, i)
+		}
+		if _, err := signerAlgorithm(k.Key.Key); err != nil {
+			return nil, fmt.Errorf("claims: key file %s: key %q: %w", path, k.Key.KeyID, err)
+		}
+	}
+	ks.keys = f.Keys
+	return ks, nil
+}
+
+func newKeySet(opts KeySetOptions, path string) (*KeySet, error) {
+	switch opts.Algorithm {
+	case "":
+		opts.Algorithm = jose.RS256
+	case jose.RS256, jose.ES256:
+	default:
+		return nil, fmt.Errorf("claims: signing algorithm %q: want RS256 or ES256", opts.Algorithm)
+	}
+	if opts.RotateEvery == 0 {
+		opts.RotateEvery = DefaultRotateEvery
+	}
+	if opts.RetireAfter <= 0 {
+		opts.RetireAfter = DefaultRetireAfter
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &KeySet{opts: opts, path: path}, nil
+}
+
+// Rotate makes a new key of the set's algorithm the signing key.
+func (ks *KeySet) Rotate() error {
+	var (
+		key crypto.Signer
+		err error
+	)
+	if ks.opts.Algorithm == jose.ES256 {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	} else {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		return fmt.Errorf("claims: new key: %w", err)
+	}
+	return ks.Use(key)
+}
+
+// Use makes key (an *rsa.PrivateKey of at least 2048 bits or an *ecdsa.PrivateKey on P-256)
+// the signing key, for agents that keep their keys elsewhere. The key it replaces stays
+// published for RetireAfter.
+func (ks *KeySet) Use(key crypto.Signer) error {
+	alg, err := signerAlgorithm(key)
+	if err != nil {
+		return err
+	}
+	jwk := jose.JSONWebKey{Key: key, Algorithm: string(alg), Use: "sig"}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return fmt.Errorf("claims: key thumbprint: %w", err)
+	}
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	now := ks.opts.Now()
+	keys := slices.Clone(ks.keys)
+	if n := len(keys); n > 0 {
+		if keys[n-1].Key.KeyID == jwk.KeyID {
+			return nil
+		}
+		keys[n-1].Retired = now
+	}
+	keys = append(keys, setKey{Key: jwk, Created: now})
+	keys = slices.DeleteFunc(keys, func(k setKey) bool { return !k.Retired.IsZero() && now.Sub(k.Retired) >= ks.opts.RetireAfter })
+	if err := ks.saveLocked(keys); err != nil {
+		return err
+	}
+	ks.keys = keys
+	return nil
+}
+
+// signerAlgorithm returns the algorithm key signs with, refusing keys the set does not keep.
+func signerAlgorithm(key any) (jose.SignatureAlgorithm, error) {
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return "", fmt.Errorf("claims: an RSA key of %d bits: want at least 2048", k.N.BitLen())
+		}
+		return jose.RS256, nil
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return "", errors.New("claims: an ECDSA key not on P-256")
+		}
+		return jose.ES256, nil
+	}
+	return "", fmt.Errorf("claims: a %T cannot sign: want an RSA or a P-256 ECDSA private key", key)
+}
+
+// saveLocked writes keys to the set's file, if it has one, through a temporary file so that
+// a crash leaves the old file or the new one.
+func (ks *KeySet) saveLocked(keys []setKey) error {
+	if ks.path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(keyFile{Keys: keys}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("claims: key file: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(ks.path), ".keys-*")
+	if err != nil {
+		return fmt.Errorf("claims: key file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("claims: key file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("claims: key file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), ks.path); err != nil {
+		return fmt.Errorf("claims: key file: %w", err)
+	}
+	return nil
+}
+
+// signingKey returns the current key, rotating first when it is older than RotateEvery.
+func (ks *KeySet) signingKey() (jose.JSONWebKey, error) {
+	ks.mu.Lock()
+	cur := ks.keys[len(ks.keys)-1]
+	ks.mu.Unlock()
+	if ks.opts.RotateEvery > 0 && ks.opts.Now().Sub(cur.Created) >= ks.opts.RotateEvery {
+		if err := ks.Rotate(); err != nil {
+			return jose.JSONWebKey{}, err
+		}
+		ks.mu.Lock()
+		cur = ks.keys[len(ks.keys)-1]
+		ks.mu.Unlock()
+	}
+	return cur.Key, nil
+}
+
+// Sign signs payload (a JSON object) with the current key as a compact JWS of type JWT.
+func (ks *KeySet) Sign(payload []byte) (string, error) {
+	key, err := ks.signingKey()
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", fmt.Errorf("claims: signer: %w", err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("claims: signing: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// JWKS returns the public keys a relying party verifies the set's signatures with: the
+// current key and the replaced keys not yet past RetireAfter.
+func (ks *KeySet) JWKS() jose.JSONWebKeySet {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	now := ks.opts.Now()
+	var set jose.JSONWebKeySet
+	for _, k := range ks.keys {
+		if !k.Retired.IsZero() && now.Sub(k.Retired) >= ks.opts.RetireAfter {
+			continue
+		}
+		set.Keys = append(set.Keys, k.Key.Public())
+	}
+	return set
+}
+
+// ServeHTTP answers the JWKS as application/jwk-set+json (RFC 7517 §8.5).
+func (ks *KeySet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	b, err := json.Marshal(ks.JWKS())
+	if err != nil {
+		http.Error(w, "JWKS: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	// Short enough that a rotation reaches the relying parties long before RetireAfter.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(b)
+}
