@@ -118,10 +118,14 @@ func TestDebuggingRPBrowser(t *testing.T) {
 	for _, c := range checks {
 		sections[c[0]] = c[1:]
 	}
-	for _, title := range []string{"ID token", "Userinfo"} {
+	// The agent (agent/claims's handler) answers a JWT, verified with the agent's JWKS.
+	for _, title := range []string{"ID token", "Userinfo", "Access token for the agent (src1)", "The agent's answer (src1)"} {
 		if c := sections[title]; c == nil || c[0] == "0" || c[1] != "" {
 			t.Fatalf("%s checks (passed, failed): %q", title, c)
 		}
+	}
+	if got := b.text("ol.exchanges"); !strings.Contains(got, claims.Issuer+"/.well-known/openid-configuration") {
+		t.Fatalf("the exchange log lacks the agent's discovery: %s", got)
 	}
 	if got := b.text("ol.exchanges"); !strings.Contains(got, "/.well-known/openid-configuration") || !strings.Contains(got, claims.Endpoint) {
 		t.Fatalf("the exchange log lacks discovery or the agent: %s", got)
