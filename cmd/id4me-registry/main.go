@@ -82,6 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "rp":
 		return rpCommand(ctx, args[1:], stdout, stderr)
 	case "agent":
+		if len(args) > 1 && args[1] == "claims-serve" {
+			return claimsServe(ctx, args[2:], stdout, stderr)
+		}
 		return agentcli.Command{Program: "id4me-registry agent"}.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
