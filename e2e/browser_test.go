@@ -180,14 +180,14 @@ const (
 	stepTimeout    = 20 * time.Second
 )
 
-func newBrowser(t *testing.T, e *testenv.Env, chromium string) *browser {
+func newBrowser(t *testing.T, e *testenv.Env, chromium string, morePins ...string) *browser {
 	t.Helper()
 	b := &browser{t: t, dir: artifactDir(t)}
 	// The authority's certificate is a self-signed dev certificate. Chromium trusts it by its
 	// public key (the SHA-256 of its SPKI), not by turning certificate checks off: this is
 	// what --ignore-certificate-errors-spki-list is for (it needs --user-data-dir, which
 	// chromedp sets to a temporary directory).
-	pin := spkiPin(t, e)
+	pin := strings.Join(append([]string{spkiPin(t, e)}, morePins...), ",")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,

@@ -23,7 +23,7 @@ import (
 func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:8444", "HTTPS listen address")
+	addr := fs.String("addr", "127.0.0.1:8445", "HTTPS listen address")
 	baseURL := fs.String("url", "", "the RP's URL as browsers reach it (its redirect URI is this + /callback); default https://<addr>")
 	dnsServer := fs.String("dns-server", "", "DNS server (host:port) to look up _openid records at; default the system's resolver")
 	caFile := fs.String("ca-file", "", "PEM file of certificates to trust, besides the system's, for the authority and the agents")
