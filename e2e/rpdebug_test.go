@@ -151,6 +151,7 @@ func TestDebuggingRPOptions(t *testing.T) {
 		{"defaults", url.Values{"pkce": {"on"}}, []string{"code_challenge_method=S256", "Content-Type: application/json"}},
 		{"no PKCE, post auth, RS256 userinfo", url.Values{"auth": {"client_secret_post"}, "userinfo": {"RS256"}},
 			[]string{"Content-Type: application/jwt", "client_secret_post", "verified with the JWKS key"}},
+		{"defaults again: the client is reused", url.Values{"pkce": {"on"}}, []string{"reusing the client"}},
 		{"encrypted, ES256 userinfo", url.Values{"pkce": {"on"}, "userinfo": {"ES256"}, "encrypt": {"on"}},
 			[]string{"JWE header", "RSA-OAEP-256", "ES256, verified"}},
 	} {
