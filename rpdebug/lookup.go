@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/idna"
 
 	"github.com/id4me/id4me-registry/dnsverify"
 	"github.com/id4me/id4me-registry/id4me"
@@ -87,10 +88,25 @@ type Discovery struct {
 // errNoRecord is wrapped when no _openid record names an authority.
 var errNoRecord = errors.New("no usable _openid record")
 
-// Canonical returns identifier as the RP looks it up: trimmed and lower case, an e-mail
-// form kept as local@domain.
-func Canonical(identifier string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(identifier)), ".")
+// Canonical returns identifier as the RP looks it up: trimmed, lower case, its domain as an
+// A-label (an e-mail form keeps its local part as typed, in lower case).
+func Canonical(identifier string) (string, error) {
+	id := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(identifier)), ".")
+	local, domain, email := strings.Cut(id, "@")
+	if !email {
+		local, domain = "", id
+	}
+	ascii, err := idna.Lookup.ToASCII(domain)
+	if err != nil || !strings.Contains(ascii, ".") {
+		return "", fmt.Errorf("%q is not an identifier: a domain (alice.example) or local@domain", identifier)
+	}
+	if email {
+		if local == "" {
+			return "", fmt.Errorf("%q has an empty local part", identifier)
+		}
+		return local + "@" + ascii, nil
+	}
+	return ascii, nil
 }
 
 // discover looks up the _openid record of identifier and picks the authority from it.

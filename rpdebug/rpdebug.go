@@ -128,6 +128,8 @@ func claimsParameter(reqs []ClaimRequest) string {
 
 // flow is one login, from the identifier typed to the tokens shown.
 type flow struct {
+	// mu is held while the login finishes and while its page is rendered.
+	mu       sync.Mutex
 	id       string // in the result page's URL
 	state    string
 	nonce    string
@@ -365,7 +367,13 @@ func (rp *RP) start(w http.ResponseWriter, r *http.Request) {
 		rec:     &recorder{base: rp.cfg.Transport},
 		Options: d.Options, Claims: claims, ClaimsParameter: claimsParameter(claims),
 	}
-	rp.prepare(r.Context(), f, Canonical(d.Identifier))
+	identifier, err := Canonical(d.Identifier)
+	if err != nil {
+		d.Alert = err.Error()
+		rp.pages.render(w, http.StatusBadRequest, "start", d)
+		return
+	}
+	rp.prepare(r.Context(), f, identifier)
 	rp.keep(f)
 	rp.pages.render(w, http.StatusOK, "ready", f)
 }
@@ -475,8 +483,10 @@ func (rp *RP) callback(w http.ResponseWriter, r *http.Request) {
 		rp.errorPage(w, http.StatusBadRequest, "This login has been answered already.", "Start a new one.")
 		return
 	}
+	f.mu.Lock()
 	f.step("the browser came back: %s", r.URL.RawQuery)
 	rp.finish(r.Context(), f, q)
+	f.mu.Unlock()
 	http.Redirect(w, r, "/flows/"+f.id, http.StatusSeeOther)
 }
 
@@ -650,5 +660,7 @@ func (rp *RP) resultPage(w http.ResponseWriter, r *http.Request) {
 		rp.errorPage(w, http.StatusNotFound, "No such login here.", err.Error())
 		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	rp.pages.render(w, http.StatusOK, "result", f)
 }

@@ -164,3 +164,25 @@ func TestRegistrationsFile(t *testing.T) {
 		t.Fatal("a broken registrations file was read without an error")
 	}
 }
+
+func TestCanonical(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{in: " Alice.Example.TEST. ", want: "alice.example.test"},
+		{in: "Bob@Example.test", want: "bob@example.test"},
+		{in: "jörg.example", want: "xn--jrg-sna.example"},
+		{in: "anna@bücher.example", want: "anna@xn--bcher-kva.example"},
+		{in: "localhost", err: "not an identifier"},
+		{in: "@example.test", err: "empty local part"},
+	} {
+		got, err := Canonical(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Canonical(%q) = %q, %v; want an error saying %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if got != tc.want || err != nil {
+			t.Errorf("Canonical(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
