@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/cmdline"
 	"github.com/id4me/id4me-registry/rpdebug"
 	"github.com/id4me/id4me-registry/server"
 )
@@ -31,7 +32,13 @@ func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tlsCert := fs.String("tls-cert", "", "PEM certificate of the RP's HTTPS; default a self-signed one for loopback")
 	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	regFile := fs.String("registrations", "", "JSON file keeping the clients registered, by issuer, across restarts (holds client secrets); default memory")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := cmdline.FlagsFromEnv(fs, envName); err != nil {
 		return err
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
