@@ -44,7 +44,7 @@ var walkthroughServers = []struct {
 }
 
 // walkthroughPrelude runs the text's commands with the test's binary: `go run
-// ./cmd/id4me-registry` is that binary, `go install` of a client checks that it is
+// ./cmd/id4me-registry` and `id4me-registry` are that binary, `go install` of a client checks that it is
 // installed (the test never downloads), and the admin commands' default registry address
 // moves with the others.
 const walkthroughPrelude = `set -euo pipefail
@@ -58,6 +58,7 @@ go() {
   fi
   command go "$@"
 }
+id4me-registry() { "$ID4ME_BIN" "$@"; }
 command -v uuidgen >/dev/null || uuidgen() { cat /proc/sys/kernel/random/uuid; }
 wait_port() {
   for _ in $(seq 1 600); do
@@ -81,8 +82,10 @@ const walkthroughReady = "== walkthrough: every block ran"
 // TestREADMEWalkthrough runs the README's walkthrough from its text: every ```sh block of
 // the section, in order, in one shell in a directory of its own, on free loopback ports
 // rather than the text's fixed ones. The commands a terminal of their own runs (dev-dns,
-// serve, agent claims-serve, rp) run in the background; the operator credential serve prints
-// is exported as the text says to; a command the text says fails (# NotFound) must fail.
+// serve, agent claims-serve, rp) run in the background, and so does one that follows
+// (--follow); the operator credential serve prints is exported as the text says to; a command
+// the text says fails (# NotFound) must fail, and one it says fails at times
+// (# NotFound while …) may.
 // Then step 10's login runs in headless Chromium: the holder sets a password through the
 // link step 10 printed, logs in at the debugging RP with the identifier, and the RP's page
 // shows the claims of the file step 10 wrote, answered by the agent's claims endpoint.
@@ -335,7 +338,15 @@ func walkthroughCommand(cmd string, started map[string]bool) string {
 			}
 		}
 	}
-	if regexp.MustCompile(`#\s*NotFound`).MatchString(cmd) {
+	if strings.Contains(code, " --follow") {
+		// It follows until interrupted: it runs on in the background, its output kept.
+		return fmt.Sprintf("%s > follow-%d.log 2>&1 &", code, len(started))
+	}
+	switch {
+	case regexp.MustCompile(`#\s*NotFound while`).MatchString(cmd):
+		// The text says when this call fails, which may not be now.
+		return code + " || true"
+	case regexp.MustCompile(`#\s*NotFound`).MatchString(cmd):
 		// The text says this call fails: it must.
 		return code + " && { echo 'a call the README says fails succeeded' >&2; exit 97; } || true"
 	}
@@ -386,4 +397,25 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestWalkthroughCommands checks how the runner turns the text's commands into the script's.
+func TestWalkthroughCommands(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"go run ./cmd/id4me-registry admin journal --follow    # new entries", "go run ./cmd/id4me-registry admin journal --follow > follow-0.log 2>&1 &"},
+		{"go run ./cmd/id4me-registry admin identifiers resolve a.test   # NotFound while pending delete", "go run ./cmd/id4me-registry admin identifiers resolve a.test || true"},
+		{"grpcurl x \\\n  $R Resolve   # NotFound, reason R", "grpcurl x \\\n  $R Resolve && { echo 'a call the README says fails succeeded' >&2; exit 97; } || true"},
+		{"go run ./cmd/id4me-registry admin operators revoke op_… # refused", "# a placeholder to fill in, not run: go run ./cmd/id4me-registry admin operators revoke op_… # refused"},
+		{"go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354   # https://127.0.0.1:8445", "ID4ME_ADDR=127.0.0.1:8445 go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354 > rp.log 2>&1 &\nwait_port 8445 rp.log $!"},
+		{"echo 'a # b' >> demo.zone", "echo 'a # b' >> demo.zone"},
+	} {
+		if got := walkthroughCommand(tc.in, map[string]bool{}); got != tc.want {
+			t.Errorf("%q\ngot  %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+	got := logicalLines("a \\\n  b\ncat > f <<'X'\n\"odd\nX\nc -d '{\n}' d\ne")
+	want := []string{"a \\\n  b", "cat > f <<'X'\n\"odd\nX", "c -d '{\n}' d", "e"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("logical lines %q, want %q", got, want)
+	}
 }
