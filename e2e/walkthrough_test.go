@@ -285,23 +285,21 @@ func walkthroughScript(readme string, ports map[int]int) (string, error) {
 // logicalLines splits a block into commands: lines continued with a backslash, a quoted
 // string or a here-document stay together.
 func logicalLines(block string) []string {
+	heredocRe := regexp.MustCompile(`<<-?'?(\w+)'?`)
 	var out []string
 	var cur strings.Builder
 	heredoc := ""
 	for _, line := range strings.Split(strings.TrimRight(block, "\n"), "\n") {
 		cur.WriteString(line + "\n")
-		switch {
-		case heredoc != "":
-			if strings.TrimSpace(line) == heredoc {
-				heredoc = ""
-			}
-			if heredoc != "" {
+		if heredoc != "" {
+			if strings.TrimSpace(line) != heredoc {
 				continue
 			}
-		case regexp.MustCompile(`<<-?'?(\w+)'?`).MatchString(line):
-			heredoc = regexp.MustCompile(`<<-?'?(\w+)'?`).FindStringSubmatch(line)[1]
+			heredoc = ""
+		} else if m := heredocRe.FindStringSubmatch(line); m != nil {
+			heredoc = m[1]
 			continue
-		case strings.HasSuffix(line, "\\"), strings.Count(cur.String(), "'")%2 == 1, strings.Count(strings.ReplaceAll(cur.String(), `\"`, ""), `"`)%2 == 1:
+		} else if code, open := withoutComments(cur.String()); open || strings.HasSuffix(strings.TrimRight(code, " \t\n"), "\\") {
 			continue
 		}
 		out = append(out, strings.TrimRight(cur.String(), "\n"))
@@ -313,11 +311,50 @@ func logicalLines(block string) []string {
 	return out
 }
 
-var trailingComment = regexp.MustCompile(`\s+#[^'"]*$`)
+// withoutComments returns shell text without its comments (a # that starts a word outside
+// quotes, to the end of its line), and whether a quote is left open at its end.
+func withoutComments(text string) (string, bool) {
+	var b strings.Builder
+	var quote rune
+	comment, escaped := false, false
+	prev := '\n'
+	for _, r := range text {
+		switch {
+		case comment:
+			if r == '\n' {
+				comment = false
+				b.WriteRune(r)
+			}
+		case escaped:
+			escaped = false
+			b.WriteRune(r)
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else if r == '\\' && quote == '"' {
+				escaped = true
+			}
+			b.WriteRune(r)
+		case r == '\\':
+			escaped = true
+			b.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote = r
+			b.WriteRune(r)
+		case r == '#' && (prev == ' ' || prev == '\t' || prev == '\n'):
+			comment = true
+		default:
+			b.WriteRune(r)
+		}
+		prev = r
+	}
+	return b.String(), quote != 0
+}
 
 // walkthroughCommand is one command of the text as the script runs it.
 func walkthroughCommand(cmd string, started map[string]bool) string {
-	code := trailingComment.ReplaceAllString(cmd, "")
+	code, _ := withoutComments(cmd)
+	code = strings.TrimRight(regexp.MustCompile(`[ \t]+\n`).ReplaceAllString(code, "\n"), " \t\n")
 	trimmed := strings.TrimSpace(code)
 	switch {
 	case trimmed == "" || strings.HasPrefix(trimmed, "#"):
@@ -408,13 +445,14 @@ func TestWalkthroughCommands(t *testing.T) {
 		{"go run ./cmd/id4me-registry admin operators revoke op_… # refused", "# a placeholder to fill in, not run: go run ./cmd/id4me-registry admin operators revoke op_… # refused"},
 		{"go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354   # https://127.0.0.1:8445", "ID4ME_ADDR=127.0.0.1:8445 go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354 > rp.log 2>&1 &\nwait_port 8445 rp.log $!"},
 		{"echo 'a # b' >> demo.zone", "echo 'a # b' >> demo.zone"},
+		{"go run ./cmd/id4me-registry admin identifiers get a.test   # any agent's identifier", "go run ./cmd/id4me-registry admin identifiers get a.test   # any agent's identifier"},
 	} {
 		if got := walkthroughCommand(tc.in, map[string]bool{}); got != tc.want {
 			t.Errorf("%q\ngot  %q\nwant %q", tc.in, got, tc.want)
 		}
 	}
-	got := logicalLines("a \\\n  b\ncat > f <<'X'\n\"odd\nX\nc -d '{\n}' d\ne")
-	want := []string{"a \\\n  b", "cat > f <<'X'\n\"odd\nX", "c -d '{\n}' d", "e"}
+	got := logicalLines("a \\\n  b\ncat > f <<'X'\n\"odd\nX\nc -d '{\n}' d # it's\ne \"x\\\"y\"\nf")
+	want := []string{"a \\\n  b", "cat > f <<'X'\n\"odd\nX", "c -d '{\n}' d # it's", "e \"x\\\"y\"", "f"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("logical lines %q, want %q", got, want)
 	}
