@@ -124,7 +124,7 @@ const (
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Vary", "Accept, Authorization")
+	w.Header().Set("Vary", "Accept")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		h.refuse(w, r, http.StatusMethodNotAllowed, errInvalidRequest, "the claims endpoint answers GET and POST")

@@ -560,24 +560,34 @@ func TestClaimsReplay(t *testing.T) {
 	}
 }
 
-// TestClaimsKeyRotation: the key set rotates when its key is old; the replaced key stays in
-// the JWKS, so that what it signed still verifies, until RetireAfter has passed.
+// TestClaimsKeyRotation: the next key is published PublishLead before it signs, takes over
+// when the current key has signed for RotateEvery, and the replaced key stays in the JWKS, so
+// that what it signed still verifies, until RetireAfter has passed.
 func TestClaimsKeyRotation(t *testing.T) {
-	e := newEnv(t, envOptions{keys: claims.KeySetOptions{Algorithm: jose.ES256, RotateEvery: time.Hour, RetireAfter: 2 * time.Hour}})
+	e := newEnv(t, envOptions{keys: claims.KeySetOptions{Algorithm: jose.ES256, RotateEvery: time.Hour, PublishLead: 10 * time.Minute, RetireAfter: 2 * time.Hour}})
 	first := e.get(e.token(authority.RS256, e.tokenClaims()), "")
 	_, kid1 := e.verify(first.body)
+	if kids := publishedKIDs(e); !slices.Equal(kids, []string{kid1}) {
+		t.Fatalf("JWKS kids %v, want %s alone", kids, kid1)
+	}
 
-	e.advance(time.Hour)
+	e.advance(50 * time.Minute)
+	ahead := publishedKIDs(e)
+	if len(ahead) != 2 || ahead[0] != kid1 {
+		t.Fatalf("JWKS kids %v PublishLead before the rotation, want %s and the next key", ahead, kid1)
+	}
+	if _, kid := e.verify(e.get(e.token(authority.RS256, e.tokenClaims()), "").body); kid != kid1 {
+		t.Fatalf("before RotateEvery the answer is signed by %s, want %s still", kid, kid1)
+	}
+
+	e.advance(10 * time.Minute)
 	second := e.get(e.token(authority.RS256, e.tokenClaims()), "")
 	_, kid2 := e.verify(second.body)
-	if kid1 == kid2 {
-		t.Fatalf("after RotateEvery the answer is signed by the same key %s", kid1)
+	if kid2 != ahead[1] {
+		t.Fatalf("after RotateEvery the answer is signed by %s, want the key published ahead %s", kid2, ahead[1])
 	}
 	if _, kid := e.verify(first.body); kid != kid1 {
 		t.Fatal("the first answer no longer verifies")
-	}
-	if kids := publishedKIDs(e); !slices.Equal(kids, []string{kid1, kid2}) {
-		t.Fatalf("JWKS kids %v, want %v", kids, []string{kid1, kid2})
 	}
 
 	e.advance(2 * time.Hour)

@@ -24,6 +24,9 @@ import (
 const (
 	// DefaultRotateEvery is how long a signing key signs before a new one takes over.
 	DefaultRotateEvery = 30 * 24 * time.Hour
+	// DefaultPublishLead is how long before it signs a new key is in the JWKS, so that
+	// relying parties that cache the JWKS (it says max-age=300) know it by then.
+	DefaultPublishLead = time.Hour
 	// DefaultRetireAfter is how long a key that stopped signing stays published: longer than
 	// the answers it signed live (DefaultLifetime), with room for the relying parties' JWKS
 	// caches.
@@ -35,9 +38,12 @@ type KeySetOptions struct {
 	// Algorithm is what new keys sign with: jose.RS256 (the default, which every OpenID
 	// Connect relying party verifies) or jose.ES256.
 	Algorithm jose.SignatureAlgorithm
-	// RotateEvery is the age at which the signing key is replaced by a new one, when the set
-	// signs (default DefaultRotateEvery; negative: never).
+	// RotateEvery is how long a key signs before the next takes over (default
+	// DefaultRotateEvery; negative: until Rotate or Use).
 	RotateEvery time.Duration
+	// PublishLead is how long before it signs the next key is published (default
+	// DefaultPublishLead, at most half of RotateEvery).
+	PublishLead time.Duration
 	// RetireAfter is how long a replaced key stays in the JWKS (default DefaultRetireAfter).
 	// It must outlast the answers the key signed.
 	RetireAfter time.Duration
@@ -46,25 +52,31 @@ type KeySetOptions struct {
 }
 
 // KeySet is an agent's signing keys: the current key signs the claims endpoint's answers;
-// keys it replaced stay published in the JWKS until RetireAfter has passed, so that answers
-// they signed still verify. It rotates by itself when the current key is older than
-// RotateEvery, or when Rotate or Use is called. A KeySet opened from a file writes every
-// change back to it. It serves its JWKS as an http.Handler and is safe for concurrent use.
+// the next key is published PublishLead before it takes over, when the current one has
+// signed for RotateEvery; keys it replaced stay published until RetireAfter has passed, so
+// that answers they signed still verify. Rotate and Use replace the current key at once (a
+// key thought compromised). A KeySet opened from a file writes every change back to it (one
+// process to a file). It serves its JWKS as an http.Handler and is safe for concurrent use.
 type KeySet struct {
 	opts KeySetOptions
 	path string
 
-	mu   sync.Mutex
-	keys []setKey // the current key is the last
+	mu sync.Mutex
+	// keys are the retired keys, the current key, and the next one when it is published.
+	keys []setKey
 }
 
 // setKey is one key of a set, as the key file keeps it.
 type setKey struct {
 	Key     jose.JSONWebKey `json:"key"`
 	Created time.Time       `json:"created"`
-	// Retired is when the key stopped signing (zero for the current key).
+	// Signs is when the key began signing (zero for the next key, published ahead).
+	Signs time.Time `json:"signs,omitzero"`
+	// Retired is when the key stopped signing.
 	Retired time.Time `json:"retired,omitzero"`
 }
+
+func (k setKey) current() bool { return !k.Signs.IsZero() && k.Retired.IsZero() }
 
 // keyFile is the file a KeySet persists to.
 type keyFile struct {
@@ -84,7 +96,7 @@ func NewKeySet(opts KeySetOptions) (*KeySet, error) {
 }
 
 // OpenKeySet returns the key set kept in the file at path, creating the file (mode 0600)
-// with a new key when it does not exist. Rotations are written back to the file.
+// with a new key when it does not exist. Changes are written back to the file.
 func OpenKeySet(path string, opts KeySetOptions) (*KeySet, error) {
 	ks, err := newKeySet(opts, path)
 	if err != nil {
@@ -104,8 +116,8 @@ func OpenKeySet(path string, opts KeySetOptions) (*KeySet, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("claims: key file %s: %w", path, err)
 	}
-	if len(f.Keys) == 0 {
-		return nil, fmt.Errorf("claims: key file %s holds no key", path)
+	if !slices.ContainsFunc(f.Keys, setKey.current) {
+		return nil, fmt.Errorf("claims: key file %s holds no current key", path)
 	}
 	for i, k := range f.Keys {
 		if k.Key.IsPublic() || !k.Key.Valid() || k.Key.KeyID == "" {
@@ -130,6 +142,10 @@ func newKeySet(opts KeySetOptions, path string) (*KeySet, error) {
 	if opts.RotateEvery == 0 {
 		opts.RotateEvery = DefaultRotateEvery
 	}
+	if opts.PublishLead <= 0 {
+		opts.PublishLead = DefaultPublishLead
+	}
+	opts.PublishLead = min(opts.PublishLead, opts.RotateEvery/2)
 	if opts.RetireAfter <= 0 {
 		opts.RetireAfter = DefaultRetireAfter
 	}
@@ -139,8 +155,8 @@ func newKeySet(opts KeySetOptions, path string) (*KeySet, error) {
 	return &KeySet{opts: opts, path: path}, nil
 }
 
-// Rotate makes a new key of the set's algorithm the signing key.
-func (ks *KeySet) Rotate() error {
+// newKey makes a key of the set's algorithm.
+func (ks *KeySet) newKey() (jose.JSONWebKey, error) {
 	var (
 		key crypto.Signer
 		err error
@@ -151,41 +167,119 @@ func (ks *KeySet) Rotate() error {
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
 	}
 	if err != nil {
-		return fmt.Errorf("claims: new key: %w", err)
+		return jose.JSONWebKey{}, fmt.Errorf("claims: new key: %w", err)
 	}
-	return ks.Use(key)
+	return signingJWK(key)
 }
 
-// Use makes key (an *rsa.PrivateKey of at least 2048 bits or an *ecdsa.PrivateKey on P-256)
-// the signing key, for agents that keep their keys elsewhere. The key it replaces stays
-// published for RetireAfter.
-func (ks *KeySet) Use(key crypto.Signer) error {
+// signingJWK is key as a private JWK, named by its RFC 7638 thumbprint.
+func signingJWK(key crypto.Signer) (jose.JSONWebKey, error) {
 	alg, err := signerAlgorithm(key)
 	if err != nil {
-		return err
+		return jose.JSONWebKey{}, err
 	}
 	jwk := jose.JSONWebKey{Key: key, Algorithm: string(alg), Use: "sig"}
 	tp, err := jwk.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return fmt.Errorf("claims: key thumbprint: %w", err)
+		return jose.JSONWebKey{}, fmt.Errorf("claims: key thumbprint: %w", err)
 	}
 	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	return jwk, nil
+}
+
+// Rotate replaces the signing key at once: by the next key when one is published, by a
+// new key of the set's algorithm otherwise.
+func (ks *KeySet) Rotate() error {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	now := ks.opts.Now()
-	keys := slices.Clone(ks.keys)
-	if n := len(keys); n > 0 {
-		if keys[n-1].Key.KeyID == jwk.KeyID {
-			return nil
-		}
-		keys[n-1].Retired = now
+	return ks.promoteLocked(nil)
+}
+
+// Use makes key (an *rsa.PrivateKey of at least 2048 bits or an *ecdsa.PrivateKey on P-256)
+// the signing key at once, for agents that keep their keys elsewhere. The key it replaces
+// stays published for RetireAfter.
+func (ks *KeySet) Use(key crypto.Signer) error {
+	jwk, err := signingJWK(key)
+	if err != nil {
+		return err
 	}
-	keys = append(keys, setKey{Key: jwk, Created: now})
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.promoteLocked(&jwk)
+}
+
+// promoteLocked makes key, or else the next key, or else a new key, the signing key; ks.mu
+// is held.
+func (ks *KeySet) promoteLocked(key *jose.JSONWebKey) error {
+	now := ks.opts.Now()
+	if key != nil && slices.ContainsFunc(ks.keys, func(k setKey) bool { return k.current() && k.Key.KeyID == key.KeyID }) {
+		return nil
+	}
+	keys := slices.Clone(ks.keys)
+	if key != nil {
+		// A retired key signing again is published once.
+		keys = slices.DeleteFunc(keys, func(k setKey) bool { return !k.Retired.IsZero() && k.Key.KeyID == key.KeyID })
+	}
+	next := slices.IndexFunc(keys, func(k setKey) bool { return k.Signs.IsZero() })
+	if key != nil && next >= 0 && keys[next].Key.KeyID != key.KeyID {
+		// The caller's key takes over; the next key, never used, goes.
+		keys = slices.Delete(keys, next, next+1)
+		next = -1
+	}
+	if next < 0 {
+		if key == nil {
+			k, err := ks.newKey()
+			if err != nil {
+				return err
+			}
+			key = &k
+		}
+		keys = append(keys, setKey{Key: *key, Created: now})
+		next = len(keys) - 1
+	}
+	for i := range keys {
+		if keys[i].current() {
+			keys[i].Retired = now
+		}
+	}
+	keys[next].Signs = now
+	// The current key last, after the retired ones.
+	cur := keys[next]
+	keys = append(slices.Delete(keys, next, next+1), cur)
+	return ks.storeLocked(keys, now)
+}
+
+// storeLocked drops the keys retired longer than RetireAfter from keys, saves them and
+// makes them the set's; ks.mu is held.
+func (ks *KeySet) storeLocked(keys []setKey, now time.Time) error {
 	keys = slices.DeleteFunc(keys, func(k setKey) bool { return !k.Retired.IsZero() && now.Sub(k.Retired) >= ks.opts.RetireAfter })
 	if err := ks.saveLocked(keys); err != nil {
 		return err
 	}
 	ks.keys = keys
+	return nil
+}
+
+// maintainLocked brings the set up to date with the clock: the next key published
+// PublishLead before the current key has signed for RotateEvery, taking over then, and
+// retired keys dropped after RetireAfter; ks.mu is held.
+func (ks *KeySet) maintainLocked() error {
+	now := ks.opts.Now()
+	cur := ks.keys[slices.IndexFunc(ks.keys, setKey.current)]
+	age := now.Sub(cur.Signs)
+	hasNext := slices.ContainsFunc(ks.keys, func(k setKey) bool { return k.Signs.IsZero() })
+	switch {
+	case ks.opts.RotateEvery > 0 && age >= ks.opts.RotateEvery:
+		return ks.promoteLocked(nil)
+	case ks.opts.RotateEvery > 0 && age >= ks.opts.RotateEvery-ks.opts.PublishLead && !hasNext:
+		k, err := ks.newKey()
+		if err != nil {
+			return err
+		}
+		return ks.storeLocked(append(slices.Clone(ks.keys), setKey{Key: k, Created: now}), now)
+	case slices.ContainsFunc(ks.keys, func(k setKey) bool { return !k.Retired.IsZero() && now.Sub(k.Retired) >= ks.opts.RetireAfter }):
+		return ks.storeLocked(slices.Clone(ks.keys), now)
+	}
 	return nil
 }
 
@@ -234,20 +328,14 @@ func (ks *KeySet) saveLocked(keys []setKey) error {
 	return nil
 }
 
-// signingKey returns the current key, rotating first when it is older than RotateEvery.
+// signingKey returns the current key, after maintainLocked.
 func (ks *KeySet) signingKey() (jose.JSONWebKey, error) {
 	ks.mu.Lock()
-	cur := ks.keys[len(ks.keys)-1]
-	ks.mu.Unlock()
-	if ks.opts.RotateEvery > 0 && ks.opts.Now().Sub(cur.Created) >= ks.opts.RotateEvery {
-		if err := ks.Rotate(); err != nil {
-			return jose.JSONWebKey{}, err
-		}
-		ks.mu.Lock()
-		cur = ks.keys[len(ks.keys)-1]
-		ks.mu.Unlock()
+	defer ks.mu.Unlock()
+	if err := ks.maintainLocked(); err != nil {
+		return jose.JSONWebKey{}, err
 	}
-	return cur.Key, nil
+	return ks.keys[slices.IndexFunc(ks.keys, setKey.current)].Key, nil
 }
 
 // Sign signs payload (a JSON object) with the current key as a compact JWS of type JWT.
@@ -269,10 +357,13 @@ func (ks *KeySet) Sign(payload []byte) (string, error) {
 }
 
 // JWKS returns the public keys a relying party verifies the set's signatures with: the
-// current key and the replaced keys not yet past RetireAfter.
+// current key, the next one once published, and the replaced keys not yet past RetireAfter.
+// A failure to make or save the next key leaves the set as it was.
 func (ks *KeySet) JWKS() jose.JSONWebKeySet {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
+	// The next key is published whether or not anything was signed lately.
+	_ = ks.maintainLocked()
 	now := ks.opts.Now()
 	var set jose.JSONWebKeySet
 	for _, k := range ks.keys {

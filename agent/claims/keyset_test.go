@@ -137,3 +137,30 @@ func TestKeySetUse(t *testing.T) {
 		t.Fatalf("JWKS content type %q", resp.Header.Get("Content-Type"))
 	}
 }
+
+// TestKeySetUseAgain: a key that signed before and is given again signs, published once.
+func TestKeySetUseAgain(t *testing.T) {
+	ks, err := claims.NewKeySet(claims.KeySetOptions{Algorithm: jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Use(own); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Use(own); err != nil {
+		t.Fatal(err)
+	}
+	got := kids(ks.JWKS())
+	sorted := slices.Clone(got)
+	slices.Sort(sorted)
+	if len(got) != 3 || len(slices.Compact(sorted)) != 3 {
+		t.Fatalf("JWKS kids %v: want the first key, the rotated one and the agent's, each once", got)
+	}
+}

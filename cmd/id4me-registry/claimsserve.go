@@ -29,6 +29,7 @@ import (
 	"github.com/id4me/id4me-registry/agent/accesstoken"
 	"github.com/id4me/id4me-registry/agent/claims"
 	"github.com/id4me/id4me-registry/internal/cmdline"
+	"github.com/id4me/id4me-registry/internal/publicaddr"
 	"github.com/id4me/id4me-registry/server"
 )
 
@@ -66,7 +67,7 @@ type claimsServeFlags struct {
 	keyFile, alg                         string
 	rotateEvery, lifetime                time.Duration
 	tlsCert, tlsKey, devCertFile         string
-	dev, replayCheck                     bool
+	dev, replayCheck, authorityInsecure  bool
 	logLevel                             string
 }
 
@@ -82,12 +83,13 @@ func claimsServeFlagSet(stderr io.Writer) (*flag.FlagSet, *claimsServeFlags) {
 	fs.StringVar(&f.issuer, "issuer", "", "the agent's issuer (https URL), as the agent is registered; default https://ADDR")
 	fs.StringVar(&f.authority, "authority", "", "the authority's issuer (https URL) whose access tokens to accept")
 	fs.StringVar(&f.authorityCA, "authority-ca-file", "", "CA certificates (PEM) to verify the authority's certificate with; default the system's")
+	fs.BoolVar(&f.authorityInsecure, "authority-insecure-skip-verify", false, "under --dev, accept any certificate of an authority on loopback (a serve --dev authority's self-signed one)")
 	fs.StringVar(&f.claimsFile, "claims-file", "", "YAML or JSON file of the holders' claims by identifier; reloaded when it changes")
 	fs.StringVar(&f.sqlite, "sqlite", "", "SQLite database holding the claims (opened read-only)")
 	fs.StringVar(&f.sqliteTable, "sqlite-table", "claims", "the table of (identifier, name, value) rows in --sqlite")
 	fs.StringVar(&f.keyFile, "key-file", "", "file of the agent's signing keys, created when missing (mode 0600); default keys in memory, new at each start")
 	fs.StringVar(&f.alg, "alg", "RS256", "algorithm of new signing keys: RS256 or ES256")
-	fs.DurationVar(&f.rotateEvery, "rotate-every", claims.DefaultRotateEvery, "age at which a new signing key takes over; the old one stays published for a day")
+	fs.DurationVar(&f.rotateEvery, "rotate-every", claims.DefaultRotateEvery, "how long a signing key signs; the next one is published an hour ahead, the old one stays published for a day")
 	fs.DurationVar(&f.lifetime, "lifetime", claims.DefaultLifetime, "how long an answer is valid")
 	fs.BoolVar(&f.replayCheck, "replay-check", false, "answer each access token once (refuse a jti seen before, until it expires)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) of the HTTPS listener")
@@ -110,8 +112,12 @@ func claimsServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if f.authority == "" {
 		return errors.New("--authority is required: the authority's issuer URL")
 	}
-	if u, err := url.Parse(f.authority); err != nil || u.Scheme != "https" || u.Host == "" {
+	authorityURL, err := url.Parse(f.authority)
+	if err != nil || authorityURL.Scheme != "https" || authorityURL.Host == "" {
 		return fmt.Errorf("--authority %q: the authority's issuer is an https URL", f.authority)
+	}
+	if f.authorityInsecure && !(f.dev && publicaddr.IsLoopbackHost(authorityURL.Hostname())) {
+		return errors.New("--authority-insecure-skip-verify goes with --dev and an authority on loopback")
 	}
 	if (f.claimsFile == "") == (f.sqlite == "") {
 		return errors.New("give exactly one of --claims-file and --sqlite")
@@ -120,7 +126,7 @@ func claimsServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	authorityClient, err := httpsClient(f.authorityCA)
+	authorityClient, err := httpsClient(f.authorityCA, f.authorityInsecure)
 	if err != nil {
 		return err
 	}
@@ -217,9 +223,12 @@ func claimsServeCertificate(f *claimsServeFlags) (tls.Certificate, error) {
 }
 
 // httpsClient is an HTTP client that trusts the certificates of caFile (the system's when
-// empty).
-func httpsClient(caFile string) (*http.Client, error) {
+// empty), or any certificate when insecure.
+func httpsClient(caFile string, insecure bool) (*http.Client, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	if insecure {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+	}
 	if caFile != "" {
 		b, err := os.ReadFile(caFile)
 		if err != nil {
@@ -255,11 +264,10 @@ func claimsSource(ctx context.Context, f *claimsServeFlags, log *slog.Logger) (c
 // fileClaims is a Source read from a YAML or JSON file, read again when its modification
 // time or size changes.
 type fileClaims struct {
-	path   string
-	cur    atomic.Pointer[claims.Static]
-	mtime  time.Time
-	size   int64
-	loaded int
+	path  string
+	cur   atomic.Pointer[claims.Static]
+	mtime time.Time
+	size  int64
 }
 
 // load reads the file; on an error the claims read before stay.
@@ -284,7 +292,6 @@ func (s *fileClaims) load() error {
 	st2 := claims.Static(m)
 	s.cur.Store(&st2)
 	s.mtime, s.size = st.ModTime(), st.Size()
-	s.loaded++
 	return nil
 }
 

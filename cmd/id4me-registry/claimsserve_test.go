@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,8 +52,11 @@ func startClaimsServe(t *testing.T, e *testenv.Env, extra ...string) string {
 	authorityCA := filepath.Join(dir, "authority.pem")
 	writePeerCertificate(t, e.Issuer, authorityCA)
 	devCert := filepath.Join(dir, "agent.pem")
-	args := append([]string{"agent", "claims-serve", "--dev", "--addr", "127.0.0.1:0", "--authority", e.Issuer,
-		"--authority-ca-file", authorityCA, "--dev-cert-file", devCert}, extra...)
+	args := []string{"agent", "claims-serve", "--dev", "--addr", "127.0.0.1:0", "--authority", e.Issuer, "--dev-cert-file", devCert}
+	if !slices.Contains(extra, "--authority-insecure-skip-verify") {
+		args = append(args, "--authority-ca-file", authorityCA)
+	}
+	args = append(args, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr lockedBuffer
 	done := make(chan error, 1)
@@ -168,7 +172,8 @@ func TestClaimsServeFile(t *testing.T) {
 }
 
 // TestClaimsServeSQLite: claims-serve answers from a SQLite table, a JSON value or plain text
-// a row, and refuses the token of an identifier the table lacks.
+// a row, and refuses the token of an identifier the table lacks; it reaches a --dev authority
+// on loopback without its certificate.
 func TestClaimsServeSQLite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a login through the registry, the authority and claims-serve: skipped under -short")
@@ -189,7 +194,7 @@ func TestClaimsServeSQLite(t *testing.T) {
 		}
 	}
 	db.Close()
-	endpoint := startClaimsServe(t, e, "--sqlite", path, "--sqlite-table", "holder_claims")
+	endpoint := startClaimsServe(t, e, "--sqlite", path, "--sqlite-table", "holder_claims", "--authority-insecure-skip-verify")
 	agent := e.NewAgentAt("alpha", strings.TrimSuffix(endpoint, "/claims"), endpoint)
 	h := e.HolderFor(agent, "alice.example.test", false)
 	rp := e.NewRP(nil)
@@ -232,6 +237,8 @@ func TestClaimsServeUsageErrors(t *testing.T) {
 		{[]string{"--dev", "--addr", "127.0.0.1:0", "--authority", "https://id.example.test", "--sqlite", filepath.Join(dir, "none.db")}, "--sqlite"},
 		{[]string{"--dev", "--addr", "127.0.0.1:0", "--authority", "https://id.example.test", "--claims-file", file, "--alg", "HS256"}, "RS256 or ES256"},
 		{[]string{"--dev", "--addr", "127.0.0.1:0", "--authority", "http://id.example.test", "--claims-file", file}, "https URL"},
+		{[]string{"--dev", "--addr", "127.0.0.1:0", "--authority", "https://id.example.test", "--claims-file", file, "--authority-insecure-skip-verify"}, "an authority on loopback"},
+		{[]string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--authority", "https://127.0.0.1:8443", "--claims-file", file, "--authority-insecure-skip-verify"}, "goes with --dev"},
 		{[]string{"--dev", "--addr", "127.0.0.1:0", "--authority", "https://id.example.test", "--claims-file", file, "--issuer", "http://agent.example.test"}, "https URL"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {

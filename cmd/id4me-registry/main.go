@@ -54,6 +54,8 @@ commands:
   rp                a debugging relying party: log in with an identifier, see every token
   agent             an agent's client: register and transfer identifiers through a DNS
                     provider, list them, follow events, delete ("agent help" for more)
+  agent claims-serve
+                    an agent's claims endpoint, from a YAML/JSON file or a SQLite table
   version           print the version
 
 Run "id4me-registry <command> -h" for a command's flags. Every flag can also be set by an
