@@ -38,6 +38,10 @@ const (
 	journalColumns     = `"time", actor, action, object_type, object_id, "before", "after"`
 	accessTokenColumns = "token_hash, grant_id, client_id, identity_id, identifier, subject, scopes, claims, " +
 		"create_time, expire_time, revoke_time"
+	sessionColumns = "id_hash, identity_id, identifier, auth_time, amr, create_time, expire_time"
+	consentColumns = "client_id, identity_id, scopes, claims, update_time"
+	grantColumns   = "id, code_hash, client_id, redirect_uri, identity_id, identifier, subject, scopes, claims, " +
+		"id_token_claims, nonce, code_challenge, auth_time, amr, create_time, expire_time, use_time, revoke_time"
 )
 
 var (
@@ -53,6 +57,23 @@ var (
 	sqlInsertJournal    = newHandStmt("INSERT INTO journal (" + journalColumns + ") VALUES (" + placeholders(7) + ") RETURNING id")
 	sqlUpdateChallenge  = newHandStmt("UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?" +
 		" WHERE id = ? AND status = ? AND attempts = ?")
+
+	// The authorization code round trip: the session and the remembered consent the
+	// authorization request reads, the grant it writes, and the token request's read and
+	// redemption of the grant and insert of the access token.
+	sqlGetSession  = newHandStmt("SELECT " + sessionColumns + " FROM authority_sessions WHERE id_hash = ?")
+	sqlGetConsent  = newHandStmt("SELECT " + consentColumns + " FROM authority_consents WHERE client_id = ? AND identity_id = ?")
+	sqlGetGrant    = newHandStmt("SELECT " + grantColumns + " FROM authority_grants WHERE code_hash = ?")
+	sqlInsertGrant = newHandStmt("INSERT INTO authority_grants (" + grantColumns + ") VALUES (" + placeholders(18) + ") ON CONFLICT DO NOTHING")
+	sqlRedeemGrant = newHandStmt("UPDATE authority_grants SET use_time = ? WHERE code_hash = ? AND use_time IS NULL RETURNING " + grantColumns)
+	// sqlInsertAccessToken stores a token selected from its grant's row (CreateAccessToken),
+	// which PostgreSQL locks for share; SQLite has no row locks and one writer. SQLite's
+	// parser needs the WHERE before ON CONFLICT.
+	sqlInsertAccessToken = newHandStmtEach(
+		"INSERT INTO authority_access_tokens ("+accessTokenColumns+") SELECT "+placeholders(10)+", COALESCE(?, revoke_time)"+
+			" FROM authority_grants WHERE id = ? ON CONFLICT DO NOTHING",
+		"INSERT INTO authority_access_tokens ("+accessTokenColumns+") SELECT "+placeholders(10)+", COALESCE(?, revoke_time)"+
+			" FROM authority_grants WHERE id = ? FOR SHARE ON CONFLICT DO NOTHING")
 )
 
 // handStmt is a statement written out with ? placeholders, in the text of each dialect, as
@@ -64,6 +85,12 @@ type handStmt struct {
 
 func newHandStmt(q string) handStmt {
 	return handStmt{sqlite: bindVars(sqlite.Dialector{}, q), postgres: bindVars(postgres.Dialector{}, q)}
+}
+
+// newHandStmtEach is a statement whose text differs between the dialects beyond the
+// placeholders.
+func newHandStmtEach(sqliteQ, postgresQ string) handStmt {
+	return handStmt{sqlite: bindVars(sqlite.Dialector{}, sqliteQ), postgres: bindVars(postgres.Dialector{}, postgresQ)}
 }
 
 // bindVars replaces the ? placeholders of q by d's.
@@ -201,4 +228,29 @@ func (r *journalRow) args() []any {
 func (r *accessTokenRow) dest() []any {
 	return []any{&r.TokenHash, &r.GrantID, &r.ClientID, &r.IdentityID, &r.Identifier, &r.Subject,
 		&r.Scopes, &r.Claims, &r.CreateTime, &r.ExpireTime, &r.RevokeTime}
+}
+
+func (r *sessionRow) dest() []any {
+	return []any{&r.IDHash, &r.IdentityID, &r.Identifier, &r.AuthTime, &r.AMR, &r.CreateTime, &r.ExpireTime}
+}
+
+func (r *consentRow) dest() []any {
+	return []any{&r.ClientID, &r.IdentityID, &r.Scopes, &r.Claims, &r.UpdateTime}
+}
+
+func (r *grantRow) dest() []any {
+	return []any{&r.ID, &r.CodeHash, &r.ClientID, &r.RedirectURI, &r.IdentityID, &r.Identifier, &r.Subject,
+		&r.Scopes, &r.Claims, &r.IDTokenClaims, &r.Nonce, &r.CodeChallenge, &r.AuthTime, &r.AMR,
+		&r.CreateTime, &r.ExpireTime, &r.UseTime, &r.RevokeTime}
+}
+
+func (r *grantRow) args() []any {
+	return []any{r.ID, r.CodeHash, r.ClientID, r.RedirectURI, r.IdentityID, r.Identifier, r.Subject,
+		r.Scopes, r.Claims, r.IDTokenClaims, r.Nonce, r.CodeChallenge, r.AuthTime, r.AMR,
+		r.CreateTime, r.ExpireTime, r.UseTime, r.RevokeTime}
+}
+
+func (r *accessTokenRow) args() []any {
+	return []any{r.TokenHash, r.GrantID, r.ClientID, r.IdentityID, r.Identifier, r.Subject,
+		r.Scopes, r.Claims, r.CreateTime, r.ExpireTime, r.RevokeTime}
 }
