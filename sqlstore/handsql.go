@@ -47,6 +47,7 @@ const (
 var (
 	sqlGetAgent       = newHandStmt("SELECT " + agentColumns + " FROM agents WHERE id = ?")
 	sqlGetChallenge   = newHandStmt("SELECT " + challengeColumns + " FROM challenges WHERE id = ?")
+	sqlGetIdentity    = newHandStmt("SELECT " + identityColumns + " FROM identities WHERE id = ?")
 	sqlGetIdentifier  = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE name = ?")
 	sqlGetAccessToken = newHandStmt("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
 
@@ -201,6 +202,10 @@ func (r *challengeRow) dest() []any {
 func (r *challengeRow) args() []any {
 	return []any{r.ID, r.AgentID, r.Identifier, r.Purpose, r.Token, r.KeyAuthorization, r.Status, r.Attempts,
 		r.Problem, r.CreateTime, r.ExpireTime, r.ValidateTime, r.SponsorAgentID}
+}
+
+func (r *identityRow) dest() []any {
+	return []any{&r.ID, &r.SubjectSeed, &r.CreateTime, &r.RetireTime}
 }
 
 func (r *identityRow) args() []any {

@@ -125,7 +125,7 @@ func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge
 
 func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, error) {
 	var row identityRow
-	if err := take(r.q(ctx).Where("id = ?", id), &row, registry.ReasonIdentityNotFound, "identity %q not found", id); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetIdentity, id, registry.ReasonIdentityNotFound, "identity %q not found"); err != nil {
 		return registry.Identity{}, err
 	}
 	return row.identity(), nil
