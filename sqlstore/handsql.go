@@ -45,11 +45,13 @@ const (
 )
 
 var (
-	sqlGetAgent       = newHandStmt("SELECT " + agentColumns + " FROM agents WHERE id = ?")
-	sqlGetChallenge   = newHandStmt("SELECT " + challengeColumns + " FROM challenges WHERE id = ?")
-	sqlGetIdentity    = newHandStmt("SELECT " + identityColumns + " FROM identities WHERE id = ?")
-	sqlGetIdentifier  = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE name = ?")
-	sqlGetAccessToken = newHandStmt("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
+	sqlGetAgent      = newHandStmt("SELECT " + agentColumns + " FROM agents WHERE id = ?")
+	sqlGetChallenge  = newHandStmt("SELECT " + challengeColumns + " FROM challenges WHERE id = ?")
+	sqlGetIdentity   = newHandStmt("SELECT " + identityColumns + " FROM identities WHERE id = ?")
+	sqlGetIdentifier = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE name = ?")
+	// sqlGetIdentifierByDNSName reads through the unique index identifiers_dns_name.
+	sqlGetIdentifierByDNSName = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE dns_name = ?")
+	sqlGetAccessToken         = newHandStmt("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
 
 	// Inserts say ON CONFLICT DO NOTHING (tx.go).
 	sqlInsertChallenge  = newHandStmt("INSERT INTO challenges (" + challengeColumns + ") VALUES (" + placeholders(13) + ") ON CONFLICT DO NOTHING")
