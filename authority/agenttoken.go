@@ -11,7 +11,8 @@ import (
 )
 
 // agentTokenCacheSize is how many signed agent tokens an Authority keeps, one per RP access
-// token (about 1 KB each with RS256).
+// token (about 1 KB each with RS256, about twice that once its JSON userinfo answer is kept
+// beside it).
 const agentTokenCacheSize = 4096
 
 // agentToken is the access token the sponsoring agent receives (DESIGN, DENIC's layout).
