@@ -159,8 +159,7 @@ func (c *agentTokenCache) keepAnswer(tokenHash []byte, jwt, endpoint string, ans
 		return
 	}
 	if t := el.Value.(*cachedAgentToken); t.jwt == jwt {
-		// A new value: get may be reading the old one's fields (it copies jwt under the lock).
-		el.Value = &cachedAgentToken{tokenHash: t.tokenHash, kid: t.kid, agent: t.agent, jwt: jwt, endpoint: endpoint, answer: answer}
+		t.endpoint, t.answer = endpoint, answer
 	}
 }
 
