@@ -11,7 +11,8 @@ import (
 )
 
 // agentTokenCacheSize is how many signed agent tokens an Authority keeps, one per RP access
-// token (about 1 KB each with RS256).
+// token (about 1 KB each with RS256, about twice that once its JSON userinfo answer is kept
+// beside it).
 const agentTokenCacheSize = 4096
 
 // agentToken is the access token the sponsoring agent receives (DESIGN, DENIC's layout).
@@ -84,6 +85,10 @@ type cachedAgentToken struct {
 	tokenHash  string
 	kid, agent string
 	jwt        string
+	// endpoint and answer are the JSON userinfo answer made with jwt for the claims
+	// endpoint, once made (keepAnswer).
+	endpoint string
+	answer   []byte
 }
 
 func newAgentTokenCache(size int) *agentTokenCache {
@@ -124,6 +129,37 @@ func (c *agentTokenCache) put(tokenHash []byte, kid, agent, jwt string) {
 		last := c.recent.Back()
 		c.recent.Remove(last)
 		delete(c.byHash, last.Value.(*cachedAgentToken).tokenHash)
+	}
+}
+
+// answer returns the JSON userinfo answer kept for the access token with tokenHash, if it
+// was made with the agent token jwt for the claims endpoint.
+func (c *agentTokenCache) answer(tokenHash []byte, jwt, endpoint string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byHash[string(tokenHash)]
+	if !ok {
+		return nil, false
+	}
+	t := el.Value.(*cachedAgentToken)
+	if t.answer == nil || t.jwt != jwt || t.endpoint != endpoint {
+		return nil, false
+	}
+	return t.answer, true
+}
+
+// keepAnswer keeps the JSON userinfo answer made with the agent token jwt for the claims
+// endpoint beside that token, if it is still the one kept for the access token with
+// tokenHash. answer must not be changed afterwards.
+func (c *agentTokenCache) keepAnswer(tokenHash []byte, jwt, endpoint string, answer []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byHash[string(tokenHash)]
+	if !ok {
+		return
+	}
+	if t := el.Value.(*cachedAgentToken); t.jwt == jwt {
+		t.endpoint, t.answer = endpoint, answer
 	}
 }
 

@@ -230,7 +230,7 @@ func (a *Authority) afterLogin(w http.ResponseWriter, r *http.Request, c Client,
 			return
 		}
 		if err == nil && subset(asked, prev.Claims) && subset(req.Params.Scopes, prev.Scopes) {
-			a.finish(w, r, c, req, s, asked)
+			a.finish(w, r, c, req, s, asked, fromForm)
 			return
 		}
 	}
@@ -258,8 +258,10 @@ func subset(a, b []string) bool {
 }
 
 // finish issues an authorization code for the request and sends the browser back to the
-// client with it (and the state and iss, RFC 9207).
-func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, s Session, claims []string) {
+// client with it (and the state and iss, RFC 9207). stored says whether the request has a
+// stored copy to remove: one that came straight from the client and was answered at once
+// has none.
+func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req AuthRequest, s Session, claims []string, stored bool) {
 	ctx := r.Context()
 	seed, err := a.resolver.SubjectSeed(ctx, s.IdentityID)
 	if err != nil {
@@ -290,8 +292,10 @@ func (a *Authority) finish(w http.ResponseWriter, r *http.Request, c Client, req
 		return
 	}
 	a.recordSessionClient(ctx, c, s, g.Subject, now)
-	if err := a.store.DeleteAuthRequest(ctx, req.ID); err != nil {
-		a.log.WarnContext(ctx, "authority: removing a finished authorization request", "err", err)
+	if stored {
+		if err := a.store.DeleteAuthRequest(ctx, req.ID); err != nil {
+			a.log.WarnContext(ctx, "authority: removing a finished authorization request", "err", err)
+		}
 	}
 	v := url.Values{"code": {code}, "iss": {a.issuer}}
 	if req.Params.State != "" {

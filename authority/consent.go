@@ -115,7 +115,7 @@ func (a *Authority) serveConsent(w http.ResponseWriter, r *http.Request) {
 		a.clientGoneOrFailed(w, r, err)
 		return
 	}
-	a.finish(w, r, c, req, s, claims)
+	a.finish(w, r, c, req, s, claims, true)
 }
 
 // union returns the sorted names in a or b.

@@ -9,8 +9,16 @@ import (
 	"github.com/id4me/id4me-registry/registry"
 )
 
+// Header values the hot paths set, made once: a header's value slice set from them must
+// not be appended to in place (Header.Add makes a new one: they are full).
+var (
+	contentTypeJSON = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	noCache         = []string{"no-cache"}
+)
+
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(status)
 	w.Write(b)
 }
@@ -38,7 +46,7 @@ func errorf(code, description string) *oauthError {
 
 // writeOAuthError answers with an OAuth error in JSON, no-store.
 func writeOAuthError(w http.ResponseWriter, status int, e *oauthError) {
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	writeJSON(w, status, e)
 }
 

@@ -165,8 +165,8 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+	h := w.Header()
+	h["Cache-Control"], h["Pragma"] = noStore, noCache
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(a.cfg.AccessTokenTTL / time.Second),
 		IDToken: idt, Scope: strings.Join(g.Scopes, " "),

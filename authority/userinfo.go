@@ -61,19 +61,14 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := userinfo{Subject: at.Subject, Issuer: a.issuer, Audience: at.ClientID}
+	var agentJWT string
 	if len(at.Claims) > 0 {
-		agentJWT, err := a.agentTokenFor(at, res.AgentIssuer)
-		if err != nil {
+		if agentJWT, err = a.agentTokenFor(at, res.AgentIssuer); err != nil {
 			a.internalError(w, r, err)
 			return
 		}
-		out.ClaimNames = make(map[string]string, len(at.Claims))
-		for _, c := range at.Claims {
-			out.ClaimNames[c] = claimSource
-		}
-		out.ClaimSources = map[string]claimEndpoint{claimSource: {Endpoint: res.ClaimsEndpoint, AccessToken: agentJWT}}
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	c, err := a.client(ctx, at.ClientID)
 	if errors.Is(err, ErrNotFound) {
 		a.invalidToken(w, "the client this token was issued to is no longer registered")
@@ -83,8 +78,32 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	if c.Metadata.UserinfoSignedResponseAlg == "" && c.Metadata.UserinfoEncryptedResponseAlg == "" {
-		writeJSON(w, http.StatusOK, out)
+	plain := c.Metadata.UserinfoSignedResponseAlg == "" && c.Metadata.UserinfoEncryptedResponseAlg == ""
+	if plain && agentJWT != "" {
+		// The JSON answer follows from the access token, the agent token and the claims
+		// endpoint: made once with the agent token, it is kept beside it.
+		if b, ok := a.agentTokens.answer(at.TokenHash, agentJWT, res.ClaimsEndpoint); ok {
+			writeJSONBytes(w, http.StatusOK, b)
+			return
+		}
+	}
+	if agentJWT != "" {
+		out.ClaimNames = make(map[string]string, len(at.Claims))
+		for _, c := range at.Claims {
+			out.ClaimNames[c] = claimSource
+		}
+		out.ClaimSources = map[string]claimEndpoint{claimSource: {Endpoint: res.ClaimsEndpoint, AccessToken: agentJWT}}
+	}
+	if plain {
+		b, err := json.Marshal(out)
+		if err != nil {
+			a.internalError(w, r, err)
+			return
+		}
+		if agentJWT != "" {
+			a.agentTokens.keepAnswer(at.TokenHash, agentJWT, res.ClaimsEndpoint, b)
+		}
+		writeJSONBytes(w, http.StatusOK, b)
 		return
 	}
 	jwt, err := a.userinfoJWT(ctx, c, out, now)

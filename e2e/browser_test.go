@@ -186,13 +186,13 @@ const (
 	stepTimeout    = 20 * time.Second
 )
 
-func newBrowser(t *testing.T, e *testenv.Env, chromium string) *browser {
+func newBrowser(t *testing.T, e *testenv.Env, chromium string, morePins ...string) *browser {
 	t.Helper()
-	return newPinnedBrowser(t, spkiPin(t, e), chromium)
+	return newPinnedBrowser(t, strings.Join(append([]string{spkiPin(t, e)}, morePins...), ","), chromium)
 }
 
-// newPinnedBrowser is newBrowser for an authority whose certificate has the public key
-// pin (base64 SHA-256 of its SPKI).
+// newPinnedBrowser is newBrowser for servers whose certificates have the public key pins
+// (base64 SHA-256 of their SPKI, comma-separated).
 func newPinnedBrowser(t *testing.T, pin, chromium string) *browser {
 	t.Helper()
 	b := &browser{t: t, dir: artifactDir(t)}

@@ -83,6 +83,30 @@ func (a *AuthorityStore) insert(ctx context.Context, what string, row any) error
 	return err
 }
 
+// execHand runs the written-out statement s on its own, as a write (Store.write), and
+// returns how many rows it changed.
+func (a *AuthorityStore) execHand(ctx context.Context, s handStmt, args ...any) (int64, error) {
+	var n int64
+	err := a.s.write(ctx, func() error {
+		var err error
+		n, err = a.s.exec(ctx, s, args...)
+		return err
+	})
+	return n, authError(err)
+}
+
+// getHand reads the one row of the written-out SELECT s into dest; no row is ErrNotFound.
+func (a *AuthorityStore) getHand(ctx context.Context, dest []any, s handStmt, what string, args ...any) error {
+	ok, err := a.s.scanRow(ctx, dest, s, args...)
+	if err != nil {
+		return authError(err)
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w", what, authority.ErrNotFound)
+	}
+	return nil
+}
+
 // tx runs fn in one transaction (Store.runTx).
 func (a *AuthorityStore) tx(ctx context.Context, fn func(t *tx) error) error {
 	return authError(a.s.write(ctx, func() error { return a.s.runTx(ctx, fn) }))
@@ -382,9 +406,11 @@ func (a *AuthorityStore) CreateSession(ctx context.Context, s authority.Session)
 	return a.insert(ctx, "session", &row)
 }
 
+// GetSession reads a session by its hash: every authorization request of a logged-in
+// holder does (handsql.go).
 func (a *AuthorityStore) GetSession(ctx context.Context, idHash []byte) (authority.Session, error) {
 	var row sessionRow
-	if err := getRow(a.q(ctx).Where("id_hash = ?", idHash), &row, "session"); err != nil {
+	if err := a.getHand(ctx, row.dest(), sqlGetSession, "session", idHash); err != nil {
 		return authority.Session{}, err
 	}
 	return row.session()
@@ -397,8 +423,8 @@ func (a *AuthorityStore) DeleteSession(ctx context.Context, idHash []byte) error
 
 func (a *AuthorityStore) GetConsent(ctx context.Context, clientID, identityID string) (authority.Consent, error) {
 	var row consentRow
-	err := getRow(a.q(ctx).Where("client_id = ? AND identity_id = ?", clientID, identityID), &row,
-		fmt.Sprintf("consent of identity %q to client %q", identityID, clientID))
+	err := a.getHand(ctx, row.dest(), sqlGetConsent, fmt.Sprintf("consent of identity %q to client %q", identityID, clientID),
+		clientID, identityID)
 	if err != nil {
 		return authority.Consent{}, err
 	}
@@ -425,14 +451,19 @@ func (a *AuthorityStore) PutConsent(ctx context.Context, c authority.Consent) er
 }
 
 // CreateGrant stores g; either unique key may refuse the row: the ID or the code's hash.
+// The statements of the code round trip are written out (handsql.go).
 func (a *AuthorityStore) CreateGrant(ctx context.Context, g authority.Grant) error {
 	row := grantToRow(g)
-	return a.insert(ctx, fmt.Sprintf("grant %q or its code", g.ID), &row)
+	n, err := a.execHand(ctx, sqlInsertGrant, row.args()...)
+	if err == nil && n == 0 {
+		return fmt.Errorf("grant %q or its code exists already: %w", g.ID, authority.ErrConflict)
+	}
+	return err
 }
 
 func (a *AuthorityStore) GetGrant(ctx context.Context, codeHash []byte) (authority.Grant, error) {
 	var row grantRow
-	if err := getRow(a.q(ctx).Where("code_hash = ?", codeHash), &row, "grant of code"); err != nil {
+	if err := a.getHand(ctx, row.dest(), sqlGetGrant, "grant of code", codeHash); err != nil {
 		return authority.Grant{}, err
 	}
 	return row.grant()
@@ -444,21 +475,22 @@ func (a *AuthorityStore) RedeemGrant(ctx context.Context, codeHash []byte, now t
 	if err := mustBeSet("the time a code is used", now); err != nil {
 		return authority.Grant{}, err
 	}
-	var rows []grantRow
-	_, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
-		rows = nil
-		return db.Model(&rows).Clauses(clause.Returning{}).Where("code_hash = ? AND use_time IS NULL", codeHash).
-			Update("use_time", dbTime(now))
+	var row grantRow
+	var redeemed bool
+	err := a.s.write(ctx, func() error {
+		var err error
+		redeemed, err = a.s.scanRow(ctx, row.dest(), sqlRedeemGrant, dbTime(now), codeHash)
+		return err
 	})
 	if err != nil {
-		return authority.Grant{}, err
+		return authority.Grant{}, authError(err)
 	}
-	if len(rows) > 0 {
-		return rows[0].grant()
+	if redeemed {
+		return row.grant()
 	}
 	// Used already (a use time, once set, stays), or missing.
-	var row grantRow
-	if err := getRow(a.q(ctx).Where("code_hash = ?", codeHash), &row, "grant of code"); err != nil {
+	row = grantRow{}
+	if err := a.getHand(ctx, row.dest(), sqlGetGrant, "grant of code", codeHash); err != nil {
 		return authority.Grant{}, err
 	}
 	g, err := row.grant()
@@ -498,16 +530,10 @@ func (a *AuthorityStore) RevokeGrant(ctx context.Context, grantID string, now ti
 // grant's. On PostgreSQL the grant's row is locked for share: a RevokeGrant or DeleteClient
 // under way waits for the token, and then revokes or deletes it, or the token waits for it,
 // and then reads the revoke time or finds no grant. On SQLite writes never overlap. gorm
-// has no INSERT … SELECT: the frame is written out, the SELECT built by gorm.
+// has no INSERT … SELECT: the statement is written out (handsql.go).
 func (a *AuthorityStore) CreateAccessToken(ctx context.Context, t authority.AccessToken) error {
 	r := accessTokenToRow(t)
-	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
-		grant := db.Model(&grantRow{}).
-			Select("?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, revoke_time)", r.TokenHash, r.GrantID, r.ClientID, r.IdentityID,
-				r.Identifier, r.Subject, r.Scopes, r.Claims, r.CreateTime, r.ExpireTime, r.RevokeTime).
-			Where("id = ?", t.GrantID).Clauses(clause.Locking{Strength: clause.LockingStrengthShare})
-		return db.Exec("INSERT INTO authority_access_tokens ("+accessTokenColumns+") ? ON CONFLICT DO NOTHING", grant)
-	})
+	n, err := a.execHand(ctx, sqlInsertAccessToken, append(r.args(), t.GrantID)...)
 	if err != nil || n > 0 {
 		return err
 	}

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/id4me/id4me-registry/authority"
 )
@@ -27,11 +29,37 @@ func decodeList(s, what string) ([]string, error) {
 	if s == "" || s == "[]" {
 		return nil, nil
 	}
+	if ss, ok := plainList(s); ok {
+		return ss, nil
+	}
 	var ss []string
 	if err := json.Unmarshal([]byte(s), &ss); err != nil {
 		return nil, internal(fmt.Errorf("decoding %s: %w", what, err))
 	}
 	return ss, nil
+}
+
+// plainList decodes, without the JSON decoder, a JSON array of strings as encodeList writes
+// it when no string needs an escape (scope and claim names; every userinfo request decodes
+// two lists): ["a","b"], valid UTF-8, no backslash, no control character, no space.
+// Anything else is not ok, and left to the JSON decoder. Without a backslash no string holds
+// a quote, so the strings are what lies between the "," separators.
+func plainList(s string) ([]string, bool) {
+	if len(s) < 4 || !strings.HasPrefix(s, `["`) || !strings.HasSuffix(s, `"]`) || !utf8.ValidString(s) {
+		return nil, false
+	}
+	for i := range len(s) {
+		if c := s[i]; c == '\\' || c < 0x20 {
+			return nil, false
+		}
+	}
+	ss := strings.Split(s[2:len(s)-2], `","`)
+	for _, e := range ss {
+		if strings.IndexByte(e, '"') >= 0 {
+			return nil, false
+		}
+	}
+	return ss, true
 }
 
 // decodeScopesClaims decodes the scopes and claims columns a consent, a grant or a token

@@ -38,13 +38,20 @@ const (
 	journalColumns     = `"time", actor, action, object_type, object_id, "before", "after"`
 	accessTokenColumns = "token_hash, grant_id, client_id, identity_id, identifier, subject, scopes, claims, " +
 		"create_time, expire_time, revoke_time"
+	sessionColumns = "id_hash, identity_id, identifier, auth_time, amr, create_time, expire_time"
+	consentColumns = "client_id, identity_id, scopes, claims, update_time"
+	grantColumns   = "id, code_hash, client_id, redirect_uri, identity_id, identifier, subject, scopes, claims, " +
+		"id_token_claims, nonce, code_challenge, auth_time, amr, create_time, expire_time, use_time, revoke_time"
 )
 
 var (
-	sqlGetAgent       = newHandStmt("SELECT " + agentColumns + " FROM agents WHERE id = ?")
-	sqlGetChallenge   = newHandStmt("SELECT " + challengeColumns + " FROM challenges WHERE id = ?")
-	sqlGetIdentifier  = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE name = ?")
-	sqlGetAccessToken = newHandStmt("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
+	sqlGetAgent      = newHandStmt("SELECT " + agentColumns + " FROM agents WHERE id = ?")
+	sqlGetChallenge  = newHandStmt("SELECT " + challengeColumns + " FROM challenges WHERE id = ?")
+	sqlGetIdentity   = newHandStmt("SELECT " + identityColumns + " FROM identities WHERE id = ?")
+	sqlGetIdentifier = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE name = ?")
+	// sqlGetIdentifierByDNSName reads through the unique index identifiers_dns_name.
+	sqlGetIdentifierByDNSName = newHandStmt("SELECT " + identifierColumns + " FROM identifiers WHERE dns_name = ?")
+	sqlGetAccessToken         = newHandStmt("SELECT " + accessTokenColumns + " FROM authority_access_tokens WHERE token_hash = ?")
 
 	// Inserts say ON CONFLICT DO NOTHING (tx.go).
 	sqlInsertChallenge  = newHandStmt("INSERT INTO challenges (" + challengeColumns + ") VALUES (" + placeholders(13) + ") ON CONFLICT DO NOTHING")
@@ -53,6 +60,23 @@ var (
 	sqlInsertJournal    = newHandStmt("INSERT INTO journal (" + journalColumns + ") VALUES (" + placeholders(7) + ") RETURNING id")
 	sqlUpdateChallenge  = newHandStmt("UPDATE challenges SET status = ?, attempts = ?, problem = ?, validate_time = ?, expire_time = ?" +
 		" WHERE id = ? AND status = ? AND attempts = ?")
+
+	// The authorization code round trip: the session and the remembered consent the
+	// authorization request reads, the grant it writes, and the token request's read and
+	// redemption of the grant and insert of the access token.
+	sqlGetSession  = newHandStmt("SELECT " + sessionColumns + " FROM authority_sessions WHERE id_hash = ?")
+	sqlGetConsent  = newHandStmt("SELECT " + consentColumns + " FROM authority_consents WHERE client_id = ? AND identity_id = ?")
+	sqlGetGrant    = newHandStmt("SELECT " + grantColumns + " FROM authority_grants WHERE code_hash = ?")
+	sqlInsertGrant = newHandStmt("INSERT INTO authority_grants (" + grantColumns + ") VALUES (" + placeholders(18) + ") ON CONFLICT DO NOTHING")
+	sqlRedeemGrant = newHandStmt("UPDATE authority_grants SET use_time = ? WHERE code_hash = ? AND use_time IS NULL RETURNING " + grantColumns)
+	// sqlInsertAccessToken stores a token selected from its grant's row (CreateAccessToken),
+	// which PostgreSQL locks for share; SQLite has no row locks and one writer. SQLite's
+	// parser needs the WHERE before ON CONFLICT.
+	sqlInsertAccessToken = newHandStmtEach(
+		"INSERT INTO authority_access_tokens ("+accessTokenColumns+") SELECT "+placeholders(10)+", COALESCE(?, revoke_time)"+
+			" FROM authority_grants WHERE id = ? ON CONFLICT DO NOTHING",
+		"INSERT INTO authority_access_tokens ("+accessTokenColumns+") SELECT "+placeholders(10)+", COALESCE(?, revoke_time)"+
+			" FROM authority_grants WHERE id = ? FOR SHARE ON CONFLICT DO NOTHING")
 )
 
 // handStmt is a statement written out with ? placeholders, in the text of each dialect, as
@@ -64,6 +88,12 @@ type handStmt struct {
 
 func newHandStmt(q string) handStmt {
 	return handStmt{sqlite: bindVars(sqlite.Dialector{}, q), postgres: bindVars(postgres.Dialector{}, q)}
+}
+
+// newHandStmtEach is a statement whose text differs between the dialects beyond the
+// placeholders.
+func newHandStmtEach(sqliteQ, postgresQ string) handStmt {
+	return handStmt{sqlite: bindVars(sqlite.Dialector{}, sqliteQ), postgres: bindVars(postgres.Dialector{}, postgresQ)}
 }
 
 // bindVars replaces the ? placeholders of q by d's.
@@ -176,6 +206,10 @@ func (r *challengeRow) args() []any {
 		r.Problem, r.CreateTime, r.ExpireTime, r.ValidateTime, r.SponsorAgentID}
 }
 
+func (r *identityRow) dest() []any {
+	return []any{&r.ID, &r.SubjectSeed, &r.CreateTime, &r.RetireTime}
+}
+
 func (r *identityRow) args() []any {
 	return []any{r.ID, r.SubjectSeed, r.CreateTime, r.RetireTime}
 }
@@ -201,4 +235,29 @@ func (r *journalRow) args() []any {
 func (r *accessTokenRow) dest() []any {
 	return []any{&r.TokenHash, &r.GrantID, &r.ClientID, &r.IdentityID, &r.Identifier, &r.Subject,
 		&r.Scopes, &r.Claims, &r.CreateTime, &r.ExpireTime, &r.RevokeTime}
+}
+
+func (r *sessionRow) dest() []any {
+	return []any{&r.IDHash, &r.IdentityID, &r.Identifier, &r.AuthTime, &r.AMR, &r.CreateTime, &r.ExpireTime}
+}
+
+func (r *consentRow) dest() []any {
+	return []any{&r.ClientID, &r.IdentityID, &r.Scopes, &r.Claims, &r.UpdateTime}
+}
+
+func (r *grantRow) dest() []any {
+	return []any{&r.ID, &r.CodeHash, &r.ClientID, &r.RedirectURI, &r.IdentityID, &r.Identifier, &r.Subject,
+		&r.Scopes, &r.Claims, &r.IDTokenClaims, &r.Nonce, &r.CodeChallenge, &r.AuthTime, &r.AMR,
+		&r.CreateTime, &r.ExpireTime, &r.UseTime, &r.RevokeTime}
+}
+
+func (r *grantRow) args() []any {
+	return []any{r.ID, r.CodeHash, r.ClientID, r.RedirectURI, r.IdentityID, r.Identifier, r.Subject,
+		r.Scopes, r.Claims, r.IDTokenClaims, r.Nonce, r.CodeChallenge, r.AuthTime, r.AMR,
+		r.CreateTime, r.ExpireTime, r.UseTime, r.RevokeTime}
+}
+
+func (r *accessTokenRow) args() []any {
+	return []any{r.TokenHash, r.GrantID, r.ClientID, r.IdentityID, r.Identifier, r.Subject,
+		r.Scopes, r.Claims, r.CreateTime, r.ExpireTime, r.RevokeTime}
 }

@@ -125,7 +125,7 @@ func (r reader) GetChallenge(ctx context.Context, id string) (registry.Challenge
 
 func (r reader) GetIdentity(ctx context.Context, id string) (registry.Identity, error) {
 	var row identityRow
-	if err := take(r.q(ctx).Where("id = ?", id), &row, registry.ReasonIdentityNotFound, "identity %q not found", id); err != nil {
+	if err := r.get(ctx, row.dest(), sqlGetIdentity, id, registry.ReasonIdentityNotFound, "identity %q not found"); err != nil {
 		return registry.Identity{}, err
 	}
 	return row.identity(), nil
@@ -141,17 +141,11 @@ func (r reader) GetIdentifier(ctx context.Context, name string) (registry.Identi
 
 func (r reader) GetIdentifierByDNSName(ctx context.Context, dnsName string) (registry.Identifier, error) {
 	var row identifierRow
-	err := take(identifierByDNSName(r.q(ctx), dnsName), &row, registry.ReasonIdentifierNotFound, "identifier with the DNS name %q not found", dnsName)
+	err := r.get(ctx, row.dest(), sqlGetIdentifierByDNSName, dnsName, registry.ReasonIdentifierNotFound, "identifier with the DNS name %q not found")
 	if err != nil {
 		return registry.Identifier{}, err
 	}
 	return row.identifier(), nil
-}
-
-// identifierByDNSName selects the identifier of a DNS name, through the unique index
-// identifiers_dns_name.
-func identifierByDNSName(db *gorm.DB, dnsName string) *gorm.DB {
-	return db.Model(&identifierRow{}).Where("dns_name = ?", dnsName)
 }
 
 func (r reader) ListIdentifiers(ctx context.Context, agentID, afterName string, limit int) ([]registry.Identifier, error) {

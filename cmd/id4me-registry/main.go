@@ -15,6 +15,7 @@
 //	id4me-registry agent register|transfer|list|events|delete …
 //	                                               an agent's client; the same as id4me-agent
 //	id4me-registry agent claims-serve …             an agent's claims endpoint (agent/claims)
+//	id4me-registry rp [flags]                      a debugging relying party (a web page)
 //	id4me-registry version                         print the version
 //
 // The commands are listed in rootCommands and their groups; "--help" on any of them prints
@@ -54,6 +55,7 @@ var rootCommands = commandGroup{
 		{"keys", "<command>", "rotate, list and seal the authority's signing keys", keysCommands.run},
 		{"registration-tokens", "<command>", "make, list or revoke initial access tokens (serve --registration token)", registrationTokensCommands.run},
 		{"dev-dns", "", "serve a zone file on loopback DNS (demos: the agent's DNS)", devDNS},
+		{"rp", "", "a debugging relying party: log in with an identifier, see every token, claim and HTTP exchange", rpCommand},
 		{"agent", "<command>", "an agent's client: register and transfer identifiers through a DNS provider, list, follow events, delete; claims-serve: an agent's claims endpoint", agentCommand},
 		{"version", "", "print the version", versionCommand},
 	},

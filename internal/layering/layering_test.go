@@ -36,6 +36,8 @@ var rules = []struct {
 	{"sqlstore", []string{"server/...", "agent/...", "cmd/..."}, "the store implements the domain's interfaces and knows no transport"},
 	{"server", []string{"authority/...", "sqlstore/...", "migrations/...", "agent/...", "cmd/..."},
 		"the transport serves the domain; the authority reaches it as an http.Handler"},
+	{"rpdebug", []string{"registry/...", "authority/...", "server/...", "sqlstore/...", "migrations/...", "agent/..."},
+		"the debugging relying party knows ID4me as any relying party does, from the wire"},
 	{"...", []string{"cmd/...", "e2e/...", "bench/...", "internal/layering"}, "nothing imports the binary or the test-only packages"},
 	{"cmd/...", testHarnesses, "the programs link none of the tests' harnesses"},
 }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/id4me/id4me-registry/internal/cmdline"
+	"github.com/id4me/id4me-registry/rpdebug"
+	"github.com/id4me/id4me-registry/server"
+)
+
+// rpCommand serves the debugging relying party: a page where an integrator types an
+// identifier and watches the whole ID4me login, every token and every HTTP exchange.
+func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8445", "HTTPS listen address")
+	baseURL := fs.String("url", "", "the RP's URL as browsers reach it (its redirect URI is this + /callback); default https://<addr>")
+	dnsServer := fs.String("dns-server", "", "DNS server (host:port) to look up _openid records at; default the system's resolver")
+	caFile := fs.String("ca-file", "", "PEM file of certificates to trust, besides the system's, for the authority and the agents")
+	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the authority's and the agents' certificates (development only)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate of the RP's HTTPS; default a self-signed one for loopback")
+	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
+	regFile := fs.String("registrations", "", "JSON file keeping the clients registered, by issuer, across restarts (holds client secrets); default memory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := cmdline.FlagsFromEnv(fs, envName); err != nil {
+		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	var cert tls.Certificate
+	var err error
+	if *tlsCert != "" {
+		cert, err = tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+	} else {
+		if !isLoopbackListen(*addr) {
+			return errors.New("the self-signed certificate is for loopback: listen on loopback, or give --tls-cert and --tls-key")
+		}
+		cert, _, err = server.DevCertificate()
+	}
+	if err != nil {
+		return fmt.Errorf("the RP's certificate: %w", err)
+	}
+	clientTLS, err := rpClientTLS(*caFile, *insecure)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	if *baseURL == "" {
+		*baseURL = "https://" + l.Addr().String()
+	}
+	cfg := rpdebug.Config{
+		BaseURL:           *baseURL,
+		Transport:         &http.Transport{TLSClientConfig: clientTLS, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true},
+		RegistrationsFile: *regFile,
+		Logger:            slog.New(slog.NewTextHandler(stderr, nil)),
+	}
+	if *dnsServer != "" {
+		cfg.DNS = rpdebug.DNSServer{Addr: *dnsServer}
+	}
+	rp, err := rpdebug.New(cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           rp.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "rp: open %s/ in a browser (redirect URI %s)\n", *baseURL, rp.RedirectURI())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeTLS(l, "", "") }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+// rpClientTLS is how the RP checks the authority's and the agents' certificates.
+func rpClientTLS(caFile string, insecure bool) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
