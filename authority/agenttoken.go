@@ -85,10 +85,10 @@ type cachedAgentToken struct {
 	tokenHash  string
 	kid, agent string
 	jwt        string
-	// endpoint and answer are the JSON userinfo answer made with jwt for the claims
-	// endpoint, once made (keepAnswer).
-	endpoint string
-	answer   []byte
+	// endpoint, form and answer are the userinfo answer made with jwt for the claims
+	// endpoint, in form (JSON, or signed by a key), once made (keepAnswer).
+	endpoint, form string
+	answer         []byte
 }
 
 func newAgentTokenCache(size int) *agentTokenCache {
@@ -132,9 +132,9 @@ func (c *agentTokenCache) put(tokenHash []byte, kid, agent, jwt string) {
 	}
 }
 
-// answer returns the JSON userinfo answer kept for the access token with tokenHash, if it
-// was made with the agent token jwt for the claims endpoint.
-func (c *agentTokenCache) answer(tokenHash []byte, jwt, endpoint string) ([]byte, bool) {
+// answer returns the userinfo answer kept for the access token with tokenHash, if it was
+// made with the agent token jwt for the claims endpoint, in form.
+func (c *agentTokenCache) answer(tokenHash []byte, jwt, endpoint, form string) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.byHash[string(tokenHash)]
@@ -142,16 +142,16 @@ func (c *agentTokenCache) answer(tokenHash []byte, jwt, endpoint string) ([]byte
 		return nil, false
 	}
 	t := el.Value.(*cachedAgentToken)
-	if t.answer == nil || t.jwt != jwt || t.endpoint != endpoint {
+	if t.answer == nil || t.jwt != jwt || t.endpoint != endpoint || t.form != form {
 		return nil, false
 	}
 	return t.answer, true
 }
 
-// keepAnswer keeps the JSON userinfo answer made with the agent token jwt for the claims
-// endpoint beside that token, if it is still the one kept for the access token with
-// tokenHash. answer must not be changed afterwards.
-func (c *agentTokenCache) keepAnswer(tokenHash []byte, jwt, endpoint string, answer []byte) {
+// keepAnswer keeps the userinfo answer made with the agent token jwt for the claims
+// endpoint, in form, beside that token, if it is still the one kept for the access token
+// with tokenHash. answer must not be changed afterwards.
+func (c *agentTokenCache) keepAnswer(tokenHash []byte, jwt, endpoint, form string, answer []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.byHash[string(tokenHash)]
@@ -159,7 +159,7 @@ func (c *agentTokenCache) keepAnswer(tokenHash []byte, jwt, endpoint string, ans
 		return
 	}
 	if t := el.Value.(*cachedAgentToken); t.jwt == jwt {
-		t.endpoint, t.answer = endpoint, answer
+		t.endpoint, t.form, t.answer = endpoint, form, answer
 	}
 }
 

@@ -100,26 +100,26 @@ func TestAgentTokenID(t *testing.T) {
 	}
 }
 
-// TestAgentTokenCacheAnswer: a JSON answer kept beside an agent token is found only with
-// that token and the claims endpoint it was made for, and goes when another token replaces
-// the one it was made with.
+// TestAgentTokenCacheAnswer: an answer kept beside an agent token is found only with that
+// token, the claims endpoint and the form (JSON, or signed by one key) it was made for, and
+// goes when another token replaces the one it was made with.
 func TestAgentTokenCacheAnswer(t *testing.T) {
 	c := newAgentTokenCache(8)
 	h1, h2 := sha256.Sum256([]byte("one")), sha256.Sum256([]byte("two"))
-	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims"); ok {
+	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims", answerJSON); ok {
 		t.Fatal("an answer for an access token without a kept token")
 	}
-	c.keepAnswer(h1[:], "jwt-1", "https://alpha/claims", []byte(`{"a":1}`))
-	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims"); ok {
+	c.keepAnswer(h1[:], "jwt-1", "https://alpha/claims", answerJSON, []byte(`{"a":1}`))
+	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims", answerJSON); ok {
 		t.Fatal("an answer kept without its token")
 	}
 	c.put(h1[:], "k1", "https://alpha", "jwt-1")
-	c.keepAnswer(h2[:], "jwt-1", "https://alpha/claims", []byte(`{"b":2}`))
-	c.keepAnswer(h1[:], "jwt-other", "https://alpha/claims", []byte(`{"c":3}`))
-	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims"); ok {
+	c.keepAnswer(h2[:], "jwt-1", "https://alpha/claims", answerJSON, []byte(`{"b":2}`))
+	c.keepAnswer(h1[:], "jwt-other", "https://alpha/claims", answerJSON, []byte(`{"c":3}`))
+	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims", answerJSON); ok {
 		t.Fatal("an answer kept for another access token or another agent token")
 	}
-	c.keepAnswer(h1[:], "jwt-1", "https://alpha/claims", []byte(`{"a":1}`))
+	c.keepAnswer(h1[:], "jwt-1", "https://alpha/claims", answerJSON, []byte(`{"a":1}`))
 	for _, tc := range []struct {
 		name, jwt, endpoint, want string
 	}{
@@ -127,16 +127,26 @@ func TestAgentTokenCacheAnswer(t *testing.T) {
 		{"another claims endpoint", "jwt-1", "https://alpha/claims2", ""},
 		{"another agent token", "jwt-2", "https://alpha/claims", ""},
 	} {
-		got, ok := c.answer(h1[:], tc.jwt, tc.endpoint)
+		got, ok := c.answer(h1[:], tc.jwt, tc.endpoint, answerJSON)
 		if string(got) != tc.want || ok != (tc.want != "") {
 			t.Errorf("%s: answer %q, %v; want %q", tc.name, got, ok, tc.want)
 		}
+	}
+	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims", "kid-1"); ok {
+		t.Fatal("a JSON answer given for a signed one")
+	}
+	c.keepAnswer(h1[:], "jwt-1", "https://alpha/claims", "kid-1", []byte("signed"))
+	if got, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims", "kid-1"); !ok || string(got) != "signed" {
+		t.Fatalf("the signed answer: %q, %v", got, ok)
+	}
+	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims", "kid-2"); ok {
+		t.Fatal("an answer signed by one key given for another")
 	}
 	if jwt, ok := c.get(h1[:], "k1", "https://alpha"); !ok || jwt != "jwt-1" {
 		t.Fatalf("the token beside the answer: %q, %v", jwt, ok)
 	}
 	c.put(h1[:], "k2", "https://alpha", "jwt-2")
-	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims"); ok {
+	if _, ok := c.answer(h1[:], "jwt-1", "https://alpha/claims", answerJSON); ok {
 		t.Fatal("the answer outlived the token it was made with")
 	}
 }

@@ -203,3 +203,73 @@ func TestAuthorityAgentTokenRevoked(t *testing.T) {
 	}
 	e.wantUserinfoRefused(t, access)
 }
+
+// TestAuthoritySignedUserinfoPerAccessToken: a client that registered signed userinfo gets
+// one signed answer per access token: repeated calls give the same bytes (ES256 signatures
+// are randomised, so equal bytes mean one signature), with the iat of the first call, and
+// the answer verifies. Another access token gets its own; a revoked one gets none; a client
+// that registered encryption gets a new JWE each time.
+func TestAuthoritySignedUserinfoPerAccessToken(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	agent, claims := e.startAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	claims.Claims["alice.example.test"] = map[string]any{"email": "alice@example.test"}
+	rp := e.newRP(map[string]any{"userinfo_signed_response_alg": "ES256"})
+	res := e.login(rp, h, map[string]string{"claims": emailClaims})
+	access := res.Token.AccessToken
+
+	first := e.clock.Now()
+	u, body, ct, err := rp.Userinfo(access)
+	if err != nil || ct != "application/jwt" {
+		t.Fatalf("signed userinfo: %v, content type %q", err, ct)
+	}
+	if iat, _ := u["iat"].(float64); int64(iat) != first.Unix() {
+		t.Fatalf("iat %v, want %d", u["iat"], first.Unix())
+	}
+	e.clock.Advance(2 * time.Minute)
+	for i := range 2 {
+		_, again, _, err := rp.Userinfo(access)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(again) != string(body) {
+			t.Fatalf("call %d gave another signed answer:\n%s\nfirst:\n%s", i+2, again, body)
+		}
+	}
+	if _, err := rp.DistributedClaims(u); err != nil {
+		t.Fatalf("the agent refused the token of the signed answer: %v", err)
+	}
+
+	other := e.login(rp, h, map[string]string{"claims": emailClaims})
+	if _, b, _, err := rp.Userinfo(other.Token.AccessToken); err != nil || string(b) == string(body) {
+		t.Fatalf("another access token: %v, same answer %v", err, string(b) == string(body))
+	}
+
+	private, public := rpEncryptionKey(t, "EC")
+	enc := e.newRP(map[string]any{
+		"userinfo_signed_response_alg": "ES256", "jwks": jwkSet(public),
+		"userinfo_encrypted_response_alg": "ECDH-ES", "userinfo_encrypted_response_enc": "A128GCM",
+	})
+	enc.DecryptionKey = private
+	encAccess := e.login(enc, h, map[string]string{"claims": emailClaims}).Token.AccessToken
+	_, b1, _, err1 := enc.Userinfo(encAccess)
+	_, b2, _, err2 := enc.Userinfo(encAccess)
+	if err1 != nil || err2 != nil || string(b1) == string(b2) {
+		t.Fatalf("encrypted userinfo: %v, %v; the same JWE twice: %v", err1, err2, string(b1) == string(b2))
+	}
+
+	rp2 := e.newRP(map[string]any{"userinfo_signed_response_alg": "RS256"})
+	req, code := e.authCode(rp2, h, map[string]string{"claims": emailClaims})
+	status, m, _ := e.postToken(rp2.Redemption(req, code))
+	revoked, _ := m["access_token"].(string)
+	if status != http.StatusOK || revoked == "" {
+		t.Fatalf("token: %d %v", status, m)
+	}
+	if _, _, _, err := rp2.Userinfo(revoked); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := e.postToken(rp2.Redemption(req, code)); status != http.StatusBadRequest {
+		t.Fatalf("replayed code: %d, want 400", status)
+	}
+	e.wantUserinfoRefused(t, revoked)
+}

@@ -78,12 +78,28 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	plain := c.Metadata.UserinfoSignedResponseAlg == "" && c.Metadata.UserinfoEncryptedResponseAlg == ""
-	if plain && agentJWT != "" {
-		// The JSON answer follows from the access token, the agent token and the claims
-		// endpoint: made once with the agent token, it is kept beside it.
-		if b, ok := a.agentTokens.answer(at.TokenHash, agentJWT, res.ClaimsEndpoint); ok {
-			writeJSONBytes(w, http.StatusOK, b)
+	md := c.Metadata
+	plain := md.UserinfoSignedResponseAlg == "" && md.UserinfoEncryptedResponseAlg == ""
+	// The JSON answer follows from the access token, the agent token and the claims endpoint,
+	// and a signed one (not encrypted) from those and the key that signs: made once with the
+	// agent token, each is kept beside it, its iat the time it was first signed. An
+	// encrypted answer is made anew each time (a JWE is randomised).
+	var form string
+	switch {
+	case agentJWT == "" || md.UserinfoEncryptedResponseAlg != "":
+	case plain:
+		form = answerJSON
+	default:
+		key, err := a.keys.current(md.UserinfoSignedResponseAlg)
+		if err != nil {
+			a.responseError(w, r, err)
+			return
+		}
+		form = key.ID
+	}
+	if form != "" {
+		if b, ok := a.agentTokens.answer(at.TokenHash, agentJWT, res.ClaimsEndpoint, form); ok {
+			writeUserinfo(w, form, b)
 			return
 		}
 	}
@@ -94,25 +110,42 @@ func (a *Authority) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		}
 		out.ClaimSources = map[string]claimEndpoint{claimSource: {Endpoint: res.ClaimsEndpoint, AccessToken: agentJWT}}
 	}
+	var b []byte
 	if plain {
-		b, err := json.Marshal(out)
+		b, err = json.Marshal(out)
 		if err != nil {
 			a.internalError(w, r, err)
 			return
 		}
-		if agentJWT != "" {
-			a.agentTokens.keepAnswer(at.TokenHash, agentJWT, res.ClaimsEndpoint, b)
+	} else {
+		jwt, err := a.userinfoJWT(ctx, c, out, now)
+		if err != nil {
+			a.responseError(w, r, err)
+			return
 		}
+		b = []byte(jwt)
+	}
+	if form != "" {
+		a.agentTokens.keepAnswer(at.TokenHash, agentJWT, res.ClaimsEndpoint, form, b)
+	}
+	if plain {
+		form = answerJSON
+	}
+	writeUserinfo(w, form, b)
+}
+
+// answerJSON is the form of a JSON userinfo answer in the agent token cache; a signed
+// answer's form is the id of the key that signed it.
+const answerJSON = "json"
+
+// writeUserinfo writes a userinfo answer: JSON when form is answerJSON, else a JWT.
+func writeUserinfo(w http.ResponseWriter, form string, b []byte) {
+	if form == answerJSON {
 		writeJSONBytes(w, http.StatusOK, b)
 		return
 	}
-	jwt, err := a.userinfoJWT(ctx, c, out, now)
-	if err != nil {
-		a.responseError(w, r, err)
-		return
-	}
 	w.Header().Set("Content-Type", "application/jwt")
-	w.Write([]byte(jwt))
+	w.Write(b)
 }
 
 // userinfoJWT is the userinfo response as a JWT (OpenID Connect Core §5.3.2): signed when

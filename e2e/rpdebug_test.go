@@ -99,7 +99,7 @@ func TestDebuggingRPBrowser(t *testing.T) {
 	b.fill("password", h.Password)
 	b.submit("button[type=submit]")
 	b.expectTitle("Share your data?")
-	want := [][]string{{"email", "required", "to send you a receipt"}, {"name", "optional", "to greet you"}}
+	want := [][]string{{"Email address email", "required", "to send you a receipt"}, {"Full name name", "optional", "to greet you"}}
 	if rows := b.tableRows(); !slices.EqualFunc(rows, want, slices.Equal) {
 		t.Fatalf("consent table %q, want %q", rows, want)
 	}

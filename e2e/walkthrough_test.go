@@ -40,7 +40,7 @@ var walkthroughServers = []struct {
 	{"dev-dns", 5354, []string{"ID4ME_ADDR=127.0.0.1:5354"}},
 	{"serve", 8443, []string{"ID4ME_GRPC_ADDR=127.0.0.1:9443", "ID4ME_HTTP_ADDR=127.0.0.1:8443", "ID4ME_ADMIN_ADDR=127.0.0.1:9090"}},
 	{"agent claims-serve", 8444, []string{"ID4ME_CLAIMS_ADDR=127.0.0.1:8444"}},
-	{"rp", 8445, []string{"ID4ME_ADDR=127.0.0.1:8445"}},
+	{"rp", 8445, []string{"ID4ME_RP_ADDR=127.0.0.1:8445"}},
 }
 
 // walkthroughPrelude runs the text's commands with the test's binary: `go run
@@ -443,7 +443,7 @@ func TestWalkthroughCommands(t *testing.T) {
 		{"go run ./cmd/id4me-registry admin identifiers resolve a.test   # NotFound while pending delete", "go run ./cmd/id4me-registry admin identifiers resolve a.test || true"},
 		{"grpcurl x \\\n  $R Resolve   # NotFound, reason R", "grpcurl x \\\n  $R Resolve && { echo 'a call the README says fails succeeded' >&2; exit 97; } || true"},
 		{"go run ./cmd/id4me-registry admin operators revoke op_… # refused", "# a placeholder to fill in, not run: go run ./cmd/id4me-registry admin operators revoke op_… # refused"},
-		{"go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354   # https://127.0.0.1:8445", "ID4ME_ADDR=127.0.0.1:8445 go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354 > rp.log 2>&1 &\nwait_port 8445 rp.log $!"},
+		{"go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354   # https://127.0.0.1:8445", "ID4ME_RP_ADDR=127.0.0.1:8445 go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354 > rp.log 2>&1 &\nwait_port 8445 rp.log $!"},
 		{"echo 'a # b' >> demo.zone", "echo 'a # b' >> demo.zone"},
 		{"go run ./cmd/id4me-registry admin identifiers get a.test   # any agent's identifier", "go run ./cmd/id4me-registry admin identifiers get a.test   # any agent's identifier"},
 	} {

@@ -41,7 +41,7 @@ const (
 	sessionColumns = "id_hash, identity_id, identifier, auth_time, amr, create_time, expire_time"
 	consentColumns = "client_id, identity_id, scopes, claims, update_time"
 	grantColumns   = "id, code_hash, client_id, redirect_uri, identity_id, identifier, subject, scopes, claims, " +
-		"id_token_claims, nonce, code_challenge, auth_time, amr, create_time, expire_time, use_time, revoke_time"
+		"id_token_claims, nonce, code_challenge, auth_time, amr, session_id, create_time, expire_time, use_time, revoke_time"
 )
 
 var (
@@ -67,7 +67,7 @@ var (
 	sqlGetSession  = newHandStmt("SELECT " + sessionColumns + " FROM authority_sessions WHERE id_hash = ?")
 	sqlGetConsent  = newHandStmt("SELECT " + consentColumns + " FROM authority_consents WHERE client_id = ? AND identity_id = ?")
 	sqlGetGrant    = newHandStmt("SELECT " + grantColumns + " FROM authority_grants WHERE code_hash = ?")
-	sqlInsertGrant = newHandStmt("INSERT INTO authority_grants (" + grantColumns + ") VALUES (" + placeholders(18) + ") ON CONFLICT DO NOTHING")
+	sqlInsertGrant = newHandStmt("INSERT INTO authority_grants (" + grantColumns + ") VALUES (" + placeholders(19) + ") ON CONFLICT DO NOTHING")
 	sqlRedeemGrant = newHandStmt("UPDATE authority_grants SET use_time = ? WHERE code_hash = ? AND use_time IS NULL RETURNING " + grantColumns)
 	// sqlInsertAccessToken stores a token selected from its grant's row (CreateAccessToken),
 	// which PostgreSQL locks for share; SQLite has no row locks and one writer. SQLite's
@@ -248,13 +248,13 @@ func (r *consentRow) dest() []any {
 func (r *grantRow) dest() []any {
 	return []any{&r.ID, &r.CodeHash, &r.ClientID, &r.RedirectURI, &r.IdentityID, &r.Identifier, &r.Subject,
 		&r.Scopes, &r.Claims, &r.IDTokenClaims, &r.Nonce, &r.CodeChallenge, &r.AuthTime, &r.AMR,
-		&r.CreateTime, &r.ExpireTime, &r.UseTime, &r.RevokeTime}
+		&r.SessionID, &r.CreateTime, &r.ExpireTime, &r.UseTime, &r.RevokeTime}
 }
 
 func (r *grantRow) args() []any {
 	return []any{r.ID, r.CodeHash, r.ClientID, r.RedirectURI, r.IdentityID, r.Identifier, r.Subject,
 		r.Scopes, r.Claims, r.IDTokenClaims, r.Nonce, r.CodeChallenge, r.AuthTime, r.AMR,
-		r.CreateTime, r.ExpireTime, r.UseTime, r.RevokeTime}
+		r.SessionID, r.CreateTime, r.ExpireTime, r.UseTime, r.RevokeTime}
 }
 
 func (r *accessTokenRow) args() []any {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,11 +18,23 @@ import (
 	"github.com/id4me/id4me-registry/server"
 )
 
+// rpEnv is an rp flag's environment variable: --addr is ID4ME_RP_ADDR, apart from serve's
+// variables (--dns-server, --tls-cert).
+var rpEnv = cmdline.EnvName("ID4ME_RP_")
+
+// rpNotes end rp's help.
+const rpNotes = `Open the page, type an identifier: the RP looks up its _openid record, discovers the
+authority, registers (or reuses its registration), and logs in with the claims parameter.
+The result page shows the ID token, userinfo and the agent's answer, decoded, verified and
+raw, and every HTTP request and response in order. For integrators and demos; not an RP to
+put in front of users.
+`
+
 // rpCommand serves the debugging relying party: a page where an integrator types an
 // identifier and watches the whole ID4me login, every token and every HTTP exchange.
 func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagsEnv(ctx, stdout, rpEnv)
+	fs.Notes = rpNotes
 	addr := fs.String("addr", "127.0.0.1:8445", "HTTPS listen address")
 	baseURL := fs.String("url", "", "the RP's URL as browsers reach it (its redirect URI is this + /callback); default https://<addr>")
 	dnsServer := fs.String("dns-server", "", "DNS server (host:port) to look up _openid records at; default the system's resolver")
@@ -32,17 +43,11 @@ func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tlsCert := fs.String("tls-cert", "", "PEM certificate of the RP's HTTPS; default a self-signed one for loopback")
 	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	regFile := fs.String("registrations", "", "JSON file keeping the clients registered, by issuer, across restarts (holds client secrets); default memory")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err := cmdline.FlagsFromEnv(fs, envName); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+		return fs.SeeHelp(errors.New("--tls-cert and --tls-key go together"))
 	}
 	var cert tls.Certificate
 	var err error
