@@ -144,8 +144,9 @@ type Config struct {
 	// default 2 × GOMAXPROCS.
 	HashConcurrency int
 	// Observe is told what the authority answered, for metrics: event is registration
-	// (registering, reading, updating or deleting a client), login, totp, consent,
-	// credentials, token, userinfo, revocation or logout; outcome is the HTTP status
+	// (registering, reading, updating or deleting a client), login, totp (a TOTP or
+	// recovery code), passkey, consent, credentials, account (a change on the account
+	// page), token, userinfo, revocation or logout; outcome is the HTTP status
 	// (a 303 is a login or consent that went on, or a logout that sent the browser on). It
 	// must be cheap. Nil for none.
 	Observe func(event, outcome string)

@@ -11,21 +11,20 @@ import (
 
 // Paths of the authority's endpoints, below the issuer.
 const (
-	pathDiscovery    = "/.well-known/openid-configuration"
-	pathJWKS         = "/jwks.json"
-	pathRegister     = "/register"
-	pathAuthorize    = "/authorize"
-	pathLogin        = "/login"
-	pathTOTP         = "/login/totp"
-	pathLoginPasskey = "/login/passkey"
-	pathConsent      = "/consent"
-	pathToken        = "/token"
-	pathUserinfo     = "/userinfo"
-	pathCredential   = "/credential/"
-	pathStyle        = "/assets/style.css"
-	pathLogout       = "/logout"
-	pathRevoke       = "/revoke"
-	pathFavicon      = "/favicon.svg"
+	pathDiscovery  = "/.well-known/openid-configuration"
+	pathJWKS       = "/jwks.json"
+	pathRegister   = "/register"
+	pathAuthorize  = "/authorize"
+	pathLogin      = "/login"
+	pathTOTP       = "/login/totp"
+	pathConsent    = "/consent"
+	pathToken      = "/token"
+	pathUserinfo   = "/userinfo"
+	pathCredential = "/credential/"
+	pathStyle      = "/assets/style.css"
+	pathLogout     = "/logout"
+	pathRevoke     = "/revoke"
+	pathFavicon    = "/favicon.svg"
 )
 
 // Handler returns the authority's HTTP handler. It serves paths below the issuer's path;

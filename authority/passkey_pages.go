@@ -25,7 +25,10 @@ var passkeyScriptHash = func() string {
 	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
 }()
 
-const pathPasskeyScript = "/assets/passkey.js"
+const (
+	pathPasskeyScript = "/assets/passkey.js"
+	pathLoginPasskey  = "/login/passkey"
+)
 
 // pageFuncs are the functions the page templates call.
 var pageFuncs = template.FuncMap{
