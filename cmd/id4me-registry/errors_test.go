@@ -156,30 +156,12 @@ func TestServeRunsFromAConfigFile(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", "--config", conf)
-	stdout, err := cmd.StdoutPipe()
+	out, stderr, err := serveBriefly(t, nil, "--config", conf)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("serve --config: %v\n%s", err, stderr)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if strings.HasPrefix(sc.Text(), "gRPC on ") {
-			break
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	cmd.Wait()
-	if !strings.Contains(out.String(), "export ID4ME_ADMIN_TOKEN=") || !strings.Contains(out.String(), "gRPC on 127.0.0.1:") {
-		t.Errorf("serve --config with dev: true printed:\n%s", out.String())
+	if !strings.Contains(out, "export ID4ME_ADMIN_TOKEN=") || !strings.Contains(out, "gRPC on 127.0.0.1:") {
+		t.Errorf("serve --config with dev: true printed:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "r.db")); err != nil {
 		t.Errorf("the database the file names: %v", err)
