@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/id4me/id4me-registry/internal/cmdline"
 	"github.com/id4me/id4me-registry/rpdebug"
 	"github.com/id4me/id4me-registry/server"
 )
@@ -22,8 +20,7 @@ import (
 // rpCommand serves the debugging relying party: a page where an integrator types an
 // identifier and watches the whole ID4me login, every token and every HTTP exchange.
 func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(ctx, stdout)
 	addr := fs.String("addr", "127.0.0.1:8445", "HTTPS listen address")
 	baseURL := fs.String("url", "", "the RP's URL as browsers reach it (its redirect URI is this + /callback); default https://<addr>")
 	dnsServer := fs.String("dns-server", "", "DNS server (host:port) to look up _openid records at; default the system's resolver")
@@ -32,13 +29,7 @@ func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tlsCert := fs.String("tls-cert", "", "PEM certificate of the RP's HTTPS; default a self-signed one for loopback")
 	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	regFile := fs.String("registrations", "", "JSON file keeping the clients registered, by issuer, across restarts (holds client secrets); default memory")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err := cmdline.FlagsFromEnv(fs, envName); err != nil {
+	if _, err := fs.Parse(args); err != nil {
 		return err
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
