@@ -1,14 +1,12 @@
 package main_test
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -121,29 +119,12 @@ func TestPortInUseNamesTheFlag(t *testing.T) {
 // operator credential logs the command that makes the first.
 func TestServeWithoutOperatorSaysHowToMakeOne(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "r.db")
-	cmd := exec.Command(binary, "serve", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
+	_, stderr, err := serveBriefly(t, nil, append([]string{"--db", db}, loopback...)...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("serve: %v\n%s", err, stderr)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() && !strings.HasPrefix(sc.Text(), "gRPC on ") {
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("serve: %v\n%s", err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "no operator credential") || !strings.Contains(stderr.String(), "id4me-registry admin bootstrap --db "+db) {
-		t.Errorf("serve without an operator logged:\n%s", stderr.String())
+	if !strings.Contains(stderr, "no operator credential") || !strings.Contains(stderr, "id4me-registry admin bootstrap --db "+db) {
+		t.Errorf("serve without an operator logged:\n%s", stderr)
 	}
 }
 
