@@ -2,12 +2,10 @@ package authority
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -61,28 +59,7 @@ type backchannelSender struct {
 }
 
 func newBackchannelSender(allowPrivate bool, roots *x509.CertPool, timeout time.Duration) *backchannelSender {
-	dialer := &net.Dialer{Timeout: timeout}
-	if !allowPrivate {
-		dialer.Control = refuseNonPublic
-	}
-	return &backchannelSender{
-		woken: make(chan struct{}, 1),
-		client: &http.Client{
-			Timeout: timeout,
-			Transport: &http.Transport{
-				Proxy:                  nil,
-				DialContext:            dialer.DialContext,
-				TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-				TLSHandshakeTimeout:    timeout,
-				ResponseHeaderTimeout:  timeout,
-				MaxResponseHeaderBytes: 16 << 10,
-				ForceAttemptHTTP2:      true,
-				MaxIdleConns:           16,
-				IdleConnTimeout:        30 * time.Second,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
+	return &backchannelSender{woken: make(chan struct{}, 1), client: outboundClient(allowPrivate, roots, timeout)}
 }
 
 // wake tells the sender to read the queue now.

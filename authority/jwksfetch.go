@@ -2,12 +2,10 @@ package authority
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -68,33 +66,7 @@ type cachedJWKS struct {
 }
 
 func newJWKSFetcher(allowPrivate bool, roots *x509.CertPool, timeout time.Duration, now func() time.Time) *jwksFetcher {
-	dialer := &net.Dialer{Timeout: timeout}
-	if !allowPrivate {
-		dialer.Control = refuseNonPublic
-	}
-	transport := &http.Transport{
-		// Never through a proxy: the address checked must be the one the set comes from.
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    timeout,
-		ResponseHeaderTimeout:  timeout,
-		MaxResponseHeaderBytes: 16 << 10,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           16,
-		IdleConnTimeout:        30 * time.Second,
-	}
-	return &jwksFetcher{
-		now:     now,
-		timeout: timeout,
-		client: &http.Client{
-			Transport: transport,
-			Timeout:   timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
-	}
+	return &jwksFetcher{now: now, timeout: timeout, client: outboundClient(allowPrivate, roots, timeout)}
 }
 
 // keys returns the set at uri: the cached one while it is fresh and has a key want

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/miekg/dns"
 
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	"github.com/id4me/id4me-registry/internal/testenv"
@@ -49,8 +50,11 @@ var walkthroughServers = []struct {
 // moves with the others.
 const walkthroughPrelude = `set -euo pipefail
 export ID4ME_ADMIN_REGISTRY=127.0.0.1:9443   # the admin commands' default, on the test's port
+# In a subshell (a command in the background, $(…)) the binary takes the subshell's place,
+# so that $! is its pid.
+registry() { if [ "$BASHPID" != "$$" ]; then exec "$ID4ME_BIN" "$@"; fi; "$ID4ME_BIN" "$@"; }
 go() {
-  if [ "$1" = run ] && [ "$2" = ./cmd/id4me-registry ]; then shift 2; "$ID4ME_BIN" "$@"; return; fi
+  if [ "$1" = run ] && [ "$2" = ./cmd/id4me-registry ]; then shift 2; registry "$@"; return; fi
   if [ "$1" = install ]; then
     local tool=${2%@*}; tool=${tool##*/}
     command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; return 1; }
@@ -58,7 +62,8 @@ go() {
   fi
   command go "$@"
 }
-id4me-registry() { "$ID4ME_BIN" "$@"; }
+id4me-registry() { registry "$@"; }
+declare -A server_pid   # a long-running command's pid, by its name
 command -v uuidgen >/dev/null || uuidgen() { cat /proc/sys/kernel/random/uuid; }
 wait_port() {
   for _ in $(seq 1 600); do
@@ -76,8 +81,16 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 `
 
 // walkthroughReady is what the script prints when every block ran; then it waits, its
-// servers running, until the test ends it.
+// servers running, until the test ends it or writes walkthroughGate to go on with the local
+// variant of "For agents" (Knot in dev-dns's place, an agent registering through it).
 const walkthroughReady = "== walkthrough: every block ran"
+
+// walkthroughGate is the file the test writes, with the directory of Knot's programs in it,
+// for the script to go on with "For agents"; forAgentsReady is what it prints at that end.
+const (
+	walkthroughGate = "for-agents"
+	forAgentsReady  = "== for agents: every command ran"
+)
 
 // TestREADMEWalkthrough runs the README's walkthrough from its text: every ```sh block of
 // the section, in order, in one shell in a directory of its own, on free loopback ports
@@ -89,6 +102,9 @@ const walkthroughReady = "== walkthrough: every block ran"
 // Then step 10's login runs in headless Chromium: the holder sets a password through the
 // link step 10 printed, logs in at the debugging RP with the identifier, and the RP's page
 // shows the claims of the file step 10 wrote, answered by the agent's claims endpoint.
+// Last, in the same shell, the local variant of "For agents": dev-dns stops, Knot serves
+// demo.zone in its place with the text's knot.conf, and `agent register` registers an
+// identifier through it with a TSIG-signed update (skipped without Knot, except in CI).
 func TestREADMEWalkthrough(t *testing.T) {
 	long(t, "the README walkthrough")
 	for _, tool := range []string{"grpcurl", "gojq"} {
@@ -108,74 +124,16 @@ func TestREADMEWalkthrough(t *testing.T) {
 	for _, p := range walkthroughPorts {
 		ports[p] = freePort(t)
 	}
+	// The DNS server's port (dev-dns's, then Knot's) is free for UDP as well.
+	_, dnsPort, _ := net.SplitHostPort(freeDNSAddr(t))
+	ports[5354], _ = strconv.Atoi(dnsPort)
 	script, err := walkthroughScript(string(readme), ports)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "walkthrough.sh"), []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", "walkthrough.sh")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "ID4ME_BIN="+testenv.Binary(t))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string)
-	exited := make(chan struct{})
-	var exitErr error
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		exitErr = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		go func() {
-			for range lines {
-			}
-		}()
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	var out []string
-	deadline := time.After(5 * time.Minute)
-wait:
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				<-exited
-				t.Fatalf("the walkthrough stopped before its end: %v\nstdout:\n%s\nstderr:\n%s\nscript:\n%s", exitErr, strings.Join(out, "\n"), stderr.String(), script)
-			}
-			if l == walkthroughReady {
-				break wait
-			}
-			out = append(out, l)
-		case <-deadline:
-			t.Fatalf("the walkthrough did not finish within 5 minutes\nstdout:\n%s\nstderr:\n%s", strings.Join(out, "\n"), stderr.String())
-		}
-	}
-	go func() {
-		for range lines {
-		}
-	}()
+	w := startWalkthrough(t, dir, script)
+	out := w.until(t, walkthroughReady, 5*time.Minute)
 
 	// Step 10 printed a credential link (the last one); the holder sets a password there.
 	authority := fmt.Sprintf("127.0.0.1:%d", ports[8443])
@@ -245,6 +203,106 @@ wait:
 	if len(failed) > 0 {
 		t.Fatalf("checks failed on the RP's page: %q", failed)
 	}
+
+	t.Run("for agents with Knot", func(t *testing.T) {
+		bin := knotd(t)
+		if err := os.WriteFile(filepath.Join(dir, walkthroughGate), []byte(filepath.Dir(bin)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := w.until(t, forAgentsReady, 2*time.Minute)
+		registered := false
+		for _, l := range out {
+			registered = registered || strings.HasPrefix(l, "registered carol.example.test to agent ")
+		}
+		if !registered {
+			t.Fatalf("agent register printed no registration:\n%s", strings.Join(out, "\n"))
+		}
+		// Knot serves the zone, without the challenge record the agent removed.
+		knot := fmt.Sprintf("127.0.0.1:%d", ports[5354])
+		if r, err := query(knot, "example.test.", dns.TypeSOA); err != nil || len(r.Answer) != 1 {
+			t.Fatalf("Knot on %s does not serve example.test: %v %v", knot, r, err)
+		}
+		if v := txt(t, knot, "_acme-challenge.carol.example.test."); len(v) > 0 {
+			t.Errorf("Knot still serves the challenge record %q", v)
+		}
+	})
+}
+
+// walkthrough is the walkthrough's script running in bash, its stdout read line by line.
+type walkthrough struct {
+	script  string
+	lines   chan string
+	exited  chan struct{}
+	exitErr error
+	stderr  lockedBuffer
+}
+
+// startWalkthrough runs script in dir with the test's binary, in a process group the test's
+// end stops.
+func startWalkthrough(t *testing.T, dir, script string) *walkthrough {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "walkthrough.sh"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &walkthrough{script: script, lines: make(chan string), exited: make(chan struct{})}
+	cmd := exec.Command("bash", "walkthrough.sh")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ID4ME_BIN="+testenv.Binary(t))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &w.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+		close(w.lines)
+		w.exitErr = cmd.Wait()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		go func() {
+			for range w.lines {
+			}
+		}()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-w.exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-w.exited
+		}
+	})
+	return w
+}
+
+// until returns the lines the script prints before marker, failing t if it stops first or
+// takes longer than limit.
+func (w *walkthrough) until(t *testing.T, marker string, limit time.Duration) []string {
+	t.Helper()
+	var out []string
+	deadline := time.After(limit)
+	for {
+		select {
+		case l, ok := <-w.lines:
+			if !ok {
+				<-w.exited
+				t.Fatalf("the walkthrough stopped before %q: %v\nstdout:\n%s\nstderr:\n%s\nscript:\n%s", marker, w.exitErr, strings.Join(out, "\n"), w.stderr.String(), w.script)
+			}
+			if l == marker {
+				return out
+			}
+			out = append(out, l)
+		case <-deadline:
+			t.Fatalf("the walkthrough did not reach %q within %v\nstdout:\n%s\nstderr:\n%s", marker, limit, strings.Join(out, "\n"), w.stderr.String())
+		}
+	}
 }
 
 // walkthroughScript turns the README's walkthrough section into one bash script, on the
@@ -273,13 +331,58 @@ func walkthroughScript(readme string, ports map[int]int) (string, error) {
 			return "", fmt.Errorf("the walkthrough never starts %q", s.command)
 		}
 	}
-	b.WriteString("echo '" + walkthroughReady + "'\nwait\n")
+	agents, err := forAgentsCommands(readme)
+	if err != nil {
+		return "", err
+	}
+	b.WriteString("echo '" + walkthroughReady + "'\n")
+	fmt.Fprintf(&b, "until [ -s %[1]s ]; do sleep 0.2; done   # the test says go on\nexport PATH=\"$PATH:$(cat %[1]s)\"\n", walkthroughGate)
+	b.WriteString(agents)
+	b.WriteString("echo '" + forAgentsReady + "'\nwait\n")
 	script := b.String()
 	for from, to := range ports {
 		script = strings.ReplaceAll(script, "127.0.0.1:"+strconv.Itoa(from), "127.0.0.1:"+strconv.Itoa(to))
+		script = strings.ReplaceAll(script, "127.0.0.1@"+strconv.Itoa(from), "127.0.0.1@"+strconv.Itoa(to)) // Knot's listen
 		script = strings.ReplaceAll(script, "wait_port "+strconv.Itoa(from)+" ", "wait_port "+strconv.Itoa(to)+" ")
 	}
 	return script, nil
+}
+
+// forAgentsCommands is the local variant of "For agents" (its sh block that starts knotd) as
+// the script runs it, after the walkthrough: dev-dns stops as the text says to, knotd runs in
+// the background (in dev-dns's terminal in the text) until it has loaded the zone, and the
+// agent's commands run as written.
+func forAgentsCommands(readme string) (string, error) {
+	_, section, ok := strings.Cut(readme, "\n## For agents\n")
+	if !ok {
+		return "", fmt.Errorf("README.md has no For agents section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var block string
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(section, -1) {
+		if strings.Contains(m[1], "knotd -c knot.conf") {
+			block = m[1]
+		}
+	}
+	if block == "" {
+		return "", fmt.Errorf("For agents has no sh block that starts knotd -c knot.conf")
+	}
+	var b strings.Builder
+	b.WriteString("\n# For agents, on one machine\necho '== for agents' >&2\n")
+	b.WriteString(`kill "${server_pid[dev-dns]}"; wait "${server_pid[dev-dns]}" || true   # stop dev-dns` + "\n")
+	started := map[string]bool{}
+	for _, cmd := range logicalLines(block) {
+		line := walkthroughCommand(cmd, started)
+		if code, _ := withoutComments(line); strings.Contains(code, "knotd -c knot.conf") {
+			line = strings.Replace(code, "knotd -c knot.conf", "{ knotd -c knot.conf > knotd.log 2>&1 & }", 1) +
+				"\nprinted 'loaded, serial' knotd.log >&2 || { cat knotd.log >&2; exit 1; }"
+		}
+		b.WriteString(line + "\n")
+	}
+	if !strings.Contains(b.String(), "agent register ") {
+		return "", fmt.Errorf("For agents' local variant runs no agent register")
+	}
+	return b.String(), nil
 }
 
 // logicalLines splits a block into commands: lines continued with a backslash, a quoted
@@ -369,9 +472,9 @@ func walkthroughCommand(cmd string, started map[string]bool) string {
 		for _, s := range walkthroughServers {
 			if strings.HasPrefix(rest, s.command+" ") || rest == s.command {
 				started[s.command] = true
-				log := strings.ReplaceAll(s.command, " ", "-") + ".log"
+				name := strings.ReplaceAll(s.command, " ", "-")
 				line := strings.ReplaceAll(code, "\\\n", " ")
-				return fmt.Sprintf("%s %s > %s 2>&1 &\nwait_port %d %s $!", strings.Join(s.env, " "), line, log, s.port, log)
+				return fmt.Sprintf("%s %s > %s.log 2>&1 &\nserver_pid[%s]=$!\nwait_port %d %s.log $!", strings.Join(s.env, " "), line, name, name, s.port, name)
 			}
 		}
 	}
@@ -443,12 +546,25 @@ func TestWalkthroughCommands(t *testing.T) {
 		{"go run ./cmd/id4me-registry admin identifiers resolve a.test   # NotFound while pending delete", "go run ./cmd/id4me-registry admin identifiers resolve a.test || true"},
 		{"grpcurl x \\\n  $R Resolve   # NotFound, reason R", "grpcurl x \\\n  $R Resolve && { echo 'a call the README says fails succeeded' >&2; exit 97; } || true"},
 		{"go run ./cmd/id4me-registry admin operators revoke op_… # refused", "# a placeholder to fill in, not run: go run ./cmd/id4me-registry admin operators revoke op_… # refused"},
-		{"go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354   # https://127.0.0.1:8445", "ID4ME_RP_ADDR=127.0.0.1:8445 go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354 > rp.log 2>&1 &\nwait_port 8445 rp.log $!"},
+		{"go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354   # https://127.0.0.1:8445", "ID4ME_RP_ADDR=127.0.0.1:8445 go run ./cmd/id4me-registry rp --dns-server 127.0.0.1:5354 > rp.log 2>&1 &\nserver_pid[rp]=$!\nwait_port 8445 rp.log $!"},
 		{"echo 'a # b' >> demo.zone", "echo 'a # b' >> demo.zone"},
 		{"go run ./cmd/id4me-registry admin identifiers get a.test   # any agent's identifier", "go run ./cmd/id4me-registry admin identifiers get a.test   # any agent's identifier"},
 	} {
 		if got := walkthroughCommand(tc.in, map[string]bool{}); got != tc.want {
 			t.Errorf("%q\ngot  %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := forAgentsCommands(string(readme))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`kill "${server_pid[dev-dns]}"`, "{ knotd -c knot.conf > knotd.log 2>&1 & }\nprinted 'loaded, serial' knotd.log", "\nid4me-registry agent register carol.example.test "} {
+		if !strings.Contains(agents, want) {
+			t.Errorf("For agents' commands have no %q:\n%s", want, agents)
 		}
 	}
 	got := logicalLines("a \\\n  b\ncat > f <<'X'\n\"odd\nX\nc -d '{\n}' d # it's\ne \"x\\\"y\"\nf")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/id4me/id4me-registry/agent/accesstoken"
 	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/internal/fakeclock"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
 
@@ -44,8 +45,10 @@ type verifierEnv struct {
 	// down makes the JWKS answer 503.
 	down atomic.Bool
 
-	mu  sync.Mutex
-	now time.Time
+	// Clock is the keys' and the verifier's time (Now, Advance).
+	*fakeclock.Clock
+
+	mu sync.Mutex
 	// discovery, when set, replaces the discovery document.
 	discovery map[string]any
 }
@@ -53,7 +56,7 @@ type verifierEnv struct {
 func newVerifierEnv(t *testing.T) *verifierEnv {
 	t.Helper()
 	ctx := context.Background()
-	v := &verifierEnv{t: t, now: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
+	v := &verifierEnv{t: t, Clock: fakeclock.New(time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC))}
 	store, err := sqlstore.Open(ctx, ":memory:")
 	if err != nil {
 		t.Fatal(err)
@@ -87,18 +90,6 @@ func newVerifierEnv(t *testing.T) *verifierEnv {
 	t.Cleanup(v.srv.Close)
 	v.issuer = v.srv.URL
 	return v
-}
-
-func (v *verifierEnv) Now() time.Time {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.now
-}
-
-func (v *verifierEnv) advance(d time.Duration) {
-	v.mu.Lock()
-	v.now = v.now.Add(d)
-	v.mu.Unlock()
 }
 
 func (v *verifierEnv) verifier(opts ...accesstoken.Option) *accesstoken.Verifier {
@@ -374,7 +365,7 @@ func TestAccessTokenVerifierRefresh(t *testing.T) {
 		t.Fatalf("%d JWKS fetches after a known kid, want 1", n)
 	}
 
-	v.advance(2 * time.Minute)
+	v.Advance(2 * time.Minute)
 	if _, err := v.keys.Rotate(ctx, authority.RS256, true); err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +399,7 @@ func TestAccessTokenVerifierRefresh(t *testing.T) {
 	if n := v.fetches.Load(); n != 2 {
 		t.Fatalf("%d JWKS fetches after made-up kids within the refresh interval, want still 2", n)
 	}
-	v.advance(time.Minute)
+	v.Advance(time.Minute)
 	if _, err := av.Verify(ctx, madeUp("made-up-later")); !errors.Is(err, accesstoken.ErrInvalid) {
 		t.Fatalf("made-up kid: %v", err)
 	}
@@ -418,7 +409,7 @@ func TestAccessTokenVerifierRefresh(t *testing.T) {
 
 	// Past the maximum age a known kid fetches again; while the authority does not answer,
 	// the keys it published go on verifying.
-	v.advance(time.Hour)
+	v.Advance(time.Hour)
 	v.down.Store(true)
 	if _, err := av.Verify(ctx, v.sign(authority.RS256, v.claims())); err != nil {
 		t.Fatalf("stale keys while the authority is down: %v", err)
@@ -427,12 +418,12 @@ func TestAccessTokenVerifierRefresh(t *testing.T) {
 		t.Fatalf("%d JWKS fetches with stale keys, want 4", n)
 	}
 	// An unknown kid while the authority is down is the authority's trouble, not the token's.
-	v.advance(time.Minute)
+	v.Advance(time.Minute)
 	if _, err := av.Verify(ctx, madeUp("made-up-while-down")); err == nil || errors.Is(err, accesstoken.ErrInvalid) {
 		t.Fatalf("unknown kid while the JWKS is down: %v, want a fetch error", err)
 	}
 	v.down.Store(false)
-	v.advance(time.Minute)
+	v.Advance(time.Minute)
 	if _, err := av.Verify(ctx, v.sign(authority.ES256, v.claims())); err != nil {
 		t.Fatal(err)
 	}

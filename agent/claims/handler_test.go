@@ -31,6 +31,7 @@ import (
 	"github.com/id4me/id4me-registry/agent/accesstoken"
 	"github.com/id4me/id4me-registry/agent/claims"
 	"github.com/id4me/id4me-registry/authority"
+	"github.com/id4me/id4me-registry/internal/fakeclock"
 	"github.com/id4me/id4me-registry/sqlstore"
 )
 
@@ -63,9 +64,8 @@ type env struct {
 	server    *claims.Server
 	// client trusts both servers.
 	client *http.Client
-
-	mu  sync.Mutex
-	now time.Time
+	// Clock is the env's time (Now, Advance).
+	*fakeclock.Clock
 }
 
 type envOptions struct {
@@ -76,7 +76,7 @@ type envOptions struct {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, now: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
+	e := &env{t: t, Clock: fakeclock.New(time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC))}
 	store, err := sqlstore.Open(ctx, ":memory:")
 	if err != nil {
 		t.Fatal(err)
@@ -121,18 +121,6 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	handler = e.server
 	return e
-}
-
-func (e *env) Now() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
 }
 
 // tokenClaims are the claims of a good access token for the env's agent, as the authority
@@ -571,7 +559,7 @@ func TestClaimsKeyRotation(t *testing.T) {
 		t.Fatalf("JWKS kids %v, want %s alone", kids, kid1)
 	}
 
-	e.advance(50 * time.Minute)
+	e.Advance(50 * time.Minute)
 	ahead := publishedKIDs(e)
 	if len(ahead) != 2 || ahead[0] != kid1 {
 		t.Fatalf("JWKS kids %v PublishLead before the rotation, want %s and the next key", ahead, kid1)
@@ -580,7 +568,7 @@ func TestClaimsKeyRotation(t *testing.T) {
 		t.Fatalf("before RotateEvery the answer is signed by %s, want %s still", kid, kid1)
 	}
 
-	e.advance(10 * time.Minute)
+	e.Advance(10 * time.Minute)
 	second := e.get(e.token(authority.RS256, e.tokenClaims()), "")
 	_, kid2 := e.verify(second.body)
 	if kid2 != ahead[1] {
@@ -590,7 +578,7 @@ func TestClaimsKeyRotation(t *testing.T) {
 		t.Fatal("the first answer no longer verifies")
 	}
 
-	e.advance(2 * time.Hour)
+	e.Advance(2 * time.Hour)
 	if kids := publishedKIDs(e); !slices.Contains(kids, kid2) || slices.Contains(kids, kid1) {
 		t.Fatalf("JWKS kids %v after RetireAfter: want %s without %s", kids, kid2, kid1)
 	}
@@ -676,7 +664,7 @@ func TestClaimsAuthorityLate(t *testing.T) {
 	if status, _ := ask(); status != http.StatusServiceUnavailable {
 		t.Fatalf("within the refresh interval: %d, want 503 still", status)
 	}
-	e.advance(time.Minute)
+	e.Advance(time.Minute)
 	if status, _ := ask(); status != http.StatusOK {
 		t.Fatalf("authority up: %d, want 200", status)
 	}

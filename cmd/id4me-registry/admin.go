@@ -119,12 +119,8 @@ func operatorsCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if api.JSON {
-		cmdline.PrintJSONLine(stdout, c)
-		return nil
-	}
-	fmt.Fprintf(stderr, "created operator credential %s; its secret, on standard output, is shown this once\n", c.Id)
-	fmt.Fprintln(stdout, c.Secret)
+	printCreated(stdout, stderr, api.JSON, c,
+		fmt.Sprintf("created operator credential %s; its secret, on standard output, is shown this once", c.Id), c.Secret)
 	return nil
 }
 
@@ -157,11 +153,7 @@ func operatorsRevoke(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if api.JSON {
-		cmdline.PrintJSONLine(stdout, c)
-		return nil
-	}
-	fmt.Fprintf(stdout, "operator credential %s is revoked (since %s)\n", c.Id, formatTimestamp(c.RevokeTime))
+	printChanged(stdout, api.JSON, c, fmt.Sprintf("operator credential %s is revoked (since %s)", c.Id, formatTimestamp(c.RevokeTime)))
 	return nil
 }
 

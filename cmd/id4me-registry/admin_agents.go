@@ -87,12 +87,8 @@ func agentsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if api.JSON {
-		cmdline.PrintJSONLine(stdout, a)
-		return nil
-	}
-	fmt.Fprintf(stderr, "created agent %s (%s); `admin tokens create %[1]s` makes its API token\n", a.Id, a.DisplayName)
-	fmt.Fprintln(stdout, a.Id)
+	printCreated(stdout, stderr, api.JSON, a,
+		fmt.Sprintf("created agent %s (%s); `admin tokens create %[1]s` makes its API token", a.Id, a.DisplayName), a.Id)
 	return nil
 }
 
@@ -185,11 +181,7 @@ func agentsSetState(state registryv1.Agent_State) func(ctx context.Context, args
 		if err != nil {
 			return err
 		}
-		if api.JSON {
-			cmdline.PrintJSONLine(stdout, a)
-			return nil
-		}
-		fmt.Fprintf(stdout, "agent %s (%s) is %s\n", a.Id, a.DisplayName, strings.ToLower(enumName(a.State.String())))
+		printChanged(stdout, api.JSON, a, fmt.Sprintf("agent %s (%s) is %s", a.Id, a.DisplayName, strings.ToLower(enumName(a.State.String()))))
 		return nil
 	}
 }
@@ -217,12 +209,8 @@ func tokensCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if api.JSON {
-		cmdline.PrintJSONLine(stdout, t)
-		return nil
-	}
-	fmt.Fprintf(stderr, "created token %s for agent %s; its secret, on standard output, is shown this once\n", t.Id, t.AgentId)
-	fmt.Fprintln(stdout, t.Secret)
+	printCreated(stdout, stderr, api.JSON, t,
+		fmt.Sprintf("created token %s for agent %s; its secret, on standard output, is shown this once", t.Id, t.AgentId), t.Secret)
 	return nil
 }
 
@@ -253,10 +241,6 @@ func tokensRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if api.JSON {
-		cmdline.PrintJSONLine(stdout, t)
-		return nil
-	}
-	fmt.Fprintf(stdout, "token %s of agent %s is revoked (since %s)\n", t.Id, t.AgentId, formatTimestamp(t.RevokeTime))
+	printChanged(stdout, api.JSON, t, fmt.Sprintf("token %s of agent %s is revoked (since %s)", t.Id, t.AgentId, formatTimestamp(t.RevokeTime)))
 	return nil
 }

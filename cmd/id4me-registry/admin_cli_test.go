@@ -261,7 +261,8 @@ func TestAdminTLSErrorSuggestsFlags(t *testing.T) {
 	mustRun(t, "admin", "agents", "list", "--insecure-skip-verify")
 }
 
-// syncBuffer is a strings.Builder that a command writes to while the test reads it.
+// syncBuffer is a strings.Builder that a command writes to while the test reads it (the
+// command tests of this package share it).
 type syncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder

@@ -125,11 +125,7 @@ func identifiersSetStatus(ctx context.Context, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if api.JSON {
-		cmdline.PrintJSONLine(stdout, i)
-		return nil
-	}
-	fmt.Fprintf(stdout, "%s: statuses %s\n", i.Name, statusNames(i.Statuses))
+	printChanged(stdout, api.JSON, i, fmt.Sprintf("%s: statuses %s", i.Name, statusNames(i.Statuses)))
 	return nil
 }
 

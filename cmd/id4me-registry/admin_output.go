@@ -71,6 +71,26 @@ func printDetail(w io.Writer, json bool, m proto.Message, fields ...field) error
 	return tw.Flush()
 }
 
+// printCreated prints what a create command made: under --json its message; else note on
+// stderr and value (an id or a secret, what a script takes) alone on stdout.
+func printCreated(stdout, stderr io.Writer, json bool, m proto.Message, note, value string) {
+	if json {
+		cmdline.PrintJSONLine(stdout, m)
+		return
+	}
+	fmt.Fprintln(stderr, note)
+	fmt.Fprintln(stdout, value)
+}
+
+// printChanged prints the object a command changed: under --json its message; else line.
+func printChanged(w io.Writer, json bool, m proto.Message, line string) {
+	if json {
+		cmdline.PrintJSONLine(w, m)
+		return
+	}
+	fmt.Fprintln(w, line)
+}
+
 // formatTimestamp is t in RFC 3339, UTC; empty for none.
 func formatTimestamp(t *timestamppb.Timestamp) string {
 	if t == nil {

@@ -171,6 +171,12 @@ func claimsServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stdout, "claims-serve: issuer %s\n", issuer)
 	fmt.Fprintf(stdout, "claims-serve: claims endpoint %s\n", srv.ClaimsEndpoint)
 	fmt.Fprintf(stdout, "claims-serve: JWKS %s\n", srv.JWKSURI)
+	return serveTLSUntilDone(ctx, hs, ln)
+}
+
+// serveTLSUntilDone serves HTTPS on ln (hs.TLSConfig holds the certificate) until it fails or
+// ctx ends; then it shuts hs down, leaving requests under way five seconds to finish.
+func serveTLSUntilDone(ctx context.Context, hs *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	select {

@@ -15,31 +15,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/id4me/id4me-registry/internal/oidctest"
 	"github.com/id4me/id4me-registry/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer written by a command while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var claimsEndpointLine = regexp.MustCompile(`claims-serve: claims endpoint (\S+)`)
 
@@ -58,7 +39,7 @@ func startClaimsServe(t *testing.T, e *testenv.Env, extra ...string) string {
 	}
 	args = append(args, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
 	t.Cleanup(func() {

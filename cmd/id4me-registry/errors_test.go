@@ -1,14 +1,12 @@
 package main_test
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -121,29 +119,12 @@ func TestPortInUseNamesTheFlag(t *testing.T) {
 // operator credential logs the command that makes the first.
 func TestServeWithoutOperatorSaysHowToMakeOne(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "r.db")
-	cmd := exec.Command(binary, "serve", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
+	_, stderr, err := serveBriefly(t, nil, append([]string{"--db", db}, loopback...)...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("serve: %v\n%s", err, stderr)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() && !strings.HasPrefix(sc.Text(), "gRPC on ") {
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("serve: %v\n%s", err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "no operator credential") || !strings.Contains(stderr.String(), "id4me-registry admin bootstrap --db "+db) {
-		t.Errorf("serve without an operator logged:\n%s", stderr.String())
+	if !strings.Contains(stderr, "no operator credential") || !strings.Contains(stderr, "id4me-registry admin bootstrap --db "+db) {
+		t.Errorf("serve without an operator logged:\n%s", stderr)
 	}
 }
 
@@ -156,30 +137,12 @@ func TestServeRunsFromAConfigFile(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", "--config", conf)
-	stdout, err := cmd.StdoutPipe()
+	out, stderr, err := serveBriefly(t, nil, "--config", conf)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("serve --config: %v\n%s", err, stderr)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if strings.HasPrefix(sc.Text(), "gRPC on ") {
-			break
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	cmd.Wait()
-	if !strings.Contains(out.String(), "export ID4ME_ADMIN_TOKEN=") || !strings.Contains(out.String(), "gRPC on 127.0.0.1:") {
-		t.Errorf("serve --config with dev: true printed:\n%s", out.String())
+	if !strings.Contains(out, "export ID4ME_ADMIN_TOKEN=") || !strings.Contains(out, "gRPC on 127.0.0.1:") {
+		t.Errorf("serve --config with dev: true printed:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "r.db")); err != nil {
 		t.Errorf("the database the file names: %v", err)

@@ -1,14 +1,12 @@
 package main_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -103,36 +101,11 @@ func TestKeysCommand(t *testing.T) {
 	}
 }
 
-// startServe runs serve with args until it listens (or exits), then stops it; it returns
-// what it printed and how it ended.
+// startServe runs serve on loopback with args until it listens (or exits), then stops it; it
+// returns what it printed and how it ended.
 func startServe(t *testing.T, env []string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if strings.HasPrefix(sc.Text(), "gRPC on ") {
-			cmd.Process.Signal(syscall.SIGTERM)
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	err = cmd.Wait()
-	return out.String(), stderr.String(), err
+	return serveBriefly(t, env, append(slices.Clone(loopback), args...)...)
 }
 
 // TestKeysSealedWithKEK: keys made with a key-encryption key are sealed; serve starts with it

@@ -212,34 +212,40 @@ func TestServeDevAndGracefulStop(t *testing.T) {
 		t.Fatalf("no orderly stop in the log:\n%s", stderr.String())
 	}
 	// A second start on the same database keeps the first credential and prints none.
-	out, stderrText, err := runBriefly(t, db)
+	out, stderrText, err := serveBriefly(t, nil, append([]string{"--dev", "--db", db}, loopback...)...)
 	if err != nil || strings.Contains(out, "ID4ME_ADMIN_TOKEN") || !strings.Contains(out, "exists already") {
 		t.Fatalf("restart printed %q (err %v)\n%s", out, err, stderrText)
 	}
 }
 
-// runBriefly starts serve --dev on db, waits until it listens, and stops it.
-func runBriefly(t *testing.T, db string) (string, string, error) {
+// loopback are serve's three listeners, on free loopback ports.
+var loopback = []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}
+
+// serveBriefly runs `serve args...` with extra environment until it says it listens (or
+// exits), then stops it with SIGTERM; it returns what it printed on stdout and stderr and
+// how it ended.
+func serveBriefly(t *testing.T, env []string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--dev", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", "", err
+		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		return "", "", err
+		t.Fatal(err)
 	}
 	var out strings.Builder
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
 		if strings.HasPrefix(sc.Text(), "gRPC on ") {
+			cmd.Process.Signal(syscall.SIGTERM)
 			break
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
 	go func() {
 		for sc.Scan() {
 		}

@@ -94,16 +94,7 @@ func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "rp: open %s/ in a browser (redirect URI %s)\n", *baseURL, rp.RedirectURI())
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeTLS(l, "", "") }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	}
+	return serveTLSUntilDone(ctx, srv, l)
 }
 
 // rpClientTLS is how the RP checks the authority's and the agents' certificates.

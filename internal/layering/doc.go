@@ -5,5 +5,6 @@
 // the transport (server) knows the domain; the binary wires them. The agent side (agent/...)
 // knows only leaves, so agents can take it without any server code; its program
 // (cmd/id4me-agent) links neither the store's database drivers nor the authority's password
-// hashing.
+// hashing. The debugging relying party (rpdebug) knows only leaves too: it sees ID4me from
+// the wire, as any relying party.
 package layering
