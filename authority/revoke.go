@@ -14,24 +14,9 @@ import (
 // is answered 200 like a revoked one (§2.2), so that the answer tells nothing of other
 // clients' tokens; another client's token is not revoked.
 func (a *Authority) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_request", "the body must be application/x-www-form-urlencoded"))
-		return
-	}
 	now := a.now()
-	c, oe, err := a.authenticateClient(r, now)
-	if err != nil {
-		a.internalError(w, r, err)
-		return
-	}
-	if oe != nil {
-		status := http.StatusUnauthorized
-		if oe.Code == "invalid_request" {
-			status = http.StatusBadRequest
-		} else {
-			w.Header().Set("WWW-Authenticate", `Basic realm="revocation"`)
-		}
-		writeOAuthError(w, status, oe)
+	c, ok := a.clientRequest(w, r, now, "revocation")
+	if !ok {
 		return
 	}
 	token := r.PostForm.Get("token")
@@ -39,7 +24,7 @@ func (a *Authority) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_request", "the request must name exactly one token"))
 		return
 	}
-	err = a.store.RevokeAccessToken(r.Context(), hashToken(token), c.ID, now)
+	err := a.store.RevokeAccessToken(r.Context(), hashToken(token), c.ID, now)
 	switch {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:

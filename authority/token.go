@@ -46,25 +46,9 @@ type idTokenClaims struct {
 // revokes what it gave. What can fail for a while, the registry's mapping and the client's
 // encryption key, is read before the code is used too, so that the client can retry.
 func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
-	// limitBodies read the form, within its cap.
-	if err := r.ParseForm(); err != nil {
-		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_request", "the body must be application/x-www-form-urlencoded"))
-		return
-	}
 	now := a.now()
-	c, oe, err := a.authenticateClient(r, now)
-	if err != nil {
-		a.internalError(w, r, err)
-		return
-	}
-	if oe != nil {
-		status := http.StatusUnauthorized
-		if oe.Code == "invalid_request" {
-			status = http.StatusBadRequest
-		} else {
-			w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
-		}
-		writeOAuthError(w, status, oe)
+	c, ok := a.clientRequest(w, r, now, "token")
+	if !ok {
 		return
 	}
 	if gt := r.PostForm.Get("grant_type"); gt != "authorization_code" {
@@ -182,6 +166,33 @@ func (a *Authority) codeReplayed(w http.ResponseWriter, r *http.Request, g Grant
 	}
 	a.log.WarnContext(r.Context(), "authorization code replayed; its tokens are revoked", "client_id", g.ClientID, "grant", g.ID)
 	writeOAuthError(w, http.StatusBadRequest, errorf("invalid_grant", "the code was used already; the tokens it gave are revoked"))
+}
+
+// clientRequest reads the form of a request to an endpoint of clients (the token endpoint,
+// revocation) and authenticates its client (authenticateClient). When it cannot, it answers
+// the OAuth error itself, 401 with a Basic challenge for realm, or 400 for a malformed
+// request, and returns false. limitBodies read the form already, within its cap.
+func (a *Authority) clientRequest(w http.ResponseWriter, r *http.Request, now time.Time, realm string) (Client, bool) {
+	if err := r.ParseForm(); err != nil {
+		writeOAuthError(w, http.StatusBadRequest, errorf("invalid_request", "the body must be application/x-www-form-urlencoded"))
+		return Client{}, false
+	}
+	c, oe, err := a.authenticateClient(r, now)
+	if err != nil {
+		a.internalError(w, r, err)
+		return Client{}, false
+	}
+	if oe != nil {
+		status := http.StatusUnauthorized
+		if oe.Code == "invalid_request" {
+			status = http.StatusBadRequest
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
+		}
+		writeOAuthError(w, status, oe)
+		return Client{}, false
+	}
+	return c, true
 }
 
 // authenticateClient checks the client's credentials, sent the way it registered: a
