@@ -505,8 +505,13 @@ func activityDetail(after string) string {
 	return d.Name
 }
 
-// totpCeremony is the ID of the TOTP enrolment a session has under way (one at a time).
-func totpCeremony(s Session) []byte { return hashToken("totp-enrol:" + s.SID()) }
+// totpCeremony is the ID of the TOTP enrolment a session has under way in browser (one at a
+// time). The browser's secret is in it: the session's sid alone is no secret (every relying
+// party gets it in its ID tokens), and with it a relying party could name the ceremony to
+// the passkey forms and end it.
+func totpCeremony(s Session, browser string) []byte {
+	return hashToken("totp-enrol:" + s.SID() + "\x00" + browser)
+}
 
 // accountTOTP sets up an authenticator app (step totp-begin shows the secret, step totp
 // checks its first code and sets it) or removes it (totp-remove).
@@ -516,10 +521,10 @@ func (a *Authority) accountTOTP(w http.ResponseWriter, r *http.Request, s Sessio
 	form := credentialForm{Action: pathAccount, CSRF: csrfToken(browser, "account"+s.SID()), Identifier: s.Identifier}
 	pending := func(secret string) error {
 		// A secret shown before is replaced.
-		if _, err := a.store.TakeCeremony(ctx, totpCeremony(s)); err != nil && !errors.Is(err, ErrNotFound) {
+		if _, err := a.store.TakeCeremony(ctx, totpCeremony(s, browser)); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		return a.store.CreateCeremony(ctx, Ceremony{IDHash: totpCeremony(s), BrowserHash: hashToken(browser), IdentityID: s.IdentityID, Purpose: "totp-enrol", Session: []byte(secret), ExpireTime: now.Add(ceremonyTTL)})
+		return a.store.CreateCeremony(ctx, Ceremony{IDHash: totpCeremony(s, browser), BrowserHash: hashToken(browser), IdentityID: s.IdentityID, Purpose: "totp-enrol", Session: []byte(secret), ExpireTime: now.Add(ceremonyTTL)})
 	}
 	switch r.PostFormValue("step") {
 	case "totp-begin":
@@ -534,7 +539,7 @@ func (a *Authority) accountTOTP(w http.ResponseWriter, r *http.Request, s Sessio
 		}
 		a.renderTOTPEnrolment(w, r, CredentialLink{Identifier: s.Identifier, PendingTOTPSecret: key.Secret()}, form, http.StatusOK)
 	case "totp":
-		c, err := a.store.TakeCeremony(ctx, totpCeremony(s))
+		c, err := a.store.TakeCeremony(ctx, totpCeremony(s, browser))
 		switch {
 		case errors.Is(err, ErrNotFound) || err == nil && (c.Purpose != "totp-enrol" || c.IdentityID != s.IdentityID || !now.Before(c.ExpireTime)):
 			fail(http.StatusBadRequest, "The authenticator app's setup has expired. Start again.")

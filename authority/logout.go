@@ -73,6 +73,8 @@ type logoutPage struct {
 // post_logout_redirect_uri.
 type loggedOutPage struct {
 	Client *ClientMetadata
+	// ReturnURI, if set, is the client's post_logout_redirect_uri (with state), linked.
+	ReturnURI string
 }
 
 // logoutParams are the parameters of an end-session request the authority reads or checks.
@@ -96,7 +98,7 @@ func (a *Authority) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// Nothing to end here: the holder is logged out already.
 		setCookie(w, sessionCookie, "", -1)
-		a.loggedOut(w, r, lr)
+		a.loggedOut(w, r, lr, false)
 		return
 	}
 	if lr.hint != nil && a.hintNamesSession(r.Context(), *lr.hint, lr.client, s) {
@@ -104,7 +106,7 @@ func (a *Authority) serveLogout(w http.ResponseWriter, r *http.Request) {
 			a.internalErrorPage(w, r, err)
 			return
 		}
-		a.loggedOut(w, r, lr)
+		a.loggedOut(w, r, lr, false)
 		return
 	}
 	p := logoutPage{Identifier: s.Identifier, RedirectURI: lr.redirectURI, State: lr.state, CSRF: csrfToken(a.browserID(w, r), csrfLogout)}
@@ -153,7 +155,7 @@ func (a *Authority) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
 	} else {
 		setCookie(w, sessionCookie, "", -1)
 	}
-	a.loggedOut(w, r, lr)
+	a.loggedOut(w, r, lr, true)
 }
 
 // logoutRequest validates the parameters of an end-session request (RP-Initiated Logout
@@ -272,16 +274,26 @@ func (a *Authority) hintNamesSession(ctx context.Context, h idTokenHint, c *Clie
 
 // loggedOut finishes a logout: back to the client's post_logout_redirect_uri with the state,
 // or a page that says the holder is logged out.
-func (a *Authority) loggedOut(w http.ResponseWriter, r *http.Request, lr logoutRequest) {
+//
+// The browser is sent on to post_logout_redirect_uri at once only when the request carried
+// an ID token the authority issued to that client (id_token_hint), or when the holder
+// confirmed on the authority's own page: registration is open, so a client_id and a URI it
+// registered alone would make the end-session endpoint a redirector to any site. Otherwise
+// the page links to it.
+func (a *Authority) loggedOut(w http.ResponseWriter, r *http.Request, lr logoutRequest, confirmed bool) {
+	var back string
 	if lr.redirectURI != "" {
 		v := url.Values{}
 		if lr.state != "" {
 			v.Set("state", lr.state)
 		}
-		http.Redirect(w, r, withQuery(lr.redirectURI, v), http.StatusSeeOther)
-		return
+		back = withQuery(lr.redirectURI, v)
+		if lr.hint != nil || confirmed {
+			http.Redirect(w, r, back, http.StatusSeeOther)
+			return
+		}
 	}
-	p := loggedOutPage{}
+	p := loggedOutPage{ReturnURI: back}
 	if lr.client != nil {
 		p.Client = &lr.client.Metadata
 	}

@@ -461,3 +461,21 @@ func TestAuthorityLogoutDiscoveryAndRegistration(t *testing.T) {
 		t.Run(name, func(t *testing.T) { registrationRefused(t, e, tc.md, tc.want) })
 	}
 }
+
+// TestAuthorityLogoutIsNoRedirector: registration is open, so anyone can register a client
+// whose post_logout_redirect_uri is their site. A browser sent to the end-session endpoint
+// with that client_id and URI, but with no ID token the authority issued to the client, is
+// not sent on: the logged-out page links to the site instead.
+func TestAuthorityLogoutIsNoRedirector(t *testing.T) {
+	e := newAuthEnv(t, envOptions{})
+	const evil = "https://evil.test/phish"
+	attacker := e.newRP(map[string]any{"post_logout_redirect_uris": []string{evil}, "client_name": "Evil"})
+	victim := &oidctest.Holder{Client: oidctest.HTTPClient(e.roots, true)}
+	p, err := victim.Get(e.logoutURL(url.Values{"client_id": {attacker.OAuth.ClientID}, "post_logout_redirect_uri": {evil}, "state": {"x"}}))
+	if err != nil || p.Status != http.StatusOK || p.Title() != "You are logged out" || p.URL == evil+"?state=x" {
+		t.Fatalf("a browser without a session was sent on: %v, page %d %q (%s)", err, p.Status, p.Title(), p.URL)
+	}
+	if !strings.Contains(p.Body, `href="`+evil+`?state=x"`) {
+		t.Fatalf("the logged-out page does not link back to the client:\n%s", p.Body)
+	}
+}

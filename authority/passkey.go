@@ -246,7 +246,10 @@ func (a *Authority) beginLoginOffer(ctx context.Context, browser, identityID str
 		return nil, nil
 	}
 	if identityID == "" {
-		opts, sess, err := a.webauthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationPreferred))
+		// A passkey alone is the whole login, so the authenticator must verify its user (PIN,
+		// biometrics, screen lock): possession alone would be one factor, weaker than the
+		// password it replaces. go-webauthn refuses an assertion without the UV flag then.
+		opts, sess, err := a.webauthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 		if err != nil {
 			return nil, fmt.Errorf("authority: beginning a passkey login: %w", err)
 		}
