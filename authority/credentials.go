@@ -278,7 +278,14 @@ func (a *Authority) lostLinkPage(w http.ResponseWriter, r *http.Request, l Crede
 func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l CredentialLink, c HolderCredential) {
 	now := a.now()
 	c.UpdateTime = now
-	err := a.store.RedeemCredentialLink(r.Context(), l.TokenHash, now, c, func(ctx context.Context, tx registry.Tx) error {
+	// The sessions the redemption ends, read before it: the relying parties they logged in at
+	// get back-channel logouts once it has committed (endSessionsOf).
+	ending, err := a.store.Sessions(r.Context(), l.IdentityID, now)
+	if err != nil {
+		a.internalErrorPage(w, r, err)
+		return
+	}
+	err = a.store.RedeemCredentialLink(r.Context(), l.TokenHash, now, c, func(ctx context.Context, tx registry.Tx) error {
 		b, err := registry.ReadCredentialLinkBinding(ctx, tx, l.Identifier, l.IdentityID)
 		if err := stillBound(l, b, err); err != nil {
 			return err
@@ -290,6 +297,12 @@ func (a *Authority) redeemLink(w http.ResponseWriter, r *http.Request, l Credent
 		return
 	}
 	a.log.InfoContext(r.Context(), "holder credentials set; the identity's sessions and tokens are ended", "identifier", l.Identifier, "purpose", l.Purpose, "totp", c.TOTPSecret != "")
+	for _, o := range ending {
+		// The row is gone already; this queues the session's back-channel logouts.
+		if err := a.endOtherSession(r.Context(), o); err != nil {
+			a.log.WarnContext(r.Context(), "authority: queueing the back-channel logouts of a session the new credentials ended", "err", err)
+		}
+	}
 	// The browser that set the credentials is the holder's: its login attempts count
 	// against its own budget, which nobody else's guessing touches (throttle.go). So a
 	// holder can always get in through a link from their agent.

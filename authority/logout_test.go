@@ -17,6 +17,7 @@ import (
 
 	"github.com/id4me/id4me-registry/authority"
 	"github.com/id4me/id4me-registry/internal/oidctest"
+	"github.com/id4me/id4me-registry/registry"
 )
 
 // loggedOutURI is where the test RPs ask to be sent back after a logout.
@@ -477,5 +478,42 @@ func TestAuthorityLogoutIsNoRedirector(t *testing.T) {
 	}
 	if !strings.Contains(p.Body, `href="`+evil+`?state=x"`) {
 		t.Fatalf("the logged-out page does not link back to the client:\n%s", p.Body)
+	}
+}
+
+// TestAuthorityResetLogsOutRelyingParties: new credentials set through a reset link end the
+// identity's sessions, and the relying parties those sessions logged in at with a
+// back-channel logout URI are told, as if the holder had logged out: after a compromise, the
+// thief's sessions at those sites end too.
+func TestAuthorityResetLogsOutRelyingParties(t *testing.T) {
+	recv := oidctest.StartLogoutReceiver()
+	t.Cleanup(recv.Server.Close)
+	e := backchannelEnv(t, recv, nil)
+	agent := e.newAgent("alpha")
+	h := e.holderFor(agent, "alice.example.test", false)
+	rp := e.newRP(map[string]any{"backchannel_logout_uri": recv.URL})
+	res := e.login(rp, h, nil)
+
+	link, err := e.createLink(agent, "alice.example.test", registry.CredentialLinkReset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.setCredentials("alice.example.test", link.URL, false)
+	if n := e.countRows("authority_backchannel_logouts", ""); n != 1 {
+		t.Fatalf("%d back-channel logouts queued by the reset, want 1", n)
+	}
+	if _, err := e.auth.SendBackchannelLogouts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tokens := recv.Tokens()
+	if len(tokens) != 1 {
+		t.Fatalf("the RP received %d logout tokens, want 1", len(tokens))
+	}
+	claims, err := rp.VerifyLogoutToken(tokens[0], e.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims["sid"] != res.Claims["sid"] || claims["sub"] != res.IDToken.Subject {
+		t.Fatalf("logout token %v: want the sid and sub of the ended session's ID token", claims)
 	}
 }
