@@ -13,7 +13,7 @@ import (
 // authority's pwd class; with TOTP: mfa); a session of a password login does not answer a
 // request for a phishing-resistant one (prompt=none gets login_required), and a password
 // login cannot meet it either: the login page says a passkey is needed, and no code is
-// issued. Unknown acr_values are ignored, as OpenID Connect Core §3.1.2.1 lets an OP do.
+// issued. An essential acr claim request counts as acr_values. Unknown acr_values are ignored, as OpenID Connect Core §3.1.2.1 lets an OP do.
 func TestACRValues(t *testing.T) {
 	e := newAuthEnv(t, envOptions{})
 	a := e.newAgent("alpha")
@@ -31,9 +31,17 @@ func TestACRValues(t *testing.T) {
 		p, err := h.Get(none.URL)
 		e.wantCallbackError(t, p, err, oidctest.RedirectURI, none.State, "login_required")
 	}
+	// An essential acr in the claims parameter (Core §5.5.1.1) asks as acr_values does; a
+	// voluntary one asks for nothing.
+	essential := rp.AuthRequest(map[string]string{"prompt": "none", "claims": `{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`})
+	p, err := h.Get(essential.URL)
+	e.wantCallbackError(t, p, err, oidctest.RedirectURI, essential.State, "login_required")
+	if got := e.login(rp, h, map[string]string{"prompt": "none", "claims": `{"id_token":{"acr":{"values":["phr"]}}}`}).Claims["acr"]; got != "urn:id4me:acr:pwd" {
+		t.Fatalf("acr of the session's answer to a voluntary acr request %v", got)
+	}
 	before := e.issued()
 	req := rp.AuthRequest(map[string]string{"acr_values": "phr"})
-	p, err := h.Get(req.URL)
+	p, err = h.Get(req.URL)
 	if err != nil || !strings.Contains(p.Body, "asks for a login with a passkey") {
 		t.Fatalf("login page for acr_values=phr: %v %q", err, p.Body)
 	}

@@ -124,6 +124,7 @@ func parseAuthParams(q url.Values, c Client, redirectURI string, requirePKCE boo
 		if err := json.Unmarshal([]byte(raw), &p.Claims); err != nil {
 			return p, errorf("invalid_request", "the claims parameter is not a JSON claims request: "+err.Error())
 		}
+		p.ACRValues = withEssentialACR(p.ACRValues, p.Claims.IDToken["acr"])
 	}
 	if raw := q.Get("prompt"); raw != "" {
 		p.Prompt = strings.Fields(raw)
@@ -367,4 +368,19 @@ func (a *Authority) clientGoneOrFailed(w http.ResponseWriter, r *http.Request, e
 		return
 	}
 	a.internalErrorPage(w, r, err)
+}
+
+// withEssentialACR adds to the classes of acr_values those of an essential acr claim request
+// (OpenID Connect Core §5.5.1.1: the login must reach one of them, or fails): its value or
+// values that the authority knows. A voluntary acr request asks for nothing.
+func withEssentialACR(classes []string, cr *ClaimRequest) []string {
+	if cr == nil || !cr.Essential {
+		return classes
+	}
+	for _, v := range append([]any{cr.Value}, cr.Values...) {
+		if s, ok := v.(string); ok && slices.Contains(acrValues, s) && !slices.Contains(classes, s) {
+			classes = append(classes, s)
+		}
+	}
+	return classes
 }
