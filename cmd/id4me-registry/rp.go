@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/id4me/id4me-registry/internal/cmdline"
+	"github.com/id4me/id4me-registry/internal/publicaddr"
 	"github.com/id4me/id4me-registry/rpdebug"
 	"github.com/id4me/id4me-registry/server"
 )
@@ -42,6 +45,7 @@ func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the authority's and the agents' certificates (development only)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate of the RP's HTTPS; default a self-signed one for loopback")
 	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
+	allowPrivate := fs.Bool("allow-private-addresses", false, "served beyond loopback, still fetch from loopback and private addresses (the RP fetches what identifiers' records and authorities name, and shows the answers); on loopback they are allowed")
 	regFile := fs.String("registrations", "", "JSON file keeping the clients registered, by issuer, across restarts (holds client secrets); default memory")
 	if _, err := fs.Parse(args); err != nil {
 		return err
@@ -75,7 +79,7 @@ func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := rpdebug.Config{
 		BaseURL:           *baseURL,
-		Transport:         &http.Transport{TLSClientConfig: clientTLS, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true},
+		Transport:         rpTransport(clientTLS, *allowPrivate || isLoopbackListen(*addr)),
 		RegistrationsFile: *regFile,
 		Logger:            slog.New(slog.NewTextHandler(stderr, nil)),
 	}
@@ -95,6 +99,29 @@ func rpCommand(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "rp: open %s/ in a browser (redirect URI %s)\n", *baseURL, rp.RedirectURI())
 	return serveTLSUntilDone(ctx, srv, l)
+}
+
+// rpTransport is the RP's client of authorities and agents. The URLs it fetches come from
+// DNS records, discovery documents and userinfo answers that anyone can write, and the page
+// shows what they answer: served beyond loopback, it connects to public addresses only
+// (checked once the name is resolved, with no proxy in between), unless allowPrivate.
+func rpTransport(clientTLS *tls.Config, allowPrivate bool) *http.Transport {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	t := &http.Transport{TLSClientConfig: clientTLS, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, DialContext: dialer.DialContext}
+	if !allowPrivate {
+		t.Proxy = nil
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("unexpected address %q: %w", address, err)
+			}
+			if r, bad := publicaddr.NonPublic(ap.Addr()); bad {
+				return fmt.Errorf("%s is not a public address (%s): the RP is served beyond loopback (--allow-private-addresses allows it)", ap.Addr().Unmap(), r.What)
+			}
+			return nil
+		}
+	}
+	return t
 }
 
 // rpClientTLS is how the RP checks the authority's and the agents' certificates.
