@@ -26,7 +26,7 @@ func TestACRValues(t *testing.T) {
 	if got := e.login(rp, h, map[string]string{"prompt": "none", "acr_values": "urn:id4me:acr:pwd"}).Claims["acr"]; got != "urn:id4me:acr:pwd" {
 		t.Fatalf("acr of the session's answer %v", got)
 	}
-	for _, acr := range []string{"phr", "phrh", "urn:id4me:acr:mfa phr"} {
+	for _, acr := range []string{"phr", "urn:id4me:acr:mfa phr"} {
 		none := rp.AuthRequest(map[string]string{"prompt": "none", "acr_values": acr})
 		p, err := h.Get(none.URL)
 		e.wantCallbackError(t, p, err, oidctest.RedirectURI, none.State, "login_required")

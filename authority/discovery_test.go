@@ -47,7 +47,7 @@ func TestAuthorityDiscovery(t *testing.T) {
 			t.Errorf("discovery %s = %s, want %s", k, got, v)
 		}
 	}
-	if got, _ := json.Marshal(d["acr_values_supported"]); string(got) != `["urn:id4me:acr:pwd","urn:id4me:acr:mfa","phr","phrh"]` {
+	if got, _ := json.Marshal(d["acr_values_supported"]); string(got) != `["urn:id4me:acr:pwd","urn:id4me:acr:mfa","phr"]` {
 		t.Errorf("acr_values_supported = %s", got)
 	}
 	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "claims_supported", "scopes_supported"} {

@@ -348,26 +348,24 @@ func passkeyAMR(c webauthn.Credential, userVerified bool) []string {
 	return amr
 }
 
-// Authentication context classes (acr). phr and phrh are those of OpenID Connect Extended
-// Authentication Profile ACR Values 1.0: phishing-resistant, and phishing-resistant with a
-// key bound to hardware. The others are the authority's own.
+// Authentication context classes (acr). phr is OpenID Connect Extended Authentication
+// Profile ACR Values 1.0's phishing-resistant class; the others are the authority's own. Its
+// phrh, a key bound to hardware, is not offered: the authority asks for no attestation, so
+// that a key is not backup eligible (amr "hwk") is the authenticator's word alone.
 const (
 	acrPassword = "urn:id4me:acr:pwd"
 	acrMFA      = "urn:id4me:acr:mfa"
 	acrPhR      = "phr"
-	acrPhRH     = "phrh"
 )
 
 // acrValues are the supported classes, weakest first: a login of one class satisfies a
 // request for it or any weaker one.
-var acrValues = []string{acrPassword, acrMFA, acrPhR, acrPhRH}
+var acrValues = []string{acrPassword, acrMFA, acrPhR}
 
 // acrOf is the class a login with the methods amr reached.
 func acrOf(amr []string) string {
 	switch {
-	case slices.Contains(amr, "hwk"):
-		return acrPhRH
-	case slices.Contains(amr, "swk"):
+	case slices.Contains(amr, "hwk"), slices.Contains(amr, "swk"):
 		return acrPhR
 	case slices.Contains(amr, "mfa"):
 		return acrMFA

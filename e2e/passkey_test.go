@@ -89,8 +89,8 @@ func TestPasskeysBrowser(t *testing.T) {
 		if got, want := c["amr"], []any{"hwk", "user"}; !slices.Equal(got.([]any), want) {
 			t.Fatalf("amr %v, want %v", got, want)
 		}
-		if c["acr"] != "phrh" {
-			t.Fatalf("acr %v, want phrh: a device-bound key", c["acr"])
+		if c["acr"] != "phr" {
+			t.Fatalf("acr %v, want phr", c["acr"])
 		}
 	})
 
@@ -145,8 +145,8 @@ func TestPasskeysBrowser(t *testing.T) {
 		if got, want := c["amr"], []any{"pwd", "hwk", "user", "mfa"}; !slices.Equal(got.([]any), want) {
 			t.Fatalf("amr %v, want %v", got, want)
 		}
-		if c["acr"] != "phrh" {
-			t.Fatalf("acr %v, want phrh", c["acr"])
+		if c["acr"] != "phr" {
+			t.Fatalf("acr %v, want phr", c["acr"])
 		}
 	})
 
