@@ -320,8 +320,10 @@ func (a *Authority) finishLogin(ctx context.Context, c Ceremony, sess webauthn.S
 	if err != nil {
 		return out, err
 	}
-	if err := a.store.UsePasskey(ctx, p.CredentialID, record, a.now()); errors.Is(err, ErrNotFound) {
+	if err := a.store.UsePasskey(ctx, p.CredentialID, p.Credential, record, a.now()); errors.Is(err, ErrNotFound) {
 		return out, fmt.Errorf("%w: removed meanwhile", errPasskeyRefused)
+	} else if errors.Is(err, ErrConflict) {
+		return out, fmt.Errorf("%w: used by another login meanwhile", errPasskeyRefused)
 	} else if err != nil {
 		return out, err
 	}

@@ -241,9 +241,11 @@ type Store interface {
 	// GetPasskey returns a working passkey by its credential ID (ErrNotFound: none, or one
 	// still waiting for its link).
 	GetPasskey(ctx context.Context, credentialID []byte) (Passkey, error)
-	// UsePasskey records a login with a passkey: its new credential record and UseTime
-	// (ErrNotFound: the passkey is gone).
-	UsePasskey(ctx context.Context, credentialID, credential []byte, now time.Time) error
+	// UsePasskey records a login with a passkey: its new credential record and UseTime, if
+	// its record is still was, the one the login was checked against (ErrNotFound: the
+	// passkey is gone; ErrConflict: another login used it meanwhile, so that two assertions
+	// of a cloned authenticator cannot both pass its signature counter).
+	UsePasskey(ctx context.Context, credentialID, was, credential []byte, now time.Time) error
 	// DeletePasskey deletes a working passkey of an identity (ErrNotFound: it has none of
 	// that ID).
 	DeletePasskey(ctx context.Context, identityID string, credentialID []byte) error

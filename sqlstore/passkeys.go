@@ -100,15 +100,18 @@ func (a *AuthorityStore) GetPasskey(ctx context.Context, credentialID []byte) (a
 	return row.passkey(), nil
 }
 
-func (a *AuthorityStore) UsePasskey(ctx context.Context, credentialID, credential []byte, now time.Time) error {
+func (a *AuthorityStore) UsePasskey(ctx context.Context, credentialID, was, credential []byte, now time.Time) error {
 	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&passkeyRow{}).Where("credential_id = ? AND link_hash IS NULL", credentialID).
+		return db.Model(&passkeyRow{}).Where("credential_id = ? AND link_hash IS NULL AND credential = ?", credentialID, string(was)).
 			Updates(map[string]any{"credential": string(credential), "use_time": dbTime(now)})
 	})
-	if err == nil && n == 0 {
-		return fmt.Errorf("passkey: %w", authority.ErrNotFound)
+	if err != nil || n > 0 {
+		return err
 	}
-	return err
+	if _, err := a.GetPasskey(ctx, credentialID); err != nil {
+		return err
+	}
+	return fmt.Errorf("passkey: used by another login meanwhile: %w", authority.ErrConflict)
 }
 
 func (a *AuthorityStore) DeletePasskey(ctx context.Context, identityID string, credentialID []byte) error {

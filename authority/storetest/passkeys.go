@@ -55,10 +55,14 @@ func testPasskeys(t *testing.T, s authority.Store) {
 	wantErr(t, "GetPasskey of a missing passkey", err, authority.ErrNotFound)
 
 	used := t0.Add(time.Hour)
-	must(t, s.UsePasskey(ctx, a1.CredentialID, []byte(`{"id":"a1","signCount":2}`), used))
+	was := a1.Credential
+	must(t, s.UsePasskey(ctx, a1.CredentialID, was, []byte(`{"id":"a1","signCount":2}`), used))
 	a1.Credential, a1.UseTime = []byte(`{"id":"a1","signCount":2}`), used
 	wantPasskeys(t, s, alice, a1, a2)
-	wantErr(t, "UsePasskey of a missing passkey", s.UsePasskey(ctx, []byte("nothing"), nil, used), authority.ErrNotFound)
+	// A second login checked against the record before the first one's: a clone's.
+	wantErr(t, "UsePasskey of a record used meanwhile", s.UsePasskey(ctx, a1.CredentialID, was, []byte(`{"id":"a1","signCount":2}`), used), authority.ErrConflict)
+	wantPasskeys(t, s, alice, a1, a2)
+	wantErr(t, "UsePasskey of a missing passkey", s.UsePasskey(ctx, []byte("nothing"), nil, nil, used), authority.ErrNotFound)
 
 	wantErr(t, "DeletePasskey of another identity's", s.DeletePasskey(ctx, bob, a1.CredentialID), authority.ErrNotFound)
 	must(t, s.DeletePasskey(ctx, alice, a1.CredentialID))
