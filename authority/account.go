@@ -293,7 +293,11 @@ func (a *Authority) serveAccountPost(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusBadRequest, msg)
 			return
 		}
-		if err := a.store.AddPasskey(ctx, p); errors.Is(err, ErrConflict) {
+		p.SessionIDHash = s.IDHash
+		if err := a.store.AddPasskey(ctx, p); errors.Is(err, ErrSessionEnded) {
+			a.sessionEndedPage(w, r)
+			return
+		} else if errors.Is(err, ErrConflict) {
 			fail(http.StatusConflict, "This passkey is registered already.")
 			return
 		} else if err != nil {
@@ -560,7 +564,10 @@ func (a *Authority) accountTOTP(w http.ResponseWriter, r *http.Request, s Sessio
 			return
 		}
 		// The confirming code is used: it cannot log in afterwards.
-		if err := a.store.SetTOTPSecret(ctx, s.IdentityID, secret, step, now); err != nil {
+		if err := a.store.SetTOTPSecret(ctx, s.IdentityID, s.IDHash, secret, step, now); errors.Is(err, ErrSessionEnded) {
+			a.sessionEndedPage(w, r)
+			return
+		} else if err != nil {
 			a.internalErrorPage(w, r, err)
 			return
 		}
@@ -568,7 +575,10 @@ func (a *Authority) accountTOTP(w http.ResponseWriter, r *http.Request, s Sessio
 		a.holderChange(ctx, s.IdentityID, s.Identifier, "holder_credential.totp_enrol", nil, true)
 		done("totp")
 	case "totp-remove":
-		if err := a.store.SetTOTPSecret(ctx, s.IdentityID, "", 0, now); err != nil {
+		if err := a.store.SetTOTPSecret(ctx, s.IdentityID, s.IDHash, "", 0, now); errors.Is(err, ErrSessionEnded) {
+			a.sessionEndedPage(w, r)
+			return
+		} else if err != nil {
 			a.internalErrorPage(w, r, err)
 			return
 		}
@@ -625,7 +635,10 @@ func (a *Authority) newRecoveryCodes(w http.ResponseWriter, r *http.Request, s S
 		codes[k] = newRecoveryCode()
 		hashes[k] = recoveryCodeHash(codes[k])
 	}
-	if err := a.store.SetRecoveryCodes(ctx, s.IdentityID, hashes, a.now()); err != nil {
+	if err := a.store.SetRecoveryCodes(ctx, s.IdentityID, s.IDHash, hashes, a.now()); errors.Is(err, ErrSessionEnded) {
+		a.sessionEndedPage(w, r)
+		return
+	} else if err != nil {
 		a.internalErrorPage(w, r, err)
 		return
 	}
@@ -695,3 +708,11 @@ func (a *Authority) serveRecoveryLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 const msgWrongRecoveryCode = "That recovery code is wrong or has been used already."
+
+// sessionEndedPage answers a change of the account page whose session ended while it was
+// made: new credentials, set through a link meanwhile, end every session, and what the
+// ended one asked for is not done.
+func (a *Authority) sessionEndedPage(w http.ResponseWriter, r *http.Request) {
+	setCookie(w, sessionCookie, "", -1)
+	a.errorPage(w, r, http.StatusConflict, "Your login has ended.", "Your credentials changed meanwhile, which ends every login; nothing was changed. Log in again.")
+}

@@ -31,8 +31,12 @@ type Passkey struct {
 	Credential []byte
 	// LinkHash is the token hash of the credential link the passkey waits for; nil once it
 	// works.
-	LinkHash   []byte
-	CreateTime time.Time
+	LinkHash []byte
+	// SessionIDHash, when a passkey is added from the account page, is the IDHash of the
+	// session that adds it: it is stored only while that session lasts, so that new
+	// credentials set meanwhile (which end every session) cannot miss it. Not stored.
+	SessionIDHash []byte
+	CreateTime    time.Time
 	// UseTime is when it last logged in; zero: never.
 	UseTime time.Time
 }

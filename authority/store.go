@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/id4me/id4me-registry/registry"
@@ -16,6 +17,10 @@ var ErrNotFound = errors.New("authority: not found")
 // ErrConflict is returned by a Store when a conditional write lost: the object exists
 // already, was used already, or changed since it was read.
 var ErrConflict = errors.New("authority: conflict")
+
+// ErrSessionEnded is the ErrConflict of a write made for a session that has ended
+// meanwhile (new credentials end every session).
+var ErrSessionEnded = fmt.Errorf("authority: the session has ended: %w", ErrConflict)
 
 // Store keeps the authority's state. Every method is atomic on its own; the methods that
 // change two things at once (AddSigningKey, CreateCredentialLink, RedeemCredentialLink,
@@ -217,11 +222,14 @@ type Store interface {
 	// (ErrConflict otherwise; ErrNotFound: no credentials), with UpdateTime now.
 	ChangePassword(ctx context.Context, identityID, old, new string, now time.Time) error
 	// SetTOTPSecret replaces the TOTP secret of an identity (empty: none) and the step of
-	// its last code used, with UpdateTime now (ErrNotFound: no credentials).
-	SetTOTPSecret(ctx context.Context, identityID, secret string, lastStep int64, now time.Time) error
+	// its last code used, with UpdateTime now (ErrNotFound: no credentials), while the
+	// session of IDHash session lasts (ErrConflict: it has ended), so that new credentials
+	// set meanwhile, which end every session, come after it or stop it.
+	SetTOTPSecret(ctx context.Context, identityID string, session []byte, secret string, lastStep int64, now time.Time) error
 	// SetRecoveryCodes replaces the recovery codes of an identity with those of the hashes
-	// (SHA-256), in one transaction (ErrNotFound: no such identity).
-	SetRecoveryCodes(ctx context.Context, identityID string, hashes [][]byte, now time.Time) error
+	// (SHA-256), in one transaction, while the session of IDHash session lasts, as
+	// SetTOTPSecret (ErrNotFound: no such identity).
+	SetRecoveryCodes(ctx context.Context, identityID string, session []byte, hashes [][]byte, now time.Time) error
 	// RecoveryCodesLeft counts the unused recovery codes of an identity.
 	RecoveryCodesLeft(ctx context.Context, identityID string) (int, error)
 	// UseRecoveryCode marks the unused recovery code of hash of an identity used at now:

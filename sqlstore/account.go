@@ -94,18 +94,42 @@ func (a *AuthorityStore) ChangePassword(ctx context.Context, identityID, old, ne
 	return lost(a.q(ctx), &holderRow{}, "identity_id = ?", identityID, "credentials", "changed meanwhile")
 }
 
-func (a *AuthorityStore) SetTOTPSecret(ctx context.Context, identityID, secret string, lastStep int64, now time.Time) error {
+func (a *AuthorityStore) SetTOTPSecret(ctx context.Context, identityID string, session []byte, secret string, lastStep int64, now time.Time) error {
 	if err := mustBeSet("the time a TOTP secret is set", now); err != nil {
 		return err
 	}
-	n, err := a.exec(ctx, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&holderRow{}).Where("identity_id = ?", identityID).
-			Updates(map[string]any{"totp_secret": secret, "totp_last_step": lastStep, "update_time": dbTime(now)})
+	return a.tx(ctx, func(t *tx) error {
+		if err := t.sessionLasts(ctx, identityID, session); err != nil {
+			return err
+		}
+		n, err := update(t.q(ctx), &holderRow{}, map[string]any{"totp_secret": secret, "totp_last_step": lastStep, "update_time": dbTime(now)},
+			"identity_id = ?", identityID)
+		if err == nil && n == 0 {
+			return fmt.Errorf("credentials of identity %q: %w", identityID, authority.ErrNotFound)
+		}
+		return err
 	})
-	if err == nil && n == 0 {
-		return fmt.Errorf("credentials of identity %q: %w", identityID, authority.ErrNotFound)
+}
+
+// sessionLasts locks the identity (lockIdentity: a redemption of a credential link, which
+// ends every session, waits for this transaction or comes before it) and refuses with
+// ErrConflict when the identity's session of IDHash session has ended; a nil session asks
+// for nothing.
+func (t *tx) sessionLasts(ctx context.Context, identityID string, session []byte) error {
+	if session == nil {
+		return nil
 	}
-	return err
+	if err := t.lockIdentity(ctx, identityID); err != nil {
+		return err
+	}
+	ok, err := has(t.q(ctx), &sessionRow{}, "id_hash = ? AND identity_id = ?", session, identityID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return authority.ErrSessionEnded
+	}
+	return nil
 }
 
 type recoveryCodeRow struct {
@@ -117,11 +141,14 @@ type recoveryCodeRow struct {
 
 func (recoveryCodeRow) TableName() string { return "authority_recovery_codes" }
 
-func (a *AuthorityStore) SetRecoveryCodes(ctx context.Context, identityID string, hashes [][]byte, now time.Time) error {
+func (a *AuthorityStore) SetRecoveryCodes(ctx context.Context, identityID string, session []byte, hashes [][]byte, now time.Time) error {
 	if err := mustBeSet("the time recovery codes are made", now); err != nil {
 		return err
 	}
 	return a.tx(ctx, func(t *tx) error {
+		if err := t.sessionLasts(ctx, identityID, session); err != nil {
+			return err
+		}
 		if err := t.q(ctx).Where("identity_id = ?", identityID).Delete(&recoveryCodeRow{}).Error; err != nil {
 			return err
 		}

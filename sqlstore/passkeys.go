@@ -57,6 +57,9 @@ func (a *AuthorityStore) AddPasskey(ctx context.Context, p authority.Passkey) er
 		Credential: string(p.Credential), LinkHash: p.LinkHash, CreateTime: dbTime(p.CreateTime), UseTime: dbTime(p.UseTime),
 	}
 	return a.tx(ctx, func(t *tx) error {
+		if err := t.sessionLasts(ctx, p.IdentityID, p.SessionIDHash); err != nil {
+			return err
+		}
 		if p.LinkHash != nil {
 			// Locked like every write of the identity's links, so that a redemption either
 			// sees this passkey or comes before it and refuses it here.

@@ -101,13 +101,13 @@ func testChangePassword(t *testing.T, s authority.Store) {
 
 	// The TOTP secret changes on its own.
 	later := now.Add(time.Hour)
-	must(t, s.SetTOTPSecret(ctx, alice, "", 0, later))
+	must(t, s.SetTOTPSecret(ctx, alice, nil, "", 0, later))
 	c.TOTPSecret, c.TOTPLastStep, c.UpdateTime = "", 0, later
 	wantCredential(t, s, c)
-	must(t, s.SetTOTPSecret(ctx, alice, "NEWSECRET", 42, later))
+	must(t, s.SetTOTPSecret(ctx, alice, nil, "NEWSECRET", 42, later))
 	c.TOTPSecret, c.TOTPLastStep = "NEWSECRET", 42
 	wantCredential(t, s, c)
-	wantErr(t, "SetTOTPSecret without credentials", s.SetTOTPSecret(ctx, bob, "X", 1, later), authority.ErrNotFound)
+	wantErr(t, "SetTOTPSecret without credentials", s.SetTOTPSecret(ctx, bob, nil, "X", 1, later), authority.ErrNotFound)
 }
 
 // testRecoveryCodes: codes are replaced as a set, each is good once and only for its
@@ -115,8 +115,8 @@ func testChangePassword(t *testing.T, s authority.Store) {
 func testRecoveryCodes(t *testing.T, s authority.Store) {
 	ctx := t.Context()
 	setCredentials(t, s, newCredential(alice), t0)
-	must(t, s.SetRecoveryCodes(ctx, alice, [][]byte{hash("old")}, t0))
-	must(t, s.SetRecoveryCodes(ctx, alice, [][]byte{hash("r1"), hash("r2")}, t0))
+	must(t, s.SetRecoveryCodes(ctx, alice, nil, [][]byte{hash("old")}, t0))
+	must(t, s.SetRecoveryCodes(ctx, alice, nil, [][]byte{hash("r1"), hash("r2")}, t0))
 	left := func(want int) {
 		t.Helper()
 		n, err := s.RecoveryCodesLeft(ctx, alice)
@@ -131,10 +131,50 @@ func testRecoveryCodes(t *testing.T, s authority.Store) {
 	must(t, s.UseRecoveryCode(ctx, alice, hash("r1"), t0))
 	wantErr(t, "UseRecoveryCode again", s.UseRecoveryCode(ctx, alice, hash("r1"), t0), authority.ErrNotFound)
 	left(1)
-	wantErr(t, "SetRecoveryCodes of a missing identity", s.SetRecoveryCodes(ctx, "id_nobody", [][]byte{hash("x")}, t0), authority.ErrNotFound)
+	wantErr(t, "SetRecoveryCodes of a missing identity", s.SetRecoveryCodes(ctx, "id_nobody", nil, [][]byte{hash("x")}, t0), authority.ErrNotFound)
 
 	l := newLink("reset", alice, t0.Add(time.Hour))
 	must(t, s.CreateCredentialLink(ctx, l, nil))
 	must(t, s.RedeemCredentialLink(ctx, l.TokenHash, t0.Add(time.Hour), newCredential(alice), nil))
 	left(0)
+}
+
+// testAccountWritesNeedTheirSession: a passkey, a TOTP secret or recovery codes the account
+// page sets for a session are stored only while that session lasts; once it has ended (as
+// new credentials set through a link end every session), each is refused with
+// ErrSessionEnded and nothing changes.
+func testAccountWritesNeedTheirSession(t *testing.T, s authority.Store) {
+	ctx := t.Context()
+	c := newCredential(alice)
+	setCredentials(t, s, c, t0)
+	sess := newSession("account", alice)
+	must(t, s.CreateSession(ctx, sess))
+	p := newPasskey("p1", alice, t0)
+	p.SessionIDHash = sess.IDHash
+	must(t, s.AddPasskey(ctx, p))
+	must(t, s.SetTOTPSecret(ctx, alice, sess.IDHash, "SECRET", 1, t0))
+	must(t, s.SetRecoveryCodes(ctx, alice, sess.IDHash, [][]byte{hash("k1")}, t0))
+
+	must(t, s.DeleteSession(ctx, sess.IDHash))
+	late := newPasskey("p2", alice, t0)
+	late.SessionIDHash = sess.IDHash
+	wantErr(t, "AddPasskey for an ended session", s.AddPasskey(ctx, late), authority.ErrSessionEnded)
+	wantErr(t, "SetTOTPSecret for an ended session", s.SetTOTPSecret(ctx, alice, sess.IDHash, "", 0, t0), authority.ErrSessionEnded)
+	wantErr(t, "SetRecoveryCodes for an ended session", s.SetRecoveryCodes(ctx, alice, sess.IDHash, [][]byte{hash("k2")}, t0), authority.ErrSessionEnded)
+	p.SessionIDHash = nil // not stored
+	wantPasskeys(t, s, alice, p)
+	got, err := s.GetHolderCredential(ctx, alice)
+	must(t, err)
+	if got.TOTPSecret != "SECRET" {
+		t.Fatalf("TOTP secret %q after a refused change, want SECRET", got.TOTPSecret)
+	}
+	n, err := s.RecoveryCodesLeft(ctx, alice)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("%d recovery codes after a refused change, want 1", n)
+	}
+	// Another identity's session does not stand for alice's.
+	bobs := newSession("bobs", bob)
+	must(t, s.CreateSession(ctx, bobs))
+	wantErr(t, "SetTOTPSecret with another identity's session", s.SetTOTPSecret(ctx, alice, bobs.IDHash, "", 0, t0), authority.ErrSessionEnded)
 }

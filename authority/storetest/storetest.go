@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"RevokeConsent", testRevokeConsent},
 		{"ChangePassword", testChangePassword},
 		{"RecoveryCodes", testRecoveryCodes},
+		{"AccountWritesNeedTheirSession", testAccountWritesNeedTheirSession},
 		{"AuthRequests", testAuthRequests},
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
