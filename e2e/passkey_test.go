@@ -3,6 +3,9 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
+	"html"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/id4me/id4me-registry/internal/oidctest"
 	"github.com/id4me/id4me-registry/internal/testenv"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
 )
@@ -249,4 +253,36 @@ func (b *browser) setAllowedCredentials(id string) {
 		f.dataset.options = JSON.stringify(o);
 		return true;
 	})()`))
+}
+
+// TestPasskeyAloneNeedsUserVerification: the login page asks for a passkey alone (the
+// discoverable login) only with user verification required, so that an authenticator
+// that does not verify its user (no PIN, no biometrics) cannot log in on possession alone;
+// go-webauthn then refuses an assertion without the UV flag. Read off the page as the
+// browser gets it.
+func TestPasskeyAloneNeedsUserVerification(t *testing.T) {
+	long(t, "the login page of an authority with passkeys")
+	e := testenv.New(t, testenv.Options{Authority: true, IssuerHost: "localhost"})
+	rp := e.NewRP(nil)
+	h := &oidctest.Holder{Client: oidctest.HTTPClient(e.Roots, true)}
+	p, err := h.Get(rp.AuthRequest(nil).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`data-ceremony="get" data-options="([^"]*)" data-conditional`).FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("the login page offers no passkey login:\n%s", p.Body)
+	}
+	var opts struct {
+		PublicKey struct {
+			UserVerification string `json:"userVerification"`
+			AllowCredentials []any  `json:"allowCredentials"`
+		} `json:"publicKey"`
+	}
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &opts); err != nil {
+		t.Fatalf("the passkey options %q: %v", m[1], err)
+	}
+	if opts.PublicKey.UserVerification != "required" || len(opts.PublicKey.AllowCredentials) != 0 {
+		t.Fatalf("the passkey-alone login asks for user verification %q (allow list %v), want required and no allow list", opts.PublicKey.UserVerification, opts.PublicKey.AllowCredentials)
+	}
 }
