@@ -13,12 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/id4me/id4me-registry/internal/procstat"
 	"github.com/id4me/id4me-registry/internal/storedb"
 	"github.com/id4me/id4me-registry/migrations"
 	registryv1 "github.com/id4me/id4me-registry/proto/id4me/registry/v1"
@@ -115,7 +115,7 @@ func BenchmarkMillionIdentifiers(b *testing.B) {
 	}
 
 	resolves := resolveMany(operator, b, srv.grpcAddr, millionResolves)
-	rss, peak, err := procMemory(srv.cmd.Process.Pid)
+	rss, peak, err := procstat.Memory(srv.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -397,29 +397,6 @@ func startBinary(tb testing.TB, bin, dbPath, logPath string) *binaryServer {
 	logText, _ := os.ReadFile(logPath)
 	tb.Fatalf("serve did not say where it listens:\n%s", logText)
 	return nil
-}
-
-// procMemory returns the resident set size and its peak, in MB, of process pid.
-func procMemory(pid int) (rss, peak float64, err error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	fields := map[string]*float64{"VmRSS:": &rss, "VmHWM:": &peak}
-	for line := range strings.Lines(string(status)) {
-		f := strings.Fields(line)
-		if len(f) == 3 && fields[f[0]] != nil && f[2] == "kB" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("/proc/%d/status: %q: %w", pid, line, err)
-			}
-			*fields[f[0]] = kb / 1024
-		}
-	}
-	if rss == 0 || peak == 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/status has no VmRSS or VmHWM", pid)
-	}
-	return rss, peak, nil
 }
 
 // copyFile copies the file at src to dst.

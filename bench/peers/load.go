@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/id4me/id4me-registry/internal/procstat"
 )
 
 // clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ, 100 on Linux).
@@ -239,7 +241,7 @@ func measure(ctx context.Context, t *target, fig figure, proto string, o options
 	if err != nil {
 		return sample{}, err
 	}
-	rss, hwm, err := procMemory(t.proc.pid())
+	rss, hwm, err := procstat.Memory(t.proc.pid())
 	if err != nil {
 		return sample{}, err
 	}
@@ -273,27 +275,4 @@ func procCPU(pid int) (int64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return utime + stime, nil
-}
-
-// procMemory returns VmRSS and VmHWM of process pid in MB.
-func procMemory(pid int) (rss, peak float64, err error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	fields := map[string]*float64{"VmRSS:": &rss, "VmHWM:": &peak}
-	for line := range strings.Lines(string(status)) {
-		f := strings.Fields(line)
-		if len(f) == 3 && fields[f[0]] != nil && f[2] == "kB" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("/proc/%d/status: %q: %w", pid, line, err)
-			}
-			*fields[f[0]] = kb / 1024
-		}
-	}
-	if rss == 0 || peak == 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/status has no VmRSS or VmHWM", pid)
-	}
-	return rss, peak, nil
 }
